@@ -1,0 +1,170 @@
+"""The command interface: a ROUTER on each service, DEALER clients.
+
+Wire (each side sends one msgpack map per message, after an empty delimiter):
+
+- request: ``{"id": int, "cmd": str, "args": map}``
+- replies: first ``{"id", "status": "accepted"|"rejected", "reason"}`` at once,
+  then (only if accepted) ``{"id", "status": "completed"|"failed", "reason", "result"}``.
+
+Every service answers NOOP (with its version) and RESET_COUNTERS.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import msgpack
+import zmq
+
+from fsw import __version__
+from fsw.errors import CommandRejected
+
+__all__ = ["CommandServer", "CommandClient", "CommandReply", "Handler"]
+
+Handler = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class CommandReply:
+    id: int
+    status: str
+    reason: str = ""
+    result: Any = None
+
+
+def _pack(d: dict[str, Any]) -> bytes:
+    return msgpack.packb(d, use_bin_type=True)
+
+
+class CommandServer:
+    """Answers commands; call :meth:`poll` from the service's loop.
+
+    A handler raises CommandRejected to refuse before acting; any other
+    exception after acceptance is reported as ``failed``. ``on_event`` is
+    called for every rejection so the service can publish it on the bus.
+    """
+
+    def __init__(self, ctx: zmq.Context, endpoint: str, on_event: Callable[[str, dict[str, Any]], None] | None = None,
+                 reset_counters: Callable[[], None] | None = None) -> None:
+        self.sock = ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind(endpoint)
+        self._handlers: dict[str, Handler] = {}
+        self._on_event = on_event or (lambda name, fields: None)
+        self._reset_counters = reset_counters
+        self.accepted = 0
+        self.rejected = 0
+        self.register("NOOP", lambda args: {"version": __version__})
+        self.register("RESET_COUNTERS", self._reset)
+
+    def _reset(self, args: dict[str, Any]) -> None:
+        self.accepted = 0
+        self.rejected = 0
+        if self._reset_counters:
+            self._reset_counters()
+
+    def register(self, name: str, handler: Handler) -> None:
+        self._handlers[name] = handler
+
+    def _reply(self, ident: bytes, body: dict[str, Any]) -> None:
+        self.sock.send_multipart([ident, b"", _pack(body)])
+
+    def poll(self, timeout_ms: int = 0) -> int:
+        """Handle every waiting command; return how many."""
+        n = 0
+        while self.sock.poll(timeout_ms if n == 0 else 0):
+            frames = self.sock.recv_multipart()
+            n += 1
+            ident = frames[0]
+            cid: Any = None
+            try:
+                if len(frames) != 3 or frames[1] != b"":
+                    raise CommandRejected(f"malformed envelope: {len(frames)} parts")
+                try:
+                    req = msgpack.unpackb(frames[2], raw=False)
+                except Exception as exc:
+                    raise CommandRejected(f"request is not msgpack: {type(exc).__name__}") from None
+                if not isinstance(req, dict):
+                    raise CommandRejected("request is not a map")
+                cid = req.get("id")
+                name = req.get("cmd")
+                args = req.get("args", {})
+                if not isinstance(cid, int) or isinstance(cid, bool):
+                    raise CommandRejected(f"'id' must be an int, got {cid!r}")
+                if not isinstance(name, str):
+                    raise CommandRejected(f"'cmd' must be a string, got {name!r}")
+                if not isinstance(args, dict):
+                    raise CommandRejected(f"'args' must be a map, got {type(args).__name__}")
+                handler = self._handlers.get(name)
+                if handler is None:
+                    raise CommandRejected(f"unknown command '{name}'; known: {sorted(self._handlers)}")
+            except CommandRejected as exc:
+                self.rejected += 1
+                self._reply(ident, {"id": cid, "status": "rejected", "reason": str(exc)})
+                self._on_event("command_rejected", {"id": cid, "reason": str(exc)})
+                continue
+            try:
+                result = handler(args)
+            except CommandRejected as exc:
+                self.rejected += 1
+                self._reply(ident, {"id": cid, "status": "rejected", "reason": str(exc)})
+                self._on_event("command_rejected", {"id": cid, "cmd": name, "reason": str(exc)})
+                continue
+            except Exception as exc:  # a failure after acceptance is reported, never fatal
+                self.accepted += 1
+                self._reply(ident, {"id": cid, "status": "accepted", "reason": ""})
+                self._reply(ident, {"id": cid, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"})
+                self._on_event("command_failed", {"id": cid, "cmd": name, "reason": str(exc)})
+                continue
+            self.accepted += 1
+            self._reply(ident, {"id": cid, "status": "accepted", "reason": ""})
+            self._reply(ident, {"id": cid, "status": "completed", "reason": "", "result": result})
+        return n
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class CommandClient:
+    """Sends commands and collects the two replies."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str) -> None:
+        self.sock = ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+        self._ids = itertools.count(1)
+
+    def send(self, cmd: str, args: dict[str, Any] | None = None) -> int:
+        cid = next(self._ids)
+        self.sock.send_multipart([b"", _pack({"id": cid, "cmd": cmd, "args": args or {}})])
+        return cid
+
+    def recv(self, timeout_s: float) -> CommandReply | None:
+        if not self.sock.poll(int(timeout_s * 1000)):
+            return None
+        frames = self.sock.recv_multipart()
+        body = msgpack.unpackb(frames[-1], raw=False)
+        return CommandReply(id=body.get("id"), status=body.get("status"), reason=body.get("reason", ""),
+                            result=body.get("result"))
+
+    def call(self, cmd: str, args: dict[str, Any] | None = None, timeout_s: float = 5.0) -> list[CommandReply]:
+        """Send and wait for the final reply (or the rejection); return every reply seen."""
+        cid = self.send(cmd, args)
+        replies: list[CommandReply] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            r = self.recv(max(0.0, deadline - time.monotonic()))
+            if r is None:
+                break
+            if r.id != cid:
+                continue
+            replies.append(r)
+            if r.status in ("rejected", "completed", "failed"):
+                break
+        return replies
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,110 @@
+"""Pixel codecs: one table, encode and decode side by side, no I/O.
+
+Every codec the project uses is named here with its encoder and decoder, so
+the lander and the ground decode with the same code. Lossless codecs must
+return the exact input; lossy ones are named ``lossy`` in the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import imagecodecs
+import numpy as np
+
+from fsw.errors import ProductError
+
+__all__ = ["Codec", "CODECS", "encode_pixels", "decode_pixels"]
+
+
+@dataclass(frozen=True)
+class Codec:
+    name: str
+    lossless: bool
+    encode: Callable[[np.ndarray, dict[str, Any]], bytes]
+    decode: Callable[[bytes], np.ndarray]
+
+
+def _jpegls_enc(a: np.ndarray, p: dict[str, Any]) -> bytes:
+    return bytes(imagecodecs.jpegls_encode(a, level=0))
+
+
+def _jpegxl_enc(a: np.ndarray, p: dict[str, Any]) -> bytes:
+    bits = p.get("bit_depth")
+    return bytes(imagecodecs.jpegxl_encode(a, lossless=True, effort=int(p.get("effort", 7)),
+                                           bitspersample=bits, numthreads=int(p.get("threads", 1))))
+
+
+def _png_enc(a: np.ndarray, p: dict[str, Any]) -> bytes:
+    return bytes(imagecodecs.png_encode(a, level=int(p.get("level", 6))))
+
+
+def _aec_enc(a: np.ndarray, p: dict[str, Any]) -> bytes:
+    # CCSDS 121.0-B (Rice) via libaec; the shape travels in the product, not the stream.
+    bits = int(p.get("bit_depth", a.dtype.itemsize * 8))
+    return bytes(imagecodecs.aec_encode(np.ascontiguousarray(a), bitspersample=bits,
+                                        flags=imagecodecs.AEC.FLAG.DATA_PREPROCESS, blocksize=16, rsi=128))
+
+
+def _zstd_enc(a: np.ndarray, p: dict[str, Any]) -> bytes:
+    return bytes(imagecodecs.zstd_encode(np.ascontiguousarray(a).tobytes(), level=int(p.get("level", 3))))
+
+
+def _jpeg8_enc(a: np.ndarray, p: dict[str, Any]) -> bytes:
+    return bytes(imagecodecs.jpeg8_encode(a, level=int(p.get("quality", 80))))
+
+
+CODECS: dict[str, Codec] = {
+    "jpegls": Codec("jpegls", True, _jpegls_enc, lambda b: imagecodecs.jpegls_decode(b)),
+    "jpegxl": Codec("jpegxl", True, _jpegxl_enc, lambda b: imagecodecs.jpegxl_decode(b)),
+    "png": Codec("png", True, _png_enc, lambda b: imagecodecs.png_decode(b)),
+    "aec": Codec("aec", True, _aec_enc, lambda b: np.frombuffer(b, np.uint8)),  # needs shape: see decode_pixels
+    "zstd": Codec("zstd", True, _zstd_enc, lambda b: np.frombuffer(imagecodecs.zstd_decode(b), np.uint8)),
+    "jpeg": Codec("jpeg", False, _jpeg8_enc, lambda b: imagecodecs.jpeg8_decode(b)),
+}
+
+
+def encode_pixels(codec: str, pixels: np.ndarray, params: dict[str, Any] | None = None) -> bytes:
+    """Encode pixels with a named codec from :data:`CODECS`."""
+    try:
+        c = CODECS[codec]
+    except KeyError:
+        raise ProductError(f"unknown codec '{codec}'; known: {sorted(CODECS)}") from None
+    return c.encode(pixels, params or {})
+
+
+def decode_pixels(codec: str, payload: bytes, shape: tuple[int, ...], dtype: str,
+                  params: dict[str, Any] | None = None) -> np.ndarray:
+    """Decode a payload to an array of the stated shape and dtype; raise ProductError if it cannot."""
+    if codec not in CODECS:
+        raise ProductError(f"unknown codec '{codec}'; known: {sorted(CODECS)}")
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ProductError(f"unknown dtype '{dtype}'") from None
+    if dt not in (np.uint8, np.uint16):
+        raise ProductError(f"dtype must be uint8 or uint16, got '{dtype}'")
+    n = int(np.prod(shape)) if shape else 0
+    try:
+        if codec == "aec":
+            p = params or {}
+            bits = int(p.get("bit_depth", dt.itemsize * 8))
+            out = imagecodecs.aec_decode(payload, bitspersample=bits, flags=imagecodecs.AEC.FLAG.DATA_PREPROCESS,
+                                         blocksize=16, rsi=128, out=n * dt.itemsize)
+            arr = np.frombuffer(out, dtype=dt)
+        elif codec == "zstd":
+            arr = np.frombuffer(imagecodecs.zstd_decode(payload), dtype=dt) if len(payload) else np.empty(0, dt)
+        else:
+            arr = np.asarray(CODECS[codec].decode(payload))
+    except ProductError:
+        raise
+    except Exception as exc:  # codec libraries raise their own types on corrupt input
+        raise ProductError(f"{codec} payload does not decode: {type(exc).__name__}: {exc}") from None
+    if arr.size != n:
+        raise ProductError(f"{codec} payload decodes to {arr.size} pixels, expected {n} for shape {list(shape)}")
+    if arr.dtype != dt:
+        if arr.dtype.kind != "u" or arr.max(initial=0) > np.iinfo(dt).max:
+            raise ProductError(f"{codec} payload decodes to {arr.dtype}, expected {dt}")
+        arr = arr.astype(dt)
+    return arr.reshape(shape)

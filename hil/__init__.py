@@ -1,0 +1,1 @@
+"""Hardware-in-the-loop emulators: cameras, mechanisms and the relay link."""
