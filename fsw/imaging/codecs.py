@@ -91,8 +91,8 @@ def decode_pixels(codec: str, payload: bytes, shape: tuple[int, ...], dtype: str
             p = params or {}
             bits = int(p.get("bit_depth", dt.itemsize * 8))
             out = imagecodecs.aec_decode(payload, bitspersample=bits, flags=imagecodecs.AEC.FLAG.DATA_PREPROCESS,
-                                         blocksize=16, rsi=128, out=n * dt.itemsize)
-            arr = np.frombuffer(out, dtype=dt)
+                                         blocksize=16, rsi=128, out=-(-n // 16) * 16 * dt.itemsize)
+            arr = np.frombuffer(out, dtype=dt)[:n]  # libaec fills whole blocks
         elif codec == "zstd":
             arr = np.frombuffer(imagecodecs.zstd_decode(payload), dtype=dt) if len(payload) else np.empty(0, dt)
         else:

@@ -1,0 +1,77 @@
+"""Shared test helpers: free ports, configs in tmp dirs, processes that always end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=100)
+settings.register_profile("dev", deadline=None, max_examples=50)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Any:
+    def _write(data: dict[str, Any], name: str = "config.yaml") -> Path:
+        p = tmp_path / name
+        p.write_text(yaml.safe_dump(data, sort_keys=False))
+        return p
+
+    return _write
+
+
+class Processes:
+    """Starts lunar-pdh processes and ends every one of them."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, config: Path, name: str) -> subprocess.Popen[bytes]:
+        (self.out / "logs").mkdir(parents=True, exist_ok=True)
+        err = open(self.out / "logs" / f"{name}.stderr", "ab")
+        p = subprocess.Popen([sys.executable, "-m", "fsw.app.process", str(config), name, "--out", str(self.out)],
+                             stdout=err, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+        err.close()
+        self.procs[name] = p
+        return p
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        p = self.procs.pop(name)
+        if p.poll() is None:
+            os.killpg(p.pid, sig)
+            try:
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=5)
+        return p.returncode
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(tmp_path / "out")
+    try:
+        yield procs
+    finally:
+        procs.stop_all()

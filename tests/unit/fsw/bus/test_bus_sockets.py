@@ -1,0 +1,136 @@
+"""The bus over real sockets: broker process, publisher, subscriber, commands."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from fsw.bus.client import Publisher, Subscriber
+from fsw.bus.commands import CommandClient, CommandServer
+from fsw.errors import CommandRejected
+from tests.conftest import free_port
+
+
+def _broker_config(write_config, xsub: int, xpub: int):
+    return write_config({
+        "version": 1,
+        "endpoints": {"bus_pub": f"tcp://127.0.0.1:{xsub}", "bus_sub": f"tcp://127.0.0.1:{xpub}"},
+        "processes": {"broker": {"kind": "bus.broker", "endpoints": {"xsub": "bus_pub", "xpub": "bus_sub"}}},
+    })
+
+
+def _recv_until(sub: Subscriber, pub: Publisher, topic: str, deadline_s: float = 10.0):
+    """Publish probes until the subscription has joined, then return the first real message."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        pub.publish(topic, "probe", {})
+        m = sub.recv(timeout_ms=100)
+        if m is not None:
+            return m
+    raise AssertionError("subscription never joined")
+
+
+def test_frame_pixels_cross_the_broker_unchanged(write_config, processes) -> None:
+    xsub, xpub = free_port(), free_port()
+    processes.start(_broker_config(write_config, xsub, xpub), "broker")
+    ctx = zmq.Context()
+    try:
+        pub = Publisher(ctx, f"tcp://127.0.0.1:{xsub}", "cam")
+        sub = Subscriber(ctx, f"tcp://127.0.0.1:{xpub}", ["frame."])
+        _recv_until(sub, pub, "frame.probe")
+        while sub.recv(timeout_ms=300) is not None:
+            pass
+        pixels = np.arange(64 * 48, dtype=np.uint16).reshape(64, 48)
+        seq = pub.publish("frame.cam", "frame", {"counter": 1}, buffers=[pixels])
+        m = sub.recv(timeout_ms=5000)
+        assert m is not None and m.topic == "frame.cam" and m.header.seq == seq
+        got = np.frombuffer(m.buffers[0], dtype=np.uint16).reshape(64, 48)
+        assert np.array_equal(got, pixels)
+        assert m.header.fields == {"counter": 1}
+    finally:
+        ctx.destroy(linger=0)
+
+
+def test_malformed_message_is_counted_and_skipped(write_config, processes) -> None:
+    xsub, xpub = free_port(), free_port()
+    processes.start(_broker_config(write_config, xsub, xpub), "broker")
+    ctx = zmq.Context()
+    try:
+        pub = Publisher(ctx, f"tcp://127.0.0.1:{xsub}", "x")
+        sub = Subscriber(ctx, f"tcp://127.0.0.1:{xpub}", ["tlm."])
+        _recv_until(sub, pub, "tlm.probe")
+        pub.sock.send_multipart([b"tlm.bad", b"\xc1not msgpack"])
+        pub.publish("tlm.good", "health", {"a": 1})
+        m = sub.recv(timeout_ms=5000)
+        while m is not None and m.topic != "tlm.good":
+            m = sub.recv(timeout_ms=5000)
+        assert m is not None and m.header.fields == {"a": 1}
+        assert sub.malformed == 1
+    finally:
+        ctx.destroy(linger=0)
+
+
+def test_command_server_accepts_then_completes_and_rejects_unknown() -> None:
+    ctx = zmq.Context()
+    port = free_port()
+    events = []
+    try:
+        server = CommandServer(ctx, f"tcp://127.0.0.1:{port}", on_event=lambda n, f: events.append((n, f)))
+
+        def set_rate(args):
+            if not isinstance(args.get("rate_hz"), (int, float)) or args["rate_hz"] <= 0:
+                raise CommandRejected("rate_hz must be a positive number")
+            return {"rate_hz": args["rate_hz"]}
+
+        server.register("SET_RATE", set_rate)
+        client = CommandClient(ctx, f"tcp://127.0.0.1:{port}")
+        cid = client.send("SET_RATE", {"rate_hz": 2})
+        cid2 = client.send("FIRE_EVERYTHING", {})
+        cid3 = client.send("SET_RATE", {"rate_hz": -1})
+        replies = []
+        end = time.monotonic() + 5
+        while len(replies) < 4 and time.monotonic() < end:
+            server.poll(50)
+            r = client.recv(0.05)
+            while r is not None:
+                replies.append(r)
+                r = client.recv(0.01)
+        by_id = {}
+        for r in replies:
+            by_id.setdefault(r.id, []).append(r.status)
+        assert by_id[cid] == ["accepted", "completed"]
+        assert by_id[cid2] == ["rejected"]
+        assert by_id[cid3] == ["rejected"]
+        assert [n for n, _ in events] == ["command_rejected", "command_rejected"]
+        assert "FIRE_EVERYTHING" in events[0][1]["reason"]
+    finally:
+        ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("payload", [[b"", b"\x92\x01"], [b"junk"], [b"", b"\x81\xa2id\xa1x"]])
+def test_malformed_command_is_rejected_and_server_keeps_serving(payload) -> None:
+    ctx = zmq.Context()
+    port = free_port()
+    try:
+        server = CommandServer(ctx, f"tcp://127.0.0.1:{port}")
+        raw = ctx.socket(zmq.DEALER)
+        raw.connect(f"tcp://127.0.0.1:{port}")
+        raw.send_multipart(payload)
+        end = time.monotonic() + 5
+        while server.rejected == 0 and time.monotonic() < end:
+            server.poll(50)
+        assert server.rejected == 1
+        client = CommandClient(ctx, f"tcp://127.0.0.1:{port}")
+        client.send("NOOP")
+        got = []
+        while len(got) < 2 and time.monotonic() < end:
+            server.poll(50)
+            r = client.recv(0.05)
+            if r:
+                got.append(r)
+        assert [r.status for r in got] == ["accepted", "completed"] and "version" in got[1].result
+    finally:
+        ctx.destroy(linger=0)

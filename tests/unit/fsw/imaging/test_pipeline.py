@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fsw.bus.message import Header, Message
+from fsw.imaging.frame import FrameRejected, frame_from_message
+from fsw.imaging.pipeline import grade, make_lossless, make_thumbnail
+from fsw.imaging.product import decode_product, encode_product, pixels_crc32c
+
+
+def _frame_msg(px: np.ndarray, **over) -> Message:
+    fields = dict(camera="navcam", counter=5, shape=list(px.shape), dtype=px.dtype.name, bit_depth=12,
+                  pattern="mono", exposure_us=1000, gain=1.0, temp_c=20.0, t_capture=1.0e9, crc32c=pixels_crc32c(px))
+    fields.update(over)
+    return Message("frame.navcam", Header("drv", 0, 0.0, "frame", fields), [px.tobytes()])
+
+
+def _scene(h: int = 256, w: int = 320) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
+    rng = np.random.default_rng(3)
+    base = 1500 + 800 * np.sin(x / 17.0) * np.cos(y / 23.0) + rng.normal(0, 20, (h, w))
+    return np.clip(base, 0, 4095).astype(np.uint16)
+
+
+def test_good_frame_becomes_thumbnail_and_bit_exact_lossless() -> None:
+    px = _scene()
+    frame = frame_from_message(_frame_msg(px))
+    g = grade(frame)
+    thumb, decoded = make_thumbnail(frame, 64, g)
+    assert max(decoded.shape) == 64 and decoded.dtype == np.uint8
+    full = make_lossless(frame, "jpegls", g)
+    p, pixels = decode_product(encode_product(full))
+    assert np.array_equal(pixels, px) and p.crc32c == pixels_crc32c(px)
+    assert 0 < p.grades["lossless_bpp"] < 16
+    tp, tpx = decode_product(encode_product(thumb))
+    assert np.array_equal(tpx, decoded) and len(tp.payload) < 16 * 1024
+
+
+@pytest.mark.parametrize("over, reason", [
+    ({"crc32c": 1}, "crc"),
+    ({"shape": [10, 10]}, "size"),
+    ({"dtype": "float32"}, "dtype"),
+    ({"bit_depth": 20}, "bit_depth"),
+    ({"counter": "five"}, "metadata"),
+])
+def test_bad_frame_is_rejected_with_reason(over, reason) -> None:
+    with pytest.raises(FrameRejected) as e:
+        frame_from_message(_frame_msg(_scene(32, 32), **over))
+    assert e.value.reason == reason
+
+
+def test_pixels_beyond_bit_depth_are_rejected() -> None:
+    px = _scene(16, 16)
+    px[0, 0] = 5000
+    with pytest.raises(FrameRejected) as e:
+        frame_from_message(_frame_msg(px))
+    assert e.value.reason == "bit_depth"
+
+
+def test_grades_see_saturation_and_blur() -> None:
+    px = _scene()
+    sat = px.copy()
+    sat[:, :160] = 4095
+    import cv2
+
+    blurred = cv2.GaussianBlur(px, (0, 0), 4)
+    g_px, g_sat, g_blur = (grade(frame_from_message(_frame_msg(a))) for a in (px, sat, blurred))
+    assert g_sat["saturated_frac"] > 0.4 > g_px["saturated_frac"]
+    assert g_px["sharpness_laplacian_var"] > g_blur["sharpness_laplacian_var"]
