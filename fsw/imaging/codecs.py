@@ -51,6 +51,11 @@ def _zstd_enc(a: np.ndarray, p: dict[str, Any]) -> bytes:
     return bytes(imagecodecs.zstd_encode(np.ascontiguousarray(a).tobytes(), level=int(p.get("level", 3))))
 
 
+def _jxl_lossy_enc(a: np.ndarray, p: dict[str, Any]) -> bytes:
+    return bytes(imagecodecs.jpegxl_encode(a, distance=float(p["distance"]), effort=int(p.get("effort", 3)),
+                                           bitspersample=p.get("bit_depth"), numthreads=int(p.get("threads", 1))))
+
+
 def _jpeg8_enc(a: np.ndarray, p: dict[str, Any]) -> bytes:
     return bytes(imagecodecs.jpeg8_encode(a, level=int(p.get("quality", 80))))
 
@@ -62,6 +67,7 @@ CODECS: dict[str, Codec] = {
     "aec": Codec("aec", True, _aec_enc, lambda b: np.frombuffer(b, np.uint8)),  # needs shape: see decode_pixels
     "zstd": Codec("zstd", True, _zstd_enc, lambda b: np.frombuffer(imagecodecs.zstd_decode(b), np.uint8)),
     "jpeg": Codec("jpeg", False, _jpeg8_enc, lambda b: imagecodecs.jpeg8_decode(b)),
+    "jxl_lossy": Codec("jxl_lossy", False, _jxl_lossy_enc, lambda b: imagecodecs.jpegxl_decode(b)),
 }
 
 

@@ -1,0 +1,121 @@
+"""Grades: what a frame is worth, computed from its pixels alone (and the previous frame).
+
+Every grade is cheap enough for the capture path: statistics run on a strided
+subsample, the prediction entropy on a quarter of the rows. Values are in DN of
+the frame's own bit depth unless the name says otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+__all__ = ["exposure_grades", "sharpness", "noise_sigma_dn", "prediction_entropy_bits", "change_fraction",
+           "grade_frame", "thumbnail_only"]
+
+
+def _luma(px: np.ndarray, pattern: str) -> np.ndarray:
+    """A mono view of the frame: for Bayer, one 2x2 cell sum per pixel (no demosaic needed to grade)."""
+    if pattern == "mono":
+        return px
+    a = px.astype(np.uint32)
+    h, w = (a.shape[0] // 2) * 2, (a.shape[1] // 2) * 2
+    return ((a[0:h:2, 0:w:2] + a[1:h:2, 0:w:2] + a[0:h:2, 1:w:2] + a[1:h:2, 1:w:2]) >> 2).astype(px.dtype)
+
+
+def exposure_grades(px: np.ndarray, bit_depth: int) -> dict[str, float]:
+    full = (1 << bit_depth) - 1
+    sub = px[::4, ::4]
+    hist = np.bincount(sub.ravel(), minlength=full + 1)[: full + 1]
+    cdf = np.cumsum(hist) / max(1, sub.size)
+    pct = {p: float(np.searchsorted(cdf, p / 100.0)) for p in (1, 5, 50, 95, 99, 99.5)}
+    return {
+        "mean_dn": round(float(sub.mean()), 2),
+        "p1_dn": pct[1], "p5_dn": pct[5], "p50_dn": pct[50], "p95_dn": pct[95], "p99_dn": pct[99],
+        "p99_5_dn": pct[99.5],
+        "saturated_frac": round(float(hist[full]) / sub.size, 6),
+        "dark_frac": round(float(hist[0]) / sub.size, 6),
+    }
+
+
+def sharpness(px: np.ndarray) -> float:
+    """Variance of the Laplacian on a 2x-decimated frame (decimation keeps the noise from dominating)."""
+    small = cv2.resize(px.astype(np.float32), (px.shape[1] // 2, px.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return float(cv2.Laplacian(small, cv2.CV_32F).var())
+
+
+def noise_sigma_dn(px: np.ndarray) -> float:
+    """Temporal-free noise estimate: MAD of the horizontal second difference, scaled to a Gaussian sigma.
+
+    The second difference of a smooth scene is near zero, so its robust spread is the
+    pixel noise times sqrt(6) (three independent samples with weights 1, -2, 1).
+    """
+    a = px[::2].astype(np.float32)
+    d2 = a[:, 2:] - 2 * a[:, 1:-1] + a[:, :-2]
+    mad = float(np.median(np.abs(d2 - np.median(d2))))
+    return round(1.4826 * mad / np.sqrt(6.0), 3)
+
+
+def prediction_entropy_bits(px: np.ndarray) -> float:
+    """Zero-order entropy (bits/pixel) of the MED (LOCO-I) prediction residual: a lossless-size estimate."""
+    a = px[::4].astype(np.int32)
+    if a.shape[0] < 2 or a.shape[1] < 2:
+        return 0.0
+    x, n, w, nw = a[1:, 1:], a[:-1, 1:], a[1:, :-1], a[:-1, :-1]
+    pred = np.where(nw >= np.maximum(n, w), np.minimum(n, w),
+                    np.where(nw <= np.minimum(n, w), np.maximum(n, w), n + w - nw))
+    res = (x - pred).ravel()
+    _, counts = np.unique(res, return_counts=True)
+    p = counts / res.size
+    return round(float(-(p * np.log2(p)).sum()), 4)
+
+
+def change_fraction(px: np.ndarray, previous: np.ndarray | None, bit_depth: int) -> float | None:
+    """Fraction of 16x16 blocks whose mean moved by more than 5 % of full scale since the previous frame."""
+    if previous is None or previous.shape != px.shape:
+        return None
+    h, w = (px.shape[0] // 16) * 16, (px.shape[1] // 16) * 16
+    if h == 0 or w == 0:
+        return None
+    size = (w // 16, h // 16)
+    a = cv2.resize(px[:h, :w].astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    b = cv2.resize(previous[:h, :w].astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    thresh = 0.05 * ((1 << bit_depth) - 1)
+    return round(float(np.count_nonzero(np.abs(a - b) > thresh)) / a.size, 6)
+
+
+def grade_frame(px: np.ndarray, bit_depth: int, pattern: str = "mono",
+                previous: np.ndarray | None = None) -> dict[str, Any]:
+    """Every grade of one frame; ``previous`` is the last frame of the same camera, if any."""
+    luma = _luma(px, pattern)
+    prev_luma = _luma(previous, pattern) if previous is not None else None
+    g: dict[str, Any] = exposure_grades(luma, bit_depth)
+    g["sharpness_laplacian_var"] = round(sharpness(luma), 3)
+    g["noise_sigma_dn"] = noise_sigma_dn(luma)
+    g["entropy_bpp"] = prediction_entropy_bits(px if pattern == "mono" else px[::2, ::2])
+    g["change_frac"] = change_fraction(luma, prev_luma, bit_depth)
+    g["score"] = round(_score(g, bit_depth), 4)
+    return g
+
+
+def _score(g: dict[str, Any], bit_depth: int) -> float:
+    """One number in [0, 1] for ordering: well exposed, sharp, informative, changed."""
+    full = (1 << bit_depth) - 1
+    exposure = 1.0 - min(1.0, 10 * g["saturated_frac"] + 2 * g["dark_frac"])
+    spread = min(1.0, max(0.0, (g["p99_dn"] - g["p1_dn"]) / (0.5 * full)))
+    sharp = min(1.0, np.log10(1.0 + g["sharpness_laplacian_var"]) / 5.0)
+    change = 0.5 if g["change_frac"] is None else min(1.0, 0.5 + 5 * g["change_frac"])
+    return float(0.4 * exposure + 0.2 * spread + 0.3 * sharp + 0.1 * change)
+
+
+def thumbnail_only(g: dict[str, Any], rule: dict[str, float]) -> bool:
+    """The configurable rule: a frame keeps only its thumbnail when any limit is crossed."""
+    if g["saturated_frac"] > rule.get("max_saturated_frac", 1.0):
+        return True
+    if g["dark_frac"] > rule.get("max_dark_frac", 1.0):
+        return True
+    if g["score"] < rule.get("min_score", 0.0):
+        return True
+    return g["sharpness_laplacian_var"] < rule.get("min_sharpness", 0.0)

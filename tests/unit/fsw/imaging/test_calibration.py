@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fsw.imaging import calibration as cal
+
+
+def _sensor(rng, shape, dark, flat, signal, read_noise=3.0):
+    """Frames with a known dark (DSNU + hot pixels) and flat (PRNU + vignetting)."""
+    e = rng.poisson(np.maximum(signal * flat, 0)).astype(np.float32)
+    return np.clip(np.round(dark + e + rng.normal(0, read_noise, shape)), 0, 4095).astype(np.uint16)
+
+
+def _truth(shape, rng):
+    y, x = np.mgrid[0:shape[0], 0:shape[1]]
+    r2 = ((x - shape[1] / 2) ** 2 + (y - shape[0] / 2) ** 2) / (shape[0] / 2) ** 2
+    flat = (1 - 0.2 * r2) * (1 + rng.normal(0, 0.01, shape))
+    flat = (flat / np.median(flat)).astype(np.float32)
+    dark = (100 + rng.normal(0, 2, shape)).astype(np.float32)
+    hot = [(5, 7), (40, 33)]
+    for yx in hot:
+        dark[yx] = 1500
+    dead = (20, 50)
+    flat[dead] = 0.05
+    return dark, flat, hot, dead
+
+
+def test_calibration_recovers_known_dark_flat_and_bad_pixels(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    shape = (64, 80)
+    dark, flat, hot, dead = _truth(shape, rng)
+    darks = [_sensor(rng, shape, dark, flat, 0.0) for _ in range(16)]
+    flats = [_sensor(rng, shape, dark, flat, 2000.0) for _ in range(16)]
+    s = cal.build_set(darks, flats, exposure_us=1000, temp_c=-10.0)
+    good = ~s.bad
+    assert np.abs(s.dark - dark)[good].mean() < 1.5
+    assert np.abs(s.flat - flat)[good].mean() < 0.01
+    assert all(s.bad[yx] for yx in hot) and s.bad[dead]
+    assert s.bad.sum() <= 6
+    back = cal.load(cal.save(s, tmp_path))
+    assert back.id == s.id and np.array_equal(back.bad, s.bad)
+    raw = _sensor(rng, shape, dark, flat, 1000.0)
+    corrected = cal.apply(raw, s, 12).astype(np.float32)
+    assert abs(float(np.median(corrected)) - 1000) < 30
+    assert corrected[good].std() < raw[good].astype(np.float32).std()
+
+
+def test_mismatched_calibration_frames_are_refused() -> None:
+    import pytest
+
+    with pytest.raises(cal.CalibrationError, match="shape"):
+        cal.build_dark([np.zeros((4, 4), np.uint16), np.zeros((4, 5), np.uint16)])
+    with pytest.raises(cal.CalibrationError, match="at least 2"):
+        cal.build_dark([np.zeros((4, 4), np.uint16)])
