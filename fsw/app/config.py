@@ -116,6 +116,8 @@ def _check_mapping(file: str, prefix: str, specs: dict[str, Field], data: Any) -
             if spec.default is REQUIRED:
                 raise ConfigError(file, key, f"a {_type_name(spec.type)} (required, missing)")
             out[k] = copy.deepcopy(spec.default)
+            if spec.keys is not None:  # fill the nested defaults too
+                out[k] = _check_mapping(file, key, spec.keys, out[k])
             continue
         out[k] = _check_value(file, key, spec, data[k])
     return out
@@ -187,6 +189,14 @@ def validate_config(data: Any, file: str = "<config>") -> Config:
                 raise ConfigError(file, f"{prefix}.endpoints.{role}", f"a {scheme} endpoint", endpoints[ref])
         rest = {k: v for k, v in pdata.items() if k not in ("kind", "endpoints")}
         checked = _check_mapping(file, prefix, spec.keys, rest)
+        for key, fspec in spec.keys.items():
+            if fspec.endpoint_refs:
+                for sub, ref in checked[key].items():
+                    if ref not in endpoints:
+                        raise ConfigError(file, f"{prefix}.{key}.{sub}", f"one of the endpoints {sorted(endpoints)}", ref)
+                    if not endpoints[ref].startswith(fspec.endpoint_refs):
+                        raise ConfigError(file, f"{prefix}.{key}.{sub}", f"a {fspec.endpoint_refs} endpoint",
+                                          endpoints[ref])
         checked["kind"] = kind
         checked["endpoints"] = dict(eps)
         processes[pname] = checked

@@ -49,7 +49,7 @@ class RunState:
             elif name == "product_received" and isinstance(pid, str):
                 if f.get("ok"):
                     self.received_ok.add(pid)
-                    kind = f.get("kind")
+                    kind = f.get("product_kind")
                     if kind == "thumbnail" and self.first_thumbnail_s is None:
                         self.first_thumbnail_s = now - t0
                     if kind == "full" and self.first_full_s is None:

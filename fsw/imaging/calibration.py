@@ -92,12 +92,14 @@ def apply(raw: np.ndarray, cal: CalibrationSet, bit_depth: int) -> np.ndarray:
     return np.clip(np.round(out), 0, (1 << bit_depth) - 1).astype(raw.dtype)
 
 
-def save(cal: CalibrationSet, directory: Path) -> Path:
+def save(cal: CalibrationSet, directory: Path, name: str | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{cal.id}.npz"
-    tmp = directory / f".{cal.id}.npz.tmp"
+    name = name or cal.id
+    path = directory / f"{name}.npz"
+    tmp = directory / f".{name}.npz.tmp"
     with open(tmp, "wb") as f:
-        np.savez(f, dark=cal.dark, flat=cal.flat, bad=cal.bad, exposure_us=cal.exposure_us, temp_c=cal.temp_c)
+        np.savez(f, id=cal.id, dark=cal.dark, flat=cal.flat, bad=cal.bad, exposure_us=cal.exposure_us,
+                 temp_c=cal.temp_c)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -112,7 +114,66 @@ def save(cal: CalibrationSet, directory: Path) -> Path:
 def load(path: Path) -> CalibrationSet:
     try:
         with np.load(path) as z:
-            return CalibrationSet(id=path.stem, dark=z["dark"], flat=z["flat"], bad=z["bad"],
+            return CalibrationSet(id=str(z["id"]), dark=z["dark"], flat=z["flat"], bad=z["bad"],
                                   exposure_us=int(z["exposure_us"]), temp_c=float(z["temp_c"]))
     except (OSError, KeyError, ValueError) as exc:
         raise CalibrationError(f"{path}: not a calibration set: {exc}") from None
+
+
+class CalibrationManager:
+    """Collects dark and flat frames on command, builds sets, keeps the active set per camera on disk.
+
+    ``collect(camera, role, count)`` arms collection of the next ``count`` frames;
+    ``offer(camera, pixels, ...)`` is called with every frame; ``build(camera)``
+    makes, saves and activates a set. Sets survive a restart (loaded at start).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.active: dict[str, CalibrationSet] = {}
+        self._want: dict[tuple[str, str], int] = {}
+        self._frames: dict[tuple[str, str], list[np.ndarray]] = {}
+        self._meta: dict[str, tuple[int, float]] = {}
+        for p in sorted(directory.glob("*/active.npz")) if directory.exists() else []:
+            try:
+                self.active[p.parent.name] = load(p)
+            except CalibrationError:
+                continue
+
+    def collect(self, camera: str, role: str, count: int) -> None:
+        if role not in ("dark", "flat"):
+            raise CalibrationError(f"role must be 'dark' or 'flat', got {role!r}")
+        if not 2 <= count <= 64:
+            raise CalibrationError(f"count must be 2..64, got {count}")
+        self._want[(camera, role)] = count
+        self._frames[(camera, role)] = []
+
+    def collecting(self, camera: str) -> dict[str, int]:
+        return {role: n - len(self._frames.get((camera, role), [])) for (cam, role), n in self._want.items()
+                if cam == camera}
+
+    def offer(self, camera: str, pixels: np.ndarray, exposure_us: int, temp_c: float) -> None:
+        for role in ("dark", "flat"):
+            key = (camera, role)
+            if key in self._want and len(self._frames[key]) < self._want[key]:
+                self._frames[key].append(np.array(pixels, copy=True))
+                self._meta[camera] = (exposure_us, temp_c)
+
+    def build(self, camera: str) -> CalibrationSet:
+        darks = self._frames.get((camera, "dark"), [])
+        flats = self._frames.get((camera, "flat"), [])
+        exposure_us, temp_c = self._meta.get(camera, (0, 0.0))
+        s = build_set(darks, flats, exposure_us, temp_c)
+        save(s, self.directory / camera)  # the history of sets
+        save(s, self.directory / camera, "active")
+        self.active[camera] = s
+        for role in ("dark", "flat"):
+            self._want.pop((camera, role), None)
+            self._frames.pop((camera, role), None)
+        return s
+
+    def clear(self, camera: str) -> None:
+        self.active.pop(camera, None)
+        p = self.directory / camera / "active.npz"
+        if p.exists():
+            p.unlink()

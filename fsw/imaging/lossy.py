@@ -109,7 +109,7 @@ def bin_pixels(pixels: np.ndarray, factor: int) -> np.ndarray:
     if factor < 1 or factor > min(pixels.shape[:2]):
         raise ProductError(f"binning factor {factor} does not fit a {pixels.shape[1]}x{pixels.shape[0]} frame")
     h, w = (pixels.shape[0] // factor) * factor, (pixels.shape[1] // factor) * factor
-    a = pixels[:h, :w].astype(np.uint32).reshape(h // factor, factor, w // factor, factor)
+    a = pixels[:h, :w].astype(np.uint32).reshape(h // factor, factor, w // factor, factor, *pixels.shape[2:])
     s = a.sum(axis=(1, 3))
     n = factor * factor
     return ((s + n // 2) // n).astype(pixels.dtype)

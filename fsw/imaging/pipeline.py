@@ -1,7 +1,9 @@
-"""Per-frame processing, pure of sockets: grade, thumbnail, lossless product.
+"""Per-frame processing, pure of sockets: grade, thumbnail, lossless, and products made on request.
 
-The core (:mod:`fsw.imaging.core`) feeds frames in and sends out what this
-returns, thumbnail first.
+The core (:mod:`fsw.imaging.core`) feeds frames in and sends out what these
+return, thumbnail first. Bayer frames stay raw (mosaicked) in lossless
+products; thumbnails, lossy products and previews are demosaiced with OpenCV
+into BGR (OpenCV's channel order; the product's meta says so).
 """
 
 from __future__ import annotations
@@ -14,59 +16,93 @@ import numpy as np
 from fsw.errors import ProductError
 from fsw.imaging.codecs import decode_pixels, encode_pixels
 from fsw.imaging.frame import Frame
+from fsw.imaging.lossy import bin_pixels, crop, encode_to_budget
 from fsw.imaging.product import Product, pixels_crc32c, product_id
 
-__all__ = ["grade", "make_thumbnail", "make_lossless", "THUMBNAIL_QUALITY"]
+__all__ = ["demosaic", "make_thumbnail", "make_lossless", "make_lossy", "make_roi", "make_preview",
+           "THUMBNAIL_QUALITY"]
 
 THUMBNAIL_QUALITY = 85
 
+# The colour each 2x2 Bayer layout starts with, mapped to OpenCV's conversion codes. OpenCV names a
+# pattern after the second row's second and third pixels, so RGGB is its "BayerBG" (checked in tests).
+_BAYER_TO_BGR = {
+    "RGGB": cv2.COLOR_BayerBG2BGR, "BGGR": cv2.COLOR_BayerRG2BGR,
+    "GRBG": cv2.COLOR_BayerGB2BGR, "GBRG": cv2.COLOR_BayerGR2BGR,
+}
 
-def grade(frame: Frame) -> dict[str, Any]:
-    """Exposure and sharpness grades of a frame, in DN of its own bit depth."""
-    px = frame.pixels
-    full = (1 << frame.bit_depth) - 1
-    sub = px[::4, ::4]
-    p1, p50, p99 = (float(v) for v in np.percentile(sub, (1, 50, 99)))
-    lap = cv2.Laplacian(sub.astype(np.float32), cv2.CV_32F)
-    return {
-        "mean_dn": round(float(sub.mean()), 2),
-        "p1_dn": p1, "p50_dn": p50, "p99_dn": p99,
-        "saturated_frac": round(float(np.count_nonzero(sub >= full)) / sub.size, 6),
-        "dark_frac": round(float(np.count_nonzero(sub == 0)) / sub.size, 6),
-        "sharpness_laplacian_var": round(float(lap.var()), 3),
-    }
+
+def demosaic(px: np.ndarray, pattern: str) -> np.ndarray:
+    """Mono frames unchanged; Bayer frames to 3-channel BGR of the same dtype."""
+    if pattern == "mono":
+        return px
+    try:
+        return cv2.cvtColor(np.ascontiguousarray(px), _BAYER_TO_BGR[pattern])
+    except KeyError:
+        raise ProductError(f"unknown Bayer pattern '{pattern}'") from None
+
+
+def _product(frame: Frame, kind: str, codec: str, decoded: np.ndarray, payload: bytes, bit_depth: int,
+             grades: dict[str, Any], params: dict[str, Any], meta: dict[str, Any] | None = None) -> Product:
+    return Product(id=product_id(frame.camera, frame.counter, kind), kind=kind, camera=frame.camera,
+                   counter=frame.counter, t_capture=frame.t_capture, codec=codec, shape=tuple(decoded.shape),
+                   dtype=decoded.dtype.name, bit_depth=bit_depth, payload=payload, crc32c=pixels_crc32c(decoded),
+                   meta=frame.meta() | (meta or {}), grades=grades, codec_params=params)
 
 
 def make_thumbnail(frame: Frame, max_px: int, grades: dict[str, Any]) -> tuple[Product, np.ndarray]:
     """An 8-bit JPEG thumbnail, stretched between the 1st and 99th percentiles."""
     px = frame.pixels
-    h, w = px.shape
+    h, w = px.shape[:2]
     scale = max_px / max(h, w)
+    px = demosaic(px, frame.pattern)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = cv2.resize(px.astype(np.float32), size, interpolation=cv2.INTER_AREA) if scale < 1 else px.astype(np.float32)
+    small = cv2.resize(px, size, interpolation=cv2.INTER_AREA) if scale < 1 else px
     lo, hi = grades["p1_dn"], max(grades["p99_dn"], grades["p1_dn"] + 1.0)
-    thumb8 = np.clip((small - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+    thumb8 = np.clip((small.astype(np.float32) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
     payload = encode_pixels("jpeg", thumb8, {"quality": THUMBNAIL_QUALITY})
     decoded = decode_pixels("jpeg", payload, thumb8.shape, "uint8")
-    meta = frame.meta() | {"stretch_dn": [lo, hi], "source_shape": [h, w]}
-    p = Product(id=product_id(frame.camera, frame.counter, "thumbnail"), kind="thumbnail", camera=frame.camera,
-                counter=frame.counter, t_capture=frame.t_capture, codec="jpeg",
-                shape=tuple(decoded.shape), dtype="uint8", bit_depth=8, payload=payload,
-                crc32c=pixels_crc32c(decoded), meta=meta, grades=grades,
-                codec_params={"quality": THUMBNAIL_QUALITY})
-    return p, decoded
+    meta = {"stretch_dn": [lo, hi], "source_shape": [h, w], "channel_order": "BGR" if thumb8.ndim == 3 else "mono"}
+    return _product(frame, "thumbnail", "jpeg", decoded, payload, 8, grades, {"quality": THUMBNAIL_QUALITY},
+                    meta), decoded
 
 
 def make_lossless(frame: Frame, codec: str, grades: dict[str, Any], params: dict[str, Any] | None = None) -> Product:
-    """The full frame, lossless; decoded again and compared before it counts."""
+    """The full frame, raw (Bayer stays mosaicked), lossless; decoded again and compared before it counts."""
     params = {"bit_depth": frame.bit_depth, **(params or {})}
     payload = encode_pixels(codec, frame.pixels, params)
     back = decode_pixels(codec, payload, frame.pixels.shape, frame.pixels.dtype.name, params)
     if not np.array_equal(back, frame.pixels):
         raise ProductError(f"{codec} did not round-trip frame {frame.camera}/{frame.counter} bit-exact")
     bpp = len(payload) * 8 / frame.pixels.size
-    return Product(id=product_id(frame.camera, frame.counter, "full"), kind="full", camera=frame.camera,
-                   counter=frame.counter, t_capture=frame.t_capture, codec=codec,
-                   shape=tuple(frame.pixels.shape), dtype=frame.pixels.dtype.name, bit_depth=frame.bit_depth,
-                   payload=payload, crc32c=frame.crc32c, meta=frame.meta(),
-                   grades=grades | {"lossless_bpp": round(bpp, 4)}, codec_params=params)
+    return _product(frame, "full", codec, frame.pixels, payload, frame.bit_depth,
+                    grades | {"lossless_bpp": round(bpp, 4)}, params)
+
+
+def make_lossy(frame: Frame, budget_bytes: int, grades: dict[str, Any],
+               region: tuple[int, int, int, int] | None = None) -> Product:
+    """Full frame (or a region) lossy to a byte budget; PSNR and rate-control figures in the meta."""
+    px = frame.pixels if region is None else crop(frame.pixels, region, frame.pattern)
+    px = demosaic(px, frame.pattern)
+    r = encode_to_budget(px, frame.bit_depth, budget_bytes)
+    params = {"bit_depth": frame.bit_depth, "distance": r.distance, "effort": 3}
+    meta = {"budget_bytes": budget_bytes, "psnr_db": r.psnr_db, "scale": r.scale, "encodes": r.encodes,
+            "region": list(region) if region else None,
+            "channel_order": "BGR" if px.ndim == 3 else "mono"}
+    return _product(frame, "lossy", "jxl_lossy", r.decoded, r.payload, frame.bit_depth, grades, params, meta)
+
+
+def make_roi(frame: Frame, region: tuple[int, int, int, int], codec: str, grades: dict[str, Any]) -> Product:
+    """A region of the raw frame, lossless."""
+    px = crop(frame.pixels, region, frame.pattern)
+    params = {"bit_depth": frame.bit_depth}
+    payload = encode_pixels(codec, px, params)
+    return _product(frame, "roi", codec, px, payload, frame.bit_depth, grades, params, {"region": list(region)})
+
+
+def make_preview(frame: Frame, factor: int, codec: str, grades: dict[str, Any]) -> Product:
+    """A binned preview (factor x factor mean, raw Bayer binned per colour after demosaic), lossless."""
+    px = bin_pixels(demosaic(frame.pixels, frame.pattern), factor)
+    params = {"bit_depth": frame.bit_depth}
+    payload = encode_pixels(codec, px, params)
+    return _product(frame, "preview", codec, px, payload, frame.bit_depth, grades, params, {"binning": factor})

@@ -2,7 +2,7 @@
 
 A product (schema version 1) is a msgpack map::
 
-    v, id, kind ("thumbnail" | "full"), camera, counter, t_capture,
+    v, id, kind ("thumbnail" | "full" | "lossy" | "roi" | "preview"), camera, counter, t_capture,
     meta (map), grades (map), codec, codec_params (map),
     shape [h, w] or [h, w, c], dtype ("uint8" | "uint16"), bit_depth,
     payload (bin), crc32c (int: CRC-32C of the decoded pixels, C order, little-endian)
@@ -27,7 +27,7 @@ __all__ = ["PRODUCT_VERSION", "PRODUCT_KINDS", "Product", "encode_product", "dec
            "read_product_header", "pixels_crc32c", "product_id"]
 
 PRODUCT_VERSION = 1
-PRODUCT_KINDS = ("thumbnail", "full")
+PRODUCT_KINDS = ("thumbnail", "full", "lossy", "roi", "preview")
 MAX_PRODUCT_BYTES = 512 * 1024 * 1024
 
 

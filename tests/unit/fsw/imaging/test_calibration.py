@@ -54,3 +54,22 @@ def test_mismatched_calibration_frames_are_refused() -> None:
         cal.build_dark([np.zeros((4, 4), np.uint16), np.zeros((4, 5), np.uint16)])
     with pytest.raises(cal.CalibrationError, match="at least 2"):
         cal.build_dark([np.zeros((4, 4), np.uint16)])
+
+
+def test_manager_collects_on_command_builds_and_survives_restart(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    shape = (64, 80)
+    dark, flat, _, _ = _truth(shape, rng)
+    m = cal.CalibrationManager(tmp_path)
+    m.collect("navcam", "dark", 4)
+    for _ in range(6):
+        m.offer("navcam", _sensor(rng, shape, dark, flat, 0.0), 1000, -5.0)
+    m.collect("navcam", "flat", 4)
+    for _ in range(4):
+        m.offer("navcam", _sensor(rng, shape, dark, flat, 1500.0), 1000, -5.0)
+    assert m.collecting("navcam") == {"dark": 0, "flat": 0}
+    s = m.build("navcam")
+    again = cal.CalibrationManager(tmp_path)
+    assert again.active["navcam"].id == s.id
+    again.clear("navcam")
+    assert "navcam" not in cal.CalibrationManager(tmp_path).active

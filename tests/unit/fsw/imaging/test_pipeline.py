@@ -5,7 +5,8 @@ import pytest
 
 from fsw.bus.message import Header, Message
 from fsw.imaging.frame import FrameRejected, frame_from_message
-from fsw.imaging.pipeline import grade, make_lossless, make_thumbnail
+from fsw.imaging.grades import grade_frame
+from fsw.imaging.pipeline import make_lossless, make_thumbnail
 from fsw.imaging.product import decode_product, encode_product, pixels_crc32c
 
 
@@ -26,7 +27,7 @@ def _scene(h: int = 256, w: int = 320) -> np.ndarray:
 def test_good_frame_becomes_thumbnail_and_bit_exact_lossless() -> None:
     px = _scene()
     frame = frame_from_message(_frame_msg(px))
-    g = grade(frame)
+    g = grade_frame(frame.pixels, 12)
     thumb, decoded = make_thumbnail(frame, 64, g)
     assert max(decoded.shape) == 64 and decoded.dtype == np.uint8
     full = make_lossless(frame, "jpegls", g)
@@ -65,6 +66,6 @@ def test_grades_see_saturation_and_blur() -> None:
     import cv2
 
     blurred = cv2.GaussianBlur(px, (0, 0), 4)
-    g_px, g_sat, g_blur = (grade(frame_from_message(_frame_msg(a))) for a in (px, sat, blurred))
+    g_px, g_sat, g_blur = (grade_frame(a, 12) for a in (px, sat, blurred))
     assert g_sat["saturated_frac"] > 0.4 > g_px["saturated_frac"]
     assert g_px["sharpness_laplacian_var"] > g_blur["sharpness_laplacian_var"]

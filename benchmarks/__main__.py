@@ -1,0 +1,81 @@
+"""``python -m benchmarks``: run the benchmarks, print their tables, optionally write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import imagecodecs
+import numpy as np
+import zmq
+
+from benchmarks.bus import bench_bus
+from benchmarks.chain import ChainUnavailable, bench_chain
+from benchmarks.codecs import bench_codecs
+from benchmarks.figures import Table, render
+
+__all__ = ["main", "SIZES"]
+
+# Arguments of each benchmark at full size and with --quick.
+SIZES: dict[str, dict[str, dict[str, Any]]] = {
+    "codecs": {"full": {"size_px": 2048, "n_frames": 3, "repeats": 3},
+               "quick": {"size_px": 512, "n_frames": 2, "repeats": 2}},
+    "bus": {"full": {"n_messages": 500, "rounds": 2},
+            "quick": {"n_messages": 60, "rounds": 1}},
+    "chain": {"full": {"size_px": 2048, "duration_s": 30.0},
+              "quick": {"size_px": 512, "duration_s": 8.0}},
+}
+BENCHES: dict[str, Callable[..., Table]] = {"codecs": bench_codecs, "bus": bench_bus, "chain": bench_chain}
+
+
+def _machine() -> dict[str, Any]:
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "numpy": np.__version__,
+            "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version(), "imagecodecs": imagecodecs.__version__}
+
+
+def _section(name: str, size: str) -> tuple[dict[str, Any], bool]:
+    """Run one benchmark and print it; return its JSON record and whether it went wrong."""
+    print(f"\n## {name} ({size} size)\n", flush=True)
+    t0 = time.perf_counter()
+    try:
+        table = BENCHES[name](**SIZES[name][size])
+    except ChainUnavailable as exc:
+        print(f"{name}: not available ({exc})")
+        return {"available": False, "reason": str(exc)}, False
+    except Exception as exc:  # one broken benchmark must not hide the others' figures
+        print(f"{name}: failed ({type(exc).__name__}: {exc})")
+        return {"available": False, "error": f"{type(exc).__name__}: {exc}"}, True
+    print(render(table))
+    print(f"({name}: {time.perf_counter() - t0:.1f} s)", flush=True)
+    return {"available": True, **table.to_json()}, False
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="small sizes, a fast check that everything runs")
+    ap.add_argument("--only", choices=sorted(BENCHES), action="append", help="run only this one (repeatable)")
+    ap.add_argument("--json", type=Path, metavar="PATH", help="also write every figure to PATH as JSON")
+    args = ap.parse_args(argv)
+    size = "quick" if args.quick else "full"
+    names = [n for n in BENCHES if not args.only or n in args.only]
+    machine = _machine()
+    print("lunar-pdh benchmarks: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
+    record: dict[str, Any] = {"size": size, "machine": machine, "started": time.time(), "sections": {}}
+    failed = False
+    for name in names:
+        record["sections"][name], bad = _section(name, size)
+        failed = failed or bad
+    if args.json:
+        args.json.write_text(json.dumps(record, indent=2))
+        print(f"\nfigures written to {args.json}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

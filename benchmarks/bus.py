@@ -1,0 +1,247 @@
+"""Bus throughput of frame messages: through the real broker, against raw PUSH/PULL.
+
+A sender process publishes ``[topic, msgpack header, pixel buffer]`` messages
+(the pixels with ``copy=False``) through the real broker (``python -m
+fsw.app.process`` running ``bus.broker`` from a temporary config) with
+:class:`fsw.bus.client.Publisher`; a receiver process takes them with
+:class:`fsw.bus.client.Subscriber`. The baseline, in the same run, is pyzmq
+PUSH/PULL carrying the same parts straight from sender to receiver, no broker.
+
+Both legs keep at most ``window`` messages in flight (the receiver counts what
+it has into a shared value), so PUB never reaches its high-water mark and the
+figure is the sustained rate without drops; drops are still counted from the
+header ``seq`` and shown.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+import zmq
+
+from benchmarks.figures import Column, Table, ratio
+from fsw.bus.client import Publisher, Subscriber
+from fsw.bus.message import Header, encode_header
+
+__all__ = ["bench_bus", "run_leg"]
+
+REPO = Path(__file__).resolve().parent.parent
+TOPIC = "frame.bench"
+READY_TIMEOUT_S = 20.0
+LEG_TIMEOUT_S = 120.0
+IDLE_AFTER_SENT_S = 2.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pixels(n_bytes: int) -> np.ndarray:
+    return np.random.default_rng(1).integers(0, 4096, n_bytes // 2, dtype=np.uint16)
+
+
+def _wait_window(sent: int, received: Any, window: int, deadline: float) -> None:
+    while sent - received.value >= window and time.monotonic() < deadline:
+        time.sleep(0.0002)
+
+
+def _bus_sender(endpoint: str, n: int, n_bytes: int, window: int, hwm: int, shared: dict[str, Any]) -> None:
+    zctx = zmq.Context()
+    pub = Publisher(zctx, endpoint, "bench", sndhwm=hwm)
+    pixels = _pixels(n_bytes)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not shared["ready"].is_set() and time.monotonic() < deadline:
+        pub.publish(TOPIC, "probe")  # the subscription travels SUB -> broker -> PUB; probe until it has
+        time.sleep(0.01)
+    deadline = time.monotonic() + LEG_TIMEOUT_S
+    shared["t0"].value = time.monotonic()
+    for i in range(n):
+        _wait_window(i, shared["received"], window, deadline)
+        pub.publish(TOPIC, "frame", {"counter": i, "shape": [1, pixels.size], "dtype": "uint16"}, [pixels])
+    shared["sent_all"].set()
+    shared["done"].wait(LEG_TIMEOUT_S)
+    pub.close()
+    zctx.term()
+
+
+def _bus_receiver(endpoint: str, n: int, hwm: int, shared: dict[str, Any], results: Any) -> None:
+    zctx = zmq.Context()
+    sub = Subscriber(zctx, endpoint, [TOPIC], rcvhwm=hwm)
+    got, n_bytes, t_last = 0, 0, 0.0
+    deadline = time.monotonic() + READY_TIMEOUT_S + LEG_TIMEOUT_S
+    idle_since = time.monotonic()
+    while got < n and time.monotonic() < deadline:
+        msg = sub.recv(timeout_ms=100)
+        if msg is None:
+            if shared["sent_all"].is_set() and time.monotonic() - idle_since > IDLE_AFTER_SENT_S:
+                break
+            continue
+        idle_since = time.monotonic()
+        if msg.header.kind == "probe":
+            shared["ready"].set()
+            continue
+        got += 1
+        n_bytes += sum(memoryview(b).nbytes for b in msg.buffers)
+        t_last = time.monotonic()
+        shared["received"].value = got
+    results.put({"received": got, "pixel_bytes": n_bytes, "t_last": t_last, "missing": sub.gaps.missing,
+                 "malformed": sub.malformed})
+    sub.close()
+    zctx.term()
+
+
+def _raw_sender(endpoint: str, n: int, n_bytes: int, window: int, hwm: int, shared: dict[str, Any]) -> None:
+    zctx = zmq.Context()
+    push = zctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, hwm)
+    push.setsockopt(zmq.LINGER, 500)
+    push.connect(endpoint)
+    pixels = _pixels(n_bytes)
+    deadline = time.monotonic() + LEG_TIMEOUT_S
+    shared["t0"].value = time.monotonic()
+    for i in range(n):
+        _wait_window(i, shared["received"], window, deadline)
+        header = encode_header(Header("bench", i, time.time(), "frame",
+                                      {"counter": i, "shape": [1, pixels.size], "dtype": "uint16"}))
+        push.send_multipart([TOPIC.encode(), header, pixels], copy=False)
+    shared["sent_all"].set()
+    shared["done"].wait(LEG_TIMEOUT_S)
+    push.close()
+    zctx.term()
+
+
+def _raw_receiver(endpoint: str, n: int, hwm: int, shared: dict[str, Any], results: Any) -> None:
+    zctx = zmq.Context()
+    pull = zctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.RCVHWM, hwm)
+    pull.setsockopt(zmq.LINGER, 0)
+    pull.bind(endpoint)
+    shared["ready"].set()
+    got, n_bytes, t_last = 0, 0, 0.0
+    deadline = time.monotonic() + LEG_TIMEOUT_S
+    while got < n and time.monotonic() < deadline:
+        if not pull.poll(100):
+            continue
+        parts = pull.recv_multipart(copy=False)
+        got += 1
+        n_bytes += sum(len(p) for p in parts[2:])
+        t_last = time.monotonic()
+        shared["received"].value = got
+    results.put({"received": got, "pixel_bytes": n_bytes, "t_last": t_last, "missing": n - got, "malformed": 0})
+    pull.close()
+    zctx.term()
+
+
+def _shared(mpc: Any) -> dict[str, Any]:
+    return {"ready": mpc.Event(), "sent_all": mpc.Event(), "done": mpc.Event(),
+            "received": mpc.Value("q", 0, lock=False), "t0": mpc.Value("d", 0.0, lock=False)}
+
+
+def run_leg(leg: str, n: int, n_bytes: int, window: int, hwm: int, endpoints: tuple[str, str]) -> dict[str, Any]:
+    """One leg ("bus" or "raw") in two spawned processes; return counts, seconds and rates."""
+    mpc = mp.get_context("spawn")
+    shared = _shared(mpc)
+    results = mpc.Queue()
+    pub_ep, sub_ep = endpoints
+    if leg == "bus":
+        recv = mpc.Process(target=_bus_receiver, args=(sub_ep, n, hwm, shared, results), daemon=True)
+        send = mpc.Process(target=_bus_sender, args=(pub_ep, n, n_bytes, window, hwm, shared), daemon=True)
+    else:
+        recv = mpc.Process(target=_raw_receiver, args=(sub_ep, n, hwm, shared, results), daemon=True)
+        send = mpc.Process(target=_raw_sender, args=(sub_ep, n, n_bytes, window, hwm, shared), daemon=True)
+    recv.start()
+    if leg == "raw":
+        shared["ready"].wait(READY_TIMEOUT_S)  # PULL binds first, so PUSH never waits on a reconnect
+    send.start()
+    try:
+        res = results.get(timeout=READY_TIMEOUT_S + LEG_TIMEOUT_S + 10)
+    finally:
+        shared["done"].set()
+        for p in (send, recv):
+            p.join(5)
+            if p.is_alive():
+                p.terminate()
+                p.join(5)
+    elapsed = res["t_last"] - shared["t0"].value
+    msg_bytes = n_bytes + len(TOPIC) + 80  # pixels plus topic and a header of about 80 bytes
+    rate = res["received"] / elapsed if res["received"] and elapsed > 0 else None
+    return {**res, "sent": n, "elapsed_s": elapsed, "msg_s": rate,
+            "mb_s": rate * msg_bytes / 1e6 if rate else None}
+
+
+class _Broker:
+    """The real broker process from a temporary config, ended on exit."""
+
+    def __init__(self, workdir: Path, hwm: int) -> None:
+        pub_port, sub_port = _free_port(), _free_port()
+        while sub_port == pub_port:
+            sub_port = _free_port()
+        self.pub_ep, self.sub_ep = f"tcp://127.0.0.1:{pub_port}", f"tcp://127.0.0.1:{sub_port}"
+        cfg = {"version": 1, "endpoints": {"bus_pub": self.pub_ep, "bus_sub": self.sub_ep},
+               "bus": {"sndhwm": hwm, "rcvhwm": hwm},
+               "processes": {"broker": {"kind": "bus.broker", "endpoints": {"xsub": "bus_pub", "xpub": "bus_sub"}}}}
+        self.cfg_path = workdir / "bench_bus.yaml"
+        self.cfg_path.write_text(yaml.safe_dump(cfg))
+        self.out = workdir / "out"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> "_Broker":
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+        self.proc = subprocess.Popen([sys.executable, "-m", "fsw.app.process", str(self.cfg_path), "broker",
+                                      "--out", str(self.out)], cwd=REPO, env=env)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def _row(label: str, leg: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    return {"path": label, "vs_raw": ratio(leg["msg_s"], raw["msg_s"]), "msg_s": leg["msg_s"], "mb_s": leg["mb_s"],
+            "received": leg["received"], "sent": leg["sent"], "missing": leg["missing"],
+            "elapsed_s": leg["elapsed_s"]}
+
+
+def bench_bus(n_messages: int = 200, message_bytes: int = 8 << 20, rounds: int = 2, window: int = 4,
+              hwm: int = 8) -> Table:
+    """Frame messages/s and MB/s through the broker and over raw PUSH/PULL; best of ``rounds`` each."""
+    best: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench_bus_") as tmp, _Broker(Path(tmp), hwm) as broker:
+        raw_ep = f"tcp://127.0.0.1:{_free_port()}"
+        for _ in range(rounds):
+            for leg, eps in (("raw", (raw_ep, raw_ep)), ("bus", (broker.pub_ep, broker.sub_ep))):
+                r = run_leg(leg, n_messages, message_bytes, window, hwm, eps)
+                if leg not in best or (r["msg_s"] or 0) > (best[leg]["msg_s"] or 0):
+                    best[leg] = r
+                if leg == "raw":
+                    raw_ep = f"tcp://127.0.0.1:{_free_port()}"
+    raw, bus = best["raw"], best["bus"]
+    columns = [Column("path", "path"), Column("vs_raw", "vs raw", ".3f", True), Column("msg_s", "msg/s", ".1f"),
+               Column("mb_s", "MB/s", ".0f"), Column("received", "received", "d"), Column("sent", "sent", "d"),
+               Column("missing", "missing", "d"), Column("elapsed_s", "seconds", ".3f")]
+    rows = [_row("raw PUSH/PULL (baseline)", raw, raw), _row("bus: Publisher -> broker -> Subscriber", bus, raw)]
+    baseline = (f"raw pyzmq PUSH/PULL, same parts, no broker: {raw['msg_s'] or 0:.1f} msg/s, "
+                f"{raw['mb_s'] or 0:.0f} MB/s")
+    notes = [f"message: [topic, msgpack header, {message_bytes / (1 << 20):g} MiB pixels (copy=False)] "
+             "over tcp 127.0.0.1",
+             f"sender and receiver in separate processes (spawn); best of {rounds} rounds of {n_messages} messages",
+             f"at most {window} messages in flight, high-water marks {hwm}; MB = 1e6 bytes",
+             "rate: messages received / (last receipt - first send), one monotonic clock for both processes"]
+    return Table("bus", "Bus throughput of frame messages", baseline, columns, rows, notes)

@@ -1,0 +1,97 @@
+"""Smoke tests: each benchmark runs at a toy size and returns well-formed figures. No timing assertions."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.__main__ import SIZES, main
+from benchmarks.bus import bench_bus
+from benchmarks.chain import ChainUnavailable, bench_chain, chain_config
+from benchmarks.codecs import bench_codecs
+from benchmarks.figures import Column, Table, render
+from benchmarks.frames import standin_frame
+from fsw.app.config import validate_config
+
+
+def _assert_well_formed(table: Table) -> None:
+    assert table.rows and table.baseline
+    assert table.columns[1].is_ratio, "ratios come first, right after the row label"
+    for row in table.rows:
+        for col in table.columns:
+            value = row.get(col.key)
+            if isinstance(value, float):
+                assert math.isfinite(value) and value >= 0, (row, col.key)
+                if col.is_ratio:
+                    assert value > 0, (row, col.key)
+    text = render(table)
+    assert table.baseline in text
+    json.dumps(table.to_json())
+
+
+def test_codecs_at_toy_size_give_ratios_and_bit_exact_rows() -> None:
+    table = bench_codecs(size_px=64, n_frames=1, repeats=1, budget_s=0.01)
+    _assert_well_formed(table)
+    assert table.rows[0]["codec"].startswith("memcpy") and table.rows[0]["enc_vs_memcpy"] == 1.0
+    labels = [r["codec"] for r in table.rows]
+    assert {"jpegls", "jpegxl e1", "jpegxl e3", "jpegxl e7", "png", "aec", "zstd"} <= set(labels)
+    for row in table.rows:
+        assert row["bit_exact"] is True, row
+        assert row["bits_per_px"] > 0 and row["enc_mpix_s"] > 0 and row["dec_mpix_s"] > 0
+
+
+def test_standin_frame_is_12_bit_and_repeatable() -> None:
+    a = standin_frame(64, 48, 12, seed=3, counter=1)
+    assert a.shape == (48, 64) and a.dtype.name == "uint16" and int(a.max()) < 4096
+    assert (a == standin_frame(64, 48, 12, seed=3, counter=1)).all()
+
+
+@pytest.mark.integration
+def test_bus_at_toy_size_delivers_every_message_on_both_paths() -> None:
+    table = bench_bus(n_messages=5, message_bytes=64 << 10, rounds=1)
+    _assert_well_formed(table)
+    assert len(table.rows) == 2
+    for row in table.rows:
+        assert row["received"] == row["sent"] == 5 and row["missing"] == 0
+        assert row["msg_s"] > 0 and row["mb_s"] > 0 and row["vs_raw"] > 0
+
+
+def test_chain_config_is_valid_without_relay_and_ground() -> None:
+    raw = chain_config(size_px=64, frame_rate_hz=5.0)
+    config = validate_config(raw, "<chain>")
+    kinds = {p["kind"] for p in config.processes.values()}
+    assert "hil.relay" not in kinds and "fsw.ground" not in kinds
+    assert len(set(config.endpoints.values())) == len(config.endpoints)
+
+
+@pytest.mark.integration
+def test_chain_at_toy_size_gives_a_table_or_says_why_not() -> None:
+    try:
+        table = bench_chain(size_px=64, duration_s=2.0, frame_rate_hz=5.0, first_store_timeout_s=15.0)
+    except ChainUnavailable as exc:
+        assert str(exc)
+        return
+    _assert_well_formed(table)
+
+
+def test_render_aligns_columns_and_shows_missing_figures_as_dash() -> None:
+    table = Table("t", "Title", "base 1.0", [Column("name", "name"), Column("r", "ratio", ".2f", True)],
+                  [{"name": "a", "r": 1.0}, {"name": "longer", "r": None}])
+    lines = render(table).splitlines()
+    header, rule = lines[4], lines[5]
+    assert len(header) == len(rule)
+    assert lines[-1].endswith("-")
+
+
+def test_main_quick_codecs_writes_json(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    monkeypatch.setitem(SIZES["codecs"], "quick",
+                        {"size_px": 32, "n_frames": 1, "repeats": 1, "budget_s": 0.01})
+    out = tmp_path / "figures.json"
+    assert main(["--quick", "--only", "codecs", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["sections"]["codecs"]["available"] is True
+    assert "Lossless codecs" in capsys.readouterr().out
