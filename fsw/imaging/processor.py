@@ -1,0 +1,147 @@
+"""The imaging core's engine, free of sockets: frames in, products out, in order, nothing dropped silently.
+
+Frames wait in a bounded queue; each is graded and thumbnailed on the caller's
+thread (thumbnail out first), then its lossless product is encoded by a worker
+thread (the codecs release the GIL, so workers run on separate cores). A frame
+arriving when the queue is full keeps only its thumbnail, and an event names it.
+The process adapter (:mod:`fsw.imaging.core`) and the benchmarks drive this same object.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+from fsw.errors import PdhError
+from fsw.imaging.autoexposure import AutoExposure, AutoExposureConfig, ExposureCommand
+from fsw.imaging.calibration import CalibrationManager
+from fsw.imaging.frame import Frame
+from fsw.imaging.grades import grade_frame, thumbnail_only
+from fsw.imaging.pipeline import make_lossless, make_thumbnail
+from fsw.imaging.product import Product
+
+__all__ = ["FrameProcessor"]
+
+Emit = Callable[[Product], None]
+Event = Callable[[str, dict[str, Any]], None]
+Expose = Callable[[str, ExposureCommand, Frame], None]
+
+
+class FrameProcessor:
+    def __init__(self, settings: dict[str, Any], emit: Emit, event: Event, expose: Expose | None = None,
+                 calibration_dir: Path | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.s = settings
+        self.cameras: list[str] = list(settings["cameras"])
+        self.codec: str = settings["lossless_codec"]
+        self._emit, self._event, self._expose = emit, event, expose
+        self._monotonic = monotonic
+        self.waiting: collections.deque[tuple[Frame, float]] = collections.deque()
+        self.inflight: collections.deque[tuple[Frame, Future[Product]]] = collections.deque()
+        self.pool = ThreadPoolExecutor(max_workers=settings["workers"], thread_name_prefix="lossless")
+        self.recent: dict[str, collections.deque[tuple[Frame, dict[str, Any]]]] = {
+            c: collections.deque(maxlen=settings["recent_frames"]) for c in self.cameras}
+        ae = dict(settings["autoexposure"])
+        enabled = ae.pop("enabled", False)
+        self.ae = {c: AutoExposure(AutoExposureConfig(**ae), enabled=enabled) for c in self.cameras}
+        self.calibration = CalibrationManager(calibration_dir) if calibration_dir else None
+        self.counters = dict(frames_accepted=0, frames_thumbnail_only=0, products_made=0, products_failed=0,
+                             ae_commands=0)
+        self.stage_ms: dict[str, float] = {}
+        self.last_error = ""
+
+    # -- in ---------------------------------------------------------------------------------------
+    def accept(self, frame: Frame) -> None:
+        """Queue a validated frame; when the queue is full it keeps only its thumbnail."""
+        self.counters["frames_accepted"] += 1
+        if len(self.waiting) >= self.s["queue_max"]:
+            self._front_end(frame, full_frame=False)
+            self.counters["frames_thumbnail_only"] += 1
+            self._event("frames_thumbnail_only", {"camera": frame.camera, "counters": [frame.counter],
+                                                  "reason": "queue_full", "queue_depth": len(self.waiting)})
+            return
+        self.waiting.append((frame, self._monotonic()))
+
+    def step(self) -> None:
+        """Start what the workers have room for; emit finished products in frame order."""
+        while self.waiting and len(self.inflight) < self.s["workers"]:
+            self._front_end(self.waiting.popleft()[0])
+        while self.inflight and self.inflight[0][1].done():
+            frame, fut = self.inflight.popleft()
+            try:
+                self._made(fut.result())
+            except PdhError as exc:
+                self._fail(frame, exc)
+
+    def busy(self) -> bool:
+        return bool(self.waiting or self.inflight)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.step()
+
+    # -- per frame ----------------------------------------------------------------------------------
+    def recent_frame(self, camera: str, counter: int | None) -> tuple[Frame, dict[str, Any]] | None:
+        for frame, grades in reversed(self.recent.get(camera, ())):
+            if counter is None or frame.counter == counter:
+                return frame, grades
+        return None
+
+    def _front_end(self, frame: Frame, full_frame: bool = True) -> None:
+        t0 = time.perf_counter()
+        previous = self.recent_frame(frame.camera, None)
+        try:
+            grades = grade_frame(frame.pixels, frame.bit_depth, frame.pattern,
+                                 previous[0].pixels if previous else None)
+            t1 = time.perf_counter()
+            if self.calibration is not None:
+                cal = self.calibration.active.get(frame.camera)
+                grades["calibration"] = cal.id if cal else "none"
+                self.calibration.offer(frame.camera, frame.pixels, frame.exposure_us, frame.temp_c)
+            self.recent[frame.camera].append((frame, grades))
+            self._autoexpose(frame, grades)
+            thumb, _ = make_thumbnail(frame, self.s["thumbnail_px"], grades)
+            t2 = time.perf_counter()
+            self._made(thumb)
+        except PdhError as exc:
+            self._fail(frame, exc)
+            return
+        self.stage_ms.update(grade=(t1 - t0) * 1000, thumbnail=(t2 - t1) * 1000)
+        if full_frame and thumbnail_only(grades, self.s["thumbnail_only_rule"]):
+            self.counters["frames_thumbnail_only"] += 1
+            self._event("frames_thumbnail_only", {"camera": frame.camera, "counters": [frame.counter],
+                                                  "reason": "rule", "score": grades["score"]})
+            return
+        if full_frame:
+            self.inflight.append((frame, self.pool.submit(self._lossless, frame, grades)))
+
+    def _lossless(self, frame: Frame, grades: dict[str, Any]) -> Product:
+        t0 = time.perf_counter()
+        p = make_lossless(frame, self.codec, grades, self.s["lossless_params"])
+        self.stage_ms["lossless"] = (time.perf_counter() - t0) * 1000
+        return p
+
+    def _autoexpose(self, frame: Frame, grades: dict[str, Any]) -> None:
+        if self._expose is None:
+            return
+        cmd = self.ae[frame.camera].update(grades, frame.bit_depth, frame.exposure_us, frame.gain)
+        if cmd is not None:
+            self.counters["ae_commands"] += 1
+            self._expose(frame.camera, cmd, frame)
+
+    def _made(self, p: Product) -> None:
+        self.counters["products_made"] += 1
+        self._emit(p)
+
+    def _fail(self, frame: Frame, exc: Exception) -> None:
+        self.counters["products_failed"] += 1
+        self.last_error = str(exc)
+        self._event("product_failed", {"camera": frame.camera, "counter": frame.counter, "reason": str(exc)})
+
+    def sample(self) -> dict[str, Any]:
+        oldest = self._monotonic() - self.waiting[0][1] if self.waiting else 0.0
+        return dict(self.counters, queue_depth=len(self.waiting), encoding=len(self.inflight),
+                    oldest_waiting_s=round(oldest, 3), stage_ms={k: round(v, 1) for k, v in self.stage_ms.items()},
+                    autoexposure={c: a.enabled for c, a in self.ae.items()})
