@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from fsw.imaging.grades import change_fraction, grade_frame, noise_sigma_dn, prediction_entropy_bits
+
+
+def _scene(seed: int = 1, h: int = 256, w: int = 256) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = 1200 + 700 * np.sin(x / 11.0) * np.cos(y / 7.0)
+    return np.clip(base + rng.normal(0, 6, (h, w)), 0, 4095).astype(np.uint16)
+
+
+def test_noise_estimate_recovers_gaussian_sigma_on_flat_field() -> None:
+    rng = np.random.default_rng(0)
+    for sigma in (3.0, 10.0, 40.0):
+        px = np.round(2000 + rng.normal(0, sigma, (512, 512))).astype(np.uint16)
+        assert abs(noise_sigma_dn(px) - sigma) / sigma < 0.1
+
+
+def test_entropy_grows_with_noise() -> None:
+    rng = np.random.default_rng(1)
+    quiet = np.full((256, 256), 1000, np.uint16)
+    noisy = (1000 + rng.integers(-200, 200, (256, 256))).astype(np.uint16)
+    assert prediction_entropy_bits(quiet) < 0.01 < 7 < prediction_entropy_bits(noisy)
+
+
+def test_change_sees_a_moved_boom_and_ignores_noise() -> None:
+    a, b = _scene(1), _scene(2)  # same scene, new noise
+    assert change_fraction(b, a, 12) == 0.0
+    boom = b.copy()
+    boom[100:120, 20:200] = 4000
+    assert change_fraction(boom, a, 12) > 0.03
+
+
+def test_grades_order_frames_as_a_person_would() -> None:
+    good = _scene(3)
+    blurred = cv2.GaussianBlur(good, (0, 0), 3)
+    saturated = np.clip(good.astype(np.int32) * 4, 0, 4095).astype(np.uint16)
+    dark = (good // 20).astype(np.uint16)
+    scores = {name: grade_frame(px, 12)["score"] for name, px in
+              [("good", good), ("blurred", blurred), ("saturated", saturated), ("dark", dark)]}
+    assert scores["good"] > scores["blurred"]
+    assert scores["good"] > scores["saturated"]
+    assert scores["good"] > scores["dark"]
