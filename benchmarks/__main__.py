@@ -19,6 +19,7 @@ from benchmarks.bus import bench_bus
 from benchmarks.chain import ChainUnavailable, bench_chain
 from benchmarks.codecs import bench_codecs
 from benchmarks.figures import Table, render
+from benchmarks.imaging import bench_imaging
 
 __all__ = ["main", "SIZES"]
 
@@ -30,8 +31,11 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
             "quick": {"n_messages": 60, "rounds": 1}},
     "chain": {"full": {"size_px": 2048, "duration_s": 30.0},
               "quick": {"size_px": 512, "duration_s": 8.0}},
+    "imaging": {"full": {"scale": 1.0, "n_frames": 20, "repeats": 3},
+                "quick": {"scale": 0.25, "n_frames": 6, "repeats": 1}},
 }
-BENCHES: dict[str, Callable[..., Table]] = {"codecs": bench_codecs, "bus": bench_bus, "chain": bench_chain}
+BENCHES: dict[str, Callable[..., Table]] = {"codecs": bench_codecs, "bus": bench_bus, "imaging": bench_imaging,
+                                            "chain": bench_chain}
 
 
 def _machine() -> dict[str, Any]:
