@@ -1,0 +1,312 @@
+"""The lander's CFDP source engine: cfdp-py's SourceHandler plus the edges of a lossy link. No I/O.
+
+One transaction at a time (one product). The service feeds received PDUs in
+with :meth:`SourceEngine.insert`, asks for more file data with
+:meth:`SourceEngine.pump`, and takes packed PDUs out with
+:meth:`SourceEngine.pop`. When a transaction ends, an :class:`Outcome` says
+whether the ground reported the file delivered complete and retained
+(CFDP 4.6.4: only then may the product be deleted).
+
+What cfdp-py leaves to its user, this adapter does:
+
+- A Finished PDU of a transaction the handler has already left (its ACK was
+  lost, the ground re-sends Finished) is answered with an ACK (CFDP 4.7.1)
+  built with spacepackets' AckPdu; a complete one still confirms its product.
+- A Finished PDU while the handler still waits for the EOF ACK implies the EOF
+  arrived: the EOF ACK is presented first, then the Finished.
+- The Metadata PDU is repeated once early in the file data, so one lost
+  Metadata does not make the receiver discard file data (cfdp-py keeps no data
+  that arrives before Metadata).
+- An inactivity watch on an injected clock abandons a transaction the ground
+  has stopped answering; the product stays stored and is sent again.
+- Late, duplicate or foreign PDUs are counted and dropped, never raised.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from spacepackets.cfdp import ConditionCode, Direction, GenericPduPacket, TransmissionMode
+from spacepackets.cfdp.pdu import AckPdu, DirectiveType, FinishedPdu, TransactionStatus
+from spacepackets.cfdp.pdu.finished import DeliveryCode, FileStatus, FinishedParams
+
+from cfdppy import CfdpState
+from cfdppy.exceptions import (
+    InvalidNakPdu,
+    InvalidPduDirection,
+    InvalidPduForSourceHandler,
+    InvalidSourceId,
+    InvalidDestinationId,
+    InvalidTransactionSeqNum,
+    NoRemoteEntityConfigFound,
+    PduIgnoredForSource,
+)
+from cfdppy.handler.source import SourceHandler, TransactionStep
+from cfdppy.mib import RemoteEntityConfigTable
+from cfdppy.request import PutRequest
+
+from fsw.downlink.filestore import SourceFilestore
+from fsw.downlink.packets import APID_DIRECTIVE
+from fsw.downlink.mib import (
+    CfdpTimers,
+    FaultRecorder,
+    FixedCheckTimer,
+    IndicationRecorder,
+    MemorySeqCount,
+    entity_id,
+    local_entity_config,
+    remote_entity_config,
+)
+
+__all__ = ["Outcome", "SourceEngine", "finished_is_delivery"]
+
+_REJECTED = (InvalidPduDirection, InvalidPduForSourceHandler, InvalidSourceId, InvalidDestinationId,
+             InvalidTransactionSeqNum, NoRemoteEntityConfigFound, PduIgnoredForSource)
+_METADATA_REPEAT_AFTER = 8  # file data PDUs between the Metadata PDU and its repeat
+_HISTORY = 256
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a transaction ended: ``delivered`` means Finished said complete and retained."""
+
+    product_id: str
+    transaction: int
+    delivered: bool
+    reason: str
+
+
+def finished_is_delivery(params: FinishedParams) -> bool:
+    """CFDP Finished: data complete, file retained, no error."""
+    return (params.condition_code == ConditionCode.NO_ERROR
+            and params.delivery_code == DeliveryCode.DATA_COMPLETE
+            and params.file_status == FileStatus.FILE_RETAINED)
+
+
+@dataclass
+class _Current:
+    product_id: str
+    apid: int
+    path: Path
+    seq: int
+    started: float
+    last_rx: float
+    fd_sent: int = 0
+    metadata: bytes | None = None
+    metadata_repeated: bool = False
+
+
+class SourceEngine:
+    """Sends one product at a time as a CFDP class 2 transaction."""
+
+    def __init__(self, local_id: int, remote_id: int, max_packet_len: int, timers: CfdpTimers,
+                 seq_start: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.local_id = local_id
+        self.remote_id = remote_id
+        self.timers = timers
+        self.clock = clock
+        self.filestore = SourceFilestore()
+        self.faults = FaultRecorder()
+        self.user = IndicationRecorder(self.filestore)
+        self.seq = MemorySeqCount(seq_start)
+        self.handler = SourceHandler(
+            cfg=local_entity_config(local_id, self.faults),
+            user=self.user,
+            remote_cfg_table=RemoteEntityConfigTable([remote_entity_config(remote_id, max_packet_len, timers)]),
+            check_timer_provider=FixedCheckTimer(timers.inactivity_s),
+            seq_num_provider=self.seq,
+        )
+        self._out: deque[tuple[int, bytes]] = deque()
+        self._current: _Current | None = None
+        self._history: OrderedDict[int, tuple[str, int]] = OrderedDict()  # seq -> (product id, APID)
+        self.outcomes: deque[Outcome] = deque()
+        self.counters = {"pdus_in": 0, "pdus_out": 0, "pdus_rejected": 0, "late_finished": 0,
+                         "handler_errors": 0, "inactivity_aborts": 0, "retransmit_requests": 0}
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._current is not None
+
+    @property
+    def in_flight(self) -> str:
+        return self._current.product_id if self._current else ""
+
+    @property
+    def pending(self) -> int:
+        """Packed PDUs waiting to be sent."""
+        return len(self._out)
+
+    # -- commands ------------------------------------------------------------------------------
+    def start(self, product_id: str, path: Path, apid: int, seq: int | None = None) -> int:
+        """Begin a transaction for one stored product file; return its transaction sequence number.
+
+        ``seq`` sets the transaction sequence number (the service keeps it unique across restarts).
+        """
+        assert not self.busy, "one transaction at a time"
+        if seq is not None:
+            self.seq.set_next(seq)
+        seq = self.seq.peek()
+        request = PutRequest(destination_id=entity_id(self.remote_id), source_file=path,
+                             dest_file=Path(f"{seq:08x}-{product_id}.prod"),
+                             trans_mode=TransmissionMode.ACKNOWLEDGED, closure_requested=True)
+        if not self.handler.put_request(request):
+            raise RuntimeError("CFDP source handler refused a put request while idle")
+        now = self.clock()
+        self._current = _Current(product_id, apid, path, seq, now, now)
+        self._history[seq] = (product_id, apid)
+        while len(self._history) > _HISTORY:
+            self._history.popitem(last=False)
+        self._run(None)
+        return seq
+
+    def abort(self, reason: str) -> None:
+        """Abandon the current transaction (the product stays stored)."""
+        if self._current is None:
+            return
+        cur = self._current
+        self.handler.reset()
+        self._out.clear()
+        self.filestore.release(cur.path)
+        self._current = None
+        self.outcomes.append(Outcome(cur.product_id, cur.seq, False, reason))
+
+    # -- data flow -----------------------------------------------------------------------------
+    def pump(self, want: int) -> None:
+        """Let the handler produce PDUs (file data, timers) until ``want`` are queued or it rests."""
+        guard = 0
+        while self._current is not None and len(self._out) < want and guard < want + 4:
+            guard += 1
+            before = len(self._out)
+            self._run(None)
+            if len(self._out) == before:
+                break
+        self._check_inactivity()
+
+    def pop(self) -> tuple[int, bytes] | None:
+        """The next (APID, packed PDU) to send, or None."""
+        if not self._out:
+            return None
+        self.counters["pdus_out"] += 1
+        return self._out.popleft()
+
+    def insert(self, pdu: GenericPduPacket) -> None:
+        """A PDU from the ground. Never raises on what the link delivers."""
+        self.counters["pdus_in"] += 1
+        if isinstance(pdu, FinishedPdu) and not self._is_current(pdu):
+            self._answer_late_finished(pdu)
+            return
+        if self._current is None or not self._is_current(pdu):
+            self.counters["pdus_rejected"] += 1
+            return
+        self._current.last_rx = self.clock()
+        if isinstance(pdu, FinishedPdu) and self.handler.step == TransactionStep.WAITING_FOR_EOF_ACK:
+            self._run(self._implied_eof_ack(pdu))
+        if getattr(pdu, "directive_type", None) == DirectiveType.NAK_PDU:
+            self.counters["retransmit_requests"] += 1
+        if (isinstance(pdu, FinishedPdu) and not finished_is_delivery(pdu.finished_params)
+                and self.handler.step not in (TransactionStep.WAITING_FOR_FINISHED,)):
+            self.abort(f"ground ended the transaction early: {pdu.finished_params.condition_code.name}")
+            self._ack_finished(pdu, TransactionStatus.TERMINATED)
+            return
+        self._run(pdu)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _is_current(self, pdu: GenericPduPacket) -> bool:
+        cur = self._current
+        return (cur is not None and pdu.transaction_seq_num.value == cur.seq
+                and pdu.source_entity_id.value == self.local_id)
+
+    def _run(self, pdu: GenericPduPacket | None) -> None:
+        try:
+            self.handler.state_machine(pdu)
+        except _REJECTED:
+            self.counters["pdus_rejected"] += 1
+        except InvalidNakPdu:
+            self.counters["pdus_rejected"] += 1
+        except Exception:  # a library fault must not end the downlink; the transaction is retried
+            self.counters["handler_errors"] += 1
+            self._drain()
+            self.abort("cfdp source handler error")
+            return
+        self._drain()
+        self._settle()
+
+    def _drain(self) -> None:
+        cur = self._current
+        while True:
+            holder = self.handler.get_next_packet()
+            if holder is None:
+                break
+            try:
+                raw = bytes(holder.pdu.pack())
+            except Exception:  # a PDU the library built but cannot pack (e.g. offsets past 4 GiB)
+                self.counters["handler_errors"] += 1
+                continue
+            if cur is None:
+                continue
+            self._out.append((cur.apid, raw))
+            if holder.pdu_directive_type == DirectiveType.METADATA_PDU:
+                cur.metadata = raw
+            elif holder.pdu_directive_type is None:
+                cur.fd_sent += 1
+                if cur.metadata and not cur.metadata_repeated and cur.fd_sent >= _METADATA_REPEAT_AFTER:
+                    cur.metadata_repeated = True
+                    self._out.append((cur.apid, cur.metadata))
+
+    def _settle(self) -> None:
+        """After the handler returned to idle: record how the transaction ended."""
+        cur = self._current
+        if cur is None or self.handler.state != CfdpState.IDLE:
+            return
+        self.filestore.release(cur.path)
+        self._current = None
+        finished = [f for f in self.user.finished if f.transaction_id.seq_num.value == cur.seq]
+        self.user.finished.clear()
+        if finished and finished_is_delivery(finished[-1].finished_params):
+            self.outcomes.append(Outcome(cur.product_id, cur.seq, True, "delivered"))
+            return
+        faults = [f.condition for f in self.faults.take() if f.transaction[1] == cur.seq]
+        if finished:
+            fp = finished[-1].finished_params
+            reason = f"finished {fp.condition_code.name} {fp.delivery_code.name} {fp.file_status.name}"
+        else:
+            reason = "abandoned " + ",".join(faults) if faults else "abandoned"
+        self.outcomes.append(Outcome(cur.product_id, cur.seq, False, reason))
+
+    def _check_inactivity(self) -> None:
+        cur = self._current
+        if cur is None:
+            return
+        if self.clock() - cur.last_rx > self.timers.inactivity_s and self.handler.step in (
+                TransactionStep.WAITING_FOR_EOF_ACK, TransactionStep.WAITING_FOR_FINISHED):
+            self.counters["inactivity_aborts"] += 1
+            self.abort("inactivity: no PDU from the ground")
+
+    def _implied_eof_ack(self, finished: FinishedPdu) -> AckPdu:
+        conf = finished.pdu_header.pdu_conf
+        conf.direction = Direction.TOWARDS_SENDER
+        return AckPdu(conf, DirectiveType.EOF_PDU, ConditionCode.NO_ERROR, TransactionStatus.ACTIVE)
+
+    def _ack_finished(self, finished: FinishedPdu, status: TransactionStatus) -> None:
+        conf = finished.pdu_header.pdu_conf
+        conf.direction = Direction.TOWARDS_RECEIVER
+        ack = AckPdu(conf, DirectiveType.FINISHED_PDU, finished.condition_code, status)
+        _, apid = self._history.get(finished.transaction_seq_num.value, ("", APID_DIRECTIVE))
+        self._out.appendleft((apid, bytes(ack.pack())))
+
+    def _answer_late_finished(self, finished: FinishedPdu) -> None:
+        """A Finished for a transaction already left: ACK it; confirm its product if delivered."""
+        if finished.source_entity_id.value != self.local_id or finished.dest_entity_id.value != self.remote_id:
+            self.counters["pdus_rejected"] += 1
+            return
+        self.counters["late_finished"] += 1
+        seq = finished.transaction_seq_num.value
+        known = seq in self._history
+        self._ack_finished(finished, TransactionStatus.TERMINATED if known else TransactionStatus.UNRECOGNIZED)
+        if known and finished_is_delivery(finished.finished_params):
+            self.outcomes.append(Outcome(self._history[seq][0], seq, True, "delivered (late Finished)"))

@@ -1,0 +1,31 @@
+"""The ground station's interface, as data: events and telemetry channels."""
+
+from __future__ import annotations
+
+__all__ = ["COMMANDS", "EVENTS", "TELEMETRY"]
+
+COMMANDS: dict[str, dict] = {}  # the ground station takes no commands yet (no command endpoint in its kind)
+
+EVENTS = {
+    "product_received": {"id": 0x0401, "severity": "info",
+                         "doc": "a product arrived: id, product_kind, crc32c, ok (decoded and written bit-exact); 'kind' is a reserved bus header key"},
+    "product_failed": {"id": 0x0402, "severity": "error",
+                       "doc": "a received file did not decode; reason given, raw file kept"},
+    "transfer_failed": {"id": 0x0403, "severity": "warning", "doc": "a CFDP transaction ended without the file"},
+    "datagram_rejected": {"id": 0x0404, "severity": "warning",
+                          "doc": "a radio datagram was not a Space Packet with a CFDP PDU (rate-limited, with count)"},
+}
+
+TELEMETRY = {
+    "products_received": {"unit": "count"},
+    "products_failed": {"unit": "count"},
+    "products_duplicate": {"unit": "count", "doc": "a product id written before arrived again"},
+    "transfers_failed": {"unit": "count"},
+    "packets_received": {"unit": "count"},
+    "bytes_received": {"unit": "bytes"},
+    "datagrams_rejected": {"unit": "count"},
+    "packets_sent": {"unit": "count"},
+    "active_transactions": {"unit": "count"},
+    "decode_queue": {"unit": "count", "doc": "received files waiting to be decoded"},
+    "receive_rate_bps": {"unit": "bit/s"},
+}
