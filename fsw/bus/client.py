@@ -24,7 +24,7 @@ class Publisher:
                  clock: Callable[[], float] = time.time) -> None:
         self.src = src
         self._clock = clock
-        self._seq = 0
+        self._seq: dict[str, int] = {}
         self.sock = ctx.socket(zmq.PUB)
         self.sock.setsockopt(zmq.SNDHWM, sndhwm)
         self.sock.setsockopt(zmq.LINGER, 500)
@@ -32,9 +32,9 @@ class Publisher:
 
     def publish(self, topic: str, kind: str, fields: dict[str, Any] | None = None,
                 buffers: Sequence[Any] = (), t: float | None = None) -> int:
-        """Send one message; return its seq."""
-        seq = self._seq
-        self._seq += 1
+        """Send one message; return its seq (counted per topic, so a subscriber to some topics sees no false gaps)."""
+        seq = self._seq.get(topic, 0)
+        self._seq[topic] = seq + 1
         header = Header(src=self.src, seq=seq, t=self._clock() if t is None else t, kind=kind,
                         fields=dict(fields or {}))
         parts: list[Any] = [topic.encode(), encode_header(header), *buffers]
@@ -75,7 +75,7 @@ class Subscriber:
             except BusError:
                 self.malformed += 1
                 continue
-            self.gaps.observe(msg.header.src, msg.header.seq)
+            self.gaps.observe(f"{msg.header.src}|{msg.topic}", msg.header.seq)
             return msg
 
     def close(self) -> None:

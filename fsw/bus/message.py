@@ -4,7 +4,7 @@ A message on the bus is multipart ``[topic, header, *buffers]``:
 
 - ``topic``: dotted UTF-8, e.g. ``frame.navcam``, ``tlm.imaging``, ``evt.downlink``.
 - ``header``: a msgpack map with ``v`` (schema version), ``src`` (publisher),
-  ``seq`` (per-publisher counter; a gap shows a drop), ``t`` (send or capture
+  ``seq`` (the publisher's counter for this topic; a gap shows a drop), ``t`` (send or capture
   time, seconds since the Unix epoch), ``kind``, and the kind's own fields.
 - ``buffers``: raw payloads (pixels), never inside msgpack.
 """
@@ -95,7 +95,7 @@ def decode_message(frames: Sequence[Any]) -> Message:
 
 
 class GapCounter:
-    """Counts messages missing from each publisher's ``seq`` sequence."""
+    """Counts messages missing from each stream's ``seq`` sequence (a stream: one publisher's topic)."""
 
     def __init__(self) -> None:
         self._last: dict[str, int] = {}

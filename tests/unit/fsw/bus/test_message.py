@@ -40,3 +40,10 @@ def test_gap_counter_treats_restart_as_no_gap() -> None:
     g = GapCounter()
     g.observe("a", 50)
     assert g.observe("a", 0) == 0 and g.missing == 0
+
+
+def test_gaps_are_per_stream_so_filtered_topics_make_no_false_gaps() -> None:
+    g = GapCounter()
+    for seq in range(5):
+        g.observe("drv|frame.cam", seq)  # tlm of the same publisher is interleaved but not subscribed
+    assert g.missing == 0
