@@ -134,3 +134,23 @@ def test_malformed_command_is_rejected_and_server_keeps_serving(payload) -> None
         assert [r.status for r in got] == ["accepted", "completed"] and "version" in got[1].result
     finally:
         ctx.destroy(linger=0)
+
+
+def test_subscriber_to_one_topic_sees_no_gap_from_other_topics(write_config, processes) -> None:
+    xsub, xpub = free_port(), free_port()
+    processes.start(_broker_config(write_config, xsub, xpub), "broker")
+    ctx = zmq.Context()
+    try:
+        pub = Publisher(ctx, f"tcp://127.0.0.1:{xsub}", "drv")
+        sub = Subscriber(ctx, f"tcp://127.0.0.1:{xpub}", ["frame.cam"])
+        _recv_until(sub, pub, "frame.cam")
+        while sub.recv(timeout_ms=300) is not None:
+            pass
+        for i in range(5):
+            pub.publish("tlm.drv", "health", {"i": i})
+            pub.publish("frame.cam", "frame", {"i": i})
+        got = [sub.recv(timeout_ms=3000) for _ in range(5)]
+        assert [m.header.fields["i"] for m in got] == list(range(5))
+        assert sub.gaps.missing == 0
+    finally:
+        ctx.destroy(linger=0)
