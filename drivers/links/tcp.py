@@ -1,0 +1,83 @@
+"""TCP link helpers shared by drivers and emulators: backoff, connect, listen, a send queue.
+
+Only byte moving lives here; framing belongs to each device's protocol module.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import deque
+from typing import Callable
+
+__all__ = ["Backoff", "connect_tcp", "listen_tcp", "SendQueue"]
+
+
+class Backoff:
+    """Exponential reconnect delay: initial_s, doubling, capped at max_s; reset on success."""
+
+    def __init__(self, initial_s: float = 0.1, max_s: float = 5.0, factor: float = 2.0) -> None:
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self.factor = factor
+        self._next = initial_s
+
+    def next_delay(self) -> float:
+        delay = min(self._next, self.max_s)
+        self._next = min(self._next * self.factor, self.max_s)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.initial_s
+
+
+def connect_tcp(host: str, port: int, timeout_s: float = 1.0) -> socket.socket:
+    """A connected TCP socket with Nagle off and a send/receive timeout; raises OSError."""
+    sock = socket.create_connection((host, port), timeout=timeout_s)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def listen_tcp(host: str, port: int) -> socket.socket:
+    """A non-blocking listening socket (SO_REUSEADDR, so a restarted server can bind at once)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1)
+    sock.setblocking(False)
+    return sock
+
+
+class SendQueue:
+    """Outgoing buffers for a non-blocking socket; a callback runs when a buffer's last byte is sent."""
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[memoryview, Callable[[], None] | None]] = deque()
+        self.bytes_sent = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def push(self, data: bytes | bytearray | memoryview, on_sent: Callable[[], None] | None = None) -> None:
+        self._items.append((memoryview(data).cast("B"), on_sent))
+
+    def pump(self, sock: socket.socket) -> None:
+        """Send as much as the socket takes now; raises OSError if the peer is gone."""
+        while self._items:
+            view, on_sent = self._items[0]
+            try:
+                n = sock.send(view)
+            except (BlockingIOError, InterruptedError):
+                return
+            self.bytes_sent += n
+            if n < len(view):
+                self._items[0] = (view[n:], on_sent)
+                return
+            self._items.popleft()
+            if on_sent is not None:
+                on_sent()
+
+    def clear(self) -> int:
+        """Drop everything unsent; return how many buffers were dropped."""
+        n = len(self._items)
+        self._items.clear()
+        return n
