@@ -1,0 +1,43 @@
+"""The supervisor restarts a process that dies, and stops every process it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from fsw.app.config import load_config
+from fsw.app.supervisor import Supervisor
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_killed_process_is_reported_and_restarted_then_all_stop(write_config, tmp_path: Path) -> None:
+    cfg = write_config({
+        "version": 1,
+        "endpoints": {"bus_pub": f"tcp://127.0.0.1:{free_port()}", "bus_sub": f"tcp://127.0.0.1:{free_port()}"},
+        "processes": {"broker": {"kind": "bus.broker", "endpoints": {"xsub": "bus_pub", "xpub": "bus_sub"}}},
+    })
+    reports: list[tuple[str, dict]] = []
+    sup = Supervisor(load_config(cfg), cfg, tmp_path / "out", on_report=lambda n, f: reports.append((n, f)),
+                     restart_backoff_s=0.2)
+    try:
+        sup.start()
+        first = sup.children["broker"].popen
+        assert first is not None
+        os.kill(first.pid, signal.SIGKILL)
+        end = time.monotonic() + 20
+        while time.monotonic() < end and sup.children["broker"].starts < 2:
+            sup.watch()
+            time.sleep(0.05)
+        assert sup.children["broker"].starts == 2
+        assert ("process_died", {"process": "broker", "returncode": -signal.SIGKILL, "restart_in_s": 0.2}) in reports
+        assert sup.alive() == {"broker": True}
+    finally:
+        sup.stop()
+    second = sup.children["broker"].popen
+    assert second is not None and second.poll() is not None
