@@ -4,6 +4,8 @@
     pdh run CONFIG [--out DIR]                                         run a config as a service
     pdh check-config CONFIG                                            validate a config and exit
     pdh cmd CONFIG PROCESS COMMAND [key=value ...]                     send one command to a service
+    pdh keys [--dir DIR]                                               operator and service CURVE keypairs
+    pdh deploy ...                                                     arm, fire and watch a deployment
 """
 
 from __future__ import annotations
@@ -128,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("args", nargs="*", help="key=value arguments")
     k.add_argument("--timeout", type=float, default=5.0)
     k.set_defaults(func=_cmd_cmd)
+    from fsw.cli_deploy import add_deploy_parser, add_keys_parser
+
+    add_keys_parser(sub)
+    add_deploy_parser(sub, default_config=str(_default_config()))
     args = ap.parse_args(argv)
     try:
         return int(args.func(args))
