@@ -30,6 +30,7 @@ class RateResult:
     encodes: int
     decoded: np.ndarray
     scale: int = 1  # the frame was binned by this factor first, for budgets below what full size reaches
+    effort: int = 3
 
 
 def psnr_db(a: np.ndarray, b: np.ndarray, bit_depth: int) -> float:
@@ -49,13 +50,32 @@ def encode_to_budget(pixels: np.ndarray, bit_depth: int, budget_bytes: int, tole
     while True:
         view = pixels if scale == 1 else bin_pixels(pixels, scale)
         try:
-            r = _bisect(view, bit_depth, budget_bytes, tolerance, effort, max_encodes)
+            r = _bisect_efforts(view, bit_depth, budget_bytes, tolerance, effort, max_encodes)
         except _TooBig:
             if min(view.shape[:2]) < 64:
                 raise ProductError(f"budget {budget_bytes} B is out of reach even binned {scale}x") from None
             scale *= 2
             continue
-        return RateResult(r.payload, r.distance, r.psnr_db, r.encodes, r.decoded, scale)
+        return RateResult(r.payload, r.distance, r.psnr_db, r.encodes, r.decoded, scale, r.effort)
+
+
+def _bisect_efforts(pixels: np.ndarray, bit_depth: int, budget_bytes: int, tolerance: float, effort: int,
+                    max_encodes: int) -> RateResult:
+    """The size jumps where libjxl changes mode; another effort has its jumps elsewhere, so try a few."""
+    encodes = 0
+    last: ProductError | None = None
+    for e in dict.fromkeys((effort, effort + 1, effort - 1, effort + 2)):
+        if not 1 <= e <= 9:
+            continue
+        try:
+            r = _bisect(pixels, bit_depth, budget_bytes, tolerance, e, max_encodes)
+        except ProductError as exc:
+            last = exc
+            encodes += max_encodes
+            continue
+        return RateResult(r.payload, r.distance, r.psnr_db, r.encodes + encodes, r.decoded, 1, e)
+    assert last is not None
+    raise last
 
 
 class _TooBig(Exception):
@@ -91,7 +111,7 @@ def _bisect(pixels: np.ndarray, bit_depth: int, budget_bytes: int, tolerance: fl
                            f"{len(best[1])} B ({best[0]:.1%} away)")
     decoded = decode_pixels("jxl_lossy", best[1], pixels.shape, pixels.dtype.name, params)
     return RateResult(payload=best[1], distance=round(best[2], 5), psnr_db=round(psnr_db(pixels, decoded, bit_depth), 3),
-                      encodes=encodes, decoded=decoded)
+                      encodes=encodes, decoded=decoded, effort=effort)
 
 
 def crop(pixels: np.ndarray, region: tuple[int, int, int, int], pattern: str = "mono") -> np.ndarray:

@@ -85,7 +85,7 @@ def make_lossy(frame: Frame, budget_bytes: int, grades: dict[str, Any],
     px = frame.pixels if region is None else crop(frame.pixels, region, frame.pattern)
     px = demosaic(px, frame.pattern)
     r = encode_to_budget(px, frame.bit_depth, budget_bytes)
-    params = {"bit_depth": frame.bit_depth, "distance": r.distance, "effort": 3}
+    params = {"bit_depth": frame.bit_depth, "distance": r.distance, "effort": r.effort}
     meta = {"budget_bytes": budget_bytes, "psnr_db": r.psnr_db, "scale": r.scale, "encodes": r.encodes,
             "region": list(region) if region else None,
             "channel_order": "BGR" if px.ndim == 3 else "mono"}
