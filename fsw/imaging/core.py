@@ -88,7 +88,8 @@ class ImagingCore:
 
     def emit(self, p: Product, requested: bool = False) -> None:
         head = msgpack.packb({"id": p.id, "kind": p.kind, "camera": p.camera, "counter": p.counter,
-                              "score": p.grades.get("score"), "requested": requested}, use_bin_type=True)
+                              "score": p.grades.get("score"), "requested": requested,
+                              "priority": p.meta.get("priority", "")}, use_bin_type=True)
         self.pending.append((head, encode_product(p)))
         self.pub.publish(f"product.{p.kind}", "product",
                          {"id": p.id, "camera": p.camera, "counter": p.counter, "codec": p.codec,

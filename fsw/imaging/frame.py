@@ -45,10 +45,13 @@ class Frame:
     temp_c: float
     t_capture: float
     crc32c: int
+    priority: str = ""  # "confirmation": taken to confirm a deployment; its products go first
 
     def meta(self) -> dict[str, Any]:
-        return {"exposure_us": self.exposure_us, "gain": self.gain, "temp_c": self.temp_c,
-                "pattern": self.pattern, "calibration": "none"}
+        m = {"exposure_us": self.exposure_us, "gain": self.gain, "temp_c": self.temp_c, "pattern": self.pattern}
+        if self.priority:
+            m["priority"] = self.priority
+        return m
 
 
 def frame_from_message(msg: Message, check_crc: bool = True) -> Frame:
@@ -79,4 +82,5 @@ def frame_from_message(msg: Message, check_crc: bool = True) -> Frame:
         raise FrameRejected("bit_depth", f"pixel values exceed {f['bit_depth']} bits")
     return Frame(camera=f["camera"], counter=f["counter"], pixels=pixels, bit_depth=f["bit_depth"],
                  pattern=f["pattern"], exposure_us=f["exposure_us"], gain=float(f["gain"]),
-                 temp_c=float(f["temp_c"]), t_capture=float(f["t_capture"]), crc32c=f["crc32c"])
+                 temp_c=float(f["temp_c"]), t_capture=float(f["t_capture"]), crc32c=f["crc32c"],
+                 priority=f["priority"] if isinstance(f.get("priority"), str) else "")

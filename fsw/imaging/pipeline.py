@@ -47,7 +47,8 @@ def _product(frame: Frame, kind: str, codec: str, decoded: np.ndarray, payload: 
     return Product(id=product_id(frame.camera, frame.counter, kind), kind=kind, camera=frame.camera,
                    counter=frame.counter, t_capture=frame.t_capture, codec=codec, shape=tuple(decoded.shape),
                    dtype=decoded.dtype.name, bit_depth=bit_depth, payload=payload, crc32c=pixels_crc32c(decoded),
-                   meta=frame.meta() | (meta or {}), grades=grades, codec_params=params)
+                   meta=frame.meta() | {"calibration": grades.get("calibration", "none")} | (meta or {}),
+                   grades=grades, codec_params=params)
 
 
 def make_thumbnail(frame: Frame, max_px: int, grades: dict[str, Any]) -> tuple[Product, np.ndarray]:

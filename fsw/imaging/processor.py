@@ -62,7 +62,10 @@ class FrameProcessor:
             self._event("frames_thumbnail_only", {"camera": frame.camera, "counters": [frame.counter],
                                                   "reason": "queue_full", "queue_depth": len(self.waiting)})
             return
-        self.waiting.append((frame, self._monotonic()))
+        if frame.priority == "confirmation":
+            self.waiting.appendleft((frame, self._monotonic()))  # a deployment waits for this one
+        else:
+            self.waiting.append((frame, self._monotonic()))
 
     def step(self) -> None:
         """Start what the workers have room for; emit finished products in frame order."""
@@ -98,6 +101,7 @@ class FrameProcessor:
             t1 = time.perf_counter()
             if self.calibration is not None:
                 cal = self.calibration.active.get(frame.camera)
+                # The raw pixels stay raw; the set on board is named so the ground can apply it.
                 grades["calibration"] = cal.id if cal else "none"
                 self.calibration.offer(frame.camera, frame.pixels, frame.exposure_us, frame.temp_c)
             self.recent[frame.camera].append((frame, grades))

@@ -70,3 +70,17 @@ def test_grade_rule_sends_saturated_frames_as_thumbnail_only() -> None:
     _run(proc)
     assert [(p.counter, p.kind) for p in out] == [(1, "thumbnail"), (2, "thumbnail"), (2, "full")]
     assert events == [("frames_thumbnail_only", "rule")]
+
+
+def test_confirmation_frame_jumps_the_queue_and_its_products_say_so() -> None:
+    from dataclasses import replace
+
+    out = []
+    proc = FrameProcessor(_settings(workers=1), out.append, lambda n, f: None)
+    for i in range(3):
+        proc.accept(_frame(i))
+    proc.accept(replace(_frame(9), priority="confirmation"))
+    _run(proc)
+    assert [p.counter for p in out if p.kind == "full"][0] == 9
+    assert all(p.meta.get("priority") == "confirmation" for p in out if p.counter == 9)
+    assert all("priority" not in p.meta and p.meta["calibration"] == "none" for p in out if p.counter != 9)
