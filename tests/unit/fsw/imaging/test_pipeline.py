@@ -69,3 +69,14 @@ def test_grades_see_saturation_and_blur() -> None:
     g_px, g_sat, g_blur = (grade_frame(a, 12) for a in (px, sat, blurred))
     assert g_sat["saturated_frac"] > 0.4 > g_px["saturated_frac"]
     assert g_px["sharpness_laplacian_var"] > g_blur["sharpness_laplacian_var"]
+
+
+@pytest.mark.parametrize("pattern, red_at", [("RGGB", (0, 0)), ("BGGR", (1, 1)), ("GRBG", (0, 1)), ("GBRG", (1, 0))])
+def test_bayer_frame_demosaics_red_to_the_red_channel(pattern, red_at) -> None:
+    from fsw.imaging.pipeline import demosaic
+
+    mosaic = np.full((32, 32), 100, np.uint16)
+    mosaic[red_at[0]::2, red_at[1]::2] = 3000  # a red scene: only red sites are bright
+    bgr = demosaic(mosaic, pattern)
+    b, g, r = (float(bgr[8:24, 8:24, c].mean()) for c in range(3))
+    assert r > 2500 and b < 500 and g < 500
