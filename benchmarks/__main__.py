@@ -16,6 +16,7 @@ import numpy as np
 import zmq
 
 from benchmarks.bus import bench_bus
+from benchmarks.camera import bench_camera
 from benchmarks.chain import ChainUnavailable, bench_chain
 from benchmarks.codecs import bench_codecs
 from benchmarks.figures import Table, render
@@ -33,9 +34,11 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
               "quick": {"size_px": 512, "duration_s": 8.0}},
     "imaging": {"full": {"scale": 1.0, "n_frames": 20, "repeats": 3},
                 "quick": {"scale": 0.25, "n_frames": 6, "repeats": 1}},
+    "camera": {"full": {"size_px": 2048, "duration_s": 10.0},
+               "quick": {"size_px": 512, "duration_s": 3.0}},
 }
 BENCHES: dict[str, Callable[..., Table]] = {"codecs": bench_codecs, "bus": bench_bus, "imaging": bench_imaging,
-                                            "chain": bench_chain}
+                                            "chain": bench_chain, "camera": bench_camera}
 
 
 def _machine() -> dict[str, Any]:

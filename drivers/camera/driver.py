@@ -4,23 +4,30 @@
 frames, events and replies come out through callbacks, so it is tested
 against byte transcripts. :class:`CameraDriver` is the adapter: the TCP
 link (reconnect with exponential backoff), the bus publisher, the command
-server and health telemetry. :func:`run` is the process entry.
+server, health telemetry, and what silence means (a stall is a timeout
+and a truncated frame; a camera silent past the latch timeout is
+power-cycled). :func:`run` is the process entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, Callable
 
 import crc32c
+import numpy as np
 import zmq
 
 from drivers.camera import protocol as p
 from drivers.camera.interface import COMMANDS, EVENTS, TELEMETRY, validate_args
-from drivers.links.tcp import Backoff, connect_tcp
+from drivers.camera.profile import profile_for_process
+from drivers.links.serial import SerialLink
+from drivers.links.tcp import Backoff, TcpLink
 from fsw.app.config import parse_endpoint
 from fsw.app.process import HealthReporter
 from fsw.bus.commands import CommandServer
+from fsw.bus.message import RESERVED_KEYS
 from fsw.errors import CommandRejected
 
 __all__ = ["DriverCore", "CameraDriver", "run", "frame_fields"]
@@ -41,8 +48,13 @@ def frame_fields(f: p.Frame, crc: int) -> dict[str, Any]:
 class DriverCore:
     """Decodes the link, validates frames, counts faults; no sockets, no clock."""
 
-    def __init__(self, camera: str, publish_frame: PublishFrame, emit: Emit) -> None:
+    def __init__(self, camera: str, publish_frame: PublishFrame, emit: Emit, max_temp_c: float = 60.0,
+                 defect_check: bool = True) -> None:
         self.camera = camera
+        self.max_temp_c = max_temp_c
+        self.defect_check = defect_check
+        self.hot = False
+        self.defects = (0, 0)  # dead, stuck in the last frame
         self._publish_frame = publish_frame
         self._emit = emit
         self.decoder = p.StreamDecoder()
@@ -61,6 +73,8 @@ class DriverCore:
         self.protocol_errors = 0
         self.camera_naks = 0
         self.bytes_skipped = 0
+        self.frames_truncated = 0
+        self.crc_errors = 0
         self.last_error = ""
 
     def command(self, msg: p.Message, await_reply: bool = True) -> tuple[int, bytes]:
@@ -80,11 +94,17 @@ class DriverCore:
         for item in self.decoder.feed(data):
             self._on_item(item)
 
+    def on_silence(self) -> None:
+        """Bytes stopped arriving mid-message: give up on it (truncated) and resynchronise."""
+        for item in self.decoder.abandon():
+            self._on_item(item)
+
     def on_link_closed(self) -> None:
         """The link ended: whatever was half received is truncated; start afresh."""
         for item in self.decoder.finish():
             self._on_item(item)
         self.decoder = p.StreamDecoder()
+        self._seq = 0  # sequence numbers restart with every connection
         self.awaiting.clear()
         self.replies.clear()
 
@@ -96,11 +116,11 @@ class DriverCore:
         elif isinstance(item, p.WireError):
             self._on_error(item)
         else:
-            self._fault("protocol_error", f"camera sent a command: {type(item).__name__}", seq=item.seq)
+            self._fault("protocol_error", f"camera sent a command: {type(item).__name__}", wire_seq=item.seq)
 
     def _on_reply(self, reply: p.Ack | p.Nak | p.StatusReply) -> None:
         if isinstance(reply, p.StatusReply):
-            self.temp_c = reply.temp_c
+            self._check_temp(reply.temp_c)
         if isinstance(reply, p.Nak):
             self.camera_naks += 1
             self.last_error = f"camera NAK {reply.code}: {reply.reason}"
@@ -116,12 +136,15 @@ class DriverCore:
         if isinstance(err, _BAD_FRAME_ERRORS) or (isinstance(err, p.MalformedPayload)
                                                   and err.msg_type == p.MsgType.FRAME):
             self.frames_bad += 1
-            name = "frame_truncated" if isinstance(err, p.TruncatedError) else "frame_crc_error"
+            truncated = isinstance(err, p.TruncatedError)
+            self.frames_truncated += truncated
+            self.crc_errors += not truncated
+            name = "frame_truncated" if truncated else "frame_crc_error"
             if isinstance(err, p.MalformedPayload):
                 name = "protocol_error"
-            self._fault(name, f"{type(err).__name__}: {err}", seq=err.seq, count=False)
+            self._fault(name, f"{type(err).__name__}: {err}", wire_seq=err.seq, count=False)
             return
-        self._fault("protocol_error", f"{type(err).__name__}: {err}", seq=err.seq)
+        self._fault("protocol_error", f"{type(err).__name__}: {err}", wire_seq=err.seq)
 
     def _fault(self, name: str, detail: str, count: bool = True, **details: Any) -> None:
         if count:
@@ -137,9 +160,32 @@ class DriverCore:
             return
         self._check_counter(f.counter)
         self.frames_good += 1
-        self.temp_c = f.temp_c
+        self._check_temp(f.temp_c)
         pixels = memoryview(f.pixels)
+        if self.defect_check:
+            self._check_defects(f, pixels)
         self._publish_frame(frame_fields(f, crc32c.crc32c(pixels)), pixels)
+
+    def _check_temp(self, temp_c: float) -> None:
+        self.temp_c = temp_c
+        if not self.hot and temp_c > self.max_temp_c:
+            self.hot = True
+            self._emit("over_temperature", {"temp_c": round(temp_c, 2), "limit_c": self.max_temp_c})
+        elif self.hot and temp_c < self.max_temp_c - 2.0:
+            self.hot = False
+            self._emit("temperature_nominal", {"temp_c": round(temp_c, 2), "limit_c": self.max_temp_c})
+
+    def _check_defects(self, f: p.Frame, pixels: memoryview) -> None:
+        """Dead pixels read 0 DN (below the black level, which no live pixel does); stuck ones full scale."""
+        arr = np.frombuffer(pixels, dtype=f.dtype)
+        dead = int(np.count_nonzero(arr == 0))
+        stuck = int(np.count_nonzero(arr == (1 << f.bit_depth) - 1))
+        last_dead, last_stuck = self.defects
+        self.defects = (dead, stuck)
+        # Full-scale pixels also come from bright scenes: only a jump far beyond frame-to-frame noise counts.
+        if self.frames_good > 1 and (dead > last_dead or stuck > last_stuck + max(4, 4 * int(last_stuck ** 0.5))):
+            self._emit("pixel_defects", {"dead_px": dead, "full_scale_px": stuck, "counter": f.counter,
+                                         "previous_dead_px": last_dead, "previous_full_scale_px": last_stuck})
 
     def _check_counter(self, counter: int) -> None:
         last = self.last_counter
@@ -156,27 +202,30 @@ class DriverCore:
 
 
 class CameraDriver:
-    """The process adapter: link socket, bus, commands, health."""
+    """The process adapter: device link (TCP or serial), bus, commands, health, timeouts."""
 
     def __init__(self, ctx: Any) -> None:
         s = ctx.settings
         self.ctx = ctx
         self.log = ctx.log
+        self.s = s
         self.camera = s["camera"]
+        self.profile = profile_for_process(s, ctx.config.file)
         self.reply_timeout_s = s["reply_timeout_s"]
         self.want_streaming = s["stream_on_start"]
         self.rate_hz = s["frame_rate_hz"]
-        _, self.host, self.port = parse_endpoint(ctx.endpoint("link"))
+        self.link = self._make_link()
         self.pub = ctx.publisher()
-        self.core = DriverCore(self.camera, self._publish_frame, self._emit)
+        max_temp = s["max_temp_c"] if s["max_temp_c"] is not None else self.profile.max_temp_c
+        self.core = DriverCore(self.camera, self._publish_frame, self._emit, max_temp, s["defect_check"])
         self.commands = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self._emit,
-                                      reset_counters=self.core.reset_counters)
+                                      reset_counters=self._reset_counters)
         for name in COMMANDS:
             if name not in ("NOOP", "RESET_COUNTERS"):
                 self.commands.register(name, self._handler(name))
         self.health = HealthReporter(ctx, self.pub, self._sample)
         self.backoff = Backoff(0.1, s["reconnect_max_s"])
-        self.sock: Any = None
+        self.connected = False
         self.link_state = "down"
         self.reconnects = 0
         self.next_connect = ctx.monotonic()
@@ -184,15 +233,65 @@ class CameraDriver:
         self._poller = zmq.Poller()
         self._poller.register(self.commands.sock, zmq.POLLIN)
         self._link_poller = zmq.Poller()  # the link alone, while a command waits for its reply
+        self._reset_timing_counters()
+        self.last_rx = ctx.monotonic()
+        self.last_frame_at: float | None = None
+        self.silent = False
+        self.next_keepalive = ctx.monotonic()
+        self.settings_sent: dict[str, p.Message] = {}
+
+    def _make_link(self) -> Any:
+        if self.profile.interface == "serial":
+            path = Path(self.s["serial_path"].format(camera=self.camera))
+            if not path.is_absolute():
+                path = Path(self.ctx.out_dir) / path
+            return SerialLink(str(path), int(self.profile.link_rate_bps))
+        _, host, port = parse_endpoint(self.ctx.endpoint("link"))
+        return TcpLink(host, port, timeout_s=1.0)
+
+    def _reset_timing_counters(self) -> None:
+        self.timeouts = 0
+        self.late_frames = 0
+        self.power_cycles = 0
+
+    def _reset_counters(self) -> None:
+        self.core.reset_counters()
+        self._reset_timing_counters()
+
+    # --- timing ------------------------------------------------------------------------------
+
+    def line_time_s(self) -> float:
+        """How long the current frame size takes on the line."""
+        frame = self.profile.width * self.profile.height * self.profile.bytes_per_pixel
+        frame //= self.profile.binning ** 2
+        return frame / self.profile.line_bytes_per_s()
+
+    def frame_timeout_s(self) -> float:
+        if self.s["frame_timeout_s"] > 0:
+            return self.s["frame_timeout_s"]
+        return 2.0 / self.rate_hz + self.line_time_s() + 1.0
+
+    def late_frame_s(self) -> float:
+        if self.s["late_frame_s"] > 0:
+            return self.s["late_frame_s"]
+        return 0.5 / self.rate_hz + self.line_time_s()
 
     # --- bus --------------------------------------------------------------------------------
 
     def _publish_frame(self, fields: dict[str, Any], pixels: memoryview) -> None:
+        now = self.ctx.monotonic()
+        if self.want_streaming and self.last_frame_at is not None:
+            late_s = now - self.last_frame_at - 1.0 / self.rate_hz
+            if late_s > self.late_frame_s():
+                self.late_frames += 1
+                self._emit("frame_late", {"counter": fields["counter"], "late_s": round(late_s, 3)})
+        self.last_frame_at = now
         self.pub.publish(f"frame.{self.camera}", "frame", fields, buffers=[pixels], t=fields["t_capture"])
 
     def _emit(self, name: str, details: dict[str, Any]) -> None:
         spec = EVENTS.get(name)
         severity = spec.severity if spec else "warning"
+        details = {(f"{k}_" if k in RESERVED_KEYS else k): v for k, v in details.items()}
         fields = {"name": name, "severity": severity, "event_id": spec.id if spec else 0, **details}
         self.pub.publish(f"evt.{self.ctx.name}", "evt", fields)
         getattr(self.log, "info" if severity == "info" else "warning")(name, **details)
@@ -204,7 +303,10 @@ class CameraDriver:
                   "bytes_skipped": c.bytes_skipped, "last_error": c.last_error, "temp_c": c.temp_c,
                   "commands_accepted": self.commands.accepted, "commands_rejected": self.commands.rejected,
                   "camera_naks": c.camera_naks, "reconnects": self.reconnects, "streaming": self.want_streaming,
-                  "last_counter": -1 if c.last_counter is None else c.last_counter}
+                  "last_counter": -1 if c.last_counter is None else c.last_counter,
+                  "frames_truncated": c.frames_truncated, "crc_errors": c.crc_errors, "timeouts": self.timeouts,
+                  "late_frames": self.late_frames, "power_cycles": self.power_cycles, "dead_pixels": c.defects[0],
+                  "stuck_pixels": c.defects[1], "interface": self.link.kind}
         assert set(values) <= set(TELEMETRY)
         return values
 
@@ -213,30 +315,37 @@ class CameraDriver:
     def _connect(self) -> None:
         self.link_state = "connecting"
         try:
-            sock = connect_tcp(self.host, self.port, timeout_s=1.0)
+            self.link.open()
         except OSError as exc:
             delay = self.backoff.next_delay()
             self.next_connect = self.ctx.monotonic() + delay
             self.link_state = "down"
             self.log.info("link_connect_failed", error=str(exc), retry_in_s=round(delay, 3))
             return
-        sock.settimeout(self.reply_timeout_s)
-        self.sock = sock
+        self.connected = True
         self.link_state = "up"
         self.backoff.reset()
-        self._poller.register(sock.fileno(), zmq.POLLIN)
-        self._link_poller.register(sock.fileno(), zmq.POLLIN)
-        self._emit("link_up", {"host": self.host, "port": self.port})
-        if self.want_streaming:
-            self._send(p.StreamStart(rate_hz=self.rate_hz), await_reply=False)
+        self.last_rx = self.ctx.monotonic()
+        self.last_frame_at = None
+        self.silent = False
+        self._poller.register(self.link.fileno(), zmq.POLLIN)
+        self._link_poller.register(self.link.fileno(), zmq.POLLIN)
+        self._emit("link_up", self.link.describe())
+        try:
+            for msg in self.settings_sent.values():  # a power-cycled camera forgot them
+                self._send(msg, await_reply=False)
+            if self.want_streaming:
+                self._send(p.StreamStart(rate_hz=self.rate_hz), await_reply=False)
+        except CommandRejected:
+            pass  # the link dropped again at once; _send has counted it and will reconnect
 
     def _disconnect(self, reason: str, quiet: bool = False) -> None:
-        if self.sock is None:
+        if not self.connected:
             return
-        self._poller.unregister(self.sock.fileno())
-        self._link_poller.unregister(self.sock.fileno())
-        self.sock.close()
-        self.sock = None
+        self._poller.unregister(self.link.fileno())
+        self._link_poller.unregister(self.link.fileno())
+        self.link.close()
+        self.connected = False
         self.core.on_link_closed()
         self.link_state = "down"
         self.reconnects += 1
@@ -249,7 +358,7 @@ class CameraDriver:
     def _send(self, msg: p.Message, await_reply: bool = True) -> int:
         seq, data = self.core.command(msg, await_reply)
         try:
-            self.sock.sendall(data)
+            self.link.send(data)
         except OSError as exc:
             self._disconnect(f"send: {exc}")
             raise CommandRejected(f"camera link lost while sending: {exc}") from None
@@ -257,26 +366,56 @@ class CameraDriver:
 
     def _read(self) -> None:
         try:
-            n = self.sock.recv_into(self._buf)
-        except (BlockingIOError, InterruptedError, TimeoutError):
-            return
+            n = self.link.read_into(self._buf)
         except OSError as exc:
             self._disconnect(f"recv: {exc}")
+            return
+        if n < 0:
             return
         if n == 0:
             self._disconnect("camera closed the link")
             return
+        self.last_rx = self.ctx.monotonic()
+        self.silent = False
         # The decoder copies into a buffer of its own per message, so this one is reused safely.
         self.core.on_bytes(memoryview(self._buf)[:n])
 
+    def _watch(self) -> None:
+        """Stalls, latch-up and keep-alive: what silence from the camera means."""
+        if not self.connected:
+            return
+        now = self.ctx.monotonic()
+        quiet_s = now - self.last_rx
+        if self.want_streaming and not self.silent and quiet_s > self.frame_timeout_s():
+            self.silent = True
+            self.timeouts += 1
+            self._emit("frame_timeout", {"silent_s": round(quiet_s, 3), "timeout_s": round(self.frame_timeout_s(), 3)})
+            self.core.on_silence()
+        if quiet_s > self.s["latch_timeout_s"] and self.s["power_cycle_on_latch"]:
+            self.power_cycles += 1
+            self._emit("camera_power_cycled", {"silent_s": round(quiet_s, 3)})
+            self.last_rx = now  # give it the boot time plus a latch timeout again
+            try:
+                self._send(p.PowerCycle(), await_reply=False)
+            except CommandRejected:
+                pass
+            return
+        if not self.want_streaming and now >= self.next_keepalive:
+            self.next_keepalive = now + self.s["ping_interval_s"]
+            try:
+                self._send(p.StatusRequest(), await_reply=False)
+            except CommandRejected:
+                pass
+
     def step(self, timeout_ms: int) -> None:
-        if self.sock is None and self.ctx.monotonic() >= self.next_connect:
+        if not self.connected and self.ctx.monotonic() >= self.next_connect:
             self._connect()
         events = dict(self._poller.poll(timeout_ms))
-        if self.sock is not None and events.get(self.sock.fileno()):
+        if self.connected and events.get(self.link.fileno()):
             self._read()
         if events.get(self.commands.sock):
             self.commands.poll(0)
+        self._watch()
         self.health.tick()
 
     # --- commands ---------------------------------------------------------------------------
@@ -286,27 +425,41 @@ class CameraDriver:
             return self._execute(name, validate_args(name, args))
         return handle
 
+    def _message(self, name: str, args: dict[str, Any]) -> p.Message:
+        return {"STREAM_START": lambda: p.StreamStart(rate_hz=args["rate_hz"]),
+                "STREAM_STOP": p.StreamStop, "CAPTURE": p.Capture, "STATUS": p.StatusRequest, "PING": p.Ping,
+                "SET_EXPOSURE": lambda: p.SetExposure(exposure_us=args["exposure_us"]),
+                "SET_GAIN": lambda: p.SetGain(gain=args["gain"]),
+                "CAPTURE_BURST": lambda: p.CaptureBurst(count=args["count"]),
+                "SET_WINDOW": lambda: p.SetWindow(**args), "SET_BINNING": lambda: p.SetBinning(factor=args["factor"]),
+                "POWER_CYCLE": p.PowerCycle, "SELF_TEST": p.SelfTest}[name]()
+
     def _execute(self, name: str, args: dict[str, Any]) -> Any:
         if name == "STREAM_STOP":
             self.want_streaming = False
-            if self.sock is None:
+            if not self.connected:
                 return {"link": "down", "note": "streaming will not start on reconnect"}
-        if self.sock is None:
+        if not self.connected:
             raise CommandRejected(f"{name}: camera link is {self.link_state}")
+        if name == "CAPTURE" and "priority" in args:
+            self.log.info("capture_requested", priority=args["priority"])
         if name == "STREAM_START":
             self.rate_hz = args["rate_hz"]
-        msg = {"STREAM_START": lambda: p.StreamStart(rate_hz=args["rate_hz"]),
-               "STREAM_STOP": p.StreamStop, "CAPTURE": p.Capture, "STATUS": p.StatusRequest,
-               "SET_EXPOSURE": lambda: p.SetExposure(exposure_us=args["exposure_us"]),
-               "SET_GAIN": lambda: p.SetGain(gain=args["gain"])}[name]()
+        msg = self._message(name, args)
         reply = self._await_reply(self._send(msg))
         if isinstance(reply, p.Nak):
             raise RuntimeError(f"camera refused {name}: code {reply.code}: {reply.reason}")
         if name == "STREAM_START":
             self.want_streaming = True
+            self.last_frame_at = None
+        if name in ("SET_EXPOSURE", "SET_GAIN", "SET_WINDOW", "SET_BINNING"):
+            self.settings_sent[name] = msg
+        if name == "POWER_CYCLE":
+            self.power_cycles += 1
         if isinstance(reply, p.StatusReply):
             return {k: getattr(reply, k) for k in ("temp_c", "exposure_us", "gain", "frames_sent", "streaming",
-                                                    "rate_hz")}
+                                                    "rate_hz", "window_x", "window_y", "width", "height",
+                                                    "binning", "flags", "boot_count")}
         return {"camera_seq": reply.ref_seq, "note": getattr(reply, "reason", "")}
 
     def _await_reply(self, seq: int) -> p.Message:
@@ -316,17 +469,17 @@ class CameraDriver:
             reply = self.core.take_reply(seq)
             if reply is not None:
                 return reply
-            if self.sock is None:
+            if not self.connected:
                 raise RuntimeError("camera link lost before the reply")
             if self._link_poller.poll(50):
                 self._read()
             self.health.tick()
         self.core.awaiting.discard(seq)
-        self._emit("reply_timeout", {"seq": seq, "timeout_s": self.reply_timeout_s})
+        self._emit("reply_timeout", {"wire_seq": seq, "timeout_s": self.reply_timeout_s})
         raise TimeoutError(f"no reply from the camera within {self.reply_timeout_s} s")
 
     def close(self) -> None:
-        if self.sock is not None:
+        if self.connected:
             self._disconnect("stopping", quiet=True)
         self.health.tick(force=True)
         self.commands.close()
@@ -336,10 +489,10 @@ class CameraDriver:
 def run(ctx: Any) -> None:
     """Drive the camera until ``ctx.stop`` is set."""
     driver = CameraDriver(ctx)
-    ctx.log.info("camera_driver_started", camera=driver.camera, link=f"{driver.host}:{driver.port}")
+    ctx.log.info("camera_driver_started", camera=driver.camera, **driver.link.describe())
     try:
         while not ctx.stop.is_set():
-            driver.step(100)
+            driver.step(50)
     finally:
         driver.close()
         ctx.log.info("camera_driver_stopped", frames_good=driver.core.frames_good, frames_bad=driver.core.frames_bad)

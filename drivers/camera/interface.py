@@ -24,6 +24,8 @@ class Arg:
     min: float | None = None
     max: float | None = None
     unit: str = ""
+    required: bool = True
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,22 @@ COMMANDS: dict[str, CommandSpec] = {c.name: c for c in (
                 doc="Start streaming frames at rate_hz (the camera may cap it)."),
     CommandSpec(0x11, "STREAM_STOP", doc="Stop streaming; completes once the camera acknowledges, "
                                          "after which no more frames are published."),
-    CommandSpec(0x12, "CAPTURE", doc="Capture and publish one frame."),
+    CommandSpec(0x12, "CAPTURE", (Arg("priority", str, required=False, choices=("normal", "confirmation")),),
+                doc="Capture and publish one frame (priority is logged; e.g. a deployment confirmation)."),
     CommandSpec(0x13, "SET_EXPOSURE", (Arg("exposure_us", int, 1, 10_000_000, "us"),),
                 doc="Set the exposure time."),
     CommandSpec(0x14, "SET_GAIN", (Arg("gain", float, 0.1, 64.0, "DN/e- relative to unity"),),
                 doc="Set the analogue gain."),
     CommandSpec(0x15, "STATUS", doc="Ask the camera for its status; the result holds it."),
+    CommandSpec(0x16, "PING", doc="Ask the camera for an ACK."),
+    CommandSpec(0x17, "CAPTURE_BURST", (Arg("count", int, 1, 1000),),
+                doc="Capture count frames back to back."),
+    CommandSpec(0x18, "SET_WINDOW", (Arg("x", int, 0, 16384, "px"), Arg("y", int, 0, 16384, "px"),
+                                     Arg("width", int, 0, 16384, "px"), Arg("height", int, 0, 16384, "px")),
+                doc="Read out only this region of the sensor; all zero for the full sensor."),
+    CommandSpec(0x19, "SET_BINNING", (Arg("factor", int, 1, 4),), doc="Bin factor x factor pixels (1, 2, 4)."),
+    CommandSpec(0x1A, "POWER_CYCLE", doc="Power the camera off and on; the link drops and comes back."),
+    CommandSpec(0x1B, "SELF_TEST", doc="Run the camera's self-test; fails naming what is wrong."),
 )}
 
 EVENTS: dict[str, EventSpec] = {e.name: e for e in (
@@ -81,6 +93,12 @@ EVENTS: dict[str, EventSpec] = {e.name: e for e in (
     EventSpec(10, "command_rejected", "warning", "A ground command was rejected."),
     EventSpec(11, "command_failed", "error", "A ground command failed after acceptance."),
     EventSpec(12, "reply_timeout", "warning", "The camera did not answer a command in time."),
+    EventSpec(13, "frame_timeout", "warning", "Streaming, but nothing arrived from the camera in time (a stall)."),
+    EventSpec(14, "frame_late", "warning", "A streamed frame arrived later than its period allows."),
+    EventSpec(15, "camera_power_cycled", "warning", "The driver power-cycled a silent (latched-up) camera."),
+    EventSpec(16, "over_temperature", "error", "The sensor temperature is above its limit."),
+    EventSpec(17, "temperature_nominal", "info", "The sensor temperature is back below its limit."),
+    EventSpec(18, "pixel_defects", "warning", "More dead (0 DN) or stuck (full-scale) pixels than before."),
 )}
 
 TELEMETRY: dict[str, ChannelSpec] = {c.name: c for c in (
@@ -98,6 +116,14 @@ TELEMETRY: dict[str, ChannelSpec] = {c.name: c for c in (
     ChannelSpec(12, "reconnects", "count", int),
     ChannelSpec(13, "streaming", "", bool),
     ChannelSpec(14, "last_counter", "count", int),
+    ChannelSpec(15, "frames_truncated", "count", int, high=0),
+    ChannelSpec(16, "crc_errors", "count", int, high=0),
+    ChannelSpec(17, "timeouts", "count", int, high=0),
+    ChannelSpec(18, "late_frames", "count", int, high=0),
+    ChannelSpec(19, "power_cycles", "count", int),
+    ChannelSpec(20, "dead_pixels", "count", int),
+    ChannelSpec(21, "stuck_pixels", "count", int),
+    ChannelSpec(22, "interface", "", str, doc="tcp | serial"),
 )}
 
 
@@ -106,6 +132,10 @@ def event_severity(name: str) -> str:
 
 
 def _coerce(cmd: str, arg: Arg, value: Any) -> Any:
+    if arg.type is str:
+        if not isinstance(value, str) or (arg.choices and value not in arg.choices):
+            raise CommandRejected(f"{cmd}: '{arg.name}' must be one of {list(arg.choices)}, got {value!r}")
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CommandRejected(f"{cmd}: '{arg.name}' must be a number ({arg.type.__name__}), got {value!r}")
     if arg.type is int and (isinstance(value, float) and not value.is_integer()):
@@ -132,6 +162,8 @@ def validate_args(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for arg in spec.args:
         if arg.name not in args:
+            if not arg.required:
+                continue
             raise CommandRejected(f"{cmd}: missing argument '{arg.name}'")
         out[arg.name] = _coerce(cmd, arg, args[arg.name])
     return out

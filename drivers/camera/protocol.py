@@ -15,26 +15,31 @@ Every message is one envelope (all integers little-endian)::
 
 The header CRC lets a receiver reject a false sync (or a corrupted length)
 at once instead of waiting for a payload that never comes. ``docs/wire-protocol.md``
-describes each payload. :class:`StreamDecoder` turns a byte stream into
-messages and typed errors and resynchronises after garbage.
+describes each payload. The messages themselves are the dataclasses of
+:mod:`drivers.camera.messages` (re-exported here);
+:class:`~drivers.camera.decoder.StreamDecoder` (also re-exported) turns a
+byte stream into messages and typed errors and resynchronises after garbage.
 """
 
 from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
-from typing import Union
-
 import crc32c
 
+from drivers.camera.messages import (
+    COMMAND_TYPES, PATTERNS, REPLY_TYPES, STATE_FLAGS, Ack, Capture, CaptureBurst, Code, Frame, Message, MsgType, Nak,
+    Ping, PowerCycle, SelfTest, SetBinning, SetExposure, SetGain, SetWindow, StatusReply, StatusRequest, StreamStart,
+    StreamStop, bytes_per_pixel,
+)
 from fsw.errors import ProtocolError
 
 __all__ = [
     "SYNC", "VERSION", "HEADER_LEN", "TRAILER_LEN", "OVERHEAD", "MAX_PAYLOAD_BYTES", "PATTERNS",
-    "MsgType", "Code",
+    "MsgType", "Code", "STATE_FLAGS",
     "Ping", "StatusRequest", "SetExposure", "SetGain", "Capture", "StreamStart", "StreamStop",
-    "Ack", "Nak", "StatusReply", "Frame", "Message", "COMMAND_TYPES",
+    "CaptureBurst", "SetWindow", "SetBinning", "PowerCycle", "SelfTest",
+    "Ack", "Nak", "StatusReply", "Frame", "Message", "COMMAND_TYPES", "REPLY_TYPES",
     "WireError", "EncodeError", "SyncLostError", "HeaderCrcError", "CrcError", "TruncatedError",
     "UnsupportedVersion", "LengthError", "UnknownMessageType", "MalformedPayload",
     "encode", "decode_payload", "StreamDecoder", "bytes_per_pixel",
@@ -48,36 +53,6 @@ HEADER_LEN = _HEAD.size + 4  # 20: fixed header plus its CRC
 TRAILER_LEN = 4
 OVERHEAD = HEADER_LEN + TRAILER_LEN
 MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
-PATTERNS = ("mono", "RGGB", "BGGR", "GRBG", "GBRG")
-_GARBAGE_REPORT_BYTES = 1024 * 1024  # report a long run of garbage at least this often
-
-
-class MsgType:
-    """Message type codes: commands below 0x80, replies and data from 0x80."""
-
-    PING = 0x01
-    STATUS = 0x02
-    SET_EXPOSURE = 0x03
-    SET_GAIN = 0x04
-    CAPTURE = 0x05
-    STREAM_START = 0x06
-    STREAM_STOP = 0x07
-    ACK = 0x80
-    NAK = 0x81
-    STATUS_REPLY = 0x82
-    FRAME = 0x90
-
-
-class Code:
-    """ACK/NAK status codes."""
-
-    OK = 0
-    UNKNOWN_TYPE = 1
-    MALFORMED = 2
-    OUT_OF_RANGE = 3
-    CRC = 4
-    NOT_ALLOWED = 5
-    INTERNAL = 6
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -131,118 +106,19 @@ class MalformedPayload(WireError):
     """A sound message whose payload does not fit its type."""
 
 
-# --- messages ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True, kw_only=True)
-class Ping:
-    seq: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class StatusRequest:
-    seq: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class SetExposure:
-    exposure_us: int
-    seq: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class SetGain:
-    gain: float
-    seq: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class Capture:
-    seq: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class StreamStart:
-    rate_hz: float
-    seq: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class StreamStop:
-    seq: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class Ack:
-    """The command with sequence ``ref_seq`` was done; ``reason`` may add a note."""
-
-    ref_seq: int
-    code: int = Code.OK
-    reason: str = ""
-    seq: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class Nak:
-    """The command with sequence ``ref_seq`` was refused, with a code and why."""
-
-    ref_seq: int
-    code: int
-    reason: str = ""
-    seq: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class StatusReply:
-    ref_seq: int
-    temp_c: float
-    exposure_us: int
-    gain: float
-    frames_sent: int
-    streaming: bool
-    rate_hz: float = 0.0
-    seq: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class Frame:
-    """One image: metadata plus raw little-endian pixels (row-major, height x width)."""
-
-    camera: str
-    counter: int
-    width: int
-    height: int
-    bit_depth: int
-    pattern: str
-    exposure_us: int
-    gain: float
-    temp_c: float
-    t_capture: float
-    pixels: bytes | bytearray | memoryview
-    seq: int = 0
-
-    @property
-    def dtype(self) -> str:
-        return "uint8" if self.bit_depth <= 8 else "uint16"
-
-
-Message = Union[Ping, StatusRequest, SetExposure, SetGain, Capture, StreamStart, StreamStop,
-                Ack, Nak, StatusReply, Frame]
-COMMAND_TYPES = (Ping, StatusRequest, SetExposure, SetGain, Capture, StreamStart, StreamStop)
-
-
-def bytes_per_pixel(bit_depth: int) -> int:
-    return 1 if bit_depth <= 8 else 2
-
-
 # --- payload codecs ---------------------------------------------------------------------------
 
 _EMPTY_TYPES: dict[type, int] = {
     Ping: MsgType.PING, StatusRequest: MsgType.STATUS, Capture: MsgType.CAPTURE, StreamStop: MsgType.STREAM_STOP,
+    PowerCycle: MsgType.POWER_CYCLE, SelfTest: MsgType.SELF_TEST,
 }
 _U32_ST = struct.Struct("<I")
 _F64_ST = struct.Struct("<d")
 _REPLY_ST = struct.Struct("<IH")  # ref_seq, code; then reason text
-_STATUS_ST = struct.Struct("<IdIdQBd")  # ref_seq, temp_c, exposure_us, gain, frames_sent, streaming, rate_hz
+_U8_ST = struct.Struct("<B")
+_WINDOW_ST = struct.Struct("<IIII")  # x, y, width, height
+# ref_seq, temp_c, exposure_us, gain, frames_sent, streaming, rate_hz, window x, y, width, height, binning, flags, boots
+_STATUS_ST = struct.Struct("<IdIdQBdIIIIBBI")
 _FRAME_ST = struct.Struct("<QIIBBBxIddd")  # counter, w, h, bit_depth, pattern, camera len, pad, exp, gain, temp, t
 _MAX_CAMERA_BYTES = 255
 
@@ -271,6 +147,16 @@ def _encode_payload(msg: Message) -> tuple[int, list[bytes | memoryview]]:
     if isinstance(msg, StreamStart):
         _check_float("rate_hz", msg.rate_hz)
         return MsgType.STREAM_START, [_F64_ST.pack(msg.rate_hz)]
+    if isinstance(msg, CaptureBurst):
+        _check_uint("count", msg.count, 32)
+        return MsgType.CAPTURE_BURST, [_U32_ST.pack(msg.count)]
+    if isinstance(msg, SetWindow):
+        for name in ("x", "y", "width", "height"):
+            _check_uint(name, getattr(msg, name), 32)
+        return MsgType.SET_WINDOW, [_WINDOW_ST.pack(msg.x, msg.y, msg.width, msg.height)]
+    if isinstance(msg, SetBinning):
+        _check_uint("factor", msg.factor, 8)
+        return MsgType.SET_BINNING, [_U8_ST.pack(msg.factor)]
     if isinstance(msg, (Ack, Nak)):
         _check_uint("ref_seq", msg.ref_seq, 32)
         _check_uint("code", msg.code, 16)
@@ -287,10 +173,15 @@ def _encode_status(msg: StatusReply) -> bytes:
     _check_uint("ref_seq", msg.ref_seq, 32)
     _check_uint("exposure_us", msg.exposure_us, 32)
     _check_uint("frames_sent", msg.frames_sent, 64)
+    for name in ("window_x", "window_y", "width", "height", "boot_count"):
+        _check_uint(name, getattr(msg, name), 32)
+    _check_uint("binning", msg.binning, 8)
+    _check_uint("flags", msg.flags, 8)
     for name in ("temp_c", "gain", "rate_hz"):
         _check_float(name, getattr(msg, name))
     return _STATUS_ST.pack(msg.ref_seq, msg.temp_c, msg.exposure_us, msg.gain, msg.frames_sent,
-                           1 if msg.streaming else 0, msg.rate_hz)
+                           1 if msg.streaming else 0, msg.rate_hz, msg.window_x, msg.window_y, msg.width,
+                           msg.height, msg.binning, msg.flags, msg.boot_count)
 
 
 def _encode_frame(msg: Frame) -> list[bytes | memoryview]:
@@ -383,6 +274,16 @@ def decode_payload(mtype: int, seq: int, data: memoryview) -> Message:
     if mtype == MsgType.SET_EXPOSURE:
         _need(data, 4, mtype, seq)
         return SetExposure(exposure_us=_U32_ST.unpack_from(data)[0], seq=seq)
+    if mtype == MsgType.CAPTURE_BURST:
+        _need(data, 4, mtype, seq)
+        return CaptureBurst(count=_U32_ST.unpack_from(data)[0], seq=seq)
+    if mtype == MsgType.SET_WINDOW:
+        _need(data, _WINDOW_ST.size, mtype, seq)
+        x, y, w, h = _WINDOW_ST.unpack_from(data)
+        return SetWindow(x=x, y=y, width=w, height=h, seq=seq)
+    if mtype == MsgType.SET_BINNING:
+        _need(data, 1, mtype, seq)
+        return SetBinning(factor=data[0], seq=seq)
     if mtype in (MsgType.SET_GAIN, MsgType.STREAM_START):
         _need(data, 8, mtype, seq)
         value = _F64_ST.unpack_from(data)[0]
@@ -396,161 +297,20 @@ def decode_payload(mtype: int, seq: int, data: memoryview) -> Message:
         return cls(ref_seq=ref_seq, code=code, reason=_text(data[_REPLY_ST.size:], mtype, seq), seq=seq)
     if mtype == MsgType.STATUS_REPLY:
         _need(data, _STATUS_ST.size, mtype, seq)
-        ref_seq, temp_c, exp_us, gain, sent, streaming, rate_hz = _STATUS_ST.unpack_from(data)
+        (ref_seq, temp_c, exp_us, gain, sent, streaming, rate_hz, wx, wy, w, h, binning, flags,
+         boots) = _STATUS_ST.unpack_from(data)
         if streaming > 1:
             raise MalformedPayload(f"streaming flag {streaming} is not 0 or 1", seq=seq, msg_type=mtype)
         return StatusReply(ref_seq=ref_seq, temp_c=_finite("temp_c", temp_c, mtype, seq), exposure_us=exp_us,
                            gain=_finite("gain", gain, mtype, seq), frames_sent=sent, streaming=bool(streaming),
-                           rate_hz=_finite("rate_hz", rate_hz, mtype, seq), seq=seq)
+                           rate_hz=_finite("rate_hz", rate_hz, mtype, seq), window_x=wx, window_y=wy, width=w,
+                           height=h, binning=binning, flags=flags, boot_count=boots, seq=seq)
     if mtype == MsgType.FRAME:
         return _decode_frame(data, seq)
     raise UnknownMessageType(f"unknown message type {mtype:#04x}", seq=seq, msg_type=mtype)
 
 
-# --- stream decoder ---------------------------------------------------------------------------
 
-class StreamDecoder:
-    """Incremental decoder: ``feed(bytes)`` returns complete messages and typed errors, in order.
 
-    Never raises on any input. While hunting it scans for the sync marker
-    with ``bytearray.find``; a header whose CRC fails is a false sync, so the
-    hunt resumes one byte later. Once a header is sound its whole message is
-    collected in a buffer of its own (a decoded Frame's pixels are a view of
-    it, never copied). If the message CRC then fails, the hunt resumes one
-    byte after that message's sync marker, so messages hidden inside a
-    truncated one are still recovered. :meth:`finish` ends the stream.
-    """
-
-    def __init__(self, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> None:
-        self._max_payload = max_payload_bytes
-        self._buf = bytearray()  # hunting area
-        self._msg: bytearray | None = None  # the message being collected
-        self._msg_fill = 0
-        self._skipped = 0  # garbage bytes not yet reported
-        self._quiet = 0  # leading bytes of _buf that belong to a message already reported as bad
-        self.bytes_skipped = 0
-
-    @property
-    def buffered_bytes(self) -> int:
-        return len(self._buf) + self._msg_fill
-
-    def feed(self, data: bytes | bytearray | memoryview) -> list[Message | WireError]:
-        """Add bytes; return every message and error they complete."""
-        out: list[Message | WireError] = []
-        view = memoryview(data).cast("B")
-        if self._msg is not None:
-            view = self._fill(view, out)
-        if len(view):
-            self._buf += view
-        self._hunt(out)
-        return out
-
-    def finish(self) -> list[Message | WireError]:
-        """The stream has ended: report a partial message as truncated and drain what is left."""
-        out: list[Message | WireError] = []
-        while self._msg is not None or self._buf:
-            if self._msg is not None:
-                partial = self._msg[:self._msg_fill]
-                self._msg, self._msg_fill = None, 0
-                out.append(TruncatedError(f"stream ended {len(partial)} bytes into a message",
-                                          seq=_U32.unpack_from(partial, 8)[0], msg_type=partial[5]))
-                self._buf[:0] = partial[1:]
-                self._quiet += len(partial) - 1
-                self._hunt(out)
-                continue
-            start = self._buf.find(SYNC)
-            if start < 0:
-                self._skip(len(self._buf))
-                break
-            self._skip(start)
-            out.append(TruncatedError(f"stream ended {len(self._buf)} bytes into a header"))
-            del self._buf[:1]
-            self._quiet = len(self._buf)
-            self._hunt(out)
-        self._report_skipped(out)
-        return out
-
-    def _skip(self, n: int) -> None:
-        if n:
-            del self._buf[:n]
-            quiet = min(n, self._quiet)
-            self._quiet -= quiet
-            self._skipped += n - quiet
-            self.bytes_skipped += n - quiet
-
-    def _report_skipped(self, out: list[Message | WireError]) -> None:
-        if self._skipped:
-            out.append(SyncLostError(self._skipped))
-            self._skipped = 0
-
-    def _hunt(self, out: list[Message | WireError]) -> None:
-        """Find and check headers in the hunting area; start collecting a message on a sound one."""
-        while self._msg is None:
-            start = self._buf.find(SYNC)
-            if start < 0:
-                keep = len(SYNC) - 1  # the tail may be the start of a sync marker
-                self._skip(max(0, len(self._buf) - keep))
-                if self._skipped >= _GARBAGE_REPORT_BYTES:
-                    self._report_skipped(out)
-                return
-            self._skip(start)
-            if len(self._buf) < HEADER_LEN:
-                return
-            self._report_skipped(out)
-            error = self._check_header()
-            if error is not None:
-                out.append(error)
-                self._quiet = max(self._quiet, 1)  # the bad header is reported, not counted as garbage too
-                self._skip(1)
-                continue
-            length = _U32.unpack_from(self._buf, 12)[0]
-            self._msg = bytearray(HEADER_LEN + length + TRAILER_LEN)
-            self._msg_fill = 0
-            chunk, self._buf = self._buf, bytearray()
-            quiet_after = max(0, self._quiet - len(self._msg))
-            self._quiet = 0
-            self._buf += self._fill(memoryview(chunk), out)
-            self._quiet += quiet_after
-
-    def _check_header(self) -> WireError | None:
-        head = memoryview(self._buf)[:HEADER_LEN]
-        try:
-            if crc32c.crc32c(head[:_HEAD.size]) != _U32.unpack_from(head, _HEAD.size)[0]:
-                return HeaderCrcError("header CRC-32C fails")
-            _, version, mtype, _, seq, length = _HEAD.unpack_from(head)
-        finally:
-            head.release()
-        if version != VERSION:
-            return UnsupportedVersion(f"version {version} is not {VERSION}", seq=seq, msg_type=mtype)
-        if length > self._max_payload:
-            return LengthError(f"payload length {length} exceeds {self._max_payload}", seq=seq, msg_type=mtype)
-        return None
-
-    def _fill(self, view: memoryview, out: list[Message | WireError]) -> memoryview:
-        """Copy bytes into the message being collected; finish it when full. Return the bytes left over."""
-        msg = self._msg
-        assert msg is not None
-        n = min(len(msg) - self._msg_fill, len(view))
-        msg[self._msg_fill:self._msg_fill + n] = view[:n]
-        self._msg_fill += n
-        if self._msg_fill < len(msg):
-            return view[n:]
-        self._msg, self._msg_fill = None, 0
-        self._complete(msg, out)
-        return view[n:]
-
-    def _complete(self, msg: bytearray, out: list[Message | WireError]) -> None:
-        mv = memoryview(msg)
-        _, _, mtype, _, seq, length = _HEAD.unpack_from(mv)
-        end = HEADER_LEN + length
-        if crc32c.crc32c(mv[:end]) != _U32.unpack_from(mv, end)[0]:
-            out.append(CrcError(f"message CRC-32C fails (type {mtype:#04x}, {length} payload bytes)",
-                                seq=seq, msg_type=mtype))
-            # Resume the hunt one byte after this sync: a truncated message may hide sound ones.
-            self._buf[:0] = mv[1:]
-            self._quiet += len(mv) - 1
-            return
-        try:
-            out.append(decode_payload(mtype, seq, mv[HEADER_LEN:end]))
-        except WireError as exc:
-            out.append(exc)
+# Re-exported last: the decoder module imports this one.
+from drivers.camera.decoder import StreamDecoder  # noqa: E402

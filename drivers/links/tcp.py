@@ -9,7 +9,7 @@ import socket
 from collections import deque
 from typing import Callable
 
-__all__ = ["Backoff", "connect_tcp", "listen_tcp", "SendQueue"]
+__all__ = ["Backoff", "connect_tcp", "listen_tcp", "SendQueue", "TcpLink"]
 
 
 class Backoff:
@@ -81,3 +81,41 @@ class SendQueue:
         n = len(self._items)
         self._items.clear()
         return n
+
+
+class TcpLink:
+    """The driver's end of a TCP device link: connect, read, write, close."""
+
+    kind = "tcp"
+
+    def __init__(self, host: str, port: int, timeout_s: float = 1.0) -> None:
+        self.host, self.port, self.timeout_s = host, port, timeout_s
+        self.sock: socket.socket | None = None
+
+    def open(self) -> None:
+        """Connect; raises OSError."""
+        self.sock = connect_tcp(self.host, self.port, timeout_s=self.timeout_s)
+
+    def fileno(self) -> int:
+        assert self.sock is not None
+        return self.sock.fileno()
+
+    def read_into(self, buf: bytearray) -> int:
+        """Bytes read into ``buf``; 0 means the peer closed; -1 nothing now. Raises OSError on a broken link."""
+        assert self.sock is not None
+        try:
+            return self.sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError, TimeoutError):
+            return -1
+
+    def send(self, data: bytes) -> None:
+        assert self.sock is not None
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def describe(self) -> dict[str, object]:
+        return {"interface": "tcp", "host": self.host, "port": self.port}

@@ -9,10 +9,10 @@ Wiring lives here and in ``configs/``, never inside a component.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["Field", "KindSpec", "KINDS", "REQUIRED"]
+__all__ = ["Field", "KindSpec", "KINDS", "REQUIRED", "CAMERA_PROFILE_KEYS"]
 
 
 class _Required:
@@ -45,12 +45,50 @@ class KindSpec:
     doc: str = ""
 
 
-_CAMERA_PROFILE = {
-    "width": Field(int, 2048, min=8, max=16384),
-    "height": Field(int, 2048, min=8, max=16384),
+# A camera model's datasheet (configs/cameras/*.yaml; drivers/camera/profile.py reads it). Inline in a
+# process config the same keys override the profile file, so there every default is None ("from the file").
+CAMERA_PROFILE_KEYS: dict[str, Field] = {
+    "name": Field(str, "camera", doc="model name"),
+    "description": Field(str, ""),
+    # geometry and pixel format
+    "width": Field(int, 2048, min=8, max=16384, doc="sensor columns"),
+    "height": Field(int, 2048, min=8, max=16384, doc="sensor rows"),
     "bit_depth": Field(int, 12, choices=(8, 10, 12, 14, 16)),
     "pattern": Field(str, "mono", choices=("mono", "RGGB", "BGGR", "GRBG", "GBRG")),
+    "pixel_pitch_um": Field(float, 5.5, min=0.5, max=100.0),
+    "window": Field(list, [0, 0, 0, 0], doc="default readout region [x, y, width, height]; zeros: full sensor"),
+    "binning": Field(int, 1, choices=(1, 2, 4), doc="default binning factor"),
+    # sensor (EMVA 1288 quantities)
+    "full_well_e": Field(float, 13_500.0, min=100.0),
+    "read_noise_e": Field(float, 4.5, min=0.0, max=1000.0, doc="temporal dark noise, rms electrons"),
+    "gain_dn_per_e": Field(float, 0.3, min=1e-4, max=100.0, doc="system gain K at analogue gain 1"),
+    "black_level_dn": Field(int, 64, min=0, max=4096, doc="pedestal added before quantisation"),
+    "dark_current_e_per_s": Field(float, 5.0, min=0.0, doc="mean dark current at dark_ref_temp_c"),
+    "dark_ref_temp_c": Field(float, 20.0),
+    "dark_doubling_c": Field(float, 6.5, min=1.0, max=30.0, doc="dark current doubles every this many kelvin"),
+    "prnu": Field(float, 0.008, min=0.0, max=0.2, doc="photo-response non-uniformity, rms fraction"),
+    "dsnu_e_per_s": Field(float, 1.0, min=0.0, doc="dark-signal non-uniformity, rms e-/s at the ref temperature"),
+    "hot_pixel_fraction": Field(float, 2e-5, min=0.0, max=0.01),
+    "hot_pixel_e_per_s": Field(float, 40_000.0, min=0.0),
+    "dead_pixel_fraction": Field(float, 0.0, min=0.0, max=0.01, doc="pixels reading 0 DN from the start"),
+    "flux_e_per_s": Field(float, 900_000.0, min=1.0, doc="photo-electrons per second at scene radiance 1.0"),
+    "cfa_response": Field(dict, {"R": 0.85, "G": 1.0, "B": 0.7}, doc="filter response to grey regolith"),
+    # timing
+    "max_frame_rate_hz": Field(float, 5.0, min=0.01, max=1000.0),
+    "readout_s": Field(float, 0.04, min=0.0, max=10.0, doc="full-sensor readout; a window reads its rows only"),
+    "exposure_us": Field(int, 20_000, min=1, max=10_000_000, doc="exposure after power-on"),
+    "boot_s": Field(float, 0.5, min=0.0, max=60.0, doc="power-on to ready"),
+    # thermal
+    "ambient_temp_c": Field(float, 18.0),
+    "self_heating_c": Field(float, 13.0, min=0.0, doc="rise above ambient at 100% readout duty"),
+    "thermal_tau_s": Field(float, 120.0, min=0.1, doc="time constant of the sensor temperature"),
+    "max_temp_c": Field(float, 60.0, doc="above this the camera refuses to expose (over-temperature)"),
+    # interface
+    "interface": Field(str, "tcp", choices=("tcp", "serial")),
+    "link_rate_bps": Field(float, 1e9, min=1200.0, doc="line rate: Ethernet speed, or the serial baud rate"),
 }
+
+_CAMERA_PROFILE_INLINE = {k: replace(f, default=None) for k, f in CAMERA_PROFILE_KEYS.items()}
 
 KINDS: dict[str, KindSpec] = {
     "bus.broker": KindSpec(
@@ -60,24 +98,58 @@ KINDS: dict[str, KindSpec] = {
     ),
     "hil.camera": KindSpec(
         entry="hil.camera.emulator:run",
-        endpoints={"link": "tcp"},
+        endpoints={"link": "tcp", "control": "tcp"},
         keys={
             "camera": Field(str, doc="camera id, e.g. navcam"),
-            "seed": Field(int, 1, min=0),
-            "profile": Field(dict, {}, keys=_CAMERA_PROFILE),
-            "max_frame_rate_hz": Field(float, 10.0, min=0.01, max=1000.0),
+            "seed": Field(int, 1, min=0, doc="scene, fixed-pattern noise, temporal noise and faults"),
+            "profile_file": Field(str, "", doc="camera profile: a name in configs/cameras/ or a path"),
+            "profile": Field(dict, {}, keys=_CAMERA_PROFILE_INLINE, doc="profile keys that override the file"),
+            "max_frame_rate_hz": Field(float, None, min=0.01, max=1000.0, doc="overrides the profile's limit"),
+            "serial_path": Field(str, "hil/{camera}.tty", doc="interface serial: symlink to the pty the driver "
+                                                              "opens, relative to the output directory"),
+            "scene": Field(dict, {}, keys={
+                "kind": Field(str, "lunar", choices=("lunar", "flat"), doc="flat: uniform field (photon transfer)"),
+                "flat_level": Field(float, 0.5, min=0.0, max=1.0, doc="radiance of the flat field"),
+                "pointing_azimuth_deg": Field(float, 0.0, doc="camera azimuth: turns the scene and the sun"),
+                "pointing_elevation_deg": Field(float, -90.0, min=-90.0, max=-5.0,
+                                                doc="-90 looks straight down; higher tilts toward the horizon"),
+                "sun_elevation_deg": Field(float, None, min=0.5, max=90.0, doc="default: from the seed"),
+                "sun_azimuth_deg": Field(float, None, doc="default: from the seed"),
+                "dust": Field(float, 0.0, min=0.0, max=1.0, doc="dust on the optics: motes and veiling glare"),
+                "footpad": Field(bool, True, doc="the lander's footpad in view"),
+                "boom": Field(bool, True, doc="the deployable boom, in view once it swings out"),
+                "boom_angle_deg": Field(float, 0.0, min=0.0, max=180.0, doc="0 stowed, 90 deployed"),
+            }),
+            "faults": Field(list, [], doc="faults active from the start: [{fault: corrupt, count: 2}, ...]"),
+            "frame_cache": Field(int, 0, min=0, max=64, doc="benchmarks: cycle N rendered frames' pixels "
+                                                            "instead of exposing each frame (noise repeats)"),
         },
-        doc="Camera emulator: a TCP server speaking the camera wire protocol.",
+        doc="Camera emulator: sensor, scene, timing and faults behind the camera wire protocol (TCP or a "
+            "paced pseudo-terminal); a control port injects faults and moves the boom.",
     ),
     "drivers.camera": KindSpec(
         entry="drivers.camera.driver:run",
         endpoints={"link": "tcp", "bus_pub": "tcp", "command": "tcp"},
         keys={
             "camera": Field(str),
+            "profile_file": Field(str, "", doc="the camera's profile (interface, frame size, line rate)"),
+            "profile": Field(dict, {}, keys=_CAMERA_PROFILE_INLINE),
+            "serial_path": Field(str, "hil/{camera}.tty", doc="interface serial: the device to open, relative "
+                                                              "to the output directory unless absolute"),
             "frame_rate_hz": Field(float, 1.0, min=0.01, max=100.0),
             "stream_on_start": Field(bool, True),
             "reply_timeout_s": Field(float, 5.0, min=0.1),
             "reconnect_max_s": Field(float, 5.0, min=0.1),
+            "frame_timeout_s": Field(float, 0.0, min=0.0, doc="no byte this long while streaming is a stall; "
+                                                              "0: two frame periods plus the line time plus 1 s"),
+            "late_frame_s": Field(float, 0.0, min=0.0, doc="a frame this much later than its period is late; "
+                                                           "0: half a period plus the line time"),
+            "latch_timeout_s": Field(float, 10.0, min=0.5, doc="silent this long (streaming, or pings "
+                                                                "unanswered): power-cycle the camera"),
+            "ping_interval_s": Field(float, 2.0, min=0.1, doc="keep-alive while not streaming"),
+            "power_cycle_on_latch": Field(bool, True),
+            "max_temp_c": Field(float, None, doc="over-temperature event above this; default: the profile's"),
+            "defect_check": Field(bool, True, doc="count dead (0 DN) and full-scale pixels in every frame"),
         },
         doc="Camera driver: commands the camera, checks frames, publishes them.",
     ),

@@ -1,10 +1,12 @@
-"""Camera emulator: a TCP server that speaks the camera wire protocol like the hardware.
+"""Camera emulator process: the camera wire protocol over TCP or a paced serial line, plus a control port.
 
-:class:`CameraDevice` is the device's logic (no I/O): it answers commands
-and makes frames. :func:`run` is the thin adapter: it listens on the
-``link`` endpoint, serves one client at a time (a new connection replaces
-the old), streams at the commanded rate (capped by ``max_frame_rate_hz``)
-and appends one line per frame sent to ``OUT/hil/manifest.jsonl``.
+:class:`~hil.camera.device.CameraDevice` is the camera's logic (no I/O).
+This module is the thin adapter: the device link (a TCP server serving one
+client at a time, a new connection replacing the old; or a pseudo-terminal
+paced at the profile's baud rate), the control port (a command ROUTER:
+faults, boom angle, scene), power cycling (the link goes down for the boot
+time), and ``OUT/hil/manifest.jsonl``, one line per frame put on the line.
+Control commands are listed in :data:`CONTROL_COMMANDS` and in docs/cameras.md.
 """
 
 from __future__ import annotations
@@ -12,22 +14,35 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import select
 import socket
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+import zmq
 
 from drivers.camera import protocol as p
+from drivers.camera.profile import profile_for_process
+from drivers.links.serial import PtyLine
 from drivers.links.tcp import SendQueue, listen_tcp
 from fsw.app.config import parse_endpoint
+from fsw.bus.commands import CommandServer
+from fsw.errors import CommandRejected
 from fsw.imaging.product import pixels_crc32c
-from hil.camera.frames import FrameSource, sensor_temp_c
+from hil.camera.device import EXPOSURE_RANGE_US, GAIN_RANGE, CameraDevice
+from hil.camera.faults import FAULTS, FaultInjector
+from hil.camera.frames import FrameSource
+from hil.camera.view import SceneOptions
 
-__all__ = ["CameraDevice", "Manifest", "run", "EXPOSURE_RANGE_US", "GAIN_RANGE"]
+__all__ = ["Manifest", "run", "CONTROL_COMMANDS", "CameraDevice", "EXPOSURE_RANGE_US", "GAIN_RANGE"]
 
-EXPOSURE_RANGE_US = (1, 10_000_000)
-GAIN_RANGE = (0.1, 64.0)
 _RECV_BYTES = 1 << 16
+CONTROL_COMMANDS = {
+    "inject_fault": "{fault, ...its arguments}: arm a fault (hil/camera/faults.py FAULTS)",
+    "clear_faults": "disarm pending link faults",
+    "set_boom_angle": "{deg}: the boom's angle in the scene, 0 stowed .. 90 deployed",
+    "set_scene": "{key: value}: change scene options (dust, pointing_azimuth_deg, flat_level, kind, ...)",
+    "status": "the emulator's state: link, streaming, temperature, faults injected",
+}
 
 
 class Manifest:
@@ -59,238 +74,295 @@ class Manifest:
         os.close(self._fd)
 
 
-class CameraDevice:
-    """The camera's state and behaviour: commands in, replies and frames out."""
-
-    def __init__(self, camera: str, source: FrameSource, max_rate_hz: float, clock: Callable[[], float],
-                 first_counter: int = 0) -> None:
-        self.camera = camera
-        self.source = source
-        self.max_rate_hz = max_rate_hz
-        self.clock = clock
-        self.next_counter = first_counter
-        self.exposure_us = 20_000
-        self.gain = 1.0
-        self.streaming = False
-        self.rate_hz = 0.0
-        self.frames_sent = 0
-        self.next_due = 0.0  # monotonic time of the next streamed frame
-
-    @property
-    def temp_c(self) -> float:
-        return sensor_temp_c(self.next_counter)
-
-    def handle(self, item: p.Message | p.WireError, now: float) -> list[p.Message]:
-        """Replies (and, for CAPTURE, a frame) to one decoded message or decoding error."""
-        if isinstance(item, p.WireError):
-            return [self._nak_for_error(item)]
-        if isinstance(item, p.Ping):
-            return [p.Ack(ref_seq=item.seq)]
-        if isinstance(item, p.StatusRequest):
-            return [p.StatusReply(ref_seq=item.seq, temp_c=self.temp_c, exposure_us=self.exposure_us, gain=self.gain,
-                                  frames_sent=self.frames_sent, streaming=self.streaming, rate_hz=self.rate_hz)]
-        if isinstance(item, p.SetExposure):
-            return [self._set_exposure(item)]
-        if isinstance(item, p.SetGain):
-            return [self._set_gain(item)]
-        if isinstance(item, p.Capture):
-            return [p.Ack(ref_seq=item.seq), self.make_frame()]
-        if isinstance(item, p.StreamStart):
-            return [self._stream_start(item, now)]
-        if isinstance(item, p.StreamStop):
-            self.streaming = False
-            return [p.Ack(ref_seq=item.seq)]
-        return [p.Nak(ref_seq=item.seq, code=p.Code.NOT_ALLOWED,
-                      reason=f"{type(item).__name__} is not a command the camera accepts")]
-
-    def _nak_for_error(self, err: p.WireError) -> p.Nak:
-        code = {p.UnknownMessageType: p.Code.UNKNOWN_TYPE, p.CrcError: p.Code.CRC}.get(type(err), p.Code.MALFORMED)
-        ref = err.seq if err.seq is not None else 0
-        return p.Nak(ref_seq=ref, code=code, reason=f"{type(err).__name__}: {err}")
-
-    def _set_exposure(self, cmd: p.SetExposure) -> p.Message:
-        lo, hi = EXPOSURE_RANGE_US
-        if not lo <= cmd.exposure_us <= hi:
-            return p.Nak(ref_seq=cmd.seq, code=p.Code.OUT_OF_RANGE,
-                         reason=f"exposure_us={cmd.exposure_us} outside {lo}..{hi}")
-        self.exposure_us = cmd.exposure_us
-        return p.Ack(ref_seq=cmd.seq)
-
-    def _set_gain(self, cmd: p.SetGain) -> p.Message:
-        lo, hi = GAIN_RANGE
-        if not lo <= cmd.gain <= hi:
-            return p.Nak(ref_seq=cmd.seq, code=p.Code.OUT_OF_RANGE, reason=f"gain={cmd.gain} outside {lo}..{hi}")
-        self.gain = cmd.gain
-        return p.Ack(ref_seq=cmd.seq)
-
-    def _stream_start(self, cmd: p.StreamStart, now: float) -> p.Message:
-        if cmd.rate_hz <= 0:
-            return p.Nak(ref_seq=cmd.seq, code=p.Code.OUT_OF_RANGE, reason=f"rate_hz={cmd.rate_hz} is not positive")
-        self.rate_hz = min(cmd.rate_hz, self.max_rate_hz)
-        note = f"rate capped to {self.max_rate_hz} Hz" if cmd.rate_hz > self.max_rate_hz else ""
-        if not self.streaming:
-            self.next_due = now
-        self.streaming = True
-        return p.Ack(ref_seq=cmd.seq, reason=note)
-
-    def frame_due(self, now: float) -> bool:
-        return self.streaming and now >= self.next_due
-
-    def stream_frame(self, now: float) -> p.Frame:
-        """The next streamed frame; schedules the one after (late frames are not made up in a burst)."""
-        self.next_due = max(self.next_due + 1.0 / self.rate_hz, now)
-        return self.make_frame()
-
-    def make_frame(self) -> p.Frame:
-        counter = self.next_counter
-        self.next_counter += 1
-        pixels = self.source.frame(counter, self.exposure_us, self.gain)
-        return p.Frame(camera=self.camera, counter=counter, width=self.source.width, height=self.source.height,
-                       bit_depth=self.source.bit_depth, pattern=self.source.pattern, exposure_us=self.exposure_us,
-                       gain=self.gain, temp_c=sensor_temp_c(counter), t_capture=self.clock(), pixels=pixels)
-
-    def frame_sent(self) -> None:
-        self.frames_sent += 1
-
-    def frame_unsent(self, counter: int) -> None:
-        """A frame was dropped before its last byte left: its counter is used again."""
-        self.next_counter = min(self.next_counter, counter)
-
-    def link_lost(self) -> None:
-        self.streaming = False
-
-
-class _Session:
-    """One connected client: its socket, decoder, send queue and the frames not yet sent."""
+class _TcpSession:
+    """One connected TCP client."""
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
-        self.decoder = p.StreamDecoder()
         self.queue = SendQueue()
-        self.unsent_frames: list[int] = []
-        self.seq = 0
 
-    def next_seq(self) -> int:
-        self.seq = self.seq % 0xFFFFFFFF + 1  # 1..2**32-1: seq 0 means "none"
-        return self.seq
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def push(self, data: bytes, on_sent: Any = None) -> None:
+        self.queue.push(data, on_sent)
+
+    def pump(self, now: float) -> None:
+        self.queue.pump(self.sock)
+
+    def pending(self) -> int:
+        return len(self.queue)
+
+    def read(self) -> bytes | None:
+        """Bytes from the driver; None when the peer closed."""
+        try:
+            data = self.sock.recv(_RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return b""
+        return data or None
+
+    def close(self) -> None:
+        self.queue.clear()
+        self.sock.close()
 
 
 class _Server:
+    """Device link + control port + device + manifest, pumped by :meth:`step`."""
+
     def __init__(self, ctx: Any) -> None:
         s = ctx.settings
         self.ctx = ctx
         self.log = ctx.log
+        self.camera = s["camera"]
+        self.profile = profile_for_process(s, ctx.config.file)
         self.manifest = Manifest(Path(ctx.out_dir) / "hil" / "manifest.jsonl")
-        last = self.manifest.last_counter(s["camera"])
-        source = FrameSource(s["profile"], s["seed"])
-        self.device = CameraDevice(s["camera"], source, s["max_frame_rate_hz"], ctx.clock,
-                                   first_counter=0 if last is None else last + 1)
-        _, host, port = parse_endpoint(ctx.endpoint("link"))
-        self.listener = listen_tcp(host, port)
-        self.session: _Session | None = None
-        self.log.info("camera_emulator_listening", host=host, port=port, camera=s["camera"],
-                      first_counter=self.device.next_counter, profile=s["profile"])
+        last = self.manifest.last_counter(self.camera)
+        self.source = FrameSource(self.profile, s["seed"], SceneOptions.from_settings(s["scene"]))
+        now = ctx.monotonic()
+        self.faults = FaultInjector(s["seed"])
+        self.device = CameraDevice(self.camera, self.source, ctx.clock, now, self.faults,
+                                   first_counter=0 if last is None else last + 1, max_rate_hz=s["max_frame_rate_hz"])
+        for f in s["faults"]:
+            self._inject(dict(f))
+        self.device.pixel_cache_size = s["frame_cache"]
+        self.serial = self.profile.interface == "serial"
+        self.listener: socket.socket | None = None
+        self.line: PtyLine | None = None
+        if self.serial:
+            path = Path(s["serial_path"].format(camera=self.camera))
+            self.line = PtyLine(path if path.is_absolute() else Path(ctx.out_dir) / path, self.profile.link_rate_bps,
+                                now)
+        else:
+            _, host, port = parse_endpoint(ctx.endpoint("link"))
+            self.listener = listen_tcp(host, port)
+        self.session: Any = self.line  # the serial line is always "connected"
+        self.decoder = p.StreamDecoder()
+        self.seq = 0
+        self.unsent: list[int] = []
+        self.held: list[tuple[float, bytes, p.Frame]] = []  # late frames
+        self.off_until = 0.0  # power cycling
+        self.control = CommandServer(ctx.zmq, ctx.endpoint("control"))
+        for name in CONTROL_COMMANDS:
+            self.control.register(name, getattr(self, f"_ctl_{name}"))
+        self.poller = zmq.Poller()
+        self.poller.register(self.control.sock, zmq.POLLIN)
+        for fd in (self.listener, self.line):
+            if fd is not None:
+                self.poller.register(fd.fileno(), zmq.POLLIN)
+        self.log.info("camera_emulator_ready", camera=self.camera, profile=self.profile.name,
+                      interface=self.profile.interface, link=str(self.line.link_path) if self.line else
+                      ctx.endpoint("link"), first_counter=self.device.next_counter)
+
+    # --- control port -------------------------------------------------------------------------
+
+    def _inject(self, args: dict[str, Any]) -> dict[str, Any]:
+        name = args.pop("fault", None)
+        if not isinstance(name, str):
+            raise CommandRejected(f"inject_fault needs 'fault', one of {sorted(FAULTS)}")
+        armed = self.faults.inject(name, args, self.ctx.monotonic())
+        self.log.warning("fault_injected", fault=name, **armed)
+        return {"fault": name, **armed}
+
+    def _ctl_inject_fault(self, args: dict[str, Any]) -> Any:
+        return self._inject(dict(args))
+
+    def _ctl_clear_faults(self, args: dict[str, Any]) -> Any:
+        self.faults.clear()
+        return {"cleared": True}
+
+    def _ctl_set_boom_angle(self, args: dict[str, Any]) -> Any:
+        deg = args.get("deg")
+        if isinstance(deg, bool) or not isinstance(deg, (int, float)) or not 0.0 <= deg <= 180.0:
+            raise CommandRejected(f"set_boom_angle: 'deg' must be a number in 0..180, got {deg!r}")
+        self.source.scene = dataclasses.replace(self.source.scene, boom_angle_deg=round(float(deg), 2))
+        self.device.pixel_cache.clear()
+        return {"boom_angle_deg": self.source.scene.boom_angle_deg}
+
+    def _ctl_set_scene(self, args: dict[str, Any]) -> Any:
+        fields = SceneOptions.__dataclass_fields__
+        unknown = sorted(set(args) - set(fields))
+        if unknown:
+            raise CommandRejected(f"set_scene: unknown option(s) {unknown}; known: {sorted(fields)}")
+        try:
+            self.source.scene = dataclasses.replace(self.source.scene, **args)
+            hash(self.source.scene)
+        except TypeError as exc:
+            raise CommandRejected(f"set_scene: {exc}") from None
+        self.device.pixel_cache.clear()
+        return dataclasses.asdict(self.source.scene)
+
+    def _ctl_status(self, args: dict[str, Any]) -> Any:
+        now = self.ctx.monotonic()
+        return {"camera": self.camera, "connected": self.session is not None, "powered": now >= self.off_until,
+                "latched": self.device.latched, "streaming": self.device.streaming,
+                "temp_c": round(self.device.temp_c(now), 2), "frames_sent": self.device.frames_sent,
+                "next_counter": self.device.next_counter, "boom_angle_deg": self.source.scene.boom_angle_deg,
+                "faults_injected": {k: v for k, v in self.faults.injected.items() if v}}
+
+    # --- device link --------------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self.seq = self.seq % 0xFFFFFFFF + 1  # 1..2**32-1: seq 0 means "none"
+        return self.seq
 
     def send(self, msg: p.Message) -> None:
-        assert self.session is not None
-        sess = self.session
-        msg = dataclasses.replace(msg, seq=sess.next_seq())
-        data = p.encode(msg)
-        if isinstance(msg, p.Frame):
-            sess.unsent_frames.append(msg.counter)
-            sess.queue.push(data, lambda m=msg: self._frame_sent(m))
-        else:
-            sess.queue.push(data)
+        msg = dataclasses.replace(msg, seq=self._next_seq())
+        if not isinstance(msg, p.Frame):
+            self.session.push(p.encode(msg))
+            return
+        fate = self.faults.frame_fate(p.encode(msg))
+        if not fate.send:
+            self.log.warning("frame_dropped_by_fault", counter=msg.counter)
+            return
+        if fate.delay_s > 0:
+            self.held.append((self.ctx.monotonic() + fate.delay_s, fate.data, msg))
+            return
+        self._push_frame(fate.data, msg, fate.fault)
 
-    def _frame_sent(self, frame: p.Frame) -> None:
-        assert self.session is not None
-        self.session.unsent_frames.remove(frame.counter)
+    def _push_frame(self, data: bytes, msg: p.Frame, fault: str) -> None:
+        self.unsent.append(msg.counter)
+        self.session.push(data, lambda: self._frame_sent(msg, data, fault))
+
+    def _frame_sent(self, frame: p.Frame, data: bytes, fault: str) -> None:
+        if frame.counter in self.unsent:
+            self.unsent.remove(frame.counter)
         self.device.frame_sent()
-        self.manifest.append({"camera": frame.camera, "counter": frame.counter, "shape": [frame.height, frame.width],
-                              "crc32c": pixels_crc32c(frame.pixels), "t_capture": frame.t_capture})
+        rec = {"camera": frame.camera, "counter": frame.counter, "shape": [frame.height, frame.width],
+               "crc32c": pixels_crc32c(frame.pixels), "t_capture": frame.t_capture}
+        if fault:
+            rec["fault"] = fault  # never a sound frame downstream
+        self.manifest.append(rec)
 
     def accept(self) -> None:
+        assert self.listener is not None
         try:
             sock, peer = self.listener.accept()
         except (BlockingIOError, InterruptedError):
             return
+        if self.ctx.monotonic() < self.off_until:
+            sock.close()  # still booting
+            return
         if self.session is not None:
             self.drop("replaced")
-        self.session = _Session(sock)
+        self.session = _TcpSession(sock)
+        self.poller.register(self.session.fileno(), zmq.POLLIN)
         self.log.info("client_connected", peer=f"{peer[0]}:{peer[1]}")
 
     def drop(self, reason: str) -> None:
-        sess = self.session
-        if sess is None:
-            return
-        for counter in sess.unsent_frames:
+        """The link is lost: unsent frames give their counters back, streaming stops."""
+        for counter in self.unsent:
             self.device.frame_unsent(counter)
-        sess.queue.clear()
-        sess.sock.close()
-        self.session = None
+        self.unsent.clear()
+        self.held.clear()
+        self.decoder = p.StreamDecoder()
+        self.seq = 0
         self.device.link_lost()
+        if self.line is not None:
+            self.poller.unregister(self.line.fileno())
+            self.line.hang_up()
+            self.poller.register(self.line.fileno(), zmq.POLLIN)
+        elif self.session is not None:
+            self.poller.unregister(self.session.fileno())
+            self.session.close()
+            self.session = None
         self.log.info("client_dropped", reason=reason, frames_sent=self.device.frames_sent)
 
     def read(self) -> None:
-        assert self.session is not None
         try:
-            data = self.session.sock.recv(_RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
+            data = self.session.read()
         except OSError as exc:
             self.drop(f"recv: {exc}")
             return
-        if not data:
+        if data is None:
             self.drop("peer closed")
             return
-        for item in self.session.decoder.feed(data):
-            self.on_item(item)
-
-    def on_item(self, item: p.Message | p.WireError) -> None:
-        if isinstance(item, p.WireError):
-            self.log.warning("command_bytes_rejected", error=type(item).__name__, detail=str(item))
-        else:
-            self.log.info("command_received", cmd=type(item).__name__, seq=item.seq)
-        for reply in self.device.handle(item, self.ctx.monotonic()):
-            self.send(reply)
-
-    def step(self, timeout_s: float) -> None:
-        sess = self.session
-        rlist: list[socket.socket] = [self.listener] + ([sess.sock] if sess else [])
-        wlist = [sess.sock] if sess and len(sess.queue) else []
-        readable, writable, _ = select.select(rlist, wlist, [], timeout_s)
-        if self.listener in readable:
-            self.accept()
-        if self.session is not None and self.session.sock in readable:
-            self.read()
-        if self.session is not None and (self.session.sock in writable or len(self.session.queue)):
-            try:
-                self.session.queue.pump(self.session.sock)
-            except OSError as exc:
-                self.drop(f"send: {exc}")
         now = self.ctx.monotonic()
-        if self.session is not None and not self.session.unsent_frames and self.device.frame_due(now):
-            self.send(self.device.stream_frame(now))
+        if now < self.off_until or self.faults.stalled(now):
+            return  # powered off or stalled: the bytes are lost
+        for item in self.decoder.feed(data):
+            if isinstance(item, p.WireError):
+                self.log.warning("command_bytes_rejected", error=type(item).__name__, detail=str(item))
+            for reply in self.device.handle(item, now):
+                self.send(reply)
+            if self.device.power_cycle_pending:
+                self._power_cycle(now)
+                return
 
-    def timeout_s(self) -> float:
-        if self.session is not None and self.device.streaming and not self.session.unsent_frames:
-            return min(0.1, max(0.0, self.device.next_due - self.ctx.monotonic()))
-        return 0.1
+    def _power_cycle(self, now: float) -> None:
+        self.session.pump(now)  # the ACK goes out before the power does
+        self.drop("power cycle")
+        self.off_until = now + self.profile.boot_s
+        self.device.rebooted(now)
+        self.log.warning("camera_power_cycled", boot_s=self.profile.boot_s, boot_count=self.device.boot_count)
+
+    def _line_faults(self, now: float) -> None:
+        if self.faults.disconnect_now:
+            self.faults.disconnect_now = False
+            if self.session is not None:
+                self.drop("fault: disconnect")
+        if self.session is None:
+            return
+        garbage = self.faults.take_garbage()
+        if garbage:
+            self.session.push(garbage)
+        ready = [h for h in self.held if h[0] <= now]
+        for h in ready:
+            self.held.remove(h)
+            self._push_frame(h[1], h[2], "")
+
+    def step(self) -> None:
+        now = self.ctx.monotonic()
+        if isinstance(self.session, _TcpSession):  # wake when the socket takes more bytes
+            self.poller.register(self.session.fileno(), zmq.POLLIN | (zmq.POLLOUT if self.session.pending() else 0))
+        events = dict(self.poller.poll(int(self.timeout_s(now) * 1000)))
+        if events.get(self.control.sock):
+            self.control.poll(0)
+        if self.listener is not None and events.get(self.listener.fileno()):
+            self.accept()
+        if self.session is not None and events.get(self.session.fileno()):
+            self.read()
+        now = self.ctx.monotonic()
+        if self.faults.stalled(now) or now < self.off_until:
+            return
+        self._line_faults(now)
+        if self.session is None:
+            return
+        while not self.unsent and not self.held and self.device.frames_ready(now):
+            self.send(self.device.take_frame(now))
+        try:
+            self.session.pump(now)
+        except OSError as exc:
+            self.drop(f"send: {exc}")
+
+    def timeout_s(self, now: float) -> float:
+        if self.session is None or self.faults.stalled(now):
+            return 0.05
+        wait = min(0.05, self.device.next_event_s(now))
+        if self.held:
+            wait = min(wait, max(0.0, min(h[0] for h in self.held) - now))
+        if self.line is not None and self.line.pending():
+            return min(wait, self.line.wait_s())
+        return wait
 
     def close(self) -> None:
-        self.drop("stopping")
-        self.listener.close()
+        if self.session is not None and self.line is None:
+            self.drop("stopping")
+        if self.line is not None:
+            self.line.close()
+        if self.listener is not None:
+            self.listener.close()
+        self.control.close()
         self.manifest.close()
 
 
 def run(ctx: Any) -> None:
-    """Serve the camera on the ``link`` endpoint until ``ctx.stop`` is set."""
+    """Serve the camera until ``ctx.stop`` is set."""
     server = _Server(ctx)
     try:
         while not ctx.stop.is_set():
-            server.step(server.timeout_s())
+            server.step()
     finally:
         server.close()
         ctx.log.info("camera_emulator_stopped", frames_sent=server.device.frames_sent)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -149,12 +149,19 @@ def _shading(height: np.ndarray, elevation_deg: float, azimuth_deg: float) -> np
     return (lunar_l * 2.0 * mu0 / (mu0 + mu) + (1.0 - lunar_l) * mu0).astype(np.float32)
 
 
-def render_scene(seed: int, shape: tuple[int, int]) -> np.ndarray:
-    """Render a scene of exactly ``shape`` (height, width); see the module docstring."""
+def render_scene(seed: int, shape: tuple[int, int], sun_elevation_deg: float | None = None,
+                 sun_azimuth_deg: float | None = None) -> np.ndarray:
+    """Render a scene of exactly ``shape`` (height, width); see the module docstring.
+
+    The sun's elevation and azimuth (relative to the image's +x axis) come from the seed unless given.
+    """
     h, w = int(shape[0]), int(shape[1])
     scale = min(1.0, RENDER_MAX_PX / max(h, w))
     rh, rw = max(8, round(h * scale)), max(8, round(w * scale))
     p = scene_params(seed, max(rh, rw))
+    if sun_elevation_deg is not None or sun_azimuth_deg is not None:
+        p = replace(p, sun_elevation_deg=p.sun_elevation_deg if sun_elevation_deg is None else sun_elevation_deg,
+                    sun_azimuth_deg=p.sun_azimuth_deg if sun_azimuth_deg is None else sun_azimuth_deg)
     rng = np.random.default_rng([seed, 0x7E44A])
     height = _fractal_noise(rng, (rh, rw), beta=3.6) * np.float32(p.terrain_relief)
     height += _fractal_noise(rng, (rh, rw), beta=2.4) * np.float32(p.terrain_relief * 0.03)
@@ -172,12 +179,14 @@ def render_scene(seed: int, shape: tuple[int, int]) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached(seed: int, shape: tuple[int, int]) -> np.ndarray:
-    img = render_scene(seed, shape)
+def _cached(seed: int, shape: tuple[int, int], sun_elevation_deg: float | None,
+            sun_azimuth_deg: float | None) -> np.ndarray:
+    img = render_scene(seed, shape, sun_elevation_deg, sun_azimuth_deg)
     img.flags.writeable = False
     return img
 
 
-def lunar_scene(seed: int, shape: tuple[int, int]) -> np.ndarray:
+def lunar_scene(seed: int, shape: tuple[int, int], sun_elevation_deg: float | None = None,
+                sun_azimuth_deg: float | None = None) -> np.ndarray:
     """The (read-only, cached) radiance map for ``seed`` and ``shape`` (height, width)."""
-    return _cached(int(seed), (int(shape[0]), int(shape[1])))
+    return _cached(int(seed), (int(shape[0]), int(shape[1])), sun_elevation_deg, sun_azimuth_deg)

@@ -22,15 +22,17 @@ CAMERA = "navcam"
 
 
 def chain_config(rate_hz: float) -> dict[str, Any]:
-    ports = {name: free_port() for name in ("bus_pub", "bus_sub", "cam_link", "cam_cmd")}
+    ports = {name: free_port() for name in ("bus_pub", "bus_sub", "cam_link", "cam_cmd", "cam_ctl")}
     return {
         "version": 1,
         "endpoints": {name: f"tcp://127.0.0.1:{port}" for name, port in ports.items()},
         "bus": {"sndhwm": 100, "rcvhwm": 100},
         "processes": {
             "broker": {"kind": "bus.broker", "endpoints": {"xsub": "bus_pub", "xpub": "bus_sub"}},
-            "cam_emulator": {"kind": "hil.camera", "endpoints": {"link": "cam_link"}, "camera": CAMERA, "seed": 9,
-                             "profile": {"width": 128, "height": 96, "bit_depth": 12, "pattern": "mono"}},
+            "cam_emulator": {"kind": "hil.camera", "endpoints": {"link": "cam_link", "control": "cam_ctl"},
+                             "camera": CAMERA, "seed": 9,
+                             "profile": {"width": 128, "height": 96, "bit_depth": 12, "pattern": "mono",
+                                         "max_frame_rate_hz": 20.0, "readout_s": 0.005}},
             "cam_driver": {"kind": "drivers.camera", "endpoints": {"link": "cam_link", "bus_pub": "bus_pub",
                                                                    "command": "cam_cmd"},
                            "camera": CAMERA, "frame_rate_hz": rate_hz, "reconnect_max_s": 0.5},
@@ -106,6 +108,14 @@ def test_streamed_frames_match_the_manifest_and_stream_stop_ends_them(tmp_path: 
 
         rejected = client.call("SET_GAIN", {"gain": -1.0})
         assert [r.status for r in rejected] == ["rejected"] and "gain" in rejected[0].reason
+
+        assert client.call("SET_EXPOSURE", {"exposure_us": 5000})[-1].status == "completed"
+        assert client.call("CAPTURE", {})[-1].status == "completed"
+        [captured] = collect_frames(sub, 1, timeout_s=5.0)
+        assert captured.header.fields["exposure_us"] == 5000
+        assert captured.header.fields["counter"] == max(manifest_lines(out)) == sent_at_stop  # counters from 0
+        status = client.call("STATUS", {})[-1]
+        assert status.status == "completed" and status.result["streaming"] is False
     finally:
         stop_producers_first(processes)
         sub.close()
@@ -134,5 +144,58 @@ def test_restarted_emulator_continues_counters_and_driver_reconnects(tmp_path: P
         assert len(recorded) == len(set(recorded))
     finally:
         stop_producers_first(processes)
+        sub.close()
+        zctx.destroy(linger=0)
+
+
+def test_driver_publishes_only_sound_frames_from_a_camera_that_sends_garbage(write_config: Any,
+                                                                           processes: Any) -> None:
+    import socket
+
+    from drivers.camera import protocol as p
+
+    raw = chain_config(rate_hz=1.0)
+    del raw["processes"]["cam_emulator"]
+    cfg = write_config(raw)
+    port = int(raw["endpoints"]["cam_link"].rsplit(":", 1)[1])
+    server = socket.create_server(("127.0.0.1", port))
+    server.settimeout(10.0)
+    zctx = zmq.Context()
+    sub = Subscriber(zctx, raw["endpoints"]["bus_sub"], [f"frame.{CAMERA}", "evt.cam_driver", "tlm.cam_driver"])
+
+    def frame(counter: int) -> bytes:
+        return p.encode(p.Frame(camera=CAMERA, counter=counter, width=4, height=2, bit_depth=8, pattern="mono",
+                                exposure_us=1, gain=1.0, temp_c=20.0, t_capture=1.0, pixels=bytes(range(8))))
+
+    try:
+        processes.start(cfg, "broker")
+        processes.start(cfg, "cam_driver")
+        conn, _ = server.accept()
+        with conn:
+            first = p.StreamDecoder().feed(conn.recv(4096))
+            assert first and isinstance(first[0], p.StreamStart)  # stream_on_start
+            # Health telemetry arriving proves the subscription is live before the bytes that matter.
+            deadline = time.monotonic() + 10.0
+            while time.monotonic() < deadline:
+                msg = sub.recv(200)
+                if msg is not None and msg.topic == "tlm.cam_driver":
+                    break
+            corrupt = bytearray(frame(1))
+            corrupt[-6] ^= 0x40
+            conn.sendall(b"\xde\xad" * 100 + frame(0) + bytes(corrupt) + frame(2) + frame(5)[:30])
+            seen: list[Any] = []
+            deadline = time.monotonic() + 10.0
+            while time.monotonic() < deadline and not any(
+                    m.header.kind == "frame" and m.header.fields["counter"] == 2 for m in seen):
+                msg = sub.recv(200)
+                if msg is not None:
+                    seen.append(msg)
+        frames = [m.header.fields["counter"] for m in seen if m.header.kind == "frame"]
+        events = [m.header.fields["name"] for m in seen if m.header.kind == "evt"]
+        assert frames == [0, 2]
+        assert {"link_garbage", "frame_crc_error", "frame_counter_gap"} <= set(events)
+    finally:
+        stop_producers_first(processes)
+        server.close()
         sub.close()
         zctx.destroy(linger=0)

@@ -32,10 +32,17 @@ messages = st.one_of(
     st.builds(p.Capture, seq=u32),
     st.builds(p.StreamStart, rate_hz=finite, seq=u32),
     st.builds(p.StreamStop, seq=u32),
+    st.builds(p.CaptureBurst, count=u32, seq=u32),
+    st.builds(p.SetWindow, x=u32, y=u32, width=u32, height=u32, seq=u32),
+    st.builds(p.SetBinning, factor=st.integers(0, 255), seq=u32),
+    st.builds(p.PowerCycle, seq=u32),
+    st.builds(p.SelfTest, seq=u32),
     st.builds(p.Ack, ref_seq=u32, code=u16, reason=text, seq=u32),
     st.builds(p.Nak, ref_seq=u32, code=u16, reason=text, seq=u32),
     st.builds(p.StatusReply, ref_seq=u32, temp_c=finite, exposure_us=u32, gain=finite,
-              frames_sent=st.integers(0, 2**64 - 1), streaming=st.booleans(), rate_hz=finite, seq=u32),
+              frames_sent=st.integers(0, 2**64 - 1), streaming=st.booleans(), rate_hz=finite, window_x=u32,
+              window_y=u32, width=u32, height=u32, binning=st.integers(0, 255), flags=st.integers(0, 255),
+              boot_count=u32, seq=u32),
     frames(),
 )
 
@@ -111,3 +118,35 @@ def test_bit_flips_never_yield_a_corrupted_message(msgs: list[p.Message], data: 
     for item in items:
         if not isinstance(item, ProtocolError):
             assert item in msgs  # anything decoded is exactly a message that was sent
+
+
+@st.composite
+def nasty_garbage(draw: st.DrawFn) -> bytes:
+    """Garbage built from sync markers, random bytes and cut-off or bit-flipped real messages."""
+    parts: list[bytes] = []
+    for _ in range(draw(st.integers(0, 4))):
+        kind = draw(st.sampled_from(["sync", "random", "cut", "flipped"]))
+        if kind == "sync":
+            parts.append(p.SYNC + draw(st.binary(max_size=24)))
+        elif kind == "random":
+            parts.append(draw(st.binary(max_size=64)))
+        else:
+            data = bytearray(p.encode(draw(messages)))
+            if kind == "cut":
+                data = data[:draw(st.integers(1, len(data) - 1))]
+            else:
+                bit = draw(st.integers(0, len(data) * 8 - 1))
+                data[bit // 8] ^= 1 << (bit % 8)
+            parts.append(bytes(data))
+    return b"".join(parts)
+
+
+@given(st.lists(st.tuples(nasty_garbage(), messages), min_size=1, max_size=4),
+       st.lists(st.integers(0, 20_000), max_size=8))
+def test_valid_messages_survive_garbage_made_of_syncs_and_broken_messages(
+        pairs: list[tuple[bytes, p.Message]], cuts: list[int]) -> None:
+    data = b"".join(g + p.encode(m) for g, m in pairs)
+    items = feed_in_chunks(p.StreamDecoder(), data, cuts)
+    assert only_messages_or_protocol_errors(items)
+    it = iter(i for i in items if not isinstance(i, ProtocolError))
+    assert all(any(d == m for d in it) for _, m in pairs)

@@ -1,0 +1,206 @@
+"""The camera stream decoder: a byte stream in, messages and typed errors out, resynchronising.
+
+Pure: no sockets, no clock. The envelope and payload codecs are in
+:mod:`drivers.camera.protocol`; ``docs/wire-protocol.md`` explains the
+resynchronisation rules.
+"""
+
+from __future__ import annotations
+
+import crc32c
+
+from drivers.camera.messages import Message
+from drivers.camera import protocol as _p
+from drivers.camera.protocol import (
+    HEADER_LEN, MAX_PAYLOAD_BYTES, SYNC, TRAILER_LEN, VERSION, CrcError, HeaderCrcError, LengthError,
+    SyncLostError, TruncatedError, UnsupportedVersion, WireError, decode_payload,
+)
+
+__all__ = ["StreamDecoder"]
+
+_HEAD = _p._HEAD
+_U32 = _p._U32
+_GARBAGE_REPORT_BYTES = 1024 * 1024  # report a long run of garbage at least this often
+
+
+class StreamDecoder:
+    """Incremental decoder: ``feed(bytes)`` returns complete messages and typed errors, in order.
+
+    Never raises on any input. While hunting it scans for the sync marker
+    with ``bytearray.find``; a header whose CRC fails is a false sync, so the
+    hunt resumes one byte later. Once a header is sound its whole message is
+    collected in a buffer of its own (a decoded Frame's pixels are a view of
+    it, never copied). If the message CRC then fails, the hunt resumes one
+    byte after that message's sync marker, so messages hidden inside a
+    truncated one are still recovered, and the failure is then reported as
+    :class:`TruncatedError` (the message was cut short by the next one) rather
+    than :class:`CrcError`. :meth:`finish` ends the stream; :meth:`abandon`
+    gives up on a message that stopped arriving (a timeout) and goes on.
+    """
+
+    def __init__(self, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> None:
+        self._max_payload = max_payload_bytes
+        self._buf = bytearray()  # hunting area
+        self._msg: bytearray | None = None  # the message being collected
+        self._msg_fill = 0
+        self._skipped = 0  # garbage bytes not yet reported
+        self._quiet = 0  # leading bytes of _buf that belong to a message already reported as bad
+        self.bytes_skipped = 0
+
+    @property
+    def buffered_bytes(self) -> int:
+        return len(self._buf) + self._msg_fill
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Message | WireError]:
+        """Add bytes; return every message and error they complete."""
+        out: list[Message | WireError] = []
+        view = memoryview(data).cast("B")
+        if self._msg is not None:
+            view = self._fill(view, out)
+        if len(view):
+            self._buf += view
+        self._hunt(out)
+        return out
+
+    @property
+    def in_message(self) -> bool:
+        """True while a message's header has been accepted and its bytes are still arriving."""
+        return self._msg is not None
+
+    def abandon(self) -> list[Message | WireError]:
+        """Stop waiting for the message being collected: report it truncated and hunt in what it holds."""
+        out: list[Message | WireError] = []
+        if self._msg is not None:
+            self._truncate_partial(out)
+            self._hunt(out)
+        return out
+
+    def _truncate_partial(self, out: list[Message | WireError]) -> None:
+        assert self._msg is not None
+        partial = self._msg[:self._msg_fill]
+        self._msg, self._msg_fill = None, 0
+        out.append(TruncatedError(f"stream stopped {len(partial)} bytes into a message",
+                                  seq=_U32.unpack_from(partial, 8)[0], msg_type=partial[5]))
+        self._buf[:0] = partial[1:]
+        self._quiet += len(partial) - 1
+
+    def finish(self) -> list[Message | WireError]:
+        """The stream has ended: report a partial message as truncated and drain what is left."""
+        out: list[Message | WireError] = []
+        while self._msg is not None or self._buf:
+            if self._msg is not None:
+                self._truncate_partial(out)
+                self._hunt(out)
+                continue
+            start = self._buf.find(SYNC)
+            if start < 0:
+                self._skip(len(self._buf))
+                break
+            self._skip(start)
+            out.append(TruncatedError(f"stream ended {len(self._buf)} bytes into a header"))
+            del self._buf[:1]
+            self._quiet = len(self._buf)
+            self._hunt(out)
+        self._report_skipped(out)
+        return out
+
+    def _skip(self, n: int) -> None:
+        if n:
+            del self._buf[:n]
+            quiet = min(n, self._quiet)
+            self._quiet -= quiet
+            self._skipped += n - quiet
+            self.bytes_skipped += n - quiet
+
+    def _report_skipped(self, out: list[Message | WireError]) -> None:
+        if self._skipped:
+            out.append(SyncLostError(self._skipped))
+            self._skipped = 0
+
+    def _hunt(self, out: list[Message | WireError]) -> None:
+        """Find and check headers in the hunting area; start collecting a message on a sound one."""
+        while self._msg is None:
+            start = self._buf.find(SYNC)
+            if start < 0:
+                keep = len(SYNC) - 1  # the tail may be the start of a sync marker
+                self._skip(max(0, len(self._buf) - keep))
+                if self._skipped >= _GARBAGE_REPORT_BYTES:
+                    self._report_skipped(out)
+                return
+            self._skip(start)
+            if len(self._buf) < HEADER_LEN:
+                return
+            self._report_skipped(out)
+            error = self._check_header()
+            if error is not None:
+                out.append(error)
+                self._quiet = max(self._quiet, 1)  # the bad header is reported, not counted as garbage too
+                self._skip(1)
+                continue
+            length = _U32.unpack_from(self._buf, 12)[0]
+            self._msg = bytearray(HEADER_LEN + length + TRAILER_LEN)
+            self._msg_fill = 0
+            chunk, self._buf = self._buf, bytearray()
+            quiet_after = max(0, self._quiet - len(self._msg))
+            self._quiet = 0
+            self._buf += self._fill(memoryview(chunk), out)
+            self._quiet += quiet_after
+
+    def _check_header(self) -> WireError | None:
+        head = memoryview(self._buf)[:HEADER_LEN]
+        try:
+            if crc32c.crc32c(head[:_HEAD.size]) != _U32.unpack_from(head, _HEAD.size)[0]:
+                return HeaderCrcError("header CRC-32C fails")
+            _, version, mtype, _, seq, length = _HEAD.unpack_from(head)
+        finally:
+            head.release()
+        if version != VERSION:
+            return UnsupportedVersion(f"version {version} is not {VERSION}", seq=seq, msg_type=mtype)
+        if length > self._max_payload:
+            return LengthError(f"payload length {length} exceeds {self._max_payload}", seq=seq, msg_type=mtype)
+        return None
+
+    def _fill(self, view: memoryview, out: list[Message | WireError]) -> memoryview:
+        """Copy bytes into the message being collected; finish it when full. Return the bytes left over."""
+        msg = self._msg
+        assert msg is not None
+        n = min(len(msg) - self._msg_fill, len(view))
+        msg[self._msg_fill:self._msg_fill + n] = view[:n]
+        self._msg_fill += n
+        if self._msg_fill < len(msg):
+            return view[n:]
+        self._msg, self._msg_fill = None, 0
+        self._complete(msg, out)
+        return view[n:]
+
+    def _complete(self, msg: bytearray, out: list[Message | WireError]) -> None:
+        mv = memoryview(msg)
+        _, _, mtype, _, seq, length = _HEAD.unpack_from(mv)
+        end = HEADER_LEN + length
+        if crc32c.crc32c(mv[:end]) != _U32.unpack_from(mv, end)[0]:
+            cut = _next_sound_header(mv)
+            if cut is not None:
+                out.append(TruncatedError(f"message cut short after {cut} of {len(mv)} bytes: the next message "
+                                          f"starts inside it (type {mtype:#04x})", seq=seq, msg_type=mtype))
+            else:
+                out.append(CrcError(f"message CRC-32C fails (type {mtype:#04x}, {length} payload bytes)",
+                                    seq=seq, msg_type=mtype))
+            # Resume the hunt one byte after this sync: a truncated message may hide sound ones.
+            self._buf[:0] = mv[1:]
+            self._quiet += len(mv) - 1
+            return
+        try:
+            out.append(decode_payload(mtype, seq, mv[HEADER_LEN:end]))
+        except WireError as exc:
+            out.append(exc)
+
+
+def _next_sound_header(msg: memoryview) -> int | None:
+    """The offset of the first sync marker after the start whose header CRC holds, if any."""
+    raw = msg.obj if isinstance(msg.obj, (bytes, bytearray)) else bytes(msg)
+    pos = raw.find(SYNC, 1)
+    while 0 < pos <= len(raw) - HEADER_LEN:
+        if crc32c.crc32c(msg[pos:pos + _HEAD.size]) == _U32.unpack_from(msg, pos + _HEAD.size)[0]:
+            return pos
+        pos = raw.find(SYNC, pos + 1)
+    return None
