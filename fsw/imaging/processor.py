@@ -19,7 +19,7 @@ from fsw.errors import PdhError
 from fsw.imaging.autoexposure import AutoExposure, AutoExposureConfig, ExposureCommand
 from fsw.imaging.calibration import CalibrationManager
 from fsw.imaging.frame import Frame
-from fsw.imaging.grades import grade_frame, thumbnail_only
+from fsw.imaging.grades import frame_blocks, grade_frame, thumbnail_only
 from fsw.imaging.pipeline import make_lossless, make_thumbnail
 from fsw.imaging.product import Product
 
@@ -50,6 +50,7 @@ class FrameProcessor:
         self.counters = dict(frames_accepted=0, frames_thumbnail_only=0, products_made=0, products_failed=0,
                              ae_commands=0)
         self.stage_ms: dict[str, float] = {}
+        self._blocks: dict[str, Any] = {}  # per camera: block means of the last frame, for the change grade
         self.last_error = ""
 
     # -- in ---------------------------------------------------------------------------------------
@@ -94,10 +95,11 @@ class FrameProcessor:
 
     def _front_end(self, frame: Frame, full_frame: bool = True) -> None:
         t0 = time.perf_counter()
-        previous = self.recent_frame(frame.camera, None)
         try:
-            grades = grade_frame(frame.pixels, frame.bit_depth, frame.pattern,
-                                 previous[0].pixels if previous else None)
+            blocks = frame_blocks(frame.pixels, frame.pattern)
+            grades = grade_frame(frame.pixels, frame.bit_depth, frame.pattern, self._blocks.get(frame.camera),
+                                 blocks)
+            self._blocks[frame.camera] = blocks
             t1 = time.perf_counter()
             if self.calibration is not None:
                 cal = self.calibration.active.get(frame.camera)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fsw.imaging.grades import change_fraction, grade_frame, noise_sigma_dn, prediction_entropy_bits
+from fsw.imaging.grades import change_fraction, frame_blocks, grade_frame, noise_sigma_dn, prediction_entropy_bits
 
 
 def _scene(seed: int = 1, h: int = 256, w: int = 256) -> np.ndarray:
@@ -29,10 +29,11 @@ def test_entropy_grows_with_noise() -> None:
 
 def test_change_sees_a_moved_boom_and_ignores_noise() -> None:
     a, b = _scene(1), _scene(2)  # same scene, new noise
-    assert change_fraction(b, a, 12) == 0.0
+    assert change_fraction(frame_blocks(b), frame_blocks(a), 12) == 0.0
     boom = b.copy()
     boom[100:120, 20:200] = 4000
-    assert change_fraction(boom, a, 12) > 0.03
+    assert change_fraction(frame_blocks(boom), frame_blocks(a), 12) > 0.03
+    assert grade_frame(boom, 12, previous_blocks=frame_blocks(a))["change_frac"] > 0.03
 
 
 def test_grades_order_frames_as_a_person_would() -> None:
