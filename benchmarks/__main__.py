@@ -19,6 +19,7 @@ from benchmarks.bus import bench_bus
 from benchmarks.camera import bench_camera
 from benchmarks.chain import ChainUnavailable, bench_chain
 from benchmarks.codecs import bench_codecs
+from benchmarks.downlink import bench_downlink, bench_reencode
 from benchmarks.figures import Table, render
 from benchmarks.imaging import bench_imaging
 
@@ -34,11 +35,16 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
               "quick": {"size_px": 512, "duration_s": 8.0}},
     "imaging": {"full": {"scale": 1.0, "n_frames": 20, "repeats": 3},
                 "quick": {"scale": 0.25, "n_frames": 6, "repeats": 1}},
+    "downlink": {"full": {"rate_bps": 8e6, "window_s": 12.0, "size_px": 1024, "latency_ms": 1290.0},
+                 "quick": {"rate_bps": 2e6, "window_s": 4.0, "size_px": 256, "latency_ms": 200.0}},
+    "reencode": {"full": {"size_px": 2048, "n_frames": 3},
+                 "quick": {"size_px": 256, "n_frames": 2}},
     "camera": {"full": {"size_px": 2048, "duration_s": 10.0},
                "quick": {"size_px": 512, "duration_s": 3.0}},
 }
 BENCHES: dict[str, Callable[..., Table]] = {"codecs": bench_codecs, "bus": bench_bus, "imaging": bench_imaging,
-                                            "chain": bench_chain, "camera": bench_camera}
+                                            "chain": bench_chain, "downlink": bench_downlink,
+                                            "reencode": bench_reencode, "camera": bench_camera}
 
 
 def _machine() -> dict[str, Any]:

@@ -90,6 +90,15 @@ CAMERA_PROFILE_KEYS: dict[str, Field] = {
 
 _CAMERA_PROFILE_INLINE = {k: replace(f, default=None) for k, f in CAMERA_PROFILE_KEYS.items()}
 
+_CONTACT_PLAN = {
+    "relays": Field(list, [], doc="relay satellites: name, period_s, lander_windows_s, ground_windows_s, rate_bps "
+                                  "(one or a list per pass), latency_ms, loss, corrupt, burst {enter, leave, loss}; "
+                                  "empty: one relay always in contact (fsw/downlink/contacts.py)"),
+    "time_scale": Field(float, 1.0, min=1e-6, doc="orbit seconds per wall second"),
+    "epoch_s": Field(float, 0.0, min=0.0, doc="Unix time at which orbit time is zero"),
+    "relays_file": Field(str, "", doc="a schedule file {time_scale, epoch_s, relays}; overrides the inline keys"),
+}
+
 KINDS: dict[str, KindSpec] = {
     "bus.broker": KindSpec(
         entry="fsw.bus.broker:run",
@@ -191,11 +200,35 @@ KINDS: dict[str, KindSpec] = {
             "store_dir": Field(str, "store"),
             "entity_id": Field(int, 1, min=1, max=65535),
             "ground_entity_id": Field(int, 2, min=1, max=65535),
-            "rate_bps": Field(float, 8_000_000.0, min=1000.0),
+            "rate_bps": Field(float, 8_000_000.0, min=1000.0, doc="send rate when the plan has no relays"),
             "max_packet_len": Field(int, 4096, min=256, max=65000),
             "ack_timer_s": Field(float, 1.0, min=0.01),
             "nak_timer_s": Field(float, 1.0, min=0.01),
-            "inactivity_s": Field(float, 30.0, min=0.1),
+            "inactivity_s": Field(float, 30.0, min=0.1, doc="counted in open-contact time only"),
+            "max_in_flight": Field(int, 4, min=1, max=64, doc="CFDP transactions at once: the next product starts "
+                                                             "while the last one's tail is recovered"),
+            "quota_bytes": Field(int, 2_000_000_000, min=10_000, doc="store size; beyond it the eviction policy runs"),
+            "priority": Field(list, ["alert", "thumbnail", "telemetry", "requested", "playback", "rest"],
+                              doc="downlink classes, first sends first (fsw/downlink/policy.py)"),
+            "age_weight_per_h": Field(float, 0.1, min=0.0, doc="'rest' goes by grade + weight * age in hours"),
+            "telemetry": Field(dict, {}, keys={
+                "enabled": Field(bool, True),
+                "topics": Field(list, ["tlm.", "evt."]),
+                "exclude_sources": Field(list, [], doc="bus sources that are not on the lander (e.g. the ground)"),
+                "segment_s": Field(float, 2.0, min=0.05, doc="housekeeping batched into one file per period"),
+                "alert_flush_s": Field(float, 0.5, min=0.01),
+                "archive_dir": Field(str, "tlm_archive"),
+                "archive_bytes": Field(int, 200_000_000, min=10_000, doc="recorded telemetry kept for re-requests"),
+            }),
+            "reencode": Field(dict, {}, keys={
+                "enabled": Field(bool, True),
+                "codec": Field(str, "jpegxl", choices=("jpegxl", "jpegls", "png", "aec", "zstd")),
+                "params": Field(dict, {"effort": 7}),
+                "nice": Field(int, 10, min=0, max=19),
+            }),
+            "links": Field(dict, {}, endpoint_refs="tcp",
+                           doc="optional: bus_sub (telemetry recording), imaging_command (SEND_REGION forwarding)"),
+            **_CONTACT_PLAN,
         },
         doc="Store and forward: products on disk, out by priority as CFDP class 2 over CCSDS.",
     ),
@@ -203,12 +236,13 @@ KINDS: dict[str, KindSpec] = {
         entry="hil.relay.relay:run",
         endpoints={"lander_in": "udp", "ground_in": "udp", "lander": "udp", "ground": "udp"},
         keys={
-            "rate_bps": Field(float, 8_000_000.0, min=1000.0),
-            "latency_ms": Field(float, 50.0, min=0.0, max=60_000.0),
-            "loss": Field(float, 0.0, min=0.0, max=0.95),
+            "rate_bps": Field(float, 8_000_000.0, min=1000.0, doc="rate when the plan has no relays"),
+            "latency_ms": Field(float, 50.0, min=0.0, max=60_000.0, doc="latency when a relay names none"),
+            "loss": Field(float, 0.0, min=0.0, max=0.95, doc="random loss added to every relay's own"),
             "seed": Field(int, 1, min=0),
             "pcap": Field(str, "link/relay.pcap"),
             "queue_bytes": Field(int, 8_000_000, min=10_000),
+            **_CONTACT_PLAN,
         },
         doc="Relay link emulator on UDP loopback: rate, latency, loss; records a pcap.",
     ),
@@ -222,7 +256,8 @@ KINDS: dict[str, KindSpec] = {
             "max_packet_len": Field(int, 4096, min=256, max=65000),
             "ack_timer_s": Field(float, 1.0, min=0.01),
             "nak_timer_s": Field(float, 1.0, min=0.01),
-            "inactivity_s": Field(float, 30.0, min=0.1),
+            "inactivity_s": Field(float, 30.0, min=0.1, doc="counted in open-contact time only"),
+            **_CONTACT_PLAN,
         },
         doc="Ground station: reassembles and decodes products, writes images and sidecars.",
     ),
@@ -236,8 +271,12 @@ KINDS: dict[str, KindSpec] = {
             "time_scale": Field(float, 1.0, min=0.01, max=1000.0, doc="simulated seconds per wall second"),
             "physics_hz": Field(float, 200.0, min=10.0, max=10000.0),
             "faults": Field(list, [], doc="faults active from the start: [{fault: jam, angle_deg: 40}, ...]"),
+            "camera_controls": Field(dict, {}, endpoint_refs="tcp",
+                                     doc="camera id -> its emulator's control endpoint: the scene shows the boom "
+                                         "at its true angle (set_boom_angle, >0.5 deg moves, <=10 Hz)"),
         },
-        doc="Mechanism emulator: physics, sensors and faults behind a TCP device port; fault control port.",
+        doc="Mechanism emulator: physics, sensors and faults behind a TCP device port; fault control port; "
+            "optionally drives the camera scenes' boom angle.",
     ),
     "drivers.deploy": KindSpec(
         entry="drivers.deploy.driver:run",

@@ -1,6 +1,6 @@
 """The lander's CFDP source engine: cfdp-py's SourceHandler plus the edges of a lossy link. No I/O.
 
-One transaction at a time (one product). The service feeds received PDUs in
+One transaction at a time per engine (the transmitter runs several). The service feeds received PDUs in
 with :meth:`SourceEngine.insert`, asks for more file data with
 :meth:`SourceEngine.pump`, and takes packed PDUs out with
 :meth:`SourceEngine.pop`. When a transaction ends, an :class:`Outcome` says
@@ -14,9 +14,10 @@ What cfdp-py leaves to its user, this adapter does:
   built with spacepackets' AckPdu; a complete one still confirms its product.
 - A Finished PDU while the handler still waits for the EOF ACK implies the EOF
   arrived: the EOF ACK is presented first, then the Finished.
-- The Metadata PDU is repeated once early in the file data, so one lost
-  Metadata does not make the receiver discard file data (cfdp-py keeps no data
-  that arrives before Metadata).
+- The Metadata PDU is repeated three times, spread through the first file data
+  (or before the EOF of a small file): cfdp-py keeps no data that arrives before
+  Metadata, and its receiver does not recover a small file whose Metadata and
+  data were all lost before the EOF, so each copy makes that rarer.
 - An inactivity watch on an injected clock abandons a transaction the ground
   has stopped answering; the product stays stored and is sent again.
 - Late, duplicate or foreign PDUs are counted and dropped, never raised.
@@ -66,8 +67,10 @@ __all__ = ["Outcome", "SourceEngine", "finished_is_delivery"]
 
 _REJECTED = (InvalidPduDirection, InvalidPduForSourceHandler, InvalidSourceId, InvalidDestinationId,
              InvalidTransactionSeqNum, NoRemoteEntityConfigFound, PduIgnoredForSource)
-_METADATA_REPEAT_AFTER = 8  # file data PDUs between the Metadata PDU and its repeat
+_METADATA_REPEAT_AFTER = (1, 4, 16)  # file data PDUs sent before each repeat of the Metadata PDU
 _HISTORY = 256
+_RUNAWAY_FACTOR = 4
+_RUNAWAY_MARGIN_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -97,15 +100,20 @@ class _Current:
     last_rx: float
     fd_sent: int = 0
     metadata: bytes | None = None
-    metadata_repeated: bool = False
+    metadata_repeats: int = 0
+    eof_sent: bool = False
+    fd_bytes: int = 0
+    size: int = 0
 
 
 class SourceEngine:
     """Sends one product at a time as a CFDP class 2 transaction."""
 
     def __init__(self, local_id: int, remote_id: int, max_packet_len: int, timers: CfdpTimers,
-                 seq_start: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
+                 seq_start: int = 0, clock: Callable[[], float] = time.monotonic,
+                 lookup: Callable[[int], tuple[str, int] | None] | None = None) -> None:
         self.local_id = local_id
+        self.lookup = lookup or (lambda seq: None)
         self.remote_id = remote_id
         self.timers = timers
         self.clock = clock
@@ -125,7 +133,8 @@ class SourceEngine:
         self._history: OrderedDict[int, tuple[str, int]] = OrderedDict()  # seq -> (product id, APID)
         self.outcomes: deque[Outcome] = deque()
         self.counters = {"pdus_in": 0, "pdus_out": 0, "pdus_rejected": 0, "late_finished": 0,
-                         "handler_errors": 0, "inactivity_aborts": 0, "retransmit_requests": 0}
+                         "handler_errors": 0, "inactivity_aborts": 0, "retransmit_requests": 0,
+                         "restarted_on_metadata_nak": 0, "runaway_aborts": 0}
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -137,12 +146,31 @@ class SourceEngine:
         return self._current.product_id if self._current else ""
 
     @property
+    def tail(self) -> bool:
+        """All file data is out; the transaction only waits for the ground (or resends what it NAKs)."""
+        return (self._current is not None and not self._out and self.handler.step in (
+            TransactionStep.WAITING_FOR_EOF_ACK, TransactionStep.WAITING_FOR_FINISHED))
+
+    @property
+    def tail_reached(self) -> bool:
+        """The EOF has gone out at least once."""
+        return self._current is not None and self._current.eof_sent
+
+    @property
+    def current_seq(self) -> int | None:
+        return self._current.seq if self._current else None
+
+    def knows(self, seq: int) -> bool:
+        """This engine ran transaction ``seq`` (now or recently)."""
+        return seq in self._history
+
+    @property
     def pending(self) -> int:
         """Packed PDUs waiting to be sent."""
         return len(self._out)
 
     # -- commands ------------------------------------------------------------------------------
-    def start(self, product_id: str, path: Path, apid: int, seq: int | None = None) -> int:
+    def start(self, product_id: str, path: Path, apid: int, seq: int | None = None, suffix: str = ".prod") -> int:
         """Begin a transaction for one stored product file; return its transaction sequence number.
 
         ``seq`` sets the transaction sequence number (the service keeps it unique across restarts).
@@ -152,12 +180,12 @@ class SourceEngine:
             self.seq.set_next(seq)
         seq = self.seq.peek()
         request = PutRequest(destination_id=entity_id(self.remote_id), source_file=path,
-                             dest_file=Path(f"{seq:08x}-{product_id}.prod"),
+                             dest_file=Path(f"{seq:08x}-{product_id}{suffix}"),
                              trans_mode=TransmissionMode.ACKNOWLEDGED, closure_requested=True)
         if not self.handler.put_request(request):
             raise RuntimeError("CFDP source handler refused a put request while idle")
         now = self.clock()
-        self._current = _Current(product_id, apid, path, seq, now, now)
+        self._current = _Current(product_id, apid, path, seq, now, now, size=path.stat().st_size)
         self._history[seq] = (product_id, apid)
         while len(self._history) > _HISTORY:
             self._history.popitem(last=False)
@@ -186,6 +214,7 @@ class SourceEngine:
             if len(self._out) == before:
                 break
         self._check_inactivity()
+        self._check_runaway()
 
     def pop(self) -> tuple[int, bytes] | None:
         """The next (APID, packed PDU) to send, or None."""
@@ -208,6 +237,13 @@ class SourceEngine:
             self._run(self._implied_eof_ack(pdu))
         if getattr(pdu, "directive_type", None) == DirectiveType.NAK_PDU:
             self.counters["retransmit_requests"] += 1
+            if (0, 0) in pdu.segment_requests and self.tail_reached:
+                # The ground asks for Metadata after our EOF: it lost the transaction (a restart, or every
+                # Metadata copy lost). cfdp-py's source does not retransmit a whole file reliably then, so
+                # this transaction ends and the product goes again in a fresh one.
+                self.counters["restarted_on_metadata_nak"] += 1
+                self.abort("the ground lost the transaction (Metadata NAK after EOF)")
+                return
         if (isinstance(pdu, FinishedPdu) and not finished_is_delivery(pdu.finished_params)
                 and self.handler.step not in (TransactionStep.WAITING_FOR_FINISHED,)):
             self.abort(f"ground ended the transaction early: {pdu.finished_params.condition_code.name}")
@@ -249,13 +285,22 @@ class SourceEngine:
                 continue
             if cur is None:
                 continue
+            kind = holder.pdu_directive_type
+            if kind == DirectiveType.EOF_PDU:
+                cur.eof_sent = True
+            if kind == DirectiveType.EOF_PDU and cur.metadata:
+                while cur.metadata_repeats < len(_METADATA_REPEAT_AFTER):  # a small file: repeat before EOF
+                    cur.metadata_repeats += 1
+                    self._out.append((cur.apid, cur.metadata))
             self._out.append((cur.apid, raw))
-            if holder.pdu_directive_type == DirectiveType.METADATA_PDU:
-                cur.metadata = raw
-            elif holder.pdu_directive_type is None:
+            if kind == DirectiveType.METADATA_PDU:
+                cur.metadata = cur.metadata or raw
+            elif kind is None:
                 cur.fd_sent += 1
-                if cur.metadata and not cur.metadata_repeated and cur.fd_sent >= _METADATA_REPEAT_AFTER:
-                    cur.metadata_repeated = True
+                cur.fd_bytes += len(raw)
+                if (cur.metadata and cur.metadata_repeats < len(_METADATA_REPEAT_AFTER)
+                        and cur.fd_sent >= _METADATA_REPEAT_AFTER[cur.metadata_repeats]):
+                    cur.metadata_repeats += 1
                     self._out.append((cur.apid, cur.metadata))
 
     def _settle(self) -> None:
@@ -278,6 +323,14 @@ class SourceEngine:
             reason = "abandoned " + ",".join(faults) if faults else "abandoned"
         self.outcomes.append(Outcome(cur.product_id, cur.seq, False, reason))
 
+    def _check_runaway(self) -> None:
+        """A transaction that has sent its file data many times over is ended (and sent again fresh):
+        a bound on what any retransmission fault, ours or the library's, can cost a pass."""
+        cur = self._current
+        if cur is not None and cur.fd_bytes > _RUNAWAY_FACTOR * cur.size + _RUNAWAY_MARGIN_BYTES:
+            self.counters["runaway_aborts"] += 1
+            self.abort(f"retransmission runaway: {cur.fd_bytes} bytes of file data for a {cur.size}-byte file")
+
     def _check_inactivity(self) -> None:
         cur = self._current
         if cur is None:
@@ -296,7 +349,7 @@ class SourceEngine:
         conf = finished.pdu_header.pdu_conf
         conf.direction = Direction.TOWARDS_RECEIVER
         ack = AckPdu(conf, DirectiveType.FINISHED_PDU, finished.condition_code, status)
-        _, apid = self._history.get(finished.transaction_seq_num.value, ("", APID_DIRECTIVE))
+        _, apid = self._history.get(finished.transaction_seq_num.value) or ("", APID_DIRECTIVE)
         self._out.appendleft((apid, bytes(ack.pack())))
 
     def _answer_late_finished(self, finished: FinishedPdu) -> None:
@@ -306,7 +359,7 @@ class SourceEngine:
             return
         self.counters["late_finished"] += 1
         seq = finished.transaction_seq_num.value
-        known = seq in self._history
+        known = self._history.get(seq) or self.lookup(seq)
         self._ack_finished(finished, TransactionStatus.TERMINATED if known else TransactionStatus.UNRECOGNIZED)
         if known and finished_is_delivery(finished.finished_params):
-            self.outcomes.append(Outcome(self._history[seq][0], seq, True, "delivered (late Finished)"))
+            self.outcomes.append(Outcome(known[0], seq, True, "delivered (late Finished)"))

@@ -30,6 +30,8 @@ __all__ = [
     "APID_THUMBNAIL",
     "APID_FULL",
     "APID_DIRECTIVE",
+    "APID_TELEMETRY",
+    "APID_EVENTS",
     "PacketError",
     "PduError",
     "Unwrapped",
@@ -40,8 +42,11 @@ __all__ = [
 
 APID_THUMBNAIL = 0x101
 APID_FULL = 0x102
+APID_TELEMETRY = 0x103
+APID_EVENTS = 0x104
 APID_DIRECTIVE = 0x110
-APIDS: dict[str, int] = {"thumbnail": APID_THUMBNAIL, "full": APID_FULL, "directive": APID_DIRECTIVE}
+APIDS: dict[str, int] = {"thumbnail": APID_THUMBNAIL, "full": APID_FULL, "tlm": APID_TELEMETRY,
+                         "tlm_playback": APID_TELEMETRY, "evt": APID_EVENTS, "directive": APID_DIRECTIVE}
 _SEQ_MODULO = 1 << 14
 _MAX_DATA_LEN = 1 << 16
 

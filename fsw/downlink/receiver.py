@@ -13,14 +13,16 @@ not yet ACKed). Around the handlers this adapter:
   before the Finished PDU leaves;
 - sends at most one NAK per NAK timer period while Metadata is missing
   (cfdp-py issues a whole-file NAK for every segment that arrives then);
-- abandons a transaction after ``inactivity_s`` without a PDU (CFDP 4.8.3).
+- abandons a transaction after ``inactivity_s`` without a PDU (CFDP 4.8.3);
+- calls ``on_delivered`` (the ground's durable ledger) before a complete file's
+  Finished PDU is built: if that fails, the Finished says filestore rejection.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -46,7 +48,7 @@ from fsw.downlink.mib import (
 
 __all__ = ["ReceivedFile", "DestEngine"]
 
-_MAX_ACTIVE = 16
+_MAX_ACTIVE = 64
 _HISTORY = 1024
 _CLOSING = (TransactionStep.SENDING_FINISHED_PDU, TransactionStep.WAITING_FOR_FINISHED_ACK)
 
@@ -94,14 +96,17 @@ class _Active:
     finished_pdu: bytes | None = None
     completed: bool = False
     started: bool = False
+    offsets: set[int] = field(default_factory=set)  # file data segments seen: goodput counts each once
 
 
 class DestEngine:
     """Receives products from one source entity."""
 
     def __init__(self, local_id: int, remote_id: int, max_packet_len: int, timers: CfdpTimers,
-                 incoming: Path, clock: Callable[[], float] = time.monotonic) -> None:
+                 incoming: Path, clock: Callable[[], float] = time.monotonic,
+                 on_delivered: Callable[[str, int], None] | None = None) -> None:
         self.local_id = local_id
+        self.on_delivered = on_delivered or (lambda name, size: None)
         self.remote_id = remote_id
         self.timers = timers
         self.clock = clock
@@ -115,7 +120,7 @@ class DestEngine:
         self.received: deque[ReceivedFile] = deque()
         self.counters = {"pdus_in": 0, "pdus_out": 0, "pdus_late": 0, "pdus_rejected": 0, "naks_suppressed": 0,
                          "transactions_started": 0, "transactions_abandoned": 0, "checksum_failures": 0,
-                         "handler_errors": 0}
+                         "handler_errors": 0, "file_bytes_new": 0}
 
     @property
     def active(self) -> int:
@@ -148,6 +153,9 @@ class DestEngine:
             if entry is None:
                 return
         entry.last_rx = self.clock()
+        if directive is None and pdu.offset not in entry.offsets:
+            entry.offsets.add(pdu.offset)
+            self.counters["file_bytes_new"] += len(pdu.file_data)
         if isinstance(pdu, EofPdu):
             entry.eof_checksum = bytes(pdu.file_checksum)
             if entry.handler.step in _CLOSING or entry.completed:
@@ -241,6 +249,13 @@ class DestEngine:
                 fp.delivery_code = DeliveryCode.DATA_INCOMPLETE
                 fp.condition_code = ConditionCode.FILE_CHECKSUM_FAILURE
         delivered = delivered and fp.condition_code == ConditionCode.NO_ERROR
+        if delivered:
+            try:  # the ground confirms only what it has recorded as stored
+                self.on_delivered(Path(name).name, size)
+            except Exception:  # any failure to record means: not stored, the lander keeps its copy
+                delivered = False
+                fp.condition_code = ConditionCode.FILESTORE_REJECTION
+                fp.file_status = FileStatus.DISCARDED_FILESTORE_REJECTION
         self.received.append(ReceivedFile(key, path, Path(name).name, delivered, fp.condition_code.name, size))
 
     def _close(self, key: tuple[int, int], entry: _Active) -> None:
@@ -266,4 +281,9 @@ class DestEngine:
     def _ack_eof(self, eof: EofPdu, status: TransactionStatus) -> None:
         conf = eof.pdu_header.pdu_conf
         conf.direction = Direction.TOWARDS_SENDER
-        self._out.append(bytes(AckPdu(conf, DirectiveType.EOF_PDU, eof.condition_code, status).pack()))
+        # spacepackets 0.32's EofPdu.unpack leaves the condition code in the high nibble (data & 0xF0)
+        code = eof.condition_code >> 4 if eof.condition_code > 0x0F else eof.condition_code
+        try:
+            self._out.append(bytes(AckPdu(conf, DirectiveType.EOF_PDU, ConditionCode(code), status).pack()))
+        except ValueError:  # a condition code no ACK can carry: count it, never crash on the link's input
+            self.counters["pdus_rejected"] += 1

@@ -14,6 +14,9 @@ EVENTS = {
     "transfer_failed": {"id": 0x0403, "severity": "warning", "doc": "a CFDP transaction ended without the file"},
     "datagram_rejected": {"id": 0x0404, "severity": "warning",
                           "doc": "a radio datagram was not a Space Packet with a CFDP PDU (rate-limited, with count)"},
+    "telemetry_received": {"id": 0x0405, "severity": "info",
+                           "doc": "a housekeeping or event segment arrived: id, segment_kind, records, new_records, t0, t1"},
+    "telemetry_failed": {"id": 0x0406, "severity": "error", "doc": "a telemetry segment did not decode"},
 }
 
 TELEMETRY = {
@@ -28,4 +31,10 @@ TELEMETRY = {
     "active_transactions": {"unit": "count"},
     "decode_queue": {"unit": "count", "doc": "received files waiting to be decoded"},
     "receive_rate_bps": {"unit": "bit/s"},
+    "telemetry_records": {"unit": "count", "doc": "new housekeeping and event records stored"},
+    "telemetry_segments": {"unit": "count"},
+    "recovered_files": {"unit": "count", "doc": "confirmed files decoded after a restart"},
+    "partial_files_removed": {"unit": "count", "doc": "incomplete transfers removed after a restart"},
+    "contact": {"unit": "", "doc": "relay in contact, or empty"},
+    "cfdp_file_bytes_new": {"unit": "bytes", "doc": "product bytes received for the first time (goodput)"},
 }

@@ -1,13 +1,18 @@
-"""The ground station process: CFDP over CCSDS in on UDP, products out as images and sidecars.
+"""The ground station process: CFDP over CCSDS in on UDP, products out as images, telemetry into a ledger.
 
 ``run(ctx)`` binds UDP on ``radio`` and answers through ``relay``. Each
 datagram is unwrapped (Space Packet, then CFDP PDU) and fed to the
 destination engine (one cfdp-py DestHandler per transaction). Files land in
-``<out>/<out_subdir>/incoming/`` and are fsync'd before the Finished PDU
-leaves. A worker thread decodes each complete file (CRC-32C checked) and
-writes ``<out>/<out_subdir>/<id>.png`` and ``<id>.json``; the main thread then
-publishes ``product_received``. A file that does not decode is kept and
-reported (``product_failed``).
+``<out>/<out_subdir>/incoming/``; a complete one is fsync'd and recorded in
+the ledger (SQLite WAL, :mod:`fsw.ground.ledger`) before its Finished PDU
+leaves. A worker thread decodes each product (CRC-32C checked) and writes
+``<id>.png`` and ``<id>.json``; the main thread then publishes
+``product_received`` once per product id, ever. Telemetry and event segments
+(``.tlm``) go into the ledger and are announced as ``telemetry_received``.
+
+The engine's timers run only while the contact plan has a contact open, so
+an outage does not exhaust NAK limits or inactivity. On start, files the
+ledger holds but never wrote are decoded, and partial files are removed.
 """
 
 from __future__ import annotations
@@ -22,12 +27,15 @@ import zmq
 from spacepackets.ccsds.spacepacket import PacketType
 
 from fsw.app.process import HealthReporter, ProcessContext
+from fsw.downlink.contacts import ContactClock, load_plan
 from fsw.downlink.mib import CfdpTimers
 from fsw.downlink.packets import APID_DIRECTIVE, SpacePacketWrapper, unwrap
 from fsw.downlink.radio import RadioPort
 from fsw.downlink.receiver import DestEngine, ReceivedFile
+from fsw.downlink.recorder import decode_segment
 from fsw.errors import BusError, ProductError, ProtocolError
 from fsw.ground.images import WrittenProduct, write_product
+from fsw.ground.ledger import Ledger
 
 __all__ = ["run", "GroundStation"]
 
@@ -37,15 +45,12 @@ _EVENT_PERIOD_S = 1.0
 
 def _id_from_name(name: str) -> str:
     """The product id in a received file name ``<transaction seq>-<id>.prod``."""
-    stem = name[:-5] if name.endswith(".prod") else name
+    stem = name.rsplit(".", 1)[0] if name.endswith((".prod", ".tlm")) else name
     return stem.split("-", 1)[1] if "-" in stem else stem
 
 
-def _decode_and_write(received: ReceivedFile, out_dir: Path) -> WrittenProduct:
-    raw = received.path.read_bytes()
-    written = write_product(raw, out_dir)
-    received.path.unlink(missing_ok=True)
-    return written
+def _decode_and_write(path: Path, out_dir: Path) -> WrittenProduct:
+    return write_product(path.read_bytes(), out_dir)
 
 
 class GroundStation:
@@ -54,24 +59,45 @@ class GroundStation:
         self.ctx = ctx
         self.log = ctx.log
         self.out_dir = ctx.out_dir / s["out_subdir"]
+        self.incoming = self.out_dir / "incoming"
+        self.plan = load_plan(s, ctx.config.file)
+        self.ledger = Ledger(self.out_dir / "ledger.sqlite")
         self.engine = DestEngine(s["entity_id"], s["lander_entity_id"], s["max_packet_len"],
-                                 CfdpTimers.from_settings(s), self.out_dir / "incoming", clock=ctx.monotonic)
+                                 CfdpTimers.from_settings(s), self.incoming,
+                                 clock=ContactClock(self.plan, ctx.clock), on_delivered=self.ledger.file_received)
         self.wrapper = SpacePacketWrapper(PacketType.TC)
         self.radio = RadioPort(ctx.endpoint("radio"), ctx.endpoint("relay"))
         self.pub = ctx.publisher()
         self.poller = zmq.Poller()
         self.poller.register(self.radio.fileno(), zmq.POLLIN)
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ground-decode")
-        self.decoding: deque[tuple[ReceivedFile, Future[WrittenProduct]]] = deque()
+        self.decoding: deque[tuple[str, Path, Future[WrittenProduct]]] = deque()
         self.unsent: deque[bytes] = deque()
-        self.written: dict[str, int] = {}
         self._last_event: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
         self.c = {"products_received": 0, "products_failed": 0, "products_duplicate": 0, "transfers_failed": 0,
-                  "packets_received": 0, "bytes_received": 0, "datagrams_rejected": 0, "packets_sent": 0}
+                  "packets_received": 0, "bytes_received": 0, "datagrams_rejected": 0, "packets_sent": 0,
+                  "telemetry_records": 0, "telemetry_segments": 0, "recovered_files": 0, "partial_files_removed": 0}
         self._bytes_at_last_health = 0
         self.health = HealthReporter(ctx, self.pub, self.sample)
-        self.log.info("ground_started", radio=self.radio.address, rcvbuf=self.radio.rcvbuf, out=str(self.out_dir))
+        self._recover()
+        self.log.info("ground_started", radio=self.radio.address, out=str(self.out_dir),
+                      relays=[r.name for r in self.plan.relays], recovered=self.c["recovered_files"])
+
+    def _recover(self) -> None:
+        """Decode what was confirmed but not written before a crash; drop partial transfers."""
+        known = self.ledger.known_names()
+        for p in sorted(self.incoming.glob("*")) if self.incoming.exists() else []:
+            if p.name not in known:
+                p.unlink(missing_ok=True)
+                self.c["partial_files_removed"] += 1
+        for name, _size in self.ledger.unfinished():
+            path = self.incoming / name
+            if path.exists():
+                self.c["recovered_files"] += 1
+                self._dispatch(name, path)
+            else:
+                self.ledger.file_done(name, "failed")
 
     def event(self, name: str, fields: dict[str, Any], severity: str = "warning") -> None:
         try:
@@ -91,13 +117,16 @@ class GroundStation:
         got = self.c["bytes_received"]
         rate = (got - self._bytes_at_last_health) * 8
         self._bytes_at_last_health = got
+        contact = self.plan.contact(self.ctx.clock())
         return {**self.c, "active_transactions": self.engine.active, "decode_queue": len(self.decoding),
-                "receive_rate_bps": rate, **{f"cfdp_{k}": v for k, v in self.engine.counters.items()}}
+                "receive_rate_bps": rate, "contact": contact.relay if contact else "",
+                **{f"cfdp_{k}": v for k, v in self.engine.counters.items()}}
 
     def turn(self) -> None:
         self.poller.poll(10)
         self.receive()
-        self.engine.tick()
+        if self.plan.is_open(self.ctx.clock()):
+            self.engine.tick()
         self.reply()
         self.hand_over()
         self.collect()
@@ -133,28 +162,53 @@ class GroundStation:
 
     def hand_over(self) -> None:
         while self.engine.received:
-            rf = self.engine.received.popleft()
+            rf: ReceivedFile = self.engine.received.popleft()
             if not rf.delivered:
                 self.c["transfers_failed"] += 1
                 self.event("transfer_failed", {"file": rf.name, "condition": rf.condition})
                 continue
-            self.decoding.append((rf, self.worker.submit(_decode_and_write, rf, self.out_dir)))
+            self._dispatch(rf.name, rf.path)
+
+    def _dispatch(self, name: str, path: Path) -> None:
+        if name.endswith(".tlm"):
+            self._take_telemetry(name, path)
+            return
+        self.decoding.append((name, path, self.worker.submit(_decode_and_write, path, self.out_dir)))
+
+    def _take_telemetry(self, name: str, path: Path) -> None:
+        try:
+            body = decode_segment(path.read_bytes())
+        except (ProtocolError, OSError) as exc:
+            self.ledger.file_done(name, "failed")
+            self.event("telemetry_failed", {"file": name, "reason": str(exc)}, "error")
+            return
+        new = self.ledger.add_telemetry(body["records"])
+        self.ledger.file_done(name, "written")
+        path.unlink(missing_ok=True)
+        self.c["telemetry_segments"] += 1
+        self.c["telemetry_records"] += new
+        self.event("telemetry_received", {"id": _id_from_name(name), "segment_kind": body["kind"],
+                                          "records": len(body["records"]), "new_records": new,
+                                          "t0": body["t0"], "t1": body["t1"]}, "info")
 
     def collect(self) -> None:
-        while self.decoding and self.decoding[0][1].done():
-            rf, fut = self.decoding.popleft()
+        while self.decoding and self.decoding[0][2].done():
+            name, path, fut = self.decoding.popleft()
             try:
                 w = fut.result()
             except (ProductError, OSError) as exc:
+                self.ledger.file_done(name, "failed")
                 self.c["products_failed"] += 1
-                self.event("product_failed", {"file": rf.name, "raw": str(rf.path), "reason": str(exc)}, "error")
-                self.event("product_received", {"id": _id_from_name(rf.name), "product_kind": "", "crc32c": 0, "ok": False,
-                                                "reason": str(exc)}, "error")
+                self.event("product_failed", {"file": name, "raw": str(path), "reason": str(exc)}, "error")
+                self.event("product_received", {"id": _id_from_name(name), "product_kind": "", "crc32c": 0,
+                                                "ok": False, "reason": str(exc)}, "error")
                 continue
-            if self.written.get(w.id) == w.crc32c:
+            first = self.ledger.product_written(w.id, w.kind, w.crc32c, w.product_bytes)
+            self.ledger.file_done(name, "written")
+            path.unlink(missing_ok=True)
+            if not first:
                 self.c["products_duplicate"] += 1
                 continue
-            self.written[w.id] = w.crc32c
             self.c["products_received"] += 1
             self.event("product_received", {"id": w.id, "product_kind": w.kind, "crc32c": w.crc32c, "ok": True,
                                             "bytes": w.product_bytes}, "info")
@@ -166,6 +220,7 @@ class GroundStation:
         self.engine.filestore.close()
         self.radio.close()
         self.pub.close()
+        self.ledger.close()
 
 
 def run(ctx: ProcessContext) -> None:

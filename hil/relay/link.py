@@ -1,15 +1,21 @@
-"""The relay link model: rate, latency, random loss, a bounded queue. Pure: clock and RNG injected.
+"""The relay link model: rate, latency, random and burst loss, bit corruption, a bounded queue. Pure.
 
-Each direction is one :class:`LinkModel`. A packet offered at time ``t``
-waits behind the bytes already queued, takes ``size * 8 / rate_bps`` to
-serialise, then ``latency_ms`` to arrive, unless it is lost (probability
-``loss``) or the queue is full (tail drop). Both are counted.
+Each direction of each relay is one :class:`LinkModel`, with the clock and the
+RNG injected. A packet offered at time ``t`` waits behind the bytes already
+queued, takes ``size * 8 / rate_bps`` to serialise, then ``latency_ms`` to
+arrive, unless the queue is full (tail drop), it is lost at random
+(probability ``loss``), or lost in a burst (a Gilbert-Elliott chain: enter the
+bad state with ``burst.enter`` per packet, leave with ``burst.leave``, lose
+``burst.loss`` of the packets sent in it). A delivered packet has one random
+bit flipped with probability ``corrupt``. Everything is counted.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+
+from fsw.downlink.contacts import Burst
 
 __all__ = ["LinkModel", "LinkStats"]
 
@@ -20,29 +26,55 @@ class LinkStats:
     offered_bytes: int = 0
     delivered: int = 0
     lost: int = 0
+    burst_lost: int = 0
     tail_dropped: int = 0
+    corrupted: int = 0
+    outside_window: int = 0
 
 
 class LinkModel:
-    """One direction of the relay link."""
+    """One direction of one relay."""
 
     def __init__(self, rate_bps: float, latency_ms: float, loss: float, queue_bytes: int,
-                 rng: random.Random) -> None:
+                 rng: random.Random, burst: Burst | None = None, corrupt: float = 0.0) -> None:
         if rate_bps <= 0:
             raise ValueError("rate_bps must be positive")
         if not 0.0 <= loss < 1.0:
             raise ValueError("loss must be in [0, 1)")
+        if not 0.0 <= corrupt <= 1.0:
+            raise ValueError("corrupt must be in [0, 1]")
         self.rate_bps = float(rate_bps)
         self.latency_s = latency_ms / 1000.0
         self.loss = float(loss)
         self.queue_bytes = int(queue_bytes)
         self.rng = rng
+        self.burst = burst or Burst()
+        self.corrupt_p = float(corrupt)
+        self.in_burst = False
         self.stats = LinkStats()
         self._busy_until = float("-inf")
+
+    def set_rate(self, rate_bps: float) -> None:
+        """A new pass may run at another rate; bytes already queued keep their times."""
+        if rate_bps <= 0:
+            raise ValueError("rate_bps must be positive")
+        self.rate_bps = float(rate_bps)
 
     def backlog_bytes(self, now: float) -> float:
         """Bytes still waiting to be serialised at ``now``."""
         return max(0.0, self._busy_until - now) * self.rate_bps / 8.0
+
+    def _burst_step(self) -> bool:
+        """Advance the Gilbert-Elliott chain one packet; True if this packet is lost to it."""
+        b = self.burst
+        if b.enter <= 0.0:
+            return False
+        if self.in_burst:
+            if self.rng.random() < b.leave:
+                self.in_burst = False
+        elif self.rng.random() < b.enter:
+            self.in_burst = True
+        return self.in_burst and self.rng.random() < b.loss
 
     def offer(self, size: int, now: float) -> float | None:
         """Offer a packet of ``size`` bytes at ``now``; return its arrival time, or None if dropped."""
@@ -53,8 +85,26 @@ class LinkModel:
             return None
         start = max(now, self._busy_until)
         self._busy_until = start + size * 8.0 / self.rate_bps
+        if self._burst_step():
+            self.stats.burst_lost += 1
+            return None
         if self.loss and self.rng.random() < self.loss:
             self.stats.lost += 1
             return None
         self.stats.delivered += 1
         return self._busy_until + self.latency_s
+
+    def outside_window(self) -> None:
+        """Count a packet sent while this relay had no contact (lost, as in space)."""
+        self.stats.offered += 1
+        self.stats.outside_window += 1
+
+    def corrupt(self, data: bytes) -> bytes:
+        """``data``, or a copy with one random bit flipped (probability ``corrupt``)."""
+        if not data or self.corrupt_p <= 0.0 or self.rng.random() >= self.corrupt_p:
+            return data
+        self.stats.corrupted += 1
+        bit = self.rng.randrange(len(data) * 8)
+        out = bytearray(data)
+        out[bit // 8] ^= 1 << (bit % 8)
+        return bytes(out)

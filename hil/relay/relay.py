@@ -1,12 +1,15 @@
-"""The relay link emulator process: UDP between lander and ground through a link model, recorded to pcap.
+"""The relay constellation emulator process: UDP between lander and ground through the relays in contact.
 
 ``run(ctx)``: datagrams from the lander arrive on ``lander_in`` and leave for
 ``ground`` from ``ground_in`` (so the ground's replies come back to
 ``ground_in``); datagrams from the ground leave for ``lander`` from
-``lander_in``. Each direction has its own :class:`~hil.relay.link.LinkModel`
-(seeded). Every datagram received, in both directions, is recorded to
-``<out>/<pcap>`` with the sender's real address and the far end's address,
-before the model decides its fate.
+``lander_in``. The contact plan (:mod:`fsw.downlink.contacts`, the same one the
+lander and the ground read) says which relay joins them at each moment; a
+datagram sent while no relay is in contact is lost, as in space. Each relay has
+its own :class:`~hil.relay.link.LinkModel` per direction (seeded): the pass's
+rate, light time plus the relay hop, random loss (its own plus the process's
+``loss``), burst loss and bit corruption. Every datagram received, in both
+directions, is recorded to ``<out>/<pcap>`` as sent, before its fate is decided.
 """
 
 from __future__ import annotations
@@ -15,18 +18,19 @@ import heapq
 import itertools
 import random
 import select
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fsw.app.process import ProcessContext
+from fsw.downlink.contacts import ContactPlan, load_plan
 from fsw.downlink.radio import RadioPort, udp_address
 from hil.relay.link import LinkModel
 from hil.relay.pcap import PcapRecorder
 
-__all__ = ["run", "Direction"]
+__all__ = ["run", "Direction", "Constellation"]
 
 _STATS_PERIOD_S = 5.0
-_MAX_WAIT_S = 0.05
+_MAX_WAIT_S = 0.02
 
 
 @dataclass
@@ -35,40 +39,70 @@ class Direction:
     inbound: RadioPort
     outbound: RadioPort
     dest: tuple[str, int]
-    model: LinkModel
+    models: list[LinkModel]
     send_failures: int = 0
+    outside_window: int = 0
+    by_relay: dict[str, int] = field(default_factory=dict)
 
 
-def _directions(ctx: ProcessContext) -> tuple[Direction, Direction]:
-    s = ctx.settings
+class Constellation:
+    """Routes one datagram through the relay in contact. Pure: times are passed in."""
+
+    def __init__(self, plan: ContactPlan, settings: dict[str, Any]) -> None:
+        self.plan = plan
+        self.settings = settings
+
+    def models(self, tag: str) -> list[LinkModel]:
+        s = self.settings
+        return [LinkModel(r.rate_bps[0], r.latency_ms, min(0.95, r.loss + s["loss"]), s["queue_bytes"],
+                          random.Random(f"{s['seed']}:{r.name}:{tag}"), r.burst, r.corrupt)
+                for r in self.plan.relays]
+
+    def route(self, d: Direction, data: bytes, t_wall: float, t_mono: float) -> tuple[float, bytes] | None:
+        """(arrival time on the monotonic clock, bytes as they arrive), or None if lost."""
+        contact = self.plan.contact(t_wall)
+        if contact is None:
+            d.outside_window += 1
+            return None
+        model = d.models[contact.index]
+        model.set_rate(contact.rate_bps)
+        arrival = model.offer(len(data), t_mono)
+        if arrival is None:
+            return None
+        d.by_relay[contact.relay] = d.by_relay.get(contact.relay, 0) + 1
+        return arrival, model.corrupt(data)
+
+
+def _directions(ctx: ProcessContext, net: Constellation) -> tuple[Direction, Direction]:
     lander_in = RadioPort(ctx.endpoint("lander_in"))
     ground_in = RadioPort(ctx.endpoint("ground_in"))
-
-    def model(tag: str) -> LinkModel:
-        return LinkModel(s["rate_bps"], s["latency_ms"], s["loss"], s["queue_bytes"],
-                         random.Random(f"{s['seed']}:{tag}"))
-
-    down = Direction("lander_to_ground", lander_in, ground_in, udp_address(ctx.endpoint("ground")), model("down"))
-    up = Direction("ground_to_lander", ground_in, lander_in, udp_address(ctx.endpoint("lander")), model("up"))
+    down = Direction("lander_to_ground", lander_in, ground_in, udp_address(ctx.endpoint("ground")), net.models("down"))
+    up = Direction("ground_to_lander", ground_in, lander_in, udp_address(ctx.endpoint("lander")), net.models("up"))
     return down, up
 
 
 def _stats(d: Direction) -> dict[str, Any]:
-    st = d.model.stats
-    return {"offered": st.offered, "delivered": st.delivered, "lost": st.lost, "tail_dropped": st.tail_dropped,
-            "send_failures": d.send_failures}
+    total: dict[str, int] = {}
+    for m in d.models:
+        for k, v in vars(m.stats).items():
+            total[k] = total.get(k, 0) + v
+    return {**total, "outside_window": d.outside_window, "send_failures": d.send_failures, "by_relay": d.by_relay}
 
 
 def run(ctx: ProcessContext) -> None:
     """Entry point of kind ``hil.relay``; returns when ``ctx.stop`` is set."""
-    down, up = _directions(ctx)
+    plan = load_plan(ctx.settings, ctx.config.file)
+    net = Constellation(plan, ctx.settings)
+    down, up = _directions(ctx, net)
     pcap = PcapRecorder(ctx.out_dir / ctx.settings["pcap"])
     pending: list[tuple[float, int, Direction, bytes]] = []
     order = itertools.count()
     by_fd = {down.inbound.fileno(): down, up.inbound.fileno(): up}
     next_stats = ctx.monotonic() + _STATS_PERIOD_S
+    was_open: str | None = "?"
     ctx.log.info("relay_started", lander_in=down.inbound.address, ground_in=up.inbound.address,
-                 pcap=str(pcap.path), rate_bps=ctx.settings["rate_bps"], loss=ctx.settings["loss"])
+                 pcap=str(pcap.path), relays=[r.name for r in plan.relays], time_scale=plan.time_scale,
+                 loss=ctx.settings["loss"])
     try:
         while not ctx.stop.is_set():
             now = ctx.monotonic()
@@ -78,15 +112,22 @@ def run(ctx: ProcessContext) -> None:
                 d = by_fd[fd]
                 while (got := d.inbound.recv()) is not None:
                     data, sender = got
-                    pcap.record(data, sender, d.dest, ctx.clock())
-                    arrival = d.model.offer(len(data), ctx.monotonic())
-                    if arrival is not None:
-                        heapq.heappush(pending, (arrival, next(order), d, data))
+                    t_wall = ctx.clock()
+                    pcap.record(data, sender, d.dest, t_wall)
+                    routed = net.route(d, data, t_wall, ctx.monotonic())
+                    if routed is not None:
+                        heapq.heappush(pending, (routed[0], next(order), d, routed[1]))
             now = ctx.monotonic()
             while pending and pending[0][0] <= now:
                 _, _, d, data = heapq.heappop(pending)
                 if not d.outbound.send(data, d.dest):
                     d.send_failures += 1
+            contact = plan.contact(ctx.clock())
+            name = contact.relay if contact else None
+            if name != was_open:
+                was_open = name
+                ctx.log.info("contact_changed", relay=name, rate_bps=contact.rate_bps if contact else 0,
+                             pass_number=contact.pass_number if contact else None)
             if now >= next_stats:
                 next_stats = now + _STATS_PERIOD_S
                 ctx.log.info("relay_stats", down=_stats(down), up=_stats(up), queued=len(pending),

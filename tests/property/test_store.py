@@ -1,4 +1,11 @@
-"""A RuleBasedStateMachine model of the product store: add, next, confirm and reopen keep its invariants."""
+"""A RuleBasedStateMachine model of the store and its queue: add, request, confirm, drop, fly, re-encode,
+crash and restart, evict. Every invariant of issue 7 holds after every step:
+
+- the store holds exactly the model's items, byte for byte, and never more than its quota;
+- the send order is the policy's (class, then grade and age for 'rest', else oldest first);
+- nothing disappears except by confirm, drop or a reported eviction, and an eviction never takes an
+  alert, a thumbnail, realtime telemetry, a requested product or one in flight.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +17,14 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from fsw.downlink.store import PRIORITY, ProductStore
+from fsw.downlink.policy import EVICTABLE, Policy, class_of
+from fsw.downlink.store import ProductStore
+from fsw.errors import StoreError
 
-IDS = st.text(alphabet="abcdefghij0123456789", min_size=1, max_size=6)
+IDS = st.text(alphabet="abcdefghij0123456789", min_size=1, max_size=5)
+KINDS = st.sampled_from(["evt", "thumbnail", "tlm", "tlm_playback", "full", "roi", "preview"])
+QUOTA = 600
+NOW = 1e6
 
 
 class StoreModel(RuleBasedStateMachine):
@@ -20,55 +32,105 @@ class StoreModel(RuleBasedStateMachine):
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="store-model-"))
         self.t = 0.0
-        self.store = ProductStore(self.dir, clock=self.clock)
-        self.model: dict[str, tuple[str, bytes, float]] = {}
+        self.policy = Policy(age_weight_per_h=50.0)
+        self.store = self.open()
+        self.model: dict[str, dict] = {}
+        self.seq = 0
 
     def clock(self) -> float:
         self.t += 1.0
         return self.t
 
-    @rule(pid=IDS, kind=st.sampled_from(["thumbnail", "full"]), data=st.binary(max_size=64))
-    def add(self, pid: str, kind: str, data: bytes) -> None:
-        if pid in self.model:
-            return
-        p = self.store.add(pid, kind, data)
-        self.model[pid] = (kind, data, p.created)
+    def open(self) -> ProductStore:
+        return ProductStore(self.dir, clock=self.clock, policy=self.policy, quota_bytes=QUOTA)
 
-    @rule()
-    def next_is_highest_priority_then_oldest(self) -> None:
-        got = self.store.next()
-        if not self.model:
-            assert got is None
+    def take_evictions(self) -> None:
+        for v in self.store.evicted:
+            m = self.model.pop(v.id)
+            assert m["cls"] in EVICTABLE and not m["flying"], (v.id, m)
+        self.store.evicted.clear()
+
+    @rule(pid=IDS, kind=KINDS, size=st.integers(0, 200), score=st.floats(0, 1), requested=st.booleans())
+    def add(self, pid: str, kind: str, size: int, score: float, requested: bool) -> None:
+        data = (pid.encode() * 200)[:size]
+        try:
+            p = self.store.add(pid, kind, data, score=score, requested=requested, codec="jpegls")
+        except StoreError:
+            assert pid in self.model or sum(len(m["data"]) for m in self.model.values()) + size > QUOTA
+            assert self.store.evicted == []
             return
-        want = min(self.model, key=lambda k: (-PRIORITY[self.model[k][0]], self.model[k][2]))
-        assert got is not None and got.id == want
+        assert pid not in self.model
+        self.take_evictions()
+        self.seq += 1
+        self.model[pid] = {"cls": class_of(kind, requested), "kind": kind, "data": data, "score": score,
+                           "created": p.created, "seq": self.seq, "flying": False}
 
     @precondition(lambda self: bool(self.model))
     @rule(data=st.data())
-    def confirm(self, data: st.DataObject) -> None:
+    def request(self, data: st.DataObject) -> None:
         pid = data.draw(st.sampled_from(sorted(self.model)))
-        assert self.store.confirm(pid)
+        self.store.request(pid)
+        m = self.model[pid]
+        m["cls"] = class_of(m["kind"], True)
+
+    @precondition(lambda self: bool(self.model))
+    @rule(data=st.data(), drop=st.booleans())
+    def confirm_or_drop(self, data: st.DataObject, drop: bool) -> None:
+        pid = data.draw(st.sampled_from(sorted(self.model)))
+        assert (self.store.drop if drop else self.store.confirm)(pid)
         del self.model[pid]
 
-    @rule()
-    def reopen(self) -> None:
+    @precondition(lambda self: bool(self.model))
+    @rule(data=st.data(), flying=st.booleans())
+    def fly(self, data: st.DataObject, flying: bool) -> None:
+        pid = data.draw(st.sampled_from(sorted(self.model)))
+        self.store.set_state(pid, "sending" if flying else "stored")
+        self.model[pid]["flying"] = flying
+
+    @precondition(lambda self: bool(self.model))
+    @rule(data=st.data(), size=st.integers(0, 100))
+    def replace_payload(self, data: st.DataObject, size: int) -> None:
+        pid = data.draw(st.sampled_from(sorted(self.model)))
+        new = bytes([7]) * min(size, len(self.model[pid]["data"]))
+        done = self.store.replace_payload(pid, new, "jpegxl")
+        assert done == (not self.model[pid]["flying"])
+        if done:
+            self.model[pid]["data"] = new
+
+    @rule(leftovers=st.booleans())
+    def crash_and_restart(self, leftovers: bool) -> None:
+        """A restart: in-flight marks are forgotten; crash leftovers (temp, orphan generation) are cleaned."""
         self.store.close()
-        self.store = ProductStore(self.dir, clock=self.clock)
-        assert self.store.recovery.clean
+        if leftovers:
+            (self.dir / "tmp" / "x.123.tmp").write_bytes(b"half")
+            (self.dir / "payload" / "ghost~3.prod").write_bytes(b"orphan")
+        self.store = self.open()
+        assert self.store.recovery.rows_without_payload == []
+        assert bool(self.store.recovery.temp_files_removed) == leftovers
+        for m in self.model.values():
+            m["flying"] = False
+
+    def expected_order(self) -> list[str]:
+        def key(pid: str) -> tuple:
+            m = self.model[pid]
+            boost = -(m["score"] + self.policy.age_weight_per_h * (NOW - m["created"]) / 3600.0) \
+                if m["cls"] == "rest" else 0.0
+            return (self.policy.rank(m["cls"]), boost, m["created"], m["seq"])
+        return sorted(self.model, key=key)
 
     @invariant()
-    def contents_match_the_model(self) -> None:
-        assert sorted(self.store.ids()) == sorted(self.model)
-        assert self.store.total_bytes() == sum(len(d) for _, d, _ in self.model.values())
-        for pid, (kind, data, _) in self.model.items():
-            assert self.store.get(pid).path.read_bytes() == data
+    def contents_order_and_quota_match_the_model(self) -> None:
+        assert self.store.ids(now=NOW) == self.expected_order()
+        assert self.store.total_bytes() == sum(len(m["data"]) for m in self.model.values()) <= QUOTA
+        for pid, m in self.model.items():
+            assert self.store.get(pid).path.read_bytes() == m["data"]
         files = {p.name for p in (self.dir / "payload").iterdir()}
-        assert files == {f"{pid}.prod" for pid in self.model}
+        assert files == {self.store.get(pid).path.name for pid in self.model}
 
     def teardown(self) -> None:
         self.store.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-StoreModel.TestCase.settings = settings(max_examples=25, stateful_step_count=20, deadline=None)
+StoreModel.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
 TestStoreModel = StoreModel.TestCase

@@ -181,3 +181,35 @@ def test_a_ground_that_stops_answering_ends_the_transaction_undelivered(tmp_path
     src.pump(1)
     out = src.outcomes.popleft()
     assert not out.delivered and "inactivity" in out.reason and not src.busy
+
+
+def test_a_cancel_eof_of_a_finished_transaction_is_acked_not_a_crash(tmp_path: Path) -> None:
+    from spacepackets.cfdp import ConditionCode
+    from spacepackets.cfdp.pdu import EofPdu
+
+    link = Link(tmp_path)
+    link.send_all(make_files(tmp_path, [3000]))
+    eof = next(unwrap(dg).pdu for dg in link.down_log if directive(unwrap(dg).pdu) == DirectiveType.EOF_PDU)
+    cancel = EofPdu(eof.pdu_header.pdu_conf, eof.file_checksum, eof.file_size,
+                    condition_code=ConditionCode.CANCEL_REQUEST_RECEIVED)
+    again = unwrap(link.down.wrap(0x102, cancel.pack())).pdu  # parsed back, as the ground gets it
+    link.dst.insert(again)
+    acks = [unwrap(link.up.wrap(APID_DIRECTIVE, raw)).pdu for raw in iter(link.dst.pop, None)]
+    assert any(directive(a) == DirectiveType.ACK_PDU for a in acks)
+
+
+def test_a_metadata_nak_after_eof_ends_the_transaction_for_a_fresh_start(tmp_path: Path) -> None:
+    link = Link(tmp_path, drop_down=lambda p: True)  # the ground hears nothing of the first attempt
+    f = make_files(tmp_path, [20_000])[0]
+    link.src.start("p", f, 0x102, 7)
+    for _ in range(20):
+        link.step()
+    assert link.src.tail_reached
+    fresh = Link(tmp_path / "g2")  # a ground that lost its state hears the repeated EOF and asks for everything
+    fresh.src = link.src
+    deadline = time.monotonic() + 3.0
+    while link.src.busy and time.monotonic() < deadline:
+        fresh.step()
+        time.sleep(0.01)
+    out = [o for o in fresh.outcomes + list(link.src.outcomes) if not o.delivered]
+    assert out and "Metadata NAK" in out[0].reason and link.src.counters["restarted_on_metadata_nak"] == 1

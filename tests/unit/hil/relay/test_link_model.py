@@ -44,3 +44,48 @@ def test_the_same_seed_gives_the_same_losses() -> None:
         link = LinkModel(1e9, 0.0, 0.3, 10**9, random.Random(7))
         return [link.offer(10, float(i)) is None for i in range(200)]
     assert run() == run()
+
+
+def test_burst_loss_comes_in_runs_and_averages_the_gilbert_elliott_mean() -> None:
+    from fsw.downlink.contacts import Burst
+
+    burst = Burst(enter=0.0125, leave=0.2, loss=0.85)
+    link = LinkModel(rate_bps=1e9, latency_ms=0.0, loss=0.0, queue_bytes=10**9, rng=random.Random(7), burst=burst)
+    fates = [link.offer(100, now=i * 1.0) is None for i in range(40_000)]
+    assert abs(sum(fates) / len(fates) - burst.mean_loss) < 0.01
+    runs = [n for n in (len(r) for r in "".join("x" if f else "." for f in fates).split(".")) if n]
+    assert sum(runs) / len(runs) > 2.0  # losses cluster: far longer runs than independent 5% loss gives
+
+
+def test_corruption_flips_exactly_one_bit_in_about_the_set_share_of_packets() -> None:
+    link = LinkModel(rate_bps=1e9, latency_ms=0.0, loss=0.0, queue_bytes=10**9, rng=random.Random(3), corrupt=0.01)
+    data = bytes(range(256)) * 4
+    flipped = 0
+    for _ in range(20_000):
+        out = link.corrupt(data)
+        diff = sum(bin(a ^ b).count("1") for a, b in zip(out, data))
+        assert diff in (0, 1)
+        flipped += diff
+    assert flipped == link.stats.corrupted and abs(flipped / 20_000 - 0.01) < 0.003
+
+
+def test_a_corrupted_pdu_is_rejected_by_its_crc_as_a_typed_error(tmp_path) -> None:
+    from spacepackets.ccsds.spacepacket import PacketType
+
+    from fsw.downlink.packets import SpacePacketWrapper, unwrap
+    from fsw.errors import ProtocolError
+    from tests.unit.fsw.downlink.test_cfdp_engine import Link, make_files
+
+    link = Link(tmp_path)
+    link.src.start("p", make_files(tmp_path, [3000])[0], 0x102)
+    link.src.pump(32)
+    wrapper = SpacePacketWrapper(PacketType.TM)
+    datagrams = [wrapper.wrap(*item) for item in iter(link.src.pop, None)]
+    assert len(datagrams) >= 6
+    rng = random.Random(5)
+    for k in range(300):
+        dg = bytearray(datagrams[k % len(datagrams)])
+        bit = rng.randrange(6 * 8, len(dg) * 8)  # a flip in the PDU (CCSDS header faults are tested elsewhere)
+        dg[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(ProtocolError):
+            unwrap(bytes(dg))

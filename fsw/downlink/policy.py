@@ -1,0 +1,62 @@
+"""What goes down first and what is dropped when the store is full, as data. Pure.
+
+Every stored item belongs to one downlink class:
+
+=============  ===========================================================
+``alert``      events from the lander's processes (``evt`` files)
+``thumbnail``  thumbnails
+``telemetry``  housekeeping recorded while a contact is open (realtime)
+``requested``  any product an operator asked for (or made on request)
+``playback``   housekeeping recorded outside contacts, or asked for again
+``rest``       full frames, lossy, ROI and preview products nobody asked for
+=============  ===========================================================
+
+The classes send in the order of the ``priority`` setting. Within a class the
+oldest goes first (telemetry plays back in time order), except ``rest``, which
+goes by grade plus ``age_weight_per_h`` times age in hours, highest first.
+
+Eviction (store over quota): ``rest`` first, lowest grade first, then oldest;
+then ``playback``, oldest first. Alerts, thumbnails, realtime telemetry and
+requested products are never evicted, nor anything in flight: a product that
+cannot fit then is refused, with an event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fsw.errors import ConfigError
+
+__all__ = ["CLASSES", "EVICTABLE", "Policy", "class_of"]
+
+CLASSES = ("alert", "thumbnail", "telemetry", "requested", "playback", "rest")
+EVICTABLE = ("rest", "playback")  # in this order
+
+
+def class_of(kind: str, requested: bool) -> str:
+    """The downlink class of an item of ``kind``."""
+    if kind == "evt":
+        return "alert"
+    if kind == "tlm":
+        return "telemetry"
+    if kind == "tlm_playback":
+        return "playback"
+    if kind == "thumbnail":
+        return "thumbnail"
+    return "requested" if requested else "rest"
+
+
+@dataclass(frozen=True)
+class Policy:
+    priority: tuple[str, ...] = CLASSES
+    age_weight_per_h: float = 0.1
+
+    @classmethod
+    def from_settings(cls, priority: list[str], age_weight_per_h: float, where: str = "<config>") -> "Policy":
+        if sorted(priority) != sorted(CLASSES):
+            raise ConfigError(where, "priority", f"each of {list(CLASSES)} exactly once", priority)
+        return cls(tuple(priority), float(age_weight_per_h))
+
+    def rank(self, cls: str) -> int:
+        """Lower sends first."""
+        return self.priority.index(cls)

@@ -1,0 +1,152 @@
+"""Housekeeping and event recording on board (as cFS DS does): batches, segments, an archive. No sockets.
+
+Bus telemetry (``tlm.*``) and events (``evt.*``) from the lander's processes
+are batched into *segments*: one msgpack file per period,
+``{"v": 1, "kind", "t0", "t1", "records": [[t, topic, src, fields], ...]}`` in
+time order. A housekeeping segment closed while a contact is open is realtime
+(``tlm``); one closed outside a contact was recorded (``tlm_playback``) and
+plays back, oldest first, at the next contact. Events go in their own
+segments (``evt``, the alert class), flushed quickly.
+
+Every housekeeping segment is also kept in an on-board archive (one file
+per segment, fsync'd, oldest deleted beyond ``archive_bytes``), so the
+ground can ask for any time range again (:meth:`TelemetryRecorder.playback`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from fsw.downlink.filestore import fsync_dir
+from fsw.errors import ProtocolError
+
+__all__ = ["Segment", "TelemetryRecorder", "encode_segment", "decode_segment", "SEGMENT_KINDS"]
+
+SEGMENT_VERSION = 1
+SEGMENT_KINDS = ("tlm", "tlm_playback", "evt")
+_ID_PREFIX = {"tlm": "tlm", "tlm_playback": "rec", "evt": "evt"}
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: str
+    kind: str
+    t0: float
+    t1: float
+    records: list[list[Any]]
+    data: bytes
+
+
+def encode_segment(kind: str, records: list[list[Any]]) -> bytes:
+    t0 = records[0][0] if records else 0.0
+    t1 = records[-1][0] if records else 0.0
+    return msgpack.packb({"v": SEGMENT_VERSION, "kind": kind, "t0": t0, "t1": t1, "records": records},
+                         use_bin_type=True)
+
+
+def decode_segment(data: bytes) -> dict[str, Any]:
+    """A segment's map; ProtocolError if it is not one."""
+    try:
+        body = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise ProtocolError(f"telemetry segment is not msgpack: {type(exc).__name__}") from None
+    if not isinstance(body, dict) or body.get("v") != SEGMENT_VERSION or body.get("kind") not in SEGMENT_KINDS:
+        raise ProtocolError("telemetry segment lacks v=1 or a known kind")
+    recs = body.get("records")
+    if not isinstance(recs, list) or not all(
+            isinstance(r, list) and len(r) == 4 and isinstance(r[0], (int, float)) and isinstance(r[1], str)
+            and isinstance(r[2], str) and isinstance(r[3], dict) for r in recs):
+        raise ProtocolError("telemetry segment records are not [t, topic, src, fields] lists")
+    return body
+
+
+class TelemetryRecorder:
+    def __init__(self, archive_dir: Path, archive_bytes: int, segment_s: float, alert_flush_s: float) -> None:
+        self.archive_dir = Path(archive_dir)
+        self.archive_dir.mkdir(parents=True, exist_ok=True)
+        for p in self.archive_dir.glob("*.tmp"):
+            p.unlink(missing_ok=True)
+        self.archive_bytes = archive_bytes
+        self.segment_s = segment_s
+        self.alert_flush_s = alert_flush_s
+        self._hk: list[list[Any]] = []
+        self._evt: list[list[Any]] = []
+        self._hk_since: float | None = None
+        self._evt_since: float | None = None
+        self._n = 0
+        self.c = {"records": 0, "segments": 0, "archived_bytes": self._archive_size(), "archive_evicted": 0}
+
+    def add(self, t: float, topic: str, src: str, fields: dict[str, Any], now: float) -> None:
+        rec = [float(t), topic, src, fields]
+        self.c["records"] += 1
+        if topic.startswith("evt."):
+            self._evt.append(rec)
+            self._evt_since = now if self._evt_since is None else self._evt_since
+        else:
+            self._hk.append(rec)
+            self._hk_since = now if self._hk_since is None else self._hk_since
+
+    def due(self, now: float, in_contact: bool, force: bool = False) -> list[Segment]:
+        """Segments to store now; housekeeping ones are archived first."""
+        out = []
+        if self._evt and (force or self._evt_since is None or now - self._evt_since >= self.alert_flush_s):
+            out.append(self._segment("evt", self._evt))
+            self._evt, self._evt_since = [], None
+        if self._hk and (force or self._hk_since is None or now - self._hk_since >= self.segment_s):
+            seg = self._segment("tlm" if in_contact else "tlm_playback", self._hk)
+            self._hk, self._hk_since = [], None
+            self._archive(seg)
+            out.append(seg)
+        return out
+
+    def playback(self, t_start: float, t_end: float) -> Segment | None:
+        """A recorded segment with every archived housekeeping record in [t_start, t_end], time order."""
+        recs: list[list[Any]] = []
+        for p in sorted(self.archive_dir.glob("*.seg")):
+            a, b = (int(x) / 1000.0 for x in p.stem.split("_")[:2])
+            if b < t_start or a > t_end:
+                continue
+            try:
+                body = decode_segment(p.read_bytes())
+            except (OSError, ProtocolError):
+                continue  # a damaged archive file is skipped; the rest still plays back
+            recs.extend(r for r in body["records"] if t_start <= r[0] <= t_end)
+        if not recs:
+            return None
+        recs.sort(key=lambda r: r[0])
+        return self._segment("tlm_playback", recs)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _segment(self, kind: str, records: list[list[Any]]) -> Segment:
+        self._n += 1
+        records = sorted(records, key=lambda r: r[0])
+        t0, t1 = records[0][0], records[-1][0]
+        sid = f"{_ID_PREFIX[kind]}-{int(t0 * 1000)}-{os.getpid()}-{self._n}"
+        self.c["segments"] += 1
+        return Segment(sid, kind, t0, t1, records, encode_segment(kind, records))
+
+    def _archive(self, seg: Segment) -> None:
+        name = f"{int(seg.t0 * 1000):015d}_{int(seg.t1 * 1000):015d}_{seg.id}.seg"
+        tmp = self.archive_dir / (name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(seg.data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.archive_dir / name)
+        fsync_dir(self.archive_dir)
+        self.c["archived_bytes"] += len(seg.data)
+        while self.c["archived_bytes"] > self.archive_bytes:
+            files = sorted(self.archive_dir.glob("*.seg"))
+            if len(files) <= 1:
+                break
+            self.c["archived_bytes"] -= files[0].stat().st_size
+            files[0].unlink()
+            self.c["archive_evicted"] += 1
+
+    def _archive_size(self) -> int:
+        return sum(p.stat().st_size for p in self.archive_dir.glob("*.seg"))

@@ -1,0 +1,165 @@
+"""Several CFDP source transactions in flight over one paced radio, only while a contact is open.
+
+The next product starts as soon as every transaction already in flight has
+sent all its file data and only waits for the ground (its EOF ACK, NAKs,
+Finished), so a pass never idles during a product's tail recovery. Older
+transactions send first: their retransmissions overtake new file data.
+
+Outside a contact nothing is sent and no engine runs its timers (a
+suspension in the sense of CFDP 4.6.6, driven by the contact plan); engine
+clocks run on contact time, so inactivity counts only open-window seconds.
+PDUs that still arrive (light time) are taken in. The radio is the only I/O
+here and it is injected, as is every clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from spacepackets.ccsds.spacepacket import PacketType
+
+from fsw.downlink.contacts import Contact, ContactPlan
+from fsw.downlink.engine import Outcome, SourceEngine
+from fsw.downlink.mib import CfdpTimers
+from fsw.downlink.pacing import TokenBucket
+from fsw.downlink.packets import SpacePacketWrapper
+
+__all__ = ["Transmitter", "Radio", "Started"]
+
+
+class Radio(Protocol):
+    def send(self, datagram: bytes) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Started:
+    product_id: str
+    seq: int
+
+
+class Transmitter:
+    def __init__(self, local_id: int, remote_id: int, max_packet_len: int, timers: CfdpTimers, plan: ContactPlan,
+                 radio: Radio, wall: Callable[[], float], monotonic: Callable[[], float],
+                 engine_clock: Callable[[], float], lookup: Callable[[int], tuple[str, int] | None],
+                 max_in_flight: int = 2) -> None:
+        self.plan = plan
+        self.radio = radio
+        self.wall = wall
+        self.engines = [SourceEngine(local_id, remote_id, max_packet_len, timers, clock=engine_clock, lookup=lookup)
+                        for _ in range(max_in_flight)]
+        first = plan.relays[0].rate_bps[0]
+        self.burst_bytes = max(4 * (max_packet_len + 64), int(first / 8 * 0.005))
+        self.bucket = TokenBucket(first, self.burst_bytes, clock=monotonic)
+        self.wrapper = SpacePacketWrapper(PacketType.TM)
+        self.held: bytes | None = None
+        self.contact: Contact | None = None
+        self.order: deque[int] = deque()  # engine indexes, oldest transaction first
+        self.c = {"bytes_sent": 0, "packets_sent": 0, "contacts": 0}
+
+    # -- state ---------------------------------------------------------------------------------
+    def in_flight(self) -> list[str]:
+        return [e.in_flight for e in self.engines if e.busy]
+
+    def can_start(self) -> bool:
+        """A free engine, and every busy one is past its file data."""
+        return (self.contact is not None and any(not e.busy for e in self.engines)
+                and all(e.tail for e in self.engines if e.busy))
+
+    def outcomes(self) -> list[Outcome]:
+        out: list[Outcome] = []
+        for e in self.engines:
+            while e.outcomes:
+                out.append(e.outcomes.popleft())
+        return out
+
+    def counters(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for e in self.engines:
+            for k, v in e.counters.items():
+                total[k] = total.get(k, 0) + v
+        return total
+
+    # -- actions -------------------------------------------------------------------------------
+    def update_contact(self) -> Contact | None:
+        """Follow the plan: the current contact sets the rate; returns it (None outside contacts)."""
+        contact = self.plan.contact(self.wall())
+        if contact is not None and (self.contact is None or contact.rate_bps != self.bucket.rate_Bps * 8):
+            self.bucket.rate_Bps = contact.rate_bps / 8.0
+        if contact is not None and (self.contact is None or (contact.relay, contact.pass_number)
+                                    != (self.contact.relay, self.contact.pass_number)):
+            self.c["contacts"] += 1
+        self.contact = contact
+        return contact
+
+    def start(self, product_id: str, path: Path, apid: int, seq: int, suffix: str) -> None:
+        idx = next(i for i, e in enumerate(self.engines) if not e.busy)
+        self.engines[idx].start(product_id, path, apid, seq, suffix)
+        if idx in self.order:
+            self.order.remove(idx)
+        self.order.append(idx)
+
+    def abort(self, product_id: str, reason: str) -> bool:
+        for e in self.engines:
+            if e.busy and e.in_flight == product_id:
+                e.abort(reason)
+                return True
+        return False
+
+    def insert(self, pdu: Any) -> None:
+        """A PDU from the ground, to the engine that owns its transaction (or the first, to answer it)."""
+        seq = pdu.transaction_seq_num.value
+        for e in self.engines:
+            if e.current_seq == seq:
+                e.insert(pdu)
+                return
+        for e in self.engines:
+            if e.knows(seq):
+                e.insert(pdu)
+                return
+        self.engines[0].insert(pdu)
+
+    def run_timers(self) -> None:
+        if self.contact is None:
+            return
+        for e in self.engines:
+            e.pump(0)
+
+    def send(self, stop: Callable[[], bool]) -> None:
+        """Send while the bucket allows; older transactions first."""
+        if self.contact is None:
+            return
+        while not stop():
+            if self.held is None:
+                self.held = self._next_datagram()
+                if self.held is None:
+                    return
+            if not self.bucket.try_take(len(self.held)):
+                return
+            if not self.radio.send(self.held):
+                self.bucket.give_back(len(self.held))
+                return
+            self.c["bytes_sent"] += len(self.held)
+            self.c["packets_sent"] += 1
+            self.held = None
+
+    def _next_datagram(self) -> bytes | None:
+        for idx in list(self.order):
+            e = self.engines[idx]
+            if e.pending == 0 and e.busy:
+                e.pump(8)
+            item = e.pop()
+            if item is not None:
+                return self.wrapper.wrap(*item)
+        for e in self.engines:  # ACKs for transactions no engine runs any more
+            item = e.pop()
+            if item is not None:
+                return self.wrapper.wrap(*item)
+        return None
+
+    def wait_s(self) -> float:
+        if self.held is not None:
+            return self.bucket.wait_s(len(self.held))
+        return 0.01 if any(e.busy for e in self.engines) else 0.05

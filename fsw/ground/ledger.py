@@ -1,0 +1,98 @@
+"""The ground's durable record of what it holds: SQLite in WAL mode, synchronous=FULL. No sockets.
+
+``files``: every file a CFDP transaction delivered, recorded (and committed)
+*before* the Finished PDU that confirms it leaves, with its state:
+``received`` (fsync'd in ``incoming/``), ``written`` (decoded to image and
+sidecar, or telemetry stored) or ``failed`` (kept, did not decode).
+``products``: each product id the ground has written, once, with its CRC-32C,
+so a product sent again (a lost Finished, a lander restart) is recognised.
+``telemetry``: every housekeeping and event record received, once.
+
+On open, :meth:`Ledger.unfinished` lists received files not yet written (a
+crash between the Finished and the decode) and :meth:`Ledger.known_names`
+lets the station delete partial files no transaction completed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import msgpack
+
+from fsw.errors import StoreError
+
+__all__ = ["Ledger"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (name TEXT PRIMARY KEY, state TEXT NOT NULL, size INTEGER NOT NULL, t REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS products (id TEXT PRIMARY KEY, kind TEXT NOT NULL, crc32c INTEGER NOT NULL,
+                                     bytes INTEGER NOT NULL, t REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS telemetry (t REAL NOT NULL, topic TEXT NOT NULL, src TEXT NOT NULL, fields BLOB NOT NULL,
+                                      PRIMARY KEY (t, topic, src));
+"""
+
+
+class Ledger:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the ground ledger {path}: {exc}") from None
+
+    def file_received(self, name: str, size: int) -> None:
+        """Durable before the Finished PDU leaves; StoreError if it cannot be recorded."""
+        try:
+            self._db.execute("INSERT INTO files (name, state, size, t) VALUES (?, 'received', ?, ?) "
+                             "ON CONFLICT(name) DO UPDATE SET state = 'received', size = excluded.size "
+                             "WHERE files.state != 'written'", (name, size, time.time()))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot record {name}: {exc}") from None
+
+    def file_done(self, name: str, state: str) -> None:
+        self._db.execute("UPDATE files SET state = ? WHERE name = ?", (state, name))
+
+    def unfinished(self) -> list[tuple[str, int]]:
+        return [(r[0], int(r[1])) for r in self._db.execute("SELECT name, size FROM files WHERE state = 'received'")]
+
+    def known_names(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT name FROM files")}
+
+    def product_written(self, pid: str, kind: str, crc32c: int, nbytes: int) -> bool:
+        """Record a written product; False if this id was written before (a duplicate)."""
+        cur = self._db.execute("INSERT OR IGNORE INTO products (id, kind, crc32c, bytes, t) VALUES (?, ?, ?, ?, ?)",
+                               (pid, kind, crc32c, nbytes, time.time()))
+        return cur.rowcount == 1
+
+    def product_ids(self) -> dict[str, int]:
+        return {r[0]: int(r[1]) for r in self._db.execute("SELECT id, crc32c FROM products")}
+
+    def thumbnails_first(self) -> dict[str, int]:
+        """Of the frames whose thumbnail and full frame both arrived, how many had the thumbnail first."""
+        t = {r[0]: float(r[1]) for r in self._db.execute("SELECT id, t FROM products")}
+        pairs = [(t[i], t[i[: -len("-thumbnail")] + "-full"]) for i in t
+                 if i.endswith("-thumbnail") and i[: -len("-thumbnail")] + "-full" in t]
+        return {"frames_with_both": len(pairs), "thumbnail_first": sum(1 for a, b in pairs if a <= b)}
+
+    def add_telemetry(self, records: Iterable[list[Any]]) -> int:
+        """Store records [t, topic, src, fields] not seen before; return how many were new."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            before = self._db.total_changes
+            self._db.executemany("INSERT OR IGNORE INTO telemetry (t, topic, src, fields) VALUES (?, ?, ?, ?)",
+                                 ((float(r[0]), r[1], r[2], msgpack.packb(r[3], use_bin_type=True)) for r in records))
+            return self._db.total_changes - before
+
+    def telemetry(self, t_start: float = 0.0, t_end: float = float("inf")) -> list[tuple[float, str, str, dict]]:
+        rows = self._db.execute("SELECT t, topic, src, fields FROM telemetry WHERE t >= ? AND t <= ? ORDER BY t",
+                                (t_start, min(t_end, 1e18)))
+        return [(r[0], r[1], r[2], msgpack.unpackb(r[3], raw=False)) for r in rows]
+
+    def close(self) -> None:
+        self._db.close()

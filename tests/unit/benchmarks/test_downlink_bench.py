@@ -1,0 +1,39 @@
+"""Smoke tests of benchmarks/downlink.py: well-formed tables at toy sizes. No timing assertions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks.__main__ import BENCHES, SIZES
+from benchmarks.downlink import bench_downlink, bench_reencode, goodput_config
+from benchmarks.figures import render
+from fsw.app.config import validate_config
+
+
+def test_the_downlink_benchmarks_are_registered_with_both_sizes() -> None:
+    for name in ("downlink", "reencode"):
+        assert name in BENCHES and set(SIZES[name]) == {"full", "quick"}
+
+
+def test_the_goodput_config_is_valid() -> None:
+    cfg = validate_config(goodput_config(2e6, 0.05, 4.0, 200.0, 1e9))
+    assert cfg.processes["relay"]["loss"] == 0.05
+
+
+def test_reencode_at_toy_size_reaches_the_best_codec() -> None:
+    table = bench_reencode(size_px=64, n_frames=1)
+    rows = {r["stage"]: r for r in table.rows}
+    assert table.columns[1].is_ratio and len(rows) == 3
+    assert rows["JPEG XL e7 alone"]["vs_best"] == 1.0
+    assert rows["after background re-encoding"]["vs_best"] <= rows["capture path (JPEG-LS)"]["vs_best"]
+    assert table.baseline in render(table)
+
+
+@pytest.mark.integration
+def test_goodput_at_toy_size_gives_a_row_per_loss() -> None:
+    table = bench_downlink(rate_bps=1e6, window_s=2.0, size_px=128, losses=(0.0,), latency_ms=50.0)
+    row = table.rows[0]
+    assert row["loss"] == "0%" and math.isfinite(row["vs_rate"]) and row["vs_rate"] > 0
+    assert row["first_thumbnail_s"] is not None
