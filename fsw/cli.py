@@ -6,6 +6,7 @@
     pdh cmd CONFIG PROCESS COMMAND [key=value ...]                     send one command to a service
     pdh keys [--dir DIR]                                               operator and service CURVE keypairs
     pdh deploy ...                                                     arm, fire and watch a deployment
+    pdh scenario FILE [--out DIR]                                      run a scripted scenario, report, exit 0 if all held
 """
 
 from __future__ import annotations
@@ -132,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     k.set_defaults(func=_cmd_cmd)
     from fsw.cli_deploy import add_deploy_parser, add_keys_parser
 
+    from fsw.cli_scenario import add_scenario_parser
+
     add_keys_parser(sub)
     add_deploy_parser(sub, default_config=str(_default_config()))
+    add_scenario_parser(sub)
     args = ap.parse_args(argv)
     try:
         return int(args.func(args))

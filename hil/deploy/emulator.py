@@ -6,6 +6,11 @@
   at run time: ``INJECT {fault, ...}``, ``CLEAR_FAULTS``, ``SET_AMBIENT
   {temp_c}``, ``TRUTH`` (noiseless state, e.g. for the camera scene), ``RESET``.
 - ``bus_pub``: health telemetry and an event per injected fault.
+- ``camera_controls`` (optional key: camera id -> endpoint of that camera
+  emulator's control port): the boom's true angle goes to each camera scene
+  as ``set_boom_angle {deg}`` (:mod:`hil.deploy.view` decides when), so the
+  frames show the boom where it really is. Never blocks the physics loop; a
+  camera emulator that is down only costs a counted, retried update.
 
 Physics runs at ``physics_hz`` steps of simulated time; simulated time runs
 ``time_scale`` times faster than the wall clock (tests use 5 to 20).
@@ -18,6 +23,9 @@ import selectors
 import socket
 from typing import Any
 
+import msgpack
+import zmq
+
 from drivers.deploy import protocol as p
 from drivers.deploy.profile import MechanismProfile, load_profile
 from fsw.app.config import parse_endpoint
@@ -25,10 +33,12 @@ from fsw.app.process import HealthReporter, ProcessContext
 from fsw.bus.commands import CommandServer
 from fsw.errors import CommandRejected, ConfigError
 from hil.deploy.mechanism import FAULTS, Mechanism
+from hil.deploy.view import BoomViewPolicy
 
-__all__ = ["DeviceCore", "run"]
+__all__ = ["DeviceCore", "CameraViewLink", "run"]
 
 _MAX_STEPS_PER_TICK = 5000
+_MOVING_STATES = ("releasing", "deploying")
 
 
 class DeviceCore:
@@ -155,6 +165,64 @@ class _Link:
         self.server.close()
 
 
+class CameraViewLink:
+    """DEALERs to the camera emulators' control ports: fire-and-forget ``set_boom_angle``.
+
+    ``IMMEDIATE`` keeps nothing queued for a camera that is not connected (no stale angle
+    arrives when it comes back) and sends never block; replies are read and dropped.
+    """
+
+    def __init__(self, zctx: zmq.Context, addresses: dict[str, str]) -> None:
+        self.socks: dict[str, zmq.Socket] = {}
+        self.policies: dict[str, BoomViewPolicy] = {}
+        for camera, address in addresses.items():
+            s = zctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.IMMEDIATE, 1)
+            s.setsockopt(zmq.SNDHWM, 4)
+            s.connect(address)
+            self.socks[camera] = s
+            self.policies[camera] = BoomViewPolicy()
+        self.sent = 0
+        self.unsent = 0
+        self.rejected = 0
+        self._id = 0
+
+    def update(self, now_s: float, angle_deg: float, moving: bool) -> None:
+        for camera, sock in self.socks.items():
+            self._drain(sock)
+            policy = self.policies[camera]
+            deg = policy.due(now_s, angle_deg, moving)
+            if deg is None:
+                continue
+            self._id += 1
+            body = msgpack.packb({"id": self._id, "cmd": "set_boom_angle", "args": {"deg": deg}})
+            try:
+                sock.send_multipart([b"", body], flags=zmq.NOBLOCK)
+            except zmq.Again:
+                self.unsent += 1
+                continue
+            policy.sent(now_s, deg)
+            self.sent += 1
+
+    def _drain(self, sock: zmq.Socket) -> None:
+        while True:
+            try:
+                frames = sock.recv_multipart(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                reply = msgpack.unpackb(frames[-1], raw=False)
+            except Exception:  # msgpack raises several unrelated types on bad bytes
+                reply = None
+            if not isinstance(reply, dict) or reply.get("status") in ("rejected", "failed"):
+                self.rejected += 1
+
+    def close(self) -> None:
+        for s in self.socks.values():
+            s.close()
+
+
 def _control(ctx: ProcessContext, core: DeviceCore, pub: Any) -> CommandServer:
     def on_event(name: str, fields: dict[str, Any]) -> None:
         pub.publish(f"evt.{ctx.name}", "evt", {"name": name, "severity": "warning", **fields})
@@ -211,6 +279,7 @@ def run(ctx: ProcessContext) -> None:
     pub = ctx.publisher()
     link = _Link(ctx.endpoint("link"))
     control = _control(ctx, core, pub)
+    views = CameraViewLink(ctx.zmq, {cam: ctx.config.endpoints[ref] for cam, ref in s["camera_controls"].items()})
 
     def sample() -> dict[str, Any]:
         m = core.mech
@@ -218,7 +287,8 @@ def run(ctx: ProcessContext) -> None:
                 "link_clients": link.clients, "link_connected": link.client is not None,
                 "wire_errors": link.wire_errors, "device_commands": core.commands, "device_naks": core.naks,
                 "control_accepted": control.accepted, "control_rejected": control.rejected,
-                "physics_overruns": core.overruns}
+                "physics_overruns": core.overruns, "view_updates_sent": views.sent,
+                "view_updates_unsent": views.unsent, "view_updates_rejected": views.rejected}
 
     health = HealthReporter(ctx, pub, sample)
     ctx.log.info("emulator_ready", mechanism=profile.name, type=profile.type, link=ctx.endpoint("link"),
@@ -229,8 +299,11 @@ def run(ctx: ProcessContext) -> None:
             link.poll(0.005, core)
             control.poll(0)
             core.advance_to((ctx.monotonic() - t0) * s["time_scale"])
+            if views.socks:
+                views.update(ctx.monotonic(), core.mech.angle_deg, core.mech.state in _MOVING_STATES)
             health.tick()
     finally:
         link.close()
         control.close()
+        views.close()
         pub.close()
