@@ -167,6 +167,39 @@ def _imaging_idle(state: RunState, config: Config) -> bool:
     return seen >= frames and pending == 0
 
 
+def _link_figures(config: Config, relays: list[str]) -> dict[str, Any]:
+    """The relay link as configured: extra random loss, and each relay's rate, light time and mean loss."""
+    if not relays:
+        return {"extra_loss": None, "relays": []}
+    settings = config.processes[relays[0]]
+    out: list[str] = []
+    try:
+        from fsw.downlink.contacts import load_plan
+
+        for r in load_plan(settings).relays:
+            rates = "/".join(f"{x / 1e6:g}" for x in r.rate_bps)
+            out.append(f"{r.name}: {rates} Mbit/s, {r.latency_ms:g} ms, burst loss {r.burst.mean_loss:.1%}, "
+                       f"corrupt {r.corrupt:.2%}")
+    except Exception as exc:  # the summary must not fail over a description
+        out.append(f"(contact plan unreadable: {exc})")
+    return {"extra_loss": settings.get("loss"), "relays": out}
+
+
+def _thumbnail_order(ledger_path: Path) -> dict[str, int]:
+    if not ledger_path.exists():
+        return {}
+    try:
+        from fsw.ground.ledger import Ledger
+
+        ledger = Ledger(ledger_path)
+        try:
+            return ledger.thumbnails_first()
+        finally:
+            ledger.close()
+    except Exception:  # a summary line, not a verdict
+        return {}
+
+
 def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: float, duration_s: float,
                loss: float | None, notes: list[str], interrupted: bool) -> int:
     manifest = read_manifest(out / "hil" / "manifest.jsonl")
@@ -177,11 +210,15 @@ def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: 
     pcap = verify_pcap(out / config.processes[relays[0]]["pcap"]) if relays else None
     cores = config.processes_of_kind("fsw.imaging")
     made_by_tlm = state.sum_tlm("products_made", cores)
+    link = _link_figures(config, relays)
+    order = _thumbnail_order(ground_dirs[0] / "ledger.sqlite") if ground_dirs else {}
+    images = {pid for pid in state.made}
     summary = {
         "ok": False,
         "duration_s": duration_s,
         "wall_s": round(time.monotonic() - t0, 1),
-        "loss": loss if loss is not None else (config.processes[relays[0]]["loss"] if relays else None),
+        "loss": link["extra_loss"],
+        "relays": link["relays"],
         "frames_in_manifest": len(manifest),
         "frames_captured": state.sum_tlm("frames_good", config.processes_of_kind("drivers.camera")),
         "products_made": len(state.made),
@@ -192,7 +229,10 @@ def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: 
         "full_frames_mismatched": check.mismatched,
         "full_frames_not_in_manifest": check.not_in_manifest,
         "thumbnails_at_ground": sum(1 for p in state.received_ok if p.endswith("-thumbnail")),
-        "products_confirmed": len(state.confirmed),
+        "products_confirmed": len(state.confirmed & images),
+        "telemetry_segments_confirmed": len(state.confirmed - images),
+        "frames_with_thumbnail_and_full": order.get("frames_with_both"),
+        "thumbnail_before_full": order.get("thumbnail_first"),
         "products_at_ground": len(state.received_ok),
         "first_thumbnail_at_ground_s": None if state.first_thumbnail_s is None else round(state.first_thumbnail_s, 2),
         "first_full_at_ground_s": None if state.first_full_s is None else round(state.first_full_s, 2),
@@ -210,9 +250,11 @@ def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: 
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print()
     print("lunar-pdh demo summary")
-    for k in ("wall_s", "loss", "frames_in_manifest", "frames_captured", "products_made", "full_frames_made",
-              "full_frames_bit_exact", "thumbnails_at_ground", "products_confirmed", "first_thumbnail_at_ground_s",
-              "first_full_at_ground_s", "bytes_sent", "pcap_packets", "pcap_ccsds_cfdp"):
+    for k in ("wall_s", "loss", "relays", "frames_in_manifest", "frames_captured", "products_made",
+              "full_frames_made", "full_frames_bit_exact", "thumbnails_at_ground", "products_confirmed",
+              "telemetry_segments_confirmed", "thumbnail_before_full", "frames_with_thumbnail_and_full",
+              "first_thumbnail_at_ground_s", "first_full_at_ground_s", "bytes_sent", "pcap_packets",
+              "pcap_ccsds_cfdp"):
         print(f"  {k:30s} {summary[k]}")
     for k in ("full_frames_missing", "full_frames_mismatched", "full_frames_not_in_manifest", "pcap_problems",
               "process_restarts"):
