@@ -73,3 +73,28 @@ def test_manager_collects_on_command_builds_and_survives_restart(tmp_path: Path)
     assert again.active["navcam"].id == s.id
     again.clear("navcam")
     assert "navcam" not in cal.CalibrationManager(tmp_path).active
+
+
+def test_calibration_recovers_the_emulated_sensors_own_dark_and_flat() -> None:
+    """Darks and flats from the HIL sensor model; truth from its fixed pattern."""
+    from hil.camera.sensor import SensorModel, expose, fixed_pattern
+
+    model = SensorModel(bit_depth=12, prnu=0.02, dsnu_e_per_s=40.0, dark_current_e_per_s=150.0,
+                        hot_pixel_fraction=0.002, hot_pixel_e_per_s=20_000.0, read_noise_e=4.0)
+    shape, seed, exposure_us, temp_c = (96, 128), 17, 2_000_000, 20.0
+    dark_scene = np.zeros(shape, np.float32)
+    flat_scene = np.full(shape, 0.004, np.float32)  # about 7 000 e- in 2 s: half the well
+    darks = [expose(dark_scene, model, seed, i, exposure_us, 1.0, temp_c) for i in range(16)]
+    flats = [expose(flat_scene, model, seed, 100 + i, exposure_us, 1.0, temp_c) for i in range(16)]
+    s = cal.build_set(darks, flats, exposure_us, temp_c)
+    fpn = fixed_pattern(seed, shape, model)
+    t = exposure_us * 1e-6
+    dark_truth = model.black_level_dn + model.gain_dn_per_e * fpn.dark_e_per_s * t
+    flat_truth = fpn.response / np.median(fpn.response)
+    hot_truth = fpn.dark_e_per_s > 2000
+    good = ~s.bad
+    assert np.median(np.abs(s.dark - dark_truth)[good]) < 1.5  # DN
+    assert np.corrcoef(s.dark[good], dark_truth[good])[0, 1] > 0.9  # DSNU recovered, not just the mean
+    assert np.median(np.abs(s.flat - flat_truth)[good]) < 0.01
+    assert np.corrcoef(s.flat[good], flat_truth[good])[0, 1] > 0.8  # PRNU recovered
+    assert s.bad[hot_truth].all()
