@@ -19,7 +19,7 @@ from fsw.imaging.frame import Frame
 from fsw.imaging.lossy import bin_pixels, crop, encode_to_budget
 from fsw.imaging.product import Product, pixels_crc32c, product_id
 
-__all__ = ["demosaic", "make_thumbnail", "make_lossless", "make_lossy", "make_roi", "make_preview",
+__all__ = ["demosaic", "halve_mosaic", "make_thumbnail", "make_lossless", "make_lossy", "make_roi", "make_preview",
            "THUMBNAIL_QUALITY"]
 
 THUMBNAIL_QUALITY = 85
@@ -51,13 +51,32 @@ def _product(frame: Frame, kind: str, codec: str, decoded: np.ndarray, payload: 
                    grades=grades, codec_params=params)
 
 
+def halve_mosaic(px: np.ndarray) -> np.ndarray:
+    """A Bayer mosaic at half the size, still a mosaic of the same pattern: each site is the mean of
+    the four same-colour sites of its 4x4 block (2x2 cells)."""
+    h4, w4 = px.shape[0] // 4, px.shape[1] // 4
+    a = px[: h4 * 4, : w4 * 4]
+    out = np.empty((h4 * 2, w4 * 2), px.dtype)
+    for p in (0, 1):
+        for q in (0, 1):
+            s = (a[p::4, q::4].astype(np.uint32) + a[p + 2::4, q::4] + a[p::4, q + 2::4] + a[p + 2::4, q + 2::4])
+            out[p::2, q::2] = (s + 2) >> 2
+    return out
+
+
 def make_thumbnail(frame: Frame, max_px: int, grades: dict[str, Any]) -> tuple[Product, np.ndarray]:
-    """An 8-bit JPEG thumbnail, stretched between the 1st and 99th percentiles."""
+    """An 8-bit JPEG thumbnail, stretched between the 1st and 99th percentiles.
+
+    Bayer frames are halved as mosaics while more than twice the thumbnail's size (cheap, and the
+    pattern survives), then demosaiced with OpenCV and resized."""
     px = frame.pixels
     h, w = px.shape[:2]
-    scale = max_px / max(h, w)
+    if frame.pattern != "mono":
+        while max(px.shape) >= 4 * max_px and min(px.shape) >= 8:
+            px = halve_mosaic(px)
     px = demosaic(px, frame.pattern)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    scale = max_px / max(px.shape[:2])
+    size = (max(1, round(px.shape[1] * scale)), max(1, round(px.shape[0] * scale)))
     small = cv2.resize(px, size, interpolation=cv2.INTER_AREA) if scale < 1 else px
     lo, hi = grades["p1_dn"], max(grades["p99_dn"], grades["p1_dn"] + 1.0)
     thumb8 = np.clip((small.astype(np.float32) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)

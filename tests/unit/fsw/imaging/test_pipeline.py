@@ -80,3 +80,14 @@ def test_bayer_frame_demosaics_red_to_the_red_channel(pattern, red_at) -> None:
     bgr = demosaic(mosaic, pattern)
     b, g, r = (float(bgr[8:24, 8:24, c].mean()) for c in range(3))
     assert r > 2500 and b < 500 and g < 500
+
+
+def test_halved_mosaic_keeps_the_bayer_pattern() -> None:
+    from fsw.imaging.pipeline import demosaic, halve_mosaic
+
+    mosaic = np.full((64, 64), 100, np.uint16)
+    mosaic[0::2, 0::2] = 3000  # RGGB: red sites bright
+    half = halve_mosaic(mosaic)
+    assert half.shape == (32, 32)
+    b, g, r = (float(demosaic(half, "RGGB")[8:24, 8:24, c].mean()) for c in range(3))
+    assert r > 2500 and b < 500 and g < 500
