@@ -241,6 +241,7 @@ def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: 
         "pcap_ccsds_cfdp": pcap.ccsds_cfdp if pcap else 0,
         "pcap_problems": pcap.bad if pcap else ["no relay"],
         "process_restarts": {n: c.starts - 1 for n, c in sup.children.items() if c.starts > 1},
+        "warning_counts": state.warning_counts,
         "warnings": state.warnings[-20:],
         "notes": notes[-20:],
         "interrupted": interrupted,
@@ -260,8 +261,8 @@ def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: 
               "process_restarts"):
         if summary[k]:
             print(f"  {k:30s} {summary[k]}")
-    for w in summary["warnings"][-5:]:
-        print(f"  warning: {w}")
+    for key, n in sorted(state.warning_counts.items()):
+        print(f"  {'events':30s} {n} x {key}")
     print(f"  {'result':30s} {'PASS: every full frame bit-exact at the ground' if summary['ok'] else 'FAIL'}")
     print(f"  output in {out}/ (summary.json, ground/, hil/manifest.jsonl, link/relay.pcap, logs/)")
     return 0 if summary["ok"] else 1

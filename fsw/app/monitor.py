@@ -25,6 +25,7 @@ class RunState:
     first_thumbnail_s: float | None = None
     first_full_s: float | None = None
     warnings: list[str] = field(default_factory=list)
+    warning_counts: dict[str, int] = field(default_factory=dict)  # "src: name" -> how many
     events: int = 0
 
     def feed(self, msg: Message, now: float, t0: float) -> None:
@@ -57,7 +58,9 @@ class RunState:
                 else:
                     self.received_bad.add(pid)
             if f.get("severity") in ("warning", "error"):
-                self.warnings.append(f"{h.src}: {name} {({k: v for k, v in f.items() if k not in ('name', 'severity')})}")
+                key = f"{h.src}: {name}"
+                self.warning_counts[key] = self.warning_counts.get(key, 0) + 1
+                self.warnings.append(f"{key} {({k: v for k, v in f.items() if k not in ('name', 'severity')})}")
 
     def sum_tlm(self, key: str, srcs: list[str]) -> int:
         return sum(int(self.tlm.get(s, {}).get(key, 0) or 0) for s in srcs)
