@@ -21,6 +21,13 @@ What cfdp-py leaves to its user, this adapter does:
 - An inactivity watch on an injected clock abandons a transaction the ground
   has stopped answering; the product stays stored and is sent again.
 - Late, duplicate or foreign PDUs are counted and dropped, never raised.
+- Progress marks (:class:`Checkpoint`) for the service to record: how far the
+  file data has gone, every ``_CHECKPOINT_BYTES`` at most every
+  ``_CHECKPOINT_MIN_S``, and when the EOF went. After a restart
+  :meth:`SourceEngine.resume` takes the same transaction up again (same
+  sequence number, same Metadata) from the recorded offset: cfdp-py keeps no
+  persistent state, so the handler is started afresh and its file progress set
+  to that offset; what the ground lacks below it, it NAKs (CFDP 4.6.4.3).
 """
 
 from __future__ import annotations
@@ -63,7 +70,7 @@ from fsw.downlink.mib import (
     remote_entity_config,
 )
 
-__all__ = ["Outcome", "SourceEngine", "finished_is_delivery"]
+__all__ = ["Checkpoint", "Outcome", "SourceEngine", "finished_is_delivery"]
 
 _REJECTED = (InvalidPduDirection, InvalidPduForSourceHandler, InvalidSourceId, InvalidDestinationId,
              InvalidTransactionSeqNum, NoRemoteEntityConfigFound, PduIgnoredForSource)
@@ -71,6 +78,30 @@ _METADATA_REPEAT_AFTER = (1, 4, 16)  # file data PDUs sent before each repeat of
 _HISTORY = 256
 _RUNAWAY_FACTOR = 4
 _RUNAWAY_MARGIN_BYTES = 1 << 20
+_CHECKPOINT_BYTES = 64 * 1024
+_CHECKPOINT_MIN_S = 0.2
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Transaction ``seq`` has handed out its file data up to ``progress`` bytes (and its EOF, if said)."""
+
+    seq: int
+    progress: int
+    eof_sent: bool
+
+
+class _ResumableSourceHandler(SourceHandler):
+    """cfdp-py's SourceHandler, plus a way to continue a transaction's file data from an offset."""
+
+    def skip_to(self, offset: int) -> int:
+        """Before the first file data: the next File Data PDU starts at ``offset`` (rounded down to the
+        segment grid, so the receiver's lost-segment ranges stay aligned). Returns the offset used."""
+        fp = self._params.fp
+        if offset < fp.file_size and fp.segment_len > 0:
+            offset -= offset % fp.segment_len
+        fp.progress = max(0, min(offset, fp.file_size))
+        return fp.progress
 
 
 @dataclass(frozen=True)
@@ -104,6 +135,11 @@ class _Current:
     eof_sent: bool = False
     fd_bytes: int = 0
     size: int = 0
+    marked_progress: int = 0
+    marked_eof: bool = False
+    marked_at: float = -1e18
+    eof_pdu: bytes | None = None
+    eof_probed: bool = False
 
 
 class SourceEngine:
@@ -121,7 +157,7 @@ class SourceEngine:
         self.faults = FaultRecorder()
         self.user = IndicationRecorder(self.filestore)
         self.seq = MemorySeqCount(seq_start)
-        self.handler = SourceHandler(
+        self.handler = _ResumableSourceHandler(
             cfg=local_entity_config(local_id, self.faults),
             user=self.user,
             remote_cfg_table=RemoteEntityConfigTable([remote_entity_config(remote_id, max_packet_len, timers)]),
@@ -132,9 +168,11 @@ class SourceEngine:
         self._current: _Current | None = None
         self._history: OrderedDict[int, tuple[str, int]] = OrderedDict()  # seq -> (product id, APID)
         self.outcomes: deque[Outcome] = deque()
+        self.checkpoints: deque[Checkpoint] = deque()
         self.counters = {"pdus_in": 0, "pdus_out": 0, "pdus_rejected": 0, "late_finished": 0,
                          "handler_errors": 0, "inactivity_aborts": 0, "retransmit_requests": 0,
-                         "restarted_on_metadata_nak": 0, "runaway_aborts": 0}
+                         "restarted_on_metadata_nak": 0, "runaway_aborts": 0, "file_bytes_sent": 0,
+                         "transactions_resumed": 0, "resume_skipped_bytes": 0, "eof_probes": 0}
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -191,6 +229,19 @@ class SourceEngine:
             self._history.popitem(last=False)
         self._run(None)
         return seq
+
+    def resume(self, product_id: str, path: Path, apid: int, seq: int, suffix: str, progress: int,
+               eof_sent: bool) -> None:
+        """Take transaction ``seq`` up again after a restart: its Metadata again, then file data from
+        ``progress`` (bytes already handed out; all of them if ``eof_sent``), then its EOF."""
+        self.start(product_id, path, apid, seq, suffix)  # the handler has queued the same Metadata PDU
+        cur = self._current
+        assert cur is not None and self.handler.step == TransactionStep.SENDING_METADATA
+        skip = cur.size if eof_sent else max(0, min(progress, cur.size))
+        skip = self.handler.skip_to(skip)
+        cur.marked_progress, cur.marked_eof = skip, eof_sent
+        self.counters["transactions_resumed"] += 1
+        self.counters["resume_skipped_bytes"] += skip
 
     def abort(self, reason: str) -> None:
         """Abandon the current transaction (the product stays stored)."""
@@ -270,7 +321,20 @@ class SourceEngine:
             self.abort("cfdp source handler error")
             return
         self._drain()
+        self._mark()
         self._settle()
+
+    def _mark(self) -> None:
+        """Queue a progress mark when enough file data or the EOF has gone out since the last one."""
+        cur = self._current
+        if cur is None:
+            return
+        progress = self.handler.progress
+        now = self.clock()
+        if (cur.eof_sent and not cur.marked_eof) or (
+                progress - cur.marked_progress >= _CHECKPOINT_BYTES and now - cur.marked_at >= _CHECKPOINT_MIN_S):
+            cur.marked_progress, cur.marked_eof, cur.marked_at = progress, cur.eof_sent, now
+            self.checkpoints.append(Checkpoint(cur.seq, progress, cur.eof_sent))
 
     def _drain(self) -> None:
         cur = self._current
@@ -287,7 +351,7 @@ class SourceEngine:
                 continue
             kind = holder.pdu_directive_type
             if kind == DirectiveType.EOF_PDU:
-                cur.eof_sent = True
+                cur.eof_sent, cur.eof_pdu = True, raw
             if kind == DirectiveType.EOF_PDU and cur.metadata:
                 while cur.metadata_repeats < len(_METADATA_REPEAT_AFTER):  # a small file: repeat before EOF
                     cur.metadata_repeats += 1
@@ -298,6 +362,7 @@ class SourceEngine:
             elif kind is None:
                 cur.fd_sent += 1
                 cur.fd_bytes += len(raw)
+                self.counters["file_bytes_sent"] += len(holder.pdu.file_data)
                 if (cur.metadata and cur.metadata_repeats < len(_METADATA_REPEAT_AFTER)
                         and cur.fd_sent >= _METADATA_REPEAT_AFTER[cur.metadata_repeats]):
                     cur.metadata_repeats += 1
@@ -335,10 +400,19 @@ class SourceEngine:
         cur = self._current
         if cur is None:
             return
-        if self.clock() - cur.last_rx > self.timers.inactivity_s and self.handler.step in (
+        idle = self.clock() - cur.last_rx
+        if idle > self.timers.inactivity_s and self.handler.step in (
                 TransactionStep.WAITING_FOR_EOF_ACK, TransactionStep.WAITING_FOR_FINISHED):
             self.counters["inactivity_aborts"] += 1
             self.abort("inactivity: no PDU from the ground")
+        elif (idle > self.timers.inactivity_s / 2 and self.handler.step == TransactionStep.WAITING_FOR_FINISHED
+              and cur.eof_pdu is not None and not cur.eof_probed):
+            # cfdp-py's source waits for Finished with no timer. A ground that restarted meanwhile may
+            # wait for data or have lost its Finished: our EOF again makes it NAK what it lacks, or
+            # answer with its Finished (CFDP 4.7.2: every EOF is answered).
+            cur.eof_probed = True
+            self.counters["eof_probes"] += 1
+            self._out.append((cur.apid, cur.eof_pdu))
 
     def _implied_eof_ack(self, finished: FinishedPdu) -> AckPdu:
         conf = finished.pdu_header.pdu_conf

@@ -64,7 +64,9 @@ class IncomingFilestore(NativeFilestore):
     A destination file name from a Metadata PDU must be one plain name; anything
     else (a path, ``..``) raises PermissionError, which cfdp-py turns into a
     Filestore Rejection fault (CFDP 4.6.1.2.3). Writes go through one cached
-    descriptor per file; :meth:`sync` fsyncs file and directory.
+    descriptor per file; :meth:`sync` fsyncs file and directory, :meth:`flush`
+    only the file's data. Every write is noted in :attr:`writes` (real path,
+    offset, length) for the engine's journal of what the file holds.
     """
 
     def __init__(self, root: Path) -> None:
@@ -72,6 +74,7 @@ class IncomingFilestore(NativeFilestore):
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self._fds: dict[Path, int] = {}
+        self.writes: list[tuple[Path, int, int]] = []
 
     def resolve(self, file: Path) -> Path:
         """The real path of a destination file name; PermissionError if it is not a plain name."""
@@ -123,6 +126,20 @@ class IncomingFilestore(NativeFilestore):
         if real not in self._fds and not real.exists():
             raise FileNotFoundError(real)
         os.pwrite(self._fd(real), data, offset or 0)
+        self.writes.append((real, offset or 0, len(data)))
+
+    def flush(self, file: Path) -> None:
+        """Make what was written to ``file`` durable (its data; the name was made durable at creation)."""
+        real = self.resolve(file)
+        fd = self._fds.get(real)
+        if fd is not None:
+            os.fdatasync(fd)
+
+    def keep(self, file: Path) -> None:
+        """Open an existing partial file for a resumed transaction, creating it empty if it is gone."""
+        real = self.resolve(file)
+        if not real.exists():
+            super().create_file(real)
 
     def calculate_checksum(self, checksum_type: ChecksumType, file_path: Path, size_to_verify: int,
                            segment_len: int = 65536) -> bytes:

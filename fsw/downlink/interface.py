@@ -45,6 +45,9 @@ EVENTS = {
                         "doc": "a re-encoding was not bit-exact or the product did not decode; the original stays"},
     "region_request_done": {"id": 0x030F, "severity": "info", "doc": "imaging made the forwarded ROI"},
     "region_request_failed": {"id": 0x0310, "severity": "warning", "doc": "imaging refused the forwarded ROI"},
+    "progress_not_recorded": {"id": 0x0311, "severity": "warning",
+                              "doc": "a transaction's sending progress could not be recorded (rate-limited); "
+                                     "a crash would then resend more"},
 }
 
 TELEMETRY = {
@@ -71,6 +74,11 @@ TELEMETRY = {
     "datagrams_rejected": {"unit": "count"},
     "transactions_failed": {"unit": "count"},
     "retransmit_requests": {"unit": "count", "doc": "NAK PDUs received"},
+    "file_bytes_sent": {"unit": "bytes", "doc": "file data bytes sent (first copies, retransmissions, resends)"},
+    "transactions_resumed": {"unit": "count",
+                             "doc": "transactions in flight at the last crash or stop, taken up again at start"},
+    "resume_skipped_bytes": {"unit": "bytes",
+                             "doc": "file data of resumed transactions not sent again (recorded as sent)"},
     "send_rate_bps": {"unit": "bit/s", "doc": "bytes sent in the last health period, as a rate"},
     "reencoded": {"unit": "count"}, "reencode_bytes_saved": {"unit": "bytes"},
     "reencode_backlog": {"unit": "count", "doc": "lossless products not yet re-encoded"},

@@ -15,7 +15,17 @@ not yet ACKed). Around the handlers this adapter:
   (cfdp-py issues a whole-file NAK for every segment that arrives then);
 - abandons a transaction after ``inactivity_s`` without a PDU (CFDP 4.8.3);
 - calls ``on_delivered`` (the ground's durable ledger) before a complete file's
-  Finished PDU is built: if that fails, the Finished says filestore rejection.
+  Finished PDU is built: if that fails, the Finished says filestore rejection;
+- ACKs a repeated EOF while recovering lost data (cfdp-py ignores it then; a
+  lander that resumed after a crash sends its EOF again);
+- journals each transaction (a :class:`TransferJournal`, the ground's ledger):
+  its Metadata PDU at the start, at checkpoints the byte ranges written and
+  fsync'd (every ``_CHECKPOINT_BYTES`` at most every ``_CHECKPOINT_MIN_S``, at
+  least every ``_CHECKPOINT_MAX_S`` while data comes, and at EOF), and its
+  Finished PDU when built. :meth:`DestEngine.restore` rebuilds the handlers of
+  open transactions from that after a restart (cfdp-py keeps no persistent
+  state): as if Metadata and the held ranges had arrived, then the EOF if it
+  had, so its NAKs ask only for what is missing (CFDP 4.6.4.3).
 """
 
 from __future__ import annotations
@@ -24,18 +34,18 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from spacepackets.cfdp import ChecksumType, ConditionCode, Direction, GenericPduPacket, PduType
-from spacepackets.cfdp.pdu import AckPdu, DirectiveType, EofPdu, TransactionStatus
-from spacepackets.cfdp.pdu.finished import DeliveryCode, FileStatus
+from spacepackets.cfdp.pdu import AckPdu, DirectiveType, EofPdu, FinishedPdu, MetadataPdu, TransactionStatus
+from spacepackets.cfdp.pdu.finished import DeliveryCode, FileStatus, FinishedParams
 
 from cfdppy import CfdpState
 from cfdppy.handler.dest import DestHandler, LostSegmentTracker, TransactionStep
 from cfdppy.mib import RemoteEntityConfigTable
 from cfdppy.user import TransactionFinishedParams
 
-from fsw.downlink.filestore import IncomingFilestore
+from fsw.downlink.filestore import IncomingFilestore, fsync_dir
 from fsw.downlink.mib import (
     CfdpTimers,
     FaultRecorder,
@@ -45,12 +55,23 @@ from fsw.downlink.mib import (
     local_entity_config,
     remote_entity_config,
 )
+from fsw.downlink.resume import JournalRecord, NoJournal, Segments, TransferJournal, decode_segments, encode_segments
 
 __all__ = ["ReceivedFile", "DestEngine"]
 
 _MAX_ACTIVE = 64
 _HISTORY = 1024
 _CLOSING = (TransactionStep.SENDING_FINISHED_PDU, TransactionStep.WAITING_FOR_FINISHED_ACK)
+_CHECKPOINT_BYTES = 64 * 1024
+_CHECKPOINT_MIN_S = 0.2
+_CHECKPOINT_MAX_S = 1.0
+
+
+def _packed(pdu: GenericPduPacket) -> bytes | None:
+    try:
+        return bytes(pdu.pack())
+    except Exception:  # spacepackets 0.32 cannot re-pack some parsed PDUs (a cancel EOF's shifted code)
+        return None
 
 
 @dataclass(frozen=True)
@@ -69,10 +90,41 @@ class _TransactionHandler(DestHandler):
     """cfdp-py 0.7's DestHandler shares one LostSegmentTracker between all instances (a dataclass
     default object); each transaction gets its own here."""
 
+    _resuming = False
+
     def _common_first_packet_handler(self, pdu: GenericPduPacket) -> bool | None:
         result = super()._common_first_packet_handler(pdu)
         self._params.acked_params.lost_seg_tracker = LostSegmentTracker()
         return result
+
+    def _init_vfs_handling(self, source_base_name: str) -> None:
+        if not self._resuming:
+            super()._init_vfs_handling(source_base_name)
+            return
+        try:  # a resumed transaction keeps the partial file it has
+            self.user.vfs.keep(self._params.fp.file_name)
+            self._params.finished_params.file_status = FileStatus.FILE_RETAINED
+        except OSError:
+            self._params.finished_params.file_status = FileStatus.DISCARDED_FILESTORE_REJECTION
+            self._declare_fault(ConditionCode.FILESTORE_REJECTION)
+
+    def restore(self, metadata: MetadataPdu, held: Segments) -> bool:
+        """Re-enter a transaction after a restart, as if its Metadata and the ``held`` ranges had arrived
+        (cfdp-py's lost-segment state: the gaps below the highest byte held, CFDP 4.6.4.3.1).
+        False if the handler did not take it up."""
+        self._resuming = True
+        try:
+            self.state_machine(metadata)
+        finally:
+            self._resuming = False
+        if self.step != TransactionStep.RECEIVING_FILE_DATA:
+            return False
+        progress = held.end
+        acked = self._params.acked_params
+        acked.lost_seg_tracker.lost_segments = held.gaps(progress)
+        acked.last_start_offset = acked.last_end_offset = progress
+        self._params.fp.progress = progress
+        return True
 
 
 class _Recorder(IndicationRecorder):
@@ -96,7 +148,13 @@ class _Active:
     finished_pdu: bytes | None = None
     completed: bool = False
     started: bool = False
-    offsets: set[int] = field(default_factory=set)  # file data segments seen: goodput counts each once
+    received: Segments = field(default_factory=Segments)  # byte ranges written (goodput counts each once)
+    name: str = ""  # destination file name, once Metadata arrived
+    journaled: bool = False  # the journal has this transaction open
+    eof_raw: bytes | None = None
+    eof_unsaved: bool = False
+    unsaved_bytes: int = 0
+    last_checkpoint: float = -1e18
 
 
 class DestEngine:
@@ -104,8 +162,10 @@ class DestEngine:
 
     def __init__(self, local_id: int, remote_id: int, max_packet_len: int, timers: CfdpTimers,
                  incoming: Path, clock: Callable[[], float] = time.monotonic,
-                 on_delivered: Callable[[str, int], None] | None = None) -> None:
+                 on_delivered: Callable[[str, int], None] | None = None,
+                 journal: TransferJournal | None = None) -> None:
         self.local_id = local_id
+        self.journal: TransferJournal = journal or NoJournal()
         self.on_delivered = on_delivered or (lambda name, size: None)
         self.remote_id = remote_id
         self.timers = timers
@@ -120,7 +180,8 @@ class DestEngine:
         self.received: deque[ReceivedFile] = deque()
         self.counters = {"pdus_in": 0, "pdus_out": 0, "pdus_late": 0, "pdus_rejected": 0, "naks_suppressed": 0,
                          "transactions_started": 0, "transactions_abandoned": 0, "checksum_failures": 0,
-                         "handler_errors": 0, "file_bytes_new": 0}
+                         "handler_errors": 0, "file_bytes_new": 0, "file_bytes_repeat": 0,
+                         "transfers_resumed": 0, "resumed_bytes": 0, "checkpoints": 0, "journal_errors": 0}
 
     @property
     def active(self) -> int:
@@ -153,15 +214,20 @@ class DestEngine:
             if entry is None:
                 return
         entry.last_rx = self.clock()
-        if directive is None and pdu.offset not in entry.offsets:
-            entry.offsets.add(pdu.offset)
-            self.counters["file_bytes_new"] += len(pdu.file_data)
         if isinstance(pdu, EofPdu):
             entry.eof_checksum = bytes(pdu.file_checksum)
-            if entry.handler.step in _CLOSING or entry.completed:
+            if entry.eof_raw is None and pdu.condition_code == ConditionCode.NO_ERROR:
+                entry.eof_raw, entry.eof_unsaved = _packed(pdu), True
+            if (entry.handler.step in _CLOSING or entry.completed
+                    or entry.handler.step == TransactionStep.WAITING_FOR_MISSING_DATA):
                 self._ack_eof(pdu, TransactionStatus.ACTIVE)
+                self._checkpoint(key, entry)
                 return
-        self._run(key, entry, pdu)
+        metadata = _packed(pdu) if directive == DirectiveType.METADATA_PDU and not entry.journaled else None
+        self._run(key, entry, pdu)  # (cfdp-py turns the first PDU's header around for its replies)
+        if metadata is not None:
+            self._journal_open(key, entry, metadata)
+        self._checkpoint(key, entry)
 
     def tick(self) -> None:
         """Run every handler's timers; drop handlers that are done or inactive."""
@@ -172,6 +238,28 @@ class DestEngine:
                 self._close(key, entry)
                 continue
             self._run(key, entry, None)
+            self._checkpoint(key, entry)
+
+    def restore(self, records: Iterable[JournalRecord], delivered: set[str] = frozenset()) -> int:
+        """After a restart: resume the journal's open transactions, remember the closed ones (a late EOF
+        is answered with their Finished). ``delivered``: file names the ledger holds as received (their
+        Finished may not have been journalled). Returns how many transactions resumed."""
+        resumed = 0
+        for rec in records:
+            key = (rec.source, rec.seq)
+            if rec.source != self.remote_id:
+                continue
+            if not rec.open or rec.name in delivered:
+                finished = rec.finished or self._finished_for(rec.metadata)
+                self._remember(key, finished)
+                if rec.open:
+                    self._journal_call(self.journal.transfer_closed, key, finished)
+                continue
+            if self._resume(key, rec):
+                resumed += 1
+            else:
+                self._journal_call(self.journal.transfer_closed, key, None)
+        return resumed
 
     # -- internals -----------------------------------------------------------------------------
     def _open(self, key: tuple[int, int]) -> _Active | None:
@@ -186,13 +274,107 @@ class DestEngine:
         self.counters["transactions_started"] += 1
         return entry
 
+    def _resume(self, key: tuple[int, int], rec: JournalRecord) -> bool:
+        try:  # the journal holds PDUs as cfdp-py/spacepackets packed them; unpack them the same way
+            meta = MetadataPdu.unpack(rec.metadata)
+            held = decode_segments(rec.segments) if rec.segments else Segments()
+            eof = EofPdu.unpack(rec.eof) if rec.eof else None
+        except Exception:  # a journal row that does not decode: that transaction starts again
+            self.counters["journal_errors"] += 1
+            return False
+        entry = self._open(key)
+        if entry is None:
+            return False
+        try:
+            size = self.filestore.resolve(Path(rec.name)).stat().st_size
+        except (OSError, PermissionError):
+            size = 0
+        held = Segments((s, min(e, size)) for s, e in held.ranges if s < size)  # never claim bytes not on disk
+        try:
+            ok = entry.handler.restore(meta, held)
+        except Exception:  # a library fault: that transaction starts again
+            self.counters["handler_errors"] += 1
+            ok = False
+        self._drain(key, entry)
+        if not ok:
+            self._active.pop(key, None)
+            return False
+        entry.started, entry.journaled, entry.name, entry.received = True, True, rec.name, held
+        self.counters["transfers_resumed"] += 1
+        self.counters["resumed_bytes"] += held.total
+        if eof is not None:
+            entry.eof_checksum, entry.eof_raw = bytes(eof.file_checksum), rec.eof
+            self._run(key, entry, eof)  # recovers what is missing, or completes
+        return True
+
+    def _finished_for(self, metadata: bytes) -> bytes | None:
+        """A Finished PDU (complete, retained) for a delivered transaction whose own was not journalled."""
+        try:
+            conf = MetadataPdu.unpack(metadata).pdu_header.pdu_conf
+            conf.direction = Direction.TOWARDS_SENDER
+            params = FinishedParams(ConditionCode.NO_ERROR, DeliveryCode.DATA_COMPLETE, FileStatus.FILE_RETAINED)
+            return bytes(FinishedPdu(params=params, pdu_conf=conf).pack())
+        except Exception:  # a journal row that does not decode: a late EOF then gets its ACK only
+            self.counters["journal_errors"] += 1
+            return None
+
+    def _journal_open(self, key: tuple[int, int], entry: _Active, raw: bytes) -> None:
+        """Journal a transaction once its Metadata PDU (``raw``, as it arrived) has created its file."""
+        metas = [m for m in entry.handler.user.metadata if m.dest_file_name]
+        if not metas or entry.handler.state != CfdpState.BUSY or entry.completed:
+            return
+        entry.name = metas[-1].dest_file_name
+        try:
+            fsync_dir(self.filestore.resolve(Path(entry.name)).parent)  # the new file's name is durable
+        except (OSError, PermissionError):
+            self.counters["journal_errors"] += 1
+            return
+        entry.journaled = self._journal_call(self.journal.transfer_opened, key, entry.name, raw)
+        entry.last_checkpoint = self.clock()
+
+    def _checkpoint(self, key: tuple[int, int], entry: _Active) -> None:
+        """fsync the file, then journal the ranges it holds (and the EOF): never claim what is not durable."""
+        if not entry.journaled or entry.completed or not (entry.unsaved_bytes or entry.eof_unsaved):
+            return
+        now = self.clock()
+        since = now - entry.last_checkpoint
+        if not (entry.eof_unsaved or since >= _CHECKPOINT_MAX_S
+                or (entry.unsaved_bytes >= _CHECKPOINT_BYTES and since >= _CHECKPOINT_MIN_S)):
+            return
+        try:
+            self.filestore.flush(Path(entry.name))
+        except (OSError, PermissionError):
+            self.counters["journal_errors"] += 1
+            return
+        if self._journal_call(self.journal.transfer_progress, key, encode_segments(entry.received), entry.eof_raw):
+            entry.unsaved_bytes, entry.eof_unsaved, entry.last_checkpoint = 0, False, now
+            self.counters["checkpoints"] += 1
+
+    def _journal_call(self, fn: Callable[..., None], *args: object) -> bool:
+        try:
+            fn(*args)
+        except Exception:  # the journal only saves resends; its failure must not stop a transfer
+            self.counters["journal_errors"] += 1
+            return False
+        return True
+
+    def _note_writes(self, entry: _Active) -> None:
+        for _path, offset, length in self.filestore.writes:
+            new = entry.received.add(offset, length)
+            entry.unsaved_bytes += new
+            self.counters["file_bytes_new"] += new
+            self.counters["file_bytes_repeat"] += length - new
+        self.filestore.writes.clear()
+
     def _run(self, key: tuple[int, int], entry: _Active, pdu: GenericPduPacket | None) -> None:
         handler = entry.handler
+        self.filestore.writes.clear()
         try:
             handler.state_machine(pdu)
         except Exception:  # library faults and rejected PDUs: count, keep the transaction
             self.counters["handler_errors" if pdu is None else "pdus_rejected"] += 1
-        self._drain(entry)
+        self._note_writes(entry)
+        self._drain(key, entry)
         if handler.state == CfdpState.BUSY:
             entry.started = True
         elif entry.started or entry.completed:
@@ -200,7 +382,7 @@ class DestEngine:
         else:  # the first PDU did not begin a transaction: forget it, keep no history
             self._active.pop(key, None)
 
-    def _drain(self, entry: _Active) -> None:
+    def _drain(self, key: tuple[int, int], entry: _Active) -> None:
         handler = entry.handler
         while True:
             holder = handler.get_next_packet()
@@ -219,6 +401,8 @@ class DestEngine:
                 self.counters["handler_errors"] += 1
                 continue
             if directive == DirectiveType.FINISHED_PDU:
+                if entry.journaled and entry.finished_pdu is None:  # before it leaves: a restart answers with it
+                    entry.journaled = not self._journal_call(self.journal.transfer_closed, key, raw)
                 entry.finished_pdu = raw
             self._out.append(raw)
 
@@ -266,7 +450,18 @@ class DestEngine:
                     self.filestore.close(self.filestore.resolve(Path(meta.dest_file_name)))
                 except PermissionError:
                     pass
-        self._history[key] = entry.finished_pdu
+        if entry.journaled:  # ended without a Finished of ours: abandoned, its partial file goes
+            self._journal_call(self.journal.transfer_closed, key, entry.finished_pdu)
+            if not entry.completed and entry.name:
+                try:
+                    self.filestore.resolve(Path(entry.name)).unlink(missing_ok=True)
+                except (OSError, PermissionError):
+                    pass
+        self._remember(key, entry.finished_pdu)
+
+    def _remember(self, key: tuple[int, int], finished: bytes | None) -> None:
+        self._history[key] = finished
+        self._history.move_to_end(key)
         while len(self._history) > _HISTORY:
             self._history.popitem(last=False)
 

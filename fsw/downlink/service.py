@@ -106,7 +106,7 @@ class DownlinkService:
         self._suppressed: dict[str, int] = {}
         self.c = {"products_stored": 0, "products_confirmed": 0, "products_rejected": 0, "products_evicted": 0,
                   "segments_stored": 0, "segments_rejected": 0, "packets_received": 0, "datagrams_rejected": 0,
-                  "transactions_failed": 0}
+                  "transactions_failed": 0, "transactions_resumed": 0}
         self._bytes_at_last_health = 0
         self.health = HealthReporter(ctx, self.pub, self.sample)
         if not self.store.recovery.clean:
@@ -114,6 +114,7 @@ class DownlinkService:
             self.event("store_recovered", {"temp_files": len(r.temp_files_removed),
                                            "orphans": len(r.orphan_payloads_removed),
                                            "rows_without_payload": r.rows_without_payload}, "warning")
+        self.resume_open()
         self.log.info("downlink_started", radio=self.radio.address, stored=len(self.store),
                       relays=[r.name for r in self.plan.relays], time_scale=self.plan.time_scale,
                       telemetry=self.recorder is not None, reencode=self.reencoder is not None)
@@ -170,7 +171,9 @@ class DownlinkService:
                "in_flight": ",".join(flying), "bytes_in_flight": sum(p.size for p in map(self.store.get, flying) if p),
                "oldest_unconfirmed_s": None if oldest is None else round(self.ctx.clock() - oldest, 1),
                "contact": contact.relay if contact else "", "contact_rate_bps": contact.rate_bps if contact else 0,
-               "retransmit_requests": self.tx.counters().get("retransmit_requests", 0), "send_rate_bps": rate,
+               **{k: v for k, v in self.tx.counters().items()
+                  if k in ("retransmit_requests", "file_bytes_sent", "resume_skipped_bytes")},
+               "send_rate_bps": rate,
                "commands_accepted": self.commands.accepted, "commands_rejected": self.commands.rejected}
         if self.reencoder is not None:
             out.update(self.reencoder.c, reencode_backlog=self.store.reencode_backlog(REENCODE_KINDS,
@@ -192,6 +195,7 @@ class DownlinkService:
         self.settle()
         self.start_next()
         self.tx.send(self.ctx.stop.is_set)
+        self.record_progress()
         self.reencode_step()
         self.report_evictions()
         self.health.tick()
@@ -265,6 +269,7 @@ class DownlinkService:
 
     def settle(self) -> None:
         for out in self.tx.outcomes():
+            self.store.transaction_closed(out.transaction)
             if out.delivered:
                 self.retry_after.pop(out.product_id, None)
                 item = self.store.get(out.product_id)
@@ -281,6 +286,33 @@ class DownlinkService:
                 self.event("transaction_failed", {"id": out.product_id, "transaction": out.transaction,
                                                   "reason": out.reason})
 
+    def resume_open(self) -> None:
+        """After a restart: each transaction that was in flight goes on from its recorded progress, with
+        the same transaction number, so the ground (which journals what it holds) NAKs only what it lacks."""
+        for ot in self.store.open_transactions():
+            item = self.store.get(ot.product_id)
+            try:
+                resumed = item is not None and self.tx.resume(ot.product_id, item.path, ot.apid, ot.seq,
+                                                              ot.suffix, ot.progress, ot.eof_sent)
+            except Exception as exc:  # the payload cannot be read: it goes again fresh, or is discarded then
+                self.log.warning("transaction_not_resumed", id=ot.product_id, transaction=ot.seq,
+                                 reason=f"{type(exc).__name__}: {exc}")
+                resumed = False
+            if not resumed:
+                self.store.transaction_closed(ot.seq)  # it goes again in a fresh transaction
+                continue
+            self.store.set_state(ot.product_id, "sending")
+            self.c["transactions_resumed"] += 1
+            self.log.info("transaction_resumed", id=ot.product_id, transaction=ot.seq, progress=ot.progress,
+                          eof_sent=ot.eof_sent, bytes=ot.size)
+
+    def record_progress(self) -> None:
+        for cp in self.tx.checkpoints():
+            try:
+                self.store.transaction_progress(cp.seq, cp.progress, cp.eof_sent)
+            except StoreError as exc:  # only costs resends after a crash
+                self.limited_event("progress_not_recorded", {"transaction": cp.seq, "reason": str(exc)})
+
     def start_next(self) -> None:
         while self.tx.can_start():
             now = self.ctx.monotonic()
@@ -290,8 +322,9 @@ class DownlinkService:
                 return
             apid = apid_for_kind(item.kind)
             try:
-                seq = self.store.begin_transaction(item.id, apid)
-                self.tx.start(item.id, item.path, apid, seq, ".tlm" if item.kind in SEGMENT_KINDS else ".prod")
+                suffix = ".tlm" if item.kind in SEGMENT_KINDS else ".prod"
+                seq = self.store.begin_transaction(item.id, apid, suffix)
+                self.tx.start(item.id, item.path, apid, seq, suffix)
             except Exception as exc:  # the payload vanished or cannot be read: nothing can send it
                 self.store.confirm(item.id)
                 self.event("product_discarded", {"id": item.id, "reason": f"{type(exc).__name__}: {exc}"}, "error")

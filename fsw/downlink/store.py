@@ -4,7 +4,9 @@ Layout under the store root::
 
     payload/<id>~<gen>.prod  one file per stored item (gen counts re-encodings)
     tmp/                     payloads being written (cleaned on open)
-    index.sqlite             WAL, synchronous=FULL: items(...) and meta(key, value)
+    index.sqlite             WAL, synchronous=FULL: items(...), meta(key, value), transactions (which
+                             product each CFDP transaction carried) and open_transactions (the sending
+                             progress of each transaction in flight, so a restart resumes it)
 
 :meth:`ProductStore.add` writes the payload to ``tmp/``, fsyncs it, renames
 it into ``payload/``, fsyncs the directory, and only then inserts and commits
@@ -33,7 +35,7 @@ from fsw.downlink.filestore import fsync_dir
 from fsw.downlink.policy import EVICTABLE, Policy, class_of
 from fsw.errors import StoreError
 
-__all__ = ["StoredProduct", "Recovery", "ProductStore"]
+__all__ = ["StoredProduct", "Recovery", "ProductStore", "OpenTransaction"]
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _FILE_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,127})~(\d+)\.prod$")
@@ -54,6 +56,10 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS transactions (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, apid INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS open_transactions (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, apid INTEGER NOT NULL,
+                                              gen INTEGER NOT NULL, size INTEGER NOT NULL, suffix TEXT NOT NULL,
+                                              progress INTEGER NOT NULL DEFAULT 0,
+                                              eof_sent INTEGER NOT NULL DEFAULT 0);
 """
 _TRANSACTIONS_KEPT = 4096
 _COLS = "id, kind, cls, score, requested, size, created, codec, gen, state"
@@ -72,6 +78,20 @@ class StoredProduct:
     gen: int
     path: Path
     state: str = "stored"
+
+
+@dataclass(frozen=True)
+class OpenTransaction:
+    """A CFDP transaction in flight when last recorded: what it carries and how far it had sent."""
+
+    seq: int
+    product_id: str
+    apid: int
+    gen: int
+    size: int
+    suffix: str
+    progress: int
+    eof_sent: bool
 
 
 @dataclass(frozen=True)
@@ -243,7 +263,10 @@ class ProductStore:
         if p is None:
             return False
         try:
-            self._db.execute("DELETE FROM items WHERE id = ?", (product_id,))
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("DELETE FROM items WHERE id = ?", (product_id,))
+                self._db.execute("DELETE FROM open_transactions WHERE id = ?", (product_id,))
         except sqlite3.Error as exc:
             raise StoreError(f"cannot confirm {product_id}: {exc}") from None
         try:
@@ -311,9 +334,10 @@ class ProductStore:
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", ((first + count) % (1 << 32),))
         return first
 
-    def begin_transaction(self, product_id: str, apid: int) -> int:
-        """Reserve the next CFDP transaction number for ``product_id`` and remember which product it
-        carries (so a Finished PDU that arrives after a restart still confirms it). Durable on return."""
+    def begin_transaction(self, product_id: str, apid: int, suffix: str = ".prod") -> int:
+        """Reserve the next CFDP transaction number for ``product_id``, remember which product it
+        carries (so a Finished PDU that arrives after a restart still confirms it) and record it open
+        (so a restart resumes it). Durable on return."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             seq = self.next_transaction_seq()
@@ -322,7 +346,29 @@ class ProductStore:
             self._db.execute("INSERT OR REPLACE INTO transactions (seq, id, apid) VALUES (?, ?, ?)",
                              (seq, product_id, apid))
             self._db.execute("DELETE FROM transactions WHERE seq < ?", (seq - _TRANSACTIONS_KEPT,))
+            self._db.execute("INSERT OR REPLACE INTO open_transactions (seq, id, apid, gen, size, suffix) "
+                             "SELECT ?, id, ?, gen, size, ? FROM items WHERE id = ?", (seq, apid, suffix, product_id))
         return seq
+
+    def transaction_progress(self, seq: int, progress: int, eof_sent: bool) -> None:
+        """Record how far open transaction ``seq`` has sent its file data (bytes), and whether its EOF went."""
+        try:
+            self._db.execute("UPDATE open_transactions SET progress = MAX(progress, ?), eof_sent = MAX(eof_sent, ?) "
+                             "WHERE seq = ?", (progress, int(eof_sent), seq))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot record the progress of transaction {seq}: {exc}") from None
+
+    def transaction_closed(self, seq: int) -> None:
+        """Transaction ``seq`` ended (delivered, failed or abandoned): nothing to resume."""
+        self._db.execute("DELETE FROM open_transactions WHERE seq = ?", (seq,))
+
+    def open_transactions(self) -> list[OpenTransaction]:
+        """Transactions open at the last record whose item is still stored unchanged, oldest first."""
+        rows = self._db.execute("SELECT o.seq, o.id, o.apid, o.gen, o.size, o.suffix, o.progress, o.eof_sent "
+                                "FROM open_transactions o JOIN items i ON i.id = o.id AND i.gen = o.gen "
+                                "AND i.size = o.size ORDER BY o.seq")
+        return [OpenTransaction(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4]), r[5], int(r[6]), bool(r[7]))
+                for r in rows]
 
     def transaction(self, seq: int) -> tuple[str, int] | None:
         """(product id, APID) that transaction ``seq`` carried, if remembered."""
@@ -375,6 +421,8 @@ class ProductStore:
             self._db.execute("DELETE FROM items WHERE id = ?", (pid,))
             self.path_of(pid, rows[pid][1]).unlink(missing_ok=True)
         self._db.execute("UPDATE items SET state = 'stored' WHERE state != 'stored'")
+        self._db.execute("DELETE FROM open_transactions WHERE seq NOT IN (SELECT o.seq FROM open_transactions o "
+                         "JOIN items i ON i.id = o.id AND i.gen = o.gen AND i.size = o.size)")
         if temps or orphans or missing:
             fsync_dir(self.payload_dir)
             fsync_dir(self.tmp_dir)

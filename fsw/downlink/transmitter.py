@@ -22,7 +22,7 @@ from typing import Any, Callable, Protocol
 from spacepackets.ccsds.spacepacket import PacketType
 
 from fsw.downlink.contacts import Contact, ContactPlan
-from fsw.downlink.engine import Outcome, SourceEngine
+from fsw.downlink.engine import Checkpoint, Outcome, SourceEngine
 from fsw.downlink.mib import CfdpTimers
 from fsw.downlink.pacing import TokenBucket
 from fsw.downlink.packets import SpacePacketWrapper
@@ -75,6 +75,13 @@ class Transmitter:
                 out.append(e.outcomes.popleft())
         return out
 
+    def checkpoints(self) -> list[Checkpoint]:
+        out: list[Checkpoint] = []
+        for e in self.engines:
+            while e.checkpoints:
+                out.append(e.checkpoints.popleft())
+        return out
+
     def counters(self) -> dict[str, int]:
         total: dict[str, int] = {}
         for e in self.engines:
@@ -100,6 +107,16 @@ class Transmitter:
         if idx in self.order:
             self.order.remove(idx)
         self.order.append(idx)
+
+    def resume(self, product_id: str, path: Path, apid: int, seq: int, suffix: str, progress: int,
+               eof_sent: bool) -> bool:
+        """Take an interrupted transaction up again (see SourceEngine.resume); False if no engine is free."""
+        free = [i for i, e in enumerate(self.engines) if not e.busy]
+        if not free:
+            return False
+        self.engines[free[0]].resume(product_id, path, apid, seq, suffix, progress, eof_sent)
+        self.order.append(free[0])
+        return True
 
     def abort(self, product_id: str, reason: str) -> bool:
         for e in self.engines:

@@ -37,4 +37,12 @@ TELEMETRY = {
     "partial_files_removed": {"unit": "count", "doc": "incomplete transfers removed after a restart"},
     "contact": {"unit": "", "doc": "relay in contact, or empty"},
     "cfdp_file_bytes_new": {"unit": "bytes", "doc": "product bytes received for the first time (goodput)"},
+    "cfdp_file_bytes_repeat": {"unit": "bytes",
+                               "doc": "file data bytes that arrived again for a transaction already holding them "
+                                      "(retransmissions, and resends after a crash of either end)"},
+    "transfers_resumed": {"unit": "count", "doc": "open transactions resumed from the journal at start"},
+    "cfdp_transfers_resumed": {"unit": "count"},
+    "cfdp_resumed_bytes": {"unit": "bytes", "doc": "bytes already held by the transactions resumed at start"},
+    "cfdp_checkpoints": {"unit": "count", "doc": "journal checkpoints (file fsync'd, then held ranges committed)"},
+    "cfdp_journal_errors": {"unit": "count", "doc": "journal writes or rows that failed (only costs resends)"},
 }

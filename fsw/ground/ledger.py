@@ -7,6 +7,11 @@ sidecar, or telemetry stored) or ``failed`` (kept, did not decode).
 ``products``: each product id the ground has written, once, with its CRC-32C,
 so a product sent again (a lost Finished, a lander restart) is recognised.
 ``telemetry``: every housekeeping and event record received, once.
+``transfers``: the journal of CFDP transactions (:mod:`fsw.downlink.resume`):
+each one's Metadata PDU from its start, then at checkpoints the byte ranges
+written and fsync'd so far and its EOF PDU; when it closes, its Finished PDU
+(kept for the last transactions, to answer a late EOF after a restart).
+:meth:`Ledger.open_transfers` lists what a restart resumes.
 
 On open, :meth:`Ledger.unfinished` lists received files not yet written (a
 crash between the Finished and the decode) and :meth:`Ledger.known_names`
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -24,7 +30,7 @@ import msgpack
 
 from fsw.errors import StoreError
 
-__all__ = ["Ledger"]
+__all__ = ["Ledger", "TransferRecord"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (name TEXT PRIMARY KEY, state TEXT NOT NULL, size INTEGER NOT NULL, t REAL NOT NULL);
@@ -32,7 +38,26 @@ CREATE TABLE IF NOT EXISTS products (id TEXT PRIMARY KEY, kind TEXT NOT NULL, cr
                                      bytes INTEGER NOT NULL, t REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS telemetry (t REAL NOT NULL, topic TEXT NOT NULL, src TEXT NOT NULL, fields BLOB NOT NULL,
                                       PRIMARY KEY (t, topic, src));
+CREATE TABLE IF NOT EXISTS transfers (source INTEGER NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL,
+                                      metadata BLOB NOT NULL, segments BLOB, eof BLOB, finished BLOB,
+                                      open INTEGER NOT NULL DEFAULT 1, t REAL NOT NULL,
+                                      PRIMARY KEY (source, seq));
 """
+_CLOSED_TRANSFERS_KEPT = 1024
+
+
+@dataclass(frozen=True)
+class TransferRecord:
+    """One journalled transaction: raw PDUs as cfdp-py/spacepackets packed them, segments encoded."""
+
+    source: int
+    seq: int
+    name: str
+    metadata: bytes
+    segments: bytes | None
+    eof: bytes | None
+    finished: bytes | None
+    open: bool
 
 
 class Ledger:
@@ -93,6 +118,45 @@ class Ledger:
         rows = self._db.execute("SELECT t, topic, src, fields FROM telemetry WHERE t >= ? AND t <= ? ORDER BY t",
                                 (t_start, min(t_end, 1e18)))
         return [(r[0], r[1], r[2], msgpack.unpackb(r[3], raw=False)) for r in rows]
+
+    # -- the transfer journal (called by the CFDP destination engine) ---------------------------------
+    def transfer_opened(self, key: tuple[int, int], name: str, metadata: bytes) -> None:
+        """A transaction's Metadata arrived and its file exists (fsync'd directory). Durable on return."""
+        self._write("INSERT INTO transfers (source, seq, name, metadata, t) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT(source, seq) DO UPDATE SET name = excluded.name, metadata = excluded.metadata, "
+                    "segments = NULL, eof = NULL, finished = NULL, open = 1, t = excluded.t",
+                    (key[0], key[1], name, metadata, time.time()))
+
+    def transfer_progress(self, key: tuple[int, int], segments: bytes, eof: bytes | None) -> None:
+        """The ranges in ``segments`` are fsync'd in the file. Durable on return."""
+        self._write("UPDATE transfers SET segments = ?, eof = COALESCE(?, eof), t = ? "
+                    "WHERE source = ? AND seq = ? AND open = 1", (segments, eof, time.time(), key[0], key[1]))
+
+    def transfer_closed(self, key: tuple[int, int], finished: bytes | None) -> None:
+        """The transaction ended (with the Finished PDU it sent, if any); old closed rows are pruned."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("UPDATE transfers SET open = 0, finished = COALESCE(?, finished), segments = NULL, "
+                             "t = ? WHERE source = ? AND seq = ?", (finished, time.time(), key[0], key[1]))
+            self._db.execute("DELETE FROM transfers WHERE open = 0 AND rowid NOT IN (SELECT rowid FROM transfers "
+                             "WHERE open = 0 ORDER BY t DESC LIMIT ?)", (_CLOSED_TRANSFERS_KEPT,))
+
+    def transfers(self) -> list[TransferRecord]:
+        """Every journalled transaction, open ones and the last closed ones, oldest first."""
+        rows = self._db.execute("SELECT source, seq, name, metadata, segments, eof, finished, open FROM transfers "
+                                "ORDER BY t ASC")
+        return [TransferRecord(int(r[0]), int(r[1]), r[2], bytes(r[3]), None if r[4] is None else bytes(r[4]),
+                               None if r[5] is None else bytes(r[5]), None if r[6] is None else bytes(r[6]),
+                               bool(r[7])) for r in rows]
+
+    def open_names(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT name FROM transfers WHERE open = 1")}
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+        try:
+            self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot journal a transfer: {exc}") from None
 
     def close(self) -> None:
         self._db.close()

@@ -11,8 +11,10 @@ leaves. A worker thread decodes each product (CRC-32C checked) and writes
 (``.tlm``) go into the ledger and are announced as ``telemetry_received``.
 
 The engine's timers run only while the contact plan has a contact open, so
-an outage does not exhaust NAK limits or inactivity. On start, files the
-ledger holds but never wrote are decoded, and partial files are removed.
+an outage does not exhaust NAK limits or inactivity. On start, the transfers
+the ledger's journal has open resume where their checkpoints left them (the
+engine's NAKs ask only for the missing ranges), files the ledger holds but
+never wrote are decoded, and other partial files are removed.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ class GroundStation:
         self.ledger = Ledger(self.out_dir / "ledger.sqlite")
         self.engine = DestEngine(s["entity_id"], s["lander_entity_id"], s["max_packet_len"],
                                  CfdpTimers.from_settings(s), self.incoming,
-                                 clock=ContactClock(self.plan, ctx.clock), on_delivered=self.ledger.file_received)
+                                 clock=ContactClock(self.plan, ctx.clock), on_delivered=self.ledger.file_received,
+                                 journal=self.ledger)
         self.wrapper = SpacePacketWrapper(PacketType.TC)
         self.radio = RadioPort(ctx.endpoint("radio"), ctx.endpoint("relay"))
         self.pub = ctx.publisher()
@@ -77,21 +80,27 @@ class GroundStation:
         self._suppressed: dict[str, int] = {}
         self.c = {"products_received": 0, "products_failed": 0, "products_duplicate": 0, "transfers_failed": 0,
                   "packets_received": 0, "bytes_received": 0, "datagrams_rejected": 0, "packets_sent": 0,
-                  "telemetry_records": 0, "telemetry_segments": 0, "recovered_files": 0, "partial_files_removed": 0}
+                  "telemetry_records": 0, "telemetry_segments": 0, "recovered_files": 0, "partial_files_removed": 0,
+                  "transfers_resumed": 0}
         self._bytes_at_last_health = 0
         self.health = HealthReporter(ctx, self.pub, self.sample)
         self._recover()
         self.log.info("ground_started", radio=self.radio.address, out=str(self.out_dir),
-                      relays=[r.name for r in self.plan.relays], recovered=self.c["recovered_files"])
+                      relays=[r.name for r in self.plan.relays], recovered=self.c["recovered_files"],
+                      resumed=self.c["transfers_resumed"], resumed_bytes=self.engine.counters["resumed_bytes"])
 
     def _recover(self) -> None:
-        """Decode what was confirmed but not written before a crash; drop partial transfers."""
+        """Resume the transfers the journal has open (their partial files stay), decode what was
+        confirmed but not written before a crash, drop any other partial file."""
         known = self.ledger.known_names()
+        keep = known | self.ledger.open_names()
         for p in sorted(self.incoming.glob("*")) if self.incoming.exists() else []:
-            if p.name not in known:
+            if p.name not in keep:
                 p.unlink(missing_ok=True)
                 self.c["partial_files_removed"] += 1
-        for name, _size in self.ledger.unfinished():
+        unfinished = self.ledger.unfinished()  # before restore: a transfer it completes is handed over anyway
+        self.c["transfers_resumed"] = self.engine.restore(self.ledger.transfers(), delivered=known)
+        for name, _size in unfinished:
             path = self.incoming / name
             if path.exists():
                 self.c["recovered_files"] += 1
