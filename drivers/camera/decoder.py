@@ -8,8 +8,10 @@ resynchronisation rules.
 from __future__ import annotations
 
 import crc32c
+import numpy as np
 
-from drivers.camera.messages import Message
+from drivers.camera.crc import crc32c_combine
+from drivers.camera.messages import Message, MsgType
 from drivers.camera import protocol as _p
 from drivers.camera.protocol import (
     HEADER_LEN, MAX_PAYLOAD_BYTES, SYNC, TRAILER_LEN, VERSION, CrcError, HeaderCrcError, LengthError,
@@ -21,6 +23,8 @@ __all__ = ["StreamDecoder"]
 _HEAD = _p._HEAD
 _U32 = _p._U32
 _GARBAGE_REPORT_BYTES = 1024 * 1024  # report a long run of garbage at least this often
+_FRAME_META_END = HEADER_LEN + _p._FRAME_ST.size  # a FRAME's pixels start here plus the camera id length
+_CAMERA_LEN_AT = HEADER_LEN + 18  # the camera id length byte of a FRAME
 
 
 class StreamDecoder:
@@ -30,7 +34,12 @@ class StreamDecoder:
     with ``bytearray.find``; a header whose CRC fails is a false sync, so the
     hunt resumes one byte later. Once a header is sound its whole message is
     collected in a buffer of its own (a decoded Frame's pixels are a view of
-    it, never copied). If the message CRC then fails, the hunt resumes one
+    it, never copied). The caller may receive straight into that buffer
+    (:meth:`recv_target`, then :meth:`received`) instead of calling
+    :meth:`feed`, so a frame's bytes are written once, by the kernel. The
+    message CRC is computed as the bytes arrive, while they are still in
+    cache; for a FRAME the pixels get a CRC of their own, combined into the
+    message CRC, so the pixel CRC the driver publishes costs no second pass. If the message CRC then fails, the hunt resumes one
     byte after that message's sync marker, so messages hidden inside a
     truncated one are still recovered, and the failure is then reported as
     :class:`TruncatedError` (the message was cut short by the next one) rather
@@ -41,8 +50,12 @@ class StreamDecoder:
     def __init__(self, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> None:
         self._max_payload = max_payload_bytes
         self._buf = bytearray()  # hunting area
-        self._msg: bytearray | None = None  # the message being collected
+        self._msg: memoryview | None = None  # the message being collected (uninitialised past _msg_fill)
         self._msg_fill = 0
+        self._msg_end = 0  # where its CRC-covered bytes end (the trailer follows)
+        self._split: int | None = None  # where a FRAME's pixels start; -1: no pixel part; None: not known yet
+        self._crc_head = 0  # CRC-32C of the message bytes before _split (all of them without a split)
+        self._crc_pixels = 0  # CRC-32C of the pixel bytes received so far
         self._skipped = 0  # garbage bytes not yet reported
         self._quiet = 0  # leading bytes of _buf that belong to a message already reported as bad
         self.bytes_skipped = 0
@@ -60,6 +73,25 @@ class StreamDecoder:
         if len(view):
             self._buf += view
         self._hunt(out)
+        return out
+
+    def recv_target(self) -> memoryview | None:
+        """Where the next bytes of the stream may be received directly: the rest of the message being
+        collected, or None while hunting (then use :meth:`feed`). Fill a prefix, then call :meth:`received`."""
+        if self._msg is None:
+            return None
+        return self._msg[self._msg_fill:]
+
+    def received(self, n: int) -> list[Message | WireError]:
+        """``n`` bytes were written at the start of :meth:`recv_target`'s view; return what they complete."""
+        out: list[Message | WireError] = []
+        msg = self._msg
+        if msg is None or not 0 <= n <= len(msg) - self._msg_fill:
+            raise ValueError(f"received({n}) does not fit the receive target")
+        self._advance(self._msg_fill + n)
+        if self._msg_fill == len(msg):
+            self._complete(msg, out)
+            self._hunt(out)
         return out
 
     @property
@@ -137,9 +169,7 @@ class StreamDecoder:
                 self._quiet = max(self._quiet, 1)  # the bad header is reported, not counted as garbage too
                 self._skip(1)
                 continue
-            length = _U32.unpack_from(self._buf, 12)[0]
-            self._msg = bytearray(HEADER_LEN + length + TRAILER_LEN)
-            self._msg_fill = 0
+            self._start_message(self._buf[5], _U32.unpack_from(self._buf, 12)[0])
             chunk, self._buf = self._buf, bytearray()
             quiet_after = max(0, self._quiet - len(self._msg))
             self._quiet = 0
@@ -160,24 +190,54 @@ class StreamDecoder:
             return LengthError(f"payload length {length} exceeds {self._max_payload}", seq=seq, msg_type=mtype)
         return None
 
+    def _start_message(self, mtype: int, length: int) -> None:
+        """A sound header announced a message: give it a buffer (not zeroed: only filled bytes are read)."""
+        self._msg = memoryview(np.empty(HEADER_LEN + length + TRAILER_LEN, dtype=np.uint8)).cast("B")
+        self._msg_fill = 0
+        self._msg_end = HEADER_LEN + length
+        self._split = None if mtype == MsgType.FRAME and self._msg_end >= _FRAME_META_END else -1
+        self._crc_head = self._crc_pixels = 0
+
+    def _advance(self, fill: int) -> None:
+        """Bytes up to ``fill`` of the message have arrived: carry the running CRCs over them."""
+        msg, old = self._msg, self._msg_fill
+        assert msg is not None
+        self._msg_fill = fill
+        if self._split is None and fill > _CAMERA_LEN_AT:
+            split = _FRAME_META_END + msg[_CAMERA_LEN_AT]
+            self._split = split if split <= self._msg_end else -1
+        hi = min(fill, self._msg_end)
+        if old >= hi:
+            return
+        split = self._split if self._split is not None and self._split >= 0 else hi
+        if old < split:
+            self._crc_head = crc32c.crc32c(msg[old:min(hi, split)], self._crc_head)
+        if hi > split:
+            self._crc_pixels = crc32c.crc32c(msg[max(old, split):hi], self._crc_pixels)
+
+    def _message_crc(self) -> int:
+        if self._split is None or self._split < 0:
+            return self._crc_head
+        return crc32c_combine(self._crc_head, self._crc_pixels, self._msg_end - self._split)
+
     def _fill(self, view: memoryview, out: list[Message | WireError]) -> memoryview:
         """Copy bytes into the message being collected; finish it when full. Return the bytes left over."""
         msg = self._msg
         assert msg is not None
         n = min(len(msg) - self._msg_fill, len(view))
         msg[self._msg_fill:self._msg_fill + n] = view[:n]
-        self._msg_fill += n
+        self._advance(self._msg_fill + n)
         if self._msg_fill < len(msg):
             return view[n:]
-        self._msg, self._msg_fill = None, 0
         self._complete(msg, out)
         return view[n:]
 
-    def _complete(self, msg: bytearray, out: list[Message | WireError]) -> None:
-        mv = memoryview(msg)
+    def _complete(self, mv: memoryview, out: list[Message | WireError]) -> None:
+        """The message is all here: check its CRC, decode it or resume the hunt inside it."""
+        self._msg, self._msg_fill = None, 0
         _, _, mtype, _, seq, length = _HEAD.unpack_from(mv)
         end = HEADER_LEN + length
-        if crc32c.crc32c(mv[:end]) != _U32.unpack_from(mv, end)[0]:
+        if self._message_crc() != _U32.unpack_from(mv, end)[0]:
             cut = _next_sound_header(mv)
             if cut is not None:
                 out.append(TruncatedError(f"message cut short after {cut} of {len(mv)} bytes: the next message "
@@ -189,15 +249,16 @@ class StreamDecoder:
             self._buf[:0] = mv[1:]
             self._quiet += len(mv) - 1
             return
+        pixels_crc = self._crc_pixels if self._split is not None and self._split >= 0 else None
         try:
-            out.append(decode_payload(mtype, seq, mv[HEADER_LEN:end]))
+            out.append(decode_payload(mtype, seq, mv[HEADER_LEN:end], pixels_crc32c=pixels_crc))
         except WireError as exc:
             out.append(exc)
 
 
 def _next_sound_header(msg: memoryview) -> int | None:
     """The offset of the first sync marker after the start whose header CRC holds, if any."""
-    raw = msg.obj if isinstance(msg.obj, (bytes, bytearray)) else bytes(msg)
+    raw = bytes(msg)  # a copy, on this failure path only
     pos = raw.find(SYNC, 1)
     while 0 < pos <= len(raw) - HEADER_LEN:
         if crc32c.crc32c(msg[pos:pos + _HEAD.size]) == _U32.unpack_from(msg, pos + _HEAD.size)[0]:

@@ -34,7 +34,7 @@ __all__ = ["DriverCore", "CameraDriver", "run", "frame_fields"]
 
 PublishFrame = Callable[[dict[str, Any], memoryview], None]
 Emit = Callable[[str, dict[str, Any]], None]
-_RECV_BYTES = 4 << 20
+_HUNT_RECV_BYTES = 64 << 10  # reads between messages: small, so little of the next message is copied
 _BAD_FRAME_ERRORS = (p.CrcError, p.TruncatedError, p.HeaderCrcError, p.LengthError)
 
 
@@ -92,6 +92,15 @@ class DriverCore:
 
     def on_bytes(self, data: bytes | bytearray | memoryview) -> None:
         for item in self.decoder.feed(data):
+            self._on_item(item)
+
+    def recv_target(self) -> memoryview | None:
+        """Where the link may receive the next bytes directly (the decoder's message buffer), if anywhere."""
+        return self.decoder.recv_target()
+
+    def on_received(self, n: int) -> None:
+        """``n`` bytes were received into :meth:`recv_target`."""
+        for item in self.decoder.received(n):
             self._on_item(item)
 
     def on_silence(self) -> None:
@@ -164,7 +173,9 @@ class DriverCore:
         pixels = memoryview(f.pixels)
         if self.defect_check:
             self._check_defects(f, pixels)
-        self._publish_frame(frame_fields(f, crc32c.crc32c(pixels)), pixels)
+        # The decoder computed the pixel CRC in the pass that checked the message CRC; else compute it here.
+        crc = f.pixels_crc32c if f.pixels_crc32c is not None else crc32c.crc32c(pixels)
+        self._publish_frame(frame_fields(f, crc), pixels)
 
     def _check_temp(self, temp_c: float) -> None:
         self.temp_c = temp_c
@@ -229,7 +240,7 @@ class CameraDriver:
         self.link_state = "down"
         self.reconnects = 0
         self.next_connect = ctx.monotonic()
-        self._buf = bytearray(_RECV_BYTES)
+        self._buf = bytearray(_HUNT_RECV_BYTES)
         self._poller = zmq.Poller()
         self._poller.register(self.commands.sock, zmq.POLLIN)
         self._link_poller = zmq.Poller()  # the link alone, while a command waits for its reply
@@ -365,8 +376,11 @@ class CameraDriver:
         return seq
 
     def _read(self) -> None:
+        # Inside a message the bytes go straight into the decoder's buffer for it (no copy); between
+        # messages into a small buffer of ours, which the decoder copies from.
+        target = self.core.recv_target()
         try:
-            n = self.link.read_into(self._buf)
+            n = self.link.read_into(self._buf if target is None else target)
         except OSError as exc:
             self._disconnect(f"recv: {exc}")
             return
@@ -377,8 +391,10 @@ class CameraDriver:
             return
         self.last_rx = self.ctx.monotonic()
         self.silent = False
-        # The decoder copies into a buffer of its own per message, so this one is reused safely.
-        self.core.on_bytes(memoryview(self._buf)[:n])
+        if target is not None:
+            self.core.on_received(n)
+        else:  # the decoder copies what it keeps, so self._buf is reused safely
+            self.core.on_bytes(memoryview(self._buf)[:n])
 
     def _watch(self) -> None:
         """Stalls, latch-up and keep-alive: what silence from the camera means."""

@@ -7,7 +7,7 @@ sender assigns one). ``docs/wire-protocol.md`` gives each payload layout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Union
 
 __all__ = [
@@ -193,6 +193,9 @@ class Frame:
     t_capture: float
     pixels: bytes | bytearray | memoryview
     seq: int = 0
+    # CRC-32C of ``pixels`` when the decoder already computed it (in the same pass that checked the message
+    # CRC); None otherwise. Not part of the wire format and not compared.
+    pixels_crc32c: int | None = field(default=None, compare=False, repr=False)
 
     @property
     def dtype(self) -> str:

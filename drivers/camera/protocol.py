@@ -25,7 +25,11 @@ from __future__ import annotations
 
 import math
 import struct
+from dataclasses import dataclass
+
 import crc32c
+
+from drivers.camera.crc import crc32c_combine
 
 from drivers.camera.messages import (
     COMMAND_TYPES, PATTERNS, REPLY_TYPES, STATE_FLAGS, Ack, Capture, CaptureBurst, Code, Frame, Message, MsgType, Nak,
@@ -42,7 +46,7 @@ __all__ = [
     "Ack", "Nak", "StatusReply", "Frame", "Message", "COMMAND_TYPES", "REPLY_TYPES",
     "WireError", "EncodeError", "SyncLostError", "HeaderCrcError", "CrcError", "TruncatedError",
     "UnsupportedVersion", "LengthError", "UnknownMessageType", "MalformedPayload",
-    "encode", "decode_payload", "StreamDecoder", "bytes_per_pixel",
+    "Encoded", "encode", "encode_parts", "decode_payload", "StreamDecoder", "bytes_per_pixel",
 ]
 
 SYNC = b"\x1a\xcf\xfc\x1d"
@@ -208,25 +212,55 @@ def _encode_frame(msg: Frame) -> list[bytes | memoryview]:
     return [meta, cam, pixels]
 
 
-def encode(msg: Message) -> bytes:
-    """One message as its complete envelope bytes."""
+@dataclass(frozen=True)
+class Encoded:
+    """One message as the pieces of its envelope, for scatter-gather sending (``socket.sendmsg``).
+
+    ``parts`` concatenated are the envelope; a FRAME's pixels are one of them,
+    a view of the caller's buffer, not a copy (the caller keeps it unchanged
+    until sent). ``pixels_crc32c`` is the CRC-32C of a FRAME's pixels (None
+    for other messages), computed in the same pass as the message CRC.
+    """
+
+    parts: tuple[bytes | memoryview, ...]
+    nbytes: int
+    pixels_crc32c: int | None = None
+
+    def tobytes(self) -> bytes:
+        return b"".join(self.parts)
+
+
+def encode_parts(msg: Message) -> Encoded:
+    """One message as envelope pieces: header, payload parts, trailer; nothing large is copied.
+
+    A Frame whose ``pixels_crc32c`` is set is taken at its word for its pixels' CRC (the emulator caches
+    it with rendered pixels); a wrong one yields a message every receiver rejects, never a bad frame.
+    """
     _check_uint("seq", msg.seq, 32)
     mtype, parts = _encode_payload(msg)
-    length = sum(memoryview(p).nbytes for p in parts)
+    views = [memoryview(p).cast("B") for p in parts]
+    length = sum(v.nbytes for v in views)
     if length > MAX_PAYLOAD_BYTES:
         raise EncodeError(f"payload is {length} bytes, more than {MAX_PAYLOAD_BYTES}")
     head = _HEAD.pack(SYNC, VERSION, mtype, 0, msg.seq, length)
     head += _U32.pack(crc32c.crc32c(head))
-    out = bytearray(len(head) + length + TRAILER_LEN)
-    view = memoryview(out)
-    view[:HEADER_LEN] = head
-    pos = HEADER_LEN
-    for p in parts:
-        n = memoryview(p).nbytes
-        view[pos:pos + n] = memoryview(p).cast("B")
-        pos += n
-    view[pos:] = _U32.pack(crc32c.crc32c(view[:pos]))
-    return bytes(out)
+    crc = crc32c.crc32c(head)
+    pixels_crc = None
+    if mtype == MsgType.FRAME:  # [meta, camera id, pixels]: one pass over the pixels gives both CRCs
+        for v in views[:-1]:
+            crc = crc32c.crc32c(v, crc)
+        pixels_crc = msg.pixels_crc32c if msg.pixels_crc32c is not None else crc32c.crc32c(views[-1])
+        crc = crc32c_combine(crc, pixels_crc, views[-1].nbytes)
+    else:
+        for v in views:
+            crc = crc32c.crc32c(v, crc)
+    trailer = _U32.pack(crc)
+    return Encoded((head, *(v for v in views if v.nbytes), trailer), HEADER_LEN + length + TRAILER_LEN, pixels_crc)
+
+
+def encode(msg: Message) -> bytes:
+    """One message as its complete envelope bytes."""
+    return encode_parts(msg).tobytes()
 
 
 def _finite(name: str, value: float, mtype: int, seq: int) -> float:
@@ -248,7 +282,7 @@ def _text(data: memoryview, mtype: int, seq: int) -> str:
         raise MalformedPayload("text is not UTF-8", seq=seq, msg_type=mtype) from None
 
 
-def _decode_frame(data: memoryview, seq: int) -> Frame:
+def _decode_frame(data: memoryview, seq: int, pixels_crc32c: int | None) -> Frame:
     mt = MsgType.FRAME
     _need(data, _FRAME_ST.size, mt, seq, exact=False)
     counter, w, h, bits, pat, cam_len, exp_us, gain, temp_c, t_capture = _FRAME_ST.unpack_from(data)
@@ -262,11 +296,16 @@ def _decode_frame(data: memoryview, seq: int) -> Frame:
     _need(data, start + w * h * bytes_per_pixel(bits), mt, seq)
     camera = _text(data[_FRAME_ST.size:start], mt, seq)
     return Frame(camera=camera, counter=counter, width=w, height=h, bit_depth=bits, pattern=PATTERNS[pat],
-                 exposure_us=exp_us, gain=gain, temp_c=temp_c, t_capture=t_capture, pixels=data[start:], seq=seq)
+                 exposure_us=exp_us, gain=gain, temp_c=temp_c, t_capture=t_capture, pixels=data[start:], seq=seq,
+                 pixels_crc32c=pixels_crc32c)
 
 
-def decode_payload(mtype: int, seq: int, data: memoryview) -> Message:
-    """Decode one payload of a known envelope; raise UnknownMessageType or MalformedPayload."""
+def decode_payload(mtype: int, seq: int, data: memoryview, pixels_crc32c: int | None = None) -> Message:
+    """Decode one payload of a known envelope; raise UnknownMessageType or MalformedPayload.
+
+    ``pixels_crc32c``: the CRC-32C of a FRAME's pixel bytes if the caller already has it (the stream
+    decoder does); it is handed on in ``Frame.pixels_crc32c``.
+    """
     for cls, code in _EMPTY_TYPES.items():
         if code == mtype:
             _need(data, 0, mtype, seq)
@@ -306,7 +345,7 @@ def decode_payload(mtype: int, seq: int, data: memoryview) -> Message:
                            rate_hz=_finite("rate_hz", rate_hz, mtype, seq), window_x=wx, window_y=wy, width=w,
                            height=h, binning=binning, flags=flags, boot_count=boots, seq=seq)
     if mtype == MsgType.FRAME:
-        return _decode_frame(data, seq)
+        return _decode_frame(data, seq, pixels_crc32c)
     raise UnknownMessageType(f"unknown message type {mtype:#04x}", seq=seq, msg_type=mtype)
 
 

@@ -15,9 +15,11 @@ import os
 import tty
 from collections import deque
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import serial
+
+from drivers.links.tcp import Buffer, as_views
 
 __all__ = ["SerialLink", "PtyLine", "Pacer", "BITS_PER_BYTE"]
 
@@ -89,8 +91,10 @@ class PtyLine:
         except OSError:  # EIO: no one has the terminal open
             return b""
 
-    def push(self, data: bytes | bytearray | memoryview, on_sent: Callable[[], None] | None = None) -> None:
-        self._queue.append((memoryview(data).cast("B"), on_sent))
+    def push(self, data: Buffer | Sequence[Buffer], on_sent: Callable[[], None] | None = None) -> None:
+        """Queue one message (a buffer, or its pieces: joined here, the line is slow); on_sent after its last byte."""
+        views = as_views(data)
+        self._queue.append((views[0] if len(views) == 1 else memoryview(b"".join(views)), on_sent))
 
     def pending(self) -> int:
         return len(self._queue)
@@ -156,17 +160,13 @@ class SerialLink:
         assert self.port is not None
         return self.port.fileno()
 
-    def read_into(self, buf: bytearray) -> int:
-        """Bytes read; 0 means the line hung up; -1 nothing now."""
+    def read_into(self, buf: bytearray | memoryview) -> int:
+        """Bytes read into the start of ``buf`` (no copy); 0 means the line hung up; -1 nothing now."""
         assert self.port is not None
         try:
-            data = os.read(self.port.fileno(), len(buf))
+            return os.readv(self.port.fileno(), [buf])
         except (BlockingIOError, InterruptedError):
             return -1
-        if not data:
-            return 0
-        buf[:len(data)] = data
-        return len(data)
 
     def send(self, data: bytes) -> None:
         assert self.port is not None

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import socket
 from collections import deque
-from typing import Callable
+from typing import Callable, Sequence
 
-__all__ = ["Backoff", "connect_tcp", "listen_tcp", "SendQueue", "TcpLink"]
+__all__ = ["Backoff", "connect_tcp", "listen_tcp", "Buffer", "as_views", "SendQueue", "TcpLink"]
 
 
 class Backoff:
@@ -47,40 +47,66 @@ def listen_tcp(host: str, port: int) -> socket.socket:
     return sock
 
 
+Buffer = bytes | bytearray | memoryview
+
+
+def as_views(data: Buffer | Sequence[Buffer]) -> list[memoryview]:
+    """One buffer or a sequence of buffers (a message's pieces) as non-empty byte views, nothing copied."""
+    parts = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
+    views = [memoryview(part).cast("B") for part in parts]
+    return [v for v in views if v.nbytes]
+
+
 class SendQueue:
-    """Outgoing buffers for a non-blocking socket; a callback runs when a buffer's last byte is sent."""
+    """Outgoing messages for a non-blocking socket; a callback runs when a message's last byte is sent.
+
+    A message may be several buffers (header, pixels, trailer): they go out
+    with one ``sendmsg`` (scatter-gather), never concatenated. The buffers
+    must stay unchanged until the callback has run.
+    """
 
     def __init__(self) -> None:
-        self._items: deque[tuple[memoryview, Callable[[], None] | None]] = deque()
+        self._items: deque[tuple[list[memoryview], Callable[[], None] | None]] = deque()
         self.bytes_sent = 0
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def push(self, data: bytes | bytearray | memoryview, on_sent: Callable[[], None] | None = None) -> None:
-        self._items.append((memoryview(data).cast("B"), on_sent))
+    def push(self, data: Buffer | Sequence[Buffer], on_sent: Callable[[], None] | None = None) -> None:
+        self._items.append((as_views(data), on_sent))
 
     def pump(self, sock: socket.socket) -> None:
         """Send as much as the socket takes now; raises OSError if the peer is gone."""
         while self._items:
-            view, on_sent = self._items[0]
-            try:
-                n = sock.send(view)
-            except (BlockingIOError, InterruptedError):
-                return
-            self.bytes_sent += n
-            if n < len(view):
-                self._items[0] = (view[n:], on_sent)
-                return
+            views, on_sent = self._items[0]
+            if views:
+                try:
+                    n = sock.sendmsg(views) if len(views) > 1 else sock.send(views[0])
+                except (BlockingIOError, InterruptedError):
+                    return
+                self.bytes_sent += n
+                _consume(views, n)
+                if views:
+                    return  # the socket is full
             self._items.popleft()
             if on_sent is not None:
                 on_sent()
 
     def clear(self) -> int:
-        """Drop everything unsent; return how many buffers were dropped."""
+        """Drop everything unsent; return how many messages were dropped."""
         n = len(self._items)
         self._items.clear()
         return n
+
+
+def _consume(views: list[memoryview], n: int) -> None:
+    """Drop the first n bytes from a list of views, in place."""
+    while n and views:
+        if n >= views[0].nbytes:
+            n -= views.pop(0).nbytes
+        else:
+            views[0] = views[0][n:]
+            n = 0
 
 
 class TcpLink:
@@ -100,8 +126,9 @@ class TcpLink:
         assert self.sock is not None
         return self.sock.fileno()
 
-    def read_into(self, buf: bytearray) -> int:
-        """Bytes read into ``buf``; 0 means the peer closed; -1 nothing now. Raises OSError on a broken link."""
+    def read_into(self, buf: bytearray | memoryview) -> int:
+        """Bytes read into the start of ``buf`` (at most its length); 0 means the peer closed; -1 nothing now.
+        Raises OSError on a broken link."""
         assert self.sock is not None
         try:
             return self.sock.recv_into(buf)

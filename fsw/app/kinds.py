@@ -145,7 +145,8 @@ KINDS: dict[str, KindSpec] = {
             "profile": Field(dict, {}, keys=_CAMERA_PROFILE_INLINE),
             "serial_path": Field(str, "hil/{camera}.tty", doc="interface serial: the device to open, relative "
                                                               "to the output directory unless absolute"),
-            "frame_rate_hz": Field(float, 1.0, min=0.01, max=100.0),
+            "frame_rate_hz": Field(float, 1.0, min=0.01, max=1000.0, doc="streaming rate asked of the camera "
+                                                                         "(it caps it at its own limit)"),
             "stream_on_start": Field(bool, True),
             "reply_timeout_s": Field(float, 5.0, min=0.1),
             "reconnect_max_s": Field(float, 5.0, min=0.1),

@@ -21,6 +21,7 @@ from drivers.camera.profile import CameraProfile
 from hil.camera.faults import FaultInjector
 from hil.camera.frames import FrameSource
 from hil.camera.sensor import Defects
+from fsw.imaging.product import pixels_crc32c
 
 __all__ = ["CameraDevice", "EXPOSURE_RANGE_US", "GAIN_RANGE", "MAX_BURST"]
 
@@ -65,7 +66,7 @@ class CameraDevice:
         self.power_cycle_pending = False
         self._stuck = np.zeros(0, dtype=np.int64)
         self._dead = np.zeros(0, dtype=np.int64)
-        self.pixel_cache: dict[int, np.ndarray] = {}
+        self.pixel_cache: dict[int, tuple[np.ndarray, int]] = {}  # pixels and their CRC-32C
         self.pixel_cache_size = 0  # benchmarks: > 0 cycles that many rendered frames' pixels
         self.power_on(now)
 
@@ -268,16 +269,20 @@ class CameraDevice:
         counter = self.next_counter
         self.next_counter += 1
         temp = self.temp_c(now)
+        crc: int | None = None
         if self.pixel_cache_size:
+            # The rendered frame's pixel CRC is cached with it, as camera hardware computes it during
+            # readout; each frame's message CRC is still computed from it and its own header.
             key = counter % self.pixel_cache_size
-            if key not in self.pixel_cache or self.pixel_cache[key].shape != self.source.shape:
-                self.pixel_cache[key] = self.source.frame(counter, self.exposure_us, self.gain, temp_c=temp)
-            pixels = self.pixel_cache[key]
+            if key not in self.pixel_cache or self.pixel_cache[key][0].shape != self.source.shape:
+                px = self.source.frame(counter, self.exposure_us, self.gain, temp_c=temp)
+                self.pixel_cache[key] = (px, pixels_crc32c(px))
+            pixels, crc = self.pixel_cache[key]
         else:
             pixels = self.source.frame(counter, self.exposure_us, self.gain, temp_c=temp)
         return p.Frame(camera=self.camera, counter=counter, width=self.source.width, height=self.source.height,
                        bit_depth=self.source.bit_depth, pattern=self.source.pattern, exposure_us=self.exposure_us,
-                       gain=self.gain, temp_c=temp, t_capture=self.clock(), pixels=pixels)
+                       gain=self.gain, temp_c=temp, t_capture=self.clock(), pixels=pixels, pixels_crc32c=crc)
 
     def frame_sent(self) -> None:
         self.frames_sent += 1

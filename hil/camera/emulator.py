@@ -6,6 +6,10 @@ client at a time, a new connection replacing the old; or a pseudo-terminal
 paced at the profile's baud rate), the control port (a command ROUTER:
 faults, boom angle, scene), power cycling (the link goes down for the boot
 time), and ``OUT/hil/manifest.jsonl``, one line per frame put on the line.
+A frame goes out as its envelope's pieces (header, metadata, the pixel
+buffer itself, trailer) with one scatter-gather ``sendmsg``; up to
+:data:`FRAMES_IN_FLIGHT` frames are queued so the link never waits for the
+next frame to be made.
 Control commands are listed in :data:`CONTROL_COMMANDS` and in docs/cameras.md.
 """
 
@@ -15,8 +19,9 @@ import dataclasses
 import json
 import os
 import socket
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import zmq
 
@@ -27,15 +32,17 @@ from drivers.links.tcp import SendQueue, listen_tcp
 from fsw.app.config import parse_endpoint
 from fsw.bus.commands import CommandServer
 from fsw.errors import CommandRejected
-from fsw.imaging.product import pixels_crc32c
 from hil.camera.device import EXPOSURE_RANGE_US, GAIN_RANGE, CameraDevice
 from hil.camera.faults import FAULTS, FaultInjector
 from hil.camera.frames import FrameSource
 from hil.camera.view import SceneOptions
 
-__all__ = ["Manifest", "run", "CONTROL_COMMANDS", "CameraDevice", "EXPOSURE_RANGE_US", "GAIN_RANGE"]
+__all__ = ["Manifest", "run", "CONTROL_COMMANDS", "CameraDevice", "EXPOSURE_RANGE_US", "GAIN_RANGE",
+           "FRAMES_IN_FLIGHT", "MANIFEST_SYNC_S"]
 
 _RECV_BYTES = 1 << 16
+FRAMES_IN_FLIGHT = 2  # frames queued on the link at once (a camera's frame buffer)
+MANIFEST_SYNC_S = 0.2  # the manifest is fsynced at least this often while it has unsynced records
 CONTROL_COMMANDS = {
     "inject_fault": "{fault, ...its arguments}: arm a fault (hil/camera/faults.py FAULTS)",
     "clear_faults": "disarm pending link faults",
@@ -46,12 +53,25 @@ CONTROL_COMMANDS = {
 
 
 class Manifest:
-    """``OUT/hil/manifest.jsonl``: one flushed, fsynced JSON line per frame sent; append-only."""
+    """``OUT/hil/manifest.jsonl``: one JSON line per frame sent; append-only, fsynced in batches.
 
-    def __init__(self, path: Path) -> None:
+    :meth:`append` writes the line at once (``os.write``: a crash of this
+    process loses nothing); ``fsync`` runs when ``sync_s`` has passed since
+    the last one, from :meth:`append` or :meth:`tick` (the emulator ticks
+    every loop), and on :meth:`close`. So a crash of the machine loses at
+    most the records of frames sent in the last ``sync_s`` seconds (plus one
+    loop iteration); ``sync_s=0`` fsyncs every record.
+    """
+
+    def __init__(self, path: Path, sync_s: float = MANIFEST_SYNC_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.sync_s = sync_s
+        self._clock = clock
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.unsynced = 0
+        self._synced_at = clock()
 
     def last_counter(self, camera: str) -> int | None:
         """The highest counter already recorded for ``camera``; unreadable lines are ignored."""
@@ -68,9 +88,22 @@ class Manifest:
 
     def append(self, record: dict[str, Any]) -> None:
         os.write(self._fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
+        self.unsynced += 1
+        self.tick()
+
+    def tick(self) -> None:
+        """fsync if records are waiting and ``sync_s`` has passed since the last fsync."""
+        if self.unsynced and self._clock() - self._synced_at >= self.sync_s:
+            self.sync()
+
+    def sync(self) -> None:
         os.fsync(self._fd)
+        self.unsynced = 0
+        self._synced_at = self._clock()
 
     def close(self) -> None:
+        if self.unsynced:
+            self.sync()
         os.close(self._fd)
 
 
@@ -86,7 +119,7 @@ class _TcpSession:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def push(self, data: bytes, on_sent: Any = None) -> None:
+    def push(self, data: bytes | Sequence[bytes | memoryview], on_sent: Any = None) -> None:
         self.queue.push(data, on_sent)
 
     def pump(self, now: float) -> None:
@@ -117,7 +150,7 @@ class _Server:
         self.log = ctx.log
         self.camera = s["camera"]
         self.profile = profile_for_process(s, ctx.config.file)
-        self.manifest = Manifest(Path(ctx.out_dir) / "hil" / "manifest.jsonl")
+        self.manifest = Manifest(Path(ctx.out_dir) / "hil" / "manifest.jsonl", clock=ctx.monotonic)
         last = self.manifest.last_counter(self.camera)
         self.source = FrameSource(self.profile, s["seed"], SceneOptions.from_settings(s["scene"]))
         now = ctx.monotonic()
@@ -141,7 +174,7 @@ class _Server:
         self.decoder = p.StreamDecoder()
         self.seq = 0
         self.unsent: list[int] = []
-        self.held: list[tuple[float, bytes, p.Frame]] = []  # late frames
+        self.held: list[tuple[float, tuple[bytes | memoryview, ...], p.Frame, int]] = []  # late frames
         self.off_until = 0.0  # power cycling
         self.control = CommandServer(ctx.zmq, ctx.endpoint("control"))
         for name in CONTROL_COMMANDS:
@@ -209,28 +242,30 @@ class _Server:
 
     def send(self, msg: p.Message) -> None:
         msg = dataclasses.replace(msg, seq=self._next_seq())
+        enc = p.encode_parts(msg)
         if not isinstance(msg, p.Frame):
-            self.session.push(p.encode(msg))
+            self.session.push(enc.parts)
             return
-        fate = self.faults.frame_fate(p.encode(msg))
+        assert enc.pixels_crc32c is not None
+        fate = self.faults.frame_fate(enc.parts)
         if not fate.send:
             self.log.warning("frame_dropped_by_fault", counter=msg.counter)
             return
         if fate.delay_s > 0:
-            self.held.append((self.ctx.monotonic() + fate.delay_s, fate.data, msg))
+            self.held.append((self.ctx.monotonic() + fate.delay_s, fate.parts, msg, enc.pixels_crc32c))
             return
-        self._push_frame(fate.data, msg, fate.fault)
+        self._push_frame(fate.parts, msg, enc.pixels_crc32c, fate.fault)
 
-    def _push_frame(self, data: bytes, msg: p.Frame, fault: str) -> None:
+    def _push_frame(self, parts: tuple[bytes | memoryview, ...], msg: p.Frame, pixels_crc: int, fault: str) -> None:
         self.unsent.append(msg.counter)
-        self.session.push(data, lambda: self._frame_sent(msg, data, fault))
+        self.session.push(parts, lambda: self._frame_sent(msg, pixels_crc, fault))
 
-    def _frame_sent(self, frame: p.Frame, data: bytes, fault: str) -> None:
+    def _frame_sent(self, frame: p.Frame, pixels_crc: int, fault: str) -> None:
         if frame.counter in self.unsent:
             self.unsent.remove(frame.counter)
         self.device.frame_sent()
         rec = {"camera": frame.camera, "counter": frame.counter, "shape": [frame.height, frame.width],
-               "crc32c": pixels_crc32c(frame.pixels), "t_capture": frame.t_capture}
+               "crc32c": pixels_crc, "t_capture": frame.t_capture}
         if fault:
             rec["fault"] = fault  # never a sound frame downstream
         self.manifest.append(rec)
@@ -310,7 +345,7 @@ class _Server:
         ready = [h for h in self.held if h[0] <= now]
         for h in ready:
             self.held.remove(h)
-            self._push_frame(h[1], h[2], "")
+            self._push_frame(h[1], h[2], h[3], "")
 
     def step(self) -> None:
         now = self.ctx.monotonic()
@@ -324,12 +359,13 @@ class _Server:
         if self.session is not None and events.get(self.session.fileno()):
             self.read()
         now = self.ctx.monotonic()
+        self.manifest.tick()
         if self.faults.stalled(now) or now < self.off_until:
             return
         self._line_faults(now)
         if self.session is None:
             return
-        while not self.unsent and not self.held and self.device.frames_ready(now):
+        while len(self.unsent) < FRAMES_IN_FLIGHT and not self.held and self.device.frames_ready(now):
             self.send(self.device.take_frame(now))
         try:
             self.session.pump(now)
@@ -339,7 +375,9 @@ class _Server:
     def timeout_s(self, now: float) -> float:
         if self.session is None or self.faults.stalled(now):
             return 0.05
-        wait = min(0.05, self.device.next_event_s(now))
+        wait = 0.05
+        if len(self.unsent) < FRAMES_IN_FLIGHT and not self.held:  # else a due frame waits for the link
+            wait = min(wait, self.device.next_event_s(now))
         if self.held:
             wait = min(wait, max(0.0, min(h[0] for h in self.held) - now))
         if self.line is not None and self.line.pending():

@@ -37,9 +37,9 @@ FAULTS: dict[str, tuple[dict[str, float], str]] = {
 
 @dataclass
 class FrameFate:
-    """What the link does with one encoded frame."""
+    """What the link does with one encoded frame: its pieces, untouched unless a fault spoilt them."""
 
-    data: bytes
+    parts: tuple[bytes | memoryview, ...]
     send: bool = True
     delay_s: float = 0.0
     fault: str = ""  # "" for a sound frame, else the fault that spoilt it
@@ -129,24 +129,28 @@ class FaultInjector:
         self.new_stuck = self.new_dead = 0
         return stuck, dead
 
-    def frame_fate(self, data: bytes) -> FrameFate:
-        """Apply the armed link faults to one encoded frame (one fault per frame, in this order)."""
+    def frame_fate(self, parts: tuple[bytes | memoryview, ...]) -> FrameFate:
+        """Apply the armed link faults to one encoded frame's pieces (one fault per frame, in this order).
+
+        A sound frame keeps its pieces (nothing is copied); a corrupted or truncated one is joined first.
+        """
         if self.drop:
             self.drop -= 1
-            return FrameFate(data, send=False, fault="drop_frame")
+            return FrameFate(parts, send=False, fault="drop_frame")
         if self.corrupt:
             self.corrupt -= 1
-            buf = bytearray(data)
+            buf = bytearray(b"".join(parts))
             # Flip bytes in the payload, past the header, so the header still syncs and the CRC catches it.
             pos = self.rng.integers(20, max(21, len(buf) - 4), self.corrupt_bytes)
             for p in pos:
                 buf[int(p)] ^= int(self.rng.integers(1, 256))
-            return FrameFate(bytes(buf), fault="corrupt")
+            return FrameFate((bytes(buf),), fault="corrupt")
         if self.truncate:
             self.truncate -= 1
+            data = b"".join(parts)
             keep = max(21, int(len(data) * self.truncate_keep))
-            return FrameFate(data[:keep], fault="truncate")
+            return FrameFate((data[:keep],), fault="truncate")
         if self.late:
             self.late -= 1
-            return FrameFate(data, delay_s=self.late_s, fault="")
-        return FrameFate(data)
+            return FrameFate(parts, delay_s=self.late_s, fault="")
+        return FrameFate(parts)

@@ -80,6 +80,10 @@ class Rig:
         if crc != f["crc32c"]:
             self.bad.append(f"frame {f['counter']}: pixels do not match the header CRC")
         rec = self.manifest().get(f["counter"])
+        deadline = time.monotonic() + 2.0
+        while rec is None and time.monotonic() < deadline:  # the record follows the frame's last byte
+            time.sleep(0.02)
+            rec = self.manifest().get(f["counter"])
         if rec is None or rec["crc32c"] != crc or rec.get("fault"):
             self.bad.append(f"frame {f['counter']}: not a sound frame of the manifest: {rec}")
 

@@ -51,6 +51,7 @@ def test_send_region_reaches_imaging_as_make_roi_and_its_reply_becomes_an_event(
             imaging.poll(100)
         assert asked == [{"camera": "navcam", "counter": 3, "region": [8, 16, 64, 32]}]
         done = None
+        deadline = time.monotonic() + 20
         while done is None and time.monotonic() < deadline:
             msg = sub.recv(200)
             if msg is not None and msg.header.fields.get("name") == "region_request_done":

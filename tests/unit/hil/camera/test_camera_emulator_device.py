@@ -139,3 +139,18 @@ def test_manifest_continues_from_the_last_counter_of_its_camera(tmp_path: Path) 
     assert again.last_counter("navcam") == 5 and again.last_counter("hazcam") == 9
     assert again.last_counter("other") is None
     assert json.loads(path.read_text().splitlines()[0])["counter"] == 4
+
+
+def test_manifest_fsyncs_in_batches_and_on_close_but_writes_every_record_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "hil" / "manifest.jsonl"
+    now = [0.0]
+    m = Manifest(path, sync_s=0.2, clock=lambda: now[0])
+    for counter in range(3):
+        m.append({"camera": "navcam", "counter": counter})
+    assert m.unsynced == 3 and len(path.read_text().splitlines()) == 3  # in the file, not yet fsynced
+    now[0] = 0.25
+    m.tick()
+    assert m.unsynced == 0
+    m.append({"camera": "navcam", "counter": 3})
+    m.close()
+    assert m.unsynced == 0 and Manifest(path).last_counter("navcam") == 3
