@@ -247,6 +247,7 @@ class CameraDriver:
         self._reset_timing_counters()
         self.last_rx = ctx.monotonic()
         self.last_frame_at: float | None = None
+        self.priority_from: tuple[str, float] | None = None  # (priority, wall time of the CAPTURE command)
         self.silent = False
         self.next_keepalive = ctx.monotonic()
         self.settings_sent: dict[str, p.Message] = {}
@@ -297,6 +298,10 @@ class CameraDriver:
                 self.late_frames += 1
                 self._emit("frame_late", {"counter": fields["counter"], "late_s": round(late_s, 3)})
         self.last_frame_at = now
+        if self.priority_from is not None and fields["t_capture"] >= self.priority_from[1]:
+            # The first frame exposed after a priority CAPTURE carries the tag (imaging and downlink send it first).
+            fields = dict(fields, priority=self.priority_from[0])
+            self.priority_from = None
         self.pub.publish(f"frame.{self.camera}", "frame", fields, buffers=[pixels], t=fields["t_capture"])
 
     def _emit(self, name: str, details: dict[str, Any]) -> None:
@@ -457,8 +462,9 @@ class CameraDriver:
                 return {"link": "down", "note": "streaming will not start on reconnect"}
         if not self.connected:
             raise CommandRejected(f"{name}: camera link is {self.link_state}")
-        if name == "CAPTURE" and "priority" in args:
+        if name == "CAPTURE" and args.get("priority", "normal") != "normal":
             self.log.info("capture_requested", priority=args["priority"])
+            self.priority_from = (args["priority"], self.ctx.clock())
         if name == "STREAM_START":
             self.rate_hz = args["rate_hz"]
         msg = self._message(name, args)

@@ -63,7 +63,7 @@ COMMANDS: dict[str, CommandSpec] = {c.name: c for c in (
     CommandSpec(0x11, "STREAM_STOP", doc="Stop streaming; completes once the camera acknowledges, "
                                          "after which no more frames are published."),
     CommandSpec(0x12, "CAPTURE", (Arg("priority", str, required=False, choices=("normal", "confirmation")),),
-                doc="Capture and publish one frame (priority is logged; e.g. a deployment confirmation)."),
+                doc="Capture and publish one frame; priority confirmation tags the first frame exposed after the command."),
     CommandSpec(0x13, "SET_EXPOSURE", (Arg("exposure_us", int, 1, 10_000_000, "us"),),
                 doc="Set the exposure time."),
     CommandSpec(0x14, "SET_GAIN", (Arg("gain", float, 0.1, 64.0, "DN/e- relative to unity"),),

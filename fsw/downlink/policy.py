@@ -3,7 +3,8 @@
 Every stored item belongs to one downlink class:
 
 =============  ===========================================================
-``alert``      events from the lander's processes (``evt`` files)
+``alert``      events from the lander's processes (``evt`` files), and the products of a frame taken to
+               confirm a deployment (``priority: confirmation``): the front of the queue
 ``thumbnail``  thumbnails
 ``telemetry``  housekeeping recorded while a contact is open (realtime)
 ``requested``  any product an operator asked for (or made on request)
@@ -33,9 +34,9 @@ CLASSES = ("alert", "thumbnail", "telemetry", "requested", "playback", "rest")
 EVICTABLE = ("rest", "playback")  # in this order
 
 
-def class_of(kind: str, requested: bool) -> str:
+def class_of(kind: str, requested: bool, priority: str = "") -> str:
     """The downlink class of an item of ``kind``."""
-    if kind == "evt":
+    if kind == "evt" or priority == "confirmation":
         return "alert"
     if kind == "tlm":
         return "telemetry"

@@ -1,7 +1,7 @@
 """The downlink process: products and telemetry in, kept on disk, out by priority as CFDP over CCSDS on UDP.
 
 ``run(ctx)`` binds a PULL socket on ``products``; each message is
-``[msgpack {id, kind, camera, counter, score, requested}, product bytes]``. A
+``[msgpack {id, kind, camera, counter, score, requested, priority}, product bytes]``. A
 product is stored (fsync) and announced (``product_stored``) before anything
 else happens to it. With ``links.bus_sub`` set, the lander's housekeeping and
 events are recorded into segments (:mod:`fsw.downlink.recorder`) and stored
@@ -209,7 +209,8 @@ class DownlinkService:
             try:
                 head, data, product = parse_product_message(frames)
                 stored = self.store.add(head["id"], head["kind"], data, score=_score(head),
-                                        requested=head.get("requested") is True, codec=product.codec)
+                                        requested=head.get("requested") is True, codec=product.codec,
+                                        priority=head["priority"] if isinstance(head.get("priority"), str) else "")
             except (ProductError, StoreError) as exc:
                 self.c["products_rejected"] += 1
                 self.event("product_rejected", {"reason": str(exc)})

@@ -202,14 +202,14 @@ class ProductStore:
 
     # -- changes -------------------------------------------------------------------------------
     def add(self, product_id: str, kind: str, data: bytes | memoryview, score: float = 0.0,
-            requested: bool = False, codec: str = "") -> StoredProduct:
+            requested: bool = False, codec: str = "", priority: str = "") -> StoredProduct:
         """Make an item durable, then index it, evicting by policy if over quota.
 
         Raises StoreError if it cannot be stored (bad id, duplicate, no room, disk error)."""
         self._check_id(product_id)
         if self.get(product_id) is not None:
             raise StoreError(f"product {product_id} is already stored")
-        cls = class_of(kind, requested)
+        cls = class_of(kind, requested, priority)
         size = memoryview(data).nbytes
         victims = self._make_room(size, cls, float(score))
         final = self.path_of(product_id, 0)

@@ -93,7 +93,8 @@ class ImagingCore:
         self.pending.append((head, encode_product(p)))
         self.pub.publish(f"product.{p.kind}", "product",
                          {"id": p.id, "camera": p.camera, "counter": p.counter, "codec": p.codec,
-                          "bytes": len(p.payload), "crc32c": p.crc32c, "grades": p.grades})
+                          "bytes": len(p.payload), "crc32c": p.crc32c, "grades": p.grades,
+                          "priority": p.meta.get("priority", "")})
         self.flush()
 
     def flush(self) -> None:

@@ -43,20 +43,27 @@ _PUMP_S = 0.02
 
 
 def free_loopback_ports(endpoints: dict[str, str]) -> dict[str, str]:
-    """Every tcp/udp endpoint on the loopback moved to a port that is free now (same scheme)."""
+    """Every tcp/udp endpoint on the loopback moved to a port that is free now (same scheme).
+
+    Every probe socket stays bound until all ports are chosen, so no two endpoints get the same port."""
     out = {}
-    for name, addr in endpoints.items():
-        if not isinstance(addr, str) or addr.startswith("ipc://") or "://" not in addr:
-            out[name] = addr
-            continue
-        scheme, host, _port = parse_endpoint(addr)
-        if host not in _LOOPBACK:
-            out[name] = addr
-            continue
-        kind = socket.SOCK_DGRAM if scheme == "udp" else socket.SOCK_STREAM
-        with socket.socket(socket.AF_INET, kind) as s:
+    held: list[socket.socket] = []
+    try:
+        for name, addr in endpoints.items():
+            if not isinstance(addr, str) or addr.startswith("ipc://") or "://" not in addr:
+                out[name] = addr
+                continue
+            scheme, host, _port = parse_endpoint(addr)
+            if host not in _LOOPBACK:
+                out[name] = addr
+                continue
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if scheme == "udp" else socket.SOCK_STREAM)
+            held.append(s)
             s.bind(("127.0.0.1", 0))
             out[name] = f"{scheme}://127.0.0.1:{s.getsockname()[1]}"
+    finally:
+        for s in held:
+            s.close()
     return out
 
 

@@ -35,6 +35,15 @@ def test_thumbnails_come_before_older_full_frames_then_oldest_first(tmp_path: Pa
     assert store.next(exclude={"t1"}).id == "t2"
 
 
+def test_confirmation_products_go_to_the_front_of_the_queue(tmp_path: Path) -> None:
+    store = ProductStore(tmp_path / "s", clock=FakeClock())
+    store.add("t1", "thumbnail", b"a")
+    store.add("f1", "full", b"b")
+    store.add("c-thumb", "thumbnail", b"c", priority="confirmation")
+    store.add("c-full", "full", b"d", priority="confirmation")
+    assert store.ids()[:2] == ["c-thumb", "c-full"]
+
+
 def test_add_makes_the_payload_durable_before_the_row_exists(tmp_path: Path) -> None:
     store = ProductStore(tmp_path / "s", clock=FakeClock())
     p = store.add("p1", "full", b"payload-bytes")
