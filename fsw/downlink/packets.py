@@ -1,9 +1,12 @@
 """CFDP PDUs inside CCSDS Space Packets: pure wrap and unwrap, no sockets.
 
 One CFDP PDU travels as the user data field of one Space Packet (CCSDS
-133.0-B-2, no secondary header, unsegmented). The APID names the class of
-traffic, so a link analyser can tell thumbnails from full frames from
-ground directives; each APID has its own 14-bit sequence count.
+133.0-B-2, no secondary header, unsegmented). Every CFDP PDU goes on APID
+2045 (0x7FD), the APID under which Wireshark's CCSDS dissector hands the data
+field to its CFDP dissector (it offers no "Decode As" for other APIDs), so a
+recorded link opens in Wireshark down to each PDU. The class of a transfer is
+in its CFDP transaction (file name, transaction id), not in the APID; the
+wrapper still keeps a 14-bit sequence count per APID for any other traffic.
 
 :func:`unwrap` parses the Space Packet header (spacepackets'
 ``SpacePacketHeader``), then the PDU (``PduFactory``); any fault raises a
@@ -27,6 +30,7 @@ from fsw.errors import ProtocolError
 
 __all__ = [
     "APIDS",
+    "APID_CFDP",
     "APID_THUMBNAIL",
     "APID_FULL",
     "APID_DIRECTIVE",
@@ -40,11 +44,12 @@ __all__ = [
     "unwrap",
 ]
 
-APID_THUMBNAIL = 0x101
-APID_FULL = 0x102
-APID_TELEMETRY = 0x103
-APID_EVENTS = 0x104
-APID_DIRECTIVE = 0x110
+APID_CFDP = 0x7FD  # Wireshark's CFDP APID
+APID_THUMBNAIL = APID_CFDP
+APID_FULL = APID_CFDP
+APID_TELEMETRY = APID_CFDP
+APID_EVENTS = APID_CFDP
+APID_DIRECTIVE = APID_CFDP
 APIDS: dict[str, int] = {"thumbnail": APID_THUMBNAIL, "full": APID_FULL, "tlm": APID_TELEMETRY,
                          "tlm_playback": APID_TELEMETRY, "evt": APID_EVENTS, "directive": APID_DIRECTIVE}
 _SEQ_MODULO = 1 << 14
