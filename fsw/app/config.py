@@ -185,8 +185,9 @@ def validate_config(data: Any, file: str = "<config>") -> Config:
             ref = eps[role]
             if ref not in endpoints:
                 raise ConfigError(file, f"{prefix}.endpoints.{role}", f"one of the endpoints {sorted(endpoints)}", ref)
-            if not endpoints[ref].startswith(scheme):
-                raise ConfigError(file, f"{prefix}.endpoints.{role}", f"a {scheme} endpoint", endpoints[ref])
+            if endpoints[ref].split("://", 1)[0] not in scheme.split("|"):
+                raise ConfigError(file, f"{prefix}.endpoints.{role}", f"a {scheme.replace('|', ' or ')} endpoint",
+                                  endpoints[ref])
         rest = {k: v for k, v in pdata.items() if k not in ("kind", "endpoints")}
         checked = _check_mapping(file, prefix, spec.keys, rest)
         for key, fspec in spec.keys.items():

@@ -102,7 +102,7 @@ _CONTACT_PLAN = {
 KINDS: dict[str, KindSpec] = {
     "bus.broker": KindSpec(
         entry="fsw.bus.broker:run",
-        endpoints={"xsub": "tcp", "xpub": "tcp"},
+        endpoints={"xsub": "tcp|ipc", "xpub": "tcp|ipc"},
         doc="XSUB/XPUB proxy: the software bus.",
     ),
     "hil.camera": KindSpec(
@@ -138,7 +138,7 @@ KINDS: dict[str, KindSpec] = {
     ),
     "drivers.camera": KindSpec(
         entry="drivers.camera.driver:run",
-        endpoints={"link": "tcp", "bus_pub": "tcp", "command": "tcp"},
+        endpoints={"link": "tcp", "bus_pub": "tcp|ipc", "command": "tcp"},
         keys={
             "camera": Field(str),
             "profile_file": Field(str, "", doc="the camera's profile (interface, frame size, line rate)"),
@@ -165,7 +165,7 @@ KINDS: dict[str, KindSpec] = {
     ),
     "fsw.imaging": KindSpec(
         entry="fsw.imaging.core:run",
-        endpoints={"bus_pub": "tcp", "bus_sub": "tcp", "products": "tcp", "command": "tcp"},
+        endpoints={"bus_pub": "tcp|ipc", "bus_sub": "tcp|ipc", "products": "tcp", "command": "tcp"},
         keys={
             "cameras": Field(list, ["navcam"]),
             "thumbnail_px": Field(int, 256, min=16, max=1024),
@@ -196,7 +196,7 @@ KINDS: dict[str, KindSpec] = {
     ),
     "fsw.downlink": KindSpec(
         entry="fsw.downlink.service:run",
-        endpoints={"bus_pub": "tcp", "products": "tcp", "radio": "udp", "relay": "udp", "command": "tcp"},
+        endpoints={"bus_pub": "tcp|ipc", "products": "tcp", "radio": "udp", "relay": "udp", "command": "tcp"},
         keys={
             "store_dir": Field(str, "store"),
             "entity_id": Field(int, 1, min=1, max=65535),
@@ -249,7 +249,7 @@ KINDS: dict[str, KindSpec] = {
     ),
     "fsw.ground": KindSpec(
         entry="fsw.ground.station:run",
-        endpoints={"radio": "udp", "relay": "udp", "bus_pub": "tcp"},
+        endpoints={"radio": "udp", "relay": "udp", "bus_pub": "tcp|ipc"},
         keys={
             "entity_id": Field(int, 2, min=1, max=65535),
             "lander_entity_id": Field(int, 1, min=1, max=65535),
@@ -264,7 +264,7 @@ KINDS: dict[str, KindSpec] = {
     ),
     "hil.deploy": KindSpec(
         entry="hil.deploy.emulator:run",
-        endpoints={"link": "tcp", "control": "tcp", "bus_pub": "tcp"},
+        endpoints={"link": "tcp", "control": "tcp", "bus_pub": "tcp|ipc"},
         keys={
             "profile": Field(str, doc="mechanism profile: a name in configs/mechanisms/ or a path"),
             "profile_overrides": Field(dict, {}, doc="top-level profile keys to replace, sections merged"),
@@ -281,7 +281,7 @@ KINDS: dict[str, KindSpec] = {
     ),
     "drivers.deploy": KindSpec(
         entry="drivers.deploy.driver:run",
-        endpoints={"link": "tcp", "bus_pub": "tcp", "command": "tcp"},
+        endpoints={"link": "tcp", "bus_pub": "tcp|ipc", "command": "tcp"},
         keys={
             "mechanism": Field(str, doc="the name operators ARM and FIRE"),
             "profile": Field(str),

@@ -95,3 +95,12 @@ def test_nested_profile_key_is_checked() -> None:
     raw["processes"]["navcam_emulator"]["profile"]["bit_depth"] = 11
     with pytest.raises(ConfigError, match=r"profile\.bit_depth"):
         validate_config(raw, "x.yaml")
+
+
+def test_bus_roles_accept_ipc_and_name_both_schemes_when_wrong() -> None:
+    raw = demo_raw()
+    raw["endpoints"]["bus_pub"] = "ipc:///tmp/pdh-bus-pub.sock"
+    assert validate_config(raw, "x.yaml").endpoint("broker", "xsub") == "ipc:///tmp/pdh-bus-pub.sock"
+    raw["endpoints"]["bus_sub"] = "udp://127.0.0.1:40000"
+    with pytest.raises(ConfigError, match="tcp or ipc endpoint"):
+        validate_config(raw, "x.yaml")
