@@ -117,7 +117,7 @@ def _core_child(profile: dict[str, Any], scale: float, n_frames: int, cores: int
     proc.accept(frames[0])  # warm up the pool and the codecs
     while proc.busy():
         proc.step()
-        time.sleep(0.0005)
+        proc.wait(1.0)
     products.clear()
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -125,7 +125,7 @@ def _core_child(profile: dict[str, Any], scale: float, n_frames: int, cores: int
         proc.accept(frames[i % len(frames)])
     while proc.busy():
         proc.step()
-        time.sleep(0.0005)
+        proc.wait(1.0)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
     proc.close()

@@ -10,6 +10,7 @@ The process adapter (:mod:`fsw.imaging.core`) and the benchmarks drive this same
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -81,6 +82,11 @@ class FrameProcessor:
 
     def busy(self) -> bool:
         return bool(self.waiting or self.inflight)
+
+    def wait(self, timeout_s: float) -> None:
+        """Block until the oldest encoding finishes (or ``timeout_s``): for callers with no socket to poll."""
+        if self.inflight:
+            concurrent.futures.wait([self.inflight[0][1]], timeout=timeout_s)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
