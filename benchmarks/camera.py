@@ -13,7 +13,14 @@ Legs, all in one run, each for ``duration_s``:
   copy): link, decode and both CRC checks; counted from the driver's health
   telemetry;
 - emulator -> driver -> bus: the same processes, now with a subscriber here
-  counting ``frame.navcam`` messages: the figure the target is about.
+  counting ``frame.navcam`` messages: the figure the target is about;
+- emulator -> driver -> bus (shm frames): fresh processes, the driver with
+  ``frame_transport: shm`` (pixels received straight into a shared-memory
+  ring, only a handle on the bus); the subscriber here resolves every frame
+  from shared memory and counts the good ones, first checking each in place
+  (CRC-32C over the slot, generation checked after), then as the imaging
+  core does, with :func:`fsw.imaging.frame.frame_from_message` (one copy
+  out, generation, CRC-32C and bit depth checked).
 
 The emulator runs in benchmark mode (``frame_cache``: it cycles the pixels of
 a few rendered frames, and their pixel CRCs, so the sensor model's cost is
@@ -36,6 +43,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+import crc32c
 import numpy as np
 import yaml
 import zmq
@@ -43,6 +51,8 @@ import zmq
 from benchmarks.figures import Column, Table, ratio
 from drivers.camera import protocol as p
 from fsw.bus.client import Publisher, Subscriber
+from fsw.bus.frames_shm import FrameRingReader
+from fsw.imaging.frame import FrameRejected, frame_from_message
 
 __all__ = ["bench_camera"]
 
@@ -164,7 +174,7 @@ def _processes(raw: dict[str, Any], tmp: str, names: tuple[str, ...]) -> Iterato
                 proc.wait()
 
 
-def _chain_config(size_px: int) -> dict[str, Any]:
+def _chain_config(size_px: int, frame_transport: str = "inline") -> dict[str, Any]:
     ep = {n: f"tcp://127.0.0.1:{_free_port()}" for n in ("bus_pub", "bus_sub", "link", "cmd", "ctl")}
     profile = {"width": size_px, "height": size_px, "max_frame_rate_hz": 1000.0, "readout_s": 0.0,
                "exposure_us": 100}
@@ -174,7 +184,7 @@ def _chain_config(size_px: int) -> dict[str, Any]:
                 "profile_file": "navcam", "profile": profile, "frame_cache": 4},
         "drv": {"kind": "drivers.camera", "endpoints": {"link": "link", "bus_pub": "bus_pub", "command": "cmd"},
                 "camera": "navcam", "profile_file": "navcam", "profile": profile, "frame_rate_hz": 1000.0,
-                "defect_check": False},
+                "defect_check": False, "frame_transport": frame_transport},
     }}
 
 
@@ -192,8 +202,27 @@ def _link_leg(sub: Subscriber, drv_pid: int, duration_s: float) -> tuple[float, 
     return (n1 - n0) / (t1 - t0), (c1 - c0) / max(n1 - n0, 1)
 
 
-def _full_leg(endpoint: str, drv_pid: int, duration_s: float) -> tuple[float, float, int]:
-    """Frames per second on the bus, driver CPU seconds per frame, frames lost on the bus."""
+def _checked_in_place(msg: Any, rings: dict[str, FrameRingReader]) -> bool:
+    """The frame's pixel CRC-32C over its ring slot, and the slot not rewritten meanwhile."""
+    h = msg.header.fields["shm"]
+    ring = rings.get(h["name"]) or rings.setdefault(h["name"], FrameRingReader(h["name"]))
+    args = (h["slot"], h["generation"], h["length"], h["offset"])
+    view = ring.get(*args)
+    if view is None:
+        return False
+    ok = crc32c.crc32c(view) == msg.header.fields["crc32c"]
+    view.release()
+    return ok and ring.valid(*args)
+
+
+def _full_leg(endpoint: str, drv_pid: int, duration_s: float,
+              resolve: str = "") -> tuple[float, float, int]:
+    """Frames per second on the bus, driver CPU seconds per frame, frames lost on the bus.
+
+    ``resolve``: "in_place" checks every shared-memory frame where it lies, "copy" turns it into a checked
+    :class:`~fsw.imaging.frame.Frame`; only frames that pass count, and a rejected one counts as lost.
+    """
+    rings: dict[str, FrameRingReader] = {}
     zctx = zmq.Context()
     sub = Subscriber(zctx, endpoint, ["frame.navcam"], rcvhwm=50)
     try:
@@ -203,6 +232,13 @@ def _full_leg(endpoint: str, drv_pid: int, duration_s: float) -> tuple[float, fl
         while time.monotonic() - t0 < duration_s:
             msg = sub.recv(200)
             if msg is not None:
+                if resolve == "in_place" and not _checked_in_place(msg, rings):
+                    continue
+                if resolve == "copy":
+                    try:
+                        frame_from_message(msg)
+                    except FrameRejected:
+                        continue
                 n += 1
                 c = msg.header.fields["counter"]
                 first = c if first is None else first
@@ -212,6 +248,8 @@ def _full_leg(endpoint: str, drv_pid: int, duration_s: float) -> tuple[float, fl
     finally:
         sub.close()
         zctx.destroy(linger=0)
+        for ring in rings.values():
+            ring.close()
     lost = 0 if first is None else (last - first + 1) - n
     return n / dt, cpu / max(n, 1), lost
 
@@ -231,12 +269,21 @@ def _chain_legs(size_px: int, duration_s: float) -> tuple[tuple[float, float], t
     return link, full
 
 
+def _shm_legs(size_px: int, duration_s: float) -> list[tuple[float, float, int]]:
+    """The full chain with the driver's ``frame_transport: shm``: frames checked in place, then copied out."""
+    raw = _chain_config(size_px, frame_transport="shm")
+    with tempfile.TemporaryDirectory() as tmp, _processes(raw, tmp, ("broker", "emu", "drv")) as procs:
+        return [_full_leg(raw["endpoints"]["bus_sub"], procs["drv"].pid, duration_s, resolve=mode)
+                for mode in ("in_place", "copy")]
+
+
 def bench_camera(size_px: int = 2048, duration_s: float = 10.0) -> Table:
     # The raw baseline is taken at the start and at the end (half the duration each) and the faster kept,
     # so the ratios are not flattered by a slow moment of the machine.
     first_raw = _raw_leg(size_px, duration_s / 2)
     bus_fps = _bus_leg(size_px, duration_s)
     (link_fps, link_cpu_s), (fps, cpu_per_frame_s, lost) = _chain_legs(size_px, duration_s)
+    (shm_fps, shm_cpu_s, shm_lost), (copy_fps, copy_cpu_s, copy_lost) = _shm_legs(size_px, duration_s)
     raw_fps, frame_bytes = max(first_raw, _raw_leg(size_px, duration_s / 2))
     mb = frame_bytes / 1e6
     rows = [
@@ -248,6 +295,10 @@ def bench_camera(size_px: int = 2048, duration_s: float = 10.0) -> Table:
          "mb_s": link_fps * mb, "cpu_ms_frame": link_cpu_s * 1e3, "lost": None},
         {"leg": "emulator -> driver -> bus", "vs_raw": ratio(fps, raw_fps), "fps": fps, "mb_s": fps * mb,
          "cpu_ms_frame": cpu_per_frame_s * 1e3, "lost": lost},
+        {"leg": "emulator -> driver -> bus (shm frames, CRC in place)", "vs_raw": ratio(shm_fps, raw_fps),
+         "fps": shm_fps, "mb_s": shm_fps * mb, "cpu_ms_frame": shm_cpu_s * 1e3, "lost": shm_lost},
+        {"leg": "emulator -> driver -> bus (shm frames, copied out)", "vs_raw": ratio(copy_fps, raw_fps),
+         "fps": copy_fps, "mb_s": copy_fps * mb, "cpu_ms_frame": copy_cpu_s * 1e3, "lost": copy_lost},
     ]
     return Table(
         name="camera", title=f"Camera link, {size_px}x{size_px} 12-bit over TCP loopback",
@@ -264,6 +315,11 @@ def bench_camera(size_px: int = 2048, duration_s: float = 10.0) -> Table:
                f"the raw socket copies each byte twice (into and out of the kernel); the chain copies it six "
                f"times (emulator -> driver, driver -> broker, broker -> subscriber), on {os.cpu_count()} cores "
                f"shared by the emulator, driver, broker and subscriber",
+               "shm frames (opt-in frame_transport: shm): the link receives each frame into a shared-memory "
+               "ring slot and the bus carries only a handle; the subscriber reads the slot and checks the "
+               "CRC-32C and the slot's generation after the read ('CRC in place'), or copies the pixels out as "
+               "the imaging core does (frame_from_message: copy, generation, CRC-32C, bit-depth pass); a frame "
+               "overwritten before it was read counts lost; the subscriber's passes share the 2 cores",
                "frames lost: the driver's publisher drops at its high-water mark when the subscriber falls behind "
                "(the bus's policy); the driver counted them good",
                "the emulator cycles 4 rendered frames and their pixel CRCs (frame_cache), so sensor simulation "

@@ -7,11 +7,18 @@ link (reconnect with exponential backoff), the bus publisher, the command
 server, health telemetry, and what silence means (a stall is a timeout
 and a truncated frame; a camera silent past the latch timeout is
 power-cycled). :func:`run` is the process entry.
+
+With ``frame_transport: shm`` the pixels do not ride the bus: a frame
+message large enough to matter is received by the kernel straight into a
+slot of a shared-memory ring (:mod:`fsw.bus.frames_shm`), and
+``frame.<camera>`` carries the usual header fields plus ``shm: {name, slot,
+generation, length, offset}`` and no buffer.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,15 +34,17 @@ from drivers.links.tcp import Backoff, TcpLink
 from fsw.app.config import parse_endpoint
 from fsw.app.process import HealthReporter
 from fsw.bus.commands import CommandServer
+from fsw.bus.frames_shm import FrameRing
 from fsw.bus.message import RESERVED_KEYS
 from fsw.errors import CommandRejected
 
-__all__ = ["DriverCore", "CameraDriver", "run", "frame_fields"]
+__all__ = ["DriverCore", "CameraDriver", "RingDecoder", "run", "frame_fields"]
 
 PublishFrame = Callable[[dict[str, Any], memoryview], None]
 Emit = Callable[[str, dict[str, Any]], None]
 _HUNT_RECV_BYTES = 64 << 10  # reads between messages: small, so little of the next message is copied
 _BAD_FRAME_ERRORS = (p.CrcError, p.TruncatedError, p.HeaderCrcError, p.LengthError)
+_SHM_MESSAGE_MARGIN = 4096  # a slot holds a whole FRAME message: envelope, metadata, camera id, pixels, trailer
 
 
 def frame_fields(f: p.Frame, crc: int) -> dict[str, Any]:
@@ -45,11 +54,36 @@ def frame_fields(f: p.Frame, crc: int) -> dict[str, Any]:
             "temp_c": f.temp_c, "t_capture": f.t_capture, "crc32c": crc}
 
 
+class RingDecoder(p.StreamDecoder):
+    """A stream decoder that collects each large FRAME message in a slot of a shared-memory ring.
+
+    So the link receives a frame's bytes straight into the slot (through
+    :meth:`recv_target`) and its pixels, a view of the message, are already
+    where readers find them. Only messages longer than ``min_bytes`` take a
+    slot: with the driver's small hunting reads, at most one such message is
+    then between its completion and its publication, so the ring never wraps
+    under it. Everything else behaves as :class:`~drivers.camera.decoder.StreamDecoder`.
+    """
+
+    def __init__(self, ring: FrameRing, min_bytes: int = _HUNT_RECV_BYTES) -> None:
+        super().__init__()
+        self.ring = ring
+        self.min_bytes = min_bytes
+
+    def _start_message(self, mtype: int, length: int) -> None:
+        super()._start_message(mtype, length)
+        total = p.HEADER_LEN + length + p.TRAILER_LEN
+        if mtype == p.MsgType.FRAME and self.min_bytes < total <= self.ring.slot_bytes:
+            _, area = self.ring.begin()
+            self._msg = area[:total]
+
+
 class DriverCore:
     """Decodes the link, validates frames, counts faults; no sockets, no clock."""
 
     def __init__(self, camera: str, publish_frame: PublishFrame, emit: Emit, max_temp_c: float = 60.0,
-                 defect_check: bool = True) -> None:
+                 defect_check: bool = True,
+                 decoder_factory: Callable[[], p.StreamDecoder] = p.StreamDecoder) -> None:
         self.camera = camera
         self.max_temp_c = max_temp_c
         self.defect_check = defect_check
@@ -57,7 +91,8 @@ class DriverCore:
         self.defects = (0, 0)  # dead, stuck in the last frame
         self._publish_frame = publish_frame
         self._emit = emit
-        self.decoder = p.StreamDecoder()
+        self._decoder_factory = decoder_factory
+        self.decoder = decoder_factory()
         self._seq = 0
         self.awaiting: set[int] = set()
         self.replies: dict[int, p.Message] = {}
@@ -112,7 +147,7 @@ class DriverCore:
         """The link ended: whatever was half received is truncated; start afresh."""
         for item in self.decoder.finish():
             self._on_item(item)
-        self.decoder = p.StreamDecoder()
+        self.decoder = self._decoder_factory()
         self._seq = 0  # sequence numbers restart with every connection
         self.awaiting.clear()
         self.replies.clear()
@@ -228,7 +263,9 @@ class CameraDriver:
         self.link = self._make_link()
         self.pub = ctx.publisher()
         max_temp = s["max_temp_c"] if s["max_temp_c"] is not None else self.profile.max_temp_c
-        self.core = DriverCore(self.camera, self._publish_frame, self._emit, max_temp, s["defect_check"])
+        self.ring = self._make_ring() if s["frame_transport"] == "shm" else None
+        decoder = (lambda: RingDecoder(self.ring)) if self.ring is not None else p.StreamDecoder
+        self.core = DriverCore(self.camera, self._publish_frame, self._emit, max_temp, s["defect_check"], decoder)
         self.commands = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self._emit,
                                       reset_counters=self._reset_counters)
         for name in COMMANDS:
@@ -260,6 +297,16 @@ class CameraDriver:
             return SerialLink(str(path), int(self.profile.link_rate_bps))
         _, host, port = parse_endpoint(self.ctx.endpoint("link"))
         return TcpLink(host, port, timeout_s=1.0)
+
+    def _make_ring(self) -> FrameRing:
+        name = self.s["shm_ring"]
+        if not name:  # unique per run: two runs on one host with the same process names must not share it
+            run_id = hashlib.sha256(str(Path(self.ctx.out_dir).resolve()).encode()).hexdigest()[:10]
+            name = f"{self.ctx.name}-{run_id}"
+        slot_bytes = self.profile.width * self.profile.height * self.profile.bytes_per_pixel + _SHM_MESSAGE_MARGIN
+        ring = FrameRing(name, self.s["shm_slots"], slot_bytes)
+        self.log.info("frame_ring_created", ring=name, slots=ring.slots, slot_bytes=slot_bytes)
+        return ring
 
     def _reset_timing_counters(self) -> None:
         self.timeouts = 0
@@ -302,7 +349,20 @@ class CameraDriver:
             # The first frame exposed after a priority CAPTURE carries the tag (imaging and downlink send it first).
             fields = dict(fields, priority=self.priority_from[0])
             self.priority_from = None
-        self.pub.publish(f"frame.{self.camera}", "frame", fields, buffers=[pixels], t=fields["t_capture"])
+        if self.ring is None or pixels.nbytes > self.ring.slot_bytes:  # bigger than the profile: inline
+            self.pub.publish(f"frame.{self.camera}", "frame", fields, buffers=[pixels], t=fields["t_capture"])
+            return
+        fields = dict(fields, shm=self._to_ring(pixels).fields())
+        self.pub.publish(f"frame.{self.camera}", "frame", fields, t=fields["t_capture"])
+
+    def _to_ring(self, pixels: memoryview) -> Any:
+        """Commit the slot the pixels were received into; pixels from anywhere else are copied into one."""
+        assert self.ring is not None
+        for slot in self.ring.open_slots():
+            offset = self.ring.offset_in(slot, pixels)
+            if offset is not None:
+                return self.ring.commit(slot, pixels.nbytes, offset)
+        return self.ring.put(pixels)
 
     def _emit(self, name: str, details: dict[str, Any]) -> None:
         spec = EVENTS.get(name)
@@ -506,6 +566,8 @@ class CameraDriver:
         self.health.tick(force=True)
         self.commands.close()
         self.pub.close()
+        if self.ring is not None:
+            self.ring.close()
 
 
 def run(ctx: Any) -> None:

@@ -160,6 +160,13 @@ KINDS: dict[str, KindSpec] = {
             "power_cycle_on_latch": Field(bool, True),
             "max_temp_c": Field(float, None, doc="over-temperature event above this; default: the profile's"),
             "defect_check": Field(bool, True, doc="count dead (0 DN) and full-scale pixels in every frame"),
+            "frame_transport": Field(str, "inline", choices=("inline", "shm"),
+                                     doc="inline: pixels ride the bus as a buffer; shm: they stay in a shared-"
+                                         "memory ring on this host and the bus carries a handle to them"),
+            "shm_slots": Field(int, 8, min=2, max=256, doc="frame_transport shm: frames the ring holds before "
+                                                            "the oldest is overwritten"),
+            "shm_ring": Field(str, "", doc="frame_transport shm: ring name ([A-Za-z0-9_.-]); default "
+                                           "'<process>-<hash of the output directory>', unique per run"),
         },
         doc="Camera driver: commands the camera, checks frames, publishes them.",
     ),
