@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 __all__ = ["exposure_grades", "sharpness", "noise_sigma_dn", "prediction_entropy_bits", "block_means",
-           "frame_blocks", "change_fraction", "grade_frame", "thumbnail_only"]
+           "frame_blocks", "change_fraction", "grade_frame", "grade_frame_and_blocks", "thumbnail_only"]
 
 
 def _luma(px: np.ndarray, pattern: str) -> np.ndarray:
@@ -122,6 +122,13 @@ def grade_frame(px: np.ndarray, bit_depth: int, pattern: str = "mono", previous_
                 blocks: np.ndarray | None = None) -> dict[str, Any]:
     """Every grade of one frame. ``previous_blocks``: :func:`frame_blocks` of the camera's previous
     frame; ``blocks``: this frame's, if the caller already has them."""
+    return grade_frame_and_blocks(px, bit_depth, pattern, previous_blocks, blocks)[0]
+
+
+def grade_frame_and_blocks(px: np.ndarray, bit_depth: int, pattern: str = "mono",
+                           previous_blocks: np.ndarray | None = None,
+                           blocks: np.ndarray | None = None) -> tuple[dict[str, Any], np.ndarray | None]:
+    """The grades, and this frame's block means to keep for the next frame's change grade."""
     luma = _luma(px, pattern)
     if blocks is None:
         blocks = block_means(luma)
@@ -131,7 +138,7 @@ def grade_frame(px: np.ndarray, bit_depth: int, pattern: str = "mono", previous_
     g["entropy_bpp"] = prediction_entropy_bits(px if pattern == "mono" else px[::2, ::2])
     g["change_frac"] = change_fraction(blocks, previous_blocks, bit_depth)
     g["score"] = round(_score(g, bit_depth), 4)
-    return g
+    return g, blocks
 
 
 def _score(g: dict[str, Any], bit_depth: int) -> float:

@@ -20,7 +20,7 @@ from fsw.errors import PdhError
 from fsw.imaging.autoexposure import AutoExposure, AutoExposureConfig, ExposureCommand
 from fsw.imaging.calibration import CalibrationManager
 from fsw.imaging.frame import Frame
-from fsw.imaging.grades import frame_blocks, grade_frame, thumbnail_only
+from fsw.imaging.grades import grade_frame_and_blocks, thumbnail_only
 from fsw.imaging.pipeline import make_lossless, make_thumbnail
 from fsw.imaging.product import Product
 
@@ -102,10 +102,8 @@ class FrameProcessor:
     def _front_end(self, frame: Frame, full_frame: bool = True) -> None:
         t0 = time.perf_counter()
         try:
-            blocks = frame_blocks(frame.pixels, frame.pattern)
-            grades = grade_frame(frame.pixels, frame.bit_depth, frame.pattern, self._blocks.get(frame.camera),
-                                 blocks)
-            self._blocks[frame.camera] = blocks
+            grades, self._blocks[frame.camera] = grade_frame_and_blocks(
+                frame.pixels, frame.bit_depth, frame.pattern, self._blocks.get(frame.camera))
             t1 = time.perf_counter()
             if self.calibration is not None:
                 cal = self.calibration.active.get(frame.camera)
