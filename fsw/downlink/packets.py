@@ -137,11 +137,17 @@ def _parse_pdu(data: bytes) -> GenericPduPacket:
     return pdu
 
 
-def unwrap(datagram: bytes | bytearray | memoryview) -> Unwrapped:
-    """Parse one datagram: a Space Packet whose data field is exactly one CFDP PDU."""
+def unwrap(datagram: bytes | bytearray | memoryview, require_crc: bool = False) -> Unwrapped:
+    """Parse one datagram: a Space Packet whose data field is exactly one CFDP PDU.
+
+    With ``require_crc`` a PDU whose header says it carries no CRC is refused: our entities
+    always send one (CCSDS 727.0-B-5 §5.1.1 CRC flag), so a clear flag means the header bit
+    itself was hit, the one flip a PDU's own CRC cannot catch."""
     raw = bytes(datagram)
     header = _parse_header(raw)
     pdu_bytes = raw[CCSDS_HEADER_LEN:]
     pdu = _parse_pdu(pdu_bytes)
+    if require_crc and not pdu.pdu_header.crc_flag:
+        raise PduError("CFDP PDU without a CRC on a link that requires one")
     return Unwrapped(apid=header.apid, seq_count=header.seq_count, packet_type=header.packet_type,
                      pdu=pdu, pdu_len=len(pdu_bytes))

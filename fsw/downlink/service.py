@@ -261,7 +261,7 @@ class DownlinkService:
                 return
             self.c["packets_received"] += 1
             try:
-                packet = unwrap(got[0])
+                packet = unwrap(got[0], require_crc=True)
             except ProtocolError as exc:
                 self.c["datagrams_rejected"] += 1
                 self.limited_event("datagram_rejected", {"reason": str(exc), "bytes": len(got[0])})

@@ -149,7 +149,7 @@ class GroundStation:
             self.c["packets_received"] += 1
             self.c["bytes_received"] += len(got[0])
             try:
-                packet = unwrap(got[0])
+                packet = unwrap(got[0], require_crc=True)
             except ProtocolError as exc:
                 self.c["datagrams_rejected"] += 1
                 self.limited_event("datagram_rejected", {"reason": str(exc), "bytes": len(got[0])})
