@@ -13,8 +13,8 @@ The camera's stream decoder hands payloads to the camera's own payload
 decoder, so this module carries a small stream decoder of its own for the
 same envelope (mechanism messages are at most :data:`MAX_PAYLOAD_BYTES`).
 
-Message types: PING 0x01 and STATUS 0x02, ACK 0x80 and NAK 0x81 keep the
-camera's codes and layouts; ARM 0x40, DISARM 0x41, FIRE 0x42 (circuit),
+Message types: PING 0x01 and STATUS 0x02, ACK 0x80 and NAK 0x81 are the
+camera's own messages (imported, so codes and layouts cannot drift); ARM 0x40, DISARM 0x41, FIRE 0x42 (circuit),
 STOP 0x43 and SAMPLE 0xC0 (the answer to STATUS) are the mechanism's.
 """
 
@@ -27,6 +27,7 @@ from typing import Union
 
 import crc32c
 
+from drivers.camera.messages import Ack, Nak, Ping, StatusRequest  # the family's shared messages
 from drivers.camera.protocol import (  # the protocol family's envelope constants and errors
     SYNC, VERSION, Code, CrcError, EncodeError, HeaderCrcError, LengthError, MalformedPayload, SyncLostError,
     TruncatedError, UnknownMessageType, UnsupportedVersion, WireError,
@@ -62,16 +63,6 @@ class MsgType:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Ping:
-    seq: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class StatusRequest:
-    seq: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
 class Arm:
     seq: int = 0
 
@@ -89,22 +80,6 @@ class Fire:
 
 @dataclass(frozen=True, kw_only=True)
 class Stop:
-    seq: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class Ack:
-    ref_seq: int
-    code: int = Code.OK
-    reason: str = ""
-    seq: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class Nak:
-    ref_seq: int
-    code: int
-    reason: str = ""
     seq: int = 0
 
 
