@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import yaml
 import zmq
 
 from benchmarks.figures import Column, Table, ratio
+from fsw.app.config import free_loopback_ports
 from fsw.bus.client import Publisher, Subscriber
 from fsw.bus.message import Header, encode_header
 
@@ -40,12 +40,6 @@ TOPIC = "frame.bench"
 READY_TIMEOUT_S = 20.0
 LEG_TIMEOUT_S = 120.0
 IDLE_AFTER_SENT_S = 2.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _pixels(n_bytes: int) -> np.ndarray:
@@ -185,10 +179,8 @@ class _Broker:
     """The real broker process from a temporary config, ended on exit."""
 
     def __init__(self, workdir: Path, hwm: int) -> None:
-        pub_port, sub_port = _free_port(), _free_port()
-        while sub_port == pub_port:
-            sub_port = _free_port()
-        self.pub_ep, self.sub_ep = f"tcp://127.0.0.1:{pub_port}", f"tcp://127.0.0.1:{sub_port}"
+        ep = free_loopback_ports({"bus_pub": "tcp://127.0.0.1:0", "bus_sub": "tcp://127.0.0.1:0"})
+        self.pub_ep, self.sub_ep = ep["bus_pub"], ep["bus_sub"]
         cfg = {"version": 1, "endpoints": {"bus_pub": self.pub_ep, "bus_sub": self.sub_ep},
                "bus": {"sndhwm": hwm, "rcvhwm": hwm},
                "processes": {"broker": {"kind": "bus.broker", "endpoints": {"xsub": "bus_pub", "xpub": "bus_sub"}}}}
@@ -224,14 +216,14 @@ def bench_bus(n_messages: int = 200, message_bytes: int = 8 << 20, rounds: int =
     """Frame messages/s and MB/s through the broker and over raw PUSH/PULL; best of ``rounds`` each."""
     best: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench_bus_") as tmp, _Broker(Path(tmp), hwm) as broker:
-        raw_ep = f"tcp://127.0.0.1:{_free_port()}"
+        raw_ep = free_loopback_ports({"raw": "tcp://127.0.0.1:0"})["raw"]
         for _ in range(rounds):
             for leg, eps in (("raw", (raw_ep, raw_ep)), ("bus", (broker.pub_ep, broker.sub_ep))):
                 r = run_leg(leg, n_messages, message_bytes, window, hwm, eps)
                 if leg not in best or (r["msg_s"] or 0) > (best[leg]["msg_s"] or 0):
                     best[leg] = r
                 if leg == "raw":
-                    raw_ep = f"tcp://127.0.0.1:{_free_port()}"
+                    raw_ep = free_loopback_ports({"raw": "tcp://127.0.0.1:0"})["raw"]
     raw, bus = best["raw"], best["bus"]
     columns = [Column("path", "path"), Column("vs_raw", "vs raw", ".3f", True), Column("msg_s", "msg/s", ".1f"),
                Column("mb_s", "MB/s", ".0f"), Column("received", "received", "d"), Column("sent", "sent", "d"),

@@ -50,6 +50,7 @@ import zmq
 
 from benchmarks.figures import Column, Table, ratio
 from drivers.camera import protocol as p
+from fsw.app.config import free_loopback_ports
 from fsw.bus.client import Publisher, Subscriber
 from fsw.bus.frames_shm import FrameRingReader
 from fsw.imaging.frame import FrameRejected, frame_from_message
@@ -57,12 +58,6 @@ from fsw.imaging.frame import FrameRejected, frame_from_message
 __all__ = ["bench_camera"]
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _frame_bytes(size_px: int) -> bytes:
@@ -121,7 +116,7 @@ def _bus_sender(endpoint: str, data: bytes, duration_s: float) -> None:
 
 def _bus_leg(size_px: int, duration_s: float) -> float:
     """Frame messages per second through the real broker: a publisher child, a subscriber here."""
-    ep = {n: f"tcp://127.0.0.1:{_free_port()}" for n in ("bus_pub", "bus_sub")}
+    ep = free_loopback_ports({n: "tcp://127.0.0.1:0" for n in ("bus_pub", "bus_sub")})
     raw = {"version": 1, "endpoints": ep, "bus": {"sndhwm": 50, "rcvhwm": 50}, "processes": {
         "broker": {"kind": "bus.broker", "endpoints": {"xsub": "bus_pub", "xpub": "bus_sub"}}}}
     with tempfile.TemporaryDirectory() as tmp, _processes(raw, tmp, ("broker",)) as procs:
@@ -175,7 +170,7 @@ def _processes(raw: dict[str, Any], tmp: str, names: tuple[str, ...]) -> Iterato
 
 
 def _chain_config(size_px: int, frame_transport: str = "inline") -> dict[str, Any]:
-    ep = {n: f"tcp://127.0.0.1:{_free_port()}" for n in ("bus_pub", "bus_sub", "link", "cmd", "ctl")}
+    ep = free_loopback_ports({n: "tcp://127.0.0.1:0" for n in ("bus_pub", "bus_sub", "link", "cmd", "ctl")})
     profile = {"width": size_px, "height": size_px, "max_frame_rate_hz": 1000.0, "readout_s": 0.0,
                "exposure_us": 100}
     return {"version": 1, "endpoints": ep, "bus": {"sndhwm": 50, "rcvhwm": 50}, "processes": {

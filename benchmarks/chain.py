@@ -16,7 +16,6 @@ If a process kind cannot be imported yet, or nothing is stored in time,
 from __future__ import annotations
 
 import importlib.util
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ import zmq
 
 from benchmarks.figures import Column, Table, best_of, ratio
 from benchmarks.frames import frame_maker
-from fsw.app.config import load_config, parse_endpoint
+from fsw.app.config import free_loopback_ports, load_config
 from fsw.app.kinds import KINDS
 
 __all__ = ["ChainUnavailable", "chain_config", "bench_chain"]
@@ -42,24 +41,10 @@ class ChainUnavailable(Exception):
     """The chain cannot be measured here yet; the message says why."""
 
 
-def _free_port(kind: int, taken: set[int]) -> int:
-    while True:
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in taken:
-            taken.add(port)
-            return port
-
-
 def chain_config(size_px: int, frame_rate_hz: float) -> dict[str, Any]:
     """demo.yaml with free ports, relay and ground left out, and the camera at ``size_px`` and ``frame_rate_hz``."""
     raw = yaml.safe_load(DEMO_CONFIG.read_text())
-    taken: set[int] = set()
-    for name, addr in raw["endpoints"].items():
-        scheme, host, _ = parse_endpoint(addr)
-        port = _free_port(socket.SOCK_DGRAM if scheme == "udp" else socket.SOCK_STREAM, taken)
-        raw["endpoints"][name] = f"{scheme}://{host}:{port}"
+    raw["endpoints"] = free_loopback_ports(raw["endpoints"])
     raw["processes"] = {n: p for n, p in raw["processes"].items() if p["kind"] not in LEFT_OUT_KINDS}
     for p in raw["processes"].values():
         if p["kind"] == "hil.camera":

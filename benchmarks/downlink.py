@@ -23,7 +23,6 @@ the same run (target: equal), and against the capture path's bytes.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ import zmq
 
 from benchmarks.figures import Column, Table, ratio
 from benchmarks.frames import frame_maker
+from fsw.app.config import free_loopback_ports
 
 __all__ = ["bench_downlink", "bench_reencode", "goodput_config"]
 
@@ -45,17 +45,11 @@ REPO = Path(__file__).resolve().parent.parent
 LEAD_S = 4.0  # processes start, products are stored, then the window opens
 
 
-def _port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def goodput_config(rate_bps: float, loss: float, window_s: float, latency_ms: float, epoch_s: float,
                    max_packet_len: int = 4096) -> dict[str, Any]:
     """Broker, downlink, relay and ground on free ports; one relay, one window from ``epoch_s``."""
-    tcp = {n: f"tcp://127.0.0.1:{_port(socket.SOCK_STREAM)}" for n in ("bus_pub", "bus_sub", "products", "cmd")}
-    udp = {n: f"udp://127.0.0.1:{_port(socket.SOCK_DGRAM)}" for n in ("lander", "relay_l", "relay_g", "ground")}
+    tcp = free_loopback_ports({n: "tcp://127.0.0.1:0" for n in ("bus_pub", "bus_sub", "products", "cmd")})
+    udp = free_loopback_ports({n: "udp://127.0.0.1:0" for n in ("lander", "relay_l", "relay_g", "ground")})
     plan = {"time_scale": 1.0, "epoch_s": epoch_s,
             "relays": [{"name": "relay_a", "period_s": 100_000.0, "lander_windows_s": [[0.0, window_s]],
                         "rate_bps": rate_bps, "latency_ms": latency_ms}]}

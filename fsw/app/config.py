@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import re
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ import yaml
 from fsw.app.kinds import KINDS, REQUIRED, Field
 from fsw.errors import ConfigError
 
-__all__ = ["Config", "load_config", "validate_config", "parse_endpoint"]
+__all__ = ["Config", "load_config", "validate_config", "parse_endpoint", "free_loopback_ports"]
 
 _ENDPOINT_RE = re.compile(r"^(tcp|udp)://(127\.0\.0\.1|localhost|\*|[\w.-]+):(\d{1,5})$|^ipc://.+$")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -61,6 +62,31 @@ def parse_endpoint(address: str) -> tuple[str, str, int]:
     scheme, rest = address.split("://", 1)
     host, port = rest.rsplit(":", 1)
     return scheme, host, int(port)
+
+
+def free_loopback_ports(endpoints: dict[str, str]) -> dict[str, str]:
+    """Every tcp/udp endpoint on the loopback moved to a port that is free now (same scheme).
+
+    Every probe socket stays bound until all ports are chosen, so no two endpoints get the same port."""
+    out = {}
+    held: list[socket.socket] = []
+    try:
+        for name, addr in endpoints.items():
+            if not isinstance(addr, str) or addr.startswith("ipc://") or "://" not in addr:
+                out[name] = addr
+                continue
+            scheme, host, _port = parse_endpoint(addr)
+            if host not in ("127.0.0.1", "localhost"):
+                out[name] = addr
+                continue
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if scheme == "udp" else socket.SOCK_STREAM)
+            held.append(s)
+            s.bind(("127.0.0.1", 0))
+            out[name] = f"{scheme}://127.0.0.1:{s.getsockname()[1]}"
+    finally:
+        for s in held:
+            s.close()
+    return out
 
 
 def load_config(path: str | Path) -> Config:

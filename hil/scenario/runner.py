@@ -15,7 +15,6 @@ import copy
 import datetime as dt
 import json
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +22,7 @@ from typing import Any, Callable
 import yaml
 import zmq
 
-from fsw.app.config import Config, parse_endpoint, validate_config
+from fsw.app.config import Config, free_loopback_ports, validate_config
 from fsw.app.logs import configure_logging
 from fsw.app.supervisor import Supervisor
 from fsw.bus.auth import SERVICE_NAME, authorize, generate_keypair, load_keypair, load_public_key
@@ -38,33 +37,7 @@ from hil.scenario.spec import load_scenario
 
 __all__ = ["run_scenario", "effective_config", "free_loopback_ports", "BusIO"]
 
-_LOOPBACK = ("127.0.0.1", "localhost")
 _PUMP_S = 0.02
-
-
-def free_loopback_ports(endpoints: dict[str, str]) -> dict[str, str]:
-    """Every tcp/udp endpoint on the loopback moved to a port that is free now (same scheme).
-
-    Every probe socket stays bound until all ports are chosen, so no two endpoints get the same port."""
-    out = {}
-    held: list[socket.socket] = []
-    try:
-        for name, addr in endpoints.items():
-            if not isinstance(addr, str) or addr.startswith("ipc://") or "://" not in addr:
-                out[name] = addr
-                continue
-            scheme, host, _port = parse_endpoint(addr)
-            if host not in _LOOPBACK:
-                out[name] = addr
-                continue
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if scheme == "udp" else socket.SOCK_STREAM)
-            held.append(s)
-            s.bind(("127.0.0.1", 0))
-            out[name] = f"{scheme}://127.0.0.1:{s.getsockname()[1]}"
-    finally:
-        for s in held:
-            s.close()
-    return out
 
 
 def effective_config(sc: Scenario, out: Path) -> tuple[dict[str, Any], Path | None]:
