@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,22 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
             _handed_out.add(port)
             return port
     raise RuntimeError("no fresh free port after 100 tries")
+
+
+def peek_sqlite(path: Path, sql: str) -> list[tuple[Any, ...]] | None:
+    """Rows of a read-only query on a database another process is writing, or None while the database
+    is not there yet (the file may exist a moment before its tables do)."""
+    if not path.exists():
+        return None
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return db.execute(sql).fetchall()
+    except sqlite3.OperationalError as e:
+        if "no such table" in str(e):
+            return None
+        raise
+    finally:
+        db.close()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import zmq
 from fsw.bus.commands import CommandClient
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, encode_product, pixels_crc32c, product_id
-from tests.conftest import Processes, free_port
+from tests.conftest import Processes, free_port, peek_sqlite
 
 pytestmark = pytest.mark.integration
 
@@ -76,27 +76,15 @@ def make_products(n: int, rng: np.random.Generator) -> list[tuple[Product, np.nd
 
 
 def lander_ids(out: Path) -> set[str]:
-    if not (out / "store" / "index.sqlite").exists():
-        return set()
-    db = sqlite3.connect(f"file:{out / 'store' / 'index.sqlite'}?mode=ro", uri=True, timeout=5)
-    try:
-        return {r[0] for r in db.execute("SELECT id FROM items")}
-    finally:
-        db.close()
+    return {r[0] for r in peek_sqlite(out / "store" / "index.sqlite", "SELECT id FROM items") or []}
 
 
 def ground_holds(out: Path) -> set[str]:
-    path = out / "ground" / "ledger.sqlite"
-    if not path.exists():
-        return set()
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        held = {r[0] for r in db.execute("SELECT id FROM products")}
-        for (name,) in db.execute("SELECT name FROM files WHERE state != 'failed'"):
-            held.add(name.split("-", 1)[1].rsplit(".", 1)[0])
-        return held
-    finally:
-        db.close()
+    ledger = out / "ground" / "ledger.sqlite"
+    held = {r[0] for r in peek_sqlite(ledger, "SELECT id FROM products") or []}
+    for (name,) in peek_sqlite(ledger, "SELECT name FROM files WHERE state != 'failed'") or []:
+        held.add(name.split("-", 1)[1].rsplit(".", 1)[0])
+    return held
 
 
 def wait_for(predicate: Any, timeout_s: float) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from fsw.downlink.resume import decode_segments
 from fsw.errors import ProtocolError
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, encode_product, pixels_crc32c, product_id
-from tests.conftest import Processes, free_port
+from tests.conftest import Processes, free_port, peek_sqlite
 
 pytestmark = pytest.mark.integration
 
@@ -71,28 +70,14 @@ def big_product() -> tuple[Product, np.ndarray, bytes]:
 
 def ground_held_bytes(out: Path) -> int:
     """Bytes the ground's journal holds (fsync'd) for its open transfer."""
-    path = out / "ground" / "ledger.sqlite"
-    if not path.exists():
-        return 0
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        rows = db.execute("SELECT segments FROM transfers WHERE open = 1 AND segments IS NOT NULL").fetchall()
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        db.close()
+    rows = peek_sqlite(out / "ground" / "ledger.sqlite",
+                       "SELECT segments FROM transfers WHERE open = 1 AND segments IS NOT NULL") or []
     return max((decode_segments(bytes(r[0])).total for r in rows), default=0)
 
 
 def lander_ids(out: Path) -> set[str]:
-    path = out / "store" / "index.sqlite"
-    if not path.exists():
-        return {"?"}
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        return {r[0] for r in db.execute("SELECT id FROM items")}
-    finally:
-        db.close()
+    rows = peek_sqlite(out / "store" / "index.sqlite", "SELECT id FROM items")
+    return {"?"} if rows is None else {r[0] for r in rows}
 
 
 def wait_for(predicate: Any, timeout_s: float) -> bool:

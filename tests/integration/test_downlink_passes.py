@@ -19,7 +19,7 @@ import zmq
 from fsw.bus.commands import CommandClient
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, encode_product, pixels_crc32c, product_id
-from tests.conftest import Processes, free_port
+from tests.conftest import Processes, free_port, peek_sqlite
 
 pytestmark = pytest.mark.integration
 
@@ -121,13 +121,7 @@ def test_requests_reorder_and_drop_transfers_span_passes_and_telemetry_plays_bac
         ledger = processes.out / "ground" / "ledger.sqlite"
 
         def at_ground() -> list[str]:
-            if not ledger.exists():
-                return []
-            db = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=5)
-            try:
-                return [r[0] for r in db.execute("SELECT id FROM products ORDER BY t")]
-            finally:
-                db.close()
+            return [r[0] for r in peek_sqlite(ledger, "SELECT id FROM products ORDER BY t") or []]
 
         assert wait_for(lambda: len(at_ground()) == 3, 40), at_ground()
         assert at_ground() == [thumb, low, high]
