@@ -26,7 +26,7 @@ class ArmFireMachine(RuleBasedStateMachine):
         self.guard = ArmFireGuard(MECHS, WINDOW_S, authorized=lambda c: c in AUTHORIZED)
         self.now = 0.0
         self.history: list[tuple[float, str, str, str]] = []  # accepted (t, verb, mechanism, client)
-        self.fires: list[tuple[float, str, str]] = []
+        self.fires: list[tuple[int, str, str]] = []  # (its place in history, mechanism, client)
 
     def _do(self, verb: str, m: str, c: str) -> bool:
         try:
@@ -51,7 +51,7 @@ class ArmFireMachine(RuleBasedStateMachine):
         accepted = self._do("FIRE", m, c)
         assert accepted == expected, (m, c, self.history)
         if accepted:
-            self.fires.append((self.now, m, c))
+            self.fires.append((len(self.history) - 1, m, c))
 
     @rule(m=mechanisms, c=clients)
     def disarm(self, m: str, c: str) -> None:
@@ -88,9 +88,11 @@ class ArmFireMachine(RuleBasedStateMachine):
 
     @invariant()
     def every_fire_had_a_live_arm_by_the_same_authenticated_client(self) -> None:
-        for t_fire, m, c in self.fires:
+        for at, m, c in self.fires:
             assert c in AUTHORIZED
-            before = [(t, v, hc) for t, v, hm, hc in self.history if hm == m and t <= t_fire]
+            t_fire = self.history[at][0]
+            # By order, not by time: commands may share a timestamp, and a later ARM must not count.
+            before = [(t, v, hc) for t, v, hm, hc in self.history[:at] if hm == m]
             arms = [(t, hc) for t, v, hc in before if v == "ARM"]
             assert arms and arms[-1][1] == c and t_fire - arms[-1][0] <= WINDOW_S
 
