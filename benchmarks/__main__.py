@@ -33,7 +33,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
             "quick": {"n_messages": 60, "rounds": 1}},
     "chain": {"full": {"size_px": 2048, "duration_s": 30.0},
               "quick": {"size_px": 512, "duration_s": 8.0}},
-    "imaging": {"full": {"scale": 1.0, "n_frames": 20, "repeats": 3},
+    "imaging": {"full": {"scale": 1.0, "n_frames": 40, "repeats": 3},
                 "quick": {"scale": 0.25, "n_frames": 6, "repeats": 1}},
     "downlink": {"full": {"rate_bps": 8e6, "window_s": 12.0, "size_px": 1024, "latency_ms": 1290.0},
                  "quick": {"rate_bps": 2e6, "window_s": 4.0, "size_px": 256, "latency_ms": 200.0}},

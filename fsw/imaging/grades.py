@@ -1,7 +1,8 @@
 """Grades: what a frame is worth, computed from its pixels alone (and the previous frame).
 
-Every grade is cheap enough for the capture path: statistics run on a strided
-subsample, the prediction entropy on a quarter of the rows. Values are in DN of
+Every grade is cheap enough for the capture path: the exposure statistics run on
+a strided subsample, the noise and the prediction entropy on sampled rows (about
+128 k pixels), the sharpness and the block means on the 2x2-binned frame. Values are in DN of
 the frame's own bit depth unless the name says otherwise.
 """
 
@@ -12,17 +13,18 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["exposure_grades", "sharpness", "noise_sigma_dn", "prediction_entropy_bits", "block_means",
+__all__ = ["exposure_grades", "bin2", "sharpness", "noise_sigma_dn", "prediction_entropy_bits", "BLOCK", "block_means",
            "frame_blocks", "change_fraction", "grade_frame", "grade_frame_and_blocks", "thumbnail_only"]
 
 
 def _luma(px: np.ndarray, pattern: str) -> np.ndarray:
-    """A mono view of the frame: for Bayer, one 2x2 cell sum per pixel (no demosaic needed to grade)."""
+    """A mono view of the frame: for Bayer, the rounded mean of each 2x2 cell (no demosaic needed to grade).
+
+    OpenCV's INTER_AREA resize by an integer factor is that box mean, in one pass."""
     if pattern == "mono":
         return px
-    a = px.astype(np.uint32)
-    h, w = (a.shape[0] // 2) * 2, (a.shape[1] // 2) * 2
-    return ((a[0:h:2, 0:w:2] + a[1:h:2, 0:w:2] + a[0:h:2, 1:w:2] + a[1:h:2, 1:w:2]) >> 2).astype(px.dtype)
+    h, w = px.shape[0] // 2, px.shape[1] // 2
+    return cv2.resize(np.ascontiguousarray(px[: 2 * h, : 2 * w]), (w, h), interpolation=cv2.INTER_AREA)
 
 
 def exposure_grades(px: np.ndarray, bit_depth: int) -> dict[str, float]:
@@ -40,17 +42,34 @@ def exposure_grades(px: np.ndarray, bit_depth: int) -> dict[str, float]:
     }
 
 
-def sharpness(px: np.ndarray) -> float:
-    """Variance of the Laplacian on a 2x-binned central quarter of the frame.
+def bin2(px: np.ndarray) -> np.ndarray:
+    """The frame binned 2x2 (rounded means, same dtype): one pass, shared by the sharpness and the block
+    means."""
+    h, w = px.shape[0] // 2, px.shape[1] // 2
+    if h == 0 or w == 0:
+        return px
+    return cv2.resize(np.ascontiguousarray(px[: 2 * h, : 2 * w]), (w, h), interpolation=cv2.INTER_AREA)
 
-    Binning keeps the noise from dominating; the centre (half the width and height)
-    is where a camera is focused and keeps the cost at a sixteenth of the frame."""
-    h, w = px.shape[:2]
-    core = np.ascontiguousarray(px[h // 4: h // 4 + h // 2, w // 4: w // 4 + w // 2])
-    if min(core.shape[:2]) < 4:
-        core = np.ascontiguousarray(px)
-    small = cv2.resize(core, (max(1, core.shape[1] // 2), max(1, core.shape[0] // 2)), interpolation=cv2.INTER_AREA)
-    return float(cv2.Laplacian(small.astype(np.float32), cv2.CV_32F).var())
+
+def sharpness(px: np.ndarray, binned: np.ndarray | None = None) -> float:
+    """Variance of the Laplacian on the 2x-binned frame's central quarter.
+
+    Binning keeps the noise from dominating; the centre (half the width and height) is where a
+    camera is focused. ``binned``: :func:`bin2` of ``px``, if the caller has it."""
+    b = bin2(px) if binned is None else binned
+    h, w = b.shape[:2]
+    core = b[h // 4: h // 4 + h // 2, w // 4: w // 4 + w // 2]
+    if min(core.shape[:2]) < 2:
+        core = b
+    return float(cv2.Laplacian(core.astype(np.float32), cv2.CV_32F).var())
+
+
+SAMPLES = 1 << 17  # pixels the row-sampled grades aim for: enough for a sub-percent estimate
+
+
+def _row_step(h: int, w: int) -> int:
+    """Every n-th row, so a row-sampled grade sees about SAMPLES pixels, and at least every 16th row."""
+    return max(16, h // max(1, -(-SAMPLES // max(1, w))))
 
 
 def _median_of_ints(v: np.ndarray) -> float:
@@ -64,9 +83,9 @@ def noise_sigma_dn(px: np.ndarray) -> float:
 
     The second difference of a smooth scene is near zero, so its robust spread is the
     pixel noise times sqrt(6) (three independent samples with weights 1, -2, 1).
-    Integer arithmetic on every 16th row; medians by counting.
+    Integer arithmetic on sampled rows (:func:`_row_step`); medians by counting.
     """
-    a = px[::16].astype(np.int32)
+    a = px[:: _row_step(*px.shape[:2])].astype(np.int32)
     if a.shape[1] < 3:
         return 0.0
     d2 = a[:, 2:] - 2 * a[:, 1:-1] + a[:, :-2]
@@ -80,9 +99,9 @@ def prediction_entropy_bits(px: np.ndarray) -> float:
     """Zero-order entropy (bits/pixel) of the MED (LOCO-I) prediction residual: a lossless-size estimate.
 
     MED predicts median(north, west, north + west - northwest), which is the gradient
-    ``n + w - nw`` clipped to [min(n, w), max(n, w)]. Pairs of rows, every 16th pair.
+    ``n + w - nw`` clipped to [min(n, w), max(n, w)]. Pairs of rows, sampled (:func:`_row_step`).
     """
-    rows = np.arange(1, px.shape[0], 16)
+    rows = np.arange(1, px.shape[0], _row_step(*px.shape[:2]))
     if rows.size == 0 or px.shape[1] < 2:
         return 0.0
     cur = px[rows].astype(np.int32)
@@ -96,17 +115,25 @@ def prediction_entropy_bits(px: np.ndarray) -> float:
     return round(float(-(p * np.log2(p)).sum()), 4)
 
 
-def block_means(px: np.ndarray) -> np.ndarray | None:
-    """Means of 16x16 blocks (float32): the frame's fingerprint for change detection."""
-    h, w = (px.shape[0] // 16) * 16, (px.shape[1] // 16) * 16
+BLOCK = 8  # side of the blocks whose means fingerprint a frame (change grade; mono thumbnails start from them)
+
+
+def block_means(px: np.ndarray, binned: np.ndarray | None = None) -> np.ndarray | None:
+    """Means of BLOCK x BLOCK blocks (float32): the frame's fingerprint for change detection.
+
+    For a mono frame these are also the frame shrunk BLOCK times, so the thumbnail starts from them
+    instead of reading the frame again (:func:`fsw.imaging.pipeline.make_thumbnail`). Made from the
+    2x2-binned frame (``binned``: :func:`bin2` of ``px``, if the caller has it)."""
+    b = bin2(px) if binned is None else binned
+    k = BLOCK // 2
+    h, w = (px.shape[0] // BLOCK), (px.shape[1] // BLOCK)
     if h == 0 or w == 0:
         return None
-    return cv2.resize(np.ascontiguousarray(px[:h, :w]), (w // 16, h // 16),
-                      interpolation=cv2.INTER_AREA).astype(np.float32)
+    return cv2.resize(np.ascontiguousarray(b[: h * k, : w * k]), (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 def change_fraction(current: np.ndarray | None, previous: np.ndarray | None, bit_depth: int) -> float | None:
-    """Fraction of 16x16 blocks whose mean moved by more than 5 % of full scale (inputs: block_means)."""
+    """Fraction of blocks whose mean moved by more than 5 % of full scale (inputs: block_means)."""
     if current is None or previous is None or previous.shape != current.shape:
         return None
     thresh = 0.05 * ((1 << bit_depth) - 1)
@@ -114,7 +141,7 @@ def change_fraction(current: np.ndarray | None, previous: np.ndarray | None, bit
 
 
 def frame_blocks(px: np.ndarray, pattern: str = "mono") -> np.ndarray | None:
-    """The frame's 16x16 block means (of its luma): keep them to grade the next frame's change."""
+    """The frame's block means (of its luma): keep them to grade the next frame's change."""
     return block_means(_luma(px, pattern))
 
 
@@ -130,10 +157,11 @@ def grade_frame_and_blocks(px: np.ndarray, bit_depth: int, pattern: str = "mono"
                            blocks: np.ndarray | None = None) -> tuple[dict[str, Any], np.ndarray | None]:
     """The grades, and this frame's block means to keep for the next frame's change grade."""
     luma = _luma(px, pattern)
+    binned = bin2(luma)
     if blocks is None:
-        blocks = block_means(luma)
+        blocks = block_means(luma, binned)
     g: dict[str, Any] = exposure_grades(luma, bit_depth)
-    g["sharpness_laplacian_var"] = round(sharpness(luma), 3)
+    g["sharpness_laplacian_var"] = round(sharpness(luma, binned), 3)
     g["noise_sigma_dn"] = noise_sigma_dn(luma)
     g["entropy_bpp"] = prediction_entropy_bits(px if pattern == "mono" else px[::2, ::2])
     g["change_frac"] = change_fraction(blocks, previous_blocks, bit_depth)

@@ -16,10 +16,11 @@ import numpy as np
 from fsw.errors import ProductError
 from fsw.imaging.codecs import decode_pixels, encode_pixels
 from fsw.imaging.frame import Frame
+from fsw.imaging.grades import BLOCK
 from fsw.imaging.lossy import bin_pixels, crop, encode_to_budget
 from fsw.imaging.product import Product, pixels_crc32c, product_id
 
-__all__ = ["demosaic", "halve_mosaic", "make_thumbnail", "make_lossless", "make_lossy", "make_roi", "make_preview",
+__all__ = ["demosaic", "shrink_mosaic", "make_thumbnail", "make_lossless", "make_lossy", "make_roi", "make_preview",
            "THUMBNAIL_QUALITY"]
 
 THUMBNAIL_QUALITY = 85
@@ -43,37 +44,54 @@ def demosaic(px: np.ndarray, pattern: str) -> np.ndarray:
 
 
 def _product(frame: Frame, kind: str, codec: str, decoded: np.ndarray, payload: bytes, bit_depth: int,
-             grades: dict[str, Any], params: dict[str, Any], meta: dict[str, Any] | None = None) -> Product:
+             grades: dict[str, Any], params: dict[str, Any], meta: dict[str, Any] | None = None,
+             crc: int | None = None) -> Product:
     return Product(id=product_id(frame.camera, frame.counter, kind), kind=kind, camera=frame.camera,
                    counter=frame.counter, t_capture=frame.t_capture, codec=codec, shape=tuple(decoded.shape),
-                   dtype=decoded.dtype.name, bit_depth=bit_depth, payload=payload, crc32c=pixels_crc32c(decoded),
+                   dtype=decoded.dtype.name, bit_depth=bit_depth, payload=payload,
+                   crc32c=pixels_crc32c(decoded) if crc is None else crc,
                    meta=frame.meta() | {"calibration": grades.get("calibration", "none")} | (meta or {}),
                    grades=grades, codec_params=params)
 
 
-def halve_mosaic(px: np.ndarray) -> np.ndarray:
-    """A Bayer mosaic at half the size, still a mosaic of the same pattern: each site is the mean of
-    the four same-colour sites of its 4x4 block (2x2 cells)."""
-    h4, w4 = px.shape[0] // 4, px.shape[1] // 4
-    a = px[: h4 * 4, : w4 * 4]
-    out = np.empty((h4 * 2, w4 * 2), px.dtype)
-    for p in (0, 1):
-        for q in (0, 1):
-            s = (a[p::4, q::4].astype(np.uint32) + a[p + 2::4, q::4] + a[p::4, q + 2::4] + a[p + 2::4, q + 2::4])
-            out[p::2, q::2] = (s + 2) >> 2
+def shrink_mosaic(px: np.ndarray, k: int) -> np.ndarray:
+    """A Bayer mosaic ``k`` times smaller, still a mosaic of the same pattern: each site is the mean
+    (rounded) of the k x k same-colour sites of its 2k x 2k block.
+
+    OpenCV does the averaging: the even rows, seen as a two-channel image (channel = column parity),
+    hold the first row's two colours; the odd rows the other two. Each is resized with INTER_AREA by
+    an integer factor, which is an exact box mean, and the results are interleaved back."""
+    hk, wk = px.shape[0] // (2 * k), px.shape[1] // (2 * k)
+    a = px[: hk * 2 * k, : wk * 2 * k]
+    if k == 1:
+        return a
+    out = np.empty((hk * 2, wk * 2), px.dtype)
+    cells = out.reshape(hk, 2, wk, 2)
+    for row in (0, 1):
+        two_colours = a[row::2].reshape(hk * k, wk * k, 2)
+        cells[:, row] = cv2.resize(two_colours, (wk, hk), interpolation=cv2.INTER_AREA).reshape(hk, wk, 2)
     return out
 
 
-def make_thumbnail(frame: Frame, max_px: int, grades: dict[str, Any]) -> tuple[Product, np.ndarray]:
+def make_thumbnail(frame: Frame, max_px: int, grades: dict[str, Any],
+                   blocks: np.ndarray | None = None) -> tuple[Product, np.ndarray]:
     """An 8-bit JPEG thumbnail, stretched between the 1st and 99th percentiles.
 
-    Bayer frames are halved as mosaics while more than twice the thumbnail's size (cheap, and the
-    pattern survives), then demosaiced with OpenCV and resized."""
+    Bayer frames are first shrunk as mosaics by the largest power of two that keeps them at least
+    the thumbnail's size (cheap, and the pattern survives), then demosaiced with OpenCV and resized.
+    ``blocks``: the frame's :func:`~fsw.imaging.grades.block_means`, if the caller has them; a mono
+    frame whose sides are whole blocks starts from them when they are at least the thumbnail's size,
+    which is the same box mean without a second read of the frame."""
     px = frame.pixels
     h, w = px.shape[:2]
-    if frame.pattern != "mono":
-        while max(px.shape) >= 4 * max_px and min(px.shape) >= 8:
-            px = halve_mosaic(px)
+    if (frame.pattern == "mono" and blocks is not None and h % BLOCK == 0 and w % BLOCK == 0
+            and max(blocks.shape) >= max_px):
+        px = blocks
+    elif frame.pattern != "mono":
+        k = 1
+        while max(h, w) // (2 * k) >= max_px and min(h, w) // (2 * k) >= 8:
+            k *= 2
+        px = shrink_mosaic(px, k)
     px = demosaic(px, frame.pattern)
     scale = max_px / max(px.shape[:2])
     size = (max(1, round(px.shape[1] * scale)), max(1, round(px.shape[0] * scale)))
@@ -88,15 +106,21 @@ def make_thumbnail(frame: Frame, max_px: int, grades: dict[str, Any]) -> tuple[P
 
 
 def make_lossless(frame: Frame, codec: str, grades: dict[str, Any], params: dict[str, Any] | None = None) -> Product:
-    """The full frame, raw (Bayer stays mosaicked), lossless; decoded again and compared before it counts."""
+    """The full frame, raw (Bayer stays mosaicked), lossless; decoded again and checked before it counts.
+
+    The check is the decoded pixels' CRC-32C against the frame's, checked at the bus boundary: one pass,
+    and the CRC the product carries. Only when they differ are the pixels compared one by one, to tell a
+    codec that did not round-trip (an error) from a frame whose stated CRC was wrong (the product then
+    carries the true one)."""
     params = {"bit_depth": frame.bit_depth, **(params or {})}
     payload = encode_pixels(codec, frame.pixels, params)
     back = decode_pixels(codec, payload, frame.pixels.shape, frame.pixels.dtype.name, params)
-    if not np.array_equal(back, frame.pixels):
+    crc = pixels_crc32c(back)
+    if crc != frame.crc32c and not np.array_equal(back, frame.pixels):
         raise ProductError(f"{codec} did not round-trip frame {frame.camera}/{frame.counter} bit-exact")
     bpp = len(payload) * 8 / frame.pixels.size
     return _product(frame, "full", codec, frame.pixels, payload, frame.bit_depth,
-                    grades | {"lossless_bpp": round(bpp, 4)}, params)
+                    grades | {"lossless_bpp": round(bpp, 4)}, params, crc=crc)
 
 
 def make_lossy(frame: Frame, budget_bytes: int, grades: dict[str, Any],

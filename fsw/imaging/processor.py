@@ -102,8 +102,9 @@ class FrameProcessor:
     def _front_end(self, frame: Frame, full_frame: bool = True) -> None:
         t0 = time.perf_counter()
         try:
-            grades, self._blocks[frame.camera] = grade_frame_and_blocks(
-                frame.pixels, frame.bit_depth, frame.pattern, self._blocks.get(frame.camera))
+            grades, blocks = grade_frame_and_blocks(frame.pixels, frame.bit_depth, frame.pattern,
+                                                    self._blocks.get(frame.camera))
+            self._blocks[frame.camera] = blocks
             t1 = time.perf_counter()
             if self.calibration is not None:
                 cal = self.calibration.active.get(frame.camera)
@@ -112,7 +113,7 @@ class FrameProcessor:
                 self.calibration.offer(frame.camera, frame.pixels, frame.exposure_us, frame.temp_c)
             self.recent[frame.camera].append((frame, grades))
             self._autoexpose(frame, grades)
-            thumb, _ = make_thumbnail(frame, self.s["thumbnail_px"], grades)
+            thumb, _ = make_thumbnail(frame, self.s["thumbnail_px"], grades, blocks)
             t2 = time.perf_counter()
             self._made(thumb)
         except PdhError as exc:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fsw.bus.message import Header, Message
 from fsw.imaging.frame import FrameRejected, frame_from_message
@@ -82,12 +84,31 @@ def test_bayer_frame_demosaics_red_to_the_red_channel(pattern, red_at) -> None:
     assert r > 2500 and b < 500 and g < 500
 
 
-def test_halved_mosaic_keeps_the_bayer_pattern() -> None:
-    from fsw.imaging.pipeline import demosaic, halve_mosaic
+def test_shrunk_mosaic_keeps_the_bayer_pattern() -> None:
+    from fsw.imaging.pipeline import demosaic, shrink_mosaic
 
     mosaic = np.full((64, 64), 100, np.uint16)
     mosaic[0::2, 0::2] = 3000  # RGGB: red sites bright
-    half = halve_mosaic(mosaic)
-    assert half.shape == (32, 32)
-    b, g, r = (float(demosaic(half, "RGGB")[8:24, 8:24, c].mean()) for c in range(3))
-    assert r > 2500 and b < 500 and g < 500
+    for k in (2, 4):
+        small = shrink_mosaic(mosaic, k)
+        assert small.shape == (64 // k, 64 // k)
+        b, g, r = (float(demosaic(small, "RGGB")[4:12, 4:12, c].mean()) for c in range(3))
+        assert r > 2500 and b < 500 and g < 500
+
+
+@settings(max_examples=50)
+@given(st.integers(1, 4), st.integers(1, 6), st.integers(1, 6), st.sampled_from(["uint8", "uint16"]),
+       st.integers(0, 2**31))
+def test_shrunk_mosaic_is_the_mean_of_same_colour_sites(k: int, cells_h: int, cells_w: int, dtype: str,
+                                                        seed: int) -> None:
+    from fsw.imaging.pipeline import shrink_mosaic
+
+    hi = 255 if dtype == "uint8" else 4095
+    px = np.random.default_rng(seed).integers(0, hi + 1, (cells_h * 2 * k + 1, cells_w * 2 * k + 1), dtype=dtype)
+    small = shrink_mosaic(px, k)
+    assert small.shape == (cells_h * 2, cells_w * 2) and small.dtype == px.dtype
+    for y in range(small.shape[0]):
+        for x in range(small.shape[1]):
+            cy, cx, py, qx = y // 2, x // 2, y % 2, x % 2
+            sites = px[cy * 2 * k + py: (cy + 1) * 2 * k: 2, cx * 2 * k + qx: (cx + 1) * 2 * k: 2]
+            assert abs(int(small[y, x]) - float(sites.mean())) <= 0.5 + 1e-9
