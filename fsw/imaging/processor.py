@@ -70,23 +70,30 @@ class FrameProcessor:
             self.waiting.append((frame, self._monotonic()))
 
     def step(self) -> None:
-        """Start what the workers have room for; emit finished products in frame order."""
-        while self.waiting and len(self.inflight) < self.s["workers"]:
-            self._front_end(self.waiting.popleft()[0])
+        """Emit finished products in frame order; then start what the workers have room for.
+
+        Finished ones go first so that their places are free, and a worker that finishes before an older
+        frame's worker takes the next frame at once: a worker never idles while a frame waits. Products
+        still leave in frame order, so at most twice as many frames as workers are in flight."""
         while self.inflight and self.inflight[0][1].done():
             frame, fut = self.inflight.popleft()
             try:
                 self._made(fut.result())
             except PdhError as exc:
                 self._fail(frame, exc)
+        workers = self.s["workers"]
+        while (self.waiting and len(self.inflight) < 2 * workers
+               and sum(not f.done() for _, f in self.inflight) < workers):
+            self._front_end(self.waiting.popleft()[0])
 
     def busy(self) -> bool:
         return bool(self.waiting or self.inflight)
 
     def wait(self, timeout_s: float) -> None:
-        """Block until the oldest encoding finishes (or ``timeout_s``): for callers with no socket to poll."""
-        if self.inflight:
-            concurrent.futures.wait([self.inflight[0][1]], timeout=timeout_s)
+        """Block until an encoding finishes (or ``timeout_s``): for callers with no socket to poll."""
+        running = [f for _, f in self.inflight if not f.done()]
+        if running:
+            concurrent.futures.wait(running, timeout=timeout_s, return_when=concurrent.futures.FIRST_COMPLETED)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
