@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fsw.imaging.grades import change_fraction, frame_blocks, grade_frame, noise_sigma_dn, prediction_entropy_bits
+from fsw.imaging.grades import (change_fraction, exposure_grades, frame_blocks, grade_frame, noise_sigma_dn,
+                                prediction_entropy_bits)
 
 
 def _scene(seed: int = 1, h: int = 256, w: int = 256) -> np.ndarray:
@@ -46,3 +49,26 @@ def test_grades_order_frames_as_a_person_would() -> None:
     assert scores["good"] > scores["blurred"]
     assert scores["good"] > scores["saturated"]
     assert scores["good"] > scores["dark"]
+
+
+@settings(max_examples=60)
+@given(st.sampled_from([(8, "uint8"), (10, "uint16"), (12, "uint16"), (16, "uint16")]), st.integers(1, 40),
+       st.integers(1, 40), st.booleans(), st.integers(0, 2**31))
+def test_exposure_grades_match_a_plain_numpy_count(depth_dtype: tuple[int, str], h: int, w: int, strided: bool,
+                                                   seed: int) -> None:
+    bit_depth, dtype = depth_dtype
+    full = (1 << bit_depth) - 1
+    rng = np.random.default_rng(seed)
+    px = rng.integers(0, full + 1, (h, 2 * w if strided else w), dtype=dtype)
+    px[rng.random(px.shape) < 0.1] = full
+    px[rng.random(px.shape) < 0.1] = 0
+    if strided:
+        px = px[:, ::2]  # a view whose columns are not adjacent in memory
+    g = exposure_grades(px, bit_depth)
+    sub = px[::4].ravel()
+    cdf = np.cumsum(np.bincount(sub, minlength=full + 1)) / sub.size
+    assert g["mean_dn"] == round(float(sub.mean()), 2)
+    assert g["saturated_frac"] == round(float(np.count_nonzero(sub == full)) / sub.size, 6)
+    assert g["dark_frac"] == round(float(np.count_nonzero(sub == 0)) / sub.size, 6)
+    for p, key in ((1, "p1_dn"), (50, "p50_dn"), (99, "p99_dn")):
+        assert g[key] == float(np.searchsorted(cdf, p / 100.0))
