@@ -144,8 +144,11 @@ def _core_child(profile: dict[str, Any], scale: float, n_frames: int, cores: int
                                      "lossless_params": CAPTURE["params"],
                                      "endpoints": {"bus_pub": "a", "bus_sub": "b", "products": "c", "command": "d"}}}}
     settings = validate_config(raw).processes["imaging"]
-    products: list[Any] = []
-    proc = FrameProcessor(settings, products.append, lambda n, f: None)
+    # Keep each product's kind and sizes only: the real core hands products on and lets them go, and
+    # holding 40 payloads here would make every later allocation fault in fresh pages.
+    products: list[tuple[str, int, int]] = []
+    proc = FrameProcessor(settings, lambda p: products.append((p.kind, len(p.payload), int(np.prod(p.shape)))),
+                          lambda n, f: None)
     for m in messages:  # warm up the pool, the codecs and the change grade
         proc.accept(frame_from_message(m))
     while proc.busy():
@@ -162,8 +165,8 @@ def _core_child(profile: dict[str, Any], scale: float, n_frames: int, cores: int
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
     proc.close()
-    full = [p for p in products if p.kind == "full"]
-    bpp = 8 * sum(len(p.payload) for p in full) / sum(np.prod(p.shape) for p in full)
+    full = [(size, px) for kind, size, px in products if kind == "full"]
+    bpp = 8 * sum(size for size, _ in full) / sum(px for _, px in full)
     q.put({"fps": n_frames / wall, "wall_s": wall, "cpu_ms_per_frame": 1000 * cpu / n_frames, "full": len(full),
            "bpp": bpp})
 
