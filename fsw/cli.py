@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from fsw.app.config import load_config
 from fsw.errors import ConfigError
 
@@ -70,6 +72,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _parse_value(v: str) -> Any:
+    """A command argument from the command line: int, float, true/false, a [list] or {map} in YAML flow
+    style (``region=[0,0,64,64]``), else the string itself."""
+    if v[:1] in "[{":
+        try:
+            return yaml.safe_load(v)
+        except yaml.YAMLError:
+            return v
     for conv in (int, float):
         try:
             return conv(v)

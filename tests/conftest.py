@@ -52,6 +52,12 @@ def peek_sqlite(path: Path, sql: str) -> list[tuple[Any, ...]] | None:
         db.close()
 
 
+def undeclared_in_logs(out: Path) -> list[str]:
+    """Log lines where a process published an event or a telemetry channel its interface table lacks."""
+    return [line for log in sorted((out / "logs").glob("*.jsonl")) for line in log.read_text().splitlines()
+            if '"event": "undeclared_' in line]
+
+
 @pytest.fixture
 def write_config(tmp_path: Path) -> Any:
     def _write(data: dict[str, Any], name: str = "config.yaml") -> Path:

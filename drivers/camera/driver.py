@@ -27,7 +27,7 @@ import numpy as np
 import zmq
 
 from drivers.camera import protocol as p
-from drivers.camera.interface import COMMANDS, EVENTS, TELEMETRY, validate_args
+from drivers.camera.interface import COMMANDS, INTERFACE, TELEMETRY
 from drivers.camera.profile import profile_for_process
 from drivers.links.serial import SerialLink
 from drivers.links.tcp import Backoff, TcpLink
@@ -271,7 +271,7 @@ class CameraDriver:
         for name in COMMANDS:
             if name not in ("NOOP", "RESET_COUNTERS"):
                 self.commands.register(name, self._handler(name))
-        self.health = HealthReporter(ctx, self.pub, self._sample)
+        self.health = HealthReporter(ctx, self.pub, self._sample, channels=INTERFACE.telemetry)
         self.backoff = Backoff(0.1, s["reconnect_max_s"])
         self.connected = False
         self.link_state = "down"
@@ -365,12 +365,10 @@ class CameraDriver:
         return self.ring.put(pixels)
 
     def _emit(self, name: str, details: dict[str, Any]) -> None:
-        spec = EVENTS.get(name)
-        severity = spec.severity if spec else "warning"
         details = {(f"{k}_" if k in RESERVED_KEYS else k): v for k, v in details.items()}
-        fields = {"name": name, "severity": severity, "event_id": spec.id if spec else 0, **details}
+        fields = INTERFACE.event_fields(name, details, log=self.log)
         self.pub.publish(f"evt.{self.ctx.name}", "evt", fields)
-        getattr(self.log, "info" if severity == "info" else "warning")(name, **details)
+        getattr(self.log, "info" if fields["severity"] == "info" else "warning")(name, **details)
 
     def _sample(self) -> dict[str, Any]:
         c = self.core
@@ -502,9 +500,8 @@ class CameraDriver:
     # --- commands ---------------------------------------------------------------------------
 
     def _handler(self, name: str) -> Callable[[dict[str, Any]], Any]:
-        def handle(args: dict[str, Any]) -> Any:
-            return self._execute(name, validate_args(name, args))
-        return handle
+        """The command's handler behind the table's argument check."""
+        return INTERFACE.checked(name, lambda args: self._execute(name, args))
 
     def _message(self, name: str, args: dict[str, Any]) -> p.Message:
         return {"STREAM_START": lambda: p.StreamStart(rate_hz=args["rate_hz"]),

@@ -3,167 +3,99 @@
 The driver validates command arguments against :data:`COMMANDS`, raises
 events listed in :data:`EVENTS` and publishes the channels in
 :data:`TELEMETRY`; the ground, CLI, docs and tests read these tables.
+The format is :mod:`fsw.interface`, shared by every component.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any
 
-from fsw.errors import CommandRejected
+from fsw.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
 
-__all__ = ["Arg", "CommandSpec", "EventSpec", "ChannelSpec", "COMMANDS", "EVENTS", "TELEMETRY",
-           "validate_args", "event_severity"]
+__all__ = ["INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY", "validate_args", "event_severity"]
 
+INTERFACE = Interface.build(
+    "camera",
+    commands=(
+        CommandSpec(0x00, "NOOP", doc="Answer with the software version."),
+        CommandSpec(0x01, "RESET_COUNTERS", doc="Zero the command and frame counters."),
+        CommandSpec(0x10, "STREAM_START", (Arg("rate_hz", float, 0.01, 100.0, "Hz"),),
+                    doc="Start streaming frames at rate_hz (the camera may cap it)."),
+        CommandSpec(0x11, "STREAM_STOP", doc="Stop streaming; completes once the camera acknowledges, "
+                                             "after which no more frames are published."),
+        CommandSpec(0x12, "CAPTURE", (Arg("priority", str, required=False, choices=("normal", "confirmation")),),
+                    doc="Capture and publish one frame; priority confirmation tags the first frame exposed "
+                        "after the command."),
+        CommandSpec(0x13, "SET_EXPOSURE", (Arg("exposure_us", int, 1, 10_000_000, "us"),),
+                    doc="Set the exposure time."),
+        CommandSpec(0x14, "SET_GAIN", (Arg("gain", float, 0.1, 64.0, "DN/e- relative to unity"),),
+                    doc="Set the analogue gain."),
+        CommandSpec(0x15, "STATUS", doc="Ask the camera for its status; the result holds it."),
+        CommandSpec(0x16, "PING", doc="Ask the camera for an ACK."),
+        CommandSpec(0x17, "CAPTURE_BURST", (Arg("count", int, 1, 1000),),
+                    doc="Capture count frames back to back."),
+        CommandSpec(0x18, "SET_WINDOW", (Arg("x", int, 0, 16384, "px"), Arg("y", int, 0, 16384, "px"),
+                                         Arg("width", int, 0, 16384, "px"), Arg("height", int, 0, 16384, "px")),
+                    doc="Read out only this region of the sensor; all zero for the full sensor."),
+        CommandSpec(0x19, "SET_BINNING", (Arg("factor", int, 1, 4),), doc="Bin factor x factor pixels (1, 2, 4)."),
+        CommandSpec(0x1A, "POWER_CYCLE", doc="Power the camera off and on; the link drops and comes back."),
+        CommandSpec(0x1B, "SELF_TEST", doc="Run the camera's self-test; fails naming what is wrong."),
+    ),
+    events=(
+        EventSpec(1, "link_up", "info", "Connected to the camera."),
+        EventSpec(2, "link_down", "warning", "Lost the camera link; reconnecting with backoff."),
+        EventSpec(3, "frame_crc_error", "warning", "A message failed its CRC-32C and was dropped."),
+        EventSpec(4, "frame_truncated", "warning", "The link ended inside a message."),
+        EventSpec(5, "link_garbage", "warning", "Bytes that were not a message were skipped."),
+        EventSpec(6, "protocol_error", "warning", "A malformed or unknown message from the camera."),
+        EventSpec(7, "frame_counter_gap", "warning", "Frames are missing between two counters."),
+        EventSpec(8, "frame_counter_reset", "info", "The frame counter went backwards (camera restart)."),
+        EventSpec(9, "camera_nak", "warning", "The camera refused a command."),
+        EventSpec(10, "command_rejected", "warning", "A ground command was rejected."),
+        EventSpec(11, "command_failed", "error", "A ground command failed after acceptance."),
+        EventSpec(12, "reply_timeout", "warning", "The camera did not answer a command in time."),
+        EventSpec(13, "frame_timeout", "warning", "Streaming, but nothing arrived from the camera in time (a stall)."),
+        EventSpec(14, "frame_late", "warning", "A streamed frame arrived later than its period allows."),
+        EventSpec(15, "camera_power_cycled", "warning", "The driver power-cycled a silent (latched-up) camera."),
+        EventSpec(16, "over_temperature", "error", "The sensor temperature is above its limit."),
+        EventSpec(17, "temperature_nominal", "info", "The sensor temperature is back below its limit."),
+        EventSpec(18, "pixel_defects", "warning", "More dead (0 DN) or stuck (full-scale) pixels than before."),
+    ),
+    telemetry=(
+        ChannelSpec(1, "link_state", "", str, doc="down | connecting | up"),
+        ChannelSpec(2, "frames_good", "count", int),
+        ChannelSpec(3, "frames_bad", "count", int, doc="messages dropped for CRC, truncation or bad payload"),
+        ChannelSpec(4, "counter_gaps", "count", int, high=0),
+        ChannelSpec(5, "frames_missing", "count", int, high=0),
+        ChannelSpec(6, "bytes_skipped", "bytes", int, high=0),
+        ChannelSpec(7, "last_error", "", str),
+        ChannelSpec(8, "temp_c", "degC", float, low=-20.0, high=60.0),
+        ChannelSpec(9, "commands_accepted", "count", int),
+        ChannelSpec(10, "commands_rejected", "count", int),
+        ChannelSpec(11, "camera_naks", "count", int),
+        ChannelSpec(12, "reconnects", "count", int),
+        ChannelSpec(13, "streaming", "", bool),
+        ChannelSpec(14, "last_counter", "count", int),
+        ChannelSpec(15, "frames_truncated", "count", int, high=0),
+        ChannelSpec(16, "crc_errors", "count", int, high=0),
+        ChannelSpec(17, "timeouts", "count", int, high=0),
+        ChannelSpec(18, "late_frames", "count", int, high=0),
+        ChannelSpec(19, "power_cycles", "count", int),
+        ChannelSpec(20, "dead_pixels", "count", int),
+        ChannelSpec(21, "stuck_pixels", "count", int),
+        ChannelSpec(22, "interface", "", str, doc="tcp | serial"),
+    ),
+)
 
-@dataclass(frozen=True)
-class Arg:
-    name: str
-    type: type
-    min: float | None = None
-    max: float | None = None
-    unit: str = ""
-    required: bool = True
-    choices: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class CommandSpec:
-    opcode: int
-    name: str
-    args: tuple[Arg, ...] = ()
-    doc: str = ""
-
-
-@dataclass(frozen=True)
-class EventSpec:
-    id: int
-    name: str
-    severity: str  # "info" | "warning" | "error"
-    doc: str = ""
-
-
-@dataclass(frozen=True)
-class ChannelSpec:
-    id: int
-    name: str
-    unit: str
-    type: type
-    low: float | None = None
-    high: float | None = None
-    doc: str = ""
-
-
-COMMANDS: dict[str, CommandSpec] = {c.name: c for c in (
-    CommandSpec(0x00, "NOOP", doc="Answer with the software version."),
-    CommandSpec(0x01, "RESET_COUNTERS", doc="Zero the command and frame counters."),
-    CommandSpec(0x10, "STREAM_START", (Arg("rate_hz", float, 0.01, 100.0, "Hz"),),
-                doc="Start streaming frames at rate_hz (the camera may cap it)."),
-    CommandSpec(0x11, "STREAM_STOP", doc="Stop streaming; completes once the camera acknowledges, "
-                                         "after which no more frames are published."),
-    CommandSpec(0x12, "CAPTURE", (Arg("priority", str, required=False, choices=("normal", "confirmation")),),
-                doc="Capture and publish one frame; priority confirmation tags the first frame exposed after the command."),
-    CommandSpec(0x13, "SET_EXPOSURE", (Arg("exposure_us", int, 1, 10_000_000, "us"),),
-                doc="Set the exposure time."),
-    CommandSpec(0x14, "SET_GAIN", (Arg("gain", float, 0.1, 64.0, "DN/e- relative to unity"),),
-                doc="Set the analogue gain."),
-    CommandSpec(0x15, "STATUS", doc="Ask the camera for its status; the result holds it."),
-    CommandSpec(0x16, "PING", doc="Ask the camera for an ACK."),
-    CommandSpec(0x17, "CAPTURE_BURST", (Arg("count", int, 1, 1000),),
-                doc="Capture count frames back to back."),
-    CommandSpec(0x18, "SET_WINDOW", (Arg("x", int, 0, 16384, "px"), Arg("y", int, 0, 16384, "px"),
-                                     Arg("width", int, 0, 16384, "px"), Arg("height", int, 0, 16384, "px")),
-                doc="Read out only this region of the sensor; all zero for the full sensor."),
-    CommandSpec(0x19, "SET_BINNING", (Arg("factor", int, 1, 4),), doc="Bin factor x factor pixels (1, 2, 4)."),
-    CommandSpec(0x1A, "POWER_CYCLE", doc="Power the camera off and on; the link drops and comes back."),
-    CommandSpec(0x1B, "SELF_TEST", doc="Run the camera's self-test; fails naming what is wrong."),
-)}
-
-EVENTS: dict[str, EventSpec] = {e.name: e for e in (
-    EventSpec(1, "link_up", "info", "Connected to the camera."),
-    EventSpec(2, "link_down", "warning", "Lost the camera link; reconnecting with backoff."),
-    EventSpec(3, "frame_crc_error", "warning", "A message failed its CRC-32C and was dropped."),
-    EventSpec(4, "frame_truncated", "warning", "The link ended inside a message."),
-    EventSpec(5, "link_garbage", "warning", "Bytes that were not a message were skipped."),
-    EventSpec(6, "protocol_error", "warning", "A malformed or unknown message from the camera."),
-    EventSpec(7, "frame_counter_gap", "warning", "Frames are missing between two counters."),
-    EventSpec(8, "frame_counter_reset", "info", "The frame counter went backwards (camera restart)."),
-    EventSpec(9, "camera_nak", "warning", "The camera refused a command."),
-    EventSpec(10, "command_rejected", "warning", "A ground command was rejected."),
-    EventSpec(11, "command_failed", "error", "A ground command failed after acceptance."),
-    EventSpec(12, "reply_timeout", "warning", "The camera did not answer a command in time."),
-    EventSpec(13, "frame_timeout", "warning", "Streaming, but nothing arrived from the camera in time (a stall)."),
-    EventSpec(14, "frame_late", "warning", "A streamed frame arrived later than its period allows."),
-    EventSpec(15, "camera_power_cycled", "warning", "The driver power-cycled a silent (latched-up) camera."),
-    EventSpec(16, "over_temperature", "error", "The sensor temperature is above its limit."),
-    EventSpec(17, "temperature_nominal", "info", "The sensor temperature is back below its limit."),
-    EventSpec(18, "pixel_defects", "warning", "More dead (0 DN) or stuck (full-scale) pixels than before."),
-)}
-
-TELEMETRY: dict[str, ChannelSpec] = {c.name: c for c in (
-    ChannelSpec(1, "link_state", "", str, doc="down | connecting | up"),
-    ChannelSpec(2, "frames_good", "count", int),
-    ChannelSpec(3, "frames_bad", "count", int, doc="messages dropped for CRC, truncation or bad payload"),
-    ChannelSpec(4, "counter_gaps", "count", int, high=0),
-    ChannelSpec(5, "frames_missing", "count", int, high=0),
-    ChannelSpec(6, "bytes_skipped", "bytes", int, high=0),
-    ChannelSpec(7, "last_error", "", str),
-    ChannelSpec(8, "temp_c", "degC", float, low=-20.0, high=60.0),
-    ChannelSpec(9, "commands_accepted", "count", int),
-    ChannelSpec(10, "commands_rejected", "count", int),
-    ChannelSpec(11, "camera_naks", "count", int),
-    ChannelSpec(12, "reconnects", "count", int),
-    ChannelSpec(13, "streaming", "", bool),
-    ChannelSpec(14, "last_counter", "count", int),
-    ChannelSpec(15, "frames_truncated", "count", int, high=0),
-    ChannelSpec(16, "crc_errors", "count", int, high=0),
-    ChannelSpec(17, "timeouts", "count", int, high=0),
-    ChannelSpec(18, "late_frames", "count", int, high=0),
-    ChannelSpec(19, "power_cycles", "count", int),
-    ChannelSpec(20, "dead_pixels", "count", int),
-    ChannelSpec(21, "stuck_pixels", "count", int),
-    ChannelSpec(22, "interface", "", str, doc="tcp | serial"),
-)}
+COMMANDS = INTERFACE.commands
+EVENTS = INTERFACE.events
+TELEMETRY = INTERFACE.telemetry
 
 
 def event_severity(name: str) -> str:
-    return EVENTS[name].severity
-
-
-def _coerce(cmd: str, arg: Arg, value: Any) -> Any:
-    if arg.type is str:
-        if not isinstance(value, str) or (arg.choices and value not in arg.choices):
-            raise CommandRejected(f"{cmd}: '{arg.name}' must be one of {list(arg.choices)}, got {value!r}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CommandRejected(f"{cmd}: '{arg.name}' must be a number ({arg.type.__name__}), got {value!r}")
-    if arg.type is int and (isinstance(value, float) and not value.is_integer()):
-        raise CommandRejected(f"{cmd}: '{arg.name}' must be an integer, got {value!r}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise CommandRejected(f"{cmd}: '{arg.name}' must be finite, got {value!r}")
-    value = arg.type(value)
-    if arg.min is not None and value < arg.min:
-        raise CommandRejected(f"{cmd}: '{arg.name}'={value} is below {arg.min} {arg.unit}".rstrip())
-    if arg.max is not None and value > arg.max:
-        raise CommandRejected(f"{cmd}: '{arg.name}'={value} is above {arg.max} {arg.unit}".rstrip())
-    return value
+    return INTERFACE.severity(name)
 
 
 def validate_args(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
     """Check a command's arguments against its table entry; raise CommandRejected saying why."""
-    spec = COMMANDS.get(cmd)
-    if spec is None:
-        raise CommandRejected(f"unknown command '{cmd}'")
-    known = {a.name for a in spec.args}
-    extra = sorted(set(args) - known)
-    if extra:
-        raise CommandRejected(f"{cmd}: unknown argument(s) {extra}; takes {sorted(known)}")
-    out: dict[str, Any] = {}
-    for arg in spec.args:
-        if arg.name not in args:
-            if not arg.required:
-                continue
-            raise CommandRejected(f"{cmd}: missing argument '{arg.name}'")
-        out[arg.name] = _coerce(cmd, arg, args[arg.name])
-    return out
+    return INTERFACE.validate_args(cmd, args)

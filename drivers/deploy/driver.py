@@ -24,7 +24,7 @@ from typing import Any
 
 from drivers.deploy import protocol as p
 from drivers.deploy.arming import ArmFireGuard
-from drivers.deploy.interface import COMMANDS, EVENTS, validate_args
+from drivers.deploy.interface import COMMANDS, INTERFACE
 from drivers.deploy.profile import MechanismProfile, load_profile
 from drivers.deploy.sequencer import Action, DeviceCmd, Event, Sequencer, Verdict
 from fsw.app.config import parse_endpoint
@@ -157,9 +157,9 @@ class _Driver:
 
     def emit(self, name: str, severity: str | None = None, **fields: Any) -> None:
         self.counters["events"] = self.counters.get("events", 0) + 1
-        sev = severity or EVENTS[name].severity
-        self.pub.publish(f"evt.{self.ctx.name}", "evt", {"name": name, "severity": sev, "mechanism": self.mech,
-                                                         **fields})
+        body = INTERFACE.event_fields(name, {"mechanism": self.mech, **fields}, severity, self.ctx.log)
+        sev = body["severity"]
+        self.pub.publish(f"evt.{self.ctx.name}", "evt", body)
         getattr(self.ctx.log, "warning" if sev != "info" else "info")(name, **{k: v for k, v in fields.items()
                                                                                if k != "evidence"})
 
@@ -176,9 +176,9 @@ class _Driver:
     # --- commands ---------------------------------------------------------------------------
 
     def _register(self) -> None:
-        self.server.register("STATUS", lambda args: self._status(validate_args("STATUS", args)))
+        self.server.register("STATUS", INTERFACE.checked("STATUS", self._status))
         for name in ("ARM", "DISARM", "INHIBIT", "ENABLE", "ABORT", "FIRE"):
-            self.server.register(name, self._guarded(name), with_client=True)
+            self.server.register(name, INTERFACE.checked(name, self._guarded(name)), with_client=True)
 
     def _status(self, _args: dict[str, Any]) -> dict[str, Any]:
         last = self.seq.last
@@ -188,8 +188,7 @@ class _Driver:
                 "verdict": None if self.seq.verdict is None else self.seq.verdict.as_fields()}
 
     def _guarded(self, name: str) -> Any:
-        def handler(args: dict[str, Any], client: str) -> Any:
-            validate_args(name, args)
+        def handler(args: dict[str, Any], client: str) -> Any:  # args already checked against the table
             m, now = args["mechanism"], self.ctx.monotonic()
             if name == "ARM":
                 self._check_device_ready()
@@ -388,7 +387,7 @@ class _Driver:
 
 def run(ctx: ProcessContext) -> None:
     d = _Driver(ctx)
-    health = HealthReporter(ctx, d.pub, d.health)
+    health = HealthReporter(ctx, d.pub, d.health, channels=INTERFACE.telemetry)
     ctx.log.info("driver_ready", mechanism=d.mech, type=d.profile.type, auth=ctx.settings["auth"],
                  commands=sorted(COMMANDS))
     next_sample = ctx.monotonic()

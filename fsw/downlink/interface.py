@@ -1,90 +1,115 @@
-"""The downlink service's interface, as data: commands, events, telemetry channels."""
+"""The downlink service's interface, as data: commands, events, telemetry channels (format: :mod:`fsw.interface`).
+
+Every command's arguments are checked against this table before its handler
+runs (:mod:`fsw.downlink.requests`); every event the service publishes takes
+its id and severity from here.
+"""
 
 from __future__ import annotations
 
-__all__ = ["COMMANDS", "EVENTS", "TELEMETRY"]
+from fsw.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
 
-COMMANDS = {
-    "NOOP": {"opcode": 0x0000, "args": {}, "doc": "answer with the software version"},
-    "RESET_COUNTERS": {"opcode": 0x0001, "args": {}, "doc": "zero command and error counters"},
-    "STORE_LIST": {"opcode": 0x0301, "args": {}, "doc": "ids of the stored items, in sending order"},
-    "STORE_STATUS": {"opcode": 0x0302, "args": {}, "doc": "queue depth per class, bytes, quota, in flight, contact"},
-    "SEND_FULL": {"opcode": 0x0303, "args": {"id": "str", "camera": "str", "counter": "int"},
-                  "doc": "move a stored product (by id, or the full frame of camera+counter) to the "
-                         "'requested' class"},
-    "SEND_PRODUCT": {"opcode": 0x0304, "args": {"id": "str"}, "doc": "the same for any stored product id"},
-    "DROP": {"opcode": 0x0305, "args": {"id": "str", "camera": "str", "counter": "int"},
-             "doc": "abandon a product's transfer (if in flight) and delete it from the store"},
-    "TLM_PLAYBACK": {"opcode": 0x0306, "args": {"t_start": "float s", "t_end": "float s"},
-                     "doc": "queue the archived housekeeping of [t_start, t_end] again, in time order"},
-    "SEND_REGION": {"opcode": 0x0307, "args": {"camera": "str", "counter": "int", "region": "[x, y, w, h]"},
-                    "doc": "forward MAKE_ROI to the imaging core (links.imaging_command); the ROI arrives "
-                           "requested"},
-}
+__all__ = ["INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
 
-EVENTS = {
-    "product_stored": {"id": 0x0301, "severity": "info",
-                       "doc": "a product is on disk (fsync'd): id, product_kind, bytes, class"},
-    "product_confirmed": {"id": 0x0302, "severity": "info", "doc": "the ground confirmed an item; it is deleted"},
-    "product_rejected": {"id": 0x0303, "severity": "warning", "doc": "a products message was malformed or not storable"},
-    "transaction_failed": {"id": 0x0304, "severity": "warning", "doc": "a CFDP transaction ended without delivery; "
-                                                                       "the product stays stored and is sent again"},
-    "datagram_rejected": {"id": 0x0305, "severity": "warning", "doc": "a radio datagram was not a Space Packet "
-                                                                      "with a CFDP PDU (rate-limited, with count)"},
-    "store_recovered": {"id": 0x0306, "severity": "warning", "doc": "opening the store cleaned crash leftovers"},
-    "product_discarded": {"id": 0x0307, "severity": "error", "doc": "a stored product could not be read; dropped"},
-    "command_rejected": {"id": 0x0308, "severity": "warning", "doc": "a command was refused"},
-    "command_failed": {"id": 0x0309, "severity": "warning", "doc": "an accepted command failed"},
-    "product_evicted": {"id": 0x030A, "severity": "warning",
-                        "doc": "the store was over quota: id, product_kind, class, score, bytes (policy.py)"},
-    "product_requested": {"id": 0x030B, "severity": "info", "doc": "an operator request moved a product up"},
-    "product_dropped": {"id": 0x030C, "severity": "info", "doc": "an operator dropped a product"},
-    "segment_rejected": {"id": 0x030D, "severity": "warning",
-                         "doc": "a telemetry segment could not be stored (store full; rate-limited)"},
-    "reencode_failed": {"id": 0x030E, "severity": "warning",
-                        "doc": "a re-encoding was not bit-exact or the product did not decode; the original stays"},
-    "region_request_done": {"id": 0x030F, "severity": "info", "doc": "imaging made the forwarded ROI"},
-    "region_request_failed": {"id": 0x0310, "severity": "warning", "doc": "imaging refused the forwarded ROI"},
-    "progress_not_recorded": {"id": 0x0311, "severity": "warning",
-                              "doc": "a transaction's sending progress could not be recorded (rate-limited); "
-                                     "a crash would then resend more"},
-}
+_COUNTER_MAX = 2**64 - 1
+# SEND_FULL and DROP name a product by 'id', or by 'camera' and 'counter' (the handler wants one of the two).
+_BY_ID_OR_FRAME = (Arg("id", str, required=False), Arg("camera", str, required=False),
+                   Arg("counter", int, 0, _COUNTER_MAX, required=False))
 
-TELEMETRY = {
-    "products_stored": {"unit": "count", "doc": "products stored since start"},
-    "products_confirmed": {"unit": "count", "doc": "items confirmed by the ground since start"},
-    "products_rejected": {"unit": "count"},
-    "products_evicted": {"unit": "count"},
-    "segments_stored": {"unit": "count", "doc": "telemetry and event segments stored"},
-    "segments_rejected": {"unit": "count"},
-    "queue_depth": {"unit": "count", "doc": "stored, not yet confirmed"},
-    "queue_alert": {"unit": "count"}, "queue_thumbnail": {"unit": "count"}, "queue_telemetry": {"unit": "count"},
-    "queue_requested": {"unit": "count"}, "queue_playback": {"unit": "count"}, "queue_rest": {"unit": "count"},
-    "store_bytes": {"unit": "bytes"},
-    "store_fill": {"unit": "fraction", "limits": [0.0, 0.9], "doc": "store bytes / quota"},
-    "in_flight": {"unit": "", "doc": "ids of the items in flight, comma-separated"},
-    "bytes_in_flight": {"unit": "bytes"},
-    "oldest_unconfirmed_s": {"unit": "s", "doc": "age of the oldest stored product"},
-    "contact": {"unit": "", "doc": "relay in contact, or empty"},
-    "contact_rate_bps": {"unit": "bit/s"},
-    "contacts": {"unit": "count", "doc": "passes seen since start"},
-    "bytes_sent": {"unit": "bytes", "doc": "Space Packet bytes sent to the relay"},
-    "packets_sent": {"unit": "count"},
-    "packets_received": {"unit": "count"},
-    "datagrams_rejected": {"unit": "count"},
-    "transactions_failed": {"unit": "count"},
-    "retransmit_requests": {"unit": "count", "doc": "NAK PDUs received"},
-    "file_bytes_sent": {"unit": "bytes", "doc": "file data bytes sent (first copies, retransmissions, resends)"},
-    "transactions_resumed": {"unit": "count",
-                             "doc": "transactions in flight at the last crash or stop, taken up again at start"},
-    "resume_skipped_bytes": {"unit": "bytes",
-                             "doc": "file data of resumed transactions not sent again (recorded as sent)"},
-    "send_rate_bps": {"unit": "bit/s", "doc": "bytes sent in the last health period, as a rate"},
-    "reencoded": {"unit": "count"}, "reencode_bytes_saved": {"unit": "bytes"},
-    "reencode_backlog": {"unit": "count", "doc": "lossless products not yet re-encoded"},
-    "reencode_failed": {"unit": "count"}, "reencode_not_smaller": {"unit": "count"},
-    "tlm_records": {"unit": "count"}, "tlm_segments": {"unit": "count"}, "tlm_archived_bytes": {"unit": "bytes"},
-    "tlm_archive_evicted": {"unit": "count"},
-    "commands_accepted": {"unit": "count"},
-    "commands_rejected": {"unit": "count"},
-}
+INTERFACE = Interface.build(
+    "downlink",
+    commands=(
+        CommandSpec(0x0000, "NOOP", doc="answer with the software version"),
+        CommandSpec(0x0001, "RESET_COUNTERS", doc="zero command and error counters"),
+        CommandSpec(0x0301, "STORE_LIST", doc="ids of the stored items, in sending order"),
+        CommandSpec(0x0302, "STORE_STATUS", doc="queue depth per class, bytes, quota, in flight, contact"),
+        CommandSpec(0x0303, "SEND_FULL", _BY_ID_OR_FRAME,
+                    doc="move a stored product (by id, or the full frame of camera+counter) to the 'requested' class"),
+        CommandSpec(0x0304, "SEND_PRODUCT", (Arg("id", str),), doc="the same for any stored product id"),
+        CommandSpec(0x0305, "DROP", _BY_ID_OR_FRAME,
+                    doc="abandon a product's transfer (if in flight) and delete it from the store"),
+        CommandSpec(0x0306, "TLM_PLAYBACK", (Arg("t_start", float, unit="s"), Arg("t_end", float, unit="s")),
+                    doc="queue the archived housekeeping of [t_start, t_end] (Unix s) again, in time order"),
+        CommandSpec(0x0307, "SEND_REGION",
+                    (Arg("camera", str), Arg("counter", int, 0, _COUNTER_MAX, required=False),
+                     Arg("region", list, unit="[x, y, width, height] px")),
+                    doc="forward MAKE_ROI to the imaging core (links.imaging_command); the ROI arrives requested"),
+    ),
+    events=(
+        EventSpec(0x0301, "product_stored", "info", "a product is on disk (fsync'd): id, product_kind, bytes, class"),
+        EventSpec(0x0302, "product_confirmed", "info", "the ground confirmed an item; it is deleted"),
+        EventSpec(0x0303, "product_rejected", "warning", "a products message was malformed or not storable"),
+        EventSpec(0x0304, "transaction_failed", "warning",
+                  "a CFDP transaction ended without delivery; the product stays stored and is sent again"),
+        EventSpec(0x0305, "datagram_rejected", "warning",
+                  "a radio datagram was not a Space Packet with a CFDP PDU (rate-limited, with count)"),
+        EventSpec(0x0306, "store_recovered", "warning", "opening the store cleaned crash leftovers"),
+        EventSpec(0x0307, "product_discarded", "error", "a stored product could not be read; dropped"),
+        EventSpec(0x0308, "command_rejected", "warning", "a command was refused"),
+        EventSpec(0x0309, "command_failed", "warning", "an accepted command failed"),
+        EventSpec(0x030A, "product_evicted", "warning",
+                  "the store was over quota: id, product_kind, class, score, bytes (policy.py)"),
+        EventSpec(0x030B, "product_requested", "info", "an operator request moved a product up"),
+        EventSpec(0x030C, "product_dropped", "info", "an operator dropped a product"),
+        EventSpec(0x030D, "segment_rejected", "warning",
+                  "a telemetry segment could not be stored (store full; rate-limited)"),
+        EventSpec(0x030E, "reencode_failed", "warning",
+                  "a re-encoding was not bit-exact or the product did not decode; the original stays"),
+        EventSpec(0x030F, "region_request_done", "info", "imaging made the forwarded ROI"),
+        EventSpec(0x0310, "region_request_failed", "warning", "imaging refused the forwarded ROI"),
+        EventSpec(0x0311, "progress_not_recorded", "warning",
+                  "a transaction's sending progress could not be recorded (rate-limited); "
+                  "a crash would then resend more"),
+    ),
+    telemetry=(
+        ChannelSpec(0x0301, "products_stored", "count", int, doc="products stored since start"),
+        ChannelSpec(0x0302, "products_confirmed", "count", int, doc="items confirmed by the ground since start"),
+        ChannelSpec(0x0303, "products_rejected", "count", int),
+        ChannelSpec(0x0304, "products_evicted", "count", int),
+        ChannelSpec(0x0305, "segments_stored", "count", int, doc="telemetry and event segments stored"),
+        ChannelSpec(0x0306, "segments_rejected", "count", int),
+        ChannelSpec(0x0307, "queue_depth", "count", int, doc="stored, not yet confirmed"),
+        ChannelSpec(0x0308, "queue_alert", "count", int),
+        ChannelSpec(0x0309, "queue_thumbnail", "count", int),
+        ChannelSpec(0x030A, "queue_telemetry", "count", int),
+        ChannelSpec(0x030B, "queue_requested", "count", int),
+        ChannelSpec(0x030C, "queue_playback", "count", int),
+        ChannelSpec(0x030D, "queue_rest", "count", int),
+        ChannelSpec(0x030E, "store_bytes", "bytes", int),
+        ChannelSpec(0x030F, "store_fill", "fraction", float, 0.0, 0.9, doc="store bytes / quota"),
+        ChannelSpec(0x0310, "in_flight", "", str, doc="ids of the items in flight, comma-separated"),
+        ChannelSpec(0x0311, "bytes_in_flight", "bytes", int),
+        ChannelSpec(0x0312, "oldest_unconfirmed_s", "s", float, doc="age of the oldest stored product"),
+        ChannelSpec(0x0313, "contact", "", str, doc="relay in contact, or empty"),
+        ChannelSpec(0x0314, "contact_rate_bps", "bit/s", float),
+        ChannelSpec(0x0315, "contacts", "count", int, doc="passes seen since start"),
+        ChannelSpec(0x0316, "bytes_sent", "bytes", int, doc="Space Packet bytes sent to the relay"),
+        ChannelSpec(0x0317, "packets_sent", "count", int),
+        ChannelSpec(0x0318, "packets_received", "count", int),
+        ChannelSpec(0x0319, "datagrams_rejected", "count", int),
+        ChannelSpec(0x031A, "transactions_failed", "count", int),
+        ChannelSpec(0x031B, "retransmit_requests", "count", int, doc="NAK PDUs received"),
+        ChannelSpec(0x031C, "file_bytes_sent", "bytes", int,
+                    doc="file data bytes sent (first copies, retransmissions, resends)"),
+        ChannelSpec(0x031D, "transactions_resumed", "count", int,
+                    doc="transactions in flight at the last crash or stop, taken up again at start"),
+        ChannelSpec(0x031E, "resume_skipped_bytes", "bytes", int,
+                    doc="file data of resumed transactions not sent again (recorded as sent)"),
+        ChannelSpec(0x031F, "send_rate_bps", "bit/s", int, doc="bytes sent in the last health period, as a rate"),
+        ChannelSpec(0x0320, "reencoded", "count", int),
+        ChannelSpec(0x0321, "reencode_bytes_saved", "bytes", int),
+        ChannelSpec(0x0322, "reencode_backlog", "count", int, doc="lossless products not yet re-encoded"),
+        ChannelSpec(0x0323, "reencode_failed", "count", int),
+        ChannelSpec(0x0324, "reencode_not_smaller", "count", int),
+        ChannelSpec(0x0325, "tlm_records", "count", int),
+        ChannelSpec(0x0326, "tlm_segments", "count", int),
+        ChannelSpec(0x0327, "tlm_archived_bytes", "bytes", int),
+        ChannelSpec(0x0328, "tlm_archive_evicted", "count", int),
+        ChannelSpec(0x0329, "commands_accepted", "count", int),
+        ChannelSpec(0x032A, "commands_rejected", "count", int),
+    ),
+)
+
+COMMANDS = INTERFACE.commands
+EVENTS = INTERFACE.events
+TELEMETRY = INTERFACE.telemetry

@@ -1,15 +1,19 @@
 """The downlink's operator commands: reorder, drop, ask for telemetry again, ask imaging for a region.
 
-Each handler checks its arguments and raises CommandRejected naming what is
-wrong. ``SEND_REGION`` is forwarded to the imaging core's ``MAKE_ROI`` (the
-``links.imaging_command`` endpoint); the ROI it makes arrives flagged
-``requested`` and goes in the 'requested' class.
+Every command's arguments are checked against
+:data:`fsw.downlink.interface.INTERFACE` (types, ranges) before its handler
+runs; each handler then checks what the table cannot say (an id, or a camera
+and counter; the time range in order; the product on board) and raises
+CommandRejected naming what is wrong. ``SEND_REGION`` is forwarded to the
+imaging core's ``MAKE_ROI`` (the ``links.imaging_command`` endpoint); the ROI
+it makes arrives flagged ``requested`` and goes in the 'requested' class.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from fsw.downlink.interface import INTERFACE
 from fsw.errors import CommandRejected, StoreError
 from fsw.imaging.product import product_id
 
@@ -29,13 +33,6 @@ def _id(args: dict[str, Any], kind: str = "full") -> str:
     raise CommandRejected(f"give 'id', or 'camera' and 'counter'; got {sorted(args)}")
 
 
-def _time(args: dict[str, Any], key: str) -> float:
-    v = args.get(key)
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise CommandRejected(f"'{key}' must be a time in Unix seconds, got {v!r}")
-    return float(v)
-
-
 def register_requests(svc: "DownlinkService") -> None:
     server = svc.commands
 
@@ -46,7 +43,7 @@ def register_requests(svc: "DownlinkService") -> None:
                 p = svc.store.request(pid)
             except StoreError as exc:
                 raise CommandRejected(str(exc)) from None
-            svc.event("product_requested", {"id": pid, "queue_position": svc.store.ids().index(pid)}, "info")
+            svc.event("product_requested", {"id": pid, "queue_position": svc.store.ids().index(pid)})
             return {"id": p.id, "class": p.cls, "queue_position": svc.store.ids().index(pid)}
         return handler
 
@@ -56,11 +53,11 @@ def register_requests(svc: "DownlinkService") -> None:
             raise CommandRejected(f"product {pid} is not on board")
         svc.tx.abort(pid, "dropped by operator")
         svc.store.drop(pid)
-        svc.event("product_dropped", {"id": pid, "reason": "operator"}, "info")
+        svc.event("product_dropped", {"id": pid, "reason": "operator"})
         return {"id": pid, "dropped": True}
 
     def playback(args: dict[str, Any]) -> dict[str, Any]:
-        t0, t1 = _time(args, "t_start"), _time(args, "t_end")
+        t0, t1 = args["t_start"], args["t_end"]
         if t1 < t0:
             raise CommandRejected(f"t_end {t1} is before t_start {t0}")
         if svc.recorder is None:
@@ -87,10 +84,8 @@ def register_requests(svc: "DownlinkService") -> None:
                 "quota_bytes": svc.store.quota_bytes, "in_flight": svc.tx.in_flight(),
                 "contact": svc.tx.contact.relay if svc.tx.contact else None}
 
-    server.register("STORE_LIST", lambda args: {"ids": svc.store.ids()})
-    server.register("STORE_STATUS", status)
-    server.register("SEND_FULL", request("full"))
-    server.register("SEND_PRODUCT", request("full"))
-    server.register("DROP", drop)
-    server.register("TLM_PLAYBACK", playback)
-    server.register("SEND_REGION", region)
+    handlers = {"STORE_LIST": lambda args: {"ids": svc.store.ids()}, "STORE_STATUS": status,
+                "SEND_FULL": request("full"), "SEND_PRODUCT": request("full"), "DROP": drop,
+                "TLM_PLAYBACK": playback, "SEND_REGION": region}
+    for name, handler in handlers.items():
+        server.register(name, INTERFACE.checked(name, handler))

@@ -24,6 +24,7 @@ from fsw.app.process import HealthReporter, ProcessContext
 from fsw.bus.client import Subscriber
 from fsw.bus.commands import CommandClient, CommandServer
 from fsw.downlink.contacts import ContactClock, load_plan
+from fsw.downlink.interface import INTERFACE
 from fsw.downlink.mib import CfdpTimers
 from fsw.downlink.packets import apid_for_kind, unwrap
 from fsw.downlink.policy import Policy
@@ -108,12 +109,12 @@ class DownlinkService:
                   "segments_stored": 0, "segments_rejected": 0, "packets_received": 0, "datagrams_rejected": 0,
                   "transactions_failed": 0, "transactions_resumed": 0}
         self._bytes_at_last_health = 0
-        self.health = HealthReporter(ctx, self.pub, self.sample)
+        self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
         if not self.store.recovery.clean:
             r = self.store.recovery
             self.event("store_recovered", {"temp_files": len(r.temp_files_removed),
                                            "orphans": len(r.orphan_payloads_removed),
-                                           "rows_without_payload": r.rows_without_payload}, "warning")
+                                           "rows_without_payload": r.rows_without_payload})
         self.resume_open()
         self.log.info("downlink_started", radio=self.radio.address, stored=len(self.store),
                       relays=[r.name for r in self.plan.relays], time_scale=self.plan.time_scale,
@@ -138,12 +139,14 @@ class DownlinkService:
             self.poller.register(self.imaging.sock, zmq.POLLIN)
 
     # -- bus -----------------------------------------------------------------------------------
-    def event(self, name: str, fields: dict[str, Any], severity: str = "warning") -> None:
+    def event(self, name: str, fields: dict[str, Any], severity: str | None = None) -> None:
+        """Publish an event with its id and severity from the table (``severity`` overrides it)."""
+        body = INTERFACE.event_fields(name, fields, severity, self.log)
         try:
-            self.pub.publish(f"evt.{self.ctx.name}", "evt", {"name": name, "severity": severity, **fields})
+            self.pub.publish(f"evt.{self.ctx.name}", "evt", body)
         except BusError as exc:  # a bad event must not end the process; the log keeps it
-            self.log.error("event_not_published", event=name, reason=str(exc))
-        log = self.log.warning if severity != "info" else self.log.info
+            self.log.error("event_not_published", event_name=name, reason=str(exc))
+        log = self.log.warning if body["severity"] != "info" else self.log.info
         log(name, **fields)
 
     def limited_event(self, name: str, fields: dict[str, Any]) -> None:
@@ -217,7 +220,7 @@ class DownlinkService:
                 continue
             self.c["products_stored"] += 1
             self.event("product_stored", {"id": stored.id, "product_kind": stored.kind, "bytes": stored.size,
-                                          "class": stored.cls}, "info")
+                                          "class": stored.cls})
 
     def take_telemetry(self) -> None:
         if self.sub is None or self.recorder is None:
@@ -252,7 +255,7 @@ class DownlinkService:
                 ok = reply.status == "completed"
                 self.event("region_request_done" if ok else "region_request_failed",
                            {**req, "status": reply.status, "reason": reply.reason,
-                            "result": reply.result}, "info" if ok else "warning")
+                            "result": reply.result})
 
     def receive(self) -> None:
         for _ in range(_DATAGRAMS_PER_TURN):
@@ -277,7 +280,7 @@ class DownlinkService:
                 if self.store.confirm(out.product_id):
                     self.c["products_confirmed"] += 1
                     self.event("product_confirmed", {"id": out.product_id, "transaction": out.transaction,
-                                                     "product_kind": item.kind if item else ""}, "info")
+                                                     "product_kind": item.kind if item else ""})
                 self.tx.abort(out.product_id, "confirmed by a late Finished")
                 continue
             if out.product_id in self.store:
@@ -328,7 +331,7 @@ class DownlinkService:
                 self.tx.start(item.id, item.path, apid, seq, suffix)
             except Exception as exc:  # the payload vanished or cannot be read: nothing can send it
                 self.store.confirm(item.id)
-                self.event("product_discarded", {"id": item.id, "reason": f"{type(exc).__name__}: {exc}"}, "error")
+                self.event("product_discarded", {"id": item.id, "reason": f"{type(exc).__name__}: {exc}"})
                 continue
             self.store.set_state(item.id, "sending")
             self.log.info("transaction_started", id=item.id, transaction=seq, cls=item.cls, bytes=item.size,

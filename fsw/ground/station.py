@@ -37,6 +37,7 @@ from fsw.downlink.receiver import DestEngine, ReceivedFile
 from fsw.downlink.recorder import decode_segment
 from fsw.errors import BusError, ProductError, ProtocolError
 from fsw.ground.images import WrittenProduct, write_product
+from fsw.ground.interface import INTERFACE
 from fsw.ground.ledger import Ledger
 
 __all__ = ["run", "GroundStation"]
@@ -83,7 +84,7 @@ class GroundStation:
                   "telemetry_records": 0, "telemetry_segments": 0, "recovered_files": 0, "partial_files_removed": 0,
                   "transfers_resumed": 0}
         self._bytes_at_last_health = 0
-        self.health = HealthReporter(ctx, self.pub, self.sample)
+        self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
         self._recover()
         self.log.info("ground_started", radio=self.radio.address, out=str(self.out_dir),
                       relays=[r.name for r in self.plan.relays], recovered=self.c["recovered_files"],
@@ -108,12 +109,15 @@ class GroundStation:
             else:
                 self.ledger.file_done(name, "failed")
 
-    def event(self, name: str, fields: dict[str, Any], severity: str = "warning") -> None:
+    def event(self, name: str, fields: dict[str, Any], severity: str | None = None) -> None:
+        """Publish an event with its id and severity from the table; ``severity`` overrides it for
+        an event whose severity depends on the occurrence (``product_received`` that did not decode)."""
+        body = INTERFACE.event_fields(name, fields, severity, self.log)
         try:
-            self.pub.publish(f"evt.{self.ctx.name}", "evt", {"name": name, "severity": severity, **fields})
+            self.pub.publish(f"evt.{self.ctx.name}", "evt", body)
         except BusError as exc:  # a bad event must not end the process; the log keeps it
-            self.log.error("event_not_published", event=name, reason=str(exc))
-        (self.log.info if severity == "info" else self.log.warning)(name, **fields)
+            self.log.error("event_not_published", event_name=name, reason=str(exc))
+        (self.log.info if body["severity"] == "info" else self.log.warning)(name, **fields)
 
     def limited_event(self, name: str, fields: dict[str, Any]) -> None:
         now = self.ctx.monotonic()
@@ -189,7 +193,7 @@ class GroundStation:
             body = decode_segment(path.read_bytes())
         except (ProtocolError, OSError) as exc:
             self.ledger.file_done(name, "failed")
-            self.event("telemetry_failed", {"file": name, "reason": str(exc)}, "error")
+            self.event("telemetry_failed", {"file": name, "reason": str(exc)})
             return
         new = self.ledger.add_telemetry(body["records"])
         self.ledger.file_done(name, "written")
@@ -198,7 +202,7 @@ class GroundStation:
         self.c["telemetry_records"] += new
         self.event("telemetry_received", {"id": _id_from_name(name), "segment_kind": body["kind"],
                                           "records": len(body["records"]), "new_records": new,
-                                          "t0": body["t0"], "t1": body["t1"]}, "info")
+                                          "t0": body["t0"], "t1": body["t1"]})
 
     def collect(self) -> None:
         while self.decoding and self.decoding[0][2].done():
@@ -208,7 +212,7 @@ class GroundStation:
             except (ProductError, OSError) as exc:
                 self.ledger.file_done(name, "failed")
                 self.c["products_failed"] += 1
-                self.event("product_failed", {"file": name, "raw": str(path), "reason": str(exc)}, "error")
+                self.event("product_failed", {"file": name, "raw": str(path), "reason": str(exc)})
                 self.event("product_received", {"id": _id_from_name(name), "product_kind": "", "crc32c": 0,
                                                 "ok": False, "reason": str(exc)}, "error")
                 continue
@@ -220,7 +224,7 @@ class GroundStation:
                 continue
             self.c["products_received"] += 1
             self.event("product_received", {"id": w.id, "product_kind": w.kind, "crc32c": w.crc32c, "ok": True,
-                                            "bytes": w.product_bytes}, "info")
+                                            "bytes": w.product_bytes})
 
     def close(self) -> None:
         self.worker.shutdown(wait=True)

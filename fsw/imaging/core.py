@@ -16,9 +16,10 @@ import zmq
 
 from fsw.app.process import HealthReporter, ProcessContext
 from fsw.bus.commands import CommandClient, CommandServer
+from fsw.errors import BusError
 from fsw.imaging.autoexposure import ExposureCommand
 from fsw.imaging.frame import Frame, FrameRejected, frame_from_message
-from fsw.imaging.interface import EVENTS
+from fsw.imaging.interface import INTERFACE
 from fsw.imaging.processor import FrameProcessor
 from fsw.imaging.product import Product, encode_product
 from fsw.imaging.requests import register_requests
@@ -48,7 +49,7 @@ class ImagingCore:
         self.cmd = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.event,
                                  reset_counters=self.reset_counters)
         register_requests(self)
-        self.health = HealthReporter(ctx, self.pub, self.sample)
+        self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
 
     # what the command handlers reach through the adapter
     @property
@@ -80,11 +81,14 @@ class ImagingCore:
                     commands_accepted=self.cmd.accepted, commands_rejected=self.cmd.rejected,
                     calibration={c: cal.active[c].id if c in cal.active else "none" for c in self.cameras})
 
-    def event(self, name: str, fields: dict[str, Any]) -> None:
-        spec = EVENTS.get(name, {"id": 0, "severity": "info"})
-        self.pub.publish(f"evt.{self.ctx.name}", "evt",
-                         {"name": name, "event_id": spec["id"], "severity": spec["severity"], **fields})
-        (self.ctx.log.info if spec["severity"] == "info" else self.ctx.log.warning)(name, **fields)
+    def event(self, name: str, fields: dict[str, Any], severity: str | None = None) -> None:
+        """Publish an event with its id and severity from the table (``severity`` overrides it)."""
+        body = INTERFACE.event_fields(name, fields, severity, self.ctx.log)
+        try:
+            self.pub.publish(f"evt.{self.ctx.name}", "evt", body)
+        except BusError as exc:  # a bad event must not end the process; the log keeps it
+            self.ctx.log.error("event_not_published", event_name=name, reason=str(exc))
+        (self.ctx.log.info if body["severity"] == "info" else self.ctx.log.warning)(name, **fields)
 
     def emit(self, p: Product, requested: bool = False) -> None:
         head = msgpack.packb({"id": p.id, "kind": p.kind, "camera": p.camera, "counter": p.counter,

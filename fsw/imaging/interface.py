@@ -1,48 +1,73 @@
-"""The imaging core's interface, as data: commands, events, telemetry channels."""
+"""The imaging core's interface, as data: commands, events, telemetry channels (format: :mod:`fsw.interface`).
+
+Every command's arguments are checked against this table before its handler
+runs (:mod:`fsw.imaging.requests`); the handlers then check what the table
+cannot say (the camera is configured, the frame is held, the region fits).
+"""
 
 from __future__ import annotations
 
-__all__ = ["COMMANDS", "EVENTS", "TELEMETRY"]
+from fsw.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
 
-COMMANDS = {
-    "NOOP": {"opcode": 0x0000, "args": {}, "doc": "answer with the software version"},
-    "RESET_COUNTERS": {"opcode": 0x0001, "args": {}, "doc": "zero command and error counters"},
-    "MAKE_LOSSY": {"opcode": 0x0210, "args": {"camera": "str", "counter": "int", "budget_bytes": "int",
-                                              "region": "[x, y, w, h] (optional)"},
-                   "doc": "lossy product of a held frame to a byte budget (within 5 %)"},
-    "MAKE_ROI": {"opcode": 0x0211, "args": {"camera": "str", "counter": "int", "region": "[x, y, w, h]"},
-                 "doc": "lossless region of a held frame"},
-    "MAKE_PREVIEW": {"opcode": 0x0212, "args": {"camera": "str", "counter": "int", "factor": "int"},
-                     "doc": "binned lossless preview of a held frame"},
-    "AE_ENABLE": {"opcode": 0x0220, "args": {"camera": "str"}, "doc": "auto-exposure on"},
-    "AE_DISABLE": {"opcode": 0x0221, "args": {"camera": "str"}, "doc": "auto-exposure off"},
-    "CAL_COLLECT": {"opcode": 0x0230, "args": {"camera": "str", "role": "dark|flat", "count": "int"},
-                    "doc": "collect the next frames as darks or flats"},
-    "CAL_BUILD": {"opcode": 0x0231, "args": {"camera": "str"}, "doc": "build and activate a calibration set"},
-    "CAL_CLEAR": {"opcode": 0x0232, "args": {"camera": "str"}, "doc": "deactivate the camera's calibration"},
-}
+__all__ = ["INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
 
-EVENTS = {
-    "frame_rejected": {"id": 0x0201, "severity": "warning", "doc": "a frame failed validation; reason names why"},
-    "frame_gap": {"id": 0x0202, "severity": "warning", "doc": "frame messages missing on the bus (seq gap)"},
-    "product_failed": {"id": 0x0203, "severity": "error", "doc": "a product could not be made"},
-    "command_rejected": {"id": 0x0204, "severity": "warning", "doc": "a command was refused"},
-    "command_failed": {"id": 0x0205, "severity": "error", "doc": "an accepted command failed"},
-    "frames_thumbnail_only": {"id": 0x0206, "severity": "warning",
-                              "doc": "frames that kept only a thumbnail: queue full, or the grade rule"},
-    "ae_command_refused": {"id": 0x0207, "severity": "warning", "doc": "the camera refused an exposure command"},
-}
+_CAMERA = Arg("camera", str)  # one of the configured cameras, checked by the handler
+_COUNTER = Arg("counter", int, 0, 2**64 - 1, required=False)  # omitted: the newest held frame of the camera
+_REGION = Arg("region", list, unit="[x, y, width, height] px")
 
-TELEMETRY = {
-    "frames_in": {"unit": "count"},
-    "frames_rejected": {"unit": "count"},
-    "products_made": {"unit": "count"},
-    "products_pending": {"unit": "count", "doc": "products made, not yet taken by the downlink"},
-    "queue_depth": {"unit": "count", "doc": "frames waiting to be processed"},
-    "oldest_waiting_s": {"unit": "s", "doc": "age of the oldest waiting frame"},
-    "frames_thumbnail_only": {"unit": "count"},
-    "ae_commands": {"unit": "count"},
-    "bus_gaps": {"unit": "count"},
-    "last_frame_ms": {"unit": "ms", "doc": "processing time of the last frame"},
-    "last_error": {"unit": ""},
-}
+INTERFACE = Interface.build(
+    "imaging",
+    commands=(
+        CommandSpec(0x0000, "NOOP", doc="answer with the software version"),
+        CommandSpec(0x0001, "RESET_COUNTERS", doc="zero command and error counters"),
+        CommandSpec(0x0210, "MAKE_LOSSY",
+                    (_CAMERA, _COUNTER, Arg("budget_bytes", int, 1000, 64 * 1024 * 1024, "bytes"),
+                     Arg("region", list, unit="[x, y, width, height] px", required=False)),
+                    doc="lossy product of a held frame to a byte budget (within 5 %)"),
+        CommandSpec(0x0211, "MAKE_ROI", (_CAMERA, _COUNTER, _REGION), doc="lossless region of a held frame"),
+        CommandSpec(0x0212, "MAKE_PREVIEW", (_CAMERA, _COUNTER, Arg("factor", int, 2, 64)),
+                    doc="binned lossless preview of a held frame"),
+        CommandSpec(0x0220, "AE_ENABLE", (_CAMERA,), doc="auto-exposure on"),
+        CommandSpec(0x0221, "AE_DISABLE", (_CAMERA,), doc="auto-exposure off"),
+        CommandSpec(0x0230, "CAL_COLLECT",
+                    (_CAMERA, Arg("role", str, choices=("dark", "flat")), Arg("count", int, 2, 64)),
+                    doc="collect the next frames as darks or flats"),
+        CommandSpec(0x0231, "CAL_BUILD", (_CAMERA,), doc="build and activate a calibration set"),
+        CommandSpec(0x0232, "CAL_CLEAR", (_CAMERA,), doc="deactivate the camera's calibration"),
+    ),
+    events=(
+        EventSpec(0x0201, "frame_rejected", "warning", "a frame failed validation; reason names why"),
+        EventSpec(0x0202, "frame_gap", "warning", "frame messages missing on the bus (seq gap)"),
+        EventSpec(0x0203, "product_failed", "error", "a product could not be made"),
+        EventSpec(0x0204, "command_rejected", "warning", "a command was refused"),
+        EventSpec(0x0205, "command_failed", "error", "an accepted command failed"),
+        EventSpec(0x0206, "frames_thumbnail_only", "warning",
+                  "frames that kept only a thumbnail: queue full, or the grade rule"),
+        EventSpec(0x0207, "ae_command_refused", "warning", "the camera refused an exposure command"),
+    ),
+    telemetry=(
+        ChannelSpec(0x0201, "frames_in", "count", int),
+        ChannelSpec(0x0202, "frames_rejected", "count", int),
+        ChannelSpec(0x0203, "products_made", "count", int),
+        ChannelSpec(0x0204, "products_pending", "count", int, doc="products made, not yet taken by the downlink"),
+        ChannelSpec(0x0205, "queue_depth", "count", int, doc="frames waiting to be processed"),
+        ChannelSpec(0x0206, "oldest_waiting_s", "s", float, doc="age of the oldest waiting frame"),
+        ChannelSpec(0x0207, "frames_thumbnail_only", "count", int),
+        ChannelSpec(0x0208, "ae_commands", "count", int),
+        ChannelSpec(0x0209, "bus_gaps", "count", int),
+        ChannelSpec(0x020A, "stage_ms", "ms", dict, doc="last time of each stage: grade, thumbnail, lossless"),
+        ChannelSpec(0x020B, "last_error", "", str),
+        ChannelSpec(0x020C, "commands_accepted", "count", int),
+        ChannelSpec(0x020D, "commands_rejected", "count", int),
+        ChannelSpec(0x020E, "frames_accepted", "count", int, doc="frames that passed validation"),
+        ChannelSpec(0x020F, "products_failed", "count", int, high=0),
+        ChannelSpec(0x0210, "encoding", "count", int, doc="frames with their lossless product being made"),
+        ChannelSpec(0x0211, "bus_malformed", "count", int, high=0, doc="bus messages that did not parse"),
+        ChannelSpec(0x0212, "autoexposure", "", dict, doc="per camera: auto-exposure on"),
+        ChannelSpec(0x0213, "calibration", "", dict, doc="per camera: the active calibration set, or none"),
+    ),
+)
+
+COMMANDS = INTERFACE.commands
+EVENTS = INTERFACE.events
+TELEMETRY = INTERFACE.telemetry

@@ -1,7 +1,10 @@
 """The imaging core's commands: products on request, auto-exposure and calibration control.
 
-Each handler checks its arguments and raises CommandRejected naming what is
-wrong; a request for a frame no longer held is rejected, never guessed.
+Every command's arguments are checked against :data:`fsw.imaging.interface.INTERFACE`
+(types, ranges, choices) before its handler runs; the handlers then check what
+the table cannot say and raise CommandRejected naming what is wrong: the camera
+is not configured, the region is not [x, y, width, height], the frame is no
+longer held (rejected, never guessed).
 """
 
 from __future__ import annotations
@@ -10,19 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from fsw.errors import CommandRejected, PdhError
 from fsw.imaging.calibration import CalibrationError
+from fsw.imaging.interface import INTERFACE
 from fsw.imaging.pipeline import make_lossy, make_preview, make_roi
 
 if TYPE_CHECKING:
     from fsw.imaging.core import ImagingCore
 
 __all__ = ["register_requests"]
-
-
-def _int(args: dict[str, Any], key: str, lo: int, hi: int) -> int:
-    v = args.get(key)
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise CommandRejected(f"'{key}' must be an integer in {lo}..{hi}, got {v!r}")
-    return v
 
 
 def _camera(core: "ImagingCore", args: dict[str, Any]) -> str:
@@ -44,8 +41,8 @@ def register_requests(core: "ImagingCore") -> None:
 
     def frame_for(args: dict[str, Any]) -> Any:
         cam = _camera(core, args)
-        counter = args.get("counter")
-        found = core.recent_frame(cam, counter if isinstance(counter, int) else None)
+        counter = args.get("counter")  # the table made it an int, or it was left out: the newest frame
+        found = core.recent_frame(cam, counter)
         if found is None:
             held = [f.counter for f, _ in core.recent.get(cam, [])]
             raise CommandRejected(f"frame {counter!r} of {cam} is not held on board; held: {held}")
@@ -59,7 +56,7 @@ def register_requests(core: "ImagingCore") -> None:
 
     def lossy(args: dict[str, Any]) -> dict[str, Any]:
         frame, grades = frame_for(args)
-        budget = _int(args, "budget_bytes", 1000, 64 * 1024 * 1024)
+        budget = args["budget_bytes"]
         region = _region(args) if "region" in args else None
         try:
             return made(make_lossy(frame, budget, grades, region))
@@ -76,7 +73,7 @@ def register_requests(core: "ImagingCore") -> None:
     def preview(args: dict[str, Any]) -> dict[str, Any]:
         frame, grades = frame_for(args)
         try:
-            return made(make_preview(frame, _int(args, "factor", 2, 64), core.codec, grades))
+            return made(make_preview(frame, args["factor"], core.codec, grades))
         except PdhError as exc:
             raise CommandRejected(str(exc)) from None
 
@@ -91,7 +88,7 @@ def register_requests(core: "ImagingCore") -> None:
     def cal_collect(args: dict[str, Any]) -> dict[str, Any]:
         cam = _camera(core, args)
         try:
-            core.calibration.collect(cam, str(args.get("role")), _int(args, "count", 2, 64))
+            core.calibration.collect(cam, args["role"], args["count"])
         except CalibrationError as exc:
             raise CommandRejected(str(exc)) from None
         return {"camera": cam, "collecting": core.calibration.collecting(cam)}
@@ -109,11 +106,7 @@ def register_requests(core: "ImagingCore") -> None:
         core.calibration.clear(cam)
         return {"camera": cam, "calibration": "none"}
 
-    server.register("MAKE_LOSSY", lossy)
-    server.register("MAKE_ROI", roi)
-    server.register("MAKE_PREVIEW", preview)
-    server.register("AE_ENABLE", ae(True))
-    server.register("AE_DISABLE", ae(False))
-    server.register("CAL_COLLECT", cal_collect)
-    server.register("CAL_BUILD", cal_build)
-    server.register("CAL_CLEAR", cal_clear)
+    handlers = {"MAKE_LOSSY": lossy, "MAKE_ROI": roi, "MAKE_PREVIEW": preview, "AE_ENABLE": ae(True),
+                "AE_DISABLE": ae(False), "CAL_COLLECT": cal_collect, "CAL_BUILD": cal_build, "CAL_CLEAR": cal_clear}
+    for name, handler in handlers.items():
+        server.register(name, INTERFACE.checked(name, handler))

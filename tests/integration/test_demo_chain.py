@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from fsw.app.verify import read_manifest, verify_pcap
-from tests.conftest import free_port
+from tests.conftest import free_port, undeclared_in_logs
 
 DEMO = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 
@@ -56,6 +56,7 @@ def test_chain_with_ten_percent_loss_delivers_every_frame_bit_exact(tmp_path: Pa
     assert len(sidecars) == summary["full_frames_made"]
     side = json.loads(sidecars[0].read_text())
     assert {"id", "camera", "counter", "t_capture", "codec", "crc32c", "grades"} <= set(side)
+    assert undeclared_in_logs(out) == []  # every event and telemetry channel is in its component's table
 
 
 def test_demo_with_a_wrong_config_fails_at_once_naming_the_key(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from fsw.bus.auth import KeyPair, authorize, generate_keypair
 from fsw.bus.client import Subscriber
 from fsw.bus.commands import CommandClient, CommandReply, CommandServer, CurveClientKeys
-from tests.conftest import Processes, free_port
+from tests.conftest import Processes, free_port, undeclared_in_logs
 
 pytestmark = pytest.mark.integration
 
@@ -128,6 +128,8 @@ def rig(tmp_path: Path) -> Iterator[Any]:
     finally:
         for r in made:
             r.close()
+    for r in made:  # every event and telemetry channel the driver published is in its interface table
+        assert undeclared_in_logs(r.procs.out) == []
 
 
 def test_boom_deploys_publishes_fast_telemetry_and_requests_a_confirmation_frame(rig, tmp_path) -> None:

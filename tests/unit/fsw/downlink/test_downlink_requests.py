@@ -1,0 +1,65 @@
+"""The downlink's commands are checked against its table before any handler runs."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from types import SimpleNamespace
+from typing import Any, Iterator
+
+import pytest
+import zmq
+
+from fsw.bus.commands import CommandClient, CommandReply, CommandServer
+from fsw.downlink.requests import register_requests
+
+_ids = itertools.count()
+
+
+@pytest.fixture()
+def command() -> Iterator[Any]:
+    ctx = zmq.Context()
+    endpoint = f"inproc://downlink-{next(_ids)}"
+    server = CommandServer(ctx, endpoint)
+    client = CommandClient(ctx, endpoint)
+    svc = SimpleNamespace(commands=server, imaging=None, recorder=None)
+    register_requests(svc)  # type: ignore[arg-type]
+
+    def call(cmd: str, args: dict[str, Any]) -> CommandReply:
+        client.send(cmd, args)
+        assert server.poll(2000) == 1
+        reply = client.recv(2.0)
+        assert reply is not None
+        return reply
+
+    yield call
+    client.close()
+    server.close()
+    ctx.term()
+
+
+@pytest.mark.parametrize("cmd,args,words", [
+    ("TLM_PLAYBACK", {"t_start": "yesterday", "t_end": 5.0}, "'t_start' must be a number"),
+    ("TLM_PLAYBACK", {"t_start": 1.0}, "missing argument 't_end'"),
+    ("TLM_PLAYBACK", {"t_start": 1.0, "t_end": float("nan")}, "'t_end' must be finite"),
+    ("SEND_FULL", {"camera": "navcam", "counter": "3"}, "'counter' must be a number"),
+    ("SEND_PRODUCT", {}, "missing argument 'id'"),
+    ("DROP", {"id": 42}, "'id' must be a string"),
+    ("SEND_REGION", {"camera": "navcam", "counter": 3}, "missing argument 'region'"),
+    ("SEND_REGION", {"camera": "navcam", "region": "0,0,8,8"}, "'region' must be a list"),
+    ("STORE_LIST", {"all": True}, r"unknown argument\(s\) \['all'\]"),
+])
+def test_malformed_command_is_rejected_with_the_tables_reason(command: Any, cmd: str, args: dict[str, Any],
+                                                              words: str) -> None:
+    reply = command(cmd, args)
+    assert reply.status == "rejected"
+    assert re.search(words, reply.reason), reply.reason
+
+
+def test_semantic_checks_stay_after_the_table_check(command: Any) -> None:
+    backwards = command("TLM_PLAYBACK", {"t_start": 10, "t_end": 5})
+    assert backwards.status == "rejected" and "before t_start" in backwards.reason
+    nothing = command("SEND_FULL", {"camera": "navcam"})
+    assert nothing.status == "rejected" and "give 'id', or 'camera' and 'counter'" in nothing.reason
+    unlinked = command("SEND_REGION", {"camera": "navcam", "counter": 3, "region": [0, 0, 8, 8]})
+    assert unlinked.status == "rejected" and "MAKE_ROI" in unlinked.reason

@@ -1,0 +1,70 @@
+"""The imaging core's commands are checked against its table before any handler runs."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from types import SimpleNamespace
+from typing import Any, Iterator
+
+import pytest
+import zmq
+
+from fsw.bus.commands import CommandClient, CommandReply, CommandServer
+from fsw.imaging.requests import register_requests
+
+_ids = itertools.count()
+
+
+def _held(camera: str, counter: int | None) -> tuple[str, dict[str, Any]] | None:
+    """Frame 5 is held (as a placeholder no handler gets to use in these tests); no other is."""
+    return ("frame 5", {}) if counter == 5 else None
+
+
+@pytest.fixture()
+def command() -> Iterator[Any]:
+    ctx = zmq.Context()
+    endpoint = f"inproc://imaging-{next(_ids)}"
+    server = CommandServer(ctx, endpoint)
+    client = CommandClient(ctx, endpoint)
+    core = SimpleNamespace(cmd=server, cameras=["cam"], recent={}, recent_frame=_held)
+    register_requests(core)  # type: ignore[arg-type]
+
+    def call(cmd: str, args: dict[str, Any]) -> CommandReply:
+        client.send(cmd, args)
+        assert server.poll(2000) == 1
+        reply = client.recv(2.0)
+        assert reply is not None
+        return reply
+
+    yield call
+    client.close()
+    server.close()
+    ctx.term()
+
+
+@pytest.mark.parametrize("cmd,args,words", [
+    ("MAKE_LOSSY", {"camera": "cam", "counter": 7, "budget_bytes": "lots"}, "'budget_bytes' must be a number"),
+    ("MAKE_LOSSY", {"camera": "cam", "budget_bytes": 10}, "'budget_bytes'=10 is below 1000"),
+    ("MAKE_ROI", {"camera": "cam", "counter": 7}, "missing argument 'region'"),
+    ("MAKE_ROI", {"camera": "cam", "counter": -1, "region": [0, 0, 8, 8]}, "'counter'=-1 is below 0"),
+    ("MAKE_PREVIEW", {"camera": "cam", "factor": 1}, "'factor'=1 is below 2"),
+    ("CAL_COLLECT", {"camera": "cam", "role": "bright", "count": 4}, r"'role' must be one of \['dark', 'flat'\]"),
+    ("CAL_COLLECT", {"camera": "cam", "role": "dark", "count": 65}, "'count'=65 is above 64"),
+    ("AE_ENABLE", {"camera": "cam", "now": True}, r"unknown argument\(s\) \['now'\]"),
+    ("AE_DISABLE", {}, "missing argument 'camera'"),
+])
+def test_malformed_command_is_rejected_with_the_tables_reason(command: Any, cmd: str, args: dict[str, Any],
+                                                              words: str) -> None:
+    reply = command(cmd, args)
+    assert reply.status == "rejected"
+    assert re.search(words, reply.reason), reply.reason
+
+
+def test_semantic_checks_stay_after_the_table_check(command: Any) -> None:
+    other = command("MAKE_ROI", {"camera": "other", "counter": 3, "region": [0, 0, 8, 8]})
+    assert other.status == "rejected" and "'camera' must be one of ['cam']" in other.reason
+    shape = command("MAKE_ROI", {"camera": "cam", "counter": 5, "region": [0, 0, 8]})
+    assert shape.status == "rejected" and "[x, y, width, height]" in shape.reason
+    gone = command("MAKE_PREVIEW", {"camera": "cam", "counter": 3, "factor": 4})
+    assert gone.status == "rejected" and "not held" in gone.reason
