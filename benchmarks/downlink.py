@@ -15,7 +15,7 @@ beside. Also: seconds from the window's opening to the first thumbnail at
 the ground, at one-way light time ``latency_ms``.
 
 Re-encoding (:func:`bench_reencode`): lossless frames stored as the capture
-path made them (JPEG-LS), then the downlink's background worker process
+path makes them (JPEG XL effort 1, :data:`benchmarks.imaging.CAPTURE`), then the downlink's background worker process
 (:class:`~fsw.downlink.reencoder.Reencoder`) re-encodes them until it has
 caught up; bytes queued per frame against JPEG XL effort 7 measured alone in
 the same run (target: equal), and against the capture path's bytes.
@@ -75,7 +75,8 @@ def goodput_config(rate_bps: float, loss: float, window_s: float, latency_ms: fl
     }
 
 
-def _products(size_px: int, n: int) -> list[tuple[str, str, bytes]]:
+def _products(size_px: int, n: int, codec: str = "jpegls",
+              params: dict[str, Any] | None = None) -> list[tuple[str, str, bytes]]:
     from fsw.imaging.codecs import encode_pixels
     from fsw.imaging.product import Product, encode_product, pixels_crc32c, product_id
 
@@ -85,10 +86,11 @@ def _products(size_px: int, n: int) -> list[tuple[str, str, bytes]]:
         px = make(counter)
         thumb = (px[:: max(1, size_px // 128), :: max(1, size_px // 128)] >> 4).astype(np.uint8)
         for kind, pixels, depth in (("thumbnail", thumb, 8), ("full", px, 12)):
+            p_params = {"bit_depth": depth, **(params or {})}
             p = Product(id=product_id("bench", counter, kind), kind=kind, camera="bench", counter=counter,
-                        t_capture=float(counter), codec="jpegls", shape=pixels.shape, dtype=str(pixels.dtype),
-                        bit_depth=depth, payload=encode_pixels("jpegls", pixels), crc32c=pixels_crc32c(pixels),
-                        grades={"score": 0.5})
+                        t_capture=float(counter), codec=codec, shape=pixels.shape, dtype=str(pixels.dtype),
+                        bit_depth=depth, payload=encode_pixels(codec, pixels, p_params), crc32c=pixels_crc32c(pixels),
+                        grades={"score": 0.5}, codec_params=p_params)
             out.append((p.id, kind, encode_product(p)))
     return out
 
@@ -190,19 +192,21 @@ def bench_downlink(rate_bps: float = 8e6, window_s: float = 12.0, size_px: int =
 
 def bench_reencode(size_px: int = 2048, n_frames: int = 3) -> Table:
     """Bytes queued per lossless frame after background re-encoding caught up, vs JPEG XL e7 alone."""
+    from benchmarks.imaging import CAPTURE
     from fsw.downlink.reencoder import Reencoder
     from fsw.downlink.store import ProductStore
-    from fsw.imaging.codecs import encode_pixels
+    from fsw.imaging.codecs import codec_tag, encode_pixels
 
     make, source = frame_maker(size_px, size_px, 12)
-    products = [(pid, data) for pid, kind, data in _products(size_px, n_frames) if kind == "full"]
+    products = [(pid, data) for pid, kind, data in _products(size_px, n_frames, CAPTURE["codec"], CAPTURE["params"])
+                if kind == "full"]
     t0 = time.perf_counter()
     best = [len(encode_pixels("jpegxl", make(i + 1), {"bit_depth": 12, "effort": 7})) for i in range(n_frames)]
     alone_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory(prefix="pdh-reencode-") as tmp:
         store = ProductStore(Path(tmp) / "store")
         for pid, data in products:
-            store.add(pid, "full", data, codec="jpegls")
+            store.add(pid, "full", data, codec=codec_tag(CAPTURE["codec"], CAPTURE["params"]))
         capture = store.total_bytes()
         worker = Reencoder("jpegxl", {"effort": 7}, nice=10)
         t0 = time.perf_counter()
@@ -211,10 +215,10 @@ def bench_reencode(size_px: int = 2048, n_frames: int = 3) -> Table:
                 result = worker.poll()
                 if result is not None:
                     if result.data is not None:
-                        store.replace_payload(result.id, result.data, "jpegxl")
+                        store.replace_payload(result.id, result.data, worker.tag)
                     store.mark_reencoded(result.id)
                 if worker.busy is None:
-                    cands = store.reencode_candidates(("full",), "jpegxl", 1)
+                    cands = store.reencode_candidates(("full",), worker.tag, 1)
                     if not cands:
                         break
                     worker.offer(cands[0].id, cands[0].gen, cands[0].path)
@@ -225,7 +229,8 @@ def bench_reencode(size_px: int = 2048, n_frames: int = 3) -> Table:
         queued = store.total_bytes()
         store.close()
     payload_best = sum(best)
-    envelope = sum(len(d) for _, d in products) - sum(len(encode_pixels("jpegls", make(i + 1), {"bit_depth": 12}))
+    capture_params = {"bit_depth": 12, **CAPTURE["params"]}
+    envelope = sum(len(d) for _, d in products) - sum(len(encode_pixels(CAPTURE["codec"], make(i + 1), capture_params))
                                                        for i in range(n_frames))
     table = Table(
         name="reencode",
@@ -237,7 +242,8 @@ def bench_reencode(size_px: int = 2048, n_frames: int = 3) -> Table:
     )
     best_total = payload_best + envelope
     px = size_px * size_px * n_frames
-    for stage, total, secs in (("capture path (JPEG-LS)", capture, None),
+    capture_name = f"capture path ({codec_tag(CAPTURE['codec'], CAPTURE['params'])})"
+    for stage, total, secs in ((capture_name, capture, None),
                                ("after background re-encoding", queued, caught_up_s),
                                ("JPEG XL e7 alone", best_total, alone_s)):
         table.rows.append({"stage": stage, "vs_best": ratio(total, best_total), "bytes_per_frame": total / n_frames,

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fsw.imaging.codecs import codec_tag
+
 __all__ = ["Reencoder", "Result", "REENCODE_KINDS"]
 
 REENCODE_KINDS = ("full", "roi", "preview")
@@ -58,6 +60,7 @@ class Reencoder:
     def __init__(self, codec: str, params: dict[str, Any], nice: int) -> None:
         self.codec = codec
         self.params = dict(params)
+        self.tag = codec_tag(codec, params)  # what the store records once a product is re-encoded
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_worker, args=(child, codec, self.params, nice), daemon=True,

@@ -35,6 +35,7 @@ from fsw.downlink.requests import register_requests
 from fsw.downlink.store import ProductStore
 from fsw.downlink.transmitter import Transmitter
 from fsw.errors import BusError, ProductError, ProtocolError, StoreError
+from fsw.imaging.codecs import codec_tag
 from fsw.imaging.product import PRODUCT_KINDS, Product, read_product_header
 
 __all__ = ["run", "DownlinkService", "parse_product_message"]
@@ -180,7 +181,7 @@ class DownlinkService:
                "commands_accepted": self.commands.accepted, "commands_rejected": self.commands.rejected}
         if self.reencoder is not None:
             out.update(self.reencoder.c, reencode_backlog=self.store.reencode_backlog(REENCODE_KINDS,
-                                                                                      self.reencoder.codec))
+                                                                                      self.reencoder.tag))
         if self.recorder is not None:
             out.update({f"tlm_{k}": v for k, v in self.recorder.c.items()})
         return out
@@ -212,7 +213,8 @@ class DownlinkService:
             try:
                 head, data, product = parse_product_message(frames)
                 stored = self.store.add(head["id"], head["kind"], data, score=_score(head),
-                                        requested=head.get("requested") is True, codec=product.codec,
+                                        requested=head.get("requested") is True,
+                                        codec=codec_tag(product.codec, product.codec_params),
                                         priority=head["priority"] if isinstance(head.get("priority"), str) else "")
             except (ProductError, StoreError) as exc:
                 self.c["products_rejected"] += 1
@@ -350,13 +352,13 @@ class DownlinkService:
             elif result.data is None:
                 r.c["reencode_not_smaller"] += 1
             elif item is not None and item.gen == result.gen and self.store.replace_payload(
-                    result.id, result.data, r.codec):
+                    result.id, result.data, r.tag):
                 r.c["reencoded"] += 1
                 r.c["reencode_bytes_saved"] += item.size - len(result.data)
             if item is not None:
                 self.store.mark_reencoded(result.id)
         if r.busy is None:
-            for cand in self.store.reencode_candidates(REENCODE_KINDS, r.codec, 1):
+            for cand in self.store.reencode_candidates(REENCODE_KINDS, r.tag, 1):
                 r.offer(cand.id, cand.gen, cand.path)
 
     def report_evictions(self) -> None:

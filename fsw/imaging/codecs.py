@@ -15,7 +15,7 @@ import numpy as np
 
 from fsw.errors import ProductError
 
-__all__ = ["Codec", "CODECS", "encode_pixels", "decode_pixels"]
+__all__ = ["Codec", "CODECS", "encode_pixels", "decode_pixels", "codec_tag"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,18 @@ CODECS: dict[str, Codec] = {
     "jpeg": Codec("jpeg", False, _jpeg8_enc, lambda b: imagecodecs.jpeg8_decode(b)),
     "jxl_lossy": Codec("jxl_lossy", False, _jxl_lossy_enc, lambda b: imagecodecs.jpegxl_decode(b)),
 }
+
+
+_TAG_IGNORES = ("bit_depth", "threads")  # per frame, or not changing the bytes
+
+
+def codec_tag(codec: str, params: dict[str, Any] | None = None) -> str:
+    """A codec with the parameters that change its bytes, as one string: ``jpegxl:effort=1``.
+
+    The store keeps it per product, so the background re-encoder can tell JPEG XL at effort 1 (the
+    capture path) from JPEG XL at effort 7 (its target)."""
+    kept = sorted((k, v) for k, v in (params or {}).items() if k not in _TAG_IGNORES)
+    return codec + "".join(f"{':' if i == 0 else ','}{k}={v}" for i, (k, v) in enumerate(kept))
 
 
 def encode_pixels(codec: str, pixels: np.ndarray, params: dict[str, Any] | None = None) -> bytes:
