@@ -325,3 +325,39 @@ def test_operator_keys_then_deploy_go_from_a_terminal(rig, tmp_path) -> None:
     assert go.returncode == 0, go.stdout + go.stderr
     assert "FIRE completed" in go.stdout and "TLM   releasing" in go.stdout
     assert "deployment_verdict" in go.stdout
+
+
+def test_abort_mid_deployment_cuts_the_motor_and_judges_where_it_stopped(rig) -> None:
+    r = rig("motor_deployer", 1.0)  # real time: the deployment takes long enough to be caught halfway
+    arm = r.op.call("ARM", {"mechanism": MECH}, 5.0)
+    assert [x.status for x in arm] == ["accepted", "completed"], arm
+    fire_id = r.op.send("FIRE", {"mechanism": MECH})
+    replies: list[CommandReply] = []
+    deadline = time.monotonic() + 20
+    moving = False
+    while time.monotonic() < deadline and not moving:
+        reply = r.op.recv(0.2)
+        if reply is not None:
+            replies.append(reply)
+        r.drain(0.1)
+        moving = any(t.get("state") == "deploying" and (t.get("angle_deg") or 0) > 10.0 for t in r.tlm)
+    assert moving, "the deployment never got going"
+    abort_id = r.op.send("ABORT", {"mechanism": MECH})
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not (
+            any(x.id == abort_id and x.status == "completed" for x in replies)
+            and any(x.id == fire_id and x.status in ("completed", "failed") for x in replies)):
+        reply = r.op.recv(0.2)
+        if reply is not None:
+            replies.append(reply)
+    fire_final = [x for x in replies if x.id == fire_id][-1]
+    assert fire_final.status == "failed", replies  # not deployed
+    assert fire_final.result["outcome"] == "partial"
+    assert 10.0 < fire_final.result["angle_deg"] < 85.0
+    assert "aborted by operator" in str(fire_final.result["evidence"])
+    r.drain(1.0)
+    assert r.truth()["current_a"] == 0.0, "the motor is off"
+    assert "deployment_verdict" in r.event_names()
+    # A second ABORT has nothing to stop: refused, with the reason.
+    again = r.op.call("ABORT", {"mechanism": MECH}, 5.0)
+    assert again[-1].status == "rejected" and "no deployment in progress" in again[-1].reason
