@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from drivers.camera import protocol as p
-from drivers.camera.driver import DriverCore
+from drivers.camera.core import DriverCore
 from drivers.links.tcp import Backoff
 from fsw.imaging.product import pixels_crc32c
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from drivers.camera import protocol as p
-from drivers.camera.driver import DriverCore, RingDecoder
+from drivers.camera.core import DriverCore, RingDecoder
 from fsw.bus.frames_shm import FrameRing, FrameRingReader
 
 H, W = 120, 300  # 72 000 pixel bytes: above the driver's 64 KiB hunting reads, so the frame takes a slot
