@@ -61,7 +61,7 @@ class CameraDriver:
         decoder = (lambda: RingDecoder(self.ring)) if self.ring is not None else p.StreamDecoder
         self.core = DriverCore(self.camera, self._publish_frame, self._emit, max_temp, s["defect_check"], decoder)
         self.commands = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self._emit,
-                                      reset_counters=self._reset_counters)
+                                      reset_counters=self._reset_counters, interface=INTERFACE)
         for name in COMMANDS:
             if name not in ("NOOP", "RESET_COUNTERS"):
                 self.commands.register(name, self._handler(name))

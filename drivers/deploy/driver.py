@@ -145,7 +145,7 @@ class _Driver:
                                   authorized=self._authorized, fired=saved.get("fired", []),
                                   inhibited=saved.get("inhibited", [self.mech] if s["inhibited"] else []))
         self.server = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self._on_command_event,
-                                    reset_counters=self._reset, curve=curve)
+                                    reset_counters=self._reset, curve=curve, interface=INTERFACE)
         self._register()
         self.pending: Deferred | None = None
         self.sample_now = False

@@ -30,6 +30,7 @@ import zmq
 
 from fsw import __version__
 from fsw.errors import CommandRejected
+from fsw.interface import Interface
 
 __all__ = ["CommandServer", "CommandClient", "CommandReply", "Handler", "ClientHandler", "Deferred",
            "CurveServerKeys", "CurveClientKeys"]
@@ -111,10 +112,13 @@ class CommandServer:
     A handler raises CommandRejected to refuse before acting; any other
     exception after acceptance is reported as ``failed``. ``on_event`` is
     called for every rejection so the service can publish it on the bus.
+    ``interface``: the component's table (:mod:`fsw.interface`); NOOP and
+    RESET_COUNTERS, which every server answers, are then checked against it too.
     """
 
     def __init__(self, ctx: zmq.Context, endpoint: str, on_event: Callable[[str, dict[str, Any]], None] | None = None,
-                 reset_counters: Callable[[], None] | None = None, curve: CurveServerKeys | None = None) -> None:
+                 reset_counters: Callable[[], None] | None = None, curve: CurveServerKeys | None = None,
+                 interface: Interface | None = None) -> None:
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
         if curve is not None:
@@ -129,8 +133,13 @@ class CommandServer:
         self._reset_counters = reset_counters
         self.accepted = 0
         self.rejected = 0
-        self.register("NOOP", lambda args: {"version": __version__})
-        self.register("RESET_COUNTERS", self._reset)
+        noop: Handler = lambda args: {"version": __version__}  # noqa: E731
+        if interface is not None:  # the component's table checks these two as well (no arguments)
+            self.register("NOOP", interface.checked("NOOP", noop))
+            self.register("RESET_COUNTERS", interface.checked("RESET_COUNTERS", self._reset))
+        else:
+            self.register("NOOP", noop)
+            self.register("RESET_COUNTERS", self._reset)
 
     def _reset(self, args: dict[str, Any]) -> None:
         self.accepted = 0

@@ -94,7 +94,7 @@ class DownlinkService:
         self.pull.setsockopt(zmq.RCVHWM, 16)
         self.pull.bind(ctx.endpoint("products"))
         self.commands = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.event,
-                                      reset_counters=self.reset_counters)
+                                      reset_counters=self.reset_counters, interface=INTERFACE)
         self.poller = zmq.Poller()
         self.poller.register(self.pull, zmq.POLLIN)
         self.poller.register(self.commands.sock, zmq.POLLIN)

@@ -47,7 +47,7 @@ class ImagingCore:
         self.last_error = ""
         self._gaps_seen = 0
         self.cmd = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.event,
-                                 reset_counters=self.reset_counters)
+                                 reset_counters=self.reset_counters, interface=INTERFACE)
         register_requests(self)
         self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
 

@@ -141,6 +141,32 @@ def test_malformed_command_is_rejected_and_server_keeps_serving(payload) -> None
         ctx.destroy(linger=0)
 
 
+def test_noop_and_reset_counters_with_arguments_are_rejected_by_the_components_table() -> None:
+    from fsw.imaging.interface import INTERFACE
+
+    ctx = zmq.Context()
+    port = free_port()
+    try:
+        server = CommandServer(ctx, f"tcp://127.0.0.1:{port}", interface=INTERFACE)
+        client = CommandClient(ctx, f"tcp://127.0.0.1:{port}")
+        answers = {}
+        for cmd, args in (("NOOP", {"x": 1}), ("RESET_COUNTERS", {"all": True}), ("NOOP", {})):
+            cid = client.send(cmd, args)
+            end = time.monotonic() + 5
+            while time.monotonic() < end and not any(r.id == cid and r.status != "accepted"
+                                                     for r in answers.get(cid, [])):
+                server.poll(50)
+                r = client.recv(0.05)
+                if r:
+                    answers.setdefault(r.id, []).append(r)
+        finals = [rs[-1] for _, rs in sorted(answers.items())]
+        assert [r.status for r in finals] == ["rejected", "rejected", "completed"]
+        assert "unknown argument" in finals[0].reason and "'x'" in finals[0].reason
+        assert "RESET_COUNTERS" in finals[1].reason
+    finally:
+        ctx.destroy(linger=0)
+
+
 def test_subscriber_to_one_topic_sees_no_gap_from_other_topics(write_config, processes) -> None:
     xsub, xpub = free_port(), free_port()
     processes.start(_broker_config(write_config, xsub, xpub), "broker")
