@@ -184,10 +184,11 @@ class ProductStore:
         return None if row[0] is None else float(row[0])
 
     def reencode_candidates(self, kinds: tuple[str, ...], codec: str, limit: int = 4) -> list[StoredProduct]:
-        """Oldest-waiting items of ``kinds`` not yet tried, not in flight, not already in ``codec``."""
+        """Items of ``kinds`` not yet tried, not in flight, not already in ``codec`` (a codec tag), newest
+        first: the oldest are the likeliest to be sent before a re-encoding could finish."""
         marks = ",".join("?" * len(kinds))
         rows = self._db.execute(f"SELECT {_COLS} FROM items WHERE kind IN ({marks}) AND reencoded = 0 "
-                                f"AND state = 'stored' AND codec != ? ORDER BY created ASC, seq ASC LIMIT ?",
+                                f"AND state = 'stored' AND codec != ? ORDER BY created DESC, seq DESC LIMIT ?",
                                 (*kinds, codec, limit))
         return [self._product(r) for r in rows]
 
