@@ -90,7 +90,10 @@ def _print_message(topic: str, fields: dict[str, Any]) -> None:
 
 
 def _watch(sub: Subscriber, client: CommandClient | None, fire_id: int | None, timeout_s: float) -> int:
-    """Print telemetry and events until FIRE's final reply (or the timeout, or Ctrl-C)."""
+    """Print telemetry and events until FIRE's final reply (or the timeout, or Ctrl-C).
+
+    Watching alone (no FIRE of ours) ends at the first deployment verdict, whoever fired: exit 0 if
+    deployed, 1 if not; a timeout with nothing to judge is not an error there."""
     end = time.monotonic() + timeout_s
     try:
         while time.monotonic() < end:
@@ -98,6 +101,8 @@ def _watch(sub: Subscriber, client: CommandClient | None, fire_id: int | None, t
             if m is not None:
                 _print_message(m.topic, m.header.fields)
             if client is None or fire_id is None:
+                if m is not None and m.header.kind == "evt" and m.header.fields.get("name") == "deployment_verdict":
+                    return 0 if m.header.fields.get("outcome") == "deployed" else 1
                 continue
             r = client.recv(0)
             if r is not None and r.id == fire_id and r.status in ("rejected", "completed", "failed"):
@@ -112,7 +117,7 @@ def _watch(sub: Subscriber, client: CommandClient | None, fire_id: int | None, t
     except KeyboardInterrupt:
         return 130
     print("no verdict before the timeout", file=sys.stderr)
-    return 1
+    return 0 if fire_id is None else 1
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:

@@ -361,3 +361,30 @@ def test_abort_mid_deployment_cuts_the_motor_and_judges_where_it_stopped(rig) ->
     # A second ABORT has nothing to stop: refused, with the reason.
     again = r.op.call("ABORT", {"mechanism": MECH}, 5.0)
     assert again[-1].status == "rejected" and "no deployment in progress" in again[-1].reason
+
+
+def test_watch_from_a_terminal_shows_another_operators_deployment_and_ends_at_its_verdict(rig) -> None:
+    import subprocess
+    import sys
+
+    r = rig("spring_boom", 5.0)
+    watch = subprocess.Popen([sys.executable, "-u", "-c", _CLI, "deploy", "drv", "watch", "--config",
+                              str(r.config), "--keys", str(r.keys), "--timeout", "120"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert watch.stdout is not None
+        first = ""
+        for _ in range(50):  # the stowed mechanism's telemetry: the watcher is subscribed
+            line = watch.stdout.readline()
+            first += line
+            if not line or line.startswith("TLM   stowed"):
+                break
+        assert first.endswith("\n") and "TLM   stowed" in first, first
+        assert r.deploy().result["outcome"] == "deployed"
+        rest, _ = watch.communicate(timeout=60)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.communicate()
+    assert watch.returncode == 0, first + rest
+    assert "TLM   deploying" in rest and "deployment_verdict" in rest
