@@ -41,16 +41,16 @@ from spacepackets.cfdp.pdu import AckPdu, DirectiveType, EofPdu, FinishedPdu, Me
 from spacepackets.cfdp.pdu.finished import DeliveryCode, FileStatus, FinishedParams
 
 from cfdppy import CfdpState
-from cfdppy.handler.dest import DestHandler, LostSegmentTracker, TransactionStep
+from cfdppy.handler.dest import DestHandler, TransactionStep
 from cfdppy.mib import RemoteEntityConfigTable
 from cfdppy.user import TransactionFinishedParams
 
+from fsw.downlink.dest_handler import FinishingRecorder, TransactionHandler
 from fsw.downlink.filestore import IncomingFilestore, fsync_dir
 from fsw.downlink.mib import (
     CfdpTimers,
     FaultRecorder,
     FixedCheckTimer,
-    IndicationRecorder,
     fault_handlers_for_receiver,
     local_entity_config,
     remote_entity_config,
@@ -84,59 +84,6 @@ class ReceivedFile:
     delivered: bool
     condition: str
     size: int
-
-
-class _TransactionHandler(DestHandler):
-    """cfdp-py 0.7's DestHandler shares one LostSegmentTracker between all instances (a dataclass
-    default object); each transaction gets its own here."""
-
-    _resuming = False
-
-    def _common_first_packet_handler(self, pdu: GenericPduPacket) -> bool | None:
-        result = super()._common_first_packet_handler(pdu)
-        self._params.acked_params.lost_seg_tracker = LostSegmentTracker()
-        return result
-
-    def _init_vfs_handling(self, source_base_name: str) -> None:
-        if not self._resuming:
-            super()._init_vfs_handling(source_base_name)
-            return
-        try:  # a resumed transaction keeps the partial file it has
-            self.user.vfs.keep(self._params.fp.file_name)
-            self._params.finished_params.file_status = FileStatus.FILE_RETAINED
-        except OSError:
-            self._params.finished_params.file_status = FileStatus.DISCARDED_FILESTORE_REJECTION
-            self._declare_fault(ConditionCode.FILESTORE_REJECTION)
-
-    def restore(self, metadata: MetadataPdu, held: Segments) -> bool:
-        """Re-enter a transaction after a restart, as if its Metadata and the ``held`` ranges had arrived
-        (cfdp-py's lost-segment state: the gaps below the highest byte held, CFDP 4.6.4.3.1).
-        False if the handler did not take it up."""
-        self._resuming = True
-        try:
-            self.state_machine(metadata)
-        finally:
-            self._resuming = False
-        if self.step != TransactionStep.RECEIVING_FILE_DATA:
-            return False
-        progress = held.end
-        acked = self._params.acked_params
-        acked.lost_seg_tracker.lost_segments = held.gaps(progress)
-        acked.last_start_offset = acked.last_end_offset = progress
-        self._params.fp.progress = progress
-        return True
-
-
-class _Recorder(IndicationRecorder):
-    """Runs the engine's completion step inside the handler, before its Finished PDU is built."""
-
-    def __init__(self, vfs: IncomingFilestore, on_finished: Callable[[TransactionFinishedParams], None]) -> None:
-        super().__init__(vfs)
-        self._on_finished = on_finished
-
-    def transaction_finished_indication(self, params: TransactionFinishedParams) -> None:
-        super().transaction_finished_indication(params)
-        self._on_finished(params)
 
 
 @dataclass
@@ -267,8 +214,8 @@ class DestEngine:
             oldest = min(self._active, key=lambda k: self._active[k].last_rx)
             self.counters["transactions_abandoned"] += 1
             self._close(oldest, self._active[oldest])
-        user = _Recorder(self.filestore, lambda p, k=key: self._on_finished(k, p))
-        handler = _TransactionHandler(self._cfg, user, self._remotes, FixedCheckTimer(self.timers.inactivity_s))
+        user = FinishingRecorder(self.filestore, lambda p, k=key: self._on_finished(k, p))
+        handler = TransactionHandler(self._cfg, user, self._remotes, FixedCheckTimer(self.timers.inactivity_s))
         entry = _Active(handler, self.clock())
         self._active[key] = entry
         self.counters["transactions_started"] += 1
