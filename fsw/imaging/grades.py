@@ -17,14 +17,18 @@ __all__ = ["exposure_grades", "bin2", "sharpness", "noise_sigma_dn", "prediction
            "frame_blocks", "change_fraction", "grade_frame", "grade_frame_and_blocks", "thumbnail_only"]
 
 
-def _luma(px: np.ndarray, pattern: str) -> np.ndarray:
-    """A mono view of the frame: for Bayer, the rounded mean of each 2x2 cell (no demosaic needed to grade).
-
-    OpenCV's INTER_AREA resize by an integer factor is that box mean, in one pass."""
-    if pattern == "mono":
-        return px
+def bin2(px: np.ndarray) -> np.ndarray:
+    """The frame binned 2x2 (rounded means, same dtype), in one pass: OpenCV's INTER_AREA resize by an
+    integer factor is that box mean. The Bayer luma, and shared by the sharpness and the block means."""
     h, w = px.shape[0] // 2, px.shape[1] // 2
+    if h == 0 or w == 0:
+        return px
     return cv2.resize(np.ascontiguousarray(px[: 2 * h, : 2 * w]), (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _luma(px: np.ndarray, pattern: str) -> np.ndarray:
+    """A mono view of the frame: for Bayer, the mean of each 2x2 cell (no demosaic needed to grade)."""
+    return px if pattern == "mono" else bin2(px)
 
 
 def exposure_grades(px: np.ndarray, bit_depth: int) -> dict[str, float]:
@@ -42,15 +46,6 @@ def exposure_grades(px: np.ndarray, bit_depth: int) -> dict[str, float]:
         "saturated_frac": round(float(hist[full]) / n, 6),
         "dark_frac": round(float(hist[0]) / n, 6),
     }
-
-
-def bin2(px: np.ndarray) -> np.ndarray:
-    """The frame binned 2x2 (rounded means, same dtype): one pass, shared by the sharpness and the block
-    means."""
-    h, w = px.shape[0] // 2, px.shape[1] // 2
-    if h == 0 or w == 0:
-        return px
-    return cv2.resize(np.ascontiguousarray(px[: 2 * h, : 2 * w]), (w, h), interpolation=cv2.INTER_AREA)
 
 
 def sharpness(px: np.ndarray, binned: np.ndarray | None = None) -> float:
