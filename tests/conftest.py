@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -9,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 import yaml
@@ -50,6 +52,38 @@ def peek_sqlite(path: Path, sql: str) -> list[tuple[Any, ...]] | None:
         raise
     finally:
         db.close()
+
+
+_inproc_ids = itertools.count()
+
+
+@contextlib.contextmanager
+def inproc_commands(wire: Callable[[Any], None]) -> Iterator[Callable[[str, dict[str, Any]], Any]]:
+    """A real CommandServer and CommandClient over inproc; ``wire(server)`` registers the handlers under
+    test. Yields ``call(cmd, args)``, which returns the command's final (or only) reply."""
+    import zmq
+
+    from fsw.bus.commands import CommandClient, CommandServer
+
+    ctx = zmq.Context()
+    endpoint = f"inproc://commands-{next(_inproc_ids)}"
+    server = CommandServer(ctx, endpoint)
+    client = CommandClient(ctx, endpoint)
+    wire(server)
+
+    def call(cmd: str, args: dict[str, Any]) -> Any:
+        client.send(cmd, args)
+        assert server.poll(2000) == 1
+        reply = client.recv(2.0)
+        assert reply is not None
+        return reply
+
+    try:
+        yield call
+    finally:
+        client.close()
+        server.close()
+        ctx.term()
 
 
 def undeclared_in_logs(out: Path) -> list[str]:

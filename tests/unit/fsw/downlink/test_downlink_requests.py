@@ -2,40 +2,23 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 from types import SimpleNamespace
 from typing import Any, Iterator
 
 import pytest
-import zmq
 
-from fsw.bus.commands import CommandClient, CommandReply, CommandServer
 from fsw.downlink.requests import register_requests
-
-_ids = itertools.count()
+from tests.conftest import inproc_commands
 
 
 @pytest.fixture()
 def command() -> Iterator[Any]:
-    ctx = zmq.Context()
-    endpoint = f"inproc://downlink-{next(_ids)}"
-    server = CommandServer(ctx, endpoint)
-    client = CommandClient(ctx, endpoint)
-    svc = SimpleNamespace(commands=server, imaging=None, recorder=None)
-    register_requests(svc)  # type: ignore[arg-type]
+    def wire(server: Any) -> None:
+        register_requests(SimpleNamespace(commands=server, imaging=None, recorder=None))  # type: ignore[arg-type]
 
-    def call(cmd: str, args: dict[str, Any]) -> CommandReply:
-        client.send(cmd, args)
-        assert server.poll(2000) == 1
-        reply = client.recv(2.0)
-        assert reply is not None
-        return reply
-
-    yield call
-    client.close()
-    server.close()
-    ctx.term()
+    with inproc_commands(wire) as call:
+        yield call
 
 
 @pytest.mark.parametrize("cmd,args,words", [
