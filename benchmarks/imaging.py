@@ -62,21 +62,27 @@ def _frame(px: np.ndarray, profile: dict[str, Any], counter: int) -> Any:
                  pixels_crc32c(px))
 
 
-def _stages(frames: list[np.ndarray], profile: dict[str, Any], repeats: int) -> dict[str, float]:
+def _message(px: np.ndarray, profile: dict[str, Any], counter: int) -> Any:
+    """A frame as the driver publishes it (pixels inline)."""
     from fsw.bus.message import Header, Message
+    from fsw.imaging.product import pixels_crc32c
+
+    fields = dict(camera="bench", counter=counter, shape=list(px.shape), dtype=px.dtype.name,
+                  bit_depth=profile["bit_depth"], pattern=profile["pattern"], exposure_us=1000, gain=1.0,
+                  temp_c=-20.0, t_capture=0.0, crc32c=pixels_crc32c(px))
+    return Message("frame.bench", Header("b", counter, 0.0, "frame", fields), [px.tobytes()])
+
+
+def _stages(frames: list[np.ndarray], profile: dict[str, Any], repeats: int) -> dict[str, float]:
     from fsw.imaging.codecs import encode_pixels
     from fsw.imaging.frame import frame_from_message
     from fsw.imaging.grades import frame_blocks, grade_frame, grade_frame_and_blocks
     from fsw.imaging.pipeline import make_lossless, make_lossy, make_thumbnail
-    from fsw.imaging.product import pixels_crc32c
 
     px = frames[-1]
     prev = frames[0]
     f = _frame(px, profile, 1)
-    fields = dict(camera="bench", counter=1, shape=list(px.shape), dtype=px.dtype.name,
-                  bit_depth=profile["bit_depth"], pattern=profile["pattern"], exposure_us=1000, gain=1.0,
-                  temp_c=-20.0, t_capture=0.0, crc32c=pixels_crc32c(px))
-    msg = Message("frame.bench", Header("b", 0, 0.0, "frame", fields), [px.tobytes()])
+    msg = _message(px, profile, 1)
     prev = frame_blocks(prev, profile["pattern"])
     g, blocks = grade_frame_and_blocks(px, profile["bit_depth"], profile["pattern"], prev)
     lossless_bytes = len(make_lossless(f, CAPTURE["codec"], g, CAPTURE["params"]).payload)
@@ -95,17 +101,8 @@ def _stages(frames: list[np.ndarray], profile: dict[str, Any], repeats: int) -> 
 
 
 def _messages(profile: dict[str, Any], scale: float) -> list[Any]:
-    """Four frames as the driver publishes them (pixels inline): the whole core starts from these."""
-    from fsw.bus.message import Header, Message
-    from fsw.imaging.product import pixels_crc32c
-
-    out = []
-    for i, px in enumerate(_frames(profile, 4, scale)):
-        fields = dict(camera="bench", counter=i, shape=list(px.shape), dtype=px.dtype.name,
-                      bit_depth=profile["bit_depth"], pattern=profile["pattern"], exposure_us=1000, gain=1.0,
-                      temp_c=-20.0, t_capture=0.0, crc32c=pixels_crc32c(px))
-        out.append(Message("frame.bench", Header("b", i, 0.0, "frame", fields), [px.tobytes()]))
-    return out
+    """Four frames as the driver publishes them: the whole core starts from these."""
+    return [_message(px, profile, i) for i, px in enumerate(_frames(profile, 4, scale))]
 
 
 def _core_child(profile: dict[str, Any], scale: float, n_frames: int, cores: int, q: Any, mode: str) -> None:
