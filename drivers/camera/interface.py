@@ -8,11 +8,9 @@ The format is :mod:`fsw.interface`, shared by every component.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fsw.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
 
-__all__ = ["INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY", "validate_args", "event_severity"]
+__all__ = ["INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
 
 INTERFACE = Interface.build(
     "camera",
@@ -90,12 +88,3 @@ INTERFACE = Interface.build(
 COMMANDS = INTERFACE.commands
 EVENTS = INTERFACE.events
 TELEMETRY = INTERFACE.telemetry
-
-
-def event_severity(name: str) -> str:
-    return INTERFACE.severity(name)
-
-
-def validate_args(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
-    """Check a command's arguments against its table entry; raise CommandRejected saying why."""
-    return INTERFACE.validate_args(cmd, args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.camera.interface import COMMANDS, EVENTS, TELEMETRY, validate_args
+from drivers.camera.interface import COMMANDS, EVENTS, INTERFACE, TELEMETRY
 from fsw.errors import CommandRejected
 
 
@@ -23,9 +23,9 @@ def test_every_required_command_and_channel_is_declared() -> None:
 
 
 def test_valid_arguments_are_coerced_to_their_types() -> None:
-    assert validate_args("STREAM_START", {"rate_hz": 2}) == {"rate_hz": 2.0}
-    assert validate_args("SET_EXPOSURE", {"exposure_us": 5000.0}) == {"exposure_us": 5000}
-    assert validate_args("CAPTURE", {}) == {}
+    assert INTERFACE.validate_args("STREAM_START", {"rate_hz": 2}) == {"rate_hz": 2.0}
+    assert INTERFACE.validate_args("SET_EXPOSURE", {"exposure_us": 5000.0}) == {"exposure_us": 5000}
+    assert INTERFACE.validate_args("CAPTURE", {}) == {}
 
 
 @pytest.mark.parametrize("cmd,args,words", [
@@ -41,4 +41,4 @@ def test_valid_arguments_are_coerced_to_their_types() -> None:
 ])
 def test_bad_arguments_are_rejected_with_a_reason(cmd: str, args: dict, words: str) -> None:
     with pytest.raises(CommandRejected, match=words):
-        validate_args(cmd, args)
+        INTERFACE.validate_args(cmd, args)
