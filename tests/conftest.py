@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -52,6 +53,16 @@ def peek_sqlite(path: Path, sql: str) -> list[tuple[Any, ...]] | None:
         raise
     finally:
         db.close()
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, poll_s: float = 0.2) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout_s`` passes; its last answer, as a bool."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll_s)
+    return bool(predicate())
 
 
 _inproc_ids = itertools.count()

@@ -22,7 +22,7 @@ import zmq
 from fsw.bus.commands import CommandClient
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, encode_product, pixels_crc32c, product_id
-from tests.conftest import Processes, free_port, peek_sqlite
+from tests.conftest import Processes, free_port, peek_sqlite, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -86,14 +86,6 @@ def ground_holds(out: Path) -> set[str]:
         held.add(name.split("-", 1)[1].rsplit(".", 1)[0])
     return held
 
-
-def wait_for(predicate: Any, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
 
 
 def test_twenty_four_sigkills_lose_nothing_duplicate_nothing_and_confirm_nothing_early(

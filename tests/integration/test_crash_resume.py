@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from fsw.downlink.resume import decode_segments
 from fsw.errors import ProtocolError
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, encode_product, pixels_crc32c, product_id
-from tests.conftest import Processes, free_port, peek_sqlite
+from tests.conftest import Processes, free_port, peek_sqlite, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -80,14 +79,6 @@ def lander_ids(out: Path) -> set[str]:
     return {"?"} if rows is None else {r[0] for r in rows}
 
 
-def wait_for(predicate: Any, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
 
 def file_data_bytes_by_product(pcap: Path) -> dict[str, int]:
     """File data bytes on the link per product, over every transaction that carried it."""
@@ -130,13 +121,13 @@ def test_a_kill_of_each_end_mid_transfer_resumes_the_transaction_and_resends_lit
     push.connect(endpoints["products"])
     try:
         push.send_multipart([msgpack.packb({"id": product.id, "kind": product.kind, "score": 0.5}), data])
-        assert wait_for(lambda: ground_held_bytes(out) >= 0.3 * len(data), 60), "the transfer did not start"
+        assert wait_for(lambda: ground_held_bytes(out) >= 0.3 * len(data), 60, poll_s=0.05), "the transfer did not start"
         processes.stop("ground", sig=signal.SIGKILL)
         processes.start(cfg, "ground")
-        assert wait_for(lambda: ground_held_bytes(out) >= 0.65 * len(data), 60), "the transfer did not go on"
+        assert wait_for(lambda: ground_held_bytes(out) >= 0.65 * len(data), 60, poll_s=0.05), "the transfer did not go on"
         processes.stop("downlink", sig=signal.SIGKILL)
         processes.start(cfg, "downlink")
-        assert wait_for(lambda: not lander_ids(out), 90), "the product was not confirmed"
+        assert wait_for(lambda: not lander_ids(out), 90, poll_s=0.05), "the product was not confirmed"
     finally:
         push.close()
         zctx.term()

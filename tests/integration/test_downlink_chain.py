@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import zmq
 
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, encode_product, pixels_crc32c, product_id
-from tests.conftest import Processes, free_port
+from tests.conftest import Processes, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -61,14 +60,6 @@ def make_product(counter: int, kind: str, rng: np.random.Generator) -> tuple[Pro
                 grades={"sharpness": 0.5})
     return p, pixels
 
-
-def wait_for(predicate: Any, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
 
 
 def test_products_cross_a_lossy_relay_bit_exact_and_the_store_drains(

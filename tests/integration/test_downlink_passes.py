@@ -19,7 +19,7 @@ import zmq
 from fsw.bus.commands import CommandClient
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, encode_product, pixels_crc32c, product_id
-from tests.conftest import Processes, free_port, peek_sqlite
+from tests.conftest import Processes, free_port, peek_sqlite, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -72,14 +72,6 @@ def call(client: CommandClient, cmd: str, args: dict[str, Any] | None = None) ->
     assert replies, f"{cmd}: no reply"
     return replies[-1]
 
-
-def wait_for(predicate: Any, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
 
 
 def products_only(ids: list[str]) -> list[str]:

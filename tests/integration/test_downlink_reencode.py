@@ -15,7 +15,7 @@ import zmq
 
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, decode_product, encode_product, pixels_crc32c, product_id
-from tests.conftest import Processes, free_port, peek_sqlite
+from tests.conftest import Processes, free_port, peek_sqlite, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -70,9 +70,7 @@ def test_products_captured_at_jpegxl_effort_1_are_reencoded_to_effort_7_bit_exac
         def codecs() -> dict[str, str]:
             return dict(peek_sqlite(index, "SELECT id, codec FROM items") or [])
 
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and set(codecs().values()) != {"jpegxl:effort=7"}:
-            time.sleep(0.2)
+        wait_for(lambda: set(codecs().values()) == {"jpegxl:effort=7"}, 60)
         assert codecs() == {pid: "jpegxl:effort=7" for pid in frames}
     finally:
         push.close()
