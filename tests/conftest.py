@@ -55,6 +55,38 @@ def peek_sqlite(path: Path, sql: str) -> list[tuple[Any, ...]] | None:
         db.close()
 
 
+def link_chain_config(write_config: Callable[[dict[str, Any]], Path], timers: dict[str, float],
+                      downlink: dict[str, Any] | None = None, relay: dict[str, Any] | None = None,
+                      ground: dict[str, Any] | None = None, plan: dict[str, Any] | None = None) -> Path:
+    """Broker, downlink, relay emulator and ground on 127.0.0.1, wired as in the demo (packets of 1024 bytes).
+
+    ``timers`` (CFDP ack/nak/inactivity) go to the downlink and the ground; ``plan`` (contact-plan keys)
+    to the downlink, the relay and the ground alike; ``downlink``, ``relay``, ``ground``: each one's own keys."""
+    tcp = {n: f"tcp://127.0.0.1:{free_port()}" for n in ("bus_pub", "bus_sub", "products", "downlink_cmd")}
+    udp = {n: f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
+           for n in ("lander_radio", "relay_lander", "relay_ground", "ground_radio")}
+    plan = plan or {}
+    return write_config({
+        "version": 1,
+        "endpoints": {**tcp, **udp},
+        "bus": {"sndhwm": 1000, "rcvhwm": 1000},
+        "processes": {
+            "broker": {"kind": "bus.broker", "endpoints": {"xsub": "bus_pub", "xpub": "bus_sub"}},
+            "downlink": {"kind": "fsw.downlink",
+                         "endpoints": {"bus_pub": "bus_pub", "products": "products", "radio": "lander_radio",
+                                       "relay": "relay_lander", "command": "downlink_cmd"},
+                         "max_packet_len": 1024, **timers, **plan, **(downlink or {})},
+            "relay": {"kind": "hil.relay",
+                      "endpoints": {"lander_in": "relay_lander", "ground_in": "relay_ground",
+                                    "lander": "lander_radio", "ground": "ground_radio"},
+                      **plan, **(relay or {})},
+            "ground": {"kind": "fsw.ground",
+                       "endpoints": {"radio": "ground_radio", "relay": "relay_ground", "bus_pub": "bus_pub"},
+                       "max_packet_len": 1024, **timers, **plan, **(ground or {})},
+        },
+    })
+
+
 def wait_for(predicate: Callable[[], Any], timeout_s: float, poll_s: float = 0.2) -> bool:
     """Poll ``predicate`` until it holds or ``timeout_s`` passes; its last answer, as a bool."""
     deadline = time.monotonic() + timeout_s

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import signal
-import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import zmq
 from fsw.bus.commands import CommandClient
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, encode_product, pixels_crc32c, product_id
-from tests.conftest import Processes, free_port, peek_sqlite, wait_for
+from tests.conftest import Processes, link_chain_config, peek_sqlite, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -36,30 +35,8 @@ RELAYS = [  # a 4 s (wall) orbit each, time_scale 1: gaps every few seconds, the
 
 
 def crash_config(write_config: Any) -> Path:
-    tcp = {n: f"tcp://127.0.0.1:{free_port()}" for n in ("bus_pub", "bus_sub", "products", "downlink_cmd")}
-    udp = {n: f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
-           for n in ("lander_radio", "relay_lander", "relay_ground", "ground_radio")}
-    plan = {"relays": RELAYS, "time_scale": 1.0}
-    timers = {"ack_timer_s": 0.3, "nak_timer_s": 0.3, "inactivity_s": 4.0}
-    return write_config({
-        "version": 1,
-        "endpoints": {**tcp, **udp},
-        "bus": {"sndhwm": 1000, "rcvhwm": 1000},
-        "processes": {
-            "broker": {"kind": "bus.broker", "endpoints": {"xsub": "bus_pub", "xpub": "bus_sub"}},
-            "downlink": {"kind": "fsw.downlink",
-                         "endpoints": {"bus_pub": "bus_pub", "products": "products", "radio": "lander_radio",
-                                       "relay": "relay_lander", "command": "downlink_cmd"},
-                         "max_packet_len": 1024, **timers, **plan},
-            "relay": {"kind": "hil.relay",
-                      "endpoints": {"lander_in": "relay_lander", "ground_in": "relay_ground",
-                                    "lander": "lander_radio", "ground": "ground_radio"},
-                      "seed": 23, **plan},
-            "ground": {"kind": "fsw.ground",
-                       "endpoints": {"radio": "ground_radio", "relay": "relay_ground", "bus_pub": "bus_pub"},
-                       "max_packet_len": 1024, **timers, **plan},
-        },
-    })
+    return link_chain_config(write_config, {"ack_timer_s": 0.3, "nak_timer_s": 0.3, "inactivity_s": 4.0},
+                             relay={"seed": 23}, plan={"relays": RELAYS, "time_scale": 1.0})
 
 
 def make_products(n: int, rng: np.random.Generator) -> list[tuple[Product, np.ndarray]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from fsw.downlink.resume import decode_segments
 from fsw.errors import ProtocolError
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, encode_product, pixels_crc32c, product_id
-from tests.conftest import Processes, free_port, peek_sqlite, wait_for
+from tests.conftest import Processes, link_chain_config, peek_sqlite, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,29 +33,9 @@ RATE_BPS = 800_000
 
 
 def resume_config(write_config: Any) -> Path:
-    tcp = {n: f"tcp://127.0.0.1:{free_port()}" for n in ("bus_pub", "bus_sub", "products", "downlink_cmd")}
-    udp = {n: f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
-           for n in ("lander_radio", "relay_lander", "relay_ground", "ground_radio")}
-    timers = {"ack_timer_s": 0.3, "nak_timer_s": 0.3, "inactivity_s": 10.0}
-    return write_config({
-        "version": 1,
-        "endpoints": {**tcp, **udp},
-        "bus": {"sndhwm": 1000, "rcvhwm": 1000},
-        "processes": {
-            "broker": {"kind": "bus.broker", "endpoints": {"xsub": "bus_pub", "xpub": "bus_sub"}},
-            "downlink": {"kind": "fsw.downlink",
-                         "endpoints": {"bus_pub": "bus_pub", "products": "products", "radio": "lander_radio",
-                                       "relay": "relay_lander", "command": "downlink_cmd"},
-                         "max_packet_len": 1024, "rate_bps": RATE_BPS, **timers},
-            "relay": {"kind": "hil.relay",
-                      "endpoints": {"lander_in": "relay_lander", "ground_in": "relay_ground",
-                                    "lander": "lander_radio", "ground": "ground_radio"},
-                      "rate_bps": RATE_BPS, "latency_ms": 20, "seed": 5},
-            "ground": {"kind": "fsw.ground",
-                       "endpoints": {"radio": "ground_radio", "relay": "relay_ground", "bus_pub": "bus_pub"},
-                       "max_packet_len": 1024, **timers},
-        },
-    })
+    return link_chain_config(write_config, {"ack_timer_s": 0.3, "nak_timer_s": 0.3, "inactivity_s": 10.0},
+                             downlink={"rate_bps": RATE_BPS},
+                             relay={"rate_bps": RATE_BPS, "latency_ms": 20, "seed": 5})
 
 
 def big_product() -> tuple[Product, np.ndarray, bytes]:

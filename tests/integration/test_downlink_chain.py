@@ -16,34 +16,15 @@ import zmq
 
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, encode_product, pixels_crc32c, product_id
-from tests.conftest import Processes, free_port, wait_for
+from tests.conftest import Processes, link_chain_config, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def chain_config(write_config: Any, loss: float) -> Path:
-    tcp = {n: f"tcp://127.0.0.1:{free_port()}" for n in ("bus_pub", "bus_sub", "products", "downlink_cmd")}
-    udp = {n: f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
-           for n in ("lander_radio", "relay_lander", "relay_ground", "ground_radio")}
-    return write_config({
-        "version": 1,
-        "endpoints": {**tcp, **udp},
-        "bus": {"sndhwm": 1000, "rcvhwm": 1000},
-        "processes": {
-            "broker": {"kind": "bus.broker", "endpoints": {"xsub": "bus_pub", "xpub": "bus_sub"}},
-            "downlink": {"kind": "fsw.downlink",
-                         "endpoints": {"bus_pub": "bus_pub", "products": "products", "radio": "lander_radio",
-                                       "relay": "relay_lander", "command": "downlink_cmd"},
-                         "rate_bps": 4_000_000, "max_packet_len": 1024, "ack_timer_s": 0.3, "nak_timer_s": 0.3},
-            "relay": {"kind": "hil.relay",
-                      "endpoints": {"lander_in": "relay_lander", "ground_in": "relay_ground",
-                                    "lander": "lander_radio", "ground": "ground_radio"},
-                      "rate_bps": 4_000_000, "latency_ms": 20, "loss": loss, "seed": 11},
-            "ground": {"kind": "fsw.ground",
-                       "endpoints": {"radio": "ground_radio", "relay": "relay_ground", "bus_pub": "bus_pub"},
-                       "max_packet_len": 1024, "ack_timer_s": 0.3, "nak_timer_s": 0.3},
-        },
-    })
+    return link_chain_config(write_config, {"ack_timer_s": 0.3, "nak_timer_s": 0.3},
+                             downlink={"rate_bps": 4_000_000},
+                             relay={"rate_bps": 4_000_000, "latency_ms": 20, "loss": loss, "seed": 11})
 
 
 def make_product(counter: int, kind: str, rng: np.random.Generator) -> tuple[Product, np.ndarray]:

@@ -4,7 +4,6 @@ starting over, operator requests reorder and drop, housekeeping is recorded and 
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import zmq
 from fsw.bus.commands import CommandClient
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, encode_product, pixels_crc32c, product_id
-from tests.conftest import Processes, free_port, peek_sqlite, wait_for
+from tests.conftest import Processes, link_chain_config, peek_sqlite, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,34 +27,14 @@ WINDOWS = [[k * 3.0, k * 3.0 + 2.0] for k in range(8)]  # 2 s open, 1 s closed, 
 
 
 def passes_config(write_config: Any, epoch_s: float) -> Path:
-    tcp = {n: f"tcp://127.0.0.1:{free_port()}" for n in ("bus_pub", "bus_sub", "products", "downlink_cmd")}
-    udp = {n: f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
-           for n in ("lander_radio", "relay_lander", "relay_ground", "ground_radio")}
     plan = {"time_scale": 1.0, "epoch_s": epoch_s,
             "relays": [{"name": "relay_a", "period_s": 60.0, "lander_windows_s": WINDOWS, "rate_bps": 1_000_000,
                         "latency_ms": 50, "burst": {"enter": 0.01, "leave": 0.3, "loss": 0.8}}]}
-    timers = {"ack_timer_s": 0.3, "nak_timer_s": 0.3, "inactivity_s": 10.0}
-    return write_config({
-        "version": 1,
-        "endpoints": {**tcp, **udp},
-        "bus": {"sndhwm": 1000, "rcvhwm": 1000},
-        "processes": {
-            "broker": {"kind": "bus.broker", "endpoints": {"xsub": "bus_pub", "xpub": "bus_sub"}},
-            "downlink": {"kind": "fsw.downlink",
-                         "endpoints": {"bus_pub": "bus_pub", "products": "products", "radio": "lander_radio",
-                                       "relay": "relay_lander", "command": "downlink_cmd"},
-                         "links": {"bus_sub": "bus_sub"},
-                         "telemetry": {"exclude_sources": ["ground"], "segment_s": 1.0},
-                         "reencode": {"enabled": False},
-                         "max_packet_len": 1024, **timers, **plan},
-            "relay": {"kind": "hil.relay",
-                      "endpoints": {"lander_in": "relay_lander", "ground_in": "relay_ground",
-                                    "lander": "lander_radio", "ground": "ground_radio"}, "seed": 3, **plan},
-            "ground": {"kind": "fsw.ground",
-                       "endpoints": {"radio": "ground_radio", "relay": "relay_ground", "bus_pub": "bus_pub"},
-                       "max_packet_len": 1024, **timers, **plan},
-        },
-    })
+    return link_chain_config(write_config, {"ack_timer_s": 0.3, "nak_timer_s": 0.3, "inactivity_s": 10.0},
+                             downlink={"links": {"bus_sub": "bus_sub"},
+                                       "telemetry": {"exclude_sources": ["ground"], "segment_s": 1.0},
+                                       "reencode": {"enabled": False}},
+                             relay={"seed": 3}, plan=plan)
 
 
 def product(counter: int, kind: str, score: float, side: int, rng: np.random.Generator) -> Product:
