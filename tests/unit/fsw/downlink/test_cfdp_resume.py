@@ -124,16 +124,21 @@ def delivered_file(dst: DestEngine) -> bytes:
     return got[0].path.read_bytes()
 
 
+def link(tmp: Path) -> tuple[Clock, Path, SourceEngine, DestEngine, Wire]:
+    """A product file, a lander engine and a ground on one fake clock, joined by a wire."""
+    clock = Clock()
+    f = product(tmp)
+    src = SourceEngine(1, 2, 512, TIMERS, clock=clock)
+    dst, _ = ground(tmp, clock)
+    return clock, f, src, dst, Wire(src, dst, clock)
+
+
 def overlaps(req: tuple[int, int], held: Segments) -> bool:
     return any(req[0] < e and s < req[1] for s, e in held.ranges)
 
 
 def test_a_ground_restarted_mid_transfer_naks_only_what_its_journal_lacks(tmp_path: Path) -> None:
-    clock = Clock()
-    f = product(tmp_path)
-    src = SourceEngine(1, 2, 512, TIMERS, clock=clock)
-    dst, _ = ground(tmp_path, clock)
-    wire = Wire(src, dst, clock)
+    clock, f, src, dst, wire = link(tmp_path)
     src.start("p", f, 0x102, SEQ)
     wire.run_until(lambda: dst.counters["file_bytes_new"] >= SIZE // 2)
 
@@ -151,11 +156,7 @@ def test_a_ground_restarted_mid_transfer_naks_only_what_its_journal_lacks(tmp_pa
 
 
 def test_a_ground_restarted_after_the_eof_naks_the_gaps_at_once_and_completes(tmp_path: Path) -> None:
-    clock = Clock()
-    f = product(tmp_path)
-    src = SourceEngine(1, 2, 512, TIMERS, clock=clock)
-    dst, _ = ground(tmp_path, clock)
-    wire = Wire(src, dst, clock)
+    clock, f, src, dst, wire = link(tmp_path)
     lost = random.Random(2)
     wire.drop_down = lambda p: directive(p) is None and lost.random() < 0.05
     wire.drop_up = lambda p: True  # the lander hears nothing before the ground's crash
@@ -173,11 +174,7 @@ def test_a_ground_restarted_after_the_eof_naks_the_gaps_at_once_and_completes(tm
 
 
 def test_a_lander_restarted_mid_transfer_goes_on_from_its_last_mark_in_the_same_transaction(tmp_path: Path) -> None:
-    clock = Clock()
-    f = product(tmp_path)
-    src = SourceEngine(1, 2, 512, TIMERS, clock=clock)
-    dst, _ = ground(tmp_path, clock)
-    wire = Wire(src, dst, clock)
+    clock, f, src, dst, wire = link(tmp_path)
     src.start("p", f, 0x102, SEQ)
     wire.run_until(lambda: dst.counters["file_bytes_new"] >= SIZE // 2)
     mark = wire.marks[-1]
@@ -194,11 +191,7 @@ def test_a_lander_restarted_mid_transfer_goes_on_from_its_last_mark_in_the_same_
 
 
 def test_a_lander_restarted_after_its_eof_answers_the_naks_of_the_same_transaction(tmp_path: Path) -> None:
-    clock = Clock()
-    f = product(tmp_path)
-    src = SourceEngine(1, 2, 512, TIMERS, clock=clock)
-    dst, _ = ground(tmp_path, clock)
-    wire = Wire(src, dst, clock)
+    clock, f, src, dst, wire = link(tmp_path)
     lost = random.Random(3)
     wire.drop_down = lambda p: directive(p) is None and lost.random() < 0.05
     wire.drop_up = lambda p: True  # NAKs and the EOF ACK are lost, then the lander dies
@@ -217,11 +210,7 @@ def test_a_lander_restarted_after_its_eof_answers_the_naks_of_the_same_transacti
 
 
 def test_a_ground_restarted_after_its_finished_was_lost_answers_the_landers_eof_with_it(tmp_path: Path) -> None:
-    clock = Clock()
-    f = product(tmp_path)
-    src = SourceEngine(1, 2, 512, TIMERS, clock=clock)
-    dst, _ = ground(tmp_path, clock)
-    wire = Wire(src, dst, clock)
+    clock, f, src, dst, wire = link(tmp_path)
     wire.drop_up = lambda p: directive(p) == DirectiveType.FINISHED_PDU
     src.start("p", f, 0x102, SEQ)
     wire.run_until(lambda: any(r.delivered for r in dst.received))
