@@ -2,9 +2,9 @@
 
 A sender process publishes ``[topic, msgpack header, pixel buffer]`` messages
 (the pixels with ``copy=False``) through the real broker (``python -m
-fsw.app.process`` running ``bus.broker`` from a temporary config) with
-:class:`fsw.bus.client.Publisher`; a receiver process takes them with
-:class:`fsw.bus.client.Subscriber`. The baseline, in the same run, is pyzmq
+framework.process`` running ``bus.broker`` from a temporary config) with
+:class:`framework.bus.client.Publisher`; a receiver process takes them with
+:class:`framework.bus.client.Subscriber`. The baseline, in the same run, is pyzmq
 PUSH/PULL carrying the same parts straight from sender to receiver, no broker.
 
 Both legs keep at most ``window`` messages in flight (the receiver counts what
@@ -29,9 +29,9 @@ import yaml
 import zmq
 
 from benchmarks.figures import Column, Table, ratio
-from fsw.app.config import free_loopback_ports
-from fsw.bus.client import Publisher, Subscriber
-from fsw.bus.message import Header, encode_header
+from framework.config import free_loopback_ports
+from framework.bus.client import Publisher, Subscriber
+from framework.bus.message import Header, encode_header
 
 __all__ = ["bench_bus", "run_leg"]
 
@@ -191,7 +191,7 @@ class _Broker:
 
     def __enter__(self) -> "_Broker":
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-        self.proc = subprocess.Popen([sys.executable, "-m", "fsw.app.process", str(self.cfg_path), "broker",
+        self.proc = subprocess.Popen([sys.executable, "-m", "pdh.process", str(self.cfg_path), "broker",
                                       "--out", str(self.out)], cwd=REPO, env=env)
         return self
 

@@ -54,9 +54,9 @@ import zmq
 
 from benchmarks.figures import Column, Table, ratio
 from drivers.camera import protocol as p
-from fsw.app.config import free_loopback_ports
-from fsw.bus.client import Publisher, Subscriber
-from fsw.bus.frames_shm import FrameRingReader
+from framework.config import free_loopback_ports
+from framework.bus.client import Publisher, Subscriber
+from framework.bus.frames_shm import FrameRingReader
 from fsw.imaging.frame import FrameRejected, frame_from_message
 
 __all__ = ["bench_camera"]
@@ -158,7 +158,7 @@ def _processes(raw: dict[str, Any], tmp: str, names: tuple[str, ...]) -> Iterato
     procs: dict[str, subprocess.Popen] = {}
     try:
         for name in names:
-            procs[name] = subprocess.Popen([sys.executable, "-m", "fsw.app.process", str(cfg), name, "--out", tmp],
+            procs[name] = subprocess.Popen([sys.executable, "-m", "pdh.process", str(cfg), name, "--out", tmp],
                                            cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                            stderr=subprocess.DEVNULL)
         yield procs

@@ -26,14 +26,14 @@ import zmq
 
 from benchmarks.figures import Column, Table, best_of, ratio
 from benchmarks.frames import frame_maker
-from fsw.app.config import free_loopback_ports, load_config
-from fsw.app.kinds import KINDS
+from framework.config import free_loopback_ports, load_config
+from pdh.topology import KINDS
 
 __all__ = ["ChainUnavailable", "chain_config", "bench_chain"]
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO / "configs" / "demo.yaml"
-LEFT_OUT_KINDS = ("hil.relay", "fsw.ground")
+LEFT_OUT_KINDS = ("hil.relay", "ground.station")
 FIRST_STORE_TIMEOUT_S = 60.0
 
 
@@ -104,8 +104,8 @@ def _watch(sup: Any, sub: Any, duration_s: float, first_store_timeout_s: float) 
 def _run_chain(raw: dict[str, Any], workdir: Path, duration_s: float,
                first_store_timeout_s: float) -> tuple[list[float], int, list[str]]:
     """Start every process of ``raw`` under the supervisor, watch the bus, stop them all."""
-    from fsw.app.supervisor import Supervisor
-    from fsw.bus.client import Subscriber
+    from pdh.supervisor import Supervisor
+    from framework.bus.client import Subscriber
 
     cfg_path = workdir / "chain.yaml"
     cfg_path.write_text(yaml.safe_dump(raw, sort_keys=False))

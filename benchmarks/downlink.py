@@ -37,7 +37,7 @@ import zmq
 
 from benchmarks.figures import Column, Table, ratio
 from benchmarks.frames import frame_maker
-from fsw.app.config import free_loopback_ports
+from framework.config import free_loopback_ports
 
 __all__ = ["bench_downlink", "bench_reencode", "goodput_config"]
 
@@ -68,7 +68,7 @@ def goodput_config(rate_bps: float, loss: float, window_s: float, latency_ms: fl
                       "endpoints": {"lander_in": "relay_l", "ground_in": "relay_g", "lander": "lander",
                                     "ground": "ground"},
                       "loss": loss, "seed": 5, "queue_bytes": 16_000_000, **plan},
-            "ground": {"kind": "fsw.ground",
+            "ground": {"kind": "ground.station",
                        "endpoints": {"radio": "ground", "relay": "relay_g", "bus_pub": "bus_pub"},
                        "max_packet_len": max_packet_len, **timers, **plan},
         },
@@ -104,7 +104,7 @@ def _run_pass(products: list[tuple[str, str, bytes]], rate_bps: float, loss: flo
         cfg = Path(tmp) / "goodput.yaml"
         cfg.write_text(yaml.safe_dump(raw, sort_keys=False))
         out = Path(tmp) / "out"
-        procs = [subprocess.Popen([sys.executable, "-m", "fsw.app.process", str(cfg), n, "--out", str(out)],
+        procs = [subprocess.Popen([sys.executable, "-m", "pdh.process", str(cfg), n, "--out", str(out)],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   cwd=REPO) for n in ("broker", "ground", "relay", "downlink")]
         zctx = zmq.Context()

@@ -64,7 +64,7 @@ def _frame(px: np.ndarray, profile: dict[str, Any], counter: int) -> Any:
 
 def _message(px: np.ndarray, profile: dict[str, Any], counter: int) -> Any:
     """A frame as the driver publishes it (pixels inline)."""
-    from fsw.bus.message import Header, Message
+    from framework.bus.message import Header, Message
     from fsw.imaging.product import pixels_crc32c
 
     fields = dict(camera="bench", counter=counter, shape=list(px.shape), dtype=px.dtype.name,
@@ -114,7 +114,7 @@ def _core_child(profile: dict[str, Any], scale: float, n_frames: int, cores: int
     except (AttributeError, OSError):
         pass
     cv2.setNumThreads(cores)
-    from fsw.app.config import validate_config
+    from framework.config import validate_config
     from fsw.imaging.codecs import decode_pixels, encode_pixels
     from fsw.imaging.frame import frame_from_message
     from fsw.imaging.processor import FrameProcessor

@@ -1,3 +1,5 @@
-"""lunar-pdh flight software: bus, imaging core, downlink, ground, process supervision."""
+"""lunar-pdh flight software: the components that run on the lander (broker, imaging core, downlink)."""
 
-__version__ = "0.1.0"
+from framework import __version__
+
+__all__ = ["__version__"]

@@ -18,6 +18,8 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, settings
 
+import pdh.topology  # noqa: F401  (registers every process kind, as the tools do)
+
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=100)
 settings.register_profile("dev", deadline=None, max_examples=50)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
@@ -80,7 +82,7 @@ def link_chain_config(write_config: Callable[[dict[str, Any]], Path], timers: di
                       "endpoints": {"lander_in": "relay_lander", "ground_in": "relay_ground",
                                     "lander": "lander_radio", "ground": "ground_radio"},
                       **plan, **(relay or {})},
-            "ground": {"kind": "fsw.ground",
+            "ground": {"kind": "ground.station",
                        "endpoints": {"radio": "ground_radio", "relay": "relay_ground", "bus_pub": "bus_pub"},
                        "max_packet_len": 1024, **timers, **plan, **(ground or {})},
         },
@@ -106,7 +108,7 @@ def inproc_commands(wire: Callable[[Any], None]) -> Iterator[Callable[[str, dict
     test. Yields ``call(cmd, args)``, which returns the command's final (or only) reply."""
     import zmq
 
-    from fsw.bus.commands import CommandClient, CommandServer
+    from framework.bus.commands import CommandClient, CommandServer
 
     ctx = zmq.Context()
     endpoint = f"inproc://commands-{next(_inproc_ids)}"
@@ -155,7 +157,7 @@ class Processes:
     def start(self, config: Path, name: str) -> subprocess.Popen[bytes]:
         (self.out / "logs").mkdir(parents=True, exist_ok=True)
         err = open(self.out / "logs" / f"{name}.stderr", "ab")
-        p = subprocess.Popen([sys.executable, "-m", "fsw.app.process", str(config), name, "--out", str(self.out)],
+        p = subprocess.Popen([sys.executable, "-m", "pdh.process", str(config), name, "--out", str(self.out)],
                              stdout=err, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
         err.close()
         self.procs[name] = p

@@ -4,7 +4,7 @@
 gaps, temperature, pixel defects) and counts faults, through callbacks, so it
 is tested against byte transcripts. :class:`RingDecoder` is the stream decoder
 that collects each large FRAME message in a slot of a shared-memory ring
-(``frame_transport: shm``). The process adapter is :mod:`drivers.camera.driver`.
+(``frame_transport: shm``). The process adapter is :mod:`drivers.camera.process`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import crc32c
 import numpy as np
 
 from drivers.camera import protocol as p
-from fsw.bus.frames_shm import FrameRing
+from framework.bus.frames_shm import FrameRing
 
 __all__ = ["DriverCore", "RingDecoder", "frame_fields", "HUNT_RECV_BYTES", "PublishFrame", "Emit"]
 

@@ -3,14 +3,16 @@
 The driver validates command arguments against :data:`COMMANDS`, raises
 events listed in :data:`EVENTS` and publishes the channels in
 :data:`TELEMETRY`; the ground, CLI, docs and tests read these tables.
-The format is :mod:`fsw.interface`, shared by every component.
+The format is :mod:`framework.interface`, shared by every component.
 """
 
 from __future__ import annotations
 
-from fsw.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
+from framework.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
+from framework.kinds import Field, KindSpec
+from drivers.camera.profile import PROFILE_INLINE_KEYS
 
-__all__ = ["INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
+__all__ = ["KIND", "INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
 
 INTERFACE = Interface.build(
     "camera",
@@ -88,3 +90,39 @@ INTERFACE = Interface.build(
 COMMANDS = INTERFACE.commands
 EVENTS = INTERFACE.events
 TELEMETRY = INTERFACE.telemetry
+
+KIND = KindSpec(
+    name="drivers.camera",
+    entry="drivers.camera.process:run",
+    endpoints={"link": "tcp", "bus_pub": "tcp|ipc", "command": "tcp"},
+    keys={
+        "camera": Field(str),
+        "profile_file": Field(str, "", doc="the camera's profile (interface, frame size, line rate)"),
+        "profile": Field(dict, {}, keys=PROFILE_INLINE_KEYS),
+        "serial_path": Field(str, "hil/{camera}.tty", doc="interface serial: the device to open, relative "
+                                                          "to the output directory unless absolute"),
+        "frame_rate_hz": Field(float, 1.0, min=0.01, max=1000.0, doc="streaming rate asked of the camera "
+                                                                     "(it caps it at its own limit)"),
+        "stream_on_start": Field(bool, True),
+        "reply_timeout_s": Field(float, 5.0, min=0.1),
+        "reconnect_max_s": Field(float, 5.0, min=0.1),
+        "frame_timeout_s": Field(float, 0.0, min=0.0, doc="no byte this long while streaming is a stall; "
+                                                          "0: two frame periods plus the line time plus 1 s"),
+        "late_frame_s": Field(float, 0.0, min=0.0, doc="a frame this much later than its period is late; "
+                                                       "0: half a period plus the line time"),
+        "latch_timeout_s": Field(float, 10.0, min=0.5, doc="silent this long (streaming, or pings "
+                                                            "unanswered): power-cycle the camera"),
+        "ping_interval_s": Field(float, 2.0, min=0.1, doc="keep-alive while not streaming"),
+        "power_cycle_on_latch": Field(bool, True),
+        "max_temp_c": Field(float, None, doc="over-temperature event above this; default: the profile's"),
+        "defect_check": Field(bool, True, doc="count dead (0 DN) and full-scale pixels in every frame"),
+        "frame_transport": Field(str, "inline", choices=("inline", "shm"),
+                                 doc="inline: pixels ride the bus as a buffer; shm: they stay in a shared-"
+                                     "memory ring on this host and the bus carries a handle to them"),
+        "shm_slots": Field(int, 8, min=2, max=256, doc="frame_transport shm: frames the ring holds before "
+                                                        "the oldest is overwritten"),
+        "shm_ring": Field(str, "", doc="frame_transport shm: ring name ([A-Za-z0-9_.-]); default "
+                                       "'<process>-<hash of the output directory>', unique per run"),
+    },
+    doc="Camera driver: commands the camera, checks frames, publishes them.",
+)

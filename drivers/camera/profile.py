@@ -7,7 +7,7 @@ EMVA 1288: ``gain_dn_per_e`` is the overall system gain K at analogue gain 1
 (the ``SET_GAIN`` command multiplies it), noise and full well are in electrons.
 
 A profile is validated completely on load; the first wrong key raises
-:class:`~fsw.errors.ConfigError` naming the file and the key. A process
+:class:`~framework.errors.ConfigError` naming the file and the key. A process
 config names a profile file (``profile_file``) and may override keys inline
 (``profile``); inline keys win.
 """
@@ -21,16 +21,59 @@ from typing import Any
 
 import yaml
 
-from fsw.app.config import _check_mapping as check_mapping  # the project's one schema checker
-from fsw.app.kinds import CAMERA_PROFILE_KEYS, Field
-from fsw.errors import ConfigError
+from framework.config import _check_mapping as check_mapping  # the project's one schema checker
+from framework.kinds import Field
+from framework.errors import ConfigError
 
-__all__ = ["CameraProfile", "PROFILE_KEYS", "PROFILE_DIR", "load_profile", "profile_from_dict",
+__all__ = ["CameraProfile", "PROFILE_KEYS", "PROFILE_INLINE_KEYS", "PROFILE_DIR", "load_profile", "profile_from_dict",
            "resolve_profile_path", "profile_for_process"]
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "configs" / "cameras"
 
-PROFILE_KEYS: dict[str, Field] = CAMERA_PROFILE_KEYS  # declared beside the process kinds that embed it
+# A camera model's datasheet (configs/cameras/*.yaml). Inline in a process config (the driver's and the
+# emulator's ``profile`` key) the same keys override the profile file: there every default is None.
+PROFILE_KEYS: dict[str, Field] = {
+    "name": Field(str, "camera", doc="model name"),
+    "description": Field(str, ""),
+    # geometry and pixel format
+    "width": Field(int, 2048, min=8, max=16384, doc="sensor columns"),
+    "height": Field(int, 2048, min=8, max=16384, doc="sensor rows"),
+    "bit_depth": Field(int, 12, choices=(8, 10, 12, 14, 16)),
+    "pattern": Field(str, "mono", choices=("mono", "RGGB", "BGGR", "GRBG", "GBRG")),
+    "pixel_pitch_um": Field(float, 5.5, min=0.5, max=100.0),
+    "window": Field(list, [0, 0, 0, 0], doc="default readout region [x, y, width, height]; zeros: full sensor"),
+    "binning": Field(int, 1, choices=(1, 2, 4), doc="default binning factor"),
+    # sensor (EMVA 1288 quantities)
+    "full_well_e": Field(float, 13_500.0, min=100.0),
+    "read_noise_e": Field(float, 4.5, min=0.0, max=1000.0, doc="temporal dark noise, rms electrons"),
+    "gain_dn_per_e": Field(float, 0.3, min=1e-4, max=100.0, doc="system gain K at analogue gain 1"),
+    "black_level_dn": Field(int, 64, min=0, max=4096, doc="pedestal added before quantisation"),
+    "dark_current_e_per_s": Field(float, 5.0, min=0.0, doc="mean dark current at dark_ref_temp_c"),
+    "dark_ref_temp_c": Field(float, 20.0),
+    "dark_doubling_c": Field(float, 6.5, min=1.0, max=30.0, doc="dark current doubles every this many kelvin"),
+    "prnu": Field(float, 0.008, min=0.0, max=0.2, doc="photo-response non-uniformity, rms fraction"),
+    "dsnu_e_per_s": Field(float, 1.0, min=0.0, doc="dark-signal non-uniformity, rms e-/s at the ref temperature"),
+    "hot_pixel_fraction": Field(float, 2e-5, min=0.0, max=0.01),
+    "hot_pixel_e_per_s": Field(float, 40_000.0, min=0.0),
+    "dead_pixel_fraction": Field(float, 0.0, min=0.0, max=0.01, doc="pixels reading 0 DN from the start"),
+    "flux_e_per_s": Field(float, 900_000.0, min=1.0, doc="photo-electrons per second at scene radiance 1.0"),
+    "cfa_response": Field(dict, {"R": 0.85, "G": 1.0, "B": 0.7}, doc="filter response to grey regolith"),
+    # timing
+    "max_frame_rate_hz": Field(float, 5.0, min=0.01, max=1000.0),
+    "readout_s": Field(float, 0.04, min=0.0, max=10.0, doc="full-sensor readout; a window reads its rows only"),
+    "exposure_us": Field(int, 20_000, min=1, max=10_000_000, doc="exposure after power-on"),
+    "boot_s": Field(float, 0.5, min=0.0, max=60.0, doc="power-on to ready"),
+    # thermal
+    "ambient_temp_c": Field(float, 18.0),
+    "self_heating_c": Field(float, 13.0, min=0.0, doc="rise above ambient at 100% readout duty"),
+    "thermal_tau_s": Field(float, 120.0, min=0.1, doc="time constant of the sensor temperature"),
+    "max_temp_c": Field(float, 60.0, doc="above this the camera refuses to expose (over-temperature)"),
+    # interface
+    "interface": Field(str, "tcp", choices=("tcp", "serial")),
+    "link_rate_bps": Field(float, 1e9, min=1200.0, doc="line rate: Ethernet speed, or the serial baud rate"),
+}
+
+PROFILE_INLINE_KEYS: dict[str, Field] = {k: dataclasses.replace(f, default=None) for k, f in PROFILE_KEYS.items()}
 
 
 @dataclass(frozen=True)
@@ -147,7 +190,7 @@ def load_profile(ref: str, config_file: str | Path | None = None,
 def profile_for_process(settings: dict[str, Any], config_file: str | Path | None = None) -> CameraProfile:
     """The profile a camera process's config section names: ``profile_file`` plus inline ``profile`` keys.
 
-    Inline keys left unset are None (see ``fsw/app/kinds.py``) and do not override the file.
+    Inline keys left unset are None (see ``framework/kinds.py``) and do not override the file.
     """
     inline = {k: v for k, v in (settings.get("profile") or {}).items() if v is not None}
     ref = settings.get("profile_file") or ""

@@ -36,7 +36,7 @@ from drivers.camera.messages import (
     Ping, PowerCycle, SelfTest, SetBinning, SetExposure, SetGain, SetWindow, StatusReply, StatusRequest, StreamStart,
     StreamStop, bytes_per_pixel,
 )
-from fsw.errors import ProtocolError
+from framework.errors import ProtocolError
 
 __all__ = [
     "SYNC", "VERSION", "HEADER_LEN", "TRAILER_LEN", "OVERHEAD", "MAX_PAYLOAD_BYTES", "PATTERNS",

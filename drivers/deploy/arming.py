@@ -1,7 +1,7 @@
 """Two-step commanding of hazardous mechanisms: ARM, then FIRE within a window. Pure: fed commands,
 client identities and a clock; no I/O.
 
-The rules (each refusal raises :class:`~fsw.errors.CommandRejected` saying why):
+The rules (each refusal raises :class:`~framework.errors.CommandRejected` saying why):
 
 - Every command needs an authenticated client: a non-empty identity (the
   CURVE public key the ZAP handler vouched for) that the allow-list still holds.
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from fsw.errors import CommandRejected
+from framework.errors import CommandRejected
 
 __all__ = ["ArmRecord", "ArmFireGuard"]
 

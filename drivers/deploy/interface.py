@@ -4,14 +4,15 @@ The driver checks commands against :data:`COMMANDS` (``hazardous`` ones go
 through the ARM/FIRE guard and need an authenticated client), raises only
 the events in :data:`EVENTS` and publishes the channels in :data:`TELEMETRY`.
 The CLI (``pdh deploy``), the docs and the tests read these tables.
-The format is :mod:`fsw.interface`, shared by every component.
+The format is :mod:`framework.interface`, shared by every component.
 """
 
 from __future__ import annotations
 
-from fsw.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
+from framework.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
+from framework.kinds import Field, KindSpec
 
-__all__ = ["INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
+__all__ = ["KIND", "INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
 
 _MECH = (Arg("mechanism", str),)
 
@@ -91,3 +92,25 @@ INTERFACE = Interface.build(
 COMMANDS = INTERFACE.commands
 EVENTS = INTERFACE.events
 TELEMETRY = INTERFACE.telemetry
+
+KIND = KindSpec(
+    name="drivers.deploy",
+    entry="drivers.deploy.process:run",
+    endpoints={"link": "tcp", "bus_pub": "tcp|ipc", "command": "tcp"},
+    keys={
+        "mechanism": Field(str, doc="the name operators ARM and FIRE"),
+        "profile": Field(str),
+        "profile_overrides": Field(dict, {}),
+        "arm_window_s": Field(float, 10.0, min=0.1, max=600.0),
+        "moving_rate_hz": Field(float, 10.0, min=10.0, max=200.0),
+        "idle_rate_hz": Field(float, 1.0, min=0.1, max=10.0),
+        "reply_timeout_s": Field(float, 1.0, min=0.05),
+        "reconnect_max_s": Field(float, 2.0, min=0.1),
+        "auth": Field(str, "curve", choices=("curve", "none"), doc="none refuses every hazardous command"),
+        "keys_dir": Field(str, "keys", doc="pdh keys directory: service keypair and authorized/"),
+        "confirm_camera": Field(str, "", doc="camera process for the confirmation frame (default: profile view)"),
+        "state_file": Field(str, "", doc="fired and inhibited mechanisms survive restarts here"),
+        "inhibited": Field(bool, False, doc="start with the mechanism inhibited"),
+    },
+    doc="Deploy driver: supervised deployments, verdicts, ARM/FIRE over CURVE.",
+)

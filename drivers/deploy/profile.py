@@ -4,7 +4,7 @@ The emulator (``hil/deploy``) takes the dynamics and sensor noise from a
 profile; the driver takes its limits (currents, timeouts, tolerances) from the
 same file, so the two can never disagree about the hardware. A profile is
 validated completely on load; the first wrong key raises
-:class:`~fsw.errors.ConfigError` naming the file and the key.
+:class:`~framework.errors.ConfigError` naming the file and the key.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from fsw.app.config import _check_mapping as check_mapping  # the project's one schema checker
-from fsw.app.kinds import Field
-from fsw.errors import ConfigError
+from framework.config import _check_mapping as check_mapping  # the project's one schema checker
+from framework.kinds import Field
+from framework.errors import ConfigError
 
 __all__ = ["MECHANISM_TYPES", "CIRCUITS", "MechanismProfile", "load_profile", "profile_from_dict",
            "resolve_profile_path", "PROFILE_DIR"]

@@ -1,15 +1,17 @@
-"""The downlink service's interface, as data: commands, events, telemetry channels (format: :mod:`fsw.interface`).
+"""The downlink service's interface, as data: commands, events, telemetry channels (format: :mod:`framework.interface`).
 
 Every command's arguments are checked against this table before its handler
-runs (:mod:`fsw.downlink.requests`); every event the service publishes takes
+runs (:mod:`fsw.downlink.commands`); every event the service publishes takes
 its id and severity from here.
 """
 
 from __future__ import annotations
 
-from fsw.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
+from framework.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
+from framework.kinds import Field, KindSpec
+from link.contacts import CONTACT_PLAN_KEYS
 
-__all__ = ["INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
+__all__ = ["KIND", "INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
 
 _COUNTER_MAX = 2**64 - 1
 # SEND_FULL and DROP name a product by 'id', or by 'camera' and 'counter' (the handler wants one of the two).
@@ -113,3 +115,44 @@ INTERFACE = Interface.build(
 COMMANDS = INTERFACE.commands
 EVENTS = INTERFACE.events
 TELEMETRY = INTERFACE.telemetry
+
+KIND = KindSpec(
+    name="fsw.downlink",
+    entry="fsw.downlink.process:run",
+    endpoints={"bus_pub": "tcp|ipc", "products": "tcp", "radio": "udp", "relay": "udp", "command": "tcp"},
+    keys={
+        "store_dir": Field(str, "store"),
+        "entity_id": Field(int, 1, min=1, max=65535),
+        "ground_entity_id": Field(int, 2, min=1, max=65535),
+        "rate_bps": Field(float, 8_000_000.0, min=1000.0, doc="send rate when the plan has no relays"),
+        "max_packet_len": Field(int, 4096, min=256, max=65000),
+        "ack_timer_s": Field(float, 1.0, min=0.01),
+        "nak_timer_s": Field(float, 1.0, min=0.01),
+        "inactivity_s": Field(float, 30.0, min=0.1, doc="counted in open-contact time only"),
+        "max_in_flight": Field(int, 4, min=1, max=64, doc="CFDP transactions at once: the next product starts "
+                                                         "while the last one's tail is recovered"),
+        "quota_bytes": Field(int, 2_000_000_000, min=10_000, doc="store size; beyond it the eviction policy runs"),
+        "priority": Field(list, ["alert", "thumbnail", "telemetry", "requested", "playback", "rest"],
+                          doc="downlink classes, first sends first (fsw/downlink/policy.py)"),
+        "age_weight_per_h": Field(float, 0.1, min=0.0, doc="'rest' goes by grade + weight * age in hours"),
+        "telemetry": Field(dict, {}, keys={
+            "enabled": Field(bool, True),
+            "topics": Field(list, ["tlm.", "evt."]),
+            "exclude_sources": Field(list, [], doc="bus sources that are not on the lander (e.g. the ground)"),
+            "segment_s": Field(float, 2.0, min=0.05, doc="housekeeping batched into one file per period"),
+            "alert_flush_s": Field(float, 0.5, min=0.01),
+            "archive_dir": Field(str, "tlm_archive"),
+            "archive_bytes": Field(int, 200_000_000, min=10_000, doc="recorded telemetry kept for re-requests"),
+        }),
+        "reencode": Field(dict, {}, keys={
+            "enabled": Field(bool, True),
+            "codec": Field(str, "jpegxl", choices=("jpegxl", "jpegls", "png", "aec", "zstd")),
+            "params": Field(dict, {"effort": 7}),
+            "nice": Field(int, 10, min=0, max=19),
+        }),
+        "links": Field(dict, {}, endpoint_refs="tcp",
+                       doc="optional: bus_sub (telemetry recording), imaging_command (SEND_REGION forwarding)"),
+        **CONTACT_PLAN_KEYS,
+    },
+    doc="Store and forward: products on disk, out by priority as CFDP class 2 over CCSDS.",
+)

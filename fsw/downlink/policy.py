@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fsw.errors import ConfigError
+from framework.errors import ConfigError
 
 __all__ = ["CLASSES", "EVICTABLE", "Policy", "class_of"]
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import msgpack
 
-from fsw.downlink.filestore import fsync_dir
-from fsw.errors import ProtocolError
+from link.filestore import fsync_dir
+from framework.errors import ProtocolError
 
 __all__ = ["Segment", "TelemetryRecorder", "encode_segment", "decode_segment", "SEGMENT_KINDS"]
 

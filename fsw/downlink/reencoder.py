@@ -37,7 +37,7 @@ def _worker(conn: Any, codec: str, params: dict[str, Any], nice: int) -> None:
         os.nice(nice)
     except OSError:
         pass
-    from fsw.errors import PdhError
+    from framework.errors import PdhError
     from fsw.imaging.reencode import reencode
 
     while True:

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from fsw.downlink.filestore import fsync_dir
+from link.filestore import fsync_dir
 from fsw.downlink.policy import EVICTABLE, Policy, class_of
-from fsw.errors import StoreError
+from framework.errors import StoreError
 
 __all__ = ["StoredProduct", "Recovery", "ProductStore", "OpenTransaction"]
 

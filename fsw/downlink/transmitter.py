@@ -21,11 +21,11 @@ from typing import Any, Callable, Protocol
 
 from spacepackets.ccsds.spacepacket import PacketType
 
-from fsw.downlink.contacts import Contact, ContactPlan
-from fsw.downlink.engine import Checkpoint, Outcome, SourceEngine
-from fsw.downlink.mib import CfdpTimers
-from fsw.downlink.pacing import TokenBucket
-from fsw.downlink.packets import SpacePacketWrapper
+from link.contacts import Contact, ContactPlan
+from link.source_engine import Checkpoint, Outcome, SourceEngine
+from link.mib import CfdpTimers
+from link.pacing import TokenBucket
+from link.packets import SpacePacketWrapper
 
 __all__ = ["Transmitter", "Radio", "Started"]
 

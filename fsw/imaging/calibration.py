@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fsw.errors import PdhError
+from framework.errors import PdhError
 
 __all__ = ["CalibrationError", "CalibrationSet", "build_dark", "build_flat", "build_bad_pixels",
            "build_set", "apply", "save", "load"]

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import imagecodecs
 import numpy as np
 
-from fsw.errors import ProductError
+from framework.errors import ProductError
 
 __all__ = ["Codec", "CODECS", "encode_pixels", "decode_pixels", "codec_tag"]
 

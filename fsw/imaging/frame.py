@@ -7,7 +7,7 @@ crc32c and one buffer of pixels. :func:`frame_from_message` turns that into a
 
 With the driver's opt-in ``frame_transport: shm`` the message carries no
 buffer but a field ``shm: {name, slot, generation, length, offset}`` naming
-where the pixels lie in a shared-memory ring (:mod:`fsw.bus.frames_shm`):
+where the pixels lie in a shared-memory ring (:mod:`framework.bus.frames_shm`):
 they are copied out once, and the copy is kept only if the slot was not
 rewritten meanwhile (else reason ``shm_overwritten``) and its CRC-32C holds.
 """
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from fsw.bus.frames_shm import FrameRingReader, ShmError
-from fsw.bus.message import Message
-from fsw.errors import PdhError
+from framework.bus.frames_shm import FrameRingReader, ShmError
+from framework.bus.message import Message
+from framework.errors import PdhError
 from fsw.imaging.product import pixels_crc32c
 
 __all__ = ["Frame", "FrameRejected", "frame_from_message", "FRAME_FIELDS"]

@@ -1,15 +1,16 @@
-"""The imaging core's interface, as data: commands, events, telemetry channels (format: :mod:`fsw.interface`).
+"""The imaging core's interface, as data: commands, events, telemetry channels (format: :mod:`framework.interface`).
 
 Every command's arguments are checked against this table before its handler
-runs (:mod:`fsw.imaging.requests`); the handlers then check what the table
+runs (:mod:`fsw.imaging.commands`); the handlers then check what the table
 cannot say (the camera is configured, the frame is held, the region fits).
 """
 
 from __future__ import annotations
 
-from fsw.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
+from framework.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
+from framework.kinds import Field, KindSpec
 
-__all__ = ["INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
+__all__ = ["KIND", "INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
 
 _CAMERA = Arg("camera", str)  # one of the configured cameras, checked by the handler
 _COUNTER = Arg("counter", int, 0, 2**64 - 1, required=False)  # omitted: the newest held frame of the camera
@@ -71,3 +72,36 @@ INTERFACE = Interface.build(
 COMMANDS = INTERFACE.commands
 EVENTS = INTERFACE.events
 TELEMETRY = INTERFACE.telemetry
+
+KIND = KindSpec(
+    name="fsw.imaging",
+    entry="fsw.imaging.process:run",
+    endpoints={"bus_pub": "tcp|ipc", "bus_sub": "tcp|ipc", "products": "tcp", "command": "tcp"},
+    keys={
+        "cameras": Field(list, ["navcam"]),
+        "thumbnail_px": Field(int, 256, min=16, max=1024),
+        "lossless_codec": Field(str, "jpegls", choices=("jpegls", "jpegxl", "png", "aec", "zstd")),
+        "lossless_params": Field(dict, {}, doc="codec parameters, e.g. {effort: 1} for jpegxl"),
+        "workers": Field(int, 2, min=1, max=16, doc="threads encoding lossless products"),
+        "queue_max": Field(int, 8, min=1, max=256, doc="frames waiting; beyond, frames keep only a thumbnail"),
+        "recent_frames": Field(int, 4, min=1, max=64, doc="raw frames kept per camera for requests"),
+        "thumbnail_only_rule": Field(dict, {}, keys={
+            "max_saturated_frac": Field(float, 1.0, min=0.0, max=1.0),
+            "max_dark_frac": Field(float, 1.0, min=0.0, max=1.0),
+            "min_score": Field(float, 0.0, min=0.0, max=1.0),
+            "min_sharpness": Field(float, 0.0, min=0.0),
+        }),
+        "autoexposure": Field(dict, {}, keys={
+            "enabled": Field(bool, False),
+            "target_frac": Field(float, 0.75, min=0.05, max=0.98),
+            "k": Field(float, 0.6, min=0.05, max=1.0),
+            "exposure_min_us": Field(int, 20, min=1),
+            "exposure_max_us": Field(int, 200_000, min=1),
+            "gain_max": Field(float, 8.0, min=1.0),
+        }),
+        "camera_commands": Field(dict, {}, endpoint_refs="tcp",
+                                 doc="camera id -> the endpoint of its driver's command ROUTER"),
+        "calibration_dir": Field(str, "calibration"),
+    },
+    doc="Imaging core: thumbnails and lossless products from frames.",
+)

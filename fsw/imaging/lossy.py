@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fsw.errors import ProductError
+from framework.errors import ProductError
 from fsw.imaging.codecs import decode_pixels, encode_pixels
 
 __all__ = ["RateResult", "encode_to_budget", "psnr_db", "crop", "bin_pixels"]

@@ -1,6 +1,6 @@
 """Per-frame processing, pure of sockets: grade, thumbnail, lossless, and products made on request.
 
-The core (:mod:`fsw.imaging.core`) feeds frames in and sends out what these
+The core (:mod:`fsw.imaging.process`) feeds frames in and sends out what these
 return, thumbnail first. Bayer frames stay raw (mosaicked) in lossless
 products; thumbnails, lossy products and previews are demosaiced with OpenCV
 into BGR (OpenCV's channel order; the product's meta says so).
@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fsw.errors import ProductError
+from framework.errors import ProductError
 from fsw.imaging.codecs import decode_pixels, encode_pixels
 from fsw.imaging.frame import Frame
 from fsw.imaging.grades import BLOCK

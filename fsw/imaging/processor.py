@@ -4,7 +4,7 @@ Frames wait in a bounded queue; each is graded and thumbnailed on the caller's
 thread (thumbnail out first), then its lossless product is encoded by a worker
 thread (the codecs release the GIL, so workers run on separate cores). A frame
 arriving when the queue is full keeps only its thumbnail, and an event names it.
-The process adapter (:mod:`fsw.imaging.core`) and the benchmarks drive this same object.
+The process adapter (:mod:`fsw.imaging.process`) and the benchmarks drive this same object.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from fsw.errors import PdhError
+from framework.errors import PdhError
 from fsw.imaging.autoexposure import AutoExposure, AutoExposureConfig, ExposureCommand
 from fsw.imaging.calibration import CalibrationManager
 from fsw.imaging.frame import Frame

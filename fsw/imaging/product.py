@@ -20,7 +20,7 @@ import crc32c
 import msgpack
 import numpy as np
 
-from fsw.errors import ProductError
+from framework.errors import ProductError
 from fsw.imaging.codecs import CODECS, decode_pixels
 
 __all__ = ["PRODUCT_VERSION", "PRODUCT_KINDS", "Product", "encode_product", "decode_product",

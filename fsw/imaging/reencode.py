@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from fsw.errors import ProductError
+from framework.errors import ProductError
 from fsw.imaging.codecs import CODECS, encode_pixels
 from fsw.imaging.product import decode_product, encode_product
 

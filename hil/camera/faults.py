@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fsw.errors import CommandRejected
+from framework.errors import CommandRejected
 
 __all__ = ["FAULTS", "FaultInjector", "FrameFate"]
 

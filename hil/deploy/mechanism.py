@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from drivers.deploy.profile import MechanismProfile
-from fsw.errors import CommandRejected
+from framework.errors import CommandRejected
 from hil.deploy import physics
 
 __all__ = ["STATES", "FAULTS", "Faults", "Sample", "Mechanism"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from fsw.downlink.contacts import Burst
+from link.contacts import Burst
 
 __all__ = ["LinkModel", "LinkStats"]
 

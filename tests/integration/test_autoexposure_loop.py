@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import zmq
 
-from fsw.bus.client import Subscriber
+from framework.bus.client import Subscriber
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import zmq
 
-from fsw.bus.client import Subscriber
-from fsw.bus.commands import CommandClient
+from framework.bus.client import Subscriber
+from framework.bus.commands import CommandClient
 from fsw.imaging.product import pixels_crc32c
 from tests.conftest import free_port
 

@@ -16,8 +16,8 @@ from typing import Any, Iterator
 import pytest
 import zmq
 
-from fsw.bus.client import Subscriber
-from fsw.bus.commands import CommandClient
+from framework.bus.client import Subscriber
+from framework.bus.commands import CommandClient
 from fsw.imaging.product import pixels_crc32c
 from tests.conftest import Processes, free_port
 

@@ -9,8 +9,8 @@ import msgpack
 import pytest
 import zmq
 
-from fsw.bus.client import Subscriber
-from fsw.bus.frames_shm import ring_path
+from framework.bus.client import Subscriber
+from framework.bus.frames_shm import ring_path
 from fsw.imaging.product import decode_product, pixels_crc32c
 from tests.conftest import free_port
 from tests.integration.test_camera_chain import manifest_lines
@@ -69,7 +69,7 @@ def test_frames_through_shared_memory_become_products_bit_exact_to_the_manifest(
         _wait_for(sub, "tlm.imaging")
         _wait_for(sub, "tlm.cam_driver")
         time.sleep(0.5)  # the imaging core's frame subscription joins the broker
-        from fsw.bus.commands import CommandClient
+        from framework.bus.commands import CommandClient
         client = CommandClient(zctx, ep["cam_cmd"])
         assert client.call("CAPTURE_BURST", {"count": 3}, timeout_s=20.0)[-1].status == "completed"
         client.close()

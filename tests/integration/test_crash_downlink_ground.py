@@ -18,7 +18,7 @@ import pytest
 import yaml
 import zmq
 
-from fsw.bus.commands import CommandClient
+from framework.bus.commands import CommandClient
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, encode_product, pixels_crc32c, product_id
 from tests.conftest import Processes, link_chain_config, peek_sqlite, wait_for

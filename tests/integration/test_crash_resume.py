@@ -20,9 +20,9 @@ import zmq
 from spacepackets.cfdp import PduType
 from spacepackets.cfdp.pdu import DirectiveType
 
-from fsw.downlink.packets import unwrap
-from fsw.downlink.resume import decode_segments
-from fsw.errors import ProtocolError
+from link.packets import unwrap
+from link.resume import decode_segments
+from framework.errors import ProtocolError
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, encode_product, pixels_crc32c, product_id
 from tests.conftest import Processes, link_chain_config, peek_sqlite, wait_for

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fsw.app.verify import read_manifest, verify_pcap
+from pdh.verify import read_manifest, verify_pcap
 from tests.conftest import free_port, undeclared_in_logs
 
 DEMO = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
@@ -35,7 +35,7 @@ def small_demo_config(tmp_path: Path, **relay) -> Path:
 
 
 def run_demo(cfg: Path, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fsw.cli", "demo", "--config", str(cfg), "--out", str(out), *args],
+    return subprocess.run([sys.executable, "-m", "pdh.cli", "demo", "--config", str(cfg), "--out", str(out), *args],
                           capture_output=True, text=True, timeout=240)
 
 

@@ -16,9 +16,9 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fsw.bus.auth import KeyPair, authorize, generate_keypair
-from fsw.bus.client import Subscriber
-from fsw.bus.commands import CommandClient, CommandReply, CommandServer, CurveClientKeys
+from framework.bus.auth import KeyPair, authorize, generate_keypair
+from framework.bus.client import Subscriber
+from framework.bus.commands import CommandClient, CommandReply, CommandServer, CurveClientKeys
 from tests.conftest import Processes, free_port, undeclared_in_logs
 
 pytestmark = pytest.mark.integration
@@ -306,7 +306,7 @@ def test_client_without_a_known_key_never_moves_anything(stranger_rig, tmp_path_
     assert truth["state"] == "stowed" and truth["angle_deg"] == 0.0 and truth["current_a"] == 0.0
 
 
-_CLI = ("import argparse, sys; from fsw.cli_deploy import add_deploy_parser, add_keys_parser; "
+_CLI = ("import argparse, sys; from pdh.cli_deploy import add_deploy_parser, add_keys_parser; "
         "ap = argparse.ArgumentParser(); s = ap.add_subparsers(required=True); add_deploy_parser(s); "
         "add_keys_parser(s); a = ap.parse_args(sys.argv[1:]); sys.exit(a.func(a))")
 

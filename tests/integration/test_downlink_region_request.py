@@ -11,8 +11,8 @@ import pytest
 import yaml
 import zmq
 
-from fsw.bus.commands import CommandClient, CommandServer
-from fsw.bus.client import Subscriber
+from framework.bus.commands import CommandClient, CommandServer
+from framework.bus.client import Subscriber
 from tests.conftest import Processes, free_port
 
 pytestmark = pytest.mark.integration

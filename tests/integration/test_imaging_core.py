@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import zmq
 
-from fsw.bus.client import Publisher, Subscriber
-from fsw.bus.commands import CommandClient, CommandServer
+from framework.bus.client import Publisher, Subscriber
+from framework.bus.commands import CommandClient, CommandServer
 from fsw.imaging.product import decode_product, pixels_crc32c
 from tests.conftest import free_port
 

@@ -18,9 +18,9 @@ import pytest
 import yaml
 import zmq
 
-from fsw.bus.auth import authorize, generate_keypair
-from fsw.bus.client import Subscriber
-from fsw.bus.commands import CommandClient, CurveClientKeys
+from framework.bus.auth import authorize, generate_keypair
+from framework.bus.client import Subscriber
+from framework.bus.commands import CommandClient, CurveClientKeys
 from fsw.imaging.grades import change_fraction, frame_blocks
 from hil.camera.view import boom_segment
 from tests.conftest import Processes, free_port

@@ -1,4 +1,4 @@
-"""The scenario runner end to end: ``python -m fsw.cli_scenario FILE --out DIR`` (``pdh scenario``).
+"""The scenario runner end to end: ``python -m pdh.cli_scenario FILE --out DIR`` (``pdh scenario``).
 
 Real processes started by the runner's supervisor on free ports; the shipped jam and camera-fault
 scenarios must pass, a scenario whose expectation cannot hold must fail with a report saying what
@@ -23,7 +23,7 @@ SCENARIOS = ROOT / "configs" / "scenarios"
 
 
 def run(scenario: Path, out: Path, timeout_s: float = 180.0) -> tuple[int, str, dict[str, Any] | None]:
-    p = subprocess.run([sys.executable, "-m", "fsw.cli_scenario", str(scenario), "--out", str(out)],
+    p = subprocess.run([sys.executable, "-m", "pdh.cli_scenario", str(scenario), "--out", str(out)],
                        cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
     report_path = out / "scenario-report.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else None

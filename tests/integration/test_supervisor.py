@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fsw.app.config import load_config
-from fsw.app.supervisor import Supervisor
+from framework.config import load_config
+from pdh.supervisor import Supervisor
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from drivers.deploy.arming import ArmFireGuard
-from fsw.errors import CommandRejected
+from framework.errors import CommandRejected
 
 WINDOW_S = 10.0
 MECHS = {"holddown": True, "boom": True, "array": False}

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from fsw.bus.message import RESERVED_KEYS, Header, decode_header, decode_message, encode_header
-from fsw.errors import BusError, ProductError
+from framework.bus.message import RESERVED_KEYS, Header, decode_header, decode_message, encode_header
+from framework.errors import BusError, ProductError
 from fsw.imaging.codecs import CODECS, encode_pixels
 from fsw.imaging.product import Product, decode_product, encode_product, pixels_crc32c
 

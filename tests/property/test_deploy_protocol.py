@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drivers.deploy import protocol as p
-from fsw.errors import ProtocolError
+from framework.errors import ProtocolError
 
 u32 = st.integers(0, 2**32 - 1)
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)

@@ -10,11 +10,11 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fsw.downlink.contacts import plan_from_mapping
+from link.contacts import plan_from_mapping
 from fsw.downlink.policy import CLASSES, Policy
 from fsw.downlink.recorder import decode_segment, encode_segment
 from fsw.downlink.store import ProductStore
-from fsw.errors import ProtocolError
+from framework.errors import ProtocolError
 
 FIELDS = st.dictionaries(st.text(max_size=8), st.one_of(st.integers(-2**40, 2**40), st.floats(allow_nan=False),
                                                          st.text(max_size=10), st.booleans()), max_size=4)

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fsw.bus.frames_shm import FrameRing, FrameRingReader, ShmError
+from framework.bus.frames_shm import FrameRing, FrameRingReader, ShmError
 
 SLOT_BYTES = 4096
 SLOTS = 4

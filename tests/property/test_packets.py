@@ -12,8 +12,8 @@ from spacepackets.util import ByteFieldU16, ByteFieldU32
 
 import pytest
 
-from fsw.downlink.packets import APIDS, PacketError, PduError, SpacePacketWrapper, unwrap
-from fsw.errors import ProtocolError
+from link.packets import APIDS, PacketError, PduError, SpacePacketWrapper, unwrap
+from framework.errors import ProtocolError
 
 
 def conf(seq: int, crc: bool) -> PduConfig:
@@ -83,17 +83,17 @@ def test_a_packet_whose_data_is_not_a_pdu_raises_a_pdu_error() -> None:
 
 @given(st.lists(st.binary(max_size=64), min_size=0, max_size=3))
 def test_a_garbage_products_message_is_a_product_error(frames: list[bytes]) -> None:
-    from fsw.downlink.service import parse_product_message
-    from fsw.errors import ProductError
+    from fsw.downlink.process import parse_product_message
+    from framework.errors import ProductError
     with pytest.raises(ProductError):
         parse_product_message(frames)
 
 
 @given(st.lists(pdus, max_size=12))
 def test_stray_pdus_never_raise_out_of_either_engine(tmp_path_factory, stray: list) -> None:
-    from fsw.downlink.engine import SourceEngine
-    from fsw.downlink.mib import CfdpTimers
-    from fsw.downlink.receiver import DestEngine
+    from link.source_engine import SourceEngine
+    from link.mib import CfdpTimers
+    from link.dest_engine import DestEngine
     src = SourceEngine(2, 1, 1024, CfdpTimers())
     dst = DestEngine(2, 1, 1024, CfdpTimers(), tmp_path_factory.mktemp("in"))
     for pdu in stray:

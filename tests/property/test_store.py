@@ -19,7 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from fsw.downlink.policy import EVICTABLE, Policy, class_of
 from fsw.downlink.store import ProductStore
-from fsw.errors import StoreError
+from framework.errors import StoreError
 
 IDS = st.text(alphabet="abcdefghij0123456789", min_size=1, max_size=5)
 KINDS = st.sampled_from(["evt", "thumbnail", "tlm", "tlm_playback", "full", "roi", "preview"])

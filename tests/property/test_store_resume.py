@@ -13,7 +13,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fsw.downlink.resume import Segments, SegmentsError, decode_segments, encode_segments
+from link.resume import Segments, SegmentsError, decode_segments, encode_segments
 from fsw.downlink.store import ProductStore
 
 RANGES = st.lists(st.tuples(st.integers(0, 300), st.integers(0, 60)), max_size=30)

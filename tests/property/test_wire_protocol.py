@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, strategies as st
 
 from drivers.camera import protocol as p
-from fsw.errors import ProtocolError
+from framework.errors import ProtocolError
 
 u32 = st.integers(0, 2**32 - 1)
 u16 = st.integers(0, 2**16 - 1)

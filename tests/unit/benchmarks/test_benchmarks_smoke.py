@@ -15,7 +15,7 @@ from benchmarks.chain import ChainUnavailable, bench_chain, chain_config
 from benchmarks.codecs import bench_codecs
 from benchmarks.figures import Column, Table, render
 from benchmarks.frames import standin_frame
-from fsw.app.config import validate_config
+from framework.config import validate_config
 
 
 def _assert_well_formed(table: Table) -> None:
@@ -64,7 +64,7 @@ def test_chain_config_is_valid_without_relay_and_ground() -> None:
     raw = chain_config(size_px=64, frame_rate_hz=5.0)
     config = validate_config(raw, "<chain>")
     kinds = {p["kind"] for p in config.processes.values()}
-    assert "hil.relay" not in kinds and "fsw.ground" not in kinds
+    assert "hil.relay" not in kinds and "ground.station" not in kinds
     assert len(set(config.endpoints.values())) == len(config.endpoints)
 
 

@@ -9,7 +9,7 @@ import pytest
 from benchmarks.__main__ import BENCHES, SIZES
 from benchmarks.downlink import bench_downlink, bench_reencode, goodput_config
 from benchmarks.figures import render
-from fsw.app.config import validate_config
+from framework.config import validate_config
 
 
 def test_the_downlink_benchmarks_are_registered_with_both_sizes() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drivers.camera.interface import COMMANDS, EVENTS, INTERFACE, TELEMETRY
-from fsw.errors import CommandRejected
+from framework.errors import CommandRejected
 
 
 def test_tables_have_unique_ids_and_known_severities() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from drivers.camera import protocol as p
 from drivers.camera.core import DriverCore, RingDecoder
-from fsw.bus.frames_shm import FrameRing, FrameRingReader
+from framework.bus.frames_shm import FrameRing, FrameRingReader
 
 H, W = 120, 300  # 72 000 pixel bytes: above the driver's 64 KiB hunting reads, so the frame takes a slot
 

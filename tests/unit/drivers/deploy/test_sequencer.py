@@ -7,7 +7,7 @@ import pytest
 from drivers.deploy import protocol as p
 from drivers.deploy.profile import load_profile
 from drivers.deploy.sequencer import DeviceCmd, Event, Sequencer, Verdict
-from fsw.errors import CommandRejected
+from framework.errors import CommandRejected
 from hil.deploy.mechanism import Mechanism
 
 DT = 0.005

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from fsw.downlink.requests import register_requests
+from fsw.downlink.commands import register_requests
 from tests.conftest import inproc_commands
 
 

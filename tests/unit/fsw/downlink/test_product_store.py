@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fsw.downlink.store import ProductStore
-from fsw.errors import StoreError
+from framework.errors import StoreError
 
 
 class FakeClock:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fsw.downlink.contacts import plan_from_mapping
-from fsw.downlink.mib import CfdpTimers
-from fsw.downlink.packets import unwrap
+from link.contacts import plan_from_mapping
+from link.mib import CfdpTimers
+from link.packets import unwrap
 from fsw.downlink.transmitter import Transmitter
 
 PLAN = plan_from_mapping({"relays": [{"name": "r", "period_s": 10.0, "lander_windows_s": [[0, 5]],

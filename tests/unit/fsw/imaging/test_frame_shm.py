@@ -8,8 +8,8 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from fsw.bus.frames_shm import FrameRing
-from fsw.bus.message import Header, Message
+from framework.bus.frames_shm import FrameRing
+from framework.bus.message import Header, Message
 from fsw.imaging.frame import FrameRejected, frame_from_message
 from fsw.imaging.product import pixels_crc32c
 

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from fsw.imaging.requests import register_requests
+from fsw.imaging.commands import register_requests
 from tests.conftest import inproc_commands
 
 

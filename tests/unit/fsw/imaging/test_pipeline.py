@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fsw.bus.message import Header, Message
+from framework.bus.message import Header, Message
 from fsw.imaging.frame import FrameRejected, frame_from_message
 from fsw.imaging.grades import grade_frame
 from fsw.imaging.pipeline import make_lossless, make_thumbnail

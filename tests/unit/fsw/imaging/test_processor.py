@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from fsw.app.config import validate_config
+from framework.config import validate_config
 from fsw.imaging.frame import Frame
 from fsw.imaging.processor import FrameProcessor
 from fsw.imaging.product import pixels_crc32c

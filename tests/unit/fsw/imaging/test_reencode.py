@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fsw.errors import ProductError
+from framework.errors import ProductError
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, decode_product, encode_product, pixels_crc32c
 from fsw.imaging.reencode import reencode

@@ -7,7 +7,7 @@ import time
 import msgpack
 import zmq
 
-from hil.deploy.emulator import CameraViewLink
+from hil.deploy.process import CameraViewLink
 from tests.conftest import free_port
 
 

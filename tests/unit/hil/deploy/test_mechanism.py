@@ -7,7 +7,7 @@ import math
 import pytest
 
 from drivers.deploy.profile import load_profile, profile_from_dict
-from fsw.errors import CommandRejected, ConfigError
+from framework.errors import CommandRejected, ConfigError
 from hil.deploy import physics
 from hil.deploy.mechanism import Mechanism
 

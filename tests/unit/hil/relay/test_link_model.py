@@ -47,7 +47,7 @@ def test_the_same_seed_gives_the_same_losses() -> None:
 
 
 def test_burst_loss_comes_in_runs_and_averages_the_gilbert_elliott_mean() -> None:
-    from fsw.downlink.contacts import Burst
+    from link.contacts import Burst
 
     burst = Burst(enter=0.0125, leave=0.2, loss=0.85)
     link = LinkModel(rate_bps=1e9, latency_ms=0.0, loss=0.0, queue_bytes=10**9, rng=random.Random(7), burst=burst)
@@ -72,9 +72,9 @@ def test_corruption_flips_exactly_one_bit_in_about_the_set_share_of_packets() ->
 def test_a_corrupted_pdu_is_rejected_by_its_crc_as_a_typed_error(tmp_path) -> None:
     from spacepackets.ccsds.spacepacket import PacketType
 
-    from fsw.downlink.packets import SpacePacketWrapper, unwrap
-    from fsw.errors import ProtocolError
-    from tests.unit.fsw.downlink.test_cfdp_engine import Link, make_files
+    from link.packets import SpacePacketWrapper, unwrap
+    from framework.errors import ProtocolError
+    from tests.unit.link.test_cfdp_engine import Link, make_files
 
     link = Link(tmp_path)
     link.src.start("p", make_files(tmp_path, [3000])[0], 0x102)

@@ -15,7 +15,7 @@ from spacepackets.cfdp import ConditionCode, CrcFlag, Direction, PduConfig, Tran
 from spacepackets.cfdp.pdu import AckPdu, DirectiveType, TransactionStatus
 from spacepackets.util import ByteFieldU16, ByteFieldU32
 
-from fsw.downlink.packets import APIDS, SpacePacketWrapper, unwrap
+from link.packets import APIDS, SpacePacketWrapper, unwrap
 from hil.relay.pcap import LINKTYPE_RAW, PcapRecorder
 from tests.conftest import free_port
 
@@ -70,7 +70,7 @@ processes:
 def test_a_killed_relay_leaves_a_readable_pcap_of_what_it_forwarded(tmp_path: Path) -> None:
     cfg, ports = _relay_config(tmp_path)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "fsw.app.process", str(cfg), "relay", "--out", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "pdh.process", str(cfg), "relay", "--out", str(out)],
                             start_new_session=True, cwd=Path(__file__).parents[4])
     lander = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     ground = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -1,0 +1,411 @@
+"""Deploy driver process: the mechanism link, the guarded command port, the bus. The only I/O of drivers/deploy.
+
+- ``link`` (TCP client): the mechanism controller (the emulator in HIL).
+  STATUS is polled at ``moving_rate_hz`` while anything moves or a
+  deployment is supervised, at ``idle_rate_hz`` otherwise; every sample is
+  published as ``tlm.<name>`` kind ``deploy``.
+- ``command`` (ROUTER, CURVE unless ``auth: none``): ARM, FIRE, DISARM,
+  INHIBIT, ENABLE, ABORT go through :class:`~drivers.deploy.arming.ArmFireGuard`
+  with the client's CURVE identity. FIRE is answered ``accepted`` at once and
+  ``completed`` (deployed) or ``failed`` (partial, failed) with the verdict.
+- ``bus_pub``: telemetry, health and ``evt.<name>`` events.
+
+The deployment itself is run by the pure :class:`~drivers.deploy.sequencer.Sequencer`;
+this module only carries its device commands, events and verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from drivers.deploy import protocol as p
+from drivers.deploy.arming import ArmFireGuard
+from drivers.deploy.interface import COMMANDS, INTERFACE
+from drivers.deploy.profile import MechanismProfile, load_profile
+from drivers.deploy.sequencer import Action, DeviceCmd, Event, Sequencer, Verdict
+from framework.config import parse_endpoint
+from framework.process import HealthReporter, ProcessContext
+from framework.bus.auth import AllowList, Authenticator, ensure_service_keys
+from framework.bus.commands import CommandClient, CommandServer, CurveServerKeys, Deferred
+from framework.errors import CommandRejected
+
+__all__ = ["DeviceLink", "run"]
+
+_DEVICE_MSG = {"ARM": lambda c: p.Arm(), "DISARM": lambda c: p.Disarm(), "STOP": lambda c: p.Stop(),
+               "FIRE": lambda c: p.Fire(circuit=c)}
+
+
+class DeviceLink:
+    """Request and reply over TCP to the mechanism controller; reconnects with backoff."""
+
+    def __init__(self, address: str, reply_timeout_s: float, reconnect_max_s: float, monotonic: Any) -> None:
+        _, self.host, self.port = parse_endpoint(address)
+        self.reply_timeout_s = reply_timeout_s
+        self.reconnect_max_s = reconnect_max_s
+        self._mono = monotonic
+        self.sock: socket.socket | None = None
+        self.decoder = p.StreamDecoder()
+        self._seq = 0
+        self._backoff_s = 0.05
+        self._next_try = 0.0
+        self.errors: list[p.WireError] = []
+        self.wire_errors = 0
+        self.timeouts = 0
+        self.reconnects = 0
+
+    @property
+    def up(self) -> bool:
+        return self.sock is not None
+
+    def try_connect(self) -> bool:
+        now = self._mono()
+        if self.sock is not None or now < self._next_try:
+            return False
+        try:
+            self.sock = socket.create_connection((self.host, self.port), timeout=0.5)
+        except OSError:
+            self._next_try = now + self._backoff_s
+            self._backoff_s = min(self._backoff_s * 2, self.reconnect_max_s)
+            return False
+        self.sock.settimeout(0.05)
+        self.decoder = p.StreamDecoder()
+        self._backoff_s = 0.05
+        self.reconnects += 1
+        return True
+
+    def drop(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+            self._next_try = self._mono() + self._backoff_s
+
+    def request(self, msg_factory: Any) -> p.Message | None:
+        """Send one command (``msg_factory(seq)``); return its reply, or None on timeout or a lost link."""
+        if self.sock is None:
+            return None
+        seq = self._seq
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        try:
+            self.sock.sendall(p.encode(msg_factory(seq)))
+        except OSError:
+            self.drop()
+            return None
+        deadline = self._mono() + self.reply_timeout_s
+        while self._mono() < deadline and self.sock is not None:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                self.drop()
+                return None
+            for item in self.decoder.feed(data):
+                if isinstance(item, p.WireError):
+                    self.wire_errors += 1
+                    self.errors.append(item)
+                elif getattr(item, "ref_seq", None) == seq:
+                    return item
+        self.timeouts += 1
+        return None
+
+
+def _with_seq(msg: p.Message) -> Any:
+    return lambda seq: type(msg)(**{**msg.__dict__, "seq": seq})
+
+
+class _Driver:
+    """The process's state: profile, guard, sequencer, link, and the bus and command sockets."""
+
+    def __init__(self, ctx: ProcessContext) -> None:
+        s = ctx.settings
+        self.ctx, self.s = ctx, s
+        self.profile: MechanismProfile = load_profile(s["profile"], ctx.config.file, s["profile_overrides"])
+        self.mech = s["mechanism"]
+        self.state_path = Path(s["state_file"]) if s["state_file"] else ctx.out_dir / "state" / f"{ctx.name}.json"
+        saved = self._load_state()
+        self.seq = Sequencer(self.profile)
+        self.pub = ctx.publisher()
+        self.link = DeviceLink(ctx.endpoint("link"), s["reply_timeout_s"], s["reconnect_max_s"], ctx.monotonic)
+        self.auth: Authenticator | None = None
+        self.allow: AllowList | None = None
+        curve = None
+        if s["auth"] == "curve":
+            keys_dir = Path(s["keys_dir"])
+            keys = ensure_service_keys(keys_dir)
+            self.allow = AllowList(keys_dir / "authorized")
+            self.auth = Authenticator(ctx.zmq, self.allow)
+            curve = CurveServerKeys(public=keys.public, secret=keys.secret)
+        self.guard = ArmFireGuard({self.mech: self.profile.one_shot}, s["arm_window_s"],
+                                  authorized=self._authorized, fired=saved.get("fired", []),
+                                  inhibited=saved.get("inhibited", [self.mech] if s["inhibited"] else []))
+        self.server = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self._on_command_event,
+                                    reset_counters=self._reset, curve=curve, interface=INTERFACE)
+        self._register()
+        self.pending: Deferred | None = None
+        self.sample_now = False
+        self._refused: dict[str, tuple[float, int]] = {}
+        self.camera: CommandClient | None = None
+        self.counters = {"samples": 0, "events": 0, "verdicts": 0, "auth_refused": 0}
+
+    # --- bus --------------------------------------------------------------------------------
+
+    def emit(self, name: str, severity: str | None = None, **fields: Any) -> None:
+        self.counters["events"] = self.counters.get("events", 0) + 1
+        body = INTERFACE.event_fields(name, {"mechanism": self.mech, **fields}, severity, self.ctx.log)
+        sev = body["severity"]
+        self.pub.publish(f"evt.{self.ctx.name}", "evt", body)
+        getattr(self.ctx.log, "warning" if sev != "info" else "info")(name, **{k: v for k, v in fields.items()
+                                                                               if k != "evidence"})
+
+    def _on_command_event(self, name: str, fields: dict[str, Any]) -> None:
+        self.emit(name, **fields)
+
+    def _reset(self) -> None:
+        for k in self.counters:
+            self.counters[k] = 0
+
+    def _authorized(self, client: str) -> bool:
+        return self.allow is not None and self.allow.name_of(client) is not None
+
+    # --- commands ---------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        self.server.register("STATUS", INTERFACE.checked("STATUS", self._status))
+        for name in ("ARM", "DISARM", "INHIBIT", "ENABLE", "ABORT", "FIRE"):
+            self.server.register(name, INTERFACE.checked(name, self._guarded(name)), with_client=True)
+
+    def _status(self, _args: dict[str, Any]) -> dict[str, Any]:
+        last = self.seq.last
+        return {"mechanism": self.mech, "type": self.profile.type, "link_up": self.link.up,
+                **self.guard.status(self.mech, self.ctx.monotonic()),
+                "sample": None if last is None else {k: v for k, v in last.__dict__.items() if k != "seq"},
+                "verdict": None if self.seq.verdict is None else self.seq.verdict.as_fields()}
+
+    def _guarded(self, name: str) -> Any:
+        def handler(args: dict[str, Any], client: str) -> Any:  # args already checked against the table
+            m, now = args["mechanism"], self.ctx.monotonic()
+            if name == "ARM":
+                self._check_device_ready()
+                self.guard.arm(m, client, now)
+                self.emit("armed", client=client, window_s=self.guard.window_s)
+                return self.guard.status(m, now)
+            if name == "DISARM":
+                had = self.guard.disarm(m, client, now)
+                self.emit("disarmed", client=client, had_arm=had)
+                return self.guard.status(m, now)
+            if name == "INHIBIT":
+                self.guard.inhibit(m, client, now)
+                self._save_state()
+                self.emit("inhibited", client=client)
+                return self.guard.status(m, now)
+            if name == "ENABLE":
+                self.guard.enable(m, client, now)
+                self._save_state()
+                self.emit("enabled", client=client)
+                return self.guard.status(m, now)
+            if name == "ABORT":
+                self.guard.check(m, client)
+                if not self.seq.active:
+                    raise CommandRejected(f"ABORT {m}: no deployment in progress")
+                self.execute(self.seq.abort(f"aborted by operator {client[:8]}"))
+                return self.guard.status(m, now)
+            return self._fire(m, client, now)
+
+        return handler
+
+    def _check_device_ready(self) -> None:
+        if not self.link.up:
+            raise CommandRejected("mechanism link is down")
+        last = self.seq.last
+        if last is not None and last.state in ("releasing", "deploying"):
+            raise CommandRejected(f"mechanism is {last.state}")
+
+    def _fire(self, m: str, client: str, now: float) -> Deferred:
+        self._check_device_ready()
+        self.guard.fire(m, client, now)
+        self._save_state()
+        self.guard.busy.add(m)
+        self.pending = Deferred()
+        self.sample_now = True  # supervise at the moving rate from the first instant
+        self.execute(self.seq.start())
+        return self.pending
+
+    # --- deployment -------------------------------------------------------------------------
+
+    def execute(self, actions: list[Action]) -> None:
+        """Carry out the sequencer's actions in order; a refused device command ends the list."""
+        for a in actions:
+            if isinstance(a, Event):
+                self.emit(a.name, a.severity, **a.fields)
+            elif isinstance(a, Verdict):
+                self._on_verdict(a)
+            elif isinstance(a, DeviceCmd):
+                if not self._device(a):
+                    return
+
+    def _device(self, cmd: DeviceCmd) -> bool:
+        if not self.link.up:
+            return True  # the verdict that follows says the link was lost
+        reply = self.link.request(_with_seq(_DEVICE_MSG[cmd.name](cmd.circuit)))
+        if isinstance(reply, p.Ack):
+            return True
+        reason = reply.reason if isinstance(reply, p.Nak) else "no reply"
+        if reply is None:
+            self.emit("reply_timeout", cmd=cmd.name)
+        self.execute(self.seq.on_nak(cmd, reason))
+        return False
+
+    def _on_verdict(self, v: Verdict) -> None:
+        self.counters["verdicts"] += 1
+        self.guard.busy.discard(self.mech)
+        if self.pending is not None:
+            if v.outcome == "deployed":
+                self.pending.complete(v.as_fields())
+            else:
+                self.pending.fail(v.text, v.as_fields())
+            self.pending = None
+        if self.profile.moves and v.outcome in ("deployed", "partial"):
+            self._request_confirmation(v)
+
+    def _request_confirmation(self, v: Verdict) -> None:
+        camera = self.s["confirm_camera"] or self.profile.view.get("camera", "")
+        if not camera:
+            return
+        try:
+            address = self.ctx.config.endpoint(camera, "command")
+        except KeyError:
+            self.emit("confirmation_capture_failed", camera=camera, reason="no such camera process in the config")
+            return
+        if self.camera is None:
+            self.camera = CommandClient(self.ctx.zmq, address)
+        cid = self.camera.send("CAPTURE", {"priority": "confirmation"})
+        self.emit("confirmation_capture_requested", camera=camera, id=cid, outcome=v.outcome, angle_deg=v.angle_deg)
+
+    def poll_camera(self) -> None:
+        if self.camera is None:
+            return
+        r = self.camera.recv(0)
+        while r is not None:
+            if r.status in ("rejected", "failed"):
+                self.emit("confirmation_capture_failed", id=r.id, reason=r.reason)
+            r = self.camera.recv(0)
+
+    # --- link and telemetry -----------------------------------------------------------------
+
+    def sample_once(self) -> None:
+        reply = self.link.request(lambda seq: p.StatusRequest(seq=seq))
+        self._report_wire_errors()
+        if reply is None:
+            if not self.link.up:
+                self.emit("link_down", reason="connection lost")
+                self.execute(self.seq.abort("mechanism link lost"))
+            else:
+                self.emit("reply_timeout", cmd="STATUS")
+            return
+        if not isinstance(reply, p.Sample):
+            self.emit("protocol_error", reason=f"STATUS answered by {type(reply).__name__}")
+            return
+        self.counters["samples"] += 1
+        if reply.released and self.profile.one_shot:
+            self.guard.fired.add(self.mech)  # the device says it is spent, whatever we remember
+        self.publish_sample(reply)
+        self.execute(self.seq.on_sample(reply))
+
+    def _report_wire_errors(self) -> None:
+        for err in self.link.errors:
+            self.emit("protocol_error", reason=str(err), error=type(err).__name__)
+        self.link.errors.clear()
+
+    def publish_sample(self, s: p.Sample) -> None:
+        st = self.guard.status(self.mech, self.ctx.monotonic())
+        self.pub.publish(f"tlm.{self.ctx.name}", "deploy", {
+            "mechanism": self.mech, "state": s.state, "reason": s.reason, "angle_deg": round(s.angle_deg, 3),
+            "angle_valid": s.angle_valid, "current_a": round(s.current_a, 4), "temp_c": round(s.temp_c, 2),
+            "element_temp_c": round(s.element_temp_c, 2), "stowed_switch": s.stowed_switch,
+            "deployed_switch": s.deployed_switch, "circuit": s.circuit, "device_t_s": round(s.t_s, 3),
+            "armed": st["armed"], "inhibited": st["inhibited"], "deploying": self.seq.active})
+
+    def moving(self) -> bool:
+        last = self.seq.last
+        return self.seq.active or (last is not None and last.state in ("releasing", "deploying"))
+
+    def drain_auth(self) -> None:
+        """One auth_refused event per key at first, then at most one per 10 s with a count:
+        ZeroMQ retries a refused handshake every reconnect interval."""
+        if self.allow is None:
+            return
+        now = self.ctx.monotonic()
+        for refusal in self.allow.drain_refusals():
+            self.counters["auth_refused"] += 1
+            key = refusal["client_key"]
+            last_s, count = self._refused.get(key, (-1e9, 0))
+            count += 1
+            if now - last_s >= 10.0:
+                self.emit("auth_refused", count=count, **refusal)
+                count, last_s = 0, now
+            self._refused[key] = (last_s, count)
+
+    def health(self) -> dict[str, Any]:
+        return {"link_up": self.link.up, "commands_accepted": self.server.accepted,
+                "commands_rejected": self.server.rejected, "wire_errors": self.link.wire_errors,
+                "reply_timeouts": self.link.timeouts, "reconnects": self.link.reconnects,
+                "state": self.seq.last.state if self.seq.last else "unknown", **self.counters}
+
+    # --- persistent safety state ------------------------------------------------------------
+
+    def _load_state(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _save_state(self) -> None:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump({"fired": sorted(self.guard.fired), "inhibited": sorted(self.guard.inhibited)}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.state_path)
+
+    def close(self) -> None:
+        self.link.drop()
+        self.server.close()
+        if self.camera is not None:
+            self.camera.close()
+        if self.auth is not None:
+            self.auth.stop()
+        self.pub.close()
+
+
+def run(ctx: ProcessContext) -> None:
+    d = _Driver(ctx)
+    health = HealthReporter(ctx, d.pub, d.health, channels=INTERFACE.telemetry)
+    ctx.log.info("driver_ready", mechanism=d.mech, type=d.profile.type, auth=ctx.settings["auth"],
+                 commands=sorted(COMMANDS))
+    next_sample = ctx.monotonic()
+    try:
+        while not ctx.stop.is_set():
+            if d.link.try_connect():
+                d.emit("link_up", host=d.link.host, port=d.link.port)
+                next_sample = ctx.monotonic()
+            now = ctx.monotonic()
+            if d.link.up and (now >= next_sample or d.sample_now):
+                d.sample_now = False
+                d.sample_once()
+                rate = ctx.settings["moving_rate_hz"] if d.moving() else ctx.settings["idle_rate_hz"]
+                next_sample = now + 1.0 / rate
+            wait_ms = max(0, min(20, int((next_sample - ctx.monotonic()) * 1000)))
+            d.server.poll(wait_ms)
+            d.drain_auth()
+            d.poll_camera()
+            health.tick()
+    finally:
+        d.close()

@@ -1,0 +1,172 @@
+"""CURVE keys and the allow-list that guards hazardous command ports.
+
+A key directory (written by ``pdh keys``) holds::
+
+    service.key / service.key_secret      the command port's keypair (the server)
+    <operator>.key / <operator>.key_secret an operator's keypair (the client)
+    authorized/<operator>.key             public keys allowed to connect
+
+Files are ZeroMQ certificates (``zmq.auth.create_certificates``): Z85 keys in
+a small text format. Secret files are created mode 0600.
+
+:class:`Authenticator` runs the ZAP handler (pyzmq's ThreadAuthenticator) on
+the service's context: a client whose public key is not in ``authorized/`` is
+refused during the CURVE handshake, before any command of it is read, and the
+refusal is queued so the service can publish it as an event. An accepted
+client's Z85 public key becomes the ZAP User-Id that the command server hands
+to handlers as the client's identity.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+
+from framework.errors import ConfigError
+
+__all__ = ["ZAP_DOMAIN", "SERVICE_NAME", "AUTHORIZED_DIR", "KeyPair", "generate_keypair", "load_keypair",
+           "load_public_key", "authorize", "ensure_service_keys", "AllowList", "Authenticator"]
+
+ZAP_DOMAIN = "pdh"
+SERVICE_NAME = "service"
+AUTHORIZED_DIR = "authorized"
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A CURVE keypair as Z85 bytes (40 characters each)."""
+
+    public: bytes
+    secret: bytes
+
+    @property
+    def public_text(self) -> str:
+        return self.public.decode("ascii")
+
+
+def generate_keypair(directory: str | Path, name: str, overwrite: bool = False) -> KeyPair:
+    """Write ``name.key`` and ``name.key_secret`` into ``directory``; keep existing ones unless ``overwrite``."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    secret_path = d / f"{name}.key_secret"
+    if secret_path.exists() and not overwrite:
+        return load_keypair(secret_path)
+    public_file, secret_file = zmq.auth.create_certificates(str(d), name)
+    os.chmod(secret_file, 0o600)
+    return load_keypair(secret_file)
+
+
+def load_keypair(secret_path: str | Path) -> KeyPair:
+    """Read a ``.key_secret`` certificate; raise ConfigError if it is missing or holds no secret key."""
+    try:
+        public, secret = zmq.auth.load_certificate(str(secret_path))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(str(secret_path), "<file>", "a ZeroMQ secret certificate (pdh keys)", str(exc)) from None
+    if not secret:
+        raise ConfigError(str(secret_path), "secret-key", "a secret key (is this the .key_secret file?)")
+    return KeyPair(public=public, secret=secret)
+
+
+def load_public_key(path: str | Path) -> bytes:
+    """Read a public certificate (``.key``) and return its Z85 public key."""
+    try:
+        public, _ = zmq.auth.load_certificate(str(path))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(str(path), "<file>", "a ZeroMQ public certificate (pdh keys)", str(exc)) from None
+    return public
+
+
+def authorize(keys_dir: str | Path, public_cert: str | Path, name: str | None = None) -> Path:
+    """Copy a client's public certificate into ``keys_dir/authorized``; return its new path."""
+    src = Path(public_cert)
+    load_public_key(src)  # refuse anything that is not a certificate
+    dest_dir = Path(keys_dir) / AUTHORIZED_DIR
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / f"{name or src.stem}.key"
+    shutil.copyfile(src, dest)
+    return dest
+
+
+def ensure_service_keys(keys_dir: str | Path) -> KeyPair:
+    """The service keypair in ``keys_dir``, created on first use."""
+    return generate_keypair(keys_dir, SERVICE_NAME)
+
+
+class AllowList:
+    """The public keys in a directory of certificates; re-read when the directory changes.
+
+    :meth:`callback` is pyzmq's CURVE credentials-provider hook (called on the
+    authenticator's thread); every refusal is queued for :meth:`drain_refusals`.
+    """
+
+    def __init__(self, directory: str | Path, max_queued: int = 1000) -> None:
+        self.directory = Path(directory)
+        self._keys: dict[bytes, str] = {}
+        self._mtime_ns: int | None = None
+        self._lock = threading.Lock()
+        self._refusals: collections.deque[dict[str, Any]] = collections.deque(maxlen=max_queued)
+        self.refused = 0
+        self.allowed = 0
+        self.reload()
+
+    def reload(self) -> None:
+        try:
+            mtime = self.directory.stat().st_mtime_ns
+        except OSError:
+            mtime = -1
+        if mtime == self._mtime_ns:
+            return
+        keys: dict[bytes, str] = {}
+        if self.directory.is_dir():
+            for cert in sorted(self.directory.glob("*.key")):
+                try:
+                    keys[load_public_key(cert)] = cert.stem
+                except ConfigError:
+                    continue  # a stray file is not a key; it allows nobody
+        with self._lock:
+            self._keys, self._mtime_ns = keys, mtime
+
+    def name_of(self, public_z85: str | bytes) -> str | None:
+        key = public_z85.encode("ascii") if isinstance(public_z85, str) else public_z85
+        with self._lock:
+            return self._keys.get(key)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        self.reload()
+        if self.name_of(key) is not None:
+            self.allowed += 1
+            return True
+        self.refused += 1
+        self._refusals.append({"domain": domain, "client_key": key.decode("ascii", "replace")})
+        return False
+
+    def drain_refusals(self) -> list[dict[str, Any]]:
+        out = []
+        while self._refusals:
+            out.append(self._refusals.popleft())
+        return out
+
+
+class Authenticator:
+    """The ZAP handler of one context: CURVE clients must be on the allow-list."""
+
+    def __init__(self, ctx: zmq.Context, allow: AllowList, domain: str = ZAP_DOMAIN) -> None:
+        self.allow = allow
+        self._auth = ThreadAuthenticator(ctx)
+        self._auth.start()
+        self._auth.configure_curve_callback(domain, credentials_provider=allow)
+
+    def stop(self) -> None:
+        self._auth.stop()

@@ -1,0 +1,64 @@
+"""Process kinds as data, and the registry they are looked up in.
+
+A kind names its entry point (``module:function`` taking a
+:class:`~framework.process.ProcessContext`), the endpoint roles it needs (with
+the scheme each must use) and its own config keys. Each component declares its
+kind in its own ``interface.py`` (``KIND = KindSpec(...)``); the topology of the
+tools layer (:mod:`pdh.topology`) registers them all, HIL kinds included, so the
+framework names no component. :mod:`framework.config` validates a file against
+the registry; the supervisor starts processes from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = ["Field", "KindSpec", "KINDS", "REQUIRED", "register"]
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config key: its type, default (or REQUIRED), and bounds."""
+
+    type: type | tuple[type, ...]
+    default: Any = REQUIRED
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] | None = None
+    keys: dict[str, "Field"] | None = None
+    endpoint_refs: str | None = None  # a mapping whose values name endpoints of this scheme
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    name: str
+    entry: str
+    endpoints: dict[str, str]
+    keys: dict[str, Field] = field(default_factory=dict)
+    doc: str = ""
+
+
+KINDS: dict[str, KindSpec] = {}
+"""Every registered kind by name; filled by :func:`register` (the tools' topology does it once)."""
+
+
+def register(*specs: KindSpec) -> None:
+    """Add kinds to the registry. The same spec again is a no-op; another spec under a taken name
+    is a programming error (ValueError), as is an entry that is not ``module:function``."""
+    for spec in specs:
+        if spec.entry.count(":") != 1:
+            raise ValueError(f"kind {spec.name}: entry must be 'module:function', got {spec.entry!r}")
+        have = KINDS.get(spec.name)
+        if have is not None and have is not spec:
+            raise ValueError(f"kind {spec.name} is registered twice, by {have.entry} and {spec.entry}")
+        KINDS[spec.name] = spec

@@ -1,0 +1,151 @@
+"""One lunar-pdh process: its context, and the entry point that starts it.
+
+``python -m pdh.process CONFIG NAME --out DIR`` validates CONFIG, sets up
+logging (JSON lines to ``DIR/logs/NAME.jsonl``), installs SIGTERM/SIGINT
+handlers that set ``ctx.stop``, and calls the kind's entry with a
+:class:`ProcessContext`. The entry returns when ``ctx.stop`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import zmq
+
+from framework.config import Config, load_config
+from framework.kinds import KINDS
+from framework.logs import configure_logging
+from framework.errors import ConfigError
+
+__all__ = ["ProcessContext", "HealthReporter", "main", "resolve_entry"]
+
+
+@dataclass
+class ProcessContext:
+    """Everything a process needs from outside: config, paths, logger, stop flag, clock."""
+
+    name: str
+    config: Config
+    out_dir: Path
+    log: Any
+    stop: threading.Event = field(default_factory=threading.Event)
+    clock: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+    _zmq: zmq.Context | None = None
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """This process's own validated section of the config."""
+        return self.config.processes[self.name]
+
+    @property
+    def zmq(self) -> zmq.Context:
+        if self._zmq is None:
+            self._zmq = zmq.Context()
+        return self._zmq
+
+    def endpoint(self, role: str) -> str:
+        return self.config.endpoint(self.name, role)
+
+    def publisher(self) -> "Any":
+        """A bus Publisher on this process's ``bus_pub`` endpoint, src = process name."""
+        from framework.bus.client import Publisher
+
+        return Publisher(self.zmq, self.endpoint("bus_pub"), self.name, self.config.bus["sndhwm"],
+                         clock=self.clock)
+
+    def subscriber(self, topics: list[str]) -> "Any":
+        from framework.bus.client import Subscriber
+
+        return Subscriber(self.zmq, self.endpoint("bus_sub"), topics, self.config.bus["rcvhwm"])
+
+
+class HealthReporter:
+    """Publishes ``tlm.<process>`` with kind ``health`` at a fixed period.
+
+    Call :meth:`tick` from the process's main loop; it publishes when due.
+    ``sample`` returns the process's counters and state as a flat dict.
+    ``channels``: the component's declared telemetry channels (its interface table); a sampled
+    key the table does not declare is still published, and logged once as ``undeclared_channel``
+    (a programming error the tests look for).
+    """
+
+    def __init__(self, ctx: ProcessContext, publisher: Any, sample: Callable[[], dict[str, Any]],
+                 period_s: float = 1.0, channels: Iterable[str] | None = None) -> None:
+        self._ctx = ctx
+        self._pub = publisher
+        self._sample = sample
+        self._period = period_s
+        self._next = ctx.monotonic()
+        self._start = ctx.monotonic()
+        self._channels = None if channels is None else {"uptime_s", *channels}
+        self._reported: set[str] = set()
+
+    def tick(self, force: bool = False) -> None:
+        now = self._ctx.monotonic()
+        if not force and now < self._next:
+            return
+        self._next = now + self._period
+        fields = {"uptime_s": round(now - self._start, 3)}
+        fields.update(self._sample())
+        if self._channels is not None:
+            undeclared = set(fields) - self._channels - self._reported
+            if undeclared:
+                self._reported |= undeclared
+                self._ctx.log.error("undeclared_channel", channels=sorted(undeclared))
+        self._pub.publish(f"tlm.{self._ctx.name}", "health", fields)
+
+
+def resolve_entry(kind: str) -> Callable[[ProcessContext], None]:
+    module, func = KINDS[kind].entry.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pdh.process")
+    ap.add_argument("config")
+    ap.add_argument("name")
+    ap.add_argument("--out", default="OUT")
+    ap.add_argument("--console", action="store_true", help="log readable lines to stderr")
+    args = ap.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    if args.name not in config.processes:
+        print(f"config error: {args.config}: no process '{args.name}' in processes", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    log = configure_logging(args.name, None if args.console else out / "logs", console=args.console)
+    ctx = ProcessContext(name=args.name, config=config, out_dir=out, log=log)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        ctx.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    kind = config.processes[args.name]["kind"]
+    log.info("process_start", kind=kind, pid=__import__("os").getpid())
+    try:
+        resolve_entry(kind)(ctx)
+    except Exception:
+        log.exception("process_crashed", kind=kind)
+        return 1
+    finally:
+        if ctx._zmq is not None:
+            ctx._zmq.destroy(linger=200)
+    log.info("process_stop", kind=kind)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The imaging core process: the socket adapter around :class:`~fsw.imaging.processor.FrameProcessor`.
+
+Frames come off the bus at once (validated at the boundary; a bad one is an
+event), go to the processor's bounded queue, and the products it makes go to
+the downlink over PUSH. A product the downlink cannot take yet waits here,
+never dropped. Exposure commands go to each camera driver's command ROUTER.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+import msgpack
+import zmq
+
+from framework.process import HealthReporter, ProcessContext
+from framework.bus.commands import CommandClient, CommandServer
+from framework.errors import BusError
+from fsw.imaging.autoexposure import ExposureCommand
+from fsw.imaging.frame import Frame, FrameRejected, frame_from_message
+from fsw.imaging.interface import INTERFACE
+from fsw.imaging.processor import FrameProcessor
+from fsw.imaging.product import Product, encode_product
+from fsw.imaging.commands import register_requests
+
+__all__ = ["run", "ImagingCore"]
+
+
+class ImagingCore:
+    def __init__(self, ctx: ProcessContext) -> None:
+        self.ctx = ctx
+        s = ctx.settings
+        self.pub = ctx.publisher()
+        self.proc = FrameProcessor(s, self.emit, self.event, self.expose, ctx.out_dir / s["calibration_dir"],
+                                   ctx.monotonic)
+        self.cameras, self.codec = self.proc.cameras, self.proc.codec
+        self.sub = ctx.subscriber([f"frame.{c}" for c in self.cameras])
+        self.push = ctx.zmq.socket(zmq.PUSH)
+        self.push.setsockopt(zmq.SNDHWM, 16)
+        self.push.setsockopt(zmq.LINGER, 2000)
+        self.push.connect(ctx.endpoint("products"))
+        self.pending: collections.deque[tuple[bytes, bytes]] = collections.deque()
+        self.camera_cmd = {c: CommandClient(ctx.zmq, ctx.config.endpoints[ref])
+                           for c, ref in s["camera_commands"].items()}
+        self.rejected = 0
+        self.last_error = ""
+        self._gaps_seen = 0
+        self.cmd = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.event,
+                                 reset_counters=self.reset_counters, interface=INTERFACE)
+        register_requests(self)
+        self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
+
+    # what the command handlers reach through the adapter
+    @property
+    def ae(self) -> dict[str, Any]:
+        return self.proc.ae
+
+    @property
+    def calibration(self) -> Any:
+        return self.proc.calibration
+
+    @property
+    def recent(self) -> dict[str, Any]:
+        return self.proc.recent
+
+    def recent_frame(self, camera: str, counter: int | None) -> Any:
+        return self.proc.recent_frame(camera, counter)
+
+    def reset_counters(self) -> None:
+        for k in self.proc.counters:
+            self.proc.counters[k] = 0
+        self.rejected = 0
+
+    def sample(self) -> dict[str, Any]:
+        cal = self.proc.calibration
+        return dict(self.proc.sample(), frames_in=self.proc.counters["frames_accepted"] + self.rejected,
+                    frames_rejected=self.rejected, products_pending=len(self.pending),
+                    bus_gaps=self.sub.gaps.missing, bus_malformed=self.sub.malformed,
+                    last_error=self.last_error or self.proc.last_error,
+                    commands_accepted=self.cmd.accepted, commands_rejected=self.cmd.rejected,
+                    calibration={c: cal.active[c].id if c in cal.active else "none" for c in self.cameras})
+
+    def event(self, name: str, fields: dict[str, Any], severity: str | None = None) -> None:
+        """Publish an event with its id and severity from the table (``severity`` overrides it)."""
+        body = INTERFACE.event_fields(name, fields, severity, self.ctx.log)
+        try:
+            self.pub.publish(f"evt.{self.ctx.name}", "evt", body)
+        except BusError as exc:  # a bad event must not end the process; the log keeps it
+            self.ctx.log.error("event_not_published", event_name=name, reason=str(exc))
+        (self.ctx.log.info if body["severity"] == "info" else self.ctx.log.warning)(name, **fields)
+
+    def emit(self, p: Product, requested: bool = False) -> None:
+        head = msgpack.packb({"id": p.id, "kind": p.kind, "camera": p.camera, "counter": p.counter,
+                              "score": p.grades.get("score"), "requested": requested,
+                              "priority": p.meta.get("priority", "")}, use_bin_type=True)
+        self.pending.append((head, encode_product(p)))
+        self.pub.publish(f"product.{p.kind}", "product",
+                         {"id": p.id, "camera": p.camera, "counter": p.counter, "codec": p.codec,
+                          "bytes": len(p.payload), "crc32c": p.crc32c, "grades": p.grades,
+                          "priority": p.meta.get("priority", "")})
+        self.flush()
+
+    def flush(self) -> None:
+        while self.pending:
+            head, body = self.pending[0]
+            try:
+                self.push.send_multipart([head, body], flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self.pending.popleft()
+
+    def expose(self, camera: str, cmd: ExposureCommand, frame: Frame) -> None:
+        client = self.camera_cmd.get(camera)
+        if client is None:
+            return
+        client.send("SET_EXPOSURE", {"exposure_us": cmd.exposure_us})
+        if abs(cmd.gain - frame.gain) > 1e-6:
+            client.send("SET_GAIN", {"gain": cmd.gain})
+        self.ctx.log.info("ae_command", camera=camera, exposure_us=cmd.exposure_us, gain=cmd.gain)
+
+    def accept(self, msg: Any) -> None:
+        try:
+            frame = frame_from_message(msg)
+        except FrameRejected as exc:
+            self.rejected += 1
+            self.last_error = str(exc)
+            self.event("frame_rejected", {"reason": exc.reason, "detail": str(exc), "from_src": msg.header.src,
+                                          "from_seq": msg.header.seq})
+            return
+        self.proc.accept(frame)
+
+    def drain_camera_replies(self) -> None:
+        for cam, client in self.camera_cmd.items():
+            r = client.recv(0)
+            while r is not None:
+                if r.status in ("rejected", "failed"):
+                    self.event("ae_command_refused", {"camera": cam, "status": r.status, "reason": r.reason})
+                r = client.recv(0)
+
+    def loop(self) -> None:
+        self.ctx.log.info("imaging_started", cameras=self.cameras, codec=self.codec,
+                          workers=self.ctx.settings["workers"])
+        while not self.ctx.stop.is_set():
+            msg = self.sub.recv(timeout_ms=5 if self.proc.busy() else 50)
+            n = 0
+            while msg is not None:
+                self.accept(msg)
+                n += 1
+                msg = self.sub.recv(timeout_ms=0) if n < 64 else None
+            self.proc.step()
+            if self.sub.gaps.missing > self._gaps_seen:
+                self.event("frame_gap", {"missing": self.sub.gaps.missing - self._gaps_seen})
+                self._gaps_seen = self.sub.gaps.missing
+            self.flush()
+            self.cmd.poll()
+            self.drain_camera_replies()
+            self.health.tick()
+        self.proc.close()
+        self.flush()
+        if self.pending or self.proc.waiting:
+            self.ctx.log.warning("products_unsent_at_stop", products=len(self.pending),
+                                 frames=len(self.proc.waiting))
+
+
+def run(ctx: ProcessContext) -> None:
+    ImagingCore(ctx).loop()

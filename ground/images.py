@@ -1,0 +1,79 @@
+"""Received products to images: decode (CRC-32C checked), write PNG and JSON sidecar, fsync both.
+
+Pixels keep their own type: uint16 frames become 16-bit PNGs, uint8
+thumbnails 8-bit PNGs, so ``cv2.imread(path, cv2.IMREAD_UNCHANGED)`` gives
+back exactly the decoded pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from link.filestore import fsync_dir
+from framework.errors import ProductError
+from fsw.imaging.product import Product, decode_product
+
+__all__ = ["WrittenProduct", "write_product", "sidecar_of"]
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class WrittenProduct:
+    id: str
+    kind: str
+    crc32c: int
+    png: Path
+    sidecar: Path
+    product_bytes: int
+
+
+def sidecar_of(p: Product, pixels: np.ndarray, product_bytes: int) -> dict[str, Any]:
+    """The JSON sidecar of one product."""
+    return {
+        "id": p.id, "kind": p.kind, "camera": p.camera, "counter": p.counter, "t_capture": p.t_capture,
+        "codec": p.codec, "shape": list(pixels.shape), "dtype": str(pixels.dtype), "bit_depth": p.bit_depth,
+        "payload_bytes": len(p.payload), "product_bytes": product_bytes, "crc32c": p.crc32c,
+        "grades": p.grades, "meta": p.meta,
+    }
+
+
+def _write_durable(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def write_product(raw: bytes, out_dir: Path) -> WrittenProduct:
+    """Decode one product and write ``<id>.png`` and ``<id>.json``; ProductError if it cannot."""
+    product, pixels = decode_product(raw)
+    if not _SAFE_ID.match(product.id):
+        raise ProductError(f"product id {product.id!r} cannot name a file")
+    if pixels.dtype not in (np.uint8, np.uint16):
+        raise ProductError(f"cannot write {pixels.dtype} pixels as PNG")
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(pixels), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise ProductError(f"PNG encoding of {product.id} failed")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png_path = out_dir / f"{product.id}.png"
+    json_path = out_dir / f"{product.id}.json"
+    _write_durable(png_path, png.tobytes())
+    side = json.dumps(sidecar_of(product, pixels, len(raw)), indent=1, sort_keys=True, default=str)
+    _write_durable(json_path, side.encode())
+    fsync_dir(out_dir)
+    return WrittenProduct(product.id, product.kind, product.crc32c, png_path, json_path, len(raw))

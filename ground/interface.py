@@ -1,0 +1,95 @@
+"""The ground station's interface, as data: events and telemetry channels (format: :mod:`framework.interface`).
+
+Every event the station publishes takes its id and severity from here;
+``product_received`` is published as "error" when the product did not decode.
+"""
+
+from __future__ import annotations
+
+from framework.interface import ChannelSpec, EventSpec, Interface
+from framework.kinds import Field, KindSpec
+from link.contacts import CONTACT_PLAN_KEYS
+
+__all__ = ["KIND", "INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
+
+INTERFACE = Interface.build(
+    "ground",
+    commands=(),  # the ground station takes no commands yet (no command endpoint in its kind)
+    events=(
+        EventSpec(0x0401, "product_received", "info",
+                  "a product arrived: id, product_kind, crc32c, ok (decoded and written bit-exact); "
+                  "'kind' is a reserved bus header key"),
+        EventSpec(0x0402, "product_failed", "error", "a received file did not decode; reason given, raw file kept"),
+        EventSpec(0x0403, "transfer_failed", "warning", "a CFDP transaction ended without the file"),
+        EventSpec(0x0404, "datagram_rejected", "warning",
+                  "a radio datagram was not a Space Packet with a CFDP PDU (rate-limited, with count)"),
+        EventSpec(0x0405, "telemetry_received", "info",
+                  "a housekeeping or event segment arrived: id, segment_kind, records, new_records, t0, t1"),
+        EventSpec(0x0406, "telemetry_failed", "error", "a telemetry segment did not decode"),
+    ),
+    telemetry=(
+        ChannelSpec(0x0401, "products_received", "count", int),
+        ChannelSpec(0x0402, "products_failed", "count", int),
+        ChannelSpec(0x0403, "products_duplicate", "count", int, doc="a product id written before arrived again"),
+        ChannelSpec(0x0404, "transfers_failed", "count", int),
+        ChannelSpec(0x0405, "packets_received", "count", int),
+        ChannelSpec(0x0406, "bytes_received", "bytes", int),
+        ChannelSpec(0x0407, "datagrams_rejected", "count", int),
+        ChannelSpec(0x0408, "packets_sent", "count", int),
+        ChannelSpec(0x0409, "active_transactions", "count", int),
+        ChannelSpec(0x040A, "decode_queue", "count", int, doc="received files waiting to be decoded"),
+        ChannelSpec(0x040B, "receive_rate_bps", "bit/s", int),
+        ChannelSpec(0x040C, "telemetry_records", "count", int, doc="new housekeeping and event records stored"),
+        ChannelSpec(0x040D, "telemetry_segments", "count", int),
+        ChannelSpec(0x040E, "recovered_files", "count", int, doc="confirmed files decoded after a restart"),
+        ChannelSpec(0x040F, "partial_files_removed", "count", int, doc="incomplete transfers removed after a restart"),
+        ChannelSpec(0x0410, "contact", "", str, doc="relay in contact, or empty"),
+        ChannelSpec(0x0411, "cfdp_file_bytes_new", "bytes", int,
+                    doc="product bytes received for the first time (goodput)"),
+        ChannelSpec(0x0412, "cfdp_file_bytes_repeat", "bytes", int,
+                    doc="file data bytes that arrived again for a transaction already holding them "
+                        "(retransmissions, and resends after a crash of either end)"),
+        ChannelSpec(0x0413, "transfers_resumed", "count", int,
+                    doc="open transactions resumed from the journal at start"),
+        ChannelSpec(0x0414, "cfdp_transfers_resumed", "count", int),
+        ChannelSpec(0x0415, "cfdp_resumed_bytes", "bytes", int,
+                    doc="bytes already held by the transactions resumed at start"),
+        ChannelSpec(0x0416, "cfdp_checkpoints", "count", int,
+                    doc="journal checkpoints (file fsync'd, then held ranges committed)"),
+        ChannelSpec(0x0417, "cfdp_journal_errors", "count", int,
+                    doc="journal writes or rows that failed (only costs resends)"),
+        ChannelSpec(0x0418, "cfdp_pdus_in", "count", int, doc="CFDP PDUs taken in by the receiving entity"),
+        ChannelSpec(0x0419, "cfdp_pdus_out", "count", int, doc="CFDP PDUs sent back (ACK, NAK, Finished)"),
+        ChannelSpec(0x041A, "cfdp_pdus_late", "count", int,
+                    doc="PDUs of a transaction already finished here (an EOF is answered again)"),
+        ChannelSpec(0x041B, "cfdp_pdus_rejected", "count", int, doc="PDUs the CFDP handler refused"),
+        ChannelSpec(0x041C, "cfdp_naks_suppressed", "count", int,
+                    doc="metadata NAKs held back: one per NAK timer while a transaction waits for its Metadata"),
+        ChannelSpec(0x041D, "cfdp_transactions_started", "count", int),
+        ChannelSpec(0x041E, "cfdp_transactions_abandoned", "count", int, high=0),
+        ChannelSpec(0x041F, "cfdp_checksum_failures", "count", int, high=0,
+                    doc="files whose CRC-32 did not match the EOF checksum (not delivered; the sender resends)"),
+        ChannelSpec(0x0420, "cfdp_handler_errors", "count", int, high=0),
+    ),
+)
+
+COMMANDS = INTERFACE.commands
+EVENTS = INTERFACE.events
+TELEMETRY = INTERFACE.telemetry
+
+KIND = KindSpec(
+    name="ground.station",
+    entry="ground.process:run",
+    endpoints={"radio": "udp", "relay": "udp", "bus_pub": "tcp|ipc"},
+    keys={
+        "entity_id": Field(int, 2, min=1, max=65535),
+        "lander_entity_id": Field(int, 1, min=1, max=65535),
+        "out_subdir": Field(str, "ground"),
+        "max_packet_len": Field(int, 4096, min=256, max=65000),
+        "ack_timer_s": Field(float, 1.0, min=0.01),
+        "nak_timer_s": Field(float, 1.0, min=0.01),
+        "inactivity_s": Field(float, 30.0, min=0.1, doc="counted in open-contact time only"),
+        **CONTACT_PLAN_KEYS,
+    },
+    doc="Ground station: reassembles and decodes products, writes images and sidecars.",
+)

@@ -1,0 +1,162 @@
+"""The ground's durable record of what it holds: SQLite in WAL mode, synchronous=FULL. No sockets.
+
+``files``: every file a CFDP transaction delivered, recorded (and committed)
+*before* the Finished PDU that confirms it leaves, with its state:
+``received`` (fsync'd in ``incoming/``), ``written`` (decoded to image and
+sidecar, or telemetry stored) or ``failed`` (kept, did not decode).
+``products``: each product id the ground has written, once, with its CRC-32C,
+so a product sent again (a lost Finished, a lander restart) is recognised.
+``telemetry``: every housekeeping and event record received, once.
+``transfers``: the journal of CFDP transactions (:mod:`link.resume`):
+each one's Metadata PDU from its start, then at checkpoints the byte ranges
+written and fsync'd so far and its EOF PDU; when it closes, its Finished PDU
+(kept for the last transactions, to answer a late EOF after a restart).
+:meth:`Ledger.open_transfers` lists what a restart resumes.
+
+On open, :meth:`Ledger.unfinished` lists received files not yet written (a
+crash between the Finished and the decode) and :meth:`Ledger.known_names`
+lets the station delete partial files no transaction completed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import msgpack
+
+from framework.errors import StoreError
+
+__all__ = ["Ledger", "TransferRecord"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (name TEXT PRIMARY KEY, state TEXT NOT NULL, size INTEGER NOT NULL, t REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS products (id TEXT PRIMARY KEY, kind TEXT NOT NULL, crc32c INTEGER NOT NULL,
+                                     bytes INTEGER NOT NULL, t REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS telemetry (t REAL NOT NULL, topic TEXT NOT NULL, src TEXT NOT NULL, fields BLOB NOT NULL,
+                                      PRIMARY KEY (t, topic, src));
+CREATE TABLE IF NOT EXISTS transfers (source INTEGER NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL,
+                                      metadata BLOB NOT NULL, segments BLOB, eof BLOB, finished BLOB,
+                                      open INTEGER NOT NULL DEFAULT 1, t REAL NOT NULL,
+                                      PRIMARY KEY (source, seq));
+"""
+_CLOSED_TRANSFERS_KEPT = 1024
+
+
+@dataclass(frozen=True)
+class TransferRecord:
+    """One journalled transaction: raw PDUs as cfdp-py/spacepackets packed them, segments encoded."""
+
+    source: int
+    seq: int
+    name: str
+    metadata: bytes
+    segments: bytes | None
+    eof: bytes | None
+    finished: bytes | None
+    open: bool
+
+
+class Ledger:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the ground ledger {path}: {exc}") from None
+
+    def file_received(self, name: str, size: int) -> None:
+        """Durable before the Finished PDU leaves; StoreError if it cannot be recorded."""
+        try:
+            self._db.execute("INSERT INTO files (name, state, size, t) VALUES (?, 'received', ?, ?) "
+                             "ON CONFLICT(name) DO UPDATE SET state = 'received', size = excluded.size "
+                             "WHERE files.state != 'written'", (name, size, time.time()))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot record {name}: {exc}") from None
+
+    def file_done(self, name: str, state: str) -> None:
+        self._db.execute("UPDATE files SET state = ? WHERE name = ?", (state, name))
+
+    def unfinished(self) -> list[tuple[str, int]]:
+        return [(r[0], int(r[1])) for r in self._db.execute("SELECT name, size FROM files WHERE state = 'received'")]
+
+    def known_names(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT name FROM files")}
+
+    def product_written(self, pid: str, kind: str, crc32c: int, nbytes: int) -> bool:
+        """Record a written product; False if this id was written before (a duplicate)."""
+        cur = self._db.execute("INSERT OR IGNORE INTO products (id, kind, crc32c, bytes, t) VALUES (?, ?, ?, ?, ?)",
+                               (pid, kind, crc32c, nbytes, time.time()))
+        return cur.rowcount == 1
+
+    def product_ids(self) -> dict[str, int]:
+        return {r[0]: int(r[1]) for r in self._db.execute("SELECT id, crc32c FROM products")}
+
+    def thumbnails_first(self) -> dict[str, int]:
+        """Of the frames whose thumbnail and full frame both arrived, how many had the thumbnail first."""
+        t = {r[0]: float(r[1]) for r in self._db.execute("SELECT id, t FROM products")}
+        pairs = [(t[i], t[i[: -len("-thumbnail")] + "-full"]) for i in t
+                 if i.endswith("-thumbnail") and i[: -len("-thumbnail")] + "-full" in t]
+        return {"frames_with_both": len(pairs), "thumbnail_first": sum(1 for a, b in pairs if a <= b)}
+
+    def add_telemetry(self, records: Iterable[list[Any]]) -> int:
+        """Store records [t, topic, src, fields] not seen before; return how many were new."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            before = self._db.total_changes
+            self._db.executemany("INSERT OR IGNORE INTO telemetry (t, topic, src, fields) VALUES (?, ?, ?, ?)",
+                                 ((float(r[0]), r[1], r[2], msgpack.packb(r[3], use_bin_type=True)) for r in records))
+            return self._db.total_changes - before
+
+    def telemetry(self, t_start: float = 0.0, t_end: float = float("inf")) -> list[tuple[float, str, str, dict]]:
+        rows = self._db.execute("SELECT t, topic, src, fields FROM telemetry WHERE t >= ? AND t <= ? ORDER BY t",
+                                (t_start, min(t_end, 1e18)))
+        return [(r[0], r[1], r[2], msgpack.unpackb(r[3], raw=False)) for r in rows]
+
+    # -- the transfer journal (called by the CFDP destination engine) ---------------------------------
+    def transfer_opened(self, key: tuple[int, int], name: str, metadata: bytes) -> None:
+        """A transaction's Metadata arrived and its file exists (fsync'd directory). Durable on return."""
+        self._write("INSERT INTO transfers (source, seq, name, metadata, t) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT(source, seq) DO UPDATE SET name = excluded.name, metadata = excluded.metadata, "
+                    "segments = NULL, eof = NULL, finished = NULL, open = 1, t = excluded.t",
+                    (key[0], key[1], name, metadata, time.time()))
+
+    def transfer_progress(self, key: tuple[int, int], segments: bytes, eof: bytes | None) -> None:
+        """The ranges in ``segments`` are fsync'd in the file. Durable on return."""
+        self._write("UPDATE transfers SET segments = ?, eof = COALESCE(?, eof), t = ? "
+                    "WHERE source = ? AND seq = ? AND open = 1", (segments, eof, time.time(), key[0], key[1]))
+
+    def transfer_closed(self, key: tuple[int, int], finished: bytes | None) -> None:
+        """The transaction ended (with the Finished PDU it sent, if any); old closed rows are pruned."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("UPDATE transfers SET open = 0, finished = COALESCE(?, finished), segments = NULL, "
+                             "t = ? WHERE source = ? AND seq = ?", (finished, time.time(), key[0], key[1]))
+            self._db.execute("DELETE FROM transfers WHERE open = 0 AND rowid NOT IN (SELECT rowid FROM transfers "
+                             "WHERE open = 0 ORDER BY t DESC LIMIT ?)", (_CLOSED_TRANSFERS_KEPT,))
+
+    def transfers(self) -> list[TransferRecord]:
+        """Every journalled transaction, open ones and the last closed ones, oldest first."""
+        rows = self._db.execute("SELECT source, seq, name, metadata, segments, eof, finished, open FROM transfers "
+                                "ORDER BY t ASC")
+        return [TransferRecord(int(r[0]), int(r[1]), r[2], bytes(r[3]), None if r[4] is None else bytes(r[4]),
+                               None if r[5] is None else bytes(r[5]), None if r[6] is None else bytes(r[6]),
+                               bool(r[7])) for r in rows]
+
+    def open_names(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT name FROM transfers WHERE open = 1")}
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+        try:
+            self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot journal a transfer: {exc}") from None
+
+    def close(self) -> None:
+        self._db.close()

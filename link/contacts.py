@@ -1,0 +1,246 @@
+"""The relay contact plan: when each relay satellite joins the lander to the ground, at what rate. Pure.
+
+Each relay flies a simple periodic orbit. Within one period (orbit seconds)
+it sees the lander during ``lander_windows_s`` and the ground during
+``ground_windows_s``; it relays bent-pipe, so the lander reaches the ground
+through it only while both are in view (the intersection). Orbit time runs
+``time_scale`` times faster than the wall clock, from ``epoch_s`` (Unix time),
+so a 2-hour orbit can play in 20 s and every process that reads the same plan
+agrees on the windows without talking to the others (a DTN contact plan).
+
+When two relays are in contact at once, the first listed carries the traffic.
+The per-pass data rate cycles through ``rate_bps`` (a number or a list, one per
+orbit). :func:`load_plan` reads the plan from process settings, optionally from
+a schedule file (``relays_file``); an empty relay list means one relay that is
+always in contact at the process's ``rate_bps``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from framework.errors import ConfigError
+from framework.kinds import Field
+
+__all__ = ["CONTACT_PLAN_KEYS", "Burst", "Relay", "Contact", "ContactPlan", "ContactClock", "load_plan", "plan_from_mapping"]
+
+_Windows = tuple[tuple[float, float], ...]
+
+
+CONTACT_PLAN_KEYS: dict[str, Field] = {
+    # the plan's keys in a process config (downlink, ground, relay): one schema for every end
+    "relays": Field(list, [], doc="relay satellites: name, period_s, lander_windows_s, ground_windows_s, rate_bps "
+                                  "(one or a list per pass), latency_ms, loss, corrupt, burst {enter, leave, loss}; "
+                                  "empty: one relay always in contact (link/contacts.py)"),
+    "time_scale": Field(float, 1.0, min=1e-6, doc="orbit seconds per wall second"),
+    "epoch_s": Field(float, 0.0, min=0.0, doc="Unix time at which orbit time is zero"),
+    "relays_file": Field(str, "", doc="a schedule file {time_scale, epoch_s, relays}; overrides the inline keys"),
+}
+
+
+@dataclass(frozen=True)
+class Burst:
+    """Gilbert-Elliott burst loss: enter the bad state with ``enter`` per packet, leave with ``leave``;
+    a packet in the bad state is lost with probability ``loss``. Mean loss = loss * enter / (enter + leave)."""
+
+    enter: float = 0.0
+    leave: float = 1.0
+    loss: float = 0.0
+
+    @property
+    def mean_loss(self) -> float:
+        return 0.0 if self.enter <= 0 else self.loss * self.enter / (self.enter + self.leave)
+
+
+@dataclass(frozen=True)
+class Relay:
+    name: str
+    period_s: float
+    lander_windows_s: _Windows
+    ground_windows_s: _Windows
+    rate_bps: tuple[float, ...]
+    latency_ms: float
+    loss: float = 0.0
+    corrupt: float = 0.0
+    burst: Burst = field(default_factory=Burst)
+
+    def windows(self) -> _Windows:
+        """Contact windows (lander and ground both in view) within one period, in orbit seconds."""
+        out = []
+        for a0, a1 in self.lander_windows_s:
+            for b0, b1 in self.ground_windows_s:
+                lo, hi = max(a0, b0), min(a1, b1)
+                if hi > lo:
+                    out.append((lo, hi))
+        return tuple(sorted(out))
+
+
+@dataclass(frozen=True)
+class Contact:
+    """An open contact at some moment: which relay, which pass, its rate, and when it closes (wall s)."""
+
+    relay: str
+    index: int
+    pass_number: int
+    rate_bps: float
+    latency_ms: float
+    opened_at: float
+    closes_at: float
+
+
+@dataclass(frozen=True)
+class ContactPlan:
+    relays: tuple[Relay, ...]
+    time_scale: float = 1.0
+    epoch_s: float = 0.0
+
+    @property
+    def always_open(self) -> bool:
+        return all(r.windows() == ((0.0, r.period_s),) for r in self.relays)
+
+    def _orbit_time(self, t_wall: float) -> float:
+        return (t_wall - self.epoch_s) * self.time_scale
+
+    def _wall(self, t_orbit: float) -> float:
+        return t_orbit / self.time_scale + self.epoch_s
+
+    def contact(self, t_wall: float) -> Contact | None:
+        """The contact open at wall time ``t_wall`` (the first listed relay wins), or None."""
+        t = self._orbit_time(t_wall)
+        for i, r in enumerate(self.relays):
+            orbit = math.floor(t / r.period_s)
+            phase = t - orbit * r.period_s
+            for lo, hi in r.windows():
+                if lo <= phase < hi:
+                    start, end = orbit * r.period_s + lo, orbit * r.period_s + hi
+                    if hi >= r.period_s:  # runs into the next period's first window, if that starts at 0
+                        end += max((w[1] for w in r.windows() if w[0] <= 0.0), default=0.0)
+                    return Contact(r.name, i, orbit, r.rate_bps[orbit % len(r.rate_bps)], r.latency_ms,
+                                   self._wall(start), self._wall(end))
+        return None
+
+    def is_open(self, t_wall: float) -> bool:
+        return self.contact(t_wall) is not None
+
+    def next_open(self, t_wall: float, horizon_s: float | None = None) -> float | None:
+        """Wall time at which the next contact opens (``t_wall`` itself if one is open), or None."""
+        if self.is_open(t_wall):
+            return t_wall
+        t = self._orbit_time(t_wall)
+        best = math.inf
+        for r in self.relays:
+            orbit = math.floor(t / r.period_s)
+            for k in (0, 1):
+                for lo, _hi in r.windows():
+                    start = (orbit + k) * r.period_s + lo
+                    if start > t:
+                        best = min(best, start)
+        if not math.isfinite(best):
+            return None
+        wall = self._wall(best)
+        return wall if horizon_s is None or wall - t_wall <= horizon_s else None
+
+    def open_seconds(self, t0: float, t1: float, step_s: float = 0.01) -> float:
+        """Wall seconds of open contact between ``t0`` and ``t1`` (sampled every ``step_s``)."""
+        n = max(1, int((t1 - t0) / step_s))
+        return sum(step_s for k in range(n) if self.is_open(t0 + (k + 0.5) * step_s))
+
+
+class ContactClock:
+    """A clock that runs only while a contact is open: timers on it pause through outages."""
+
+    def __init__(self, plan: ContactPlan, wall: Any) -> None:
+        self.plan = plan
+        self.wall = wall
+        self._last = wall()
+        self._open_s = 0.0
+
+    def __call__(self) -> float:
+        now = self.wall()
+        if now > self._last and self.plan.is_open(now):
+            self._open_s += now - self._last
+        self._last = max(self._last, now)
+        return self._open_s
+
+
+def _windows(raw: Any, where: str, period: float) -> _Windows:
+    if raw is None:
+        return ((0.0, period),)
+    if not isinstance(raw, list) or not all(isinstance(w, list) and len(w) == 2 for w in raw):
+        raise ConfigError(where, "windows", "a list of [start_s, end_s] pairs", raw)
+    out = []
+    for a, b in raw:
+        if not (isinstance(a, (int, float)) and isinstance(b, (int, float)) and 0 <= a < b <= period):
+            raise ConfigError(where, "windows", f"0 <= start < end <= period_s ({period})", [a, b])
+        out.append((float(a), float(b)))
+    return tuple(out)
+
+
+def _number(d: dict[str, Any], key: str, where: str, default: float, lo: float, hi: float) -> float:
+    v = d.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+        raise ConfigError(where, key, f"a number in [{lo}, {hi}]", v)
+    return float(v)
+
+
+def _relay(raw: Any, where: str, default_rate: float, default_latency_ms: float) -> Relay:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise ConfigError(where, "relays[]", "a mapping with a name", raw)
+    name = raw["name"]
+    w = f"{where}: relay {name}"
+    known = {"name", "period_s", "lander_windows_s", "ground_windows_s", "rate_bps", "latency_ms", "loss",
+             "corrupt", "burst"}
+    if set(raw) - known:
+        raise ConfigError(w, str(sorted(set(raw) - known)), f"only {sorted(known)}", "unknown key")
+    period = _number(raw, "period_s", w, 7200.0, 1e-3, 1e9)
+    rates = raw.get("rate_bps", default_rate)
+    rates = rates if isinstance(rates, list) else [rates]
+    if not rates or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 1000 for x in rates):
+        raise ConfigError(w, "rate_bps", "a rate >= 1000 bit/s or a list of them (one per pass)", raw.get("rate_bps"))
+    b = raw.get("burst", {}) or {}
+    if not isinstance(b, dict):
+        raise ConfigError(w, "burst", "a mapping {enter, leave, loss}", b)
+    burst = Burst(_number(b, "enter", w, 0.0, 0.0, 1.0), _number(b, "leave", w, 1.0, 1e-6, 1.0),
+                  _number(b, "loss", w, 0.0, 0.0, 1.0))
+    return Relay(name, period, _windows(raw.get("lander_windows_s"), w, period),
+                 _windows(raw.get("ground_windows_s"), w, period), tuple(float(x) for x in rates),
+                 _number(raw, "latency_ms", w, default_latency_ms, 0.0, 60_000.0),
+                 _number(raw, "loss", w, 0.0, 0.0, 0.95), _number(raw, "corrupt", w, 0.0, 0.0, 0.5), burst)
+
+
+def plan_from_mapping(data: dict[str, Any], where: str, default_rate: float = 8e6,
+                      default_latency_ms: float = 50.0) -> ContactPlan:
+    """A plan from ``{time_scale, epoch_s, relays: [...]}``; ConfigError naming what is wrong."""
+    relays_raw = data.get("relays") or []
+    if not isinstance(relays_raw, list):
+        raise ConfigError(where, "relays", "a list of relay mappings", relays_raw)
+    relays = tuple(_relay(r, where, default_rate, default_latency_ms) for r in relays_raw)
+    if not relays:
+        relays = (Relay("relay", 1.0, ((0.0, 1.0),), ((0.0, 1.0),), (float(default_rate),), default_latency_ms),)
+    names = [r.name for r in relays]
+    if len(set(names)) != len(names):
+        raise ConfigError(where, "relays", "unique relay names", names)
+    return ContactPlan(relays, _number(data, "time_scale", where, 1.0, 1e-6, 1e9),
+                       _number(data, "epoch_s", where, 0.0, 0.0, 1e12))
+
+
+def load_plan(settings: dict[str, Any], where: str = "<config>") -> ContactPlan:
+    """The plan a process's settings name: ``relays_file`` if set, else its inline keys."""
+    rate = float(settings.get("rate_bps", 8e6))
+    latency = float(settings.get("latency_ms", 50.0))
+    path = settings.get("relays_file") or ""
+    if path:
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(where, "relays_file", "a readable YAML schedule file", f"{path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(path, "<top>", "a mapping with time_scale, epoch_s, relays", data)
+        return plan_from_mapping(data, path, rate, latency)
+    return plan_from_mapping({k: settings[k] for k in ("relays", "time_scale", "epoch_s") if k in settings},
+                             where, rate, latency)

@@ -1,0 +1,439 @@
+"""The lander's CFDP source engine: cfdp-py's SourceHandler plus the edges of a lossy link. No I/O.
+
+One transaction at a time per engine (the transmitter runs several). The service feeds received PDUs in
+with :meth:`SourceEngine.insert`, asks for more file data with
+:meth:`SourceEngine.pump`, and takes packed PDUs out with
+:meth:`SourceEngine.pop`. When a transaction ends, an :class:`Outcome` says
+whether the ground reported the file delivered complete and retained
+(CFDP 4.6.4: only then may the product be deleted).
+
+What cfdp-py leaves to its user, this adapter does:
+
+- A Finished PDU of a transaction the handler has already left (its ACK was
+  lost, the ground re-sends Finished) is answered with an ACK (CFDP 4.7.1)
+  built with spacepackets' AckPdu; a complete one still confirms its product.
+- A Finished PDU while the handler still waits for the EOF ACK implies the EOF
+  arrived: the EOF ACK is presented first, then the Finished.
+- The Metadata PDU is repeated three times, spread through the first file data
+  (or before the EOF of a small file): cfdp-py keeps no data that arrives before
+  Metadata, and its receiver does not recover a small file whose Metadata and
+  data were all lost before the EOF, so each copy makes that rarer.
+- An inactivity watch on an injected clock abandons a transaction the ground
+  has stopped answering; the product stays stored and is sent again.
+- Late, duplicate or foreign PDUs are counted and dropped, never raised.
+- Progress marks (:class:`Checkpoint`) for the service to record: how far the
+  file data has gone, every ``_CHECKPOINT_BYTES`` at most every
+  ``_CHECKPOINT_MIN_S``, and when the EOF went. After a restart
+  :meth:`SourceEngine.resume` takes the same transaction up again (same
+  sequence number, same Metadata) from the recorded offset: cfdp-py keeps no
+  persistent state, so the handler is started afresh and its file progress set
+  to that offset; what the ground lacks below it, it NAKs (CFDP 4.6.4.3).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from spacepackets.cfdp import ConditionCode, Direction, GenericPduPacket, TransmissionMode
+from spacepackets.cfdp.pdu import AckPdu, DirectiveType, FinishedPdu, TransactionStatus
+from spacepackets.cfdp.pdu.finished import DeliveryCode, FileStatus, FinishedParams
+
+from cfdppy import CfdpState
+from cfdppy.exceptions import (
+    InvalidNakPdu,
+    InvalidPduDirection,
+    InvalidPduForSourceHandler,
+    InvalidSourceId,
+    InvalidDestinationId,
+    InvalidTransactionSeqNum,
+    NoRemoteEntityConfigFound,
+    PduIgnoredForSource,
+)
+from cfdppy.handler.source import SourceHandler, TransactionStep
+from cfdppy.mib import RemoteEntityConfigTable
+from cfdppy.request import PutRequest
+
+from link.filestore import SourceFilestore
+from link.packets import APID_DIRECTIVE
+from link.mib import (
+    CfdpTimers,
+    FaultRecorder,
+    FixedCheckTimer,
+    IndicationRecorder,
+    MemorySeqCount,
+    entity_id,
+    local_entity_config,
+    remote_entity_config,
+)
+
+__all__ = ["Checkpoint", "Outcome", "SourceEngine", "finished_is_delivery"]
+
+_REJECTED = (InvalidPduDirection, InvalidPduForSourceHandler, InvalidSourceId, InvalidDestinationId,
+             InvalidTransactionSeqNum, NoRemoteEntityConfigFound, PduIgnoredForSource)
+_METADATA_REPEAT_AFTER = (1, 4, 16)  # file data PDUs sent before each repeat of the Metadata PDU
+_HISTORY = 256
+_RUNAWAY_FACTOR = 4
+_RUNAWAY_MARGIN_BYTES = 1 << 20
+_CHECKPOINT_BYTES = 64 * 1024
+_CHECKPOINT_MIN_S = 0.2
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Transaction ``seq`` has handed out its file data up to ``progress`` bytes (and its EOF, if said)."""
+
+    seq: int
+    progress: int
+    eof_sent: bool
+
+
+class _ResumableSourceHandler(SourceHandler):
+    """cfdp-py's SourceHandler, plus a way to continue a transaction's file data from an offset."""
+
+    def skip_to(self, offset: int) -> int:
+        """Before the first file data: the next File Data PDU starts at ``offset`` (rounded down to the
+        segment grid, so the receiver's lost-segment ranges stay aligned). Returns the offset used."""
+        fp = self._params.fp
+        if offset < fp.file_size and fp.segment_len > 0:
+            offset -= offset % fp.segment_len
+        fp.progress = max(0, min(offset, fp.file_size))
+        return fp.progress
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a transaction ended: ``delivered`` means Finished said complete and retained."""
+
+    product_id: str
+    transaction: int
+    delivered: bool
+    reason: str
+
+
+def finished_is_delivery(params: FinishedParams) -> bool:
+    """CFDP Finished: data complete, file retained, no error."""
+    return (params.condition_code == ConditionCode.NO_ERROR
+            and params.delivery_code == DeliveryCode.DATA_COMPLETE
+            and params.file_status == FileStatus.FILE_RETAINED)
+
+
+@dataclass
+class _Current:
+    product_id: str
+    apid: int
+    path: Path
+    seq: int
+    started: float
+    last_rx: float
+    fd_sent: int = 0
+    metadata: bytes | None = None
+    metadata_repeats: int = 0
+    eof_sent: bool = False
+    fd_bytes: int = 0
+    size: int = 0
+    marked_progress: int = 0
+    marked_eof: bool = False
+    marked_at: float = -1e18
+    eof_pdu: bytes | None = None
+    eof_probed: bool = False
+
+
+class SourceEngine:
+    """Sends one product at a time as a CFDP class 2 transaction."""
+
+    def __init__(self, local_id: int, remote_id: int, max_packet_len: int, timers: CfdpTimers,
+                 seq_start: int = 0, clock: Callable[[], float] = time.monotonic,
+                 lookup: Callable[[int], tuple[str, int] | None] | None = None) -> None:
+        self.local_id = local_id
+        self.lookup = lookup or (lambda seq: None)
+        self.remote_id = remote_id
+        self.timers = timers
+        self.clock = clock
+        self.filestore = SourceFilestore()
+        self.faults = FaultRecorder()
+        self.user = IndicationRecorder(self.filestore)
+        self.seq = MemorySeqCount(seq_start)
+        self.handler = _ResumableSourceHandler(
+            cfg=local_entity_config(local_id, self.faults),
+            user=self.user,
+            remote_cfg_table=RemoteEntityConfigTable([remote_entity_config(remote_id, max_packet_len, timers)]),
+            check_timer_provider=FixedCheckTimer(timers.inactivity_s),
+            seq_num_provider=self.seq,
+        )
+        self._out: deque[tuple[int, bytes]] = deque()
+        self._current: _Current | None = None
+        self._history: OrderedDict[int, tuple[str, int]] = OrderedDict()  # seq -> (product id, APID)
+        self.outcomes: deque[Outcome] = deque()
+        self.checkpoints: deque[Checkpoint] = deque()
+        self.counters = {"pdus_in": 0, "pdus_out": 0, "pdus_rejected": 0, "late_finished": 0,
+                         "handler_errors": 0, "inactivity_aborts": 0, "retransmit_requests": 0,
+                         "restarted_on_metadata_nak": 0, "runaway_aborts": 0, "file_bytes_sent": 0,
+                         "transactions_resumed": 0, "resume_skipped_bytes": 0, "eof_probes": 0}
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._current is not None
+
+    @property
+    def in_flight(self) -> str:
+        return self._current.product_id if self._current else ""
+
+    @property
+    def tail(self) -> bool:
+        """All file data is out; the transaction only waits for the ground (or resends what it NAKs)."""
+        return (self._current is not None and not self._out and self.handler.step in (
+            TransactionStep.WAITING_FOR_EOF_ACK, TransactionStep.WAITING_FOR_FINISHED))
+
+    @property
+    def tail_reached(self) -> bool:
+        """The EOF has gone out at least once."""
+        return self._current is not None and self._current.eof_sent
+
+    @property
+    def current_seq(self) -> int | None:
+        return self._current.seq if self._current else None
+
+    def knows(self, seq: int) -> bool:
+        """This engine ran transaction ``seq`` (now or recently)."""
+        return seq in self._history
+
+    @property
+    def pending(self) -> int:
+        """Packed PDUs waiting to be sent."""
+        return len(self._out)
+
+    # -- commands ------------------------------------------------------------------------------
+    def start(self, product_id: str, path: Path, apid: int, seq: int | None = None, suffix: str = ".prod") -> int:
+        """Begin a transaction for one stored product file; return its transaction sequence number.
+
+        ``seq`` sets the transaction sequence number (the service keeps it unique across restarts).
+        """
+        assert not self.busy, "one transaction at a time"
+        if seq is not None:
+            self.seq.set_next(seq)
+        seq = self.seq.peek()
+        request = PutRequest(destination_id=entity_id(self.remote_id), source_file=path,
+                             dest_file=Path(f"{seq:08x}-{product_id}{suffix}"),
+                             trans_mode=TransmissionMode.ACKNOWLEDGED, closure_requested=True)
+        if not self.handler.put_request(request):
+            raise RuntimeError("CFDP source handler refused a put request while idle")
+        now = self.clock()
+        self._current = _Current(product_id, apid, path, seq, now, now, size=path.stat().st_size)
+        self._history[seq] = (product_id, apid)
+        while len(self._history) > _HISTORY:
+            self._history.popitem(last=False)
+        self._run(None)
+        return seq
+
+    def resume(self, product_id: str, path: Path, apid: int, seq: int, suffix: str, progress: int,
+               eof_sent: bool) -> None:
+        """Take transaction ``seq`` up again after a restart: its Metadata again, then file data from
+        ``progress`` (bytes already handed out; all of them if ``eof_sent``), then its EOF."""
+        self.start(product_id, path, apid, seq, suffix)  # the handler has queued the same Metadata PDU
+        cur = self._current
+        assert cur is not None and self.handler.step == TransactionStep.SENDING_METADATA
+        skip = cur.size if eof_sent else max(0, min(progress, cur.size))
+        skip = self.handler.skip_to(skip)
+        cur.marked_progress, cur.marked_eof = skip, eof_sent
+        self.counters["transactions_resumed"] += 1
+        self.counters["resume_skipped_bytes"] += skip
+
+    def abort(self, reason: str) -> None:
+        """Abandon the current transaction (the product stays stored)."""
+        if self._current is None:
+            return
+        cur = self._current
+        self.handler.reset()
+        self._out.clear()
+        self.filestore.release(cur.path)
+        self._current = None
+        self.outcomes.append(Outcome(cur.product_id, cur.seq, False, reason))
+
+    # -- data flow -----------------------------------------------------------------------------
+    def pump(self, want: int) -> None:
+        """Let the handler produce PDUs (file data, timers) until ``want`` are queued or it rests."""
+        guard = 0
+        while self._current is not None and len(self._out) < want and guard < want + 4:
+            guard += 1
+            before = len(self._out)
+            self._run(None)
+            if len(self._out) == before:
+                break
+        self._check_inactivity()
+        self._check_runaway()
+
+    def pop(self) -> tuple[int, bytes] | None:
+        """The next (APID, packed PDU) to send, or None."""
+        if not self._out:
+            return None
+        self.counters["pdus_out"] += 1
+        return self._out.popleft()
+
+    def insert(self, pdu: GenericPduPacket) -> None:
+        """A PDU from the ground. Never raises on what the link delivers."""
+        self.counters["pdus_in"] += 1
+        if isinstance(pdu, FinishedPdu) and not self._is_current(pdu):
+            self._answer_late_finished(pdu)
+            return
+        if self._current is None or not self._is_current(pdu):
+            self.counters["pdus_rejected"] += 1
+            return
+        self._current.last_rx = self.clock()
+        if isinstance(pdu, FinishedPdu) and self.handler.step == TransactionStep.WAITING_FOR_EOF_ACK:
+            self._run(self._implied_eof_ack(pdu))
+        if getattr(pdu, "directive_type", None) == DirectiveType.NAK_PDU:
+            self.counters["retransmit_requests"] += 1
+            if (0, 0) in pdu.segment_requests and self.tail_reached:
+                # The ground asks for Metadata after our EOF: it lost the transaction (a restart, or every
+                # Metadata copy lost). cfdp-py's source does not retransmit a whole file reliably then, so
+                # this transaction ends and the product goes again in a fresh one.
+                self.counters["restarted_on_metadata_nak"] += 1
+                self.abort("the ground lost the transaction (Metadata NAK after EOF)")
+                return
+        if (isinstance(pdu, FinishedPdu) and not finished_is_delivery(pdu.finished_params)
+                and self.handler.step not in (TransactionStep.WAITING_FOR_FINISHED,)):
+            self.abort(f"ground ended the transaction early: {pdu.finished_params.condition_code.name}")
+            self._ack_finished(pdu, TransactionStatus.TERMINATED)
+            return
+        self._run(pdu)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _is_current(self, pdu: GenericPduPacket) -> bool:
+        cur = self._current
+        return (cur is not None and pdu.transaction_seq_num.value == cur.seq
+                and pdu.source_entity_id.value == self.local_id)
+
+    def _run(self, pdu: GenericPduPacket | None) -> None:
+        try:
+            self.handler.state_machine(pdu)
+        except _REJECTED:
+            self.counters["pdus_rejected"] += 1
+        except InvalidNakPdu:
+            self.counters["pdus_rejected"] += 1
+        except Exception:  # a library fault must not end the downlink; the transaction is retried
+            self.counters["handler_errors"] += 1
+            self._drain()
+            self.abort("cfdp source handler error")
+            return
+        self._drain()
+        self._mark()
+        self._settle()
+
+    def _mark(self) -> None:
+        """Queue a progress mark when enough file data or the EOF has gone out since the last one."""
+        cur = self._current
+        if cur is None:
+            return
+        progress = self.handler.progress
+        now = self.clock()
+        if (cur.eof_sent and not cur.marked_eof) or (
+                progress - cur.marked_progress >= _CHECKPOINT_BYTES and now - cur.marked_at >= _CHECKPOINT_MIN_S):
+            cur.marked_progress, cur.marked_eof, cur.marked_at = progress, cur.eof_sent, now
+            self.checkpoints.append(Checkpoint(cur.seq, progress, cur.eof_sent))
+
+    def _drain(self) -> None:
+        cur = self._current
+        while True:
+            holder = self.handler.get_next_packet()
+            if holder is None:
+                break
+            try:
+                raw = bytes(holder.pdu.pack())
+            except Exception:  # a PDU the library built but cannot pack (e.g. offsets past 4 GiB)
+                self.counters["handler_errors"] += 1
+                continue
+            if cur is None:
+                continue
+            kind = holder.pdu_directive_type
+            if kind == DirectiveType.EOF_PDU:
+                cur.eof_sent, cur.eof_pdu = True, raw
+            if kind == DirectiveType.EOF_PDU and cur.metadata:
+                while cur.metadata_repeats < len(_METADATA_REPEAT_AFTER):  # a small file: repeat before EOF
+                    cur.metadata_repeats += 1
+                    self._out.append((cur.apid, cur.metadata))
+            self._out.append((cur.apid, raw))
+            if kind == DirectiveType.METADATA_PDU:
+                cur.metadata = cur.metadata or raw
+            elif kind is None:
+                cur.fd_sent += 1
+                cur.fd_bytes += len(raw)
+                self.counters["file_bytes_sent"] += len(holder.pdu.file_data)
+                if (cur.metadata and cur.metadata_repeats < len(_METADATA_REPEAT_AFTER)
+                        and cur.fd_sent >= _METADATA_REPEAT_AFTER[cur.metadata_repeats]):
+                    cur.metadata_repeats += 1
+                    self._out.append((cur.apid, cur.metadata))
+
+    def _settle(self) -> None:
+        """After the handler returned to idle: record how the transaction ended."""
+        cur = self._current
+        if cur is None or self.handler.state != CfdpState.IDLE:
+            return
+        self.filestore.release(cur.path)
+        self._current = None
+        finished = [f for f in self.user.finished if f.transaction_id.seq_num.value == cur.seq]
+        self.user.finished.clear()
+        if finished and finished_is_delivery(finished[-1].finished_params):
+            self.outcomes.append(Outcome(cur.product_id, cur.seq, True, "delivered"))
+            return
+        faults = [f.condition for f in self.faults.take() if f.transaction[1] == cur.seq]
+        if finished:
+            fp = finished[-1].finished_params
+            reason = f"finished {fp.condition_code.name} {fp.delivery_code.name} {fp.file_status.name}"
+        else:
+            reason = "abandoned " + ",".join(faults) if faults else "abandoned"
+        self.outcomes.append(Outcome(cur.product_id, cur.seq, False, reason))
+
+    def _check_runaway(self) -> None:
+        """A transaction that has sent its file data many times over is ended (and sent again fresh):
+        a bound on what any retransmission fault, ours or the library's, can cost a pass."""
+        cur = self._current
+        if cur is not None and cur.fd_bytes > _RUNAWAY_FACTOR * cur.size + _RUNAWAY_MARGIN_BYTES:
+            self.counters["runaway_aborts"] += 1
+            self.abort(f"retransmission runaway: {cur.fd_bytes} bytes of file data for a {cur.size}-byte file")
+
+    def _check_inactivity(self) -> None:
+        cur = self._current
+        if cur is None:
+            return
+        idle = self.clock() - cur.last_rx
+        if idle > self.timers.inactivity_s and self.handler.step in (
+                TransactionStep.WAITING_FOR_EOF_ACK, TransactionStep.WAITING_FOR_FINISHED):
+            self.counters["inactivity_aborts"] += 1
+            self.abort("inactivity: no PDU from the ground")
+        elif (idle > self.timers.inactivity_s / 2 and self.handler.step == TransactionStep.WAITING_FOR_FINISHED
+              and cur.eof_pdu is not None and not cur.eof_probed):
+            # cfdp-py's source waits for Finished with no timer. A ground that restarted meanwhile may
+            # wait for data or have lost its Finished: our EOF again makes it NAK what it lacks, or
+            # answer with its Finished (CFDP 4.7.2: every EOF is answered).
+            cur.eof_probed = True
+            self.counters["eof_probes"] += 1
+            self._out.append((cur.apid, cur.eof_pdu))
+
+    def _implied_eof_ack(self, finished: FinishedPdu) -> AckPdu:
+        conf = finished.pdu_header.pdu_conf
+        conf.direction = Direction.TOWARDS_SENDER
+        return AckPdu(conf, DirectiveType.EOF_PDU, ConditionCode.NO_ERROR, TransactionStatus.ACTIVE)
+
+    def _ack_finished(self, finished: FinishedPdu, status: TransactionStatus) -> None:
+        conf = finished.pdu_header.pdu_conf
+        conf.direction = Direction.TOWARDS_RECEIVER
+        ack = AckPdu(conf, DirectiveType.FINISHED_PDU, finished.condition_code, status)
+        _, apid = self._history.get(finished.transaction_seq_num.value) or ("", APID_DIRECTIVE)
+        self._out.appendleft((apid, bytes(ack.pack())))
+
+    def _answer_late_finished(self, finished: FinishedPdu) -> None:
+        """A Finished for a transaction already left: ACK it; confirm its product if delivered."""
+        if finished.source_entity_id.value != self.local_id or finished.dest_entity_id.value != self.remote_id:
+            self.counters["pdus_rejected"] += 1
+            return
+        self.counters["late_finished"] += 1
+        seq = finished.transaction_seq_num.value
+        known = self._history.get(seq) or self.lookup(seq)
+        self._ack_finished(finished, TransactionStatus.TERMINATED if known else TransactionStatus.UNRECOGNIZED)
+        if known and finished_is_delivery(finished.finished_params):
+            self.outcomes.append(Outcome(known[0], seq, True, "delivered (late Finished)"))

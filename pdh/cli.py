@@ -1,0 +1,159 @@
+"""``pdh``: the operator's command line.
+
+    pdh demo [--duration S] [--loss P] [--out DIR] [--config FILE]   whole chain on emulated hardware
+    pdh run CONFIG [--out DIR]                                         run a config as a service
+    pdh check-config CONFIG                                            validate a config and exit
+    pdh cmd CONFIG PROCESS COMMAND [key=value ...]                     send one command to a service
+    pdh keys [--dir DIR]                                               operator and service CURVE keypairs
+    pdh deploy ...                                                     arm, fire and watch a deployment
+    pdh scenario FILE [--out DIR]                                      run a scripted scenario, report, exit 0 if all held
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from framework.config import load_config
+from framework.errors import ConfigError
+
+__all__ = ["main"]
+
+def _default_config() -> Path:
+    """configs/demo.yaml of the working directory, else of the source tree this package runs from."""
+    here = Path("configs/demo.yaml")
+    return here if here.exists() else Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pdh.demo import run_demo
+
+    if args.loss is not None and not 0.0 <= args.loss <= 0.95:
+        print(f"--loss: expected a probability in [0, 0.95], got {args.loss}", file=sys.stderr)
+        return 2
+    return run_demo(Path(args.config), Path(args.out), args.duration, args.loss, args.drain)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from framework.logs import configure_logging
+    from pdh.supervisor import Supervisor
+
+    config = load_config(args.config)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = configure_logging("supervisor", out / "logs" if not sys.stderr.isatty() else None)
+    sup = Supervisor(config, Path(args.config), out, on_report=lambda n, f: log.info(n, **f))
+    stop = {"now": False}
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    sup.start()
+    while not stop["now"]:
+        sup.watch()
+        time.sleep(0.2)
+    sup.stop()
+    log.info("service_stopped")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    print(f"{args.config}: ok, {len(config.processes)} processes, {len(config.endpoints)} endpoints")
+    return 0
+
+
+def _parse_value(v: str) -> Any:
+    """A command argument from the command line: int, float, true/false, a [list] or {map} in YAML flow
+    style (``region=[0,0,64,64]``), else the string itself."""
+    if v[:1] in "[{":
+        try:
+            return yaml.safe_load(v)
+        except yaml.YAMLError:
+            return v
+    for conv in (int, float):
+        try:
+            return conv(v)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(v.lower(), v)
+
+
+def _cmd_cmd(args: argparse.Namespace) -> int:
+    import zmq
+
+    from framework.bus.commands import CommandClient
+
+    config = load_config(args.config)
+    if args.process not in config.processes or "command" not in config.processes[args.process]["endpoints"]:
+        print(f"{args.config}: process '{args.process}' has no command endpoint", file=sys.stderr)
+        return 2
+    cmd_args = {}
+    for kv in args.args:
+        if "=" not in kv:
+            print(f"argument '{kv}': expected key=value", file=sys.stderr)
+            return 2
+        k, v = kv.split("=", 1)
+        cmd_args[k] = _parse_value(v)
+    ctx = zmq.Context()
+    client = CommandClient(ctx, config.endpoint(args.process, "command"))
+    replies = client.call(args.command, cmd_args, timeout_s=args.timeout)
+    client.close()
+    ctx.destroy(linger=0)
+    for r in replies:
+        print(f"{r.status:10s} {r.reason} {'' if r.result is None else r.result}")
+    if not replies:
+        print("no reply", file=sys.stderr)
+        return 1
+    return 0 if replies[-1].status == "completed" else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="pdh", description="lunar-pdh payload data handling")
+    sub = ap.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("demo", help="run the whole chain on emulated hardware and check it bit-exact")
+    d.add_argument("--duration", type=float, default=20.0, help="seconds of capture (default 20)")
+    d.add_argument("--loss", type=float, default=None, help="relay packet loss probability (overrides config)")
+    d.add_argument("--out", default="OUT", help="output directory (default OUT)")
+    d.add_argument("--config", default=str(_default_config()), help="config file (default configs/demo.yaml)")
+    d.add_argument("--drain", type=float, default=180.0, help="max seconds to wait for the downlink to drain")
+    d.set_defaults(func=_cmd_demo)
+    r = sub.add_parser("run", help="run every process of a config until stopped")
+    r.add_argument("config")
+    r.add_argument("--out", default="OUT")
+    r.set_defaults(func=_cmd_run)
+    c = sub.add_parser("check-config", help="validate a config file")
+    c.add_argument("config")
+    c.set_defaults(func=_cmd_check)
+    k = sub.add_parser("cmd", help="send one command to a service and print its replies")
+    k.add_argument("config")
+    k.add_argument("process")
+    k.add_argument("command")
+    k.add_argument("args", nargs="*", help="key=value arguments")
+    k.add_argument("--timeout", type=float, default=5.0)
+    k.set_defaults(func=_cmd_cmd)
+    from pdh.cli_deploy import add_deploy_parser, add_keys_parser
+
+    from pdh.cli_scenario import add_scenario_parser
+
+    add_keys_parser(sub)
+    add_deploy_parser(sub, default_config=str(_default_config()))
+    add_scenario_parser(sub)
+    args = ap.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""What the supervisor learns from the bus: progress of a run, folded from telemetry and events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from framework.bus.message import Message
+
+__all__ = ["RunState"]
+
+
+@dataclass
+class RunState:
+    """Folded view of a run: fed every bus message the supervisor sees."""
+
+    driver_kinds: set[str] = field(default_factory=set)
+    tlm: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tlm_t: dict[str, float] = field(default_factory=dict)
+    made: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # id -> (kind, camera, counter)
+    stored: set[str] = field(default_factory=set)
+    confirmed: set[str] = field(default_factory=set)
+    received_ok: set[str] = field(default_factory=set)
+    received_bad: set[str] = field(default_factory=set)
+    first_thumbnail_s: float | None = None
+    first_full_s: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    warning_counts: dict[str, int] = field(default_factory=dict)  # "src: name" -> how many
+    events: int = 0
+
+    def feed(self, msg: Message, now: float, t0: float) -> None:
+        h = msg.header
+        f = h.fields
+        if msg.topic.startswith("tlm."):
+            self.tlm[h.src] = f
+            self.tlm_t[h.src] = now
+        elif msg.topic.startswith("product."):
+            pid = f.get("id")
+            if isinstance(pid, str):
+                kind = msg.topic.split(".", 1)[1]
+                self.made[pid] = (kind, str(f.get("camera")), int(f.get("counter", -1)))
+        elif msg.topic.startswith("evt."):
+            self.events += 1
+            name = f.get("name")
+            pid = f.get("id")
+            if name == "product_stored" and isinstance(pid, str):
+                self.stored.add(pid)
+            elif name == "product_confirmed" and isinstance(pid, str):
+                self.confirmed.add(pid)
+            elif name == "product_received" and isinstance(pid, str):
+                if f.get("ok"):
+                    self.received_ok.add(pid)
+                    kind = f.get("product_kind")
+                    if kind == "thumbnail" and self.first_thumbnail_s is None:
+                        self.first_thumbnail_s = now - t0
+                    if kind == "full" and self.first_full_s is None:
+                        self.first_full_s = now - t0
+                else:
+                    self.received_bad.add(pid)
+            if f.get("severity") in ("warning", "error"):
+                key = f"{h.src}: {name}"
+                self.warning_counts[key] = self.warning_counts.get(key, 0) + 1
+                self.warnings.append(f"{key} {({k: v for k, v in f.items() if k not in ('name', 'severity')})}")
+
+    def sum_tlm(self, key: str, srcs: list[str]) -> int:
+        return sum(int(self.tlm.get(s, {}).get(key, 0) or 0) for s in srcs)
+
+    def full_made(self) -> list[tuple[str, str, int]]:
+        return [(pid, cam, n) for pid, (kind, cam, n) in self.made.items() if kind == "full"]
+
+    def drained(self) -> bool:
+        ids = set(self.made)
+        return bool(ids) and ids <= self.confirmed and ids <= self.received_ok

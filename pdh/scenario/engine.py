@@ -1,0 +1,312 @@
+"""The timeline engine: steps in order, on an injected clock, against a recording. Pure: no sockets.
+
+The runner owns the sockets. It gives the engine a clock, the :class:`Recording`
+of bus messages it keeps filling, and a :class:`ScenarioIO` that sends a command to
+a process's endpoint and hands back the replies that have arrived. The runner calls
+:meth:`Engine.tick` often; the engine starts each step when its time comes, judges
+it from replies or recorded messages, and keeps a :class:`StepResult` for each.
+Unit tests drive it with a fake clock and a fake IO.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from pdh.scenario.adapters import adapter_for
+from pdh.scenario.expect import Recording, Record, explain, find_matches, field_value
+from pdh.scenario.model import (CommandAction, ControlAction, ExpectAction, InjectAction, Scenario, Step,
+                               WaitAction)
+
+__all__ = ["Reply", "ScenarioIO", "StepResult", "Engine", "describe_step"]
+
+_FINAL = ("rejected", "completed", "failed")
+_DETAIL_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: str
+    reason: str = ""
+    result: Any = None
+
+
+class ScenarioIO(Protocol):
+    def request(self, process: str, role: str, cmd: str, args: dict[str, Any], keys_dir: Path | None) -> int:
+        """Send a command to ``process``'s ``role`` endpoint; return a token for its replies."""
+
+    def replies(self, token: int) -> list[Reply]:
+        """Replies to ``token`` that arrived since the last call (never blocks)."""
+
+
+@dataclass
+class StepResult:
+    index: int
+    id: str
+    kind: str
+    what: str
+    ok: bool | None = None  # None: not run, or still waiting for its final reply
+    started_s: float | None = None
+    finished_s: float | None = None
+    late_s: float = 0.0
+    detail: str = ""
+    seen: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _short(x: Any) -> str:
+    s = json.dumps(x, default=str, separators=(",", ":")) if not isinstance(x, str) else x
+    return s if len(s) <= _DETAIL_CHARS else s[:_DETAIL_CHARS] + "..."
+
+
+def _where(result: tuple[tuple[str, Any], ...]) -> str:
+    if not result:
+        return ""
+    return " where result {" + ", ".join(f"{k}: {p.describe()}" for k, p in result) + "}"
+
+
+def describe_step(step: Step) -> str:
+    a = step.action
+    if isinstance(a, CommandAction):
+        return (f"command {a.process} {a.cmd} {_short(a.args) if a.args else ''}".rstrip() + f" -> {a.expect}"
+                + _where(a.result))
+    if isinstance(a, InjectAction):
+        return f"inject {a.process} {a.fault} {_short(a.params) if a.params else ''}".rstrip()
+    if isinstance(a, ControlAction):
+        return f"control {a.process} {a.cmd} {_short(a.args) if a.args else ''}".rstrip() + _where(a.result)
+    if isinstance(a, ExpectAction):
+        n = f" x{a.count}" if a.count > 1 else ""
+        return f"expect {'no ' if a.absent else ''}{a.condition.describe()}{n} within {a.within_s:g} s"
+    assert isinstance(a, WaitAction)
+    return f"wait {a.duration_s:g} s"
+
+
+@dataclass
+class _Pending:
+    """A request waiting for its replies."""
+
+    step: Step
+    result: StepResult
+    token: int
+    expect: str
+    timeout_s: float
+    sent_at: float
+    wait: str = "final"
+    replies: list[Reply] = field(default_factory=list)
+
+
+def _record_summary(r: Record, t0: float) -> dict[str, Any]:
+    return {"t_s": round(r.t - t0, 3), "topic": r.topic, "kind": r.kind,
+            "fields": {k: v for k, v in r.fields.items() if not isinstance(v, (bytes, bytearray))}}
+
+
+class Engine:
+    """Runs a scenario's steps one after another; call :meth:`tick` until it returns True."""
+
+    def __init__(self, scenario: Scenario, io: ScenarioIO, recording: Recording, clock: Callable[[], float],
+                 keys_dir: Path | None = None) -> None:
+        self.sc = scenario
+        self.io = io
+        self.rec = recording
+        self.clock = clock
+        self.keys_dir = keys_dir
+        self.results = [StepResult(s.index, s.id, s.kind, describe_step(s)) for s in scenario.steps]
+        self.t0: float | None = None
+        self._next = 0
+        self._current: _Pending | Step | None = None
+        self._prev_finish = 0.0
+        self._background: list[_Pending] = []
+        self._starts: dict[str, float] = {}
+        self.timed_out = False
+
+    # --- driving ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.t0 = self.clock()
+
+    @property
+    def done(self) -> bool:
+        return self.timed_out or (self._next >= len(self.sc.steps) and self._current is None
+                                  and not self._background)
+
+    def tick(self) -> bool:
+        """Advance the timeline to now; True once every step (and background reply) is judged."""
+        if self.t0 is None:
+            self.start()
+        assert self.t0 is not None
+        now = self.clock() - self.t0
+        self._poll_background(now)
+        while not self.done:
+            if self._current is None and not self._begin_next(now):
+                break
+            if not self._progress(now):
+                break
+        if not self.done and now >= self.sc.timeout_s:
+            self._time_out(now)
+        return self.done
+
+    def _begin_next(self, now: float) -> bool:
+        if self._next >= len(self.sc.steps):
+            return False
+        step = self.sc.steps[self._next]
+        due = step.at_s if step.at_s is not None else self._prev_finish + step.after_s
+        if now < due:
+            return False
+        res = self.results[step.index]
+        res.started_s = round(now, 3)
+        res.late_s = round(max(0.0, now - due), 3)
+        self._starts[step.id] = now
+        self._current = self._send(step, res, now)
+        return True
+
+    def _finish(self, res: StepResult, now: float, ok: bool | None, detail: str) -> None:
+        res.finished_s = round(now, 3)
+        res.ok = ok
+        res.detail = detail
+        self._current = None
+        self._prev_finish = now
+        self._next += 1
+
+    # --- requests (command, inject, control) ----------------------------------------------------
+
+    def _send(self, step: Step, res: StepResult, now: float) -> _Pending | Step:
+        a = step.action
+        if isinstance(a, (ExpectAction, WaitAction)):
+            return step
+        if isinstance(a, CommandAction):
+            keys = (a.keys_dir or self.keys_dir) if a.curve else None
+            token = self.io.request(a.process, "command", a.cmd, dict(a.args), keys)
+            return _Pending(step, res, token, a.expect, a.timeout_s, now, a.wait)
+        if isinstance(a, InjectAction):
+            kind = str(self.sc.config["processes"][a.process]["kind"])
+            adapter = adapter_for(kind)
+            assert adapter is not None  # checked when the scenario was parsed
+            cmd, args = adapter.request(a.fault, a.params)
+            token = self.io.request(a.process, adapter.role, cmd, args, None)
+            return _Pending(step, res, token, a.expect, a.timeout_s, now)
+        assert isinstance(a, ControlAction)
+        token = self.io.request(a.process, "control", a.cmd, dict(a.args), None)
+        return _Pending(step, res, token, a.expect, a.timeout_s, now)
+
+    def _judge(self, p: _Pending, now: float) -> tuple[bool, str] | None:
+        """The verdict on a request once its final reply (or its timeout) is in; None while waiting."""
+        p.replies.extend(self.io.replies(p.token))
+        final = next((r for r in p.replies if r.status in _FINAL), None)
+        took = f"{now - p.sent_at:.2f} s"
+        if final is None:
+            if now - p.sent_at < p.timeout_s:
+                return None
+            last = p.replies[-1].status if p.replies else "none"
+            return False, f"no final reply within {p.timeout_s:g} s (last reply: {last})"
+        p.result.seen = [{"status": r.status, "reason": r.reason, "result": r.result} for r in p.replies]
+        text = f"{final.status} (expected {p.expect}) after {took}"
+        if final.reason:
+            text += f": {_short(final.reason)}"
+        if final.status != p.expect:
+            return False, text
+        problems = self._check_result(p.step, final)
+        return (not problems), text + ("; " + "; ".join(problems) if problems else "")
+
+    @staticmethod
+    def _check_result(step: Step, final: Reply) -> list[str]:
+        a = step.action
+        if not isinstance(a, (CommandAction, ControlAction)):
+            return []
+        problems = []
+        result = final.result if isinstance(final.result, dict) else {}
+        for path, pred in a.result:
+            v = field_value(result, path)
+            if not pred.holds(v):
+                problems.append(f"result.{path}={_short(v)} does not satisfy {pred.describe()}")
+        if isinstance(a, CommandAction) and a.reason is not None and not a.reason.holds(final.reason):
+            problems.append(f"reason does not satisfy {a.reason.describe()}")
+        return problems
+
+    def _poll_background(self, now: float) -> None:
+        for p in list(self._background):
+            verdict = self._judge(p, now)
+            if verdict is not None:
+                self._background.remove(p)
+                p.result.ok, p.result.detail = verdict
+                p.result.detail += f" (final reply at t={now:.2f} s)"
+
+    # --- progress of the current step -------------------------------------------------------------
+
+    def _progress(self, now: float) -> bool:
+        """Advance the current step; True when it finished (the next may start at once)."""
+        cur = self._current
+        if isinstance(cur, _Pending):
+            if cur.wait == "accepted" and cur.expect != "rejected":
+                cur.replies.extend(self.io.replies(cur.token))
+                if any(r.status == "accepted" for r in cur.replies):
+                    self._background.append(cur)
+                    self._finish(cur.result, now, None, "accepted; final reply pending")
+                    self._poll_background(now)
+                    return True
+            verdict = self._judge(cur, now)
+            if verdict is None:
+                return False
+            self._finish(cur.result, now, *verdict)
+            return True
+        assert isinstance(cur, Step)
+        res = self.results[cur.index]
+        started = self._starts[cur.id]
+        if isinstance(cur.action, WaitAction):
+            if now - started < cur.action.duration_s:
+                return False
+            self._finish(res, now, True, f"waited {now - started:.2f} s")
+            return True
+        return self._progress_expect(cur, cur.action, res, started, now)
+
+    def _progress_expect(self, step: Step, a: ExpectAction, res: StepResult, started: float, now: float) -> bool:
+        assert self.t0 is not None
+        # "start": everything heard since the runner began listening (startup events such as link_up too)
+        t_from = {"start": float("-inf"), "step": self.t0 + started}.get(a.since)
+        if t_from is None:
+            t_from = self.t0 + self._starts.get(a.since, 0.0)
+        matches = find_matches(a.condition, self.rec, t_from, self.t0 + now)
+        elapsed = now - started
+        if a.absent:
+            if matches:
+                res.seen = [_record_summary(r, self.t0) for r in matches[:3]]
+                self._finish(res, now, False, f"seen at t={matches[0].t - self.t0:.2f} s, expected none")
+                return True
+            if elapsed < a.within_s:
+                return False
+            self._finish(res, now, True, f"none in {elapsed:.2f} s")
+            return True
+        if len(matches) >= a.count:
+            res.seen = [_record_summary(r, self.t0) for r in matches[:a.count][-3:]]
+            t_match = matches[a.count - 1].t - self.t0
+            self._finish(res, now, True, f"seen at t={t_match:.2f} s ({len(matches)} matching)")
+            return True
+        if elapsed < a.within_s:
+            return False
+        what = explain(a.condition, self.rec, t_from, self.t0 + now, t0=self.t0)
+        got = f"{len(matches)} of {a.count} matching; " if matches else ""
+        self._finish(res, now, False, f"not seen within {a.within_s:g} s: {got}{what}")
+        return True
+
+    def _time_out(self, now: float) -> None:
+        self.timed_out = True
+        reason = f"scenario timeout ({self.sc.timeout_s:g} s)"
+        if isinstance(self._current, _Pending):
+            self._current.result.ok, self._current.result.detail = False, reason
+        elif isinstance(self._current, Step):
+            self.results[self._current.index].ok = False
+            self.results[self._current.index].detail = reason
+        for p in self._background:
+            p.result.ok, p.result.detail = False, f"{reason}: no final reply"
+        self._background.clear()
+        for r in self.results:
+            if r.started_s is None:
+                r.detail = "not run: " + reason
+
+    # --- outcome ----------------------------------------------------------------------------------
+
+    def ok(self) -> bool:
+        return self.done and not self.timed_out and all(r.ok is True for r in self.results)

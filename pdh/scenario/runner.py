@@ -1,0 +1,261 @@
+"""The scenario runner: processes up, timeline run, report written, processes down. The I/O adapter.
+
+:func:`run_scenario` builds the effective config (the scenario's config with its
+overrides, loopback ports made free, CURVE keys generated when needed) into
+``OUT/scenario-config.yaml``, starts the processes with the
+:class:`~pdh.supervisor.Supervisor`, listens to the bus, waits until every
+process on the bus has published health, runs the :class:`~pdh.scenario.engine.Engine`,
+prints the report, writes ``OUT/scenario-report.json`` and stops every process.
+It returns 0 only if every step and check held.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+import zmq
+
+from framework.config import Config, free_loopback_ports, validate_config
+from framework.logs import configure_logging
+from pdh.supervisor import Supervisor
+from framework.bus.auth import SERVICE_NAME, authorize, generate_keypair, load_keypair, load_public_key
+from framework.bus.client import Subscriber
+from framework.bus.commands import CommandClient, CurveClientKeys
+from framework.errors import ConfigError, PdhError
+from pdh.scenario.engine import Engine, Reply
+from pdh.scenario.expect import Record, Recording
+from pdh.scenario.report import build_report, format_report
+from pdh.scenario.model import ExpectAction, Scenario
+from pdh.scenario.spec import load_scenario
+
+__all__ = ["run_scenario", "effective_config", "free_loopback_ports", "BusIO"]
+
+_PUMP_S = 0.02
+
+
+def effective_config(sc: Scenario, out: Path) -> tuple[dict[str, Any], Path | None]:
+    """The config to run (a mapping) and the CURVE keys directory commands use."""
+    raw = copy.deepcopy(sc.config)
+    if sc.free_ports and isinstance(raw.get("endpoints"), dict):
+        raw["endpoints"] = free_loopback_ports(raw["endpoints"])
+    keys_dir = sc.keys_dir
+    if sc.uses_curve() and keys_dir is None:
+        keys_dir = out / "keys"
+        generate_keypair(keys_dir, SERVICE_NAME)
+        generate_keypair(keys_dir, sc.operator)
+        authorize(keys_dir, keys_dir / f"{sc.operator}.key")
+        for p in raw["processes"].values():
+            if isinstance(p, dict) and p.get("kind") == "drivers.deploy":
+                p["keys_dir"] = str(keys_dir.resolve())
+    return raw, keys_dir
+
+
+class BusIO:
+    """Command clients per (process, role, keys), replies routed to tokens; the engine's ScenarioIO."""
+
+    def __init__(self, zctx: zmq.Context, config: Config, operator: str) -> None:
+        self.zctx = zctx
+        self.config = config
+        self.operator = operator
+        self.clients: dict[tuple[str, str, str], CommandClient] = {}
+        self.tokens: dict[int, tuple[tuple[str, str, str], int]] = {}
+        self.inbox: dict[tuple[tuple[str, str, str], int], list[Reply]] = {}
+        self._next = 0
+
+    def _client(self, process: str, role: str, keys_dir: Path | None) -> tuple[tuple[str, str, str], CommandClient]:
+        key = (process, role, "" if keys_dir is None else str(keys_dir))
+        if key not in self.clients:
+            curve = None
+            if keys_dir is not None:
+                me = load_keypair(keys_dir / f"{self.operator}.key_secret")
+                curve = CurveClientKeys(me.public, me.secret, load_public_key(keys_dir / f"{SERVICE_NAME}.key"))
+            self.clients[key] = CommandClient(self.zctx, self.config.endpoint(process, role), curve)
+        return key, self.clients[key]
+
+    def request(self, process: str, role: str, cmd: str, args: dict[str, Any], keys_dir: Path | None) -> int:
+        key, client = self._client(process, role, keys_dir)
+        self._next += 1
+        try:
+            cid = client.send(cmd, args)
+        except zmq.Again:  # a CURVE server that refused our key leaves nobody to send to
+            cid = -self._next
+        self.tokens[self._next] = (key, cid)
+        self.inbox[(key, cid)] = []
+        return self._next
+
+    def pump(self) -> None:
+        for key, client in self.clients.items():
+            while True:
+                r = client.recv(0)
+                if r is None:
+                    break
+                box = self.inbox.get((key, r.id))
+                if box is not None:
+                    box.append(Reply(r.status, r.reason or "", r.result))
+
+    def replies(self, token: int) -> list[Reply]:
+        self.pump()
+        box = self.inbox[self.tokens[token]]
+        got = list(box)
+        box.clear()
+        return got
+
+    def close(self) -> None:
+        for c in self.clients.values():
+            c.close()
+
+
+def _bus_sub(config: Config) -> str | None:
+    for name in config.processes_of_kind("bus.broker"):
+        return config.endpoint(name, "xpub")
+    return None
+
+
+def _topics(sc: Scenario) -> list[str]:
+    topics = ["evt.", "tlm."]
+    for s in sc.steps:
+        if isinstance(s.action, ExpectAction):
+            t = s.action.condition.topic
+            if not any(t.startswith(x) for x in topics):
+                topics.append(t)
+    return topics
+
+
+class _Listener:
+    """The runner's ear on the bus: every message's header, stamped with the runner's clock."""
+
+    def __init__(self, sub: Subscriber | None, recording: Recording, clock: Callable[[], float]) -> None:
+        self.sub = sub
+        self.rec = recording
+        self.clock = clock
+
+    def pump(self, for_s: float) -> None:
+        if self.sub is None:
+            time.sleep(for_s)
+            return
+        end = time.monotonic() + for_s
+        while True:
+            m = self.sub.recv(timeout_ms=max(0, int((end - time.monotonic()) * 1000)))
+            if m is None:
+                return
+            h = m.header
+            self.rec.add(Record(self.clock(), m.topic, h.src, h.kind, dict(h.fields)))
+            if time.monotonic() >= end:
+                return
+
+
+def _ready_names(config: Config, started: list[str]) -> list[str]:
+    return [n for n in started if "bus_pub" in config.processes[n]["endpoints"]
+            or config.processes[n]["kind"] == "bus.broker"]
+
+
+def _wait_ready(sc: Scenario, listener: _Listener, sup: Supervisor, names: list[str]) -> dict[str, Any]:
+    if listener.sub is None or not names:
+        return {"name": "ready", "ok": True, "detail": "no bus to watch", "show": False}
+    end = time.monotonic() + sc.ready_timeout_s
+    waiting = set(names)
+    while waiting and time.monotonic() < end:
+        listener.pump(0.1)
+        sup.watch()
+        waiting -= {n for n in waiting if listener.rec.by_topic.get(f"tlm.{n}")}
+    if waiting:
+        return {"name": "ready", "ok": False,
+                "detail": f"no health from {sorted(waiting)} within {sc.ready_timeout_s:g} s (see OUT/logs)"}
+    return {"name": "ready", "ok": True, "detail": f"{len(names)} processes publishing health", "show": False}
+
+
+def _process_checks(sc: Scenario, sup: Supervisor) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    info = {n: {"kind": c.kind, "starts": c.starts, "exits": list(c.exits)} for n, c in sup.children.items()}
+    died = {n: c.exits for n, c in sup.children.items() if c.exits}
+    if not died:
+        return [], info
+    detail = ", ".join(f"{n} exited {codes}" for n, codes in died.items())
+    return [{"name": "processes", "ok": sc.allow_restarts, "detail": detail + " (restarted by the supervisor)"}], info
+
+
+def _prepare(sc: Scenario, out: Path) -> tuple[Config, Path, Path | None]:
+    """Write the effective config into OUT and validate it; return it, its path and the keys directory."""
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(str(out), "--out", "a new or empty output directory (a scenario starts afresh)",
+                          "not empty")
+    out.mkdir(parents=True, exist_ok=True)
+    raw, keys_dir = effective_config(sc, out)
+    cfg_path = out / "scenario-config.yaml"
+    cfg_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    checked = validate_config(raw, f"{sc.file} (config {sc.config_path or 'inline'})")
+    config = Config(file=str(cfg_path), endpoints=checked.endpoints, bus=checked.bus, processes=checked.processes,
+                    raw=checked.raw)
+    return config, cfg_path, keys_dir
+
+
+def _play(sc: Scenario, engine: Engine, listener: _Listener, io: BusIO, sup: Supervisor,
+          log: Any) -> list[dict[str, Any]]:
+    """Start the processes, wait until they are ready, run the timeline; return the runner's checks."""
+    checks: list[dict[str, Any]] = []
+    try:
+        sup.start()
+        ready = _wait_ready(sc, listener, sup, _ready_names(sup.config, list(sup.children)))
+        checks.append(ready)
+        if ready["ok"]:
+            log.info("timeline_start", steps=len(sc.steps))
+            while not engine.tick():
+                listener.pump(_PUMP_S)
+                io.pump()
+                sup.watch()
+    except PdhError as exc:
+        checks.append({"name": "runner", "ok": False, "detail": f"{type(exc).__name__}: {exc}"})
+    finally:
+        sup.stop()
+    return checks
+
+
+def run_scenario(path: str | Path, out: str | Path, clock: Callable[[], float] = time.monotonic,
+                 emit: Callable[[str], None] = print) -> int:
+    """Run one scenario file; print its report; return 0 only if every expectation held."""
+    sc = load_scenario(path)
+    out = Path(out)
+    config, cfg_path, keys_dir = _prepare(sc, out)
+    log = configure_logging("scenario", out / "logs")
+    started_utc = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    sup = Supervisor(config, cfg_path, out, on_report=lambda n, f: log.info(n, **f))
+    if sc.start is not None:
+        sup.children = {n: c for n, c in sup.children.items() if n in sc.start}
+    zctx = zmq.Context()
+    rec = Recording()
+    bus = _bus_sub(config)
+    listener = _Listener(None if bus is None else Subscriber(zctx, bus, _topics(sc), 10_000), rec, clock)
+    io = BusIO(zctx, config, sc.operator)
+    engine = Engine(sc, io, rec, clock, keys_dir)
+    t_begin = clock()
+    emit(f"scenario {sc.name}: starting {len(sup.children)} processes into {out}")
+    try:
+        checks = _play(sc, engine, listener, io, sup, log)
+    finally:
+        io.close()
+        if listener.sub is not None:
+            listener.sub.close()
+        zctx.destroy(linger=0)
+    proc_checks, proc_info = _process_checks(sc, sup)
+    report = build_report(sc.name, sc.file, str(out), engine.results, checks + proc_checks, started_utc,
+                          clock() - t_begin, proc_info)
+    _write_json(out / "scenario-report.json", report)
+    for line in format_report(report):
+        emit(line)
+    log.info("scenario_done", ok=report["ok"], steps_ok=report["steps_ok"])
+    return 0 if report["ok"] else 1
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
