@@ -18,10 +18,11 @@ process with such a table ever starts.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
 from framework.errors import CommandRejected
+from framework.ids import ID_BASES, ID_RANGE
 
 __all__ = ["SEVERITIES", "ARG_TYPES", "Arg", "CommandSpec", "EventSpec", "ChannelSpec", "Interface",
            "UndeclaredEvent", "UNDECLARED_EVENT_ID", "UNDECLARED_SEVERITY"]
@@ -111,6 +112,16 @@ def _by_name(component: str, what: str, items: tuple[Any, ...], key: str) -> dic
     return {i.name: i for i in items}
 
 
+def _based(component: str, what: str, items: Iterable[Any], base: int) -> tuple[Any, ...]:
+    out = []
+    for item in items:
+        if not 0 < item.id < ID_RANGE:
+            raise ValueError(f"{component}: {what} '{item.name}' id {item.id:#x} is not within 1..{ID_RANGE - 1:#x} "
+                             f"(ids are relative to the component's base)")
+        out.append(replace(item, id=base + item.id))
+    return tuple(out)
+
+
 def _show(value: Any, limit: int = 60) -> str:
     """A value for a rejection reason, cut short: the reason travels in replies and events."""
     text = repr(value)
@@ -165,15 +176,25 @@ class Interface:
     commands: dict[str, CommandSpec] = field(default_factory=dict)
     events: dict[str, EventSpec] = field(default_factory=dict)
     telemetry: dict[str, ChannelSpec] = field(default_factory=dict)
+    id_base: int = 0
 
     @classmethod
     def build(cls, component: str, commands: Iterable[CommandSpec] = (), events: Iterable[EventSpec] = (),
-              telemetry: Iterable[ChannelSpec] = ()) -> "Interface":
-        """The table from tuples; raise ValueError if a name, opcode or id repeats (a programming error)."""
+              telemetry: Iterable[ChannelSpec] = (), id_base: int | None = None) -> "Interface":
+        """The table from tuples; raise ValueError if a name, opcode or id repeats (a programming error).
+
+        Event and channel ids are written relative (1..255) and stored absolute: the component's
+        base from :data:`framework.ids.ID_BASES` is added (``id_base`` overrides it, for tables
+        built in tests)."""
+        if id_base is None:
+            if component not in ID_BASES:
+                raise ValueError(f"{component}: no id base in framework/ids.py ID_BASES")
+            id_base = ID_BASES[component]
         return cls(component,
                    _by_name(component, "command", tuple(commands), "opcode"),
-                   _by_name(component, "event", tuple(events), "id"),
-                   _by_name(component, "telemetry channel", tuple(telemetry), "id"))
+                   _by_name(component, "event", _based(component, "event", events, id_base), "id"),
+                   _by_name(component, "telemetry channel", _based(component, "channel", telemetry, id_base), "id"),
+                   id_base)
 
     # -- commands ------------------------------------------------------------------------------
     def validate_args(self, cmd: str, args: Mapping[str, Any]) -> dict[str, Any]:

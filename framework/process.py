@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import zmq
 
@@ -25,7 +25,7 @@ from framework.kinds import KINDS
 from framework.logs import configure_logging
 from framework.errors import ConfigError
 
-__all__ = ["ProcessContext", "HealthReporter", "main", "resolve_entry"]
+__all__ = ["ProcessContext", "main", "resolve_entry"]
 
 
 @dataclass
@@ -66,42 +66,6 @@ class ProcessContext:
         from framework.bus.client import Subscriber
 
         return Subscriber(self.zmq, self.endpoint("bus_sub"), topics, self.config.bus["rcvhwm"])
-
-
-class HealthReporter:
-    """Publishes ``tlm.<process>`` with kind ``health`` at a fixed period.
-
-    Call :meth:`tick` from the process's main loop; it publishes when due.
-    ``sample`` returns the process's counters and state as a flat dict.
-    ``channels``: the component's declared telemetry channels (its interface table); a sampled
-    key the table does not declare is still published, and logged once as ``undeclared_channel``
-    (a programming error the tests look for).
-    """
-
-    def __init__(self, ctx: ProcessContext, publisher: Any, sample: Callable[[], dict[str, Any]],
-                 period_s: float = 1.0, channels: Iterable[str] | None = None) -> None:
-        self._ctx = ctx
-        self._pub = publisher
-        self._sample = sample
-        self._period = period_s
-        self._next = ctx.monotonic()
-        self._start = ctx.monotonic()
-        self._channels = None if channels is None else {"uptime_s", *channels}
-        self._reported: set[str] = set()
-
-    def tick(self, force: bool = False) -> None:
-        now = self._ctx.monotonic()
-        if not force and now < self._next:
-            return
-        self._next = now + self._period
-        fields = {"uptime_s": round(now - self._start, 3)}
-        fields.update(self._sample())
-        if self._channels is not None:
-            undeclared = set(fields) - self._channels - self._reported
-            if undeclared:
-                self._reported |= undeclared
-                self._ctx.log.error("undeclared_channel", channels=sorted(undeclared))
-        self._pub.publish(f"tlm.{self._ctx.name}", "health", fields)
 
 
 def resolve_entry(kind: str) -> Callable[[ProcessContext], None]:

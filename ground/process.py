@@ -28,7 +28,8 @@ from typing import Any
 import zmq
 from spacepackets.ccsds.spacepacket import PacketType
 
-from framework.process import HealthReporter, ProcessContext
+from framework.process import ProcessContext
+from framework.reporters import HealthReporter
 from link.contacts import ContactClock, load_plan
 from link.mib import CfdpTimers
 from link.packets import APID_DIRECTIVE, SpacePacketWrapper, unwrap

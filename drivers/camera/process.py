@@ -30,7 +30,7 @@ from drivers.camera.profile import profile_for_process
 from drivers.links.serial import SerialLink
 from drivers.links.tcp import Backoff, TcpLink
 from framework.config import parse_endpoint
-from framework.process import HealthReporter
+from framework.reporters import HealthReporter
 from framework.bus.commands import CommandServer
 from framework.bus.frames_shm import FrameRing
 from framework.bus.message import RESERVED_KEYS

@@ -28,7 +28,8 @@ from drivers.deploy.interface import COMMANDS, INTERFACE
 from drivers.deploy.profile import MechanismProfile, load_profile
 from drivers.deploy.sequencer import Action, DeviceCmd, Event, Sequencer, Verdict
 from framework.config import parse_endpoint
-from framework.process import HealthReporter, ProcessContext
+from framework.process import ProcessContext
+from framework.reporters import HealthReporter
 from framework.bus.auth import AllowList, Authenticator, ensure_service_keys
 from framework.bus.commands import CommandClient, CommandServer, CurveServerKeys, Deferred
 from framework.errors import CommandRejected

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import zmq
 
-from framework.process import HealthReporter, ProcessContext
+from framework.process import ProcessContext
+from framework.reporters import HealthReporter
 from framework.bus.client import Publisher
 
 __all__ = ["run"]

@@ -20,7 +20,8 @@ from typing import Any
 import msgpack
 import zmq
 
-from framework.process import HealthReporter, ProcessContext
+from framework.process import ProcessContext
+from framework.reporters import HealthReporter
 from framework.bus.client import Subscriber
 from framework.bus.commands import CommandClient, CommandServer
 from link.contacts import ContactClock, load_plan

@@ -14,7 +14,8 @@ from typing import Any
 import msgpack
 import zmq
 
-from framework.process import HealthReporter, ProcessContext
+from framework.process import ProcessContext
+from framework.reporters import HealthReporter
 from framework.bus.commands import CommandClient, CommandServer
 from framework.errors import BusError
 from fsw.imaging.autoexposure import ExposureCommand

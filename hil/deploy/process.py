@@ -29,7 +29,8 @@ import zmq
 from drivers.deploy import protocol as p
 from drivers.deploy.profile import MechanismProfile, load_profile
 from framework.config import parse_endpoint
-from framework.process import HealthReporter, ProcessContext
+from framework.process import ProcessContext
+from framework.reporters import HealthReporter
 from framework.bus.commands import CommandServer
 from framework.errors import CommandRejected, ConfigError
 from hil.deploy.mechanism import FAULTS, Mechanism

@@ -24,6 +24,7 @@ TABLE = Interface.build(
     ),
     events=(EventSpec(1, "link_up", "info"), EventSpec(2, "link_down", "warning"), EventSpec(3, "broken", "error")),
     telemetry=(ChannelSpec(1, "temp_c", "degC", float, -20.0, 60.0),),
+    id_base=0,
 )
 
 
@@ -72,7 +73,7 @@ def test_rejection_names_the_command() -> None:
 def test_duplicate_names_opcodes_or_ids_are_refused(commands: tuple, events: tuple, telemetry: tuple,
                                                     words: str) -> None:
     with pytest.raises(ValueError, match=words):
-        Interface.build("dup", commands, events, telemetry)
+        Interface.build("dup", commands, events, telemetry, id_base=0)
 
 
 def test_bad_severity_argument_type_or_repeated_argument_is_refused() -> None:
@@ -143,3 +144,30 @@ def test_any_arguments_validate_or_are_rejected_never_another_error(cmd: str, ar
                 assert math.isfinite(got[arg.name]) and not isinstance(got[arg.name], bool)
         else:
             assert not arg.required
+
+
+def test_ids_are_stored_absolute_from_the_components_base() -> None:
+    from framework.ids import ID_BASES
+    table = Interface.build("downlink", events=(EventSpec(4, "x", "info"),),
+                            telemetry=(ChannelSpec(2, "c", "", int),))
+    assert table.events["x"].id == ID_BASES["downlink"] + 4
+    assert table.telemetry["c"].id == ID_BASES["downlink"] + 2
+    assert table.event_fields("x", {})["event_id"] == ID_BASES["downlink"] + 4
+
+
+@pytest.mark.parametrize("ident", [0, 0x100, 0x301])
+def test_an_id_outside_the_components_range_is_refused(ident: int) -> None:
+    with pytest.raises(ValueError, match="relative"):
+        Interface.build("downlink", events=(EventSpec(ident, "x", "info"),))
+
+
+def test_a_component_without_an_id_base_is_refused() -> None:
+    with pytest.raises(ValueError, match="no id base"):
+        Interface.build("nobody", events=(EventSpec(1, "x", "info"),))
+
+
+def test_id_ranges_of_components_do_not_overlap() -> None:
+    from framework.ids import ID_BASES, ID_RANGE
+    bases = sorted(ID_BASES.values())
+    assert all(b % ID_RANGE == 0 for b in bases)
+    assert len(set(bases)) == len(bases)
