@@ -78,7 +78,8 @@ def goodput_config(rate_bps: float, loss: float, window_s: float, latency_ms: fl
 def _products(size_px: int, n: int, codec: str = "jpegls",
               params: dict[str, Any] | None = None) -> list[tuple[str, str, bytes]]:
     from fsw.imaging.codecs import encode_pixels
-    from fsw.imaging.product import Product, encode_product, pixels_crc32c, product_id
+    from fsw.imaging.product import Product, encode_product, product_id
+    from framework.crc import pixels_crc32c
 
     make, _ = frame_maker(size_px, size_px, 12)
     out = []

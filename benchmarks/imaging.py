@@ -56,7 +56,7 @@ def _frames(profile: dict[str, Any], n: int, scale: float) -> list[np.ndarray]:
 
 def _frame(px: np.ndarray, profile: dict[str, Any], counter: int) -> Any:
     from fsw.imaging.frame import Frame
-    from fsw.imaging.product import pixels_crc32c
+    from framework.crc import pixels_crc32c
 
     return Frame("bench", counter, px, profile["bit_depth"], profile["pattern"], 1000, 1.0, -20.0, time.time(),
                  pixels_crc32c(px))
@@ -65,7 +65,7 @@ def _frame(px: np.ndarray, profile: dict[str, Any], counter: int) -> Any:
 def _message(px: np.ndarray, profile: dict[str, Any], counter: int) -> Any:
     """A frame as the driver publishes it (pixels inline)."""
     from framework.bus.message import Header, Message
-    from fsw.imaging.product import pixels_crc32c
+    from framework.crc import pixels_crc32c
 
     fields = dict(camera="bench", counter=counter, shape=list(px.shape), dtype=px.dtype.name,
                   bit_depth=profile["bit_depth"], pattern=profile["pattern"], exposure_us=1000, gain=1.0,

@@ -30,7 +30,7 @@ import yaml
 from framework.kinds import KINDS, REQUIRED, Field
 from framework.errors import ConfigError
 
-__all__ = ["Config", "load_config", "validate_config", "parse_endpoint", "free_loopback_ports"]
+__all__ = ["Config", "load_config", "validate_config", "check_mapping", "parse_endpoint", "free_loopback_ports"]
 
 _ENDPOINT_RE = re.compile(r"^(tcp|udp)://(127\.0\.0\.1|localhost|\*|[\w.-]+):(\d{1,5})$|^ipc://.+$")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -125,11 +125,11 @@ def _check_value(file: str, key: str, spec: Field, value: Any) -> Any:
     if spec.max is not None and value > spec.max:
         raise ConfigError(file, key, f"a value <= {spec.max}", value)
     if spec.keys is not None:
-        value = _check_mapping(file, key, spec.keys, value)
+        value = check_mapping(file, key, spec.keys, value)
     return value
 
 
-def _check_mapping(file: str, prefix: str, specs: dict[str, Field], data: Any) -> dict[str, Any]:
+def check_mapping(file: str, prefix: str, specs: dict[str, Field], data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(file, prefix, "a mapping", data)
     out: dict[str, Any] = {}
@@ -143,7 +143,7 @@ def _check_mapping(file: str, prefix: str, specs: dict[str, Field], data: Any) -
                 raise ConfigError(file, key, f"a {_type_name(spec.type)} (required, missing)")
             out[k] = copy.deepcopy(spec.default)
             if spec.keys is not None:  # fill the nested defaults too
-                out[k] = _check_mapping(file, key, spec.keys, out[k])
+                out[k] = check_mapping(file, key, spec.keys, out[k])
             continue
         out[k] = _check_value(file, key, spec, data[k])
     return out
@@ -175,7 +175,7 @@ def validate_config(data: Any, file: str = "<config>") -> Config:
             raise ConfigError(file, f"endpoints.{name}", f"an address not already used by endpoints.{seen[addr]}", addr)
         seen[addr] = name
 
-    bus = _check_mapping(
+    bus = check_mapping(
         file,
         "bus",
         {
@@ -215,7 +215,7 @@ def validate_config(data: Any, file: str = "<config>") -> Config:
                 raise ConfigError(file, f"{prefix}.endpoints.{role}", f"a {scheme.replace('|', ' or ')} endpoint",
                                   endpoints[ref])
         rest = {k: v for k, v in pdata.items() if k not in ("kind", "endpoints")}
-        checked = _check_mapping(file, prefix, spec.keys, rest)
+        checked = check_mapping(file, prefix, spec.keys, rest)
         for key, fspec in spec.keys.items():
             if fspec.endpoint_refs:
                 for sub, ref in checked[key].items():

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 import cv2
 import numpy as np
 
-from fsw.imaging.product import pixels_crc32c
+from framework.crc import pixels_crc32c
 
 __all__ = ["read_manifest", "verify_ground", "verify_pcap", "GroundCheck", "PcapCheck"]
 

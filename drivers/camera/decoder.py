@@ -10,7 +10,7 @@ from __future__ import annotations
 import crc32c
 import numpy as np
 
-from drivers.camera.crc import crc32c_combine
+from framework.crc import crc32c_combine
 from drivers.camera.messages import Message, MsgType
 from drivers.camera import protocol as _p
 from drivers.camera.protocol import (

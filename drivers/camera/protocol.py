@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import crc32c
 
-from drivers.camera.crc import crc32c_combine
+from framework.crc import crc32c_combine
 
 from drivers.camera.messages import (
     COMMAND_TYPES, PATTERNS, REPLY_TYPES, STATE_FLAGS, Ack, Capture, CaptureBurst, Code, Frame, Message, MsgType, Nak,

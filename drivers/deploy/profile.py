@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from framework.config import _check_mapping as check_mapping  # the project's one schema checker
+from framework.config import check_mapping
 from framework.kinds import Field
 from framework.errors import ConfigError
 

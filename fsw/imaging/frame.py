@@ -22,7 +22,7 @@ import numpy as np
 from framework.bus.frames_shm import FrameRingReader, ShmError
 from framework.bus.message import Message
 from framework.errors import PdhError
-from fsw.imaging.product import pixels_crc32c
+from framework.crc import pixels_crc32c
 
 __all__ = ["Frame", "FrameRejected", "frame_from_message", "FRAME_FIELDS"]
 

@@ -18,7 +18,8 @@ from fsw.imaging.codecs import decode_pixels, encode_pixels
 from fsw.imaging.frame import Frame
 from fsw.imaging.grades import BLOCK
 from fsw.imaging.lossy import bin_pixels, crop, encode_to_budget
-from fsw.imaging.product import Product, pixels_crc32c, product_id
+from fsw.imaging.product import Product, product_id
+from framework.crc import pixels_crc32c
 
 __all__ = ["demosaic", "shrink_mosaic", "make_thumbnail", "make_lossless", "make_lossy", "make_roi", "make_preview",
            "THUMBNAIL_QUALITY"]

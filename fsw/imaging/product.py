@@ -16,27 +16,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import crc32c
 import msgpack
 import numpy as np
 
+from framework.crc import pixels_crc32c
 from framework.errors import ProductError
 from fsw.imaging.codecs import CODECS, decode_pixels
 
 __all__ = ["PRODUCT_VERSION", "PRODUCT_KINDS", "Product", "encode_product", "decode_product",
-           "read_product_header", "pixels_crc32c", "product_id"]
+           "read_product_header", "product_id"]
 
 PRODUCT_VERSION = 1
 PRODUCT_KINDS = ("thumbnail", "full", "lossy", "roi", "preview")
 MAX_PRODUCT_BYTES = 512 * 1024 * 1024
-
-
-def pixels_crc32c(pixels: np.ndarray) -> int:
-    """CRC-32C of an array's pixels in C order, little-endian."""
-    a = np.ascontiguousarray(pixels)
-    if a.dtype.byteorder == ">":
-        a = a.astype(a.dtype.newbyteorder("<"))
-    return crc32c.crc32c(memoryview(a).cast("B"))
 
 
 def product_id(camera: str, counter: int, kind: str) -> str:

@@ -21,7 +21,7 @@ from drivers.camera.profile import CameraProfile
 from hil.camera.faults import FaultInjector
 from hil.camera.frames import FrameSource
 from hil.camera.sensor import Defects
-from fsw.imaging.product import pixels_crc32c
+from framework.crc import pixels_crc32c
 
 __all__ = ["CameraDevice", "EXPOSURE_RANGE_US", "GAIN_RANGE", "MAX_BURST"]
 

@@ -18,7 +18,7 @@ import zmq
 
 from framework.bus.client import Subscriber
 from framework.bus.commands import CommandClient
-from fsw.imaging.product import pixels_crc32c
+from framework.crc import pixels_crc32c
 from tests.conftest import Processes, free_port
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,8 @@ import zmq
 
 from framework.bus.client import Subscriber
 from framework.bus.frames_shm import ring_path
-from fsw.imaging.product import decode_product, pixels_crc32c
+from fsw.imaging.product import decode_product
+from framework.crc import pixels_crc32c
 from tests.conftest import free_port
 from tests.integration.test_camera_chain import manifest_lines
 

@@ -15,7 +15,8 @@ import yaml
 import zmq
 
 from fsw.imaging.codecs import encode_pixels
-from fsw.imaging.product import Product, encode_product, pixels_crc32c, product_id
+from fsw.imaging.product import Product, encode_product, product_id
+from framework.crc import pixels_crc32c
 from tests.conftest import Processes, link_chain_config, wait_for
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,8 @@ import pytest
 import zmq
 
 from fsw.imaging.codecs import encode_pixels
-from fsw.imaging.product import Product, decode_product, encode_product, pixels_crc32c, product_id
+from fsw.imaging.product import Product, decode_product, encode_product, product_id
+from framework.crc import pixels_crc32c
 from tests.conftest import Processes, free_port, peek_sqlite, wait_for
 
 pytestmark = pytest.mark.integration

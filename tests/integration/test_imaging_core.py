@@ -12,7 +12,8 @@ import zmq
 
 from framework.bus.client import Publisher, Subscriber
 from framework.bus.commands import CommandClient, CommandServer
-from fsw.imaging.product import decode_product, pixels_crc32c
+from fsw.imaging.product import decode_product
+from framework.crc import pixels_crc32c
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration

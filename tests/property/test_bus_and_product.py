@@ -12,7 +12,8 @@ from hypothesis.extra.numpy import arrays
 from framework.bus.message import RESERVED_KEYS, Header, decode_header, decode_message, encode_header
 from framework.errors import BusError, ProductError
 from fsw.imaging.codecs import CODECS, encode_pixels
-from fsw.imaging.product import Product, decode_product, encode_product, pixels_crc32c
+from fsw.imaging.product import Product, decode_product, encode_product
+from framework.crc import pixels_crc32c
 
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1), st.floats(allow_nan=False),
                      st.text(max_size=20), st.binary(max_size=20))

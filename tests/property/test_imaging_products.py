@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from fsw.imaging.frame import Frame
 from fsw.imaging.grades import grade_frame
 from fsw.imaging.pipeline import make_lossless, make_lossy, make_preview, make_roi, make_thumbnail
-from fsw.imaging.product import decode_product, encode_product, pixels_crc32c
+from fsw.imaging.product import decode_product, encode_product
+from framework.crc import pixels_crc32c
 
 PATTERNS = ["mono", "RGGB", "GBRG"]
 

@@ -10,7 +10,7 @@ import crc32c
 from hypothesis import assume, given, strategies as st
 
 from drivers.camera import protocol as p
-from drivers.camera.crc import crc32c_combine
+from framework.crc import crc32c_combine
 from tests.property.test_wire_protocol import frames, messages, only_messages_or_protocol_errors
 
 

@@ -13,7 +13,8 @@ from framework.errors import ProductError
 from ground.images import write_product
 from ground.process import _id_from_name
 from fsw.imaging.codecs import encode_pixels
-from fsw.imaging.product import Product, encode_product, pixels_crc32c
+from fsw.imaging.product import Product, encode_product
+from framework.crc import pixels_crc32c
 
 
 def product(pixels: np.ndarray, kind: str, crc: int | None = None) -> bytes:

@@ -9,7 +9,7 @@ import numpy as np
 from drivers.camera import protocol as p
 from drivers.camera.core import DriverCore
 from drivers.links.tcp import Backoff
-from fsw.imaging.product import pixels_crc32c
+from framework.crc import pixels_crc32c
 
 
 class Recorder:

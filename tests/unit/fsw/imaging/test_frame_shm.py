@@ -11,7 +11,7 @@ import pytest
 from framework.bus.frames_shm import FrameRing
 from framework.bus.message import Header, Message
 from fsw.imaging.frame import FrameRejected, frame_from_message
-from fsw.imaging.product import pixels_crc32c
+from framework.crc import pixels_crc32c
 
 H, W = 16, 24
 

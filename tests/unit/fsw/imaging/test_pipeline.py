@@ -9,7 +9,8 @@ from framework.bus.message import Header, Message
 from fsw.imaging.frame import FrameRejected, frame_from_message
 from fsw.imaging.grades import grade_frame
 from fsw.imaging.pipeline import make_lossless, make_thumbnail
-from fsw.imaging.product import decode_product, encode_product, pixels_crc32c
+from fsw.imaging.product import decode_product, encode_product
+from framework.crc import pixels_crc32c
 
 
 def _frame_msg(px: np.ndarray, **over) -> Message:

@@ -7,7 +7,7 @@ import numpy as np
 from framework.config import validate_config
 from fsw.imaging.frame import Frame
 from fsw.imaging.processor import FrameProcessor
-from fsw.imaging.product import pixels_crc32c
+from framework.crc import pixels_crc32c
 
 
 def _settings(**over):

@@ -5,7 +5,8 @@ import pytest
 
 from framework.errors import ProductError
 from fsw.imaging.codecs import encode_pixels
-from fsw.imaging.product import Product, decode_product, encode_product, pixels_crc32c
+from fsw.imaging.product import Product, decode_product, encode_product
+from framework.crc import pixels_crc32c
 from fsw.imaging.reencode import reencode
 
 

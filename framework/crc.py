@@ -1,4 +1,8 @@
-"""CRC-32C arithmetic beyond :func:`crc32c.crc32c`: joining the CRCs of adjacent pieces.
+"""CRC-32C helpers shared by every end: the CRC of an array's pixels, and joining the CRCs of adjacent pieces.
+
+``pixels_crc32c(a)`` is the CRC-32C of an array's pixels in C order, little-endian: the camera
+emulator's manifest, the camera link, the bus header, the product and the ground all state a
+frame's pixels by this one value.
 
 ``crc32c_combine(crc_a, crc_b, len_b)`` is the CRC-32C of ``a + b`` given
 only the CRC-32C of ``a``, the CRC-32C of ``b`` (each computed from a fresh
@@ -19,7 +23,18 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-__all__ = ["crc32c_combine"]
+import crc32c
+import numpy as np
+
+__all__ = ["pixels_crc32c", "crc32c_combine"]
+
+def pixels_crc32c(pixels: np.ndarray) -> int:
+    """CRC-32C of an array's pixels in C order, little-endian."""
+    a = np.ascontiguousarray(pixels)
+    if a.dtype.byteorder == ">":
+        a = a.astype(a.dtype.newbyteorder("<"))
+    return crc32c.crc32c(memoryview(a).cast("B"))
+
 
 _POLY_REFLECTED = 0x82F63B78  # Castagnoli, reflected
 _ONE = 1 << 31  # x**0 in the reflected representation
