@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
 import msgpack
 import zmq
@@ -33,10 +33,13 @@ from framework.errors import CommandRejected
 from framework.interface import Interface
 
 __all__ = ["CommandServer", "CommandClient", "CommandReply", "Handler", "ClientHandler", "Deferred",
-           "CurveServerKeys", "CurveClientKeys"]
+           "CurveServerKeys", "CurveClientKeys", "register_table", "BUILT_IN"]
 
 Handler = Callable[[dict[str, Any]], Any]
 ClientHandler = Callable[[dict[str, Any], str], Any]
+
+BUILT_IN = ("NOOP", "RESET_COUNTERS")
+"""Commands every server answers itself (checked against the component's table when it has one)."""
 
 
 @dataclass(frozen=True)
@@ -274,3 +277,23 @@ class CommandClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def register_table(server: CommandServer, interface: Interface, handlers: Mapping[str, Handler | ClientHandler],
+                   with_client: Iterable[str] = ()) -> None:
+    """The one way a component registers its commands: every command of its table but the built-in
+    NOOP and RESET_COUNTERS gets the handler of the same name, behind the table's argument check.
+
+    A table command without a handler, or a handler the table does not declare, is a programming
+    error (ValueError at start-up, so no process runs with a command it cannot answer).
+    ``with_client``: commands whose handler also takes the client's CURVE identity.
+    """
+    declared = set(interface.commands) - set(BUILT_IN)
+    missing = sorted(declared - set(handlers))
+    extra = sorted(set(handlers) - declared)
+    if missing or extra:
+        raise ValueError(f"{interface.component}: commands without a handler {missing}, "
+                         f"handlers without a command in the table {extra}")
+    clients = set(with_client)
+    for name in sorted(declared):
+        server.register(name, interface.checked(name, handlers[name]), with_client=name in clients)
