@@ -205,8 +205,11 @@ def validate_config(data: Any, file: str = "<config>") -> Config:
         for role in eps:
             if role not in spec.endpoints:
                 raise ConfigError(file, f"{prefix}.endpoints.{role}", f"one of the roles {list(spec.endpoints)}", "unknown role")
-        for role, scheme in spec.endpoints.items():
+        for role, declared in spec.endpoints.items():
+            scheme, optional = declared.rstrip("?"), declared.endswith("?")
             if role not in eps:
+                if optional:
+                    continue
                 raise ConfigError(file, f"{prefix}.endpoints.{role}", f"the name of a {scheme} endpoint (required, missing)")
             ref = eps[role]
             if ref not in endpoints:

@@ -41,6 +41,9 @@ class Field:
 
 @dataclass(frozen=True)
 class KindSpec:
+    """One kind of process. ``endpoints`` maps each role to the schemes it accepts (``"tcp|ipc"``);
+    a trailing ``?`` makes the role optional (``"tcp?"``: a command port the config may leave out)."""
+
     name: str
     entry: str
     endpoints: dict[str, str]

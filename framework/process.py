@@ -55,6 +55,10 @@ class ProcessContext:
     def endpoint(self, role: str) -> str:
         return self.config.endpoint(self.name, role)
 
+    def has_endpoint(self, role: str) -> bool:
+        """Whether the config gives this process the (optional) role."""
+        return role in self.settings["endpoints"]
+
     def publisher(self) -> "Any":
         """A bus Publisher on this process's ``bus_pub`` endpoint, src = process name."""
         from framework.bus.client import Publisher
