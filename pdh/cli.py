@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     add_keys_parser(sub)
     add_deploy_parser(sub, default_config=str(_default_config()))
     add_scenario_parser(sub)
+    from pdh.cli_interfaces import add_interfaces_parser
+
+    add_interfaces_parser(sub)
     args = ap.parse_args(argv)
     try:
         return int(args.func(args))
