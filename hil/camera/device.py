@@ -11,8 +11,9 @@ belong to the camera (pixels, temperature, latch-up) are applied here.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from drivers.camera.profile import CameraProfile
 from hil.camera.faults import FaultInjector
 from hil.camera.frames import FrameSource
 from hil.camera.sensor import Defects
+from hil.camera.view import SceneOptions
 from framework.crc import pixels_crc32c
 
 __all__ = ["CameraDevice", "EXPOSURE_RANGE_US", "GAIN_RANGE", "MAX_BURST"]
@@ -238,6 +240,12 @@ class CameraDevice:
         step = max(self.exposure_us * 1e-6, self.source.readout_s(), 1.0 / self.max_rate_hz)
         self.pending += [start + self.frame_time_s() + i * step for i in range(count)]
         return p.Ack(ref_seq=cmd.seq)
+
+    def set_scene(self, **changes: Any) -> SceneOptions:
+        """Change what the camera sees (the boom swung out, dust settled); cached renders are stale."""
+        self.source.scene = dataclasses.replace(self.source.scene, **changes)
+        self.pixel_cache.clear()
+        return self.source.scene
 
     # --- frames ---------------------------------------------------------------------------------
 

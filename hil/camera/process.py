@@ -1,110 +1,51 @@
 """Camera emulator process: the camera wire protocol over TCP or a paced serial line, plus a control port.
 
-:class:`~hil.camera.device.CameraDevice` is the camera's logic (no I/O).
-This module is the thin adapter: the device link (a TCP server serving one
-client at a time, a new connection replacing the old; or a pseudo-terminal
-paced at the profile's baud rate), the control port (a command ROUTER:
-faults, boom angle, scene), power cycling (the link goes down for the boot
-time), and ``OUT/hil/manifest.jsonl``, one line per frame put on the line.
+:class:`~hil.camera.device.CameraDevice` is the camera's logic (no I/O), and
+:mod:`hil.camera.commands` the control port's handlers. This module is the
+thin adapter: the device link (a TCP server serving one client at a time, a
+new connection replacing the old; or a pseudo-terminal paced at the
+profile's baud rate), the control port (a command ROUTER; its commands are
+the table in :mod:`hil.camera.interface`), power cycling (the link goes down
+for the boot time), events through one
+:class:`~framework.reporters.EventReporter`, health when the config gives a
+``bus_pub`` endpoint, and ``OUT/hil/manifest.jsonl``
+(:class:`~hil.camera.manifest.Manifest`), one line per frame put on the line.
 A frame goes out as its envelope's pieces (header, metadata, the pixel
 buffer itself, trailer) with one scatter-gather ``sendmsg``; up to
 :data:`FRAMES_IN_FLIGHT` frames are queued so the link never waits for the
 next frame to be made.
-Control commands are listed in :data:`CONTROL_COMMANDS` and in docs/cameras.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import socket
-import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import zmq
 
 from drivers.camera import protocol as p
+from drivers.camera.decoder import StreamDecoder
 from drivers.camera.profile import profile_for_process
 from drivers.links.serial import PtyLine
 from drivers.links.tcp import SendQueue, listen_tcp
+from framework.bus.commands import CommandServer, register_table
 from framework.config import parse_endpoint
-from framework.bus.commands import CommandServer
-from framework.errors import CommandRejected
-from hil.camera.device import EXPOSURE_RANGE_US, GAIN_RANGE, CameraDevice
-from hil.camera.faults import FAULTS, FaultInjector
+from framework.reporters import EventReporter, HealthReporter
+from hil.camera.commands import handlers, inject_fault
+from hil.camera.device import CameraDevice
+from hil.camera.faults import FaultInjector
 from hil.camera.frames import FrameSource
+from hil.camera.interface import INTERFACE
+from hil.camera.manifest import Manifest
 from hil.camera.view import SceneOptions
+from hil.nobus import publisher
 
-__all__ = ["Manifest", "run", "CONTROL_COMMANDS", "CameraDevice", "EXPOSURE_RANGE_US", "GAIN_RANGE",
-           "FRAMES_IN_FLIGHT", "MANIFEST_SYNC_S"]
+__all__ = ["CameraEmulator", "run", "FRAMES_IN_FLIGHT"]
 
 _RECV_BYTES = 1 << 16
 FRAMES_IN_FLIGHT = 2  # frames queued on the link at once (a camera's frame buffer)
-MANIFEST_SYNC_S = 0.2  # the manifest is fsynced at least this often while it has unsynced records
-CONTROL_COMMANDS = {
-    "inject_fault": "{fault, ...its arguments}: arm a fault (hil/camera/faults.py FAULTS)",
-    "clear_faults": "disarm pending link faults",
-    "set_boom_angle": "{deg}: the boom's angle in the scene, 0 stowed .. 90 deployed",
-    "set_scene": "{key: value}: change scene options (dust, pointing_azimuth_deg, flat_level, kind, ...)",
-    "status": "the emulator's state: link, streaming, temperature, faults injected",
-}
-
-
-class Manifest:
-    """``OUT/hil/manifest.jsonl``: one JSON line per frame sent; append-only, fsynced in batches.
-
-    :meth:`append` writes the line at once (``os.write``: a crash of this
-    process loses nothing); ``fsync`` runs when ``sync_s`` has passed since
-    the last one, from :meth:`append` or :meth:`tick` (the emulator ticks
-    every loop), and on :meth:`close`. So a crash of the machine loses at
-    most the records of frames sent in the last ``sync_s`` seconds (plus one
-    loop iteration); ``sync_s=0`` fsyncs every record.
-    """
-
-    def __init__(self, path: Path, sync_s: float = MANIFEST_SYNC_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.sync_s = sync_s
-        self._clock = clock
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self.unsynced = 0
-        self._synced_at = clock()
-
-    def last_counter(self, camera: str) -> int | None:
-        """The highest counter already recorded for ``camera``; unreadable lines are ignored."""
-        last: int | None = None
-        with open(self.path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(rec, dict) and rec.get("camera") == camera and isinstance(rec.get("counter"), int):
-                    last = rec["counter"] if last is None else max(last, rec["counter"])
-        return last
-
-    def append(self, record: dict[str, Any]) -> None:
-        os.write(self._fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
-        self.unsynced += 1
-        self.tick()
-
-    def tick(self) -> None:
-        """fsync if records are waiting and ``sync_s`` has passed since the last fsync."""
-        if self.unsynced and self._clock() - self._synced_at >= self.sync_s:
-            self.sync()
-
-    def sync(self) -> None:
-        os.fsync(self._fd)
-        self.unsynced = 0
-        self._synced_at = self._clock()
-
-    def close(self) -> None:
-        if self.unsynced:
-            self.sync()
-        os.close(self._fd)
 
 
 class _TcpSession:
@@ -141,8 +82,8 @@ class _TcpSession:
         self.sock.close()
 
 
-class _Server:
-    """Device link + control port + device + manifest, pumped by :meth:`step`."""
+class CameraEmulator:
+    """Device link + control port + device + manifest + reporters, pumped by :meth:`step`."""
 
     def __init__(self, ctx: Any) -> None:
         s = ctx.settings
@@ -150,6 +91,8 @@ class _Server:
         self.log = ctx.log
         self.camera = s["camera"]
         self.profile = profile_for_process(s, ctx.config.file)
+        self.pub = publisher(ctx)
+        self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic)
         self.manifest = Manifest(Path(ctx.out_dir) / "hil" / "manifest.jsonl", clock=ctx.monotonic)
         last = self.manifest.last_counter(self.camera)
         self.source = FrameSource(self.profile, s["seed"], SceneOptions.from_settings(s["scene"]))
@@ -157,8 +100,9 @@ class _Server:
         self.faults = FaultInjector(s["seed"])
         self.device = CameraDevice(self.camera, self.source, ctx.clock, now, self.faults,
                                    first_counter=0 if last is None else last + 1, max_rate_hz=s["max_frame_rate_hz"])
-        for f in s["faults"]:
-            self._inject(dict(f))
+        inject = INTERFACE.checked("inject_fault", lambda args: inject_fault(self, args))
+        for f in s["faults"]:  # checked as the control port checks them
+            inject(f)
         self.device.pixel_cache_size = s["frame_cache"]
         self.serial = self.profile.interface == "serial"
         self.listener: socket.socket | None = None
@@ -171,14 +115,18 @@ class _Server:
             _, host, port = parse_endpoint(ctx.endpoint("link"))
             self.listener = listen_tcp(host, port)
         self.session: Any = self.line  # the serial line is always "connected"
-        self.decoder = p.StreamDecoder()
+        self.decoder = StreamDecoder()
         self.seq = 0
         self.unsent: list[int] = []
         self.held: list[tuple[float, tuple[bytes | memoryview, ...], p.Frame, int]] = []  # late frames
         self.off_until = 0.0  # power cycling
-        self.control = CommandServer(ctx.zmq, ctx.endpoint("control"))
-        for name in CONTROL_COMMANDS:
-            self.control.register(name, getattr(self, f"_ctl_{name}"))
+        self.wire_errors = 0
+        self.link_clients = 0
+        self.control = CommandServer(ctx.zmq, ctx.endpoint("control"), on_event=self.events.emit,
+                                     reset_counters=self._reset_counters, interface=INTERFACE)
+        register_table(self.control, INTERFACE, handlers(self))
+        self.health = (HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
+                       if ctx.has_endpoint("bus_pub") else None)
         self.poller = zmq.Poller()
         self.poller.register(self.control.sock, zmq.POLLIN)
         for fd in (self.listener, self.line):
@@ -188,51 +136,28 @@ class _Server:
                       interface=self.profile.interface, link=str(self.line.link_path) if self.line else
                       ctx.endpoint("link"), first_counter=self.device.next_counter)
 
-    # --- control port -------------------------------------------------------------------------
+    # --- state, health --------------------------------------------------------------------------
 
-    def _inject(self, args: dict[str, Any]) -> dict[str, Any]:
-        name = args.pop("fault", None)
-        if not isinstance(name, str):
-            raise CommandRejected(f"inject_fault needs 'fault', one of {sorted(FAULTS)}")
-        armed = self.faults.inject(name, args, self.ctx.monotonic())
-        self.log.warning("fault_injected", fault=name, **armed)
-        return {"fault": name, **armed}
+    @property
+    def connected(self) -> bool:
+        return self.session is not None
 
-    def _ctl_inject_fault(self, args: dict[str, Any]) -> Any:
-        return self._inject(dict(args))
+    def powered(self, now: float) -> bool:
+        return now >= self.off_until
 
-    def _ctl_clear_faults(self, args: dict[str, Any]) -> Any:
-        self.faults.clear()
-        return {"cleared": True}
+    def _reset_counters(self) -> None:
+        self.wire_errors = 0
 
-    def _ctl_set_boom_angle(self, args: dict[str, Any]) -> Any:
-        deg = args.get("deg")
-        if isinstance(deg, bool) or not isinstance(deg, (int, float)) or not 0.0 <= deg <= 180.0:
-            raise CommandRejected(f"set_boom_angle: 'deg' must be a number in 0..180, got {deg!r}")
-        self.source.scene = dataclasses.replace(self.source.scene, boom_angle_deg=round(float(deg), 2))
-        self.device.pixel_cache.clear()
-        return {"boom_angle_deg": self.source.scene.boom_angle_deg}
-
-    def _ctl_set_scene(self, args: dict[str, Any]) -> Any:
-        fields = SceneOptions.__dataclass_fields__
-        unknown = sorted(set(args) - set(fields))
-        if unknown:
-            raise CommandRejected(f"set_scene: unknown option(s) {unknown}; known: {sorted(fields)}")
-        try:
-            self.source.scene = dataclasses.replace(self.source.scene, **args)
-            hash(self.source.scene)
-        except TypeError as exc:
-            raise CommandRejected(f"set_scene: {exc}") from None
-        self.device.pixel_cache.clear()
-        return dataclasses.asdict(self.source.scene)
-
-    def _ctl_status(self, args: dict[str, Any]) -> Any:
+    def sample(self) -> dict[str, Any]:
         now = self.ctx.monotonic()
-        return {"camera": self.camera, "connected": self.session is not None, "powered": now >= self.off_until,
-                "latched": self.device.latched, "streaming": self.device.streaming,
-                "temp_c": round(self.device.temp_c(now), 2), "frames_sent": self.device.frames_sent,
-                "next_counter": self.device.next_counter, "boom_angle_deg": self.source.scene.boom_angle_deg,
-                "faults_injected": {k: v for k, v in self.faults.injected.items() if v}}
+        d = self.device
+        return {"connected": self.connected, "powered": self.powered(now), "latched": d.latched,
+                "streaming": d.streaming, "temp_c": round(d.temp_c(now), 2), "frames_sent": d.frames_sent,
+                "next_counter": d.next_counter, "frames_in_flight": len(self.unsent), "frames_held": len(self.held),
+                "boom_angle_deg": self.source.scene.boom_angle_deg,
+                "faults_injected": sum(self.faults.injected.values()), "link_clients": self.link_clients,
+                "wire_errors": self.wire_errors, "commands_accepted": self.control.accepted,
+                "commands_rejected": self.control.rejected, **self.events.counters()}
 
     # --- device link --------------------------------------------------------------------------
 
@@ -249,7 +174,7 @@ class _Server:
         assert enc.pixels_crc32c is not None
         fate = self.faults.frame_fate(enc.parts)
         if not fate.send:
-            self.log.warning("frame_dropped_by_fault", counter=msg.counter)
+            self.events.emit("frame_dropped_by_fault", {"counter": msg.counter})
             return
         if fate.delay_s > 0:
             self.held.append((self.ctx.monotonic() + fate.delay_s, fate.parts, msg, enc.pixels_crc32c))
@@ -283,7 +208,8 @@ class _Server:
             self.drop("replaced")
         self.session = _TcpSession(sock)
         self.poller.register(self.session.fileno(), zmq.POLLIN)
-        self.log.info("client_connected", peer=f"{peer[0]}:{peer[1]}")
+        self.link_clients += 1
+        self.events.emit("client_connected", {"peer": f"{peer[0]}:{peer[1]}"})
 
     def drop(self, reason: str) -> None:
         """The link is lost: unsent frames give their counters back, streaming stops."""
@@ -291,7 +217,7 @@ class _Server:
             self.device.frame_unsent(counter)
         self.unsent.clear()
         self.held.clear()
-        self.decoder = p.StreamDecoder()
+        self.decoder = StreamDecoder()
         self.seq = 0
         self.device.link_lost()
         if self.line is not None:
@@ -302,7 +228,7 @@ class _Server:
             self.poller.unregister(self.session.fileno())
             self.session.close()
             self.session = None
-        self.log.info("client_dropped", reason=reason, frames_sent=self.device.frames_sent)
+        self.events.emit("client_dropped", {"reason": reason, "frames_sent": self.device.frames_sent})
 
     def read(self) -> None:
         try:
@@ -318,7 +244,8 @@ class _Server:
             return  # powered off or stalled: the bytes are lost
         for item in self.decoder.feed(data):
             if isinstance(item, p.WireError):
-                self.log.warning("command_bytes_rejected", error=type(item).__name__, detail=str(item))
+                self.wire_errors += 1
+                self.events.limited("command_bytes_rejected", {"error": type(item).__name__, "detail": str(item)})
             for reply in self.device.handle(item, now):
                 self.send(reply)
             if self.device.power_cycle_pending:
@@ -330,7 +257,7 @@ class _Server:
         self.drop("power cycle")
         self.off_until = now + self.profile.boot_s
         self.device.rebooted(now)
-        self.log.warning("camera_power_cycled", boot_s=self.profile.boot_s, boot_count=self.device.boot_count)
+        self.events.emit("camera_power_cycled", {"boot_s": self.profile.boot_s, "boot_count": self.device.boot_count})
 
     def _line_faults(self, now: float) -> None:
         if self.faults.disconnect_now:
@@ -360,6 +287,8 @@ class _Server:
             self.read()
         now = self.ctx.monotonic()
         self.manifest.tick()
+        if self.health is not None:
+            self.health.tick()
         if self.faults.stalled(now) or now < self.off_until:
             return
         self._line_faults(now)
@@ -393,11 +322,12 @@ class _Server:
             self.listener.close()
         self.control.close()
         self.manifest.close()
+        self.pub.close()
 
 
 def run(ctx: Any) -> None:
     """Serve the camera until ``ctx.stop`` is set."""
-    server = _Server(ctx)
+    server = CameraEmulator(ctx)
     try:
         while not ctx.stop.is_set():
             server.step()

@@ -9,7 +9,7 @@ import pytest
 
 from drivers.camera import protocol as p
 from hil.camera.device import CameraDevice
-from hil.camera.process import Manifest
+from hil.camera.manifest import Manifest
 from hil.camera.frames import FrameSource
 
 PROFILE = {"width": 32, "height": 24, "bit_depth": 10, "pattern": "mono", "readout_s": 0.01, "exposure_us": 20000,
