@@ -1,28 +1,55 @@
 """The imaging core's commands: products on request, auto-exposure and calibration control.
 
-Every command's arguments are checked against :data:`fsw.imaging.interface.INTERFACE`
-(types, ranges, choices) before its handler runs; the handlers then check what
-the table cannot say and raise CommandRejected naming what is wrong: the camera
-is not configured, the region is not [x, y, width, height], the frame is no
-longer held (rejected, never guessed).
+:func:`handlers` gives one handler per command of :data:`fsw.imaging.interface.INTERFACE`
+(NOOP and RESET_COUNTERS are the command server's own); the process registers them
+with :func:`framework.bus.commands.register_table`, which checks every command's
+arguments against the table (types, ranges, choices) before its handler runs. The
+handlers then check what the table cannot say and raise CommandRejected naming what
+is wrong: the camera is not configured, the region is not [x, y, width, height], the
+frame is no longer held (rejected, never guessed).
+
+The handlers reach the component through :class:`ImagingControl`, a small protocol
+the process adapter meets (mostly by handing on its FrameProcessor), so this module
+imports nothing of :mod:`fsw.imaging.process` and a test can drive it with a plain
+namespace.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
+from framework.bus.commands import Handler
 from framework.errors import CommandRejected, PdhError
-from fsw.imaging.calibration import CalibrationError
-from fsw.imaging.interface import INTERFACE
+from fsw.imaging.autoexposure import AutoExposure
+from fsw.imaging.calibration import CalibrationError, CalibrationManager
 from fsw.imaging.pipeline import make_lossy, make_preview, make_roi
+from fsw.imaging.processor import Held
+from fsw.imaging.product import Product
 
-if TYPE_CHECKING:
-    from fsw.imaging.process import ImagingCore
-
-__all__ = ["register_requests"]
+__all__ = ["ImagingControl", "handlers"]
 
 
-def _camera(core: "ImagingCore", args: dict[str, Any]) -> str:
+class ImagingControl(Protocol):
+    """What the command handlers use of the imaging core (the process adapter provides it)."""
+
+    cameras: list[str]
+    codec: str
+
+    @property
+    def ae(self) -> Mapping[str, AutoExposure]: ...
+
+    @property
+    def calibration(self) -> CalibrationManager | None: ...
+
+    @property
+    def recent(self) -> Mapping[str, Sequence[Held]]: ...
+
+    def recent_frame(self, camera: str, counter: int | None) -> Held | None: ...
+
+    def emit(self, product: Product, requested: bool = False) -> None: ...
+
+
+def _camera(core: ImagingControl, args: dict[str, Any]) -> str:
     cam = args.get("camera")
     if cam not in core.cameras:
         raise CommandRejected(f"'camera' must be one of {core.cameras}, got {cam!r}")
@@ -36,77 +63,98 @@ def _region(args: dict[str, Any]) -> tuple[int, int, int, int]:
     return (r[0], r[1], r[2], r[3])
 
 
-def register_requests(core: "ImagingCore") -> None:
-    server = core.cmd
+def _calibration(core: ImagingControl) -> CalibrationManager:
+    cal = core.calibration
+    if cal is None:  # the process always has one; a core built without a calibration dir refuses
+        raise CommandRejected("no calibration on this imaging core")
+    return cal
 
-    def frame_for(args: dict[str, Any]) -> Any:
+
+def _frame_for(core: ImagingControl, args: dict[str, Any]) -> Held:
+    cam = _camera(core, args)
+    counter = args.get("counter")  # the table made it an int, or it was left out: the newest frame
+    found = core.recent_frame(cam, counter)
+    if found is None:
+        held = [f.counter for f, _ in core.recent.get(cam, [])]
+        raise CommandRejected(f"frame {counter!r} of {cam} is not held on board; held: {held}")
+    return found
+
+
+def _made(core: ImagingControl, product: Product) -> dict[str, Any]:
+    """Send a requested product on its way; the reply names it and what the codec chose."""
+    core.emit(product, requested=True)
+    return {"id": product.id, "bytes": len(product.payload),
+            **{k: product.meta.get(k) for k in ("psnr_db", "scale", "region", "binning") if k in product.meta}}
+
+
+def _product_handler(core: ImagingControl, make: Callable[[Held, dict[str, Any]], Product]) -> Handler:
+    """A command that makes a product of a held frame; a product that cannot be made is a rejection."""
+
+    def handle(args: dict[str, Any]) -> dict[str, Any]:
+        held = _frame_for(core, args)
+        try:
+            return _made(core, make(held, args))
+        except PdhError as exc:
+            raise CommandRejected(str(exc)) from None
+
+    return handle
+
+
+def _product_handlers(core: ImagingControl) -> dict[str, Handler]:
+    def lossy(held: Held, args: dict[str, Any]) -> Product:
+        frame, grades = held
+        return make_lossy(frame, args["budget_bytes"], grades, _region(args) if "region" in args else None)
+
+    def roi(held: Held, args: dict[str, Any]) -> Product:
+        frame, grades = held
+        return make_roi(frame, _region(args), core.codec, grades)
+
+    def preview(held: Held, args: dict[str, Any]) -> Product:
+        frame, grades = held
+        return make_preview(frame, args["factor"], core.codec, grades)
+
+    return {"MAKE_LOSSY": _product_handler(core, lossy), "MAKE_ROI": _product_handler(core, roi),
+            "MAKE_PREVIEW": _product_handler(core, preview)}
+
+
+def _ae_handler(core: ImagingControl, enabled: bool) -> Handler:
+    def handle(args: dict[str, Any]) -> dict[str, Any]:
         cam = _camera(core, args)
-        counter = args.get("counter")  # the table made it an int, or it was left out: the newest frame
-        found = core.recent_frame(cam, counter)
-        if found is None:
-            held = [f.counter for f, _ in core.recent.get(cam, [])]
-            raise CommandRejected(f"frame {counter!r} of {cam} is not held on board; held: {held}")
-        return found
+        core.ae[cam].enabled = enabled
+        return {"camera": cam, "autoexposure": enabled}
 
-    def made(product: Any) -> dict[str, Any]:
-        core.emit(product, requested=True)
-        return {"id": product.id, "bytes": len(product.payload), **{k: product.meta.get(k) for k in
-                                                                   ("psnr_db", "scale", "region", "binning")
-                                                                   if k in product.meta}}
+    return handle
 
-    def lossy(args: dict[str, Any]) -> dict[str, Any]:
-        frame, grades = frame_for(args)
-        budget = args["budget_bytes"]
-        region = _region(args) if "region" in args else None
-        try:
-            return made(make_lossy(frame, budget, grades, region))
-        except PdhError as exc:
-            raise CommandRejected(str(exc)) from None
 
-    def roi(args: dict[str, Any]) -> dict[str, Any]:
-        frame, grades = frame_for(args)
-        try:
-            return made(make_roi(frame, _region(args), core.codec, grades))
-        except PdhError as exc:
-            raise CommandRejected(str(exc)) from None
-
-    def preview(args: dict[str, Any]) -> dict[str, Any]:
-        frame, grades = frame_for(args)
-        try:
-            return made(make_preview(frame, args["factor"], core.codec, grades))
-        except PdhError as exc:
-            raise CommandRejected(str(exc)) from None
-
-    def ae(enabled: bool) -> Any:
-        def handler(args: dict[str, Any]) -> dict[str, Any]:
-            cam = _camera(core, args)
-            core.ae[cam].enabled = enabled
-            return {"camera": cam, "autoexposure": enabled}
-
-        return handler
-
-    def cal_collect(args: dict[str, Any]) -> dict[str, Any]:
+def _calibration_handlers(core: ImagingControl) -> dict[str, Handler]:
+    def collect(args: dict[str, Any]) -> dict[str, Any]:
         cam = _camera(core, args)
+        cal = _calibration(core)
         try:
-            core.calibration.collect(cam, args["role"], args["count"])
+            cal.collect(cam, args["role"], args["count"])
         except CalibrationError as exc:
             raise CommandRejected(str(exc)) from None
-        return {"camera": cam, "collecting": core.calibration.collecting(cam)}
+        return {"camera": cam, "collecting": cal.collecting(cam)}
 
-    def cal_build(args: dict[str, Any]) -> dict[str, Any]:
+    def build(args: dict[str, Any]) -> dict[str, Any]:
         cam = _camera(core, args)
         try:
-            s = core.calibration.build(cam)
+            s = _calibration(core).build(cam)
         except CalibrationError as exc:
             raise CommandRejected(str(exc)) from None
         return {"camera": cam, "calibration": s.id, "bad_pixels": int(s.bad.sum())}
 
-    def cal_clear(args: dict[str, Any]) -> dict[str, Any]:
+    def clear(args: dict[str, Any]) -> dict[str, Any]:
         cam = _camera(core, args)
-        core.calibration.clear(cam)
+        _calibration(core).clear(cam)
         return {"camera": cam, "calibration": "none"}
 
-    handlers = {"MAKE_LOSSY": lossy, "MAKE_ROI": roi, "MAKE_PREVIEW": preview, "AE_ENABLE": ae(True),
-                "AE_DISABLE": ae(False), "CAL_COLLECT": cal_collect, "CAL_BUILD": cal_build, "CAL_CLEAR": cal_clear}
-    for name, handler in handlers.items():
-        server.register(name, INTERFACE.checked(name, handler))
+    return {"CAL_COLLECT": collect, "CAL_BUILD": build, "CAL_CLEAR": clear}
+
+
+def handlers(core: ImagingControl) -> dict[str, Handler]:
+    """One handler per command of the imaging table other than NOOP and RESET_COUNTERS.
+
+    The handlers read ``core`` only when a command arrives, so building them touches nothing."""
+    return {**_product_handlers(core), "AE_ENABLE": _ae_handler(core, True), "AE_DISABLE": _ae_handler(core, False),
+            **_calibration_handlers(core)}

@@ -1,8 +1,9 @@
 """The imaging core's interface, as data: commands, events, telemetry channels (format: :mod:`framework.interface`).
 
 Every command's arguments are checked against this table before its handler
-runs (:mod:`fsw.imaging.commands`); the handlers then check what the table
-cannot say (the camera is configured, the frame is held, the region fits).
+runs (handlers in :mod:`fsw.imaging.commands`, registered with
+:func:`framework.bus.commands.register_table`); the handlers then check what the
+table cannot say (the camera is configured, the frame is held, the region fits).
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ INTERFACE = Interface.build(
         ChannelSpec(0x11, "bus_malformed", "count", int, high=0, doc="bus messages that did not parse"),
         ChannelSpec(0x12, "autoexposure", "", dict, doc="per camera: auto-exposure on"),
         ChannelSpec(0x13, "calibration", "", dict, doc="per camera: the active calibration set, or none"),
+        ChannelSpec(0x14, "events_published", "count", int),
+        ChannelSpec(0x15, "events_unpublished", "count", int, high=0, doc="events the bus refused (logged)"),
+        ChannelSpec(0x16, "events_suppressed", "count", int, doc="events folded by rate limiting"),
     ),
 )
 

@@ -4,6 +4,8 @@ Frames come off the bus at once (validated at the boundary; a bad one is an
 event), go to the processor's bounded queue, and the products it makes go to
 the downlink over PUSH. A product the downlink cannot take yet waits here,
 never dropped. Exposure commands go to each camera driver's command ROUTER.
+Commands come in on this process's ROUTER (handlers: :mod:`fsw.imaging.commands`);
+events go out through one :class:`~framework.reporters.EventReporter`.
 """
 
 from __future__ import annotations
@@ -14,26 +16,29 @@ from typing import Any
 import msgpack
 import zmq
 
+from framework.bus.commands import CommandClient, CommandServer, register_table
 from framework.process import ProcessContext
-from framework.reporters import HealthReporter
-from framework.bus.commands import CommandClient, CommandServer
-from framework.errors import BusError
-from fsw.imaging.autoexposure import ExposureCommand
+from framework.reporters import EventReporter, HealthReporter
+from fsw.imaging.autoexposure import AutoExposure, ExposureCommand
+from fsw.imaging.calibration import CalibrationManager
+from fsw.imaging.commands import handlers
 from fsw.imaging.frame import Frame, FrameRejected, frame_from_message
 from fsw.imaging.interface import INTERFACE
-from fsw.imaging.processor import FrameProcessor
+from fsw.imaging.processor import FrameProcessor, Held
 from fsw.imaging.product import Product, encode_product
-from fsw.imaging.commands import register_requests
 
 __all__ = ["run", "ImagingCore"]
 
 
 class ImagingCore:
+    """The process: bus, PUSH and command sockets around one FrameProcessor (the commands' ImagingControl)."""
+
     def __init__(self, ctx: ProcessContext) -> None:
         self.ctx = ctx
         s = ctx.settings
         self.pub = ctx.publisher()
-        self.proc = FrameProcessor(s, self.emit, self.event, self.expose, ctx.out_dir / s["calibration_dir"],
+        self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic)
+        self.proc = FrameProcessor(s, self.emit, self.events.emit, self.expose, ctx.out_dir / s["calibration_dir"],
                                    ctx.monotonic)
         self.cameras, self.codec = self.proc.cameras, self.proc.codec
         self.sub = ctx.subscriber([f"frame.{c}" for c in self.cameras])
@@ -47,25 +52,25 @@ class ImagingCore:
         self.rejected = 0
         self.last_error = ""
         self._gaps_seen = 0
-        self.cmd = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.event,
+        self.cmd = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
                                  reset_counters=self.reset_counters, interface=INTERFACE)
-        register_requests(self)
+        register_table(self.cmd, INTERFACE, handlers(self))
         self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
 
-    # what the command handlers reach through the adapter
+    # what the command handlers reach through the adapter (fsw.imaging.commands.ImagingControl)
     @property
-    def ae(self) -> dict[str, Any]:
+    def ae(self) -> dict[str, AutoExposure]:
         return self.proc.ae
 
     @property
-    def calibration(self) -> Any:
+    def calibration(self) -> CalibrationManager | None:
         return self.proc.calibration
 
     @property
-    def recent(self) -> dict[str, Any]:
+    def recent(self) -> dict[str, collections.deque[Held]]:
         return self.proc.recent
 
-    def recent_frame(self, camera: str, counter: int | None) -> Any:
+    def recent_frame(self, camera: str, counter: int | None) -> Held | None:
         return self.proc.recent_frame(camera, counter)
 
     def reset_counters(self) -> None:
@@ -80,16 +85,8 @@ class ImagingCore:
                     bus_gaps=self.sub.gaps.missing, bus_malformed=self.sub.malformed,
                     last_error=self.last_error or self.proc.last_error,
                     commands_accepted=self.cmd.accepted, commands_rejected=self.cmd.rejected,
-                    calibration={c: cal.active[c].id if c in cal.active else "none" for c in self.cameras})
-
-    def event(self, name: str, fields: dict[str, Any], severity: str | None = None) -> None:
-        """Publish an event with its id and severity from the table (``severity`` overrides it)."""
-        body = INTERFACE.event_fields(name, fields, severity, self.ctx.log)
-        try:
-            self.pub.publish(f"evt.{self.ctx.name}", "evt", body)
-        except BusError as exc:  # a bad event must not end the process; the log keeps it
-            self.ctx.log.error("event_not_published", event_name=name, reason=str(exc))
-        (self.ctx.log.info if body["severity"] == "info" else self.ctx.log.warning)(name, **fields)
+                    calibration={c: cal.active[c].id if c in cal.active else "none" for c in self.cameras},
+                    **self.events.counters())
 
     def emit(self, p: Product, requested: bool = False) -> None:
         head = msgpack.packb({"id": p.id, "kind": p.kind, "camera": p.camera, "counter": p.counter,
@@ -126,7 +123,7 @@ class ImagingCore:
         except FrameRejected as exc:
             self.rejected += 1
             self.last_error = str(exc)
-            self.event("frame_rejected", {"reason": exc.reason, "detail": str(exc), "from_src": msg.header.src,
+            self.events.emit("frame_rejected", {"reason": exc.reason, "detail": str(exc), "from_src": msg.header.src,
                                           "from_seq": msg.header.seq})
             return
         self.proc.accept(frame)
@@ -136,7 +133,7 @@ class ImagingCore:
             r = client.recv(0)
             while r is not None:
                 if r.status in ("rejected", "failed"):
-                    self.event("ae_command_refused", {"camera": cam, "status": r.status, "reason": r.reason})
+                    self.events.emit("ae_command_refused", {"camera": cam, "status": r.status, "reason": r.reason})
                 r = client.recv(0)
 
     def loop(self) -> None:
@@ -151,7 +148,7 @@ class ImagingCore:
                 msg = self.sub.recv(timeout_ms=0) if n < 64 else None
             self.proc.step()
             if self.sub.gaps.missing > self._gaps_seen:
-                self.event("frame_gap", {"missing": self.sub.gaps.missing - self._gaps_seen})
+                self.events.emit("frame_gap", {"missing": self.sub.gaps.missing - self._gaps_seen})
                 self._gaps_seen = self.sub.gaps.missing
             self.flush()
             self.cmd.poll()

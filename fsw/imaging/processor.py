@@ -24,10 +24,12 @@ from fsw.imaging.grades import grade_frame_and_blocks, thumbnail_only
 from fsw.imaging.pipeline import make_lossless, make_thumbnail
 from fsw.imaging.product import Product
 
-__all__ = ["FrameProcessor"]
+__all__ = ["FrameProcessor", "Held"]
 
+Held = tuple[Frame, dict[str, Any]]
+"""A frame kept on board for requests, with its grades."""
 Emit = Callable[[Product], None]
-Event = Callable[[str, dict[str, Any]], None]
+Event = Callable[[str, dict[str, Any]], object]  # an EventReporter's emit (it returns the event's body)
 Expose = Callable[[str, ExposureCommand, Frame], None]
 
 
@@ -42,7 +44,7 @@ class FrameProcessor:
         self.waiting: collections.deque[tuple[Frame, float]] = collections.deque()
         self.inflight: collections.deque[tuple[Frame, Future[Product]]] = collections.deque()
         self.pool = ThreadPoolExecutor(max_workers=settings["workers"], thread_name_prefix="lossless")
-        self.recent: dict[str, collections.deque[tuple[Frame, dict[str, Any]]]] = {
+        self.recent: dict[str, collections.deque[Held]] = {
             c: collections.deque(maxlen=settings["recent_frames"]) for c in self.cameras}
         ae = dict(settings["autoexposure"])
         enabled = ae.pop("enabled", False)
@@ -100,7 +102,7 @@ class FrameProcessor:
         self.step()
 
     # -- per frame ----------------------------------------------------------------------------------
-    def recent_frame(self, camera: str, counter: int | None) -> tuple[Frame, dict[str, Any]] | None:
+    def recent_frame(self, camera: str, counter: int | None) -> Held | None:
         for frame, grades in reversed(self.recent.get(camera, ())):
             if counter is None or frame.counter == counter:
                 return frame, grades

@@ -56,8 +56,9 @@ class _Recorder:
 def registered_commands(component: str) -> set[str]:
     server = _Recorder()
     if component == "imaging":
-        from fsw.imaging.commands import register_requests as imaging_requests
-        imaging_requests(SimpleNamespace(cmd=server))  # type: ignore[arg-type]
+        from framework.bus.commands import register_table
+        from fsw.imaging.commands import handlers as imaging_handlers
+        register_table(server, IMAGING, imaging_handlers(SimpleNamespace()))  # type: ignore[arg-type]
     elif component == "downlink":
         from fsw.downlink.commands import register_requests as downlink_requests
         downlink_requests(SimpleNamespace(commands=server))  # type: ignore[arg-type]

@@ -8,7 +8,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from fsw.imaging.commands import register_requests
+from framework.bus.commands import register_table
+from fsw.imaging.commands import handlers
+from fsw.imaging.interface import INTERFACE
 from tests.conftest import inproc_commands
 
 
@@ -20,8 +22,8 @@ def _held(camera: str, counter: int | None) -> tuple[str, dict[str, Any]] | None
 @pytest.fixture()
 def command() -> Iterator[Any]:
     def wire(server: Any) -> None:
-        core = SimpleNamespace(cmd=server, cameras=["cam"], recent={}, recent_frame=_held)
-        register_requests(core)  # type: ignore[arg-type]
+        core = SimpleNamespace(cameras=["cam"], recent={}, recent_frame=_held)
+        register_table(server, INTERFACE, handlers(core))  # type: ignore[arg-type]
 
     with inproc_commands(wire) as call:
         yield call
@@ -52,3 +54,16 @@ def test_semantic_checks_stay_after_the_table_check(command: Any) -> None:
     assert shape.status == "rejected" and "[x, y, width, height]" in shape.reason
     gone = command("MAKE_PREVIEW", {"camera": "cam", "counter": 3, "factor": 4})
     assert gone.status == "rejected" and "not held" in gone.reason
+
+
+def test_handlers_cover_exactly_the_tables_commands_but_the_servers_own_two() -> None:
+    assert set(handlers(SimpleNamespace())) == set(INTERFACE.commands) - {"NOOP", "RESET_COUNTERS"}  # type: ignore[arg-type]
+
+
+def test_ae_enable_and_disable_switch_the_named_cameras_loop() -> None:
+    ae = {"cam": SimpleNamespace(enabled=False)}
+    table = handlers(SimpleNamespace(cameras=["cam"], ae=ae))  # type: ignore[arg-type]
+    assert table["AE_ENABLE"]({"camera": "cam"}) == {"camera": "cam", "autoexposure": True}
+    assert ae["cam"].enabled is True
+    assert table["AE_DISABLE"]({"camera": "cam"}) == {"camera": "cam", "autoexposure": False}
+    assert ae["cam"].enabled is False
