@@ -16,6 +16,7 @@ import crc32c
 import numpy as np
 
 from drivers.camera import protocol as p
+from drivers.camera.decoder import StreamDecoder
 from framework.bus.frames_shm import FrameRing
 
 __all__ = ["DriverCore", "RingDecoder", "frame_fields", "HUNT_RECV_BYTES", "PublishFrame", "Emit"]
@@ -33,7 +34,7 @@ def frame_fields(f: p.Frame, crc: int) -> dict[str, Any]:
             "temp_c": f.temp_c, "t_capture": f.t_capture, "crc32c": crc}
 
 
-class RingDecoder(p.StreamDecoder):
+class RingDecoder(StreamDecoder):
     """A stream decoder that collects each large FRAME message in a slot of a shared-memory ring.
 
     So the link receives a frame's bytes straight into the slot (through
@@ -62,7 +63,7 @@ class DriverCore:
 
     def __init__(self, camera: str, publish_frame: PublishFrame, emit: Emit, max_temp_c: float = 60.0,
                  defect_check: bool = True,
-                 decoder_factory: Callable[[], p.StreamDecoder] = p.StreamDecoder) -> None:
+                 decoder_factory: Callable[[], StreamDecoder] = StreamDecoder) -> None:
         self.camera = camera
         self.max_temp_c = max_temp_c
         self.defect_check = defect_check

@@ -1,8 +1,9 @@
 """The camera stream decoder: a byte stream in, messages and typed errors out, resynchronising.
 
-Pure: no sockets, no clock. The envelope and payload codecs are in
-:mod:`drivers.camera.protocol`; ``docs/wire-protocol.md`` explains the
-resynchronisation rules.
+Pure: no sockets, no clock. The envelope (header checks, errors) is
+:mod:`drivers.links.envelope`; the camera's payload codecs are
+:mod:`drivers.camera.protocol`, which this module imports (never the other
+way round). ``docs/wire-protocol.md`` explains the resynchronisation rules.
 """
 
 from __future__ import annotations
@@ -10,21 +11,19 @@ from __future__ import annotations
 import crc32c
 import numpy as np
 
-from framework.crc import crc32c_combine
 from drivers.camera.messages import Message, MsgType
-from drivers.camera import protocol as _p
-from drivers.camera.protocol import (
-    HEADER_LEN, MAX_PAYLOAD_BYTES, SYNC, TRAILER_LEN, VERSION, CrcError, HeaderCrcError, LengthError,
-    SyncLostError, TruncatedError, UnsupportedVersion, WireError, decode_payload,
+from drivers.camera.protocol import FRAME_CAMERA_LEN_AT, FRAME_META_LEN, MAX_PAYLOAD_BYTES, decode_payload
+from drivers.links.envelope import (
+    HEADER_LEN, SYNC, TRAILER_LEN, U32, CrcError, SyncLostError, TruncatedError, WireError, header_fields,
+    header_sound, parse_header,
 )
+from framework.crc import crc32c_combine
 
 __all__ = ["StreamDecoder"]
 
-_HEAD = _p._HEAD
-_U32 = _p._U32
 _GARBAGE_REPORT_BYTES = 1024 * 1024  # report a long run of garbage at least this often
-_FRAME_META_END = HEADER_LEN + _p._FRAME_ST.size  # a FRAME's pixels start here plus the camera id length
-_CAMERA_LEN_AT = HEADER_LEN + 18  # the camera id length byte of a FRAME
+_FRAME_META_END = HEADER_LEN + FRAME_META_LEN  # a FRAME's pixels start here plus the camera id length
+_CAMERA_LEN_AT = HEADER_LEN + FRAME_CAMERA_LEN_AT  # the camera id length byte of a FRAME
 
 
 class StreamDecoder:
@@ -112,7 +111,7 @@ class StreamDecoder:
         partial = self._msg[:self._msg_fill]
         self._msg, self._msg_fill = None, 0
         out.append(TruncatedError(f"stream stopped {len(partial)} bytes into a message",
-                                  seq=_U32.unpack_from(partial, 8)[0], msg_type=partial[5]))
+                                  seq=U32.unpack_from(partial, 8)[0], msg_type=partial[5]))
         self._buf[:0] = partial[1:]
         self._quiet += len(partial) - 1
 
@@ -169,7 +168,8 @@ class StreamDecoder:
                 self._quiet = max(self._quiet, 1)  # the bad header is reported, not counted as garbage too
                 self._skip(1)
                 continue
-            self._start_message(self._buf[5], _U32.unpack_from(self._buf, 12)[0])
+            mtype, _, length = header_fields(self._buf)
+            self._start_message(mtype, length)
             chunk, self._buf = self._buf, bytearray()
             quiet_after = max(0, self._quiet - len(self._msg))
             self._quiet = 0
@@ -179,15 +179,11 @@ class StreamDecoder:
     def _check_header(self) -> WireError | None:
         head = memoryview(self._buf)[:HEADER_LEN]
         try:
-            if crc32c.crc32c(head[:_HEAD.size]) != _U32.unpack_from(head, _HEAD.size)[0]:
-                return HeaderCrcError("header CRC-32C fails")
-            _, version, mtype, _, seq, length = _HEAD.unpack_from(head)
+            parse_header(head, self._max_payload)
+        except WireError as exc:
+            return exc
         finally:
             head.release()
-        if version != VERSION:
-            return UnsupportedVersion(f"version {version} is not {VERSION}", seq=seq, msg_type=mtype)
-        if length > self._max_payload:
-            return LengthError(f"payload length {length} exceeds {self._max_payload}", seq=seq, msg_type=mtype)
         return None
 
     def _start_message(self, mtype: int, length: int) -> None:
@@ -235,9 +231,9 @@ class StreamDecoder:
     def _complete(self, mv: memoryview, out: list[Message | WireError]) -> None:
         """The message is all here: check its CRC, decode it or resume the hunt inside it."""
         self._msg, self._msg_fill = None, 0
-        _, _, mtype, _, seq, length = _HEAD.unpack_from(mv)
+        mtype, seq, length = header_fields(mv)
         end = HEADER_LEN + length
-        if self._message_crc() != _U32.unpack_from(mv, end)[0]:
+        if self._message_crc() != U32.unpack_from(mv, end)[0]:
             cut = _next_sound_header(mv)
             if cut is not None:
                 out.append(TruncatedError(f"message cut short after {cut} of {len(mv)} bytes: the next message "
@@ -261,7 +257,7 @@ def _next_sound_header(msg: memoryview) -> int | None:
     raw = bytes(msg)  # a copy, on this failure path only
     pos = raw.find(SYNC, 1)
     while 0 < pos <= len(raw) - HEADER_LEN:
-        if crc32c.crc32c(msg[pos:pos + _HEAD.size]) == _U32.unpack_from(msg, pos + _HEAD.size)[0]:
+        if header_sound(msg, pos):
             return pos
         pos = raw.find(SYNC, pos + 1)
     return None

@@ -84,6 +84,9 @@ INTERFACE = Interface.build(
         ChannelSpec(20, "dead_pixels", "count", int),
         ChannelSpec(21, "stuck_pixels", "count", int),
         ChannelSpec(22, "interface", "", str, doc="tcp | serial"),
+        ChannelSpec(23, "events_published", "count", int, doc="events the EventReporter put on the bus"),
+        ChannelSpec(24, "events_unpublished", "count", int, high=0, doc="events the bus refused (logged)"),
+        ChannelSpec(25, "events_suppressed", "count", int, doc="events folded by rate limiting"),
     ),
 )
 
@@ -95,6 +98,7 @@ KIND = KindSpec(
     name="drivers.camera",
     entry="drivers.camera.process:run",
     endpoints={"link": "tcp", "bus_pub": "tcp|ipc", "command": "tcp"},
+    binds=("command",),
     keys={
         "camera": Field(str),
         "profile_file": Field(str, "", doc="the camera's profile (interface, frame size, line rate)"),

@@ -3,12 +3,16 @@
 No bytes here: :mod:`drivers.camera.protocol` encodes and decodes them.
 Every message carries ``seq``, the sender's sequence number (0 until the
 sender assigns one). ``docs/wire-protocol.md`` gives each payload layout.
+PING, STATUS, ACK, NAK and the NAK codes are the protocol family's, owned by
+:mod:`drivers.links.messages` and re-exported here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Union
+
+from drivers.links.messages import Ack, Code, FamilyType, Nak, Ping, StatusRequest
 
 __all__ = [
     "PATTERNS", "MsgType", "Code", "STATE_FLAGS",
@@ -20,11 +24,10 @@ __all__ = [
 PATTERNS = ("mono", "RGGB", "BGGR", "GRBG", "GBRG")
 
 
-class MsgType:
-    """Message type codes: commands below 0x80, replies and data from 0x80."""
+class MsgType(FamilyType):
+    """Message type codes: commands below 0x80, replies and data from 0x80 (PING, STATUS, ACK and NAK
+    are the family's, inherited)."""
 
-    PING = 0x01
-    STATUS = 0x02
     SET_EXPOSURE = 0x03
     SET_GAIN = 0x04
     CAPTURE = 0x05
@@ -35,38 +38,12 @@ class MsgType:
     SET_BINNING = 0x0A
     POWER_CYCLE = 0x0B
     SELF_TEST = 0x0C
-    ACK = 0x80
-    NAK = 0x81
     STATUS_REPLY = 0x82
     FRAME = 0x90
 
 
-class Code:
-    """ACK/NAK status codes."""
-
-    OK = 0
-    UNKNOWN_TYPE = 1
-    MALFORMED = 2
-    OUT_OF_RANGE = 3
-    CRC = 4
-    NOT_ALLOWED = 5
-    INTERNAL = 6
-    SELF_TEST_FAILED = 7
-    OVER_TEMPERATURE = 8
-
-
 # Bits of StatusReply.flags.
 STATE_FLAGS = {"over_temperature": 0x01, "defects_found": 0x02}
-
-
-@dataclass(frozen=True, kw_only=True)
-class Ping:
-    seq: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class StatusRequest:
-    seq: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,26 +112,6 @@ class PowerCycle:
 class SelfTest:
     """Dark frame and test pattern check; ACK if sound, NAK SELF_TEST_FAILED naming what failed."""
 
-    seq: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class Ack:
-    """The command with sequence ``ref_seq`` was done; ``reason`` may add a note."""
-
-    ref_seq: int
-    code: int = Code.OK
-    reason: str = ""
-    seq: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class Nak:
-    """The command with sequence ``ref_seq`` was refused, with a code and why."""
-
-    ref_seq: int
-    code: int
-    reason: str = ""
     seq: int = 0
 
 

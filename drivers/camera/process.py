@@ -2,11 +2,12 @@
 
 :class:`~drivers.camera.core.DriverCore` is the logic with no I/O (bytes
 from the link in; frames, events and replies out), tested against byte
-transcripts. :class:`CameraDriver` is the adapter: the TCP
-link (reconnect with exponential backoff), the bus publisher, the command
-server, health telemetry, and what silence means (a stall is a timeout
-and a truncated frame; a camera silent past the latch timeout is
-power-cycled). :func:`run` is the process entry.
+transcripts; :mod:`drivers.camera.commands` holds the command handlers.
+:class:`CameraDriver` is the adapter: the device link (TCP or serial,
+reconnect with exponential backoff), the bus publisher, the command server,
+one :class:`~framework.reporters.EventReporter` and the health telemetry,
+and what silence means (a stall is a timeout and a truncated frame; a camera
+silent past the latch timeout is power-cycled). :func:`run` is the process entry.
 
 With ``frame_transport: shm`` the pixels do not ride the bus: a frame
 message large enough to matter is received by the kernel straight into a
@@ -19,22 +20,23 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import zmq
 
 from drivers.camera import protocol as p
+from drivers.camera.commands import handlers
 from drivers.camera.core import HUNT_RECV_BYTES, DriverCore, RingDecoder
-from drivers.camera.interface import COMMANDS, INTERFACE, TELEMETRY
+from drivers.camera.decoder import StreamDecoder
+from drivers.camera.interface import INTERFACE, TELEMETRY
 from drivers.camera.profile import profile_for_process
 from drivers.links.serial import SerialLink
 from drivers.links.tcp import Backoff, TcpLink
-from framework.config import parse_endpoint
-from framework.reporters import HealthReporter
-from framework.bus.commands import CommandServer
+from framework.bus.commands import CommandServer, register_table
 from framework.bus.frames_shm import FrameRing
-from framework.bus.message import RESERVED_KEYS
+from framework.config import parse_endpoint
 from framework.errors import CommandRejected
+from framework.reporters import EventReporter, HealthReporter
 
 __all__ = ["CameraDriver", "run"]
 
@@ -58,13 +60,13 @@ class CameraDriver:
         self.pub = ctx.publisher()
         max_temp = s["max_temp_c"] if s["max_temp_c"] is not None else self.profile.max_temp_c
         self.ring = self._make_ring() if s["frame_transport"] == "shm" else None
-        decoder = (lambda: RingDecoder(self.ring)) if self.ring is not None else p.StreamDecoder
-        self.core = DriverCore(self.camera, self._publish_frame, self._emit, max_temp, s["defect_check"], decoder)
-        self.commands = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self._emit,
+        decoder = (lambda: RingDecoder(self.ring)) if self.ring is not None else StreamDecoder
+        self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic)
+        self.core = DriverCore(self.camera, self._publish_frame, self.events.emit, max_temp, s["defect_check"],
+                               decoder)
+        self.commands = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
                                       reset_counters=self._reset_counters, interface=INTERFACE)
-        for name in COMMANDS:
-            if name not in ("NOOP", "RESET_COUNTERS"):
-                self.commands.register(name, self._handler(name))
+        register_table(self.commands, INTERFACE, handlers(self))
         self.health = HealthReporter(ctx, self.pub, self._sample, channels=INTERFACE.telemetry)
         self.backoff = Backoff(0.1, s["reconnect_max_s"])
         self.connected = False
@@ -137,7 +139,7 @@ class CameraDriver:
             late_s = now - self.last_frame_at - 1.0 / self.rate_hz
             if late_s > self.late_frame_s():
                 self.late_frames += 1
-                self._emit("frame_late", {"counter": fields["counter"], "late_s": round(late_s, 3)})
+                self.events.emit("frame_late", {"counter": fields["counter"], "late_s": round(late_s, 3)})
         self.last_frame_at = now
         if self.priority_from is not None and fields["t_capture"] >= self.priority_from[1]:
             # The first frame exposed after a priority CAPTURE carries the tag (imaging and downlink send it first).
@@ -158,12 +160,6 @@ class CameraDriver:
                 return self.ring.commit(slot, pixels.nbytes, offset)
         return self.ring.put(pixels)
 
-    def _emit(self, name: str, details: dict[str, Any]) -> None:
-        details = {(f"{k}_" if k in RESERVED_KEYS else k): v for k, v in details.items()}
-        fields = INTERFACE.event_fields(name, details, log=self.log)
-        self.pub.publish(f"evt.{self.ctx.name}", "evt", fields)
-        getattr(self.log, "info" if fields["severity"] == "info" else "warning")(name, **details)
-
     def _sample(self) -> dict[str, Any]:
         c = self.core
         values = {"link_state": self.link_state, "frames_good": c.frames_good, "frames_bad": c.frames_bad,
@@ -174,7 +170,7 @@ class CameraDriver:
                   "last_counter": -1 if c.last_counter is None else c.last_counter,
                   "frames_truncated": c.frames_truncated, "crc_errors": c.crc_errors, "timeouts": self.timeouts,
                   "late_frames": self.late_frames, "power_cycles": self.power_cycles, "dead_pixels": c.defects[0],
-                  "stuck_pixels": c.defects[1], "interface": self.link.kind}
+                  "stuck_pixels": c.defects[1], "interface": self.link.kind, **self.events.counters()}
         assert set(values) <= set(TELEMETRY)
         return values
 
@@ -198,7 +194,7 @@ class CameraDriver:
         self.silent = False
         self._poller.register(self.link.fileno(), zmq.POLLIN)
         self._link_poller.register(self.link.fileno(), zmq.POLLIN)
-        self._emit("link_up", self.link.describe())
+        self.events.emit("link_up", self.link.describe())
         try:
             for msg in self.settings_sent.values():  # a power-cycled camera forgot them
                 self._send(msg, await_reply=False)
@@ -221,7 +217,7 @@ class CameraDriver:
         if quiet:
             self.log.info("link_closed", reason=reason)
         else:
-            self._emit("link_down", {"reason": reason})
+            self.events.emit("link_down", {"reason": reason})
 
     def _send(self, msg: p.Message, await_reply: bool = True) -> int:
         seq, data = self.core.command(msg, await_reply)
@@ -262,11 +258,11 @@ class CameraDriver:
         if self.want_streaming and not self.silent and quiet_s > self.frame_timeout_s():
             self.silent = True
             self.timeouts += 1
-            self._emit("frame_timeout", {"silent_s": round(quiet_s, 3), "timeout_s": round(self.frame_timeout_s(), 3)})
+            self.events.emit("frame_timeout", {"silent_s": round(quiet_s, 3), "timeout_s": round(self.frame_timeout_s(), 3)})
             self.core.on_silence()
         if quiet_s > self.s["latch_timeout_s"] and self.s["power_cycle_on_latch"]:
             self.power_cycles += 1
-            self._emit("camera_power_cycled", {"silent_s": round(quiet_s, 3)})
+            self.events.emit("camera_power_cycled", {"silent_s": round(quiet_s, 3)})
             self.last_rx = now  # give it the boot time plus a latch timeout again
             try:
                 self._send(p.PowerCycle(), await_reply=False)
@@ -291,49 +287,14 @@ class CameraDriver:
         self._watch()
         self.health.tick()
 
-    # --- commands ---------------------------------------------------------------------------
+    # --- commands (the handlers are drivers.camera.commands; this is their link) ----------------
 
-    def _handler(self, name: str) -> Callable[[dict[str, Any]], Any]:
-        """The command's handler behind the table's argument check."""
-        return INTERFACE.checked(name, lambda args: self._execute(name, args))
+    def exchange(self, msg: p.Message) -> p.Message:
+        """Send one command to the camera and wait for its reply (frames arriving meanwhile are published)."""
+        return self._await_reply(self._send(msg))
 
-    def _message(self, name: str, args: dict[str, Any]) -> p.Message:
-        return {"STREAM_START": lambda: p.StreamStart(rate_hz=args["rate_hz"]),
-                "STREAM_STOP": p.StreamStop, "CAPTURE": p.Capture, "STATUS": p.StatusRequest, "PING": p.Ping,
-                "SET_EXPOSURE": lambda: p.SetExposure(exposure_us=args["exposure_us"]),
-                "SET_GAIN": lambda: p.SetGain(gain=args["gain"]),
-                "CAPTURE_BURST": lambda: p.CaptureBurst(count=args["count"]),
-                "SET_WINDOW": lambda: p.SetWindow(**args), "SET_BINNING": lambda: p.SetBinning(factor=args["factor"]),
-                "POWER_CYCLE": p.PowerCycle, "SELF_TEST": p.SelfTest}[name]()
-
-    def _execute(self, name: str, args: dict[str, Any]) -> Any:
-        if name == "STREAM_STOP":
-            self.want_streaming = False
-            if not self.connected:
-                return {"link": "down", "note": "streaming will not start on reconnect"}
-        if not self.connected:
-            raise CommandRejected(f"{name}: camera link is {self.link_state}")
-        if name == "CAPTURE" and args.get("priority", "normal") != "normal":
-            self.log.info("capture_requested", priority=args["priority"])
-            self.priority_from = (args["priority"], self.ctx.clock())
-        if name == "STREAM_START":
-            self.rate_hz = args["rate_hz"]
-        msg = self._message(name, args)
-        reply = self._await_reply(self._send(msg))
-        if isinstance(reply, p.Nak):
-            raise RuntimeError(f"camera refused {name}: code {reply.code}: {reply.reason}")
-        if name == "STREAM_START":
-            self.want_streaming = True
-            self.last_frame_at = None
-        if name in ("SET_EXPOSURE", "SET_GAIN", "SET_WINDOW", "SET_BINNING"):
-            self.settings_sent[name] = msg
-        if name == "POWER_CYCLE":
-            self.power_cycles += 1
-        if isinstance(reply, p.StatusReply):
-            return {k: getattr(reply, k) for k in ("temp_c", "exposure_us", "gain", "frames_sent", "streaming",
-                                                    "rate_hz", "window_x", "window_y", "width", "height",
-                                                    "binning", "flags", "boot_count")}
-        return {"camera_seq": reply.ref_seq, "note": getattr(reply, "reason", "")}
+    def wall_time(self) -> float:
+        return self.ctx.clock()
 
     def _await_reply(self, seq: int) -> p.Message:
         """Pump the link until the camera answers ``seq``; frames arriving meanwhile are published."""
@@ -348,7 +309,7 @@ class CameraDriver:
                 self._read()
             self.health.tick()
         self.core.awaiting.discard(seq)
-        self._emit("reply_timeout", {"wire_seq": seq, "timeout_s": self.reply_timeout_s})
+        self.events.emit("reply_timeout", {"wire_seq": seq, "timeout_s": self.reply_timeout_s})
         raise TimeoutError(f"no reply from the camera within {self.reply_timeout_s} s")
 
     def close(self) -> None:

@@ -1,113 +1,49 @@
-"""Camera wire protocol: pure encode and decode, no sockets.
+"""Camera wire protocol: pure encode and decode of the camera's payloads, no sockets.
 
-Every message is one envelope (all integers little-endian)::
-
-    offset size field
-    0      4    sync marker 1A CF FC 1D
-    4      1    version (1)
-    5      1    message type
-    6      2    flags (0; reserved)
-    8      4    sequence number (per sender, +1 per message, wraps at 2**32)
-    12     4    payload length in bytes (at most MAX_PAYLOAD_BYTES)
-    16     4    header CRC-32C over bytes 0..15
-    20     n    payload
-    20+n   4    CRC-32C over bytes 0..20+n-1 (header, header CRC and payload)
-
-The header CRC lets a receiver reject a false sync (or a corrupted length)
-at once instead of waiting for a payload that never comes. ``docs/wire-protocol.md``
+Every message is one envelope of the device protocol family
+(:mod:`drivers.links.envelope` owns it: sync marker, version, header CRC,
+sequence, length, payload, message CRC-32C, and the error classes, all
+re-exported here); this module encodes and decodes the camera's payloads in
+it, up to :data:`MAX_PAYLOAD_BYTES` (64 MiB). ``docs/wire-protocol.md``
 describes each payload. The messages themselves are the dataclasses of
-:mod:`drivers.camera.messages` (re-exported here);
-:class:`~drivers.camera.decoder.StreamDecoder` (also re-exported) turns a
-byte stream into messages and typed errors and resynchronises after garbage.
+:mod:`drivers.camera.messages` (re-exported here). The stream decoder, which
+turns a byte stream into messages and typed errors and resynchronises after
+garbage, is :class:`drivers.camera.decoder.StreamDecoder` (it imports this
+module, not the other way round).
 """
 
 from __future__ import annotations
 
-import math
 import struct
 from dataclasses import dataclass
 
 import crc32c
-
-from framework.crc import crc32c_combine
 
 from drivers.camera.messages import (
     COMMAND_TYPES, PATTERNS, REPLY_TYPES, STATE_FLAGS, Ack, Capture, CaptureBurst, Code, Frame, Message, MsgType, Nak,
     Ping, PowerCycle, SelfTest, SetBinning, SetExposure, SetGain, SetWindow, StatusReply, StatusRequest, StreamStart,
     StreamStop, bytes_per_pixel,
 )
-from framework.errors import ProtocolError
+from drivers.links.envelope import (
+    HEADER_LEN, OVERHEAD, SYNC, TRAILER_LEN, U32, VERSION, CrcError, EncodeError, HeaderCrcError, LengthError,
+    MalformedPayload, SyncLostError, TruncatedError, UnknownMessageType, UnsupportedVersion, WireError, check_float,
+    check_uint, decode_reply, encode_reply, finite, need, pack_header, text,
+)
+from framework.crc import crc32c_combine
 
 __all__ = [
     "SYNC", "VERSION", "HEADER_LEN", "TRAILER_LEN", "OVERHEAD", "MAX_PAYLOAD_BYTES", "PATTERNS",
+    "FRAME_META_LEN", "FRAME_CAMERA_LEN_AT",
     "MsgType", "Code", "STATE_FLAGS",
     "Ping", "StatusRequest", "SetExposure", "SetGain", "Capture", "StreamStart", "StreamStop",
     "CaptureBurst", "SetWindow", "SetBinning", "PowerCycle", "SelfTest",
     "Ack", "Nak", "StatusReply", "Frame", "Message", "COMMAND_TYPES", "REPLY_TYPES",
     "WireError", "EncodeError", "SyncLostError", "HeaderCrcError", "CrcError", "TruncatedError",
     "UnsupportedVersion", "LengthError", "UnknownMessageType", "MalformedPayload",
-    "Encoded", "encode", "encode_parts", "decode_payload", "StreamDecoder", "bytes_per_pixel",
+    "Encoded", "encode", "encode_parts", "decode_payload", "bytes_per_pixel",
 ]
 
-SYNC = b"\x1a\xcf\xfc\x1d"
-VERSION = 1
-_HEAD = struct.Struct("<4sBBHII")
-_U32 = struct.Struct("<I")
-HEADER_LEN = _HEAD.size + 4  # 20: fixed header plus its CRC
-TRAILER_LEN = 4
-OVERHEAD = HEADER_LEN + TRAILER_LEN
 MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
-
-
-# --- errors -----------------------------------------------------------------------------------
-
-class WireError(ProtocolError):
-    """A camera wire-protocol fault. ``seq``/``msg_type`` are set when the header was sound."""
-
-    def __init__(self, detail: str, *, seq: int | None = None, msg_type: int | None = None) -> None:
-        super().__init__(detail)
-        self.seq = seq
-        self.msg_type = msg_type
-
-
-class EncodeError(WireError):
-    """A message cannot be encoded: a field is out of its wire range."""
-
-
-class SyncLostError(WireError):
-    """Bytes that are not a message were skipped while hunting for the sync marker."""
-
-    def __init__(self, skipped_bytes: int) -> None:
-        super().__init__(f"skipped {skipped_bytes} bytes hunting for sync")
-        self.skipped_bytes = skipped_bytes
-
-
-class HeaderCrcError(WireError):
-    """A sync marker was followed by a header whose CRC fails: a false sync or a corrupt header."""
-
-
-class CrcError(WireError):
-    """A message's CRC-32C fails; it is dropped."""
-
-
-class TruncatedError(WireError):
-    """The stream ended inside a message."""
-
-
-class UnsupportedVersion(WireError):
-    """The header names a protocol version this decoder does not speak."""
-
-
-class LengthError(WireError):
-    """The payload length exceeds MAX_PAYLOAD_BYTES."""
-
-
-class UnknownMessageType(WireError):
-    """A sound message of a type this decoder does not know."""
-
-
-class MalformedPayload(WireError):
-    """A sound message whose payload does not fit its type."""
 
 
 # --- payload codecs ---------------------------------------------------------------------------
@@ -118,23 +54,16 @@ _EMPTY_TYPES: dict[type, int] = {
 }
 _U32_ST = struct.Struct("<I")
 _F64_ST = struct.Struct("<d")
-_REPLY_ST = struct.Struct("<IH")  # ref_seq, code; then reason text
 _U8_ST = struct.Struct("<B")
 _WINDOW_ST = struct.Struct("<IIII")  # x, y, width, height
 # ref_seq, temp_c, exposure_us, gain, frames_sent, streaming, rate_hz, window x, y, width, height, binning, flags, boots
 _STATUS_ST = struct.Struct("<IdIdQBdIIIIBBI")
 _FRAME_ST = struct.Struct("<QIIBBBxIddd")  # counter, w, h, bit_depth, pattern, camera len, pad, exp, gain, temp, t
 _MAX_CAMERA_BYTES = 255
-
-
-def _check_uint(name: str, value: int, bits: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
-        raise EncodeError(f"{name}={value!r} is not a {bits}-bit unsigned integer")
-
-
-def _check_float(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise EncodeError(f"{name}={value!r} is not a finite number")
+FRAME_META_LEN = _FRAME_ST.size
+"""A FRAME payload's fixed metadata; the camera id and then the pixels follow it."""
+FRAME_CAMERA_LEN_AT = 18
+"""Offset in a FRAME payload of the camera id's length byte (after counter, width, height, bit depth, pattern)."""
 
 
 def _encode_payload(msg: Message) -> tuple[int, list[bytes | memoryview]]:
@@ -143,29 +72,27 @@ def _encode_payload(msg: Message) -> tuple[int, list[bytes | memoryview]]:
     if t in _EMPTY_TYPES:
         return _EMPTY_TYPES[t], []
     if isinstance(msg, SetExposure):
-        _check_uint("exposure_us", msg.exposure_us, 32)
+        check_uint("exposure_us", msg.exposure_us, 32)
         return MsgType.SET_EXPOSURE, [_U32_ST.pack(msg.exposure_us)]
     if isinstance(msg, SetGain):
-        _check_float("gain", msg.gain)
+        check_float("gain", msg.gain)
         return MsgType.SET_GAIN, [_F64_ST.pack(msg.gain)]
     if isinstance(msg, StreamStart):
-        _check_float("rate_hz", msg.rate_hz)
+        check_float("rate_hz", msg.rate_hz)
         return MsgType.STREAM_START, [_F64_ST.pack(msg.rate_hz)]
     if isinstance(msg, CaptureBurst):
-        _check_uint("count", msg.count, 32)
+        check_uint("count", msg.count, 32)
         return MsgType.CAPTURE_BURST, [_U32_ST.pack(msg.count)]
     if isinstance(msg, SetWindow):
         for name in ("x", "y", "width", "height"):
-            _check_uint(name, getattr(msg, name), 32)
+            check_uint(name, getattr(msg, name), 32)
         return MsgType.SET_WINDOW, [_WINDOW_ST.pack(msg.x, msg.y, msg.width, msg.height)]
     if isinstance(msg, SetBinning):
-        _check_uint("factor", msg.factor, 8)
+        check_uint("factor", msg.factor, 8)
         return MsgType.SET_BINNING, [_U8_ST.pack(msg.factor)]
     if isinstance(msg, (Ack, Nak)):
-        _check_uint("ref_seq", msg.ref_seq, 32)
-        _check_uint("code", msg.code, 16)
-        mtype = MsgType.ACK if isinstance(msg, Ack) else MsgType.NAK
-        return mtype, [_REPLY_ST.pack(msg.ref_seq, msg.code), msg.reason.encode("utf-8")]
+        mtype, reply = encode_reply(msg)
+        return mtype, list(reply)
     if isinstance(msg, StatusReply):
         return MsgType.STATUS_REPLY, [_encode_status(msg)]
     if isinstance(msg, Frame):
@@ -174,31 +101,31 @@ def _encode_payload(msg: Message) -> tuple[int, list[bytes | memoryview]]:
 
 
 def _encode_status(msg: StatusReply) -> bytes:
-    _check_uint("ref_seq", msg.ref_seq, 32)
-    _check_uint("exposure_us", msg.exposure_us, 32)
-    _check_uint("frames_sent", msg.frames_sent, 64)
+    check_uint("ref_seq", msg.ref_seq, 32)
+    check_uint("exposure_us", msg.exposure_us, 32)
+    check_uint("frames_sent", msg.frames_sent, 64)
     for name in ("window_x", "window_y", "width", "height", "boot_count"):
-        _check_uint(name, getattr(msg, name), 32)
-    _check_uint("binning", msg.binning, 8)
-    _check_uint("flags", msg.flags, 8)
+        check_uint(name, getattr(msg, name), 32)
+    check_uint("binning", msg.binning, 8)
+    check_uint("flags", msg.flags, 8)
     for name in ("temp_c", "gain", "rate_hz"):
-        _check_float(name, getattr(msg, name))
+        check_float(name, getattr(msg, name))
     return _STATUS_ST.pack(msg.ref_seq, msg.temp_c, msg.exposure_us, msg.gain, msg.frames_sent,
                            1 if msg.streaming else 0, msg.rate_hz, msg.window_x, msg.window_y, msg.width,
                            msg.height, msg.binning, msg.flags, msg.boot_count)
 
 
 def _encode_frame(msg: Frame) -> list[bytes | memoryview]:
-    _check_uint("counter", msg.counter, 64)
-    _check_uint("width", msg.width, 32)
-    _check_uint("height", msg.height, 32)
-    _check_uint("exposure_us", msg.exposure_us, 32)
+    check_uint("counter", msg.counter, 64)
+    check_uint("width", msg.width, 32)
+    check_uint("height", msg.height, 32)
+    check_uint("exposure_us", msg.exposure_us, 32)
     if msg.bit_depth not in range(1, 17):
         raise EncodeError(f"bit_depth={msg.bit_depth!r} is not 1..16")
     if msg.pattern not in PATTERNS:
         raise EncodeError(f"pattern={msg.pattern!r} is not one of {PATTERNS}")
     for name in ("gain", "temp_c", "t_capture"):
-        _check_float(name, getattr(msg, name))
+        check_float(name, getattr(msg, name))
     cam = msg.camera.encode("utf-8")
     if len(cam) > _MAX_CAMERA_BYTES:
         raise EncodeError(f"camera id is {len(cam)} bytes, more than {_MAX_CAMERA_BYTES}")
@@ -236,14 +163,13 @@ def encode_parts(msg: Message) -> Encoded:
     A Frame whose ``pixels_crc32c`` is set is taken at its word for its pixels' CRC (the emulator caches
     it with rendered pixels); a wrong one yields a message every receiver rejects, never a bad frame.
     """
-    _check_uint("seq", msg.seq, 32)
+    check_uint("seq", msg.seq, 32)
     mtype, parts = _encode_payload(msg)
     views = [memoryview(p).cast("B") for p in parts]
     length = sum(v.nbytes for v in views)
     if length > MAX_PAYLOAD_BYTES:
         raise EncodeError(f"payload is {length} bytes, more than {MAX_PAYLOAD_BYTES}")
-    head = _HEAD.pack(SYNC, VERSION, mtype, 0, msg.seq, length)
-    head += _U32.pack(crc32c.crc32c(head))
+    head = pack_header(mtype, msg.seq, length)
     crc = crc32c.crc32c(head)
     pixels_crc = None
     if mtype == MsgType.FRAME:  # [meta, camera id, pixels]: one pass over the pixels gives both CRCs
@@ -254,7 +180,7 @@ def encode_parts(msg: Message) -> Encoded:
     else:
         for v in views:
             crc = crc32c.crc32c(v, crc)
-    trailer = _U32.pack(crc)
+    trailer = U32.pack(crc)
     return Encoded((head, *(v for v in views if v.nbytes), trailer), HEADER_LEN + length + TRAILER_LEN, pixels_crc)
 
 
@@ -263,38 +189,19 @@ def encode(msg: Message) -> bytes:
     return encode_parts(msg).tobytes()
 
 
-def _finite(name: str, value: float, mtype: int, seq: int) -> float:
-    if not math.isfinite(value):
-        raise MalformedPayload(f"{name} is not finite", seq=seq, msg_type=mtype)
-    return value
-
-
-def _need(data: memoryview, n: int, mtype: int, seq: int, exact: bool = True) -> None:
-    if (len(data) != n) if exact else (len(data) < n):
-        raise MalformedPayload(f"payload of type {mtype:#04x} is {len(data)} bytes, expected "
-                               f"{'' if exact else 'at least '}{n}", seq=seq, msg_type=mtype)
-
-
-def _text(data: memoryview, mtype: int, seq: int) -> str:
-    try:
-        return bytes(data).decode("utf-8")
-    except UnicodeDecodeError:
-        raise MalformedPayload("text is not UTF-8", seq=seq, msg_type=mtype) from None
-
-
 def _decode_frame(data: memoryview, seq: int, pixels_crc32c: int | None) -> Frame:
     mt = MsgType.FRAME
-    _need(data, _FRAME_ST.size, mt, seq, exact=False)
+    need(data, _FRAME_ST.size, mt, seq, exact=False)
     counter, w, h, bits, pat, cam_len, exp_us, gain, temp_c, t_capture = _FRAME_ST.unpack_from(data)
     if not 1 <= bits <= 16:
         raise MalformedPayload(f"bit_depth {bits} is not 1..16", seq=seq, msg_type=mt)
     if pat >= len(PATTERNS):
         raise MalformedPayload(f"pattern code {pat} is unknown", seq=seq, msg_type=mt)
     for name, value in (("gain", gain), ("temp_c", temp_c), ("t_capture", t_capture)):
-        _finite(name, value, mt, seq)
+        finite(name, value, mt, seq)
     start = _FRAME_ST.size + cam_len
-    _need(data, start + w * h * bytes_per_pixel(bits), mt, seq)
-    camera = _text(data[_FRAME_ST.size:start], mt, seq)
+    need(data, start + w * h * bytes_per_pixel(bits), mt, seq)
+    camera = text(data[_FRAME_ST.size:start], mt, seq)
     return Frame(camera=camera, counter=counter, width=w, height=h, bit_depth=bits, pattern=PATTERNS[pat],
                  exposure_us=exp_us, gain=gain, temp_c=temp_c, t_capture=t_capture, pixels=data[start:], seq=seq,
                  pixels_crc32c=pixels_crc32c)
@@ -308,48 +215,40 @@ def decode_payload(mtype: int, seq: int, data: memoryview, pixels_crc32c: int | 
     """
     for cls, code in _EMPTY_TYPES.items():
         if code == mtype:
-            _need(data, 0, mtype, seq)
+            need(data, 0, mtype, seq)
             return cls(seq=seq)
     if mtype == MsgType.SET_EXPOSURE:
-        _need(data, 4, mtype, seq)
+        need(data, 4, mtype, seq)
         return SetExposure(exposure_us=_U32_ST.unpack_from(data)[0], seq=seq)
     if mtype == MsgType.CAPTURE_BURST:
-        _need(data, 4, mtype, seq)
+        need(data, 4, mtype, seq)
         return CaptureBurst(count=_U32_ST.unpack_from(data)[0], seq=seq)
     if mtype == MsgType.SET_WINDOW:
-        _need(data, _WINDOW_ST.size, mtype, seq)
+        need(data, _WINDOW_ST.size, mtype, seq)
         x, y, w, h = _WINDOW_ST.unpack_from(data)
         return SetWindow(x=x, y=y, width=w, height=h, seq=seq)
     if mtype == MsgType.SET_BINNING:
-        _need(data, 1, mtype, seq)
+        need(data, 1, mtype, seq)
         return SetBinning(factor=data[0], seq=seq)
     if mtype in (MsgType.SET_GAIN, MsgType.STREAM_START):
-        _need(data, 8, mtype, seq)
+        need(data, 8, mtype, seq)
         value = _F64_ST.unpack_from(data)[0]
         if mtype == MsgType.SET_GAIN:
-            return SetGain(gain=_finite("gain", value, mtype, seq), seq=seq)
-        return StreamStart(rate_hz=_finite("rate_hz", value, mtype, seq), seq=seq)
+            return SetGain(gain=finite("gain", value, mtype, seq), seq=seq)
+        return StreamStart(rate_hz=finite("rate_hz", value, mtype, seq), seq=seq)
     if mtype in (MsgType.ACK, MsgType.NAK):
-        _need(data, _REPLY_ST.size, mtype, seq, exact=False)
-        ref_seq, code = _REPLY_ST.unpack_from(data)
-        cls = Ack if mtype == MsgType.ACK else Nak
-        return cls(ref_seq=ref_seq, code=code, reason=_text(data[_REPLY_ST.size:], mtype, seq), seq=seq)
+        return decode_reply(mtype, seq, data)
     if mtype == MsgType.STATUS_REPLY:
-        _need(data, _STATUS_ST.size, mtype, seq)
+        need(data, _STATUS_ST.size, mtype, seq)
         (ref_seq, temp_c, exp_us, gain, sent, streaming, rate_hz, wx, wy, w, h, binning, flags,
          boots) = _STATUS_ST.unpack_from(data)
         if streaming > 1:
             raise MalformedPayload(f"streaming flag {streaming} is not 0 or 1", seq=seq, msg_type=mtype)
-        return StatusReply(ref_seq=ref_seq, temp_c=_finite("temp_c", temp_c, mtype, seq), exposure_us=exp_us,
-                           gain=_finite("gain", gain, mtype, seq), frames_sent=sent, streaming=bool(streaming),
-                           rate_hz=_finite("rate_hz", rate_hz, mtype, seq), window_x=wx, window_y=wy, width=w,
+        return StatusReply(ref_seq=ref_seq, temp_c=finite("temp_c", temp_c, mtype, seq), exposure_us=exp_us,
+                           gain=finite("gain", gain, mtype, seq), frames_sent=sent, streaming=bool(streaming),
+                           rate_hz=finite("rate_hz", rate_hz, mtype, seq), window_x=wx, window_y=wy, width=w,
                            height=h, binning=binning, flags=flags, boot_count=boots, seq=seq)
     if mtype == MsgType.FRAME:
         return _decode_frame(data, seq, pixels_crc32c)
     raise UnknownMessageType(f"unknown message type {mtype:#04x}", seq=seq, msg_type=mtype)
 
-
-
-
-# Re-exported last: the decoder module imports this one.
-from drivers.camera.decoder import StreamDecoder  # noqa: E402

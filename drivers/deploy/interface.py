@@ -86,6 +86,9 @@ INTERFACE = Interface.build(
         ChannelSpec(21, "events", "count", int, doc="events published"),
         ChannelSpec(22, "verdicts", "count", int, doc="deployment verdicts given"),
         ChannelSpec(23, "auth_refused", "count", int, doc="client keys refused at the CURVE handshake"),
+        ChannelSpec(24, "events_published", "count", int, doc="events the EventReporter put on the bus"),
+        ChannelSpec(25, "events_unpublished", "count", int, high=0, doc="events the bus refused (logged)"),
+        ChannelSpec(26, "events_suppressed", "count", int, doc="events folded by rate limiting"),
     ),
 )
 
@@ -97,6 +100,7 @@ KIND = KindSpec(
     name="drivers.deploy",
     entry="drivers.deploy.process:run",
     endpoints={"link": "tcp", "bus_pub": "tcp|ipc", "command": "tcp"},
+    binds=("command",),
     keys={
         "mechanism": Field(str, doc="the name operators ARM and FIRE"),
         "profile": Field(str),

@@ -11,7 +11,9 @@
 - ``bus_pub``: telemetry, health and ``evt.<name>`` events.
 
 The deployment itself is run by the pure :class:`~drivers.deploy.sequencer.Sequencer`;
-this module only carries its device commands, events and verdict.
+the command handlers are :mod:`drivers.deploy.commands`; this module carries the
+sequencer's device commands, events and verdict, and publishes every event
+through one :class:`~framework.reporters.EventReporter` (``mechanism`` in each).
 """
 
 from __future__ import annotations
@@ -24,17 +26,17 @@ from typing import Any
 
 from drivers.deploy import protocol as p
 from drivers.deploy.arming import ArmFireGuard
+from drivers.deploy.commands import WITH_CLIENT, handlers
 from drivers.deploy.interface import COMMANDS, INTERFACE
 from drivers.deploy.profile import MechanismProfile, load_profile
 from drivers.deploy.sequencer import Action, DeviceCmd, Event, Sequencer, Verdict
+from framework.bus.auth import AllowList, Authenticator, ensure_service_keys
+from framework.bus.commands import CommandClient, CommandServer, CurveServerKeys, Deferred, register_table
 from framework.config import parse_endpoint
 from framework.process import ProcessContext
-from framework.reporters import HealthReporter
-from framework.bus.auth import AllowList, Authenticator, ensure_service_keys
-from framework.bus.commands import CommandClient, CommandServer, CurveServerKeys, Deferred
-from framework.errors import CommandRejected
+from framework.reporters import EventReporter, HealthReporter
 
-__all__ = ["DeviceLink", "run"]
+__all__ = ["DeviceLink", "DeployDriver", "run"]
 
 _DEVICE_MSG = {"ARM": lambda c: p.Arm(), "DISARM": lambda c: p.Disarm(), "STOP": lambda c: p.Stop(),
                "FIRE": lambda c: p.Fire(circuit=c)}
@@ -120,8 +122,8 @@ def _with_seq(msg: p.Message) -> Any:
     return lambda seq: type(msg)(**{**msg.__dict__, "seq": seq})
 
 
-class _Driver:
-    """The process's state: profile, guard, sequencer, link, and the bus and command sockets."""
+class DeployDriver:
+    """The process adapter: profile, guard, sequencer, link, and the bus and command sockets."""
 
     def __init__(self, ctx: ProcessContext) -> None:
         s = ctx.settings
@@ -132,6 +134,8 @@ class _Driver:
         saved = self._load_state()
         self.seq = Sequencer(self.profile)
         self.pub = ctx.publisher()
+        self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic,
+                                    fixed={"mechanism": self.mech})
         self.link = DeviceLink(ctx.endpoint("link"), s["reply_timeout_s"], s["reconnect_max_s"], ctx.monotonic)
         self.auth: Authenticator | None = None
         self.allow: AllowList | None = None
@@ -145,97 +149,37 @@ class _Driver:
         self.guard = ArmFireGuard({self.mech: self.profile.one_shot}, s["arm_window_s"],
                                   authorized=self._authorized, fired=saved.get("fired", []),
                                   inhibited=saved.get("inhibited", [self.mech] if s["inhibited"] else []))
-        self.server = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self._on_command_event,
+        self.server = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
                                     reset_counters=self._reset, curve=curve, interface=INTERFACE)
-        self._register()
+        register_table(self.server, INTERFACE, handlers(self), with_client=WITH_CLIENT)
         self.pending: Deferred | None = None
         self.sample_now = False
         self._refused: dict[str, tuple[float, int]] = {}
         self.camera: CommandClient | None = None
-        self.counters = {"samples": 0, "events": 0, "verdicts": 0, "auth_refused": 0}
+        self.counters = {"samples": 0, "verdicts": 0, "auth_refused": 0}
+        self._events_at_reset = 0
 
-    # --- bus --------------------------------------------------------------------------------
+    # --- what the command handlers (drivers.deploy.commands) use ------------------------------
 
-    def emit(self, name: str, severity: str | None = None, **fields: Any) -> None:
-        self.counters["events"] = self.counters.get("events", 0) + 1
-        body = INTERFACE.event_fields(name, {"mechanism": self.mech, **fields}, severity, self.ctx.log)
-        sev = body["severity"]
-        self.pub.publish(f"evt.{self.ctx.name}", "evt", body)
-        getattr(self.ctx.log, "warning" if sev != "info" else "info")(name, **{k: v for k, v in fields.items()
-                                                                               if k != "evidence"})
+    @property
+    def link_up(self) -> bool:
+        return self.link.up
 
-    def _on_command_event(self, name: str, fields: dict[str, Any]) -> None:
-        self.emit(name, **fields)
+    def monotonic(self) -> float:
+        return self.ctx.monotonic()
+
+    # --- counters and clients ---------------------------------------------------------------
+
+    def _events_raised(self) -> int:
+        return self.events.published + self.events.unpublished
 
     def _reset(self) -> None:
         for k in self.counters:
             self.counters[k] = 0
+        self._events_at_reset = self._events_raised()
 
     def _authorized(self, client: str) -> bool:
         return self.allow is not None and self.allow.name_of(client) is not None
-
-    # --- commands ---------------------------------------------------------------------------
-
-    def _register(self) -> None:
-        self.server.register("STATUS", INTERFACE.checked("STATUS", self._status))
-        for name in ("ARM", "DISARM", "INHIBIT", "ENABLE", "ABORT", "FIRE"):
-            self.server.register(name, INTERFACE.checked(name, self._guarded(name)), with_client=True)
-
-    def _status(self, _args: dict[str, Any]) -> dict[str, Any]:
-        last = self.seq.last
-        return {"mechanism": self.mech, "type": self.profile.type, "link_up": self.link.up,
-                **self.guard.status(self.mech, self.ctx.monotonic()),
-                "sample": None if last is None else {k: v for k, v in last.__dict__.items() if k != "seq"},
-                "verdict": None if self.seq.verdict is None else self.seq.verdict.as_fields()}
-
-    def _guarded(self, name: str) -> Any:
-        def handler(args: dict[str, Any], client: str) -> Any:  # args already checked against the table
-            m, now = args["mechanism"], self.ctx.monotonic()
-            if name == "ARM":
-                self._check_device_ready()
-                self.guard.arm(m, client, now)
-                self.emit("armed", client=client, window_s=self.guard.window_s)
-                return self.guard.status(m, now)
-            if name == "DISARM":
-                had = self.guard.disarm(m, client, now)
-                self.emit("disarmed", client=client, had_arm=had)
-                return self.guard.status(m, now)
-            if name == "INHIBIT":
-                self.guard.inhibit(m, client, now)
-                self._save_state()
-                self.emit("inhibited", client=client)
-                return self.guard.status(m, now)
-            if name == "ENABLE":
-                self.guard.enable(m, client, now)
-                self._save_state()
-                self.emit("enabled", client=client)
-                return self.guard.status(m, now)
-            if name == "ABORT":
-                self.guard.check(m, client)
-                if not self.seq.active:
-                    raise CommandRejected(f"ABORT {m}: no deployment in progress")
-                self.execute(self.seq.abort(f"aborted by operator {client[:8]}"))
-                return self.guard.status(m, now)
-            return self._fire(m, client, now)
-
-        return handler
-
-    def _check_device_ready(self) -> None:
-        if not self.link.up:
-            raise CommandRejected("mechanism link is down")
-        last = self.seq.last
-        if last is not None and last.state in ("releasing", "deploying"):
-            raise CommandRejected(f"mechanism is {last.state}")
-
-    def _fire(self, m: str, client: str, now: float) -> Deferred:
-        self._check_device_ready()
-        self.guard.fire(m, client, now)
-        self._save_state()
-        self.guard.busy.add(m)
-        self.pending = Deferred()
-        self.sample_now = True  # supervise at the moving rate from the first instant
-        self.execute(self.seq.start())
-        return self.pending
 
     # --- deployment -------------------------------------------------------------------------
 
@@ -243,7 +187,7 @@ class _Driver:
         """Carry out the sequencer's actions in order; a refused device command ends the list."""
         for a in actions:
             if isinstance(a, Event):
-                self.emit(a.name, a.severity, **a.fields)
+                self.events.emit(a.name, a.fields, a.severity, log_exclude=("evidence",))
             elif isinstance(a, Verdict):
                 self._on_verdict(a)
             elif isinstance(a, DeviceCmd):
@@ -258,7 +202,7 @@ class _Driver:
             return True
         reason = reply.reason if isinstance(reply, p.Nak) else "no reply"
         if reply is None:
-            self.emit("reply_timeout", cmd=cmd.name)
+            self.events.emit("reply_timeout", {"cmd": cmd.name})
         self.execute(self.seq.on_nak(cmd, reason))
         return False
 
@@ -281,12 +225,14 @@ class _Driver:
         try:
             address = self.ctx.config.endpoint(camera, "command")
         except KeyError:
-            self.emit("confirmation_capture_failed", camera=camera, reason="no such camera process in the config")
+            self.events.emit("confirmation_capture_failed",
+                             {"camera": camera, "reason": "no such camera process in the config"})
             return
         if self.camera is None:
             self.camera = CommandClient(self.ctx.zmq, address)
         cid = self.camera.send("CAPTURE", {"priority": "confirmation"})
-        self.emit("confirmation_capture_requested", camera=camera, id=cid, outcome=v.outcome, angle_deg=v.angle_deg)
+        self.events.emit("confirmation_capture_requested",
+                         {"camera": camera, "id": cid, "outcome": v.outcome, "angle_deg": v.angle_deg})
 
     def poll_camera(self) -> None:
         if self.camera is None:
@@ -294,7 +240,7 @@ class _Driver:
         r = self.camera.recv(0)
         while r is not None:
             if r.status in ("rejected", "failed"):
-                self.emit("confirmation_capture_failed", id=r.id, reason=r.reason)
+                self.events.emit("confirmation_capture_failed", {"id": r.id, "reason": r.reason})
             r = self.camera.recv(0)
 
     # --- link and telemetry -----------------------------------------------------------------
@@ -304,13 +250,13 @@ class _Driver:
         self._report_wire_errors()
         if reply is None:
             if not self.link.up:
-                self.emit("link_down", reason="connection lost")
+                self.events.emit("link_down", {"reason": "connection lost"})
                 self.execute(self.seq.abort("mechanism link lost"))
             else:
-                self.emit("reply_timeout", cmd="STATUS")
+                self.events.emit("reply_timeout", {"cmd": "STATUS"})
             return
         if not isinstance(reply, p.Sample):
-            self.emit("protocol_error", reason=f"STATUS answered by {type(reply).__name__}")
+            self.events.emit("protocol_error", {"reason": f"STATUS answered by {type(reply).__name__}"})
             return
         self.counters["samples"] += 1
         if reply.released and self.profile.one_shot:
@@ -320,7 +266,7 @@ class _Driver:
 
     def _report_wire_errors(self) -> None:
         for err in self.link.errors:
-            self.emit("protocol_error", reason=str(err), error=type(err).__name__)
+            self.events.emit("protocol_error", {"reason": str(err), "error": type(err).__name__})
         self.link.errors.clear()
 
     def publish_sample(self, s: p.Sample) -> None:
@@ -348,7 +294,7 @@ class _Driver:
             last_s, count = self._refused.get(key, (-1e9, 0))
             count += 1
             if now - last_s >= 10.0:
-                self.emit("auth_refused", count=count, **refusal)
+                self.events.emit("auth_refused", {"count": count, **refusal})
                 count, last_s = 0, now
             self._refused[key] = (last_s, count)
 
@@ -356,7 +302,8 @@ class _Driver:
         return {"link_up": self.link.up, "commands_accepted": self.server.accepted,
                 "commands_rejected": self.server.rejected, "wire_errors": self.link.wire_errors,
                 "reply_timeouts": self.link.timeouts, "reconnects": self.link.reconnects,
-                "state": self.seq.last.state if self.seq.last else "unknown", **self.counters}
+                "state": self.seq.last.state if self.seq.last else "unknown", **self.counters,
+                "events": self._events_raised() - self._events_at_reset, **self.events.counters()}
 
     # --- persistent safety state ------------------------------------------------------------
 
@@ -367,7 +314,7 @@ class _Driver:
             return {}
         return data if isinstance(data, dict) else {}
 
-    def _save_state(self) -> None:
+    def save_state(self) -> None:
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
         with open(tmp, "w") as f:
@@ -387,7 +334,7 @@ class _Driver:
 
 
 def run(ctx: ProcessContext) -> None:
-    d = _Driver(ctx)
+    d = DeployDriver(ctx)
     health = HealthReporter(ctx, d.pub, d.health, channels=INTERFACE.telemetry)
     ctx.log.info("driver_ready", mechanism=d.mech, type=d.profile.type, auth=ctx.settings["auth"],
                  commands=sorted(COMMANDS))
@@ -395,7 +342,7 @@ def run(ctx: ProcessContext) -> None:
     try:
         while not ctx.stop.is_set():
             if d.link.try_connect():
-                d.emit("link_up", host=d.link.host, port=d.link.port)
+                d.events.emit("link_up", {"host": d.link.host, "port": d.link.port})
                 next_sample = ctx.monotonic()
             now = ctx.monotonic()
             if d.link.up and (now >= next_sample or d.sample_now):

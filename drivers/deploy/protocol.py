@@ -1,37 +1,40 @@
 """Mechanism wire protocol: pure encode and decode, no sockets.
 
-Same protocol family as the cameras (``drivers/camera/protocol.py``): the
-same envelope, sync marker, version, CRC-32C rules and error classes, which
-are imported from there. Only the message types and payloads are the
-mechanism's own. Envelope (little-endian)::
+One envelope for the whole device family: :mod:`drivers.links.envelope` owns
+it (sync marker, version, header CRC, sequence, length, payload, message
+CRC-32C), its error classes and argument checks, and the ACK/NAK payload;
+:mod:`drivers.links.messages` owns the messages every device speaks. Only the
+mechanism's own message types and payloads are defined here. Envelope
+(little-endian)::
 
     0   4  sync 1A CF FC 1D      4   1  version (1)      5  1  message type
     6   2  flags (0)             8   4  sequence         12 4  payload length
     16  4  header CRC-32C        20  n  payload          20+n 4 CRC-32C of all before
 
-The camera's stream decoder hands payloads to the camera's own payload
-decoder, so this module carries a small stream decoder of its own for the
-same envelope (mechanism messages are at most :data:`MAX_PAYLOAD_BYTES`).
+Mechanism messages are small (at most :data:`MAX_PAYLOAD_BYTES`), so this
+module carries a simple stream decoder of its own for them; the camera's
+(:mod:`drivers.camera.decoder`) is built for frames of many megabytes.
 
 Message types: PING 0x01 and STATUS 0x02, ACK 0x80 and NAK 0x81 are the
-camera's own messages (imported, so codes and layouts cannot drift); ARM 0x40, DISARM 0x41, FIRE 0x42 (circuit),
-STOP 0x43 and SAMPLE 0xC0 (the answer to STATUS) are the mechanism's.
+family's (:class:`drivers.links.messages.FamilyType`, so codes and layouts
+cannot drift); ARM 0x40, DISARM 0x41, FIRE 0x42 (circuit), STOP 0x43 and
+SAMPLE 0xC0 (the answer to STATUS) are the mechanism's.
 """
 
 from __future__ import annotations
 
-import math
 import struct
 from dataclasses import dataclass
 from typing import Union
 
 import crc32c
 
-from drivers.camera.messages import Ack, Nak, Ping, StatusRequest  # the family's shared messages
-from drivers.camera.protocol import (  # the protocol family's envelope constants and errors
-    SYNC, VERSION, Code, CrcError, EncodeError, HeaderCrcError, LengthError, MalformedPayload, SyncLostError,
-    TruncatedError, UnknownMessageType, UnsupportedVersion, WireError,
+from drivers.links.envelope import (
+    HEADER_LEN, SYNC, TRAILER_LEN, U32, VERSION, CrcError, EncodeError, HeaderCrcError, LengthError,
+    MalformedPayload, SyncLostError, TruncatedError, UnknownMessageType, UnsupportedVersion, WireError, check_float,
+    check_uint, decode_reply, encode_reply, finite, need, pack_header, parse_header, text,
 )
+from drivers.links.messages import Ack, Code, FamilyType, Nak, Ping, StatusRequest
 
 __all__ = [
     "SYNC", "VERSION", "MAX_PAYLOAD_BYTES", "MsgType", "Code", "STATE_CODES", "CIRCUIT_CODES",
@@ -42,23 +45,17 @@ __all__ = [
 ]
 
 MAX_PAYLOAD_BYTES = 4096
-_HEAD = struct.Struct("<4sBBHII")
-_U32 = struct.Struct("<I")
-HEADER_LEN = _HEAD.size + 4
-TRAILER_LEN = 4
 STATE_CODES = ("stowed", "armed", "releasing", "deploying", "deployed", "failed")
 CIRCUIT_CODES = ("", "primary", "secondary")
 
 
-class MsgType:
-    PING = 0x01
-    STATUS = 0x02
+class MsgType(FamilyType):
+    """The mechanism's type codes beside the family's PING, STATUS, ACK and NAK (inherited)."""
+
     ARM = 0x40
     DISARM = 0x41
     FIRE = 0x42
     STOP = 0x43
-    ACK = 0x80
-    NAK = 0x81
     SAMPLE = 0xC0
 
 
@@ -108,18 +105,7 @@ COMMAND_TYPES = (Ping, StatusRequest, Arm, Disarm, Fire, Stop)
 
 _EMPTY: dict[type, int] = {Ping: MsgType.PING, StatusRequest: MsgType.STATUS, Arm: MsgType.ARM,
                            Disarm: MsgType.DISARM, Stop: MsgType.STOP}
-_REPLY = struct.Struct("<IH")
 _SAMPLE = struct.Struct("<IdBBBxdddd")  # ref_seq, t_s, state, circuit, flags, pad, angle, current, temp, element
-
-
-def _check_uint(name: str, value: int, bits: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
-        raise EncodeError(f"{name}={value!r} is not a {bits}-bit unsigned integer")
-
-
-def _check_float(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise EncodeError(f"{name}={value!r} is not a finite number")
 
 
 def _code(name: str, value: str, table: tuple[str, ...]) -> int:
@@ -129,9 +115,9 @@ def _code(name: str, value: str, table: tuple[str, ...]) -> int:
 
 
 def _encode_sample(m: Sample) -> bytes:
-    _check_uint("ref_seq", m.ref_seq, 32)
+    check_uint("ref_seq", m.ref_seq, 32)
     for name in ("t_s", "angle_deg", "current_a", "temp_c", "element_temp_c"):
-        _check_float(name, getattr(m, name))
+        check_float(name, getattr(m, name))
     flags = (m.released << 0) | (m.angle_valid << 1) | (m.stowed_switch << 2) | (m.deployed_switch << 3)
     return _SAMPLE.pack(m.ref_seq, m.t_s, _code("state", m.state, STATE_CODES),
                         _code("circuit", m.circuit, CIRCUIT_CODES), flags, m.angle_deg, m.current_a, m.temp_c,
@@ -145,10 +131,8 @@ def _encode_payload(msg: Message) -> tuple[int, bytes]:
     if isinstance(msg, Fire):
         return MsgType.FIRE, bytes([_code("circuit", msg.circuit, CIRCUIT_CODES[1:]) + 1])
     if isinstance(msg, (Ack, Nak)):
-        _check_uint("ref_seq", msg.ref_seq, 32)
-        _check_uint("code", msg.code, 16)
-        mtype = MsgType.ACK if isinstance(msg, Ack) else MsgType.NAK
-        return mtype, _REPLY.pack(msg.ref_seq, msg.code) + msg.reason.encode("utf-8")
+        mtype, parts = encode_reply(msg)
+        return mtype, b"".join(parts)
     if isinstance(msg, Sample):
         return MsgType.SAMPLE, _encode_sample(msg)
     raise EncodeError(f"not a mechanism protocol message: {t.__name__}")
@@ -156,61 +140,43 @@ def _encode_payload(msg: Message) -> tuple[int, bytes]:
 
 def encode(msg: Message) -> bytes:
     """One message as its complete envelope bytes."""
-    _check_uint("seq", msg.seq, 32)
+    check_uint("seq", msg.seq, 32)
     mtype, payload = _encode_payload(msg)
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise EncodeError(f"payload is {len(payload)} bytes, more than {MAX_PAYLOAD_BYTES}")
-    head = _HEAD.pack(SYNC, VERSION, mtype, 0, msg.seq, len(payload))
-    body = head + _U32.pack(crc32c.crc32c(head)) + payload
-    return body + _U32.pack(crc32c.crc32c(body))
-
-
-def _text(data: bytes, mtype: int, seq: int) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise MalformedPayload("text is not UTF-8", seq=seq, msg_type=mtype) from None
-
-
-def _need(data: bytes, n: int, mtype: int, seq: int, exact: bool = True) -> None:
-    if (len(data) != n) if exact else (len(data) < n):
-        raise MalformedPayload(f"payload of type {mtype:#04x} is {len(data)} bytes, expected "
-                               f"{'' if exact else 'at least '}{n}", seq=seq, msg_type=mtype)
+    body = pack_header(mtype, msg.seq, len(payload)) + payload
+    return body + U32.pack(crc32c.crc32c(body))
 
 
 def _decode_sample(data: bytes, seq: int) -> Sample:
     mt = MsgType.SAMPLE
-    _need(data, _SAMPLE.size, mt, seq, exact=False)
+    need(data, _SAMPLE.size, mt, seq, exact=False)
     ref, t_s, state, circuit, flags, angle, current, temp, element = _SAMPLE.unpack_from(data)
     if state >= len(STATE_CODES) or circuit >= len(CIRCUIT_CODES) or flags > 0x0F:
         raise MalformedPayload(f"state {state}, circuit {circuit} or flags {flags:#x} out of range",
                                seq=seq, msg_type=mt)
     for name, v in (("t_s", t_s), ("angle_deg", angle), ("current_a", current), ("temp_c", temp),
                     ("element_temp_c", element)):
-        if not math.isfinite(v):
-            raise MalformedPayload(f"{name} is not finite", seq=seq, msg_type=mt)
+        finite(name, v, mt, seq)
     return Sample(ref_seq=ref, t_s=t_s, state=STATE_CODES[state], circuit=CIRCUIT_CODES[circuit],
                   released=bool(flags & 1), angle_valid=bool(flags & 2), stowed_switch=bool(flags & 4),
                   deployed_switch=bool(flags & 8), angle_deg=angle, current_a=current, temp_c=temp,
-                  element_temp_c=element, reason=_text(data[_SAMPLE.size:], mt, seq), seq=seq)
+                  element_temp_c=element, reason=text(data[_SAMPLE.size:], mt, seq), seq=seq)
 
 
 def decode_payload(mtype: int, seq: int, data: bytes) -> Message:
     """Decode one payload of a sound envelope; raise UnknownMessageType or MalformedPayload."""
     for cls, code in _EMPTY.items():
         if code == mtype:
-            _need(data, 0, mtype, seq)
+            need(data, 0, mtype, seq)
             return cls(seq=seq)
     if mtype == MsgType.FIRE:
-        _need(data, 1, mtype, seq)
+        need(data, 1, mtype, seq)
         if data[0] not in (1, 2):
             raise MalformedPayload(f"circuit code {data[0]} is not 1 or 2", seq=seq, msg_type=mtype)
         return Fire(circuit=CIRCUIT_CODES[data[0]], seq=seq)
     if mtype in (MsgType.ACK, MsgType.NAK):
-        _need(data, _REPLY.size, mtype, seq, exact=False)
-        ref_seq, code = _REPLY.unpack_from(data)
-        cls = Ack if mtype == MsgType.ACK else Nak
-        return cls(ref_seq=ref_seq, code=code, reason=_text(data[_REPLY.size:], mtype, seq), seq=seq)
+        return decode_reply(mtype, seq, data)
     if mtype == MsgType.SAMPLE:
         return _decode_sample(data, seq)
     raise UnknownMessageType(f"unknown message type {mtype:#04x}", seq=seq, msg_type=mtype)
@@ -272,20 +238,14 @@ class StreamDecoder:
 
     def _one(self, out: list[Message | WireError]) -> bool | None:
         """Decode the message at the start of the buffer; None when more bytes are needed."""
-        head = bytes(self._buf[:HEADER_LEN])
-        if crc32c.crc32c(head[:_HEAD.size]) != _U32.unpack_from(head, _HEAD.size)[0]:
-            return self._resync(out, HeaderCrcError("header CRC-32C fails"))
-        _, version, mtype, _, seq, length = _HEAD.unpack_from(head)
-        if version != VERSION:
-            return self._resync(out, UnsupportedVersion(f"version {version} is not {VERSION}", seq=seq,
-                                                        msg_type=mtype))
-        if length > self._max:
-            return self._resync(out, LengthError(f"payload length {length} exceeds {self._max}", seq=seq,
-                                                 msg_type=mtype))
+        try:
+            mtype, seq, length = parse_header(bytes(self._buf[:HEADER_LEN]), self._max)
+        except WireError as exc:
+            return self._resync(out, exc)
         end = HEADER_LEN + length
         if len(self._buf) < end + TRAILER_LEN:
             return None
-        if crc32c.crc32c(self._buf[:end]) != _U32.unpack_from(self._buf, end)[0]:
+        if crc32c.crc32c(self._buf[:end]) != U32.unpack_from(self._buf, end)[0]:
             return self._resync(out, CrcError(f"message CRC-32C fails (type {mtype:#04x})", seq=seq,
                                               msg_type=mtype))
         payload = bytes(self._buf[HEADER_LEN:end])

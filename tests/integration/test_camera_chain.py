@@ -153,6 +153,7 @@ def test_driver_publishes_only_sound_frames_from_a_camera_that_sends_garbage(wri
     import socket
 
     from drivers.camera import protocol as p
+    from drivers.camera.decoder import StreamDecoder
 
     raw = chain_config(rate_hz=1.0)
     del raw["processes"]["cam_emulator"]
@@ -172,7 +173,7 @@ def test_driver_publishes_only_sound_frames_from_a_camera_that_sends_garbage(wri
         processes.start(cfg, "cam_driver")
         conn, _ = server.accept()
         with conn:
-            first = p.StreamDecoder().feed(conn.recv(4096))
+            first = StreamDecoder().feed(conn.recv(4096))
             assert first and isinstance(first[0], p.StreamStart)  # stream_on_start
             # Health telemetry arriving proves the subscription is live before the bytes that matter.
             deadline = time.monotonic() + 10.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, strategies as st
 
 from drivers.camera import protocol as p
+from drivers.camera.decoder import StreamDecoder
 from framework.errors import ProtocolError
 
 u32 = st.integers(0, 2**32 - 1)
@@ -47,7 +48,7 @@ messages = st.one_of(
 )
 
 
-def feed_in_chunks(dec: p.StreamDecoder, data: bytes, cuts: list[int]) -> list[object]:
+def feed_in_chunks(dec: StreamDecoder, data: bytes, cuts: list[int]) -> list[object]:
     out: list[object] = []
     pos = 0
     for cut in sorted(c % (len(data) + 1) for c in cuts):
@@ -63,7 +64,7 @@ def only_messages_or_protocol_errors(items: list[object]) -> bool:
 
 @given(messages)
 def test_every_message_round_trips_through_encode_and_stream_decoder(msg: p.Message) -> None:
-    dec = p.StreamDecoder()
+    dec = StreamDecoder()
     assert dec.feed(p.encode(msg)) == [msg]
     assert dec.finish() == []
 
@@ -71,12 +72,12 @@ def test_every_message_round_trips_through_encode_and_stream_decoder(msg: p.Mess
 @given(st.lists(messages, max_size=6), st.lists(st.integers(0, 10_000), max_size=8))
 def test_messages_split_at_any_points_decode_in_order(msgs: list[p.Message], cuts: list[int]) -> None:
     data = b"".join(p.encode(m) for m in msgs)
-    assert feed_in_chunks(p.StreamDecoder(), data, cuts) == msgs
+    assert feed_in_chunks(StreamDecoder(), data, cuts) == msgs
 
 
 @given(st.binary(max_size=4000), st.lists(st.integers(0, 5000), max_size=8))
 def test_random_bytes_give_only_protocol_errors(data: bytes, cuts: list[int]) -> None:
-    items = feed_in_chunks(p.StreamDecoder(), data, cuts)
+    items = feed_in_chunks(StreamDecoder(), data, cuts)
     assert all(isinstance(i, ProtocolError) for i in items)
 
 
@@ -85,7 +86,7 @@ def test_random_bytes_give_only_protocol_errors(data: bytes, cuts: list[int]) ->
 def test_every_valid_message_between_garbage_is_recovered(pairs: list[tuple[bytes, p.Message]], tail: bytes,
                                                            cuts: list[int]) -> None:
     data = b"".join(g + p.encode(m) for g, m in pairs) + tail
-    items = feed_in_chunks(p.StreamDecoder(), data, cuts)
+    items = feed_in_chunks(StreamDecoder(), data, cuts)
     assert only_messages_or_protocol_errors(items)
     decoded = [i for i in items if not isinstance(i, ProtocolError)]
     expected = [m for _, m in pairs]
@@ -100,7 +101,7 @@ def test_truncated_message_before_a_valid_one_is_reported_and_the_valid_one_reco
     first = p.encode(msgs[0])
     cut = data.draw(st.integers(1, len(first) - 1))
     rest = [p.encode(m) for m in msgs[1:]]
-    items = feed_in_chunks(p.StreamDecoder(), first[:cut] + b"".join(rest), data.draw(st.lists(st.integers(0, 9999))))
+    items = feed_in_chunks(StreamDecoder(), first[:cut] + b"".join(rest), data.draw(st.lists(st.integers(0, 9999))))
     assert any(isinstance(i, ProtocolError) for i in items)
     decoded = [i for i in items if not isinstance(i, ProtocolError)]
     it = iter(decoded)
@@ -113,7 +114,7 @@ def test_bit_flips_never_yield_a_corrupted_message(msgs: list[p.Message], data: 
     flips = data.draw(st.lists(st.integers(0, len(stream) * 8 - 1), min_size=1, max_size=4, unique=True))
     for bit in flips:
         stream[bit // 8] ^= 1 << (bit % 8)
-    items = feed_in_chunks(p.StreamDecoder(), bytes(stream), data.draw(st.lists(st.integers(0, 9999))))
+    items = feed_in_chunks(StreamDecoder(), bytes(stream), data.draw(st.lists(st.integers(0, 9999))))
     assert only_messages_or_protocol_errors(items)
     for item in items:
         if not isinstance(item, ProtocolError):
@@ -146,7 +147,7 @@ def nasty_garbage(draw: st.DrawFn) -> bytes:
 def test_valid_messages_survive_garbage_made_of_syncs_and_broken_messages(
         pairs: list[tuple[bytes, p.Message]], cuts: list[int]) -> None:
     data = b"".join(g + p.encode(m) for g, m in pairs)
-    items = feed_in_chunks(p.StreamDecoder(), data, cuts)
+    items = feed_in_chunks(StreamDecoder(), data, cuts)
     assert only_messages_or_protocol_errors(items)
     it = iter(i for i in items if not isinstance(i, ProtocolError))
     assert all(any(d == m for d in it) for _, m in pairs)

@@ -10,11 +10,12 @@ import crc32c
 from hypothesis import assume, given, strategies as st
 
 from drivers.camera import protocol as p
+from drivers.camera.decoder import StreamDecoder
 from framework.crc import crc32c_combine
 from tests.property.test_wire_protocol import frames, messages, only_messages_or_protocol_errors
 
 
-def receive_directly(dec: p.StreamDecoder, data: bytes, sizes: list[int]) -> list[object]:
+def receive_directly(dec: StreamDecoder, data: bytes, sizes: list[int]) -> list[object]:
     """Play a socket: recv straight into recv_target() when the decoder offers one, else feed a chunk."""
     out: list[object] = []
     pos, i = 0, 0
@@ -60,15 +61,15 @@ def test_encoded_parts_join_to_the_documented_envelope(msg: p.Message) -> None:
 def test_receiving_into_the_decoder_buffer_decodes_like_feeding(pairs: list[tuple[bytes, p.Message]], tail: bytes,
                                                                 sizes: list[int]) -> None:
     data = b"".join(g + p.encode(m) for g, m in pairs) + tail
-    direct = receive_directly(p.StreamDecoder(), data, sizes)
-    fed = p.StreamDecoder()
+    direct = receive_directly(StreamDecoder(), data, sizes)
+    fed = StreamDecoder()
     assert summary(direct) == summary(fed.feed(data) + fed.finish())
     assert only_messages_or_protocol_errors(direct)
 
 
 @given(frames(), st.lists(st.integers(1, 97), max_size=5))
 def test_decoded_frame_carries_the_crc_of_its_pixels(frame: p.Frame, sizes: list[int]) -> None:
-    items = receive_directly(p.StreamDecoder(), p.encode(frame), sizes)
+    items = receive_directly(StreamDecoder(), p.encode(frame), sizes)
     assert items == [frame]
     assert items[0].pixels_crc32c == crc32c.crc32c(bytes(frame.pixels))
 
@@ -80,7 +81,7 @@ def test_bit_flips_never_yield_a_corrupted_frame_when_receiving_directly(msgs: l
     for pos in data.draw(st.lists(st.integers(0, len(wire) - 1), min_size=1, max_size=3)):
         wire[pos] ^= data.draw(st.integers(1, 255))
     sizes = data.draw(st.lists(st.integers(1, 300), max_size=4))
-    for item in receive_directly(p.StreamDecoder(), bytes(wire), sizes):
+    for item in receive_directly(StreamDecoder(), bytes(wire), sizes):
         if isinstance(item, p.Frame):
             assert item in msgs and item.pixels_crc32c == crc32c.crc32c(bytes(item.pixels))
 
@@ -95,5 +96,5 @@ def test_frame_with_its_pixel_crc_given_encodes_to_the_same_bytes(frame: p.Frame
 def test_frame_with_a_wrong_pixel_crc_given_is_rejected_by_the_decoder(frame: p.Frame) -> None:
     assume(len(frame.pixels) > 0)  # no pixels: nothing for the CRC to be wrong about
     wrong = dataclasses.replace(frame, pixels_crc32c=crc32c.crc32c(bytes(frame.pixels)) ^ 1)
-    items = receive_directly(p.StreamDecoder(), p.encode(wrong), [])
+    items = receive_directly(StreamDecoder(), p.encode(wrong), [])
     assert not any(isinstance(item, p.Frame) for item in items) and items

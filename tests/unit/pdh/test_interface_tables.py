@@ -63,12 +63,14 @@ def registered_commands(component: str) -> set[str]:
         from fsw.downlink.commands import register_requests as downlink_requests
         downlink_requests(SimpleNamespace(commands=server))  # type: ignore[arg-type]
     elif component == "deploy":
-        from drivers.deploy.process import _Driver
-        _Driver._register(SimpleNamespace(server=server, _status=lambda args: None,  # type: ignore[arg-type]
-                                          _guarded=lambda name: (lambda args, client: None)))
+        from framework.bus.commands import register_table
+        from drivers.deploy.commands import WITH_CLIENT, handlers as deploy_handlers
+        register_table(server, DEPLOY, deploy_handlers(SimpleNamespace()),  # type: ignore[arg-type]
+                       with_client=WITH_CLIENT)
     elif component == "camera":
-        from drivers.camera.interface import COMMANDS
-        server.names = [n for n in COMMANDS if n not in ("NOOP", "RESET_COUNTERS")]  # the driver's own loop
+        from framework.bus.commands import register_table
+        from drivers.camera.commands import handlers as camera_handlers
+        register_table(server, CAMERA, camera_handlers(SimpleNamespace()))  # type: ignore[arg-type]
     assert len(server.names) == len(set(server.names)), f"{component} registers a command twice"
     return set(server.names)
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from drivers.camera import protocol as p
+from drivers.camera.decoder import StreamDecoder
 from drivers.camera.core import DriverCore
 from drivers.links.tcp import Backoff
 from framework.crc import pixels_crc32c
@@ -89,7 +90,7 @@ def test_frame_from_another_camera_is_dropped() -> None:
 def test_awaited_reply_is_kept_and_nak_is_counted() -> None:
     core, rec = make_core()
     seq, data = core.command(p.SetGain(gain=2.0))
-    assert p.StreamDecoder().feed(data) == [p.SetGain(gain=2.0, seq=seq)]
+    assert StreamDecoder().feed(data) == [p.SetGain(gain=2.0, seq=seq)]
     core.on_bytes(p.encode(p.Nak(ref_seq=seq, code=p.Code.OUT_OF_RANGE, reason="too high")))
     reply = core.take_reply(seq)
     assert isinstance(reply, p.Nak) and core.camera_naks == 1 and "camera_nak" in rec.event_names()

@@ -8,6 +8,7 @@ import crc32c
 import pytest
 
 from drivers.camera import protocol as p
+from drivers.camera.decoder import StreamDecoder
 
 
 def envelope(mtype: int, payload: bytes, seq: int = 7, version: int = p.VERSION, length: int | None = None) -> bytes:
@@ -19,7 +20,7 @@ def envelope(mtype: int, payload: bytes, seq: int = 7, version: int = p.VERSION,
 
 
 def decode_all(data: bytes) -> list[object]:
-    dec = p.StreamDecoder()
+    dec = StreamDecoder()
     return dec.feed(data) + dec.finish()
 
 
@@ -62,7 +63,7 @@ def test_frame_whose_pixels_do_not_fit_its_size_is_malformed() -> None:
 
 def test_length_above_64_mib_is_rejected_without_waiting_for_the_payload() -> None:
     data = envelope(p.MsgType.FRAME, b"", length=p.MAX_PAYLOAD_BYTES + 1)[:p.HEADER_LEN] + p.encode(p.Ping(seq=5))
-    items = p.StreamDecoder().feed(data)
+    items = StreamDecoder().feed(data)
     assert isinstance(items[0], p.LengthError)
     assert items[-1] == p.Ping(seq=5)
 
@@ -96,7 +97,7 @@ def test_flipped_header_bit_gives_header_crc_error() -> None:
 
 
 def test_stream_ending_inside_a_message_is_truncated_on_finish() -> None:
-    dec = p.StreamDecoder()
+    dec = StreamDecoder()
     data = p.encode(p.StatusRequest(seq=4))
     assert dec.feed(data[:-1]) == []
     [err] = dec.finish()
@@ -127,7 +128,7 @@ def test_decoder_keeps_a_large_frame_intact_across_small_chunks() -> None:
     f = p.Frame(camera="navcam", counter=1, width=256, height=256, bit_depth=16, pattern="RGGB", exposure_us=5,
                 gain=1.0, temp_c=0.0, t_capture=0.0, pixels=pixels)
     data = p.encode(f)
-    dec = p.StreamDecoder()
+    dec = StreamDecoder()
     out: list[object] = []
     for i in range(0, len(data), 1000):
         out += dec.feed(data[i:i + 1000])
