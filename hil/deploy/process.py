@@ -3,9 +3,10 @@
 - ``link`` (TCP server): the driver connects here, exactly as to the real
   mechanism controller. One client at a time; a new one replaces the old.
 - ``control`` (command ROUTER): the scenario runner and tests inject faults
-  at run time: ``INJECT {fault, ...}``, ``CLEAR_FAULTS``, ``SET_AMBIENT
-  {temp_c}``, ``TRUTH`` (noiseless state, e.g. for the camera scene), ``RESET``.
-- ``bus_pub``: health telemetry and an event per injected fault.
+  at run time; the commands are the table in :mod:`hil.deploy.interface`,
+  the handlers in :mod:`hil.deploy.commands`.
+- ``bus_pub``: health telemetry and events (an event per injected fault),
+  through one :class:`~framework.reporters.EventReporter`.
 - ``camera_controls`` (optional key: camera id -> endpoint of that camera
   emulator's control port): the boom's true angle goes to each camera scene
   as ``set_boom_angle {deg}`` (:mod:`hil.deploy.view` decides when), so the
@@ -14,7 +15,8 @@
 
 Physics runs at ``physics_hz`` steps of simulated time; simulated time runs
 ``time_scale`` times faster than the wall clock (tests use 5 to 20).
-:class:`DeviceCore` is the pure part: messages in, replies out, clock given.
+:class:`~hil.deploy.device.DeviceCore` is the pure part: messages in, replies
+out, clock given. This module is the thin adapter around it.
 """
 
 from __future__ import annotations
@@ -27,84 +29,21 @@ import msgpack
 import zmq
 
 from drivers.deploy import protocol as p
-from drivers.deploy.profile import MechanismProfile, load_profile
+from drivers.deploy.profile import load_profile
+from framework.bus.commands import CommandServer, register_table
 from framework.config import parse_endpoint
-from framework.process import ProcessContext
-from framework.reporters import HealthReporter
-from framework.bus.commands import CommandServer
 from framework.errors import CommandRejected, ConfigError
-from hil.deploy.mechanism import FAULTS, Mechanism
+from framework.process import ProcessContext
+from framework.reporters import EventReporter, HealthReporter
+from hil.deploy.commands import handlers
+from hil.deploy.device import DeviceCore
+from hil.deploy.interface import INTERFACE
+from hil.deploy.mechanism import FAULTS
 from hil.deploy.view import BoomViewPolicy
 
-__all__ = ["DeviceCore", "CameraViewLink", "run"]
+__all__ = ["MechanismEmulator", "CameraViewLink", "run"]
 
-_MAX_STEPS_PER_TICK = 5000
 _MOVING_STATES = ("releasing", "deploying")
-
-
-class DeviceCore:
-    """The mechanism controller's firmware: answers protocol messages and steps the physics. No I/O."""
-
-    def __init__(self, profile: MechanismProfile, seed: int, physics_hz: float) -> None:
-        self.profile = profile
-        self.seed = seed
-        self.dt_s = 1.0 / physics_hz
-        self.mech = Mechanism(profile, seed)
-        self._seq = 0
-        self.commands = 0
-        self.naks = 0
-        self.overruns = 0
-
-    def reset(self) -> None:
-        old = self.mech
-        self.mech = Mechanism(self.profile, self.seed)
-        self.mech.faults, self.mech.t_s, self.mech.ambient_c = old.faults, old.t_s, old.ambient_c
-
-    def advance_to(self, sim_t_s: float) -> int:
-        """Step the physics at the fixed rate until simulated time reaches ``sim_t_s``; return steps."""
-        n = 0
-        while self.mech.t_s + self.dt_s <= sim_t_s:
-            if n >= _MAX_STEPS_PER_TICK:
-                self.overruns += 1
-                break
-            self.mech.step(self.dt_s)
-            n += 1
-        return n
-
-    def _next_seq(self) -> int:
-        s = self._seq
-        self._seq = (self._seq + 1) & 0xFFFFFFFF
-        return s
-
-    def handle(self, msg: p.Message) -> p.Message | None:
-        """One reply per command; replies and samples sent to the device are ignored."""
-        if not isinstance(msg, p.COMMAND_TYPES):
-            return None
-        self.commands += 1
-        seq = self._next_seq()
-        if isinstance(msg, p.StatusRequest):
-            s = self.mech.sample()
-            return p.Sample(ref_seq=msg.seq, t_s=s.t_s, state=s.state, circuit=s.circuit, released=s.released,
-                            angle_valid=s.angle_valid, stowed_switch=s.stowed_switch,
-                            deployed_switch=s.deployed_switch, angle_deg=s.angle_deg, current_a=s.current_a,
-                            temp_c=s.temp_c, element_temp_c=s.element_temp_c, reason=s.reason, seq=seq)
-        if isinstance(msg, p.Ping):
-            return p.Ack(ref_seq=msg.seq, reason=f"{self.profile.type} {self.profile.name}", seq=seq)
-        name = {p.Arm: "ARM", p.Disarm: "DISARM", p.Fire: "FIRE", p.Stop: "STOP"}[type(msg)]
-        try:
-            note = self.mech.command(name, getattr(msg, "circuit", ""))
-        except CommandRejected as exc:
-            self.naks += 1
-            return p.Nak(ref_seq=msg.seq, code=p.Code.NOT_ALLOWED, reason=str(exc), seq=seq)
-        return p.Ack(ref_seq=msg.seq, reason=note, seq=seq)
-
-    def nak_for(self, error: p.WireError) -> p.Message | None:
-        """A NAK for a message that arrived sound but could not be decoded."""
-        if error.seq is None or isinstance(error, (p.CrcError, p.HeaderCrcError)):
-            return None  # nothing trustworthy to answer
-        self.naks += 1
-        code = p.Code.UNKNOWN_TYPE if isinstance(error, p.UnknownMessageType) else p.Code.MALFORMED
-        return p.Nak(ref_seq=error.seq, code=code, reason=str(error), seq=self._next_seq())
 
 
 class _Link:
@@ -189,6 +128,11 @@ class CameraViewLink:
         self.rejected = 0
         self._id = 0
 
+    def reset_counters(self) -> None:
+        self.sent = 0
+        self.unsent = 0
+        self.rejected = 0
+
     def update(self, now_s: float, angle_deg: float, moving: bool) -> None:
         for camera, sock in self.socks.items():
             self._drain(sock)
@@ -224,87 +168,77 @@ class CameraViewLink:
             s.close()
 
 
-def _control(ctx: ProcessContext, core: DeviceCore, pub: Any) -> CommandServer:
-    def on_event(name: str, fields: dict[str, Any]) -> None:
-        pub.publish(f"evt.{ctx.name}", "evt", {"name": name, "severity": "warning", **fields})
+class MechanismEmulator:
+    """Device port + control port + camera views + reporters around one :class:`DeviceCore`."""
 
-    server = CommandServer(ctx.zmq, ctx.endpoint("control"), on_event=on_event)
+    def __init__(self, ctx: ProcessContext) -> None:
+        s = ctx.settings
+        self.ctx = ctx
+        self.time_scale = s["time_scale"]
+        self.profile = load_profile(s["profile"], ctx.config.file, s["profile_overrides"])
+        self.core = DeviceCore(self.profile, s["seed"], s["physics_hz"])
+        self._start_faults(s["faults"])
+        self.pub = ctx.publisher()
+        self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic)
+        self.link = _Link(ctx.endpoint("link"))
+        self.control = CommandServer(ctx.zmq, ctx.endpoint("control"), on_event=self.events.emit,
+                                     reset_counters=self._reset_counters, interface=INTERFACE)
+        register_table(self.control, INTERFACE, handlers(self))
+        self.views = CameraViewLink(ctx.zmq, {cam: ctx.config.endpoints[ref]
+                                              for cam, ref in s["camera_controls"].items()})
+        self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
 
-    def inject(args: dict[str, Any]) -> dict[str, Any]:
-        fault = args.get("fault")
-        core.mech.inject(fault, {k: v for k, v in args.items() if k != "fault"})
-        ctx.log.info("fault_injected", fault=fault, args=args)
-        pub.publish(f"evt.{ctx.name}", "evt", {"name": "fault_injected", "severity": "info", **args})
-        return {"faults": _faults(core)}
+    def _start_faults(self, faults: list[Any]) -> None:
+        """Faults a scenario config asks for from the start: a bad one is a config error."""
+        where = f"processes.{self.ctx.name}.faults"
+        for spec in faults:
+            if not isinstance(spec, dict) or spec.get("fault") not in FAULTS:
+                raise ConfigError(self.ctx.config.file, where, f"entries with 'fault' in {list(FAULTS)}", spec)
+            try:
+                self.core.mech.inject(spec["fault"], {k: v for k, v in spec.items() if k != "fault"})
+            except CommandRejected as exc:
+                raise ConfigError(self.ctx.config.file, where, "valid fault arguments", str(exc)) from None
 
-    def clear(_args: dict[str, Any]) -> dict[str, Any]:
-        core.mech.clear_faults()
-        return {"faults": _faults(core)}
+    def _reset_counters(self) -> None:
+        self.core.reset_counters()
+        self.link.wire_errors = 0
+        self.views.reset_counters()
 
-    def set_ambient(args: dict[str, Any]) -> None:
-        t = args.get("temp_c")
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not -200.0 <= t <= 200.0:
-            raise CommandRejected(f"SET_AMBIENT: 'temp_c' must be a number in [-200, 200], got {t!r}")
-        core.mech.ambient_c = float(t)
+    def sample(self) -> dict[str, Any]:
+        m = self.core.mech
+        return {"state": m.state, "angle_deg": round(m.angle_deg, 3), "sim_t_s": round(m.t_s, 3),
+                "link_clients": self.link.clients, "link_connected": self.link.client is not None,
+                "wire_errors": self.link.wire_errors, "device_commands": self.core.commands,
+                "device_naks": self.core.naks, "commands_accepted": self.control.accepted,
+                "commands_rejected": self.control.rejected, "physics_overruns": self.core.overruns,
+                "view_updates_sent": self.views.sent, "view_updates_unsent": self.views.unsent,
+                "view_updates_rejected": self.views.rejected, **self.events.counters()}
 
-    def reset(_args: dict[str, Any]) -> None:
-        core.reset()
+    def serve(self) -> None:
+        """Run until ``ctx.stop`` is set: device bytes, control commands, physics, views, health."""
+        ctx = self.ctx
+        ctx.log.info("emulator_ready", mechanism=self.profile.name, type=self.profile.type,
+                     link=ctx.endpoint("link"), time_scale=self.time_scale)
+        t0 = ctx.monotonic()
+        while not ctx.stop.is_set():
+            self.link.poll(0.005, self.core)
+            self.control.poll(0)
+            self.core.advance_to((ctx.monotonic() - t0) * self.time_scale)
+            if self.views.socks:
+                self.views.update(ctx.monotonic(), self.core.mech.angle_deg, self.core.mech.state in _MOVING_STATES)
+            self.health.tick()
 
-    server.register("INJECT", inject)
-    server.register("CLEAR_FAULTS", clear)
-    server.register("SET_AMBIENT", set_ambient)
-    server.register("TRUTH", lambda args: {**core.mech.truth(), "faults": _faults(core)})
-    server.register("RESET", reset)
-    return server
-
-
-def _faults(core: DeviceCore) -> dict[str, Any]:
-    f = core.mech.faults
-    return {"jam_deg": f.jam_deg, "slow_factor": f.slow_factor, "stuck_switches": dict(f.stuck_switches),
-            "angle_dropout": f.angle_dropout, "open_circuits": sorted(f.open_circuits),
-            "short_circuits": dict(f.short_circuits)}
+    def close(self) -> None:
+        self.link.close()
+        self.control.close()
+        self.views.close()
+        self.pub.close()
 
 
 def run(ctx: ProcessContext) -> None:
-    s = ctx.settings
-    profile = load_profile(s["profile"], ctx.config.file, s["profile_overrides"])
-    core = DeviceCore(profile, s["seed"], s["physics_hz"])
-    for spec in s["faults"]:  # faults a scenario config asks for from the start
-        if not isinstance(spec, dict) or spec.get("fault") not in FAULTS:
-            raise ConfigError(ctx.config.file, f"processes.{ctx.name}.faults", f"entries with 'fault' in {list(FAULTS)}",
-                              spec)
-        try:
-            core.mech.inject(spec["fault"], {k: v for k, v in spec.items() if k != "fault"})
-        except CommandRejected as exc:
-            raise ConfigError(ctx.config.file, f"processes.{ctx.name}.faults", "valid fault arguments", str(exc)) from None
-    pub = ctx.publisher()
-    link = _Link(ctx.endpoint("link"))
-    control = _control(ctx, core, pub)
-    views = CameraViewLink(ctx.zmq, {cam: ctx.config.endpoints[ref] for cam, ref in s["camera_controls"].items()})
-
-    def sample() -> dict[str, Any]:
-        m = core.mech
-        return {"state": m.state, "angle_deg": round(m.angle_deg, 3), "sim_t_s": round(m.t_s, 3),
-                "link_clients": link.clients, "link_connected": link.client is not None,
-                "wire_errors": link.wire_errors, "device_commands": core.commands, "device_naks": core.naks,
-                "control_accepted": control.accepted, "control_rejected": control.rejected,
-                "physics_overruns": core.overruns, "view_updates_sent": views.sent,
-                "view_updates_unsent": views.unsent, "view_updates_rejected": views.rejected}
-
-    health = HealthReporter(ctx, pub, sample)
-    ctx.log.info("emulator_ready", mechanism=profile.name, type=profile.type, link=ctx.endpoint("link"),
-                 time_scale=s["time_scale"])
-    t0 = ctx.monotonic()
+    """Entry point of kind ``hil.deploy``; returns when ``ctx.stop`` is set."""
+    emulator = MechanismEmulator(ctx)
     try:
-        while not ctx.stop.is_set():
-            link.poll(0.005, core)
-            control.poll(0)
-            core.advance_to((ctx.monotonic() - t0) * s["time_scale"])
-            if views.socks:
-                views.update(ctx.monotonic(), core.mech.angle_deg, core.mech.state in _MOVING_STATES)
-            health.tick()
+        emulator.serve()
     finally:
-        link.close()
-        control.close()
-        views.close()
-        pub.close()
+        emulator.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from drivers.deploy import protocol as p
 from drivers.deploy.profile import load_profile
-from hil.deploy.process import DeviceCore
+from hil.deploy.device import DeviceCore
 
 
 def _exchange(core: DeviceCore, *msgs: p.Message) -> list[p.Message]:
