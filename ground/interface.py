@@ -1,12 +1,14 @@
-"""The ground station's interface, as data: events and telemetry channels (format: :mod:`framework.interface`).
+"""The ground station's interface, as data: commands, events, telemetry channels (format: :mod:`framework.interface`).
 
 Every event the station publishes takes its id and severity from here;
 ``product_received`` is published as "error" when the product did not decode.
+The command port is optional (a config may give the station none); with one,
+the station answers the two commands every component answers.
 """
 
 from __future__ import annotations
 
-from framework.interface import ChannelSpec, EventSpec, Interface
+from framework.interface import ChannelSpec, CommandSpec, EventSpec, Interface
 from framework.kinds import Field, KindSpec
 from link.contacts import CONTACT_PLAN_KEYS
 
@@ -14,7 +16,10 @@ __all__ = ["KIND", "INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
 
 INTERFACE = Interface.build(
     "ground",
-    commands=(),  # the ground station takes no commands yet (no command endpoint in its kind)
+    commands=(
+        CommandSpec(0x0000, "NOOP", doc="answer with the software version"),
+        CommandSpec(0x0001, "RESET_COUNTERS", doc="zero command and error counters"),
+    ),
     events=(
         EventSpec(0x01, "product_received", "info",
                   "a product arrived: id, product_kind, crc32c, ok (decoded and written bit-exact); "
@@ -26,6 +31,8 @@ INTERFACE = Interface.build(
         EventSpec(0x05, "telemetry_received", "info",
                   "a housekeeping or event segment arrived: id, segment_kind, records, new_records, t0, t1"),
         EventSpec(0x06, "telemetry_failed", "error", "a telemetry segment did not decode"),
+        EventSpec(0x07, "command_rejected", "warning", "a command was refused"),
+        EventSpec(0x08, "command_failed", "warning", "an accepted command failed"),
     ),
     telemetry=(
         ChannelSpec(0x01, "products_received", "count", int),
@@ -70,6 +77,12 @@ INTERFACE = Interface.build(
         ChannelSpec(0x1F, "cfdp_checksum_failures", "count", int, high=0,
                     doc="files whose CRC-32 did not match the EOF checksum (not delivered; the sender resends)"),
         ChannelSpec(0x20, "cfdp_handler_errors", "count", int, high=0),
+        ChannelSpec(0x21, "commands_accepted", "count", int, doc="0 while the station has no command port"),
+        ChannelSpec(0x22, "commands_rejected", "count", int),
+        ChannelSpec(0x23, "events_published", "count", int),
+        ChannelSpec(0x24, "events_unpublished", "count", int, high=0, doc="events the bus refused (logged)"),
+        ChannelSpec(0x25, "events_suppressed", "count", int,
+                    doc="rate-limited events folded into the next one's count"),
     ),
 )
 
@@ -80,7 +93,8 @@ TELEMETRY = INTERFACE.telemetry
 KIND = KindSpec(
     name="ground.station",
     entry="ground.process:run",
-    endpoints={"radio": "udp", "relay": "udp", "bus_pub": "tcp|ipc"},
+    endpoints={"radio": "udp", "relay": "udp", "bus_pub": "tcp|ipc", "command": "tcp|ipc?"},
+    binds=("radio", "command"),
     keys={
         "entity_id": Field(int, 2, min=1, max=65535),
         "lander_entity_id": Field(int, 1, min=1, max=65535),

@@ -15,22 +15,23 @@ written and fsync'd so far and its EOF PDU; when it closes, its Finished PDU
 
 On open, :meth:`Ledger.unfinished` lists received files not yet written (a
 crash between the Finished and the decode) and :meth:`Ledger.known_names`
-lets the station delete partial files no transaction completed.
+lets the station delete partial files no transaction completed. Every row's
+time ``t`` comes from the injected wall clock (the process's ``ctx.clock``).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import msgpack
 
 from framework.errors import StoreError
+from link.resume import JournalRecord
 
-__all__ = ["Ledger", "TransferRecord"]
+__all__ = ["Ledger"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (name TEXT PRIMARY KEY, state TEXT NOT NULL, size INTEGER NOT NULL, t REAL NOT NULL);
@@ -46,22 +47,11 @@ CREATE TABLE IF NOT EXISTS transfers (source INTEGER NOT NULL, seq INTEGER NOT N
 _CLOSED_TRANSFERS_KEPT = 1024
 
 
-@dataclass(frozen=True)
-class TransferRecord:
-    """One journalled transaction: raw PDUs as cfdp-py/spacepackets packed them, segments encoded."""
-
-    source: int
-    seq: int
-    name: str
-    metadata: bytes
-    segments: bytes | None
-    eof: bytes | None
-    finished: bytes | None
-    open: bool
-
-
 class Ledger:
-    def __init__(self, path: Path) -> None:
+    """``clock``: wall-clock seconds for each row's ``t`` (the order of arrival and of pruning)."""
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(path, isolation_level=None)
@@ -76,7 +66,7 @@ class Ledger:
         try:
             self._db.execute("INSERT INTO files (name, state, size, t) VALUES (?, 'received', ?, ?) "
                              "ON CONFLICT(name) DO UPDATE SET state = 'received', size = excluded.size "
-                             "WHERE files.state != 'written'", (name, size, time.time()))
+                             "WHERE files.state != 'written'", (name, size, self._clock()))
         except sqlite3.Error as exc:
             raise StoreError(f"cannot record {name}: {exc}") from None
 
@@ -92,7 +82,7 @@ class Ledger:
     def product_written(self, pid: str, kind: str, crc32c: int, nbytes: int) -> bool:
         """Record a written product; False if this id was written before (a duplicate)."""
         cur = self._db.execute("INSERT OR IGNORE INTO products (id, kind, crc32c, bytes, t) VALUES (?, ?, ?, ?, ?)",
-                               (pid, kind, crc32c, nbytes, time.time()))
+                               (pid, kind, crc32c, nbytes, self._clock()))
         return cur.rowcount == 1
 
     def product_ids(self) -> dict[str, int]:
@@ -125,27 +115,27 @@ class Ledger:
         self._write("INSERT INTO transfers (source, seq, name, metadata, t) VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT(source, seq) DO UPDATE SET name = excluded.name, metadata = excluded.metadata, "
                     "segments = NULL, eof = NULL, finished = NULL, open = 1, t = excluded.t",
-                    (key[0], key[1], name, metadata, time.time()))
+                    (key[0], key[1], name, metadata, self._clock()))
 
     def transfer_progress(self, key: tuple[int, int], segments: bytes, eof: bytes | None) -> None:
         """The ranges in ``segments`` are fsync'd in the file. Durable on return."""
         self._write("UPDATE transfers SET segments = ?, eof = COALESCE(?, eof), t = ? "
-                    "WHERE source = ? AND seq = ? AND open = 1", (segments, eof, time.time(), key[0], key[1]))
+                    "WHERE source = ? AND seq = ? AND open = 1", (segments, eof, self._clock(), key[0], key[1]))
 
     def transfer_closed(self, key: tuple[int, int], finished: bytes | None) -> None:
         """The transaction ended (with the Finished PDU it sent, if any); old closed rows are pruned."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("UPDATE transfers SET open = 0, finished = COALESCE(?, finished), segments = NULL, "
-                             "t = ? WHERE source = ? AND seq = ?", (finished, time.time(), key[0], key[1]))
+                             "t = ? WHERE source = ? AND seq = ?", (finished, self._clock(), key[0], key[1]))
             self._db.execute("DELETE FROM transfers WHERE open = 0 AND rowid NOT IN (SELECT rowid FROM transfers "
                              "WHERE open = 0 ORDER BY t DESC LIMIT ?)", (_CLOSED_TRANSFERS_KEPT,))
 
-    def transfers(self) -> list[TransferRecord]:
+    def transfers(self) -> list[JournalRecord]:
         """Every journalled transaction, open ones and the last closed ones, oldest first."""
         rows = self._db.execute("SELECT source, seq, name, metadata, segments, eof, finished, open FROM transfers "
                                 "ORDER BY t ASC")
-        return [TransferRecord(int(r[0]), int(r[1]), r[2], bytes(r[3]), None if r[4] is None else bytes(r[4]),
+        return [JournalRecord(int(r[0]), int(r[1]), r[2], bytes(r[3]), None if r[4] is None else bytes(r[4]),
                                None if r[5] is None else bytes(r[5]), None if r[6] is None else bytes(r[6]),
                                bool(r[7])) for r in rows]
 

@@ -20,8 +20,8 @@ not yet ACKed). Around the handlers this adapter:
   lander that resumed after a crash sends its EOF again);
 - journals each transaction (a :class:`TransferJournal`, the ground's ledger):
   its Metadata PDU at the start, at checkpoints the byte ranges written and
-  fsync'd (every ``_CHECKPOINT_BYTES`` at most every ``_CHECKPOINT_MIN_S``, at
-  least every ``_CHECKPOINT_MAX_S`` while data comes, and at EOF), and its
+  fsync'd (every ``CHECKPOINT_BYTES`` at most every ``CHECKPOINT_MIN_S``, at
+  least every ``CHECKPOINT_MAX_S`` while data comes, and at EOF; :mod:`link.resume`), and its
   Finished PDU when built. :meth:`DestEngine.restore` rebuilds the handlers of
   open transactions from that after a restart (cfdp-py keeps no persistent
   state): as if Metadata and the held ranges had arrived, then the EOF if it
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from spacepackets.cfdp import ChecksumType, ConditionCode, Direction, GenericPduPacket, PduType
-from spacepackets.cfdp.pdu import AckPdu, DirectiveType, EofPdu, FinishedPdu, MetadataPdu, TransactionStatus
+from spacepackets.cfdp.pdu import DirectiveType, EofPdu, FinishedPdu, MetadataPdu, TransactionStatus
 from spacepackets.cfdp.pdu.finished import DeliveryCode, FileStatus, FinishedParams
 
 from cfdppy import CfdpState
@@ -46,6 +46,7 @@ from cfdppy.mib import RemoteEntityConfigTable
 from cfdppy.user import TransactionFinishedParams
 
 from link.dest_handler import FinishingRecorder, TransactionHandler
+from link.engine import PduEngine, ack_pdu, packed_or_none
 from link.filestore import IncomingFilestore, fsync_dir
 from link.mib import (
     CfdpTimers,
@@ -55,23 +56,23 @@ from link.mib import (
     local_entity_config,
     remote_entity_config,
 )
-from link.resume import JournalRecord, NoJournal, Segments, TransferJournal, decode_segments, encode_segments
+from link.resume import (
+    CHECKPOINT_BYTES,
+    CHECKPOINT_MAX_S,
+    CHECKPOINT_MIN_S,
+    JournalRecord,
+    NoJournal,
+    Segments,
+    TransferJournal,
+    decode_segments,
+    encode_segments,
+)
 
 __all__ = ["ReceivedFile", "DestEngine"]
 
 _MAX_ACTIVE = 64
 _HISTORY = 1024
 _CLOSING = (TransactionStep.SENDING_FINISHED_PDU, TransactionStep.WAITING_FOR_FINISHED_ACK)
-_CHECKPOINT_BYTES = 64 * 1024
-_CHECKPOINT_MIN_S = 0.2
-_CHECKPOINT_MAX_S = 1.0
-
-
-def _packed(pdu: GenericPduPacket) -> bytes | None:
-    try:
-        return bytes(pdu.pack())
-    except Exception:  # spacepackets 0.32 cannot re-pack some parsed PDUs (a cancel EOF's shifted code)
-        return None
 
 
 @dataclass(frozen=True)
@@ -104,13 +105,17 @@ class _Active:
     last_checkpoint: float = -1e18
 
 
-class DestEngine:
-    """Receives products from one source entity."""
+class DestEngine(PduEngine[bytes]):
+    """Receives products from one source entity; :meth:`pop` gives the packed PDUs to send back."""
 
     def __init__(self, local_id: int, remote_id: int, max_packet_len: int, timers: CfdpTimers,
                  incoming: Path, clock: Callable[[], float] = time.monotonic,
                  on_delivered: Callable[[str, int], None] | None = None,
                  journal: TransferJournal | None = None) -> None:
+        super().__init__({"pdus_in": 0, "pdus_out": 0, "pdus_late": 0, "pdus_rejected": 0, "naks_suppressed": 0,
+                          "transactions_started": 0, "transactions_abandoned": 0, "checksum_failures": 0,
+                          "handler_errors": 0, "file_bytes_new": 0, "file_bytes_repeat": 0,
+                          "transfers_resumed": 0, "resumed_bytes": 0, "checkpoints": 0, "journal_errors": 0})
         self.local_id = local_id
         self.journal: TransferJournal = journal or NoJournal()
         self.on_delivered = on_delivered or (lambda name, size: None)
@@ -123,27 +128,15 @@ class DestEngine:
         self._remotes = RemoteEntityConfigTable([remote_entity_config(remote_id, max_packet_len, timers)])
         self._active: dict[tuple[int, int], _Active] = {}
         self._history: OrderedDict[tuple[int, int], bytes | None] = OrderedDict()
-        self._out: deque[bytes] = deque()
         self.received: deque[ReceivedFile] = deque()
-        self.counters = {"pdus_in": 0, "pdus_out": 0, "pdus_late": 0, "pdus_rejected": 0, "naks_suppressed": 0,
-                         "transactions_started": 0, "transactions_abandoned": 0, "checksum_failures": 0,
-                         "handler_errors": 0, "file_bytes_new": 0, "file_bytes_repeat": 0,
-                         "transfers_resumed": 0, "resumed_bytes": 0, "checkpoints": 0, "journal_errors": 0}
 
     @property
     def active(self) -> int:
         return len(self._active)
 
-    def pop(self) -> bytes | None:
-        if not self._out:
-            return None
-        self.counters["pdus_out"] += 1
-        return self._out.popleft()
-
     # -- input ---------------------------------------------------------------------------------
-    def insert(self, pdu: GenericPduPacket) -> None:
-        """A PDU from the lander. Never raises on what the link delivers."""
-        self.counters["pdus_in"] += 1
+    def _take(self, pdu: GenericPduPacket) -> None:
+        """A PDU from the lander (counted by :meth:`PduEngine.insert`)."""
         if pdu.source_entity_id.value != self.remote_id or pdu.dest_entity_id.value != self.local_id:
             self.counters["pdus_rejected"] += 1
             return
@@ -164,13 +157,13 @@ class DestEngine:
         if isinstance(pdu, EofPdu):
             entry.eof_checksum = bytes(pdu.file_checksum)
             if entry.eof_raw is None and pdu.condition_code == ConditionCode.NO_ERROR:
-                entry.eof_raw, entry.eof_unsaved = _packed(pdu), True
+                entry.eof_raw, entry.eof_unsaved = packed_or_none(pdu), True
             if (entry.handler.step in _CLOSING or entry.completed
                     or entry.handler.step == TransactionStep.WAITING_FOR_MISSING_DATA):
                 self._ack_eof(pdu, TransactionStatus.ACTIVE)
                 self._checkpoint(key, entry)
                 return
-        metadata = _packed(pdu) if directive == DirectiveType.METADATA_PDU and not entry.journaled else None
+        metadata = packed_or_none(pdu) if directive == DirectiveType.METADATA_PDU and not entry.journaled else None
         self._run(key, entry, pdu)  # (cfdp-py turns the first PDU's header around for its replies)
         if metadata is not None:
             self._journal_open(key, entry, metadata)
@@ -285,8 +278,8 @@ class DestEngine:
             return
         now = self.clock()
         since = now - entry.last_checkpoint
-        if not (entry.eof_unsaved or since >= _CHECKPOINT_MAX_S
-                or (entry.unsaved_bytes >= _CHECKPOINT_BYTES and since >= _CHECKPOINT_MIN_S)):
+        if not (entry.eof_unsaved or since >= CHECKPOINT_MAX_S
+                or (entry.unsaved_bytes >= CHECKPOINT_BYTES and since >= CHECKPOINT_MIN_S)):
             return
         try:
             self.filestore.flush(Path(entry.name))
@@ -342,10 +335,8 @@ class DestEngine:
                     self.counters["naks_suppressed"] += 1
                     continue
                 entry.last_nak = now
-            try:
-                raw = bytes(holder.pdu.pack())
-            except Exception:  # a PDU the library built but cannot pack (e.g. offsets past 4 GiB)
-                self.counters["handler_errors"] += 1
+            raw = self._pack(holder.pdu)
+            if raw is None:
                 continue
             if directive == DirectiveType.FINISHED_PDU:
                 if entry.journaled and entry.finished_pdu is None:  # before it leaves: a restart answers with it
@@ -421,11 +412,9 @@ class DestEngine:
                 self._out.append(finished)
 
     def _ack_eof(self, eof: EofPdu, status: TransactionStatus) -> None:
-        conf = eof.pdu_header.pdu_conf
-        conf.direction = Direction.TOWARDS_SENDER
         # spacepackets 0.32's EofPdu.unpack leaves the condition code in the high nibble (data & 0xF0)
         code = eof.condition_code >> 4 if eof.condition_code > 0x0F else eof.condition_code
         try:
-            self._out.append(bytes(AckPdu(conf, DirectiveType.EOF_PDU, ConditionCode(code), status).pack()))
+            self._out.append(bytes(ack_pdu(eof, DirectiveType.EOF_PDU, ConditionCode(code), status).pack()))
         except ValueError:  # a condition code no ACK can carry: count it, never crash on the link's input
             self.counters["pdus_rejected"] += 1

@@ -1,4 +1,5 @@
-"""cfdp-py virtual filestores for both ends: fast reads on the lander, fsync'd writes on the ground.
+"""cfdp-py virtual filestores for both ends (fast reads on the lander, fsync'd writes on the ground), and the
+names the transferred files carry.
 
 cfdp-py's ``NativeFilestore`` opens the file for every segment. At ~1000
 segments per 4.5 MB product that is the dominant cost, so these keep one
@@ -15,9 +16,29 @@ from spacepackets.cfdp import ChecksumType, FilestoreResponseStatusCode
 
 from cfdppy.filestore import NativeFilestore
 
-__all__ = ["SourceFilestore", "IncomingFilestore", "fsync_dir"]
+__all__ = ["SourceFilestore", "IncomingFilestore", "fsync_dir", "transfer_name", "id_from_transfer_name",
+           "PRODUCT_SUFFIX", "SEGMENT_SUFFIX"]
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+
+PRODUCT_SUFFIX = ".prod"
+"""A transferred file that holds a product (:mod:`fsw.imaging.product`)."""
+SEGMENT_SUFFIX = ".tlm"
+"""A transferred file that holds a telemetry or event segment (:mod:`link.tlm_segments`)."""
+
+
+def transfer_name(seq: int, item_id: str, suffix: str) -> str:
+    """The destination file name a transaction's Metadata PDU carries: ``<seq, 8 hex digits>-<id><suffix>``.
+
+    Unique per transaction (so a resend never overwrites a file being received); the ground reads
+    the item's id (:func:`id_from_transfer_name`) and what it holds (the suffix) back from it."""
+    return f"{seq:08x}-{item_id}{suffix}"
+
+
+def id_from_transfer_name(name: str) -> str:
+    """The item id in a received file name made by :func:`transfer_name`."""
+    stem = name.rsplit(".", 1)[0] if name.endswith((PRODUCT_SUFFIX, SEGMENT_SUFFIX)) else name
+    return stem.split("-", 1)[1] if "-" in stem else stem
 
 
 def fsync_dir(path: Path) -> None:

@@ -7,21 +7,32 @@ this is the one place their socket options live.
 from __future__ import annotations
 
 import socket
+from typing import Protocol
 
-from framework.config import parse_endpoint
+from framework.config import ALL_INTERFACES, parse_endpoint
 
-__all__ = ["RadioPort", "udp_address"]
+__all__ = ["Radio", "RadioPort", "udp_address"]
 
 BUFFER_BYTES = 16 * 1024 * 1024
 MAX_DATAGRAM = 65535
 
 
-def udp_address(endpoint: str) -> tuple[str, int]:
-    """``udp://host:port`` -> ``(host, port)``."""
+def udp_address(endpoint: str, bind: bool = False) -> tuple[str, int]:
+    """``udp://host:port`` -> ``(host, port)`` for a socket. ``*`` binds every interface (0.0.0.0);
+    a peer at ``*`` is no address to send to (the config refuses it; here it is a ValueError)."""
     scheme, host, port = parse_endpoint(endpoint)
     if scheme != "udp":
         raise ValueError(f"{endpoint} is not a udp endpoint")
-    return ("127.0.0.1" if host in ("localhost", "*") else host), port
+    if host == ALL_INTERFACES and not bind:
+        raise ValueError(f"{endpoint}: * binds every interface; a peer needs its host's address")
+    return ("127.0.0.1" if host == "localhost" else host), port
+
+
+class Radio(Protocol):
+    """What the I/O-free senders (the lander's transmitter, the ground station) need of a radio:
+    send one datagram, False when it cannot go now. :class:`RadioPort` is the real one."""
+
+    def send(self, datagram: bytes) -> bool: ...
 
 
 class RadioPort:
@@ -34,7 +45,7 @@ class RadioPort:
                 self.sock.setsockopt(socket.SOL_SOCKET, opt, buffer_bytes)
             except OSError:
                 pass  # the kernel caps it; what it grants is read back below
-        self.sock.bind(udp_address(bind))
+        self.sock.bind(udp_address(bind, bind=True))
         self.sock.setblocking(False)
         self.address = self.sock.getsockname()
         self.peer = udp_address(peer) if peer else None

@@ -8,12 +8,15 @@ transaction, the byte ranges it has written (and fsync'd) as a
 from it, so its NAKs ask only for what is missing. The lander journals its
 sending progress. :func:`encode_segments` and :func:`decode_segments` are
 the journal's codec; :class:`TransferJournal` is what the destination engine
-needs of a journal (the ground's ledger implements it).
+needs of a journal (the ground's ledger implements it) and :class:`JournalRecord`
+what a journal gives back to resume from. Both engines record their progress
+on the same cadence (``CHECKPOINT_*``).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
 from typing import Iterable, Protocol
 
 import msgpack
@@ -21,10 +24,17 @@ import msgpack
 from framework.errors import ProtocolError
 
 __all__ = ["Segments", "SegmentsError", "encode_segments", "decode_segments", "JournalRecord", "TransferJournal",
-           "NoJournal"]
+           "NoJournal", "CHECKPOINT_BYTES", "CHECKPOINT_MIN_S", "CHECKPOINT_MAX_S"]
 
 _VERSION = 1
 _MAX_OFFSET = 1 << 63
+
+CHECKPOINT_BYTES = 64 * 1024
+"""A transaction's progress is recorded after this much new file data (sent, or written and fsync'd) ..."""
+CHECKPOINT_MIN_S = 0.2
+"""... but at most once per this period (each record costs an fsync or a committed row) ..."""
+CHECKPOINT_MAX_S = 1.0
+"""... and at the receiving end at least once per this period while data comes in."""
 
 
 class SegmentsError(ProtocolError):
@@ -114,8 +124,11 @@ def decode_segments(data: bytes) -> Segments:
     return Segments(pairs)
 
 
-class JournalRecord(Protocol):
-    """A journalled transaction as the destination engine's ``restore`` reads it (the ledger's TransferRecord)."""
+@dataclass(frozen=True)
+class JournalRecord:
+    """One journalled transaction, as the ground's ledger returns it and the destination engine's
+    ``restore`` reads it: raw PDUs as cfdp-py/spacepackets packed them, the held ranges encoded
+    (:func:`encode_segments`)."""
 
     source: int
     seq: int

@@ -22,8 +22,8 @@ What cfdp-py leaves to its user, this adapter does:
   has stopped answering; the product stays stored and is sent again.
 - Late, duplicate or foreign PDUs are counted and dropped, never raised.
 - Progress marks (:class:`Checkpoint`) for the service to record: how far the
-  file data has gone, every ``_CHECKPOINT_BYTES`` at most every
-  ``_CHECKPOINT_MIN_S``, and when the EOF went. After a restart
+  file data has gone, every ``CHECKPOINT_BYTES`` at most every
+  ``CHECKPOINT_MIN_S`` (:mod:`link.resume`), and when the EOF went. After a restart
   :meth:`SourceEngine.resume` takes the same transaction up again (same
   sequence number, same Metadata) from the recorded offset: cfdp-py keeps no
   persistent state, so the handler is started afresh and its file progress set
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from spacepackets.cfdp import ConditionCode, Direction, GenericPduPacket, TransmissionMode
+from spacepackets.cfdp import ConditionCode, GenericPduPacket, TransmissionMode
 from spacepackets.cfdp.pdu import AckPdu, DirectiveType, FinishedPdu, TransactionStatus
 from spacepackets.cfdp.pdu.finished import DeliveryCode, FileStatus, FinishedParams
 
@@ -57,7 +57,8 @@ from cfdppy.handler.source import SourceHandler, TransactionStep
 from cfdppy.mib import RemoteEntityConfigTable
 from cfdppy.request import PutRequest
 
-from link.filestore import SourceFilestore
+from link.engine import PduEngine, ack_pdu
+from link.filestore import SourceFilestore, transfer_name
 from link.packets import APID_DIRECTIVE
 from link.mib import (
     CfdpTimers,
@@ -69,6 +70,7 @@ from link.mib import (
     local_entity_config,
     remote_entity_config,
 )
+from link.resume import CHECKPOINT_BYTES, CHECKPOINT_MIN_S
 
 __all__ = ["Checkpoint", "Outcome", "SourceEngine", "finished_is_delivery"]
 
@@ -78,8 +80,6 @@ _METADATA_REPEAT_AFTER = (1, 4, 16)  # file data PDUs sent before each repeat of
 _HISTORY = 256
 _RUNAWAY_FACTOR = 4
 _RUNAWAY_MARGIN_BYTES = 1 << 20
-_CHECKPOINT_BYTES = 64 * 1024
-_CHECKPOINT_MIN_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -142,12 +142,16 @@ class _Current:
     eof_probed: bool = False
 
 
-class SourceEngine:
-    """Sends one product at a time as a CFDP class 2 transaction."""
+class SourceEngine(PduEngine[tuple[int, bytes]]):
+    """Sends one product at a time as a CFDP class 2 transaction; :meth:`pop` gives (APID, packed PDU)."""
 
     def __init__(self, local_id: int, remote_id: int, max_packet_len: int, timers: CfdpTimers,
                  seq_start: int = 0, clock: Callable[[], float] = time.monotonic,
                  lookup: Callable[[int], tuple[str, int] | None] | None = None) -> None:
+        super().__init__({"pdus_in": 0, "pdus_out": 0, "pdus_rejected": 0, "late_finished": 0,
+                          "handler_errors": 0, "inactivity_aborts": 0, "retransmit_requests": 0,
+                          "restarted_on_metadata_nak": 0, "runaway_aborts": 0, "file_bytes_sent": 0,
+                          "transactions_resumed": 0, "resume_skipped_bytes": 0, "eof_probes": 0})
         self.local_id = local_id
         self.lookup = lookup or (lambda seq: None)
         self.remote_id = remote_id
@@ -164,15 +168,10 @@ class SourceEngine:
             check_timer_provider=FixedCheckTimer(timers.inactivity_s),
             seq_num_provider=self.seq,
         )
-        self._out: deque[tuple[int, bytes]] = deque()
         self._current: _Current | None = None
         self._history: OrderedDict[int, tuple[str, int]] = OrderedDict()  # seq -> (product id, APID)
         self.outcomes: deque[Outcome] = deque()
         self.checkpoints: deque[Checkpoint] = deque()
-        self.counters = {"pdus_in": 0, "pdus_out": 0, "pdus_rejected": 0, "late_finished": 0,
-                         "handler_errors": 0, "inactivity_aborts": 0, "retransmit_requests": 0,
-                         "restarted_on_metadata_nak": 0, "runaway_aborts": 0, "file_bytes_sent": 0,
-                         "transactions_resumed": 0, "resume_skipped_bytes": 0, "eof_probes": 0}
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -218,7 +217,7 @@ class SourceEngine:
             self.seq.set_next(seq)
         seq = self.seq.peek()
         request = PutRequest(destination_id=entity_id(self.remote_id), source_file=path,
-                             dest_file=Path(f"{seq:08x}-{product_id}{suffix}"),
+                             dest_file=Path(transfer_name(seq, product_id, suffix)),
                              trans_mode=TransmissionMode.ACKNOWLEDGED, closure_requested=True)
         if not self.handler.put_request(request):
             raise RuntimeError("CFDP source handler refused a put request while idle")
@@ -267,16 +266,8 @@ class SourceEngine:
         self._check_inactivity()
         self._check_runaway()
 
-    def pop(self) -> tuple[int, bytes] | None:
-        """The next (APID, packed PDU) to send, or None."""
-        if not self._out:
-            return None
-        self.counters["pdus_out"] += 1
-        return self._out.popleft()
-
-    def insert(self, pdu: GenericPduPacket) -> None:
-        """A PDU from the ground. Never raises on what the link delivers."""
-        self.counters["pdus_in"] += 1
+    def _take(self, pdu: GenericPduPacket) -> None:
+        """A PDU from the ground (counted by :meth:`PduEngine.insert`)."""
         if isinstance(pdu, FinishedPdu) and not self._is_current(pdu):
             self._answer_late_finished(pdu)
             return
@@ -332,7 +323,7 @@ class SourceEngine:
         progress = self.handler.progress
         now = self.clock()
         if (cur.eof_sent and not cur.marked_eof) or (
-                progress - cur.marked_progress >= _CHECKPOINT_BYTES and now - cur.marked_at >= _CHECKPOINT_MIN_S):
+                progress - cur.marked_progress >= CHECKPOINT_BYTES and now - cur.marked_at >= CHECKPOINT_MIN_S):
             cur.marked_progress, cur.marked_eof, cur.marked_at = progress, cur.eof_sent, now
             self.checkpoints.append(Checkpoint(cur.seq, progress, cur.eof_sent))
 
@@ -342,12 +333,8 @@ class SourceEngine:
             holder = self.handler.get_next_packet()
             if holder is None:
                 break
-            try:
-                raw = bytes(holder.pdu.pack())
-            except Exception:  # a PDU the library built but cannot pack (e.g. offsets past 4 GiB)
-                self.counters["handler_errors"] += 1
-                continue
-            if cur is None:
+            raw = self._pack(holder.pdu)
+            if raw is None or cur is None:
                 continue
             kind = holder.pdu_directive_type
             if kind == DirectiveType.EOF_PDU:
@@ -415,14 +402,10 @@ class SourceEngine:
             self._out.append((cur.apid, cur.eof_pdu))
 
     def _implied_eof_ack(self, finished: FinishedPdu) -> AckPdu:
-        conf = finished.pdu_header.pdu_conf
-        conf.direction = Direction.TOWARDS_SENDER
-        return AckPdu(conf, DirectiveType.EOF_PDU, ConditionCode.NO_ERROR, TransactionStatus.ACTIVE)
+        return ack_pdu(finished, DirectiveType.EOF_PDU, ConditionCode.NO_ERROR, TransactionStatus.ACTIVE)
 
     def _ack_finished(self, finished: FinishedPdu, status: TransactionStatus) -> None:
-        conf = finished.pdu_header.pdu_conf
-        conf.direction = Direction.TOWARDS_RECEIVER
-        ack = AckPdu(conf, DirectiveType.FINISHED_PDU, finished.condition_code, status)
+        ack = ack_pdu(finished, DirectiveType.FINISHED_PDU, finished.condition_code, status)
         _, apid = self._history.get(finished.transaction_seq_num.value) or ("", APID_DIRECTIVE)
         self._out.appendleft((apid, bytes(ack.pack())))
 

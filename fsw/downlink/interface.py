@@ -109,6 +109,10 @@ INTERFACE = Interface.build(
         ChannelSpec(0x28, "tlm_archive_evicted", "count", int),
         ChannelSpec(0x29, "commands_accepted", "count", int),
         ChannelSpec(0x2A, "commands_rejected", "count", int),
+        ChannelSpec(0x2B, "events_published", "count", int),
+        ChannelSpec(0x2C, "events_unpublished", "count", int, high=0, doc="events the bus refused (logged)"),
+        ChannelSpec(0x2D, "events_suppressed", "count", int,
+                    doc="rate-limited events folded into the next one's count"),
     ),
 )
 
@@ -120,6 +124,7 @@ KIND = KindSpec(
     name="fsw.downlink",
     entry="fsw.downlink.process:run",
     endpoints={"bus_pub": "tcp|ipc", "products": "tcp", "radio": "udp", "relay": "udp", "command": "tcp"},
+    binds=("products", "radio", "command"),
     keys={
         "store_dir": Field(str, "store"),
         "entity_id": Field(int, 1, min=1, max=65535),

@@ -1,10 +1,10 @@
 """Housekeeping and event recording on board (as cFS DS does): batches, segments, an archive. No sockets.
 
 Bus telemetry (``tlm.*``) and events (``evt.*``) from the lander's processes
-are batched into *segments*: one msgpack file per period,
-``{"v": 1, "kind", "t0", "t1", "records": [[t, topic, src, fields], ...]}`` in
-time order. A housekeeping segment closed while a contact is open is realtime
-(``tlm``); one closed outside a contact was recorded (``tlm_playback``) and
+are batched into *segments* (the format both ends share,
+:mod:`link.tlm_segments`), one file per period, records in time order. A
+housekeeping segment closed while a contact is open is realtime (``tlm``);
+one closed outside a contact was recorded (``tlm_playback``) and
 plays back, oldest first, at the next contact. Events go in their own
 segments (``evt``, the alert class), flushed quickly.
 
@@ -20,49 +20,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgpack
-
-from link.filestore import fsync_dir
 from framework.errors import ProtocolError
+from link.filestore import fsync_dir
+from link.tlm_segments import decode_segment, encode_segment
 
-__all__ = ["Segment", "TelemetryRecorder", "encode_segment", "decode_segment", "SEGMENT_KINDS"]
+__all__ = ["Segment", "TelemetryRecorder"]
 
-SEGMENT_VERSION = 1
-SEGMENT_KINDS = ("tlm", "tlm_playback", "evt")
 _ID_PREFIX = {"tlm": "tlm", "tlm_playback": "rec", "evt": "evt"}
 
 
 @dataclass(frozen=True)
 class Segment:
+    """A closed segment: its store id, kind, time span, records and encoded bytes (:mod:`link.tlm_segments`)."""
+
     id: str
     kind: str
     t0: float
     t1: float
     records: list[list[Any]]
     data: bytes
-
-
-def encode_segment(kind: str, records: list[list[Any]]) -> bytes:
-    t0 = records[0][0] if records else 0.0
-    t1 = records[-1][0] if records else 0.0
-    return msgpack.packb({"v": SEGMENT_VERSION, "kind": kind, "t0": t0, "t1": t1, "records": records},
-                         use_bin_type=True)
-
-
-def decode_segment(data: bytes) -> dict[str, Any]:
-    """A segment's map; ProtocolError if it is not one."""
-    try:
-        body = msgpack.unpackb(data, raw=False, strict_map_key=False)
-    except Exception as exc:  # msgpack raises several unrelated types
-        raise ProtocolError(f"telemetry segment is not msgpack: {type(exc).__name__}") from None
-    if not isinstance(body, dict) or body.get("v") != SEGMENT_VERSION or body.get("kind") not in SEGMENT_KINDS:
-        raise ProtocolError("telemetry segment lacks v=1 or a known kind")
-    recs = body.get("records")
-    if not isinstance(recs, list) or not all(
-            isinstance(r, list) and len(r) == 4 and isinstance(r[0], (int, float)) and isinstance(r[1], str)
-            and isinstance(r[2], str) and isinstance(r[3], dict) for r in recs):
-        raise ProtocolError("telemetry segment records are not [t, topic, src, fields] lists")
-    return body
 
 
 class TelemetryRecorder:

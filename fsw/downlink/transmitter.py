@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from spacepackets.ccsds.spacepacket import PacketType
 
@@ -26,12 +26,9 @@ from link.source_engine import Checkpoint, Outcome, SourceEngine
 from link.mib import CfdpTimers
 from link.pacing import TokenBucket
 from link.packets import SpacePacketWrapper
+from link.radio import Radio
 
-__all__ = ["Transmitter", "Radio", "Started"]
-
-
-class Radio(Protocol):
-    def send(self, datagram: bytes) -> bool: ...
+__all__ = ["Transmitter", "Started"]
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from link.contacts import plan_from_mapping
 from fsw.downlink.policy import CLASSES, Policy
-from fsw.downlink.recorder import decode_segment, encode_segment
 from fsw.downlink.store import ProductStore
 from framework.errors import ProtocolError
+from link.tlm_segments import decode_segment, encode_segment
 
 FIELDS = st.dictionaries(st.text(max_size=8), st.one_of(st.integers(-2**40, 2**40), st.floats(allow_nan=False),
                                                          st.text(max_size=10), st.booleans()), max_size=4)

@@ -83,7 +83,7 @@ def test_a_packet_whose_data_is_not_a_pdu_raises_a_pdu_error() -> None:
 
 @given(st.lists(st.binary(max_size=64), min_size=0, max_size=3))
 def test_a_garbage_products_message_is_a_product_error(frames: list[bytes]) -> None:
-    from fsw.downlink.process import parse_product_message
+    from fsw.downlink.messages import parse_product_message
     from framework.errors import ProductError
     with pytest.raises(ProductError):
         parse_product_message(frames)

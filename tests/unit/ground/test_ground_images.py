@@ -11,10 +11,10 @@ import pytest
 
 from framework.errors import ProductError
 from ground.images import write_product
-from ground.process import _id_from_name
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, encode_product
 from framework.crc import pixels_crc32c
+from link.filestore import id_from_transfer_name, transfer_name
 
 
 def product(pixels: np.ndarray, kind: str, crc: int | None = None) -> bytes:
@@ -46,4 +46,5 @@ def test_a_product_with_a_wrong_crc_is_a_product_error_and_writes_nothing(tmp_pa
 
 
 def test_the_product_id_is_read_back_from_the_received_file_name() -> None:
-    assert _id_from_name("0000002a-navcam-00000007-full.prod") == "navcam-00000007-full"
+    assert id_from_transfer_name("0000002a-navcam-00000007-full.prod") == "navcam-00000007-full"
+    assert transfer_name(42, "navcam-00000007-full", ".prod") == "0000002a-navcam-00000007-full.prod"

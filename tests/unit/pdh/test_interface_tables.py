@@ -23,12 +23,12 @@ COMPONENTS: dict[str, tuple[Interface, str, bool]] = {
     "deploy": (DEPLOY, "drivers/deploy", True),
     "imaging": (IMAGING, "fsw/imaging", True),
     "downlink": (DOWNLINK, "fsw/downlink", True),
-    "ground": (GROUND, "ground", False),
+    "ground": (GROUND, "ground", True),
 }
 # Event-emitting calls: self.event("x", ...), svc.event(...), self._event / self._emit / self.emit / d.emit,
-# self.limited_event, self._fault (camera), Event("x", ...) (deploy sequencer), and name = "x" (camera decoder
-# errors); each may pick between two names with `"a" if cond else "b"`.
-_CALL = re.compile(r'\b(?:_?emit|_?event|limited_event|_fault|Event)\(\s*"(\w+)"(?:\s+if\s[^"\n]+\selse\s+"(\w+)")?')
+# self.limited_event, events.limited, self._fault (camera), Event("x", ...) (deploy sequencer), and name = "x"
+# (camera decoder errors); each may pick between two names with `"a" if cond else "b"`.
+_CALL = re.compile(r'\b(?:_?emit|_?event|limited_event|limited|_fault|Event)\(\s*"(\w+)"(?:\s+if\s[^"\n]+\selse\s+"(\w+)")?')
 _ASSIGN = re.compile(r'\bname = "(\w+)"(?:\s+if\s[^"\n]+\selse\s+"(\w+)")?')
 
 
@@ -60,8 +60,13 @@ def registered_commands(component: str) -> set[str]:
         from fsw.imaging.commands import handlers as imaging_handlers
         register_table(server, IMAGING, imaging_handlers(SimpleNamespace()))  # type: ignore[arg-type]
     elif component == "downlink":
-        from fsw.downlink.commands import register_requests as downlink_requests
-        downlink_requests(SimpleNamespace(commands=server))  # type: ignore[arg-type]
+        from framework.bus.commands import register_table
+        from fsw.downlink.commands import handlers as downlink_handlers
+        register_table(server, DOWNLINK, downlink_handlers(SimpleNamespace()))  # type: ignore[arg-type]
+    elif component == "ground":
+        from framework.bus.commands import register_table
+        from ground.commands import handlers as ground_handlers
+        register_table(server, GROUND, ground_handlers(SimpleNamespace()))  # type: ignore[arg-type]
     elif component == "deploy":
         from framework.bus.commands import register_table
         from drivers.deploy.commands import WITH_CLIENT, handlers as deploy_handlers
@@ -100,11 +105,12 @@ def test_every_event_the_source_emits_is_declared(component: str) -> None:
 
 def test_the_event_regex_sees_conditional_and_assigned_names() -> None:
     assert {"region_request_done", "region_request_failed"} <= emitted_event_names("fsw/downlink")
+    assert {"datagram_rejected", "segment_rejected"} <= emitted_event_names("fsw/downlink")  # events.limited(...)
     assert {"frame_truncated", "frame_crc_error", "link_garbage"} <= emitted_event_names("drivers/camera")
     assert {"deployment_verdict", "armed"} <= emitted_event_names("drivers/deploy")
 
 
-@pytest.mark.parametrize("component", ["camera", "deploy", "imaging", "downlink"])
+@pytest.mark.parametrize("component", ["camera", "deploy", "imaging", "downlink", "ground"])
 def test_every_registered_command_is_in_the_table_and_every_table_command_is_served(component: str) -> None:
     table = COMPONENTS[component][0]
     served = registered_commands(component) | {"NOOP", "RESET_COUNTERS"}  # the CommandServer's own two
@@ -118,5 +124,5 @@ def test_hazardous_commands_are_exactly_the_deploy_guarded_ones() -> None:
                for c in DEPLOY.commands.values() if c.hazardous)
 
 
-def test_ground_takes_no_commands_yet() -> None:
-    assert GROUND.commands == {}
+def test_ground_answers_only_the_two_commands_every_component_answers() -> None:
+    assert set(GROUND.commands) == {"NOOP", "RESET_COUNTERS"}

@@ -8,14 +8,17 @@ from typing import Any, Iterator
 
 import pytest
 
-from fsw.downlink.commands import register_requests
+from framework.bus.commands import register_table
+from fsw.downlink.commands import handlers
+from fsw.downlink.interface import INTERFACE
 from tests.conftest import inproc_commands
 
 
 @pytest.fixture()
 def command() -> Iterator[Any]:
     def wire(server: Any) -> None:
-        register_requests(SimpleNamespace(commands=server, imaging=None, recorder=None))  # type: ignore[arg-type]
+        fwd = SimpleNamespace(imaging=None, recorder=None)
+        register_table(server, INTERFACE, handlers(fwd))  # type: ignore[arg-type]
 
     with inproc_commands(wire) as call:
         yield call

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fsw.downlink.recorder import TelemetryRecorder, decode_segment
+from fsw.downlink.recorder import TelemetryRecorder
+from link.tlm_segments import decode_segment
 
 
 def recorder(tmp_path: Path, archive_bytes: int = 10**6) -> TelemetryRecorder:

@@ -1,0 +1,209 @@
+"""The ground station's logic: CFDP over CCSDS in, received files to images and the ledger. No sockets.
+
+Each datagram (:meth:`Station.take_datagram`) is unwrapped (Space Packet, then
+CFDP PDU) and fed to the destination engine (one cfdp-py DestHandler per
+transaction); what the engine answers goes back through the injected radio.
+Files land in ``<out>/<out_subdir>/incoming/``; a complete one is fsync'd and
+recorded in the ledger (SQLite WAL, :mod:`ground.ledger`) before its Finished
+PDU leaves. The injected ``decoder`` (an executor: the process gives it one
+worker thread) decodes each product (CRC-32C checked) and writes ``<id>.png``
+and ``<id>.json``; :meth:`Station.collect` then publishes ``product_received``
+once per product id, ever. Telemetry and event segments (``.tlm``,
+:mod:`link.tlm_segments`) go into the ledger and are announced as
+``telemetry_received``.
+
+The engine's timers run only while the contact plan has a contact open, so
+an outage does not exhaust NAK limits or inactivity. On start, the transfers
+the ledger's journal has open resume where their checkpoints left them (the
+engine's NAKs ask only for the missing ranges), files the ledger holds but
+never wrote are decoded, and other partial files are removed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import Executor, Future
+from pathlib import Path
+from typing import Any, Callable
+
+from spacepackets.ccsds.spacepacket import PacketType
+
+from framework.errors import ProductError, ProtocolError
+from framework.reporters import EventReporter
+from ground.images import WrittenProduct, write_product
+from ground.ledger import Ledger
+from link.contacts import ContactClock, load_plan
+from link.dest_engine import DestEngine, ReceivedFile
+from link.filestore import SEGMENT_SUFFIX, id_from_transfer_name
+from link.mib import CfdpTimers
+from link.packets import APID_DIRECTIVE, SpacePacketWrapper, unwrap
+from link.radio import Radio
+from link.tlm_segments import decode_segment
+
+__all__ = ["Station"]
+
+_ERROR_COUNTERS = ("products_failed", "transfers_failed", "datagrams_rejected")
+"""What RESET_COUNTERS zeroes (the running totals of what arrived stay)."""
+
+
+def _decode_and_write(path: Path, out_dir: Path) -> WrittenProduct:
+    return write_product(path.read_bytes(), out_dir)
+
+
+class Station:
+    """One ground station: fed datagrams and a clock; sends through ``radio``, reports through ``events``.
+
+    ``settings``: the ``ground.station`` kind's keys; ``where``: the config file, for error messages.
+    """
+
+    def __init__(self, settings: dict[str, Any], out_dir: Path, where: str, radio: Radio,
+                 events: EventReporter, clock: Callable[[], float], decoder: Executor) -> None:
+        s = settings
+        self.out_dir = out_dir / s["out_subdir"]
+        self.incoming = self.out_dir / "incoming"
+        self.plan = load_plan(s, where)
+        self.clock = clock
+        self.radio = radio
+        self.events = events
+        self.decoder = decoder
+        self.ledger = Ledger(self.out_dir / "ledger.sqlite", clock=clock)
+        self.engine = DestEngine(s["entity_id"], s["lander_entity_id"], s["max_packet_len"],
+                                 CfdpTimers.from_settings(s), self.incoming,
+                                 clock=ContactClock(self.plan, clock), on_delivered=self.ledger.file_received,
+                                 journal=self.ledger)
+        self.wrapper = SpacePacketWrapper(PacketType.TC)
+        self.decoding: deque[tuple[str, Path, Future[WrittenProduct]]] = deque()
+        self.unsent: deque[bytes] = deque()
+        self.c = {"products_received": 0, "products_failed": 0, "products_duplicate": 0, "transfers_failed": 0,
+                  "packets_received": 0, "bytes_received": 0, "datagrams_rejected": 0, "packets_sent": 0,
+                  "telemetry_records": 0, "telemetry_segments": 0, "recovered_files": 0, "partial_files_removed": 0,
+                  "transfers_resumed": 0}
+        self._bytes_at_last_health = 0
+        self._recover()
+
+    def _recover(self) -> None:
+        """Resume the transfers the journal has open (their partial files stay), decode what was
+        confirmed but not written before a crash, drop any other partial file."""
+        known = self.ledger.known_names()
+        keep = known | self.ledger.open_names()
+        for p in sorted(self.incoming.glob("*")) if self.incoming.exists() else []:
+            if p.name not in keep:
+                p.unlink(missing_ok=True)
+                self.c["partial_files_removed"] += 1
+        unfinished = self.ledger.unfinished()  # before restore: a transfer it completes is handed over anyway
+        self.c["transfers_resumed"] = self.engine.restore(self.ledger.transfers(), delivered=known)
+        for name, _size in unfinished:
+            path = self.incoming / name
+            if path.exists():
+                self.c["recovered_files"] += 1
+                self._dispatch(name, path)
+            else:
+                self.ledger.file_done(name, "failed")
+
+    # -- health --------------------------------------------------------------------------------
+    def sample(self) -> dict[str, Any]:
+        got = self.c["bytes_received"]
+        rate = (got - self._bytes_at_last_health) * 8
+        self._bytes_at_last_health = got
+        contact = self.plan.contact(self.clock())
+        return {**self.c, "active_transactions": self.engine.active, "decode_queue": len(self.decoding),
+                "receive_rate_bps": rate, "contact": contact.relay if contact else "",
+                **{f"cfdp_{k}": v for k, v in self.engine.counters.items()}}
+
+    def reset_counters(self) -> None:
+        for k in _ERROR_COUNTERS:
+            self.c[k] = 0
+
+    # -- the link ------------------------------------------------------------------------------
+    def take_datagram(self, datagram: bytes) -> None:
+        """One datagram from the relay: its PDU to the engine, the engine's answers out at once."""
+        self.c["packets_received"] += 1
+        self.c["bytes_received"] += len(datagram)
+        try:
+            packet = unwrap(datagram, require_crc=True)
+        except ProtocolError as exc:
+            self.c["datagrams_rejected"] += 1
+            self.events.limited("datagram_rejected", {"reason": str(exc), "bytes": len(datagram)})
+            return
+        self.engine.insert(packet.pdu)
+        self.reply()
+
+    def step(self) -> None:
+        """Once per turn: the engine's timers (only during a contact), answers out, finished files on."""
+        if self.plan.is_open(self.clock()):
+            self.engine.tick()
+        self.reply()
+        self.hand_over()
+        self.collect()
+
+    def reply(self) -> None:
+        while True:
+            raw = self.engine.pop()
+            if raw is None:
+                break
+            self.unsent.append(self.wrapper.wrap(APID_DIRECTIVE, raw))
+        while self.unsent:
+            if not self.radio.send(self.unsent[0]):
+                return
+            self.unsent.popleft()
+            self.c["packets_sent"] += 1
+
+    # -- received files ------------------------------------------------------------------------
+    def hand_over(self) -> None:
+        while self.engine.received:
+            rf: ReceivedFile = self.engine.received.popleft()
+            if not rf.delivered:
+                self.c["transfers_failed"] += 1
+                self.events.emit("transfer_failed", {"file": rf.name, "condition": rf.condition})
+                continue
+            self._dispatch(rf.name, rf.path)
+
+    def _dispatch(self, name: str, path: Path) -> None:
+        if name.endswith(SEGMENT_SUFFIX):
+            self._take_telemetry(name, path)
+            return
+        self.decoding.append((name, path, self.decoder.submit(_decode_and_write, path, self.out_dir)))
+
+    def _take_telemetry(self, name: str, path: Path) -> None:
+        try:
+            body = decode_segment(path.read_bytes())
+        except (ProtocolError, OSError) as exc:
+            self.ledger.file_done(name, "failed")
+            self.events.emit("telemetry_failed", {"file": name, "reason": str(exc)})
+            return
+        new = self.ledger.add_telemetry(body["records"])
+        self.ledger.file_done(name, "written")
+        path.unlink(missing_ok=True)
+        self.c["telemetry_segments"] += 1
+        self.c["telemetry_records"] += new
+        self.events.emit("telemetry_received", {"id": id_from_transfer_name(name), "segment_kind": body["kind"],
+                                                "records": len(body["records"]), "new_records": new,
+                                                "t0": body["t0"], "t1": body["t1"]})
+
+    def collect(self) -> None:
+        """Record and announce the products the decoder has finished, in the order they arrived."""
+        while self.decoding and self.decoding[0][2].done():
+            name, path, fut = self.decoding.popleft()
+            try:
+                w = fut.result()
+            except (ProductError, OSError) as exc:
+                self.ledger.file_done(name, "failed")
+                self.c["products_failed"] += 1
+                self.events.emit("product_failed", {"file": name, "raw": str(path), "reason": str(exc)})
+                self.events.emit("product_received", {"id": id_from_transfer_name(name), "product_kind": "",
+                                                      "crc32c": 0, "ok": False, "reason": str(exc)}, "error")
+                continue
+            first = self.ledger.product_written(w.id, w.kind, w.crc32c, w.product_bytes)
+            self.ledger.file_done(name, "written")
+            path.unlink(missing_ok=True)
+            if not first:
+                self.c["products_duplicate"] += 1
+                continue
+            self.c["products_received"] += 1
+            self.events.emit("product_received", {"id": w.id, "product_kind": w.kind, "crc32c": w.crc32c,
+                                                  "ok": True, "bytes": w.product_bytes})
+
+    def close(self) -> None:
+        """Close the received files and the ledger (collect the decoder's last results first)."""
+        self.engine.filestore.close()
+        self.ledger.close()
