@@ -8,17 +8,24 @@ expected, before any process starts.
 Schema of a file::
 
     version: 1
-    endpoints: {name: "tcp://127.0.0.1:PORT" | "udp://127.0.0.1:PORT" | "ipc:///path"}
+    hosts: {name: address}                 # optional; left out: one host, "local"
+    endpoints: {name: "tcp://HOST:PORT" | "udp://HOST:PORT" | "ipc:///path"}
     bus: {sndhwm: int, rcvhwm: int}
     processes:
-      <name>: {kind: <kind>, endpoints: {<role>: <endpoint name>}, ...kind's keys}
+      <name>: {kind: <kind>, host: <host name>, endpoints: {<role>: <endpoint name>}, ...kind's keys}
 
-Each kind declares its endpoint roles and keys as data in :mod:`framework.kinds`.
+Each kind declares its endpoint roles, which of them it binds, and its keys as
+data in :mod:`framework.kinds`. Where the processes run is checked here too: a
+process binds only its own host's address or ``*`` (every interface), and never
+connects to ``*`` (there is nothing to connect to: name the host's address in
+another endpoint). The default configs and profiles ship inside the
+distribution as the package ``configs`` (:func:`config_dir`).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.resources
 import re
 import socket
 from dataclasses import dataclass, field
@@ -30,10 +37,18 @@ import yaml
 from framework.kinds import KINDS, REQUIRED, Field
 from framework.errors import ConfigError
 
-__all__ = ["Config", "load_config", "validate_config", "check_mapping", "parse_endpoint", "free_loopback_ports"]
+__all__ = ["Config", "load_config", "validate_config", "check_mapping", "parse_endpoint", "free_loopback_ports",
+           "config_dir", "find_config", "LOCAL_HOST", "ALL_INTERFACES"]
 
 _ENDPOINT_RE = re.compile(r"^(tcp|udp)://(127\.0\.0\.1|localhost|\*|[\w.-]+):(\d{1,5})$|^ipc://.+$")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_HOST_ADDRESS_RE = re.compile(r"^[\w.-]+$")
+_TOP_KEYS = ("version", "hosts", "endpoints", "bus", "processes")
+
+LOCAL_HOST = "local"
+"""The one host of a config that declares no ``hosts:``; its address is not checked."""
+ALL_INTERFACES = "0.0.0.0"
+"""What ``*`` in an endpoint means to a socket that binds it."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,7 @@ class Config:
     bus: dict[str, Any]
     processes: dict[str, dict[str, Any]]
     raw: dict[str, Any] = field(repr=False)
+    hosts: dict[str, str | None] = field(default_factory=lambda: {LOCAL_HOST: None})
 
     def endpoint(self, process: str, role: str) -> str:
         """The address a process uses for one of its endpoint roles."""
@@ -56,37 +72,117 @@ class Config:
     def processes_of_kind(self, kind: str) -> list[str]:
         return [n for n, p in self.processes.items() if p["kind"] == kind]
 
+    def processes_on(self, host: str) -> list[str]:
+        """The processes that run on ``host``; an unknown host is a ConfigError naming the known ones."""
+        if host not in self.hosts:
+            raise ConfigError(self.file, "hosts", f"a host named '{host}', one of {sorted(self.hosts)}", host)
+        return [n for n, p in self.processes.items() if p["host"] == host]
 
-def parse_endpoint(address: str) -> tuple[str, str, int]:
-    """Split ``udp://host:port`` into ``("udp", host, port)``."""
+    def binder(self, endpoint: str) -> str | None:
+        """The process that binds the named endpoint (its kind lists the role in ``binds``), if any."""
+        for name, p in self.processes.items():
+            spec = KINDS[p["kind"]]
+            if any(ref == endpoint and role in spec.binds for role, ref in p["endpoints"].items()):
+                return name
+        return None
+
+    def reach(self, process: str, role: str) -> str:
+        """The address a client elsewhere (a tool, an operator) connects to for a process's endpoint:
+        as configured, with ``*`` (bound on every interface) replaced by the address of the process's host."""
+        address = self.endpoint(process, role)
+        if address.startswith("ipc://"):
+            return address
+        scheme, host, port = _split(address)
+        if host != "*":
+            return address
+        host_address = self.hosts.get(self.processes[process]["host"])
+        if host_address is None:
+            raise ConfigError(self.file, f"processes.{process}.endpoints.{role}",
+                              f"an address to connect to (the host '{self.processes[process]['host']}' "
+                              "has no address in hosts:)", address)
+        return f"{scheme}://{host_address}:{port}"
+
+
+def _split(address: str) -> tuple[str, str, int]:
+    """``udp://host:port`` -> ``("udp", host, port)``, the host as written."""
     scheme, rest = address.split("://", 1)
     host, port = rest.rsplit(":", 1)
     return scheme, host, int(port)
 
 
-def free_loopback_ports(endpoints: dict[str, str]) -> dict[str, str]:
-    """Every tcp/udp endpoint on the loopback moved to a port that is free now (same scheme).
+def parse_endpoint(address: str) -> tuple[str, str, int]:
+    """Split ``udp://host:port`` into ``("udp", host, port)``, the host as sockets take it: ``*``
+    (every interface, for a socket that binds) is ``0.0.0.0``. The config never lets a connecting
+    role name ``*``, so a connecting caller never sees it."""
+    scheme, host, port = _split(address)
+    return scheme, ALL_INTERFACES if host == "*" else host, port
 
-    Every probe socket stays bound until all ports are chosen, so no two endpoints get the same port."""
+
+def _on_this_machine(host: str) -> bool:
+    return host in ("localhost", "*") or host.startswith("127.")
+
+
+def free_loopback_ports(endpoints: dict[str, str]) -> dict[str, str]:
+    """Every tcp/udp endpoint on this machine (``127.x.x.x``, ``localhost`` or ``*``) moved to a port
+    that is free now, same scheme and host.
+
+    Endpoints that shared a scheme and port share the new one too (one bound at ``*``, reached at a
+    host's address); port 0 always gets a port of its own. Every probe socket stays bound until all
+    ports are chosen, so no two endpoints get the same port by accident."""
     out = {}
+    groups: dict[tuple[str, int], set[str]] = {}
+    for addr in endpoints.values():
+        if isinstance(addr, str) and "://" in addr and not addr.startswith("ipc://"):
+            scheme, host, port = _split(addr)
+            groups.setdefault((scheme, port), set()).add(host)
+    chosen: dict[tuple[str, int], int] = {}
     held: list[socket.socket] = []
     try:
         for name, addr in endpoints.items():
             if not isinstance(addr, str) or addr.startswith("ipc://") or "://" not in addr:
                 out[name] = addr
                 continue
-            scheme, host, _port = parse_endpoint(addr)
-            if host not in ("127.0.0.1", "localhost"):
+            scheme, host, port = _split(addr)
+            if not _on_this_machine(host):
                 out[name] = addr
                 continue
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if scheme == "udp" else socket.SOCK_STREAM)
-            held.append(s)
-            s.bind(("127.0.0.1", 0))
-            out[name] = f"{scheme}://127.0.0.1:{s.getsockname()[1]}"
+            key = (scheme, port)
+            if port == 0 or key not in chosen:
+                hosts = groups[key]
+                probe_host = ALL_INTERFACES if "*" in hosts or len(hosts) > 1 else parse_endpoint(addr)[1]
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if scheme == "udp" else socket.SOCK_STREAM)
+                held.append(s)
+                s.bind(("127.0.0.1" if probe_host == "localhost" else probe_host, 0))
+                chosen[key] = s.getsockname()[1]
+            out[name] = f"{scheme}://{host}:{chosen[key]}"
     finally:
         for s in held:
             s.close()
     return out
+
+
+def config_dir() -> Path:
+    """The ``configs/`` folder shipped with the distribution (the package ``configs``): the default
+    configs, camera and mechanism profiles, relays and scenarios, found the same way in a source
+    tree, an editable install and an installed wheel."""
+    return Path(str(importlib.resources.files("configs")))
+
+
+def find_config(ref: str | Path) -> Path:
+    """A config file: ``ref`` as a path if it exists, else the config of that name shipped in
+    :func:`config_dir` (``demo``, ``multihost.yaml`` or ``configs/multihost.yaml`` all name one),
+    so ``pdh demo --config configs/multihost.yaml`` works from any directory. A ref that is neither
+    is returned unchanged, for :func:`load_config` to name in its error."""
+    path = Path(ref)
+    if path.exists():
+        return path
+    parts = path.parts[1:] if path.parts[:1] == ("configs",) else path.parts
+    if parts and not path.is_absolute():
+        shipped = config_dir().joinpath(*parts)
+        for candidate in (shipped, shipped.with_name(shipped.name + ".yaml")):
+            if candidate.is_file():
+                return candidate
+    return path
 
 
 def load_config(path: str | Path) -> Config:
@@ -154,10 +250,11 @@ def validate_config(data: Any, file: str = "<config>") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(file, "<top>", "a mapping with version, endpoints, bus, processes", data)
     for k in data:
-        if k not in ("version", "endpoints", "bus", "processes"):
-            raise ConfigError(file, k, "one of version, endpoints, bus, processes", "unknown key")
+        if k not in _TOP_KEYS:
+            raise ConfigError(file, k, f"one of {', '.join(_TOP_KEYS)}", "unknown key")
     if data.get("version") != 1:
         raise ConfigError(file, "version", "1", data.get("version"))
+    hosts = _check_hosts(file, data.get("hosts"))
 
     endpoints = data.get("endpoints")
     if not isinstance(endpoints, dict) or not endpoints:
@@ -189,6 +286,7 @@ def validate_config(data: Any, file: str = "<config>") -> Config:
     if not isinstance(procs, dict) or not procs:
         raise ConfigError(file, "processes", "a non-empty mapping of process name to settings", procs)
     processes: dict[str, dict[str, Any]] = {}
+    left_out: dict[str, set[str]] = {}
     for pname, pdata in procs.items():
         prefix = f"processes.{pname}"
         if not isinstance(pname, str) or not _NAME_RE.match(pname):
@@ -217,17 +315,80 @@ def validate_config(data: Any, file: str = "<config>") -> Config:
             if endpoints[ref].split("://", 1)[0] not in scheme.split("|"):
                 raise ConfigError(file, f"{prefix}.endpoints.{role}", f"a {scheme.replace('|', ' or ')} endpoint",
                                   endpoints[ref])
-        rest = {k: v for k, v in pdata.items() if k not in ("kind", "endpoints")}
+        host = pdata.get("host", next(iter(hosts)) if len(hosts) == 1 else None)  # one host: it
+        if not isinstance(host, str) or host not in hosts:
+            raise ConfigError(file, f"{prefix}.host", f"one of the hosts {sorted(hosts)}",
+                              "missing" if host is None else host)
+        rest = {k: v for k, v in pdata.items() if k not in ("kind", "host", "endpoints")}
+        left_out[pname] = {k for k, f in spec.keys.items() if f.derive is not None and k not in rest}
         checked = check_mapping(file, prefix, spec.keys, rest)
-        for key, fspec in spec.keys.items():
-            if fspec.endpoint_refs:
-                for sub, ref in checked[key].items():
-                    if ref not in endpoints:
-                        raise ConfigError(file, f"{prefix}.{key}.{sub}", f"one of the endpoints {sorted(endpoints)}", ref)
-                    if not endpoints[ref].startswith(fspec.endpoint_refs):
-                        raise ConfigError(file, f"{prefix}.{key}.{sub}", f"a {fspec.endpoint_refs} endpoint",
-                                          endpoints[ref])
         checked["kind"] = kind
+        checked["host"] = host
         checked["endpoints"] = dict(eps)
         processes[pname] = checked
-    return Config(file=file, endpoints=dict(endpoints), bus=bus, processes=processes, raw=data)
+    for pname, keys in left_out.items():  # wiring from the other processes, once all are checked
+        for key in keys:
+            derive = KINDS[processes[pname]["kind"]].keys[key].derive
+            assert derive is not None
+            processes[pname][key] = derive(pname, processes)
+    for pname, checked in processes.items():
+        _check_endpoint_refs(file, pname, checked, endpoints)
+        _check_placement(file, pname, checked, endpoints, hosts)
+    return Config(file=file, endpoints=dict(endpoints), bus=bus, processes=processes, raw=data, hosts=hosts)
+
+
+def _check_hosts(file: str, data: Any) -> dict[str, str | None]:
+    """``hosts:`` (name -> address of that machine); left out, the config is one host, ``local``."""
+    if data is None:
+        return {LOCAL_HOST: None}
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(file, "hosts", "a non-empty mapping of host name to its address", data)
+    for name, address in data.items():
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise ConfigError(file, f"hosts.{name}", "a lower_snake_case host name", name)
+        if not isinstance(address, str) or address == "*" or not _HOST_ADDRESS_RE.match(address):
+            raise ConfigError(file, f"hosts.{name}", "the host's address, like 127.0.0.2 or lander.local", address)
+    return dict(data)
+
+
+def _check_endpoint_refs(file: str, pname: str, checked: dict[str, Any], endpoints: dict[str, str]) -> None:
+    """Keys that name endpoints (``endpoint_refs``) name configured endpoints of their scheme."""
+    for key, fspec in KINDS[checked["kind"]].keys.items():
+        if not fspec.endpoint_refs:
+            continue
+        for sub, ref in checked[key].items():
+            where = f"processes.{pname}.{key}.{sub}"
+            if ref not in endpoints:
+                raise ConfigError(file, where, f"one of the endpoints {sorted(endpoints)}", ref)
+            if not endpoints[ref].startswith(fspec.endpoint_refs):
+                raise ConfigError(file, where, f"a {fspec.endpoint_refs} endpoint", endpoints[ref])
+
+
+def _same_host(a: str, b: str) -> bool:
+    def norm(h: str) -> str:
+        return "127.0.0.1" if h == "localhost" else h
+
+    return norm(a) == norm(b)
+
+
+def _check_placement(file: str, pname: str, checked: dict[str, Any], endpoints: dict[str, str],
+                     hosts: dict[str, str | None]) -> None:
+    """A process binds only its own host's address or ``*``; it never connects to ``*``."""
+    spec = KINDS[checked["kind"]]
+    host = checked["host"]
+    own = hosts[host]
+    uses = [(f"endpoints.{role}", ref, role in spec.binds) for role, ref in checked["endpoints"].items()]
+    uses += [(f"{key}.{sub}", ref, False) for key, f in spec.keys.items() if f.endpoint_refs
+             for sub, ref in checked[key].items()]
+    for where, ref, binds in uses:
+        address = endpoints[ref]
+        if address.startswith("ipc://"):
+            continue
+        _, ep_host, _ = _split(address)
+        if binds and own is not None and ep_host != "*" and not _same_host(ep_host, own):
+            raise ConfigError(file, f"processes.{pname}.{where}",
+                              f"an address of host '{host}' ({own}) or * to bind ({pname} binds {ref})", address)
+        if not binds and ep_host == "*":
+            raise ConfigError(file, f"processes.{pname}.{where}",
+                              f"an address to connect to, not * ({pname} connects to {ref}; * is for the side "
+                              "that binds: name the host's address in another endpoint)", address)

@@ -12,7 +12,7 @@ the registry; the supervisor starts processes from it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 __all__ = ["Field", "KindSpec", "KINDS", "REQUIRED", "register"]
 
@@ -37,18 +37,25 @@ class Field:
     keys: dict[str, "Field"] | None = None
     endpoint_refs: str | None = None  # a mapping whose values name endpoints of this scheme
     doc: str = ""
+    # When the key is left out: its value from the config's other processes, called as
+    # derive(this process's name, every process's checked settings) after all are checked
+    # (wiring one process from the others, as a topology does). None: the default applies.
+    derive: Callable[[str, dict[str, dict[str, Any]]], Any] | None = None
 
 
 @dataclass(frozen=True)
 class KindSpec:
     """One kind of process. ``endpoints`` maps each role to the schemes it accepts (``"tcp|ipc"``);
-    a trailing ``?`` makes the role optional (``"tcp?"``: a command port the config may leave out)."""
+    a trailing ``?`` makes the role optional (``"tcp?"``: a command port the config may leave out).
+    ``binds`` names the roles the process binds (listens on); it connects to every other role, so
+    the config can check that a process binds only its own host's address and never connects to ``*``."""
 
     name: str
     entry: str
     endpoints: dict[str, str]
     keys: dict[str, Field] = field(default_factory=dict)
     doc: str = ""
+    binds: tuple[str, ...] = ()
 
 
 KINDS: dict[str, KindSpec] = {}

@@ -1,7 +1,7 @@
 """``pdh``: the operator's command line.
 
     pdh demo [--duration S] [--loss P] [--out DIR] [--config FILE]   whole chain on emulated hardware
-    pdh run CONFIG [--out DIR]                                         run a config as a service
+    pdh run CONFIG [--host NAME] [--out DIR]                           run a config (one host's processes) as a service
     pdh check-config CONFIG                                            validate a config and exit
     pdh cmd CONFIG PROCESS COMMAND [key=value ...]                     send one command to a service
     pdh keys [--dir DIR]                                               operator and service CURVE keypairs
@@ -20,15 +20,14 @@ from typing import Any
 
 import yaml
 
-from framework.config import load_config
+from framework.config import config_dir, find_config, load_config
 from framework.errors import ConfigError
 
 __all__ = ["main"]
 
 def _default_config() -> Path:
-    """configs/demo.yaml of the working directory, else of the source tree this package runs from."""
-    here = Path("configs/demo.yaml")
-    return here if here.exists() else Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
+    """The demo config shipped with the distribution (configs/demo.yaml), wherever it is installed."""
+    return config_dir() / "demo.yaml"
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -37,18 +36,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.loss is not None and not 0.0 <= args.loss <= 0.95:
         print(f"--loss: expected a probability in [0, 0.95], got {args.loss}", file=sys.stderr)
         return 2
-    return run_demo(Path(args.config), Path(args.out), args.duration, args.loss, args.drain)
+    return run_demo(find_config(args.config), Path(args.out), args.duration, args.loss, args.drain)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from framework.logs import configure_logging
     from pdh.supervisor import Supervisor
 
-    config = load_config(args.config)
+    path = find_config(args.config)
+    config = load_config(path)
+    if args.host is not None and not config.processes_on(args.host):  # an unknown host raises ConfigError
+        print(f"{path}: host '{args.host}' runs no process", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = configure_logging("supervisor", out / "logs" if not sys.stderr.isatty() else None)
-    sup = Supervisor(config, Path(args.config), out, on_report=lambda n, f: log.info(n, **f))
+    sup = Supervisor(config, path, out, on_report=lambda n, f: log.info(n, **f), host=args.host)
+    log.info("service_starting", host=args.host, processes=list(sup.children))
     stop = {"now": False}
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -66,8 +70,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    print(f"{args.config}: ok, {len(config.processes)} processes, {len(config.endpoints)} endpoints")
+    path = find_config(args.config)
+    config = load_config(path)
+    print(f"{path}: ok, {len(config.processes)} processes on {len(config.hosts)} host(s), "
+          f"{len(config.endpoints)} endpoints")
     return 0
 
 
@@ -92,7 +98,7 @@ def _cmd_cmd(args: argparse.Namespace) -> int:
 
     from framework.bus.commands import CommandClient
 
-    config = load_config(args.config)
+    config = load_config(find_config(args.config))
     if args.process not in config.processes or "command" not in config.processes[args.process]["endpoints"]:
         print(f"{args.config}: process '{args.process}' has no command endpoint", file=sys.stderr)
         return 2
@@ -104,7 +110,7 @@ def _cmd_cmd(args: argparse.Namespace) -> int:
         k, v = kv.split("=", 1)
         cmd_args[k] = _parse_value(v)
     ctx = zmq.Context()
-    client = CommandClient(ctx, config.endpoint(args.process, "command"))
+    client = CommandClient(ctx, config.reach(args.process, "command"))
     replies = client.call(args.command, cmd_args, timeout_s=args.timeout)
     client.close()
     ctx.destroy(linger=0)
@@ -123,11 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--duration", type=float, default=20.0, help="seconds of capture (default 20)")
     d.add_argument("--loss", type=float, default=None, help="relay packet loss probability (overrides config)")
     d.add_argument("--out", default="OUT", help="output directory (default OUT)")
-    d.add_argument("--config", default=str(_default_config()), help="config file (default configs/demo.yaml)")
+    d.add_argument("--config", default=str(_default_config()),
+                   help="config file, or the name of a shipped one (default configs/demo.yaml)")
     d.add_argument("--drain", type=float, default=180.0, help="max seconds to wait for the downlink to drain")
     d.set_defaults(func=_cmd_demo)
-    r = sub.add_parser("run", help="run every process of a config until stopped")
+    r = sub.add_parser("run", help="run every process of a config (or of one host) until stopped")
     r.add_argument("config")
+    r.add_argument("--host", default=None, help="start only the processes the config places on this host")
     r.add_argument("--out", default="OUT")
     r.set_defaults(func=_cmd_run)
     c = sub.add_parser("check-config", help="validate a config file")

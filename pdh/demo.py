@@ -1,10 +1,12 @@
 """``pdh demo``: run the whole chain on emulated hardware, then prove it bit-exact.
 
-Phases: start every process of the config; capture for ``duration_s``; tell
-every camera driver to stop streaming; wait until every product made has been
-confirmed by the ground (or the drain time runs out); stop every process;
-check each full-frame PNG at the ground against the emulator's manifest and
-every packet of the relay's pcap; print and write the summary.
+Phases: start every process of the config (every host's, on this machine);
+capture for ``duration_s``; tell every camera driver to stop streaming; wait
+until every product made has been confirmed by the ground (or the drain time
+runs out); stop every process; check each full-frame PNG at the ground against
+the emulator's manifest and every packet of the relay's pcap; print and write
+the summary. Progress comes from every bus of the config: the lander's broker
+carries the flight side, the ground's broker the ground station.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ from typing import Any
 import yaml
 
 from framework.config import Config, validate_config
-from pdh.monitor import RunState
+from pdh.monitor import BusWatch, RunState
 from pdh.supervisor import Supervisor
 from pdh.verify import read_manifest, verify_ground, verify_pcap
-from framework.bus.client import Subscriber
 from framework.bus.commands import CommandClient
 
 __all__ = ["run_demo", "prepare_config"]
@@ -109,7 +110,7 @@ def run_demo(config_path: Path, out: Path, duration_s: float, loss: float | None
     import zmq
 
     zctx = zmq.Context()
-    sub = Subscriber(zctx, config.endpoint(brokers[0], "xpub"), ["tlm.", "evt.", "product."], rcvhwm=10000)
+    buses = BusWatch(zctx, config, ["tlm.", "evt.", "product."])
     state = RunState()
     view = _View(live)
     t0 = time.monotonic()
@@ -119,10 +120,8 @@ def run_demo(config_path: Path, out: Path, duration_s: float, loss: float | None
     try:
         sup.start()
         while True:
-            msg = sub.recv(timeout_ms=100)
-            while msg is not None:
+            for msg in buses.drain(timeout_ms=100):
                 state.feed(msg, time.monotonic(), t0)
-                msg = sub.recv(timeout_ms=0)
             sup.watch()
             now = time.monotonic()
             if phase == "capture" and now - t0 >= duration_s:
@@ -143,14 +142,14 @@ def run_demo(config_path: Path, out: Path, duration_s: float, loss: float | None
     finally:
         view.close()
         sup.stop()
-        sub.close()
+        buses.close()
         zctx.destroy(linger=0)
     return _summarise(out, config, state, sup, t0, duration_s, loss, notes, interrupted)
 
 
 def _stop_streaming(zctx: Any, config: Config, notes: list[str]) -> None:
     for drv in config.processes_of_kind("drivers.camera"):
-        client = CommandClient(zctx, config.endpoint(drv, "command"))
+        client = CommandClient(zctx, config.reach(drv, "command"))
         replies = client.call("STREAM_STOP", {}, timeout_s=5.0)
         client.close()
         final = replies[-1].status if replies else "no reply"

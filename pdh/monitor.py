@@ -1,13 +1,43 @@
-"""What the supervisor learns from the bus: progress of a run, folded from telemetry and events."""
+"""What the supervisor learns from the buses: progress of a run, folded from telemetry and events."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from framework.bus.message import Message
+import zmq
 
-__all__ = ["RunState"]
+from framework.bus.client import Subscriber
+from framework.bus.message import Message
+from framework.config import Config
+
+__all__ = ["RunState", "BusWatch"]
+
+
+class BusWatch:
+    """Every bus of a config at once: a subscriber on each broker's XPUB (the lander's and the
+    ground's, each reached at its host's address), so a run's progress and verdict see both ends."""
+
+    def __init__(self, zctx: zmq.Context, config: Config, topics: list[str], rcvhwm: int = 10000) -> None:
+        self.subs = [Subscriber(zctx, config.reach(b, "xpub"), topics, rcvhwm=rcvhwm)
+                     for b in config.processes_of_kind("bus.broker")]
+        self.poller = zmq.Poller()
+        for sub in self.subs:
+            self.poller.register(sub.sock, zmq.POLLIN)
+
+    def drain(self, timeout_ms: int) -> list[Message]:
+        """Every message waiting on any bus; waits up to ``timeout_ms`` for the first."""
+        out: list[Message] = []
+        if not self.poller.poll(timeout_ms):
+            return out
+        for sub in self.subs:
+            while (msg := sub.recv(timeout_ms=0)) is not None:
+                out.append(msg)
+        return out
+
+    def close(self) -> None:
+        for sub in self.subs:
+            sub.close()
 
 
 @dataclass

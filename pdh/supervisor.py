@@ -3,7 +3,9 @@
 The supervisor is the only code that starts processes. It runs each as
 ``python -m pdh.process CONFIG NAME --out OUT`` in its own process group,
 restarts one that exits unexpectedly (with backoff), and stops them all with
-SIGTERM, then SIGKILL after a grace period.
+SIGTERM, then SIGKILL after a grace period. Given a host, it starts only the
+processes the config places on that host (``pdh run CONFIG --host NAME`` on
+each machine); without one, every process on this machine (``pdh demo``).
 """
 
 from __future__ import annotations
@@ -38,13 +40,15 @@ class Child:
 class Supervisor:
     def __init__(self, config: Config, config_path: Path, out_dir: Path,
                  on_report: Callable[[str, dict[str, Any]], None] | None = None,
-                 restart_backoff_s: float = 1.0) -> None:
+                 restart_backoff_s: float = 1.0, host: str | None = None) -> None:
         self.config = config
         self.config_path = config_path
         self.out_dir = out_dir
         self.report = on_report or (lambda name, fields: None)
         self.backoff = restart_backoff_s
-        names = sorted(config.processes, key=lambda n: (
+        self.host = host
+        mine = config.process_names() if host is None else config.processes_on(host)  # unknown host: ConfigError
+        names = sorted(mine, key=lambda n: (
             _KIND_ORDER.index(config.processes[n]["kind"]) if config.processes[n]["kind"] in _KIND_ORDER else 99))
         self.children = {n: Child(n, config.processes[n]["kind"]) for n in names}
         self.stopping = False

@@ -21,14 +21,14 @@ from typing import Any
 
 import yaml
 
-from framework.config import check_mapping
+from framework.config import check_mapping, config_dir
 from framework.kinds import Field
 from framework.errors import ConfigError
 
 __all__ = ["CameraProfile", "PROFILE_KEYS", "PROFILE_INLINE_KEYS", "PROFILE_DIR", "load_profile", "profile_from_dict",
            "resolve_profile_path", "profile_for_process"]
 
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "configs" / "cameras"
+PROFILE_DIR = config_dir() / "cameras"  # shipped in the distribution (package data)
 
 # A camera model's datasheet (configs/cameras/*.yaml). Inline in a process config (the driver's and the
 # emulator's ``profile`` key) the same keys override the profile file: there every default is None.

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from framework.config import check_mapping
+from framework.config import check_mapping, config_dir
 from framework.kinds import Field
 from framework.errors import ConfigError
 
@@ -24,7 +24,7 @@ __all__ = ["MECHANISM_TYPES", "CIRCUITS", "MechanismProfile", "load_profile", "p
 
 MECHANISM_TYPES = ("holddown", "spring_boom", "motor_deployer")
 CIRCUITS = ("primary", "secondary")
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "configs" / "mechanisms"
+PROFILE_DIR = config_dir() / "mechanisms"  # shipped in the distribution (package data)
 
 _RELEASE = {
     "supply_v": Field(float, 28.0, min=1.0, max=100.0, doc="bus voltage on a firing circuit"),

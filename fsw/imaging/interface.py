@@ -8,6 +8,8 @@ table cannot say (the camera is configured, the frame is held, the region fits).
 
 from __future__ import annotations
 
+from typing import Any
+
 from framework.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
 from framework.kinds import Field, KindSpec
 
@@ -77,10 +79,21 @@ COMMANDS = INTERFACE.commands
 EVENTS = INTERFACE.events
 TELEMETRY = INTERFACE.telemetry
 
+
+def _camera_commands(name: str, processes: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Camera id -> its driver's command endpoint, for each camera this core serves that a
+    ``drivers.camera`` process of the config drives: the routing of AE and exposure commands
+    when the config does not spell it out."""
+    served = set(processes[name]["cameras"])
+    return {p["camera"]: p["endpoints"]["command"] for p in processes.values()
+            if p["kind"] == "drivers.camera" and p.get("camera") in served and "command" in p["endpoints"]}
+
+
 KIND = KindSpec(
     name="fsw.imaging",
     entry="fsw.imaging.process:run",
     endpoints={"bus_pub": "tcp|ipc", "bus_sub": "tcp|ipc", "products": "tcp", "command": "tcp"},
+    binds=("command",),
     keys={
         "cameras": Field(list, ["navcam"]),
         "thumbnail_px": Field(int, 256, min=16, max=1024),
@@ -103,8 +116,9 @@ KIND = KindSpec(
             "exposure_max_us": Field(int, 200_000, min=1),
             "gain_max": Field(float, 8.0, min=1.0),
         }),
-        "camera_commands": Field(dict, {}, endpoint_refs="tcp",
-                                 doc="camera id -> the endpoint of its driver's command ROUTER"),
+        "camera_commands": Field(dict, {}, endpoint_refs="tcp", derive=_camera_commands,
+                                 doc="camera id -> the endpoint of its driver's command ROUTER "
+                                     "(left out: every configured camera driver's command endpoint)"),
         "calibration_dir": Field(str, "calibration"),
     },
     doc="Imaging core: thumbnails and lossless products from frames.",
