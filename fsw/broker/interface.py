@@ -10,5 +10,6 @@ KIND = KindSpec(
     name="bus.broker",
     entry="fsw.broker.process:run",
     endpoints={"xsub": "tcp|ipc", "xpub": "tcp|ipc"},
+    binds=("xsub", "xpub"),
     doc="XSUB/XPUB proxy: the software bus.",
 )

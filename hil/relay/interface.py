@@ -11,6 +11,7 @@ KIND = KindSpec(
     name="hil.relay",
     entry="hil.relay.process:run",
     endpoints={"lander_in": "udp", "ground_in": "udp", "lander": "udp", "ground": "udp"},
+    binds=("lander_in", "ground_in"),
     keys={
         "rate_bps": Field(float, 8_000_000.0, min=1000.0, doc="rate when the plan has no relays"),
         "latency_ms": Field(float, 50.0, min=0.0, max=60_000.0, doc="latency when a relay names none"),
