@@ -16,6 +16,7 @@ from drivers.deploy.interface import INTERFACE as DEPLOY_DRIVER_TABLE
 from drivers.deploy.interface import KIND as DEPLOY_DRIVER
 from framework.interface import Interface
 from framework.kinds import KINDS, KindSpec, register
+from fsw.broker.interface import INTERFACE as BROKER_TABLE
 from fsw.broker.interface import KIND as BROKER
 from fsw.downlink.interface import INTERFACE as DOWNLINK_TABLE
 from fsw.downlink.interface import KIND as DOWNLINK
@@ -35,7 +36,7 @@ ALL_KINDS: tuple[KindSpec, ...] = (
 )
 
 INTERFACES: tuple[Interface, ...] = (
-    CAMERA_DRIVER_TABLE, IMAGING_TABLE, DOWNLINK_TABLE, GROUND_STATION_TABLE, DEPLOY_DRIVER_TABLE,
+    CAMERA_DRIVER_TABLE, IMAGING_TABLE, DOWNLINK_TABLE, GROUND_STATION_TABLE, DEPLOY_DRIVER_TABLE, BROKER_TABLE,
 )
 """Every component's interface table (commands, events, telemetry), in id-base order."""
 

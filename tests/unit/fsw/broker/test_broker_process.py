@@ -1,0 +1,76 @@
+"""The broker as a real process with its optional command port: NOOP, RESET_COUNTERS, health and events."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+import pytest
+import zmq
+
+from framework.bus.client import Subscriber
+from framework.bus.commands import CommandClient
+from fsw.broker.interface import INTERFACE
+from tests.conftest import free_port
+
+
+@pytest.fixture
+def broker(write_config, processes) -> Iterator[tuple[zmq.Context, dict[str, str]]]:
+    ep = {k: f"tcp://127.0.0.1:{free_port()}" for k in ("bus_pub", "bus_sub", "broker_cmd")}
+    cfg = write_config({
+        "version": 1,
+        "endpoints": ep,
+        "processes": {"broker": {"kind": "bus.broker",
+                                 "endpoints": {"xsub": "bus_pub", "xpub": "bus_sub", "command": "broker_cmd"}}},
+    })
+    processes.start(cfg, "broker")
+    ctx = zmq.Context()
+    try:
+        yield ctx, ep
+    finally:
+        ctx.destroy(linger=0)
+
+
+def _health(sub: Subscriber, until: Any, deadline_s: float = 10.0) -> dict[str, Any]:
+    """The broker's next health sample for which ``until(fields)`` holds."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        m = sub.recv(timeout_ms=200)
+        if m is not None and m.topic == "tlm.broker" and until(m.header.fields):
+            return m.header.fields
+    raise AssertionError("no such health sample from the broker")
+
+
+def test_command_port_answers_noop_and_reset_counters_zeroes_the_forwarding_counts(broker) -> None:
+    ctx, ep = broker
+    sub = Subscriber(ctx, ep["bus_sub"], ["tlm.broker"])
+    # the broker's own health crosses it once this subscription has joined, and is counted
+    before = _health(sub, lambda f: f["messages"] >= 3)
+    assert set(before) <= {"uptime_s", *INTERFACE.telemetry}
+    client = CommandClient(ctx, ep["broker_cmd"])
+    noop = client.call("NOOP")
+    assert noop[-1].status == "completed" and "version" in noop[-1].result
+    assert client.call("RESET_COUNTERS")[-1].status == "completed"
+    after = _health(sub, lambda f: f["messages"] < before["messages"])  # counts only grow, but for a reset
+    assert after["bytes"] < before["bytes"] and after["commands_accepted"] <= 1
+    client.close()
+
+
+def test_an_unknown_command_is_rejected_counted_and_raised_as_the_tables_event(broker) -> None:
+    ctx, ep = broker
+    sub = Subscriber(ctx, ep["bus_sub"], ["tlm.broker", "evt.broker"])
+    _health(sub, lambda f: True)  # the subscription has joined
+    client = CommandClient(ctx, ep["broker_cmd"])
+    reply = client.call("FLUSH")
+    assert reply[-1].status == "rejected" and "unknown command" in reply[-1].reason
+    end = time.monotonic() + 10
+    event = None
+    while event is None and time.monotonic() < end:
+        m = sub.recv(timeout_ms=200)
+        if m is not None and m.topic == "evt.broker":
+            event = m.header.fields
+    assert event is not None
+    assert event["name"] == "command_rejected"
+    assert event["event_id"] == INTERFACE.events["command_rejected"].id
+    assert _health(sub, lambda f: f["commands_rejected"] == 1)["events_published"] >= 1
+    client.close()
