@@ -1,17 +1,71 @@
-"""The relay link emulator's interface, as data: its process kind."""
+"""The relay link emulator's interface, as data: its commands, events, health channels and kind.
+
+The relay needs no bus: a config may give it ``bus_pub`` (health and events
+published) and ``command`` (NOOP and RESET_COUNTERS), both optional. Without a
+bus its events reach the log only. Format: :mod:`framework.interface`.
+"""
 
 from __future__ import annotations
 
+from framework.interface import ChannelSpec, CommandSpec, EventSpec, Interface
 from framework.kinds import Field, KindSpec
+from hil.relay.link import DIRECTION_COUNTERS
 from link.contacts import CONTACT_PLAN_KEYS
 
-__all__ = ["KIND"]
+__all__ = ["KIND", "INTERFACE", "DIRECTIONS"]
+
+DIRECTIONS = {"down": 0x01, "up": 0x11}
+"""Each direction's counters are channels ``<direction>_<counter>``, numbered from its first id."""
+
+_COUNTER_DOCS = {
+    "offered": "datagrams received from the sender",
+    "offered_bytes": "bytes received from the sender",
+    "delivered": "datagrams scheduled for delivery",
+    "lost": "lost at random",
+    "burst_lost": "lost in a burst",
+    "tail_dropped": "dropped: the relay's queue was full",
+    "corrupted": "delivered with a bit flipped",
+    "outside_window": "sent while no relay was in contact (lost)",
+    "send_failures": "the outbound socket refused a datagram",
+}
+
+
+def _direction_channels() -> tuple[ChannelSpec, ...]:
+    return tuple(ChannelSpec(first + i, f"{d}_{name}", "bytes" if name.endswith("_bytes") else "count", int,
+                             doc=f"{'lander to ground' if d == 'down' else 'ground to lander'}: {_COUNTER_DOCS[name]}")
+                 for d, first in DIRECTIONS.items() for i, name in enumerate(DIRECTION_COUNTERS))
+
+
+INTERFACE = Interface.build(
+    "relay_emulator",
+    commands=(
+        CommandSpec(0x00, "NOOP", doc="Answer with the software version."),
+        CommandSpec(0x01, "RESET_COUNTERS", doc="Zero the command counters and both directions' counters."),
+    ),
+    events=(
+        EventSpec(1, "contact_changed", "info", "A relay came into contact, or the last one left (relay null)."),
+        EventSpec(10, "command_rejected", "warning", "A command was refused."),
+        EventSpec(11, "command_failed", "error", "An accepted command failed."),
+    ),
+    telemetry=(
+        *_direction_channels(),
+        ChannelSpec(0x21, "queued", "count", int, doc="datagrams in flight inside the relays"),
+        ChannelSpec(0x22, "pcap_records", "count", int, doc="datagrams recorded, both directions"),
+        ChannelSpec(0x23, "contact", "", str, doc="the relay in contact, empty when none"),
+        ChannelSpec(0x24, "commands_accepted", "count", int),
+        ChannelSpec(0x25, "commands_rejected", "count", int),
+        ChannelSpec(0x26, "events_published", "count", int),
+        ChannelSpec(0x27, "events_unpublished", "count", int, high=0),
+        ChannelSpec(0x28, "events_suppressed", "count", int),
+    ),
+)
 
 KIND = KindSpec(
     name="hil.relay",
     entry="hil.relay.process:run",
-    endpoints={"lander_in": "udp", "ground_in": "udp", "lander": "udp", "ground": "udp"},
-    binds=("lander_in", "ground_in"),
+    endpoints={"lander_in": "udp", "ground_in": "udp", "lander": "udp", "ground": "udp",
+               "bus_pub": "tcp|ipc?", "command": "tcp|ipc?"},
+    binds=("lander_in", "ground_in", "command"),
     keys={
         "rate_bps": Field(float, 8_000_000.0, min=1000.0, doc="rate when the plan has no relays"),
         "latency_ms": Field(float, 50.0, min=0.0, max=60_000.0, doc="latency when a relay names none"),
@@ -21,5 +75,6 @@ KIND = KindSpec(
         "queue_bytes": Field(int, 8_000_000, min=10_000),
         **CONTACT_PLAN_KEYS,
     },
-    doc="Relay link emulator on UDP loopback: rate, latency, loss; records a pcap.",
+    doc="Relay link emulator on UDP: contact plan, rate, latency, loss, corruption; records a pcap; "
+        "with bus_pub it publishes health and events, with command it answers NOOP and RESET_COUNTERS.",
 )

@@ -8,16 +8,23 @@ arrive, unless the queue is full (tail drop), it is lost at random
 bad state with ``burst.enter`` per packet, leave with ``burst.leave``, lose
 ``burst.loss`` of the packets sent in it). A delivered packet has one random
 bit flipped with probability ``corrupt``. Everything is counted.
+
+:class:`Constellation` routes each datagram of a :class:`Direction` (lander to
+ground, or back) through the relay the contact plan says is in contact, on
+that relay's own model; a datagram sent while none is in contact is lost, as
+in space. The process adapter (:mod:`hil.relay.process`) owns the sockets and
+the clocks and passes the times in.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from typing import Any
 
-from link.contacts import Burst
+from link.contacts import Burst, ContactPlan
 
-__all__ = ["LinkModel", "LinkStats"]
+__all__ = ["LinkModel", "LinkStats", "Direction", "Constellation", "DIRECTION_COUNTERS"]
 
 
 @dataclass
@@ -108,3 +115,69 @@ class LinkModel:
         out = bytearray(data)
         out[bit // 8] ^= 1 << (bit % 8)
         return bytes(out)
+
+
+DIRECTION_COUNTERS: tuple[str, ...] = (*(f.name for f in fields(LinkStats)), "send_failures")
+"""The counters of one direction, summed over its relays (its health channels, prefixed)."""
+
+
+@dataclass
+class Direction:
+    """One way through the constellation: where it delivers, a model per relay, and its counters."""
+
+    name: str
+    dest: tuple[str, int]
+    models: list[LinkModel]
+    send_failures: int = 0
+    outside_window: int = 0
+    by_relay: dict[str, int] = field(default_factory=dict)
+
+    def counters(self) -> dict[str, int]:
+        """Every counter of :data:`DIRECTION_COUNTERS`, summed over the relays."""
+        total = dict.fromkeys(DIRECTION_COUNTERS, 0)
+        for m in self.models:
+            for k, v in vars(m.stats).items():
+                total[k] += v
+        total["outside_window"] = self.outside_window
+        total["send_failures"] = self.send_failures
+        return total
+
+    def stats(self) -> dict[str, Any]:
+        """The counters and the datagrams each relay carried (for the log)."""
+        return {**self.counters(), "by_relay": dict(self.by_relay)}
+
+    def reset_counters(self) -> None:
+        for m in self.models:
+            m.stats = LinkStats()
+        self.send_failures = 0
+        self.outside_window = 0
+        self.by_relay.clear()
+
+
+class Constellation:
+    """Routes one datagram through the relay in contact. Pure: times are passed in."""
+
+    def __init__(self, plan: ContactPlan, settings: dict[str, Any]) -> None:
+        self.plan = plan
+        self.settings = settings
+
+    def models(self, tag: str) -> list[LinkModel]:
+        """A seeded model per relay for the direction ``tag`` (the same seed gives the same losses)."""
+        s = self.settings
+        return [LinkModel(r.rate_bps[0], r.latency_ms, min(0.95, r.loss + s["loss"]), s["queue_bytes"],
+                          random.Random(f"{s['seed']}:{r.name}:{tag}"), r.burst, r.corrupt)
+                for r in self.plan.relays]
+
+    def route(self, d: Direction, data: bytes, t_wall: float, t_mono: float) -> tuple[float, bytes] | None:
+        """(arrival time on the monotonic clock, bytes as they arrive), or None if lost."""
+        contact = self.plan.contact(t_wall)
+        if contact is None:
+            d.outside_window += 1
+            return None
+        model = d.models[contact.index]
+        model.set_rate(contact.rate_bps)
+        arrival = model.offer(len(data), t_mono)
+        if arrival is None:
+            return None
+        d.by_relay[contact.relay] = d.by_relay.get(contact.relay, 0) + 1
+        return arrival, model.corrupt(data)

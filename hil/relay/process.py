@@ -5,135 +5,157 @@
 ``ground_in``); datagrams from the ground leave for ``lander`` from
 ``lander_in``. The contact plan (:mod:`link.contacts`, the same one the
 lander and the ground read) says which relay joins them at each moment; a
-datagram sent while no relay is in contact is lost, as in space. Each relay has
-its own :class:`~hil.relay.link.LinkModel` per direction (seeded): the pass's
-rate, light time plus the relay hop, random loss (its own plus the process's
-``loss``), burst loss and bit corruption. Every datagram received, in both
-directions, is recorded to ``<out>/<pcap>`` as sent, before its fate is decided.
+datagram sent while no relay is in contact is lost, as in space. The routing
+and each relay's :class:`~hil.relay.link.LinkModel` per direction (seeded: the
+pass's rate, light time plus the relay hop, random loss (its own plus the
+process's ``loss``), burst loss and bit corruption) are the I/O-free
+:mod:`hil.relay.link`; this module is the thin adapter that owns the sockets.
+Every datagram received, in both directions, is recorded to ``<out>/<pcap>``
+as sent, before its fate is decided.
+
+With the optional ``bus_pub`` endpoint the relay publishes its health (each
+direction's counters) and events; with the optional ``command`` endpoint it
+answers NOOP and RESET_COUNTERS. Without them it needs no bus, as before.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import random
 import select
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from framework.bus.commands import CommandServer, register_table
 from framework.process import ProcessContext
-from link.contacts import ContactPlan, load_plan
-from link.radio import RadioPort, udp_address
-from hil.relay.link import LinkModel
+from framework.reporters import EventReporter, HealthReporter
+from hil.nobus import publisher
+from hil.relay.commands import handlers
+from hil.relay.interface import INTERFACE
+from hil.relay.link import Constellation, Direction
 from hil.relay.pcap import PcapRecorder
+from link.contacts import load_plan
+from link.radio import RadioPort, udp_address
 
-__all__ = ["run", "Direction", "Constellation"]
+__all__ = ["RelayEmulator", "run"]
 
 _STATS_PERIOD_S = 5.0
 _MAX_WAIT_S = 0.02
 
 
 @dataclass
-class Direction:
-    name: str
+class _Ports:
+    """The sockets of one direction: where its datagrams arrive, and where they leave from."""
+
+    direction: Direction
     inbound: RadioPort
     outbound: RadioPort
-    dest: tuple[str, int]
-    models: list[LinkModel]
-    send_failures: int = 0
-    outside_window: int = 0
-    by_relay: dict[str, int] = field(default_factory=dict)
 
 
-class Constellation:
-    """Routes one datagram through the relay in contact. Pure: times are passed in."""
+class RelayEmulator:
+    """Two directions, the pcap, the datagrams in flight, and the optional bus and command port."""
 
-    def __init__(self, plan: ContactPlan, settings: dict[str, Any]) -> None:
-        self.plan = plan
-        self.settings = settings
+    def __init__(self, ctx: ProcessContext) -> None:
+        self.ctx = ctx
+        self.plan = load_plan(ctx.settings, ctx.config.file)
+        self.net = Constellation(self.plan, ctx.settings)
+        self.lander_in = lander_in = RadioPort(ctx.endpoint("lander_in"))
+        self.ground_in = ground_in = RadioPort(ctx.endpoint("ground_in"))
+        self.down = Direction("lander_to_ground", udp_address(ctx.endpoint("ground")), self.net.models("down"))
+        self.up = Direction("ground_to_lander", udp_address(ctx.endpoint("lander")), self.net.models("up"))
+        self.ports = {lander_in.fileno(): _Ports(self.down, lander_in, ground_in),
+                      ground_in.fileno(): _Ports(self.up, ground_in, lander_in)}
+        self.pcap = PcapRecorder(ctx.out_dir / ctx.settings["pcap"])
+        self.pending: list[tuple[float, int, _Ports, bytes]] = []
+        self._order = itertools.count()
+        self.contact: str | None = None  # the relay in contact
+        self._contact_known = False
+        self.pub = publisher(ctx)
+        self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic)
+        self.commands: CommandServer | None = None
+        if ctx.has_endpoint("command"):
+            self.commands = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
+                                          reset_counters=self._reset_counters, interface=INTERFACE)
+            register_table(self.commands, INTERFACE, handlers(self))
+        self.health = (HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
+                       if ctx.has_endpoint("bus_pub") else None)
 
-    def models(self, tag: str) -> list[LinkModel]:
-        s = self.settings
-        return [LinkModel(r.rate_bps[0], r.latency_ms, min(0.95, r.loss + s["loss"]), s["queue_bytes"],
-                          random.Random(f"{s['seed']}:{r.name}:{tag}"), r.burst, r.corrupt)
-                for r in self.plan.relays]
+    def _reset_counters(self) -> None:
+        self.down.reset_counters()
+        self.up.reset_counters()
 
-    def route(self, d: Direction, data: bytes, t_wall: float, t_mono: float) -> tuple[float, bytes] | None:
-        """(arrival time on the monotonic clock, bytes as they arrive), or None if lost."""
-        contact = self.plan.contact(t_wall)
-        if contact is None:
-            d.outside_window += 1
-            return None
-        model = d.models[contact.index]
-        model.set_rate(contact.rate_bps)
-        arrival = model.offer(len(data), t_mono)
-        if arrival is None:
-            return None
-        d.by_relay[contact.relay] = d.by_relay.get(contact.relay, 0) + 1
-        return arrival, model.corrupt(data)
+    def sample(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for prefix, d in (("down", self.down), ("up", self.up)):
+            out.update({f"{prefix}_{k}": v for k, v in d.counters().items()})
+        out.update(queued=len(self.pending), pcap_records=self.pcap.records, contact=self.contact or "",
+                   commands_accepted=self.commands.accepted if self.commands else 0,
+                   commands_rejected=self.commands.rejected if self.commands else 0, **self.events.counters())
+        return out
 
+    def receive(self, ports: _Ports) -> None:
+        """Record every datagram waiting on ``ports`` and schedule the ones a relay carries."""
+        d = ports.direction
+        while (got := ports.inbound.recv()) is not None:
+            data, sender = got
+            t_wall = self.ctx.clock()
+            self.pcap.record(data, sender, d.dest, t_wall)
+            routed = self.net.route(d, data, t_wall, self.ctx.monotonic())
+            if routed is not None:
+                heapq.heappush(self.pending, (routed[0], next(self._order), ports, routed[1]))
 
-def _directions(ctx: ProcessContext, net: Constellation) -> tuple[Direction, Direction]:
-    lander_in = RadioPort(ctx.endpoint("lander_in"))
-    ground_in = RadioPort(ctx.endpoint("ground_in"))
-    down = Direction("lander_to_ground", lander_in, ground_in, udp_address(ctx.endpoint("ground")), net.models("down"))
-    up = Direction("ground_to_lander", ground_in, lander_in, udp_address(ctx.endpoint("lander")), net.models("up"))
-    return down, up
+    def deliver(self, now: float) -> None:
+        while self.pending and self.pending[0][0] <= now:
+            _, _, ports, data = heapq.heappop(self.pending)
+            if not ports.outbound.send(data, ports.direction.dest):
+                ports.direction.send_failures += 1
 
+    def watch_contact(self) -> None:
+        """An event whenever the relay in contact changes (and once at start)."""
+        contact = self.plan.contact(self.ctx.clock())
+        name = contact.relay if contact else None
+        if name != self.contact or not self._contact_known:
+            self.contact, self._contact_known = name, True
+            self.events.emit("contact_changed", {"relay": name, "rate_bps": contact.rate_bps if contact else 0,
+                                                 "pass_number": contact.pass_number if contact else None})
 
-def _stats(d: Direction) -> dict[str, Any]:
-    total: dict[str, int] = {}
-    for m in d.models:
-        for k, v in vars(m.stats).items():
-            total[k] = total.get(k, 0) + v
-    return {**total, "outside_window": d.outside_window, "send_failures": d.send_failures, "by_relay": d.by_relay}
+    def step(self) -> None:
+        now = self.ctx.monotonic()
+        wait = _MAX_WAIT_S if not self.pending else min(_MAX_WAIT_S, max(0.0, self.pending[0][0] - now))
+        ready, _, _ = select.select(list(self.ports), [], [], wait)
+        for fd in ready:
+            self.receive(self.ports[fd])
+        self.deliver(self.ctx.monotonic())
+        self.watch_contact()
+        if self.commands is not None:
+            self.commands.poll(0)
+        if self.health is not None:
+            self.health.tick()
+
+    def close(self) -> None:
+        self.pcap.close()
+        self.lander_in.close()
+        self.ground_in.close()
+        if self.commands is not None:
+            self.commands.close()
+        self.pub.close()
 
 
 def run(ctx: ProcessContext) -> None:
     """Entry point of kind ``hil.relay``; returns when ``ctx.stop`` is set."""
-    plan = load_plan(ctx.settings, ctx.config.file)
-    net = Constellation(plan, ctx.settings)
-    down, up = _directions(ctx, net)
-    pcap = PcapRecorder(ctx.out_dir / ctx.settings["pcap"])
-    pending: list[tuple[float, int, Direction, bytes]] = []
-    order = itertools.count()
-    by_fd = {down.inbound.fileno(): down, up.inbound.fileno(): up}
+    relay = RelayEmulator(ctx)
+    ctx.log.info("relay_started", lander_in=relay.lander_in.address, ground_in=relay.ground_in.address,
+                 pcap=str(relay.pcap.path), relays=[r.name for r in relay.plan.relays],
+                 time_scale=relay.plan.time_scale, loss=ctx.settings["loss"])
     next_stats = ctx.monotonic() + _STATS_PERIOD_S
-    was_open: str | None = "?"
-    ctx.log.info("relay_started", lander_in=down.inbound.address, ground_in=up.inbound.address,
-                 pcap=str(pcap.path), relays=[r.name for r in plan.relays], time_scale=plan.time_scale,
-                 loss=ctx.settings["loss"])
     try:
         while not ctx.stop.is_set():
+            relay.step()
             now = ctx.monotonic()
-            wait = _MAX_WAIT_S if not pending else min(_MAX_WAIT_S, max(0.0, pending[0][0] - now))
-            ready, _, _ = select.select(list(by_fd), [], [], wait)
-            for fd in ready:
-                d = by_fd[fd]
-                while (got := d.inbound.recv()) is not None:
-                    data, sender = got
-                    t_wall = ctx.clock()
-                    pcap.record(data, sender, d.dest, t_wall)
-                    routed = net.route(d, data, t_wall, ctx.monotonic())
-                    if routed is not None:
-                        heapq.heappush(pending, (routed[0], next(order), d, routed[1]))
-            now = ctx.monotonic()
-            while pending and pending[0][0] <= now:
-                _, _, d, data = heapq.heappop(pending)
-                if not d.outbound.send(data, d.dest):
-                    d.send_failures += 1
-            contact = plan.contact(ctx.clock())
-            name = contact.relay if contact else None
-            if name != was_open:
-                was_open = name
-                ctx.log.info("contact_changed", relay=name, rate_bps=contact.rate_bps if contact else 0,
-                             pass_number=contact.pass_number if contact else None)
             if now >= next_stats:
                 next_stats = now + _STATS_PERIOD_S
-                ctx.log.info("relay_stats", down=_stats(down), up=_stats(up), queued=len(pending),
-                             pcap_records=pcap.records)
+                ctx.log.info("relay_stats", down=relay.down.stats(), up=relay.up.stats(), queued=len(relay.pending),
+                             pcap_records=relay.pcap.records)
     finally:
-        ctx.log.info("relay_stopped", down=_stats(down), up=_stats(up), pcap_records=pcap.records)
-        pcap.close()
-        down.inbound.close()
-        up.inbound.close()
+        ctx.log.info("relay_stopped", down=relay.down.stats(), up=relay.up.stats(), pcap_records=relay.pcap.records)
+        relay.close()
