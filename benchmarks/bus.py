@@ -2,7 +2,7 @@
 
 A sender process publishes ``[topic, msgpack header, pixel buffer]`` messages
 (the pixels with ``copy=False``) through the real broker (``python -m
-framework.process`` running ``bus.broker`` from a temporary config) with
+pdh.process`` running ``bus.broker``, :mod:`fsw.broker.process`, from a temporary config) with
 :class:`framework.bus.client.Publisher`; a receiver process takes them with
 :class:`framework.bus.client.Subscriber`. The baseline, in the same run, is pyzmq
 PUSH/PULL carrying the same parts straight from sender to receiver, no broker.
