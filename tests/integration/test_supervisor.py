@@ -41,3 +41,14 @@ def test_killed_process_is_reported_and_restarted_then_all_stop(write_config, tm
         sup.stop()
     second = sup.children["broker"].popen
     assert second is not None and second.poll() is not None
+
+
+def test_a_host_given_keeps_only_that_hosts_processes_brokers_first(tmp_path: Path) -> None:
+    from framework.errors import ConfigError
+
+    demo = load_config(Path(__file__).resolve().parents[2] / "configs" / "demo.yaml")
+    ground = Supervisor(demo, Path(demo.file), tmp_path / "out", host="ground")
+    assert list(ground.children) == ["ground_broker", "ground"]
+    assert list(Supervisor(demo, Path(demo.file), tmp_path / "out").children)[:2] == ["broker", "ground_broker"]
+    with pytest.raises(ConfigError, match="'moon'"):
+        Supervisor(demo, Path(demo.file), tmp_path / "out", host="moon")
