@@ -2,11 +2,12 @@
 
 Every record is written with one unbuffered ``write``, so a relay killed at
 any moment leaves a file that ends on a record boundary and reads cleanly.
+File I/O only: addresses are packed with :mod:`ipaddress`, no socket module.
 """
 
 from __future__ import annotations
 
-import socket
+import ipaddress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,7 +23,7 @@ def udp_ipv4(payload: bytes, src: tuple[str, int], dst: tuple[str, int]) -> byte
     """One IPv4 packet carrying ``payload`` in a UDP datagram from ``src`` to ``dst``."""
     udp = dpkt.udp.UDP(sport=src[1], dport=dst[1], data=payload)
     udp.ulen = len(udp)
-    ip = dpkt.ip.IP(src=socket.inet_aton(src[0]), dst=socket.inet_aton(dst[0]), p=dpkt.ip.IP_PROTO_UDP,
+    ip = dpkt.ip.IP(src=ipaddress.IPv4Address(src[0]).packed, dst=ipaddress.IPv4Address(dst[0]).packed, p=dpkt.ip.IP_PROTO_UDP,
                     ttl=64, data=udp)
     ip.len = len(ip)
     return bytes(ip)
