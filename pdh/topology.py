@@ -24,8 +24,11 @@ from fsw.imaging.interface import INTERFACE as IMAGING_TABLE
 from fsw.imaging.interface import KIND as IMAGING
 from ground.interface import INTERFACE as GROUND_STATION_TABLE
 from ground.interface import KIND as GROUND_STATION
+from hil.camera.interface import INTERFACE as CAMERA_EMULATOR_TABLE
 from hil.camera.interface import KIND as CAMERA_EMULATOR
+from hil.deploy.interface import INTERFACE as DEPLOY_EMULATOR_TABLE
 from hil.deploy.interface import KIND as DEPLOY_EMULATOR
+from hil.relay.interface import INTERFACE as RELAY_EMULATOR_TABLE
 from hil.relay.interface import KIND as RELAY_EMULATOR
 
 __all__ = ["ALL_KINDS", "INTERFACES", "KINDS"]
@@ -37,6 +40,7 @@ ALL_KINDS: tuple[KindSpec, ...] = (
 
 INTERFACES: tuple[Interface, ...] = (
     CAMERA_DRIVER_TABLE, IMAGING_TABLE, DOWNLINK_TABLE, GROUND_STATION_TABLE, DEPLOY_DRIVER_TABLE, BROKER_TABLE,
+    RELAY_EMULATOR_TABLE, CAMERA_EMULATOR_TABLE, DEPLOY_EMULATOR_TABLE,
 )
 """Every component's interface table (commands, events, telemetry), in id-base order."""
 
