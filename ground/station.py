@@ -36,7 +36,7 @@ from link.contacts import ContactClock, load_plan
 from link.dest_engine import DestEngine, ReceivedFile
 from link.filestore import SEGMENT_SUFFIX, id_from_transfer_name
 from link.mib import CfdpTimers
-from link.packets import APID_DIRECTIVE, SpacePacketWrapper, unwrap
+from link.packets import APID_DIRECTIVE, SpacePacketWrapper, received_pdu
 from link.radio import Radio
 from link.tlm_segments import decode_segment
 
@@ -117,15 +117,11 @@ class Station:
     # -- the link ------------------------------------------------------------------------------
     def take_datagram(self, datagram: bytes) -> None:
         """One datagram from the relay: its PDU to the engine, the engine's answers out at once."""
-        self.c["packets_received"] += 1
         self.c["bytes_received"] += len(datagram)
-        try:
-            packet = unwrap(datagram, require_crc=True)
-        except ProtocolError as exc:
-            self.c["datagrams_rejected"] += 1
-            self.events.limited("datagram_rejected", {"reason": str(exc), "bytes": len(datagram)})
+        pdu = received_pdu(datagram, self.c, self.events.limited)
+        if pdu is None:
             return
-        self.engine.insert(packet.pdu)
+        self.engine.insert(pdu)
         self.reply()
 
     def step(self) -> None:

@@ -11,11 +11,14 @@ wrapper still keeps a 14-bit sequence count per APID for any other traffic.
 :func:`unwrap` parses the Space Packet header (spacepackets'
 ``SpacePacketHeader``), then the PDU (``PduFactory``); any fault raises a
 :class:`PacketError` or :class:`PduError`, both :class:`~framework.errors.ProtocolError`.
+:func:`received_pdu` is how both ends take a datagram off the radio: counted,
+and a bad one reported (``datagram_rejected``) instead of raised.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from spacepackets.ccsds.spacepacket import (
     CCSDS_HEADER_LEN,
@@ -42,6 +45,7 @@ __all__ = [
     "SpacePacketWrapper",
     "apid_for_kind",
     "unwrap",
+    "received_pdu",
 ]
 
 APID_CFDP = 0x7FD  # Wireshark's CFDP APID
@@ -151,3 +155,18 @@ def unwrap(datagram: bytes | bytearray | memoryview, require_crc: bool = False) 
         raise PduError("CFDP PDU without a CRC on a link that requires one")
     return Unwrapped(apid=header.apid, seq_count=header.seq_count, packet_type=header.packet_type,
                      pdu=pdu, pdu_len=len(pdu_bytes))
+
+
+def received_pdu(datagram: bytes, counters: dict[str, int],
+                 reject: Callable[[str, dict[str, Any]], Any]) -> GenericPduPacket | None:
+    """The CFDP PDU a radio datagram carries (its CRC checked), or None for a bad datagram.
+
+    Counts ``packets_received`` and ``datagrams_rejected`` in ``counters``; a rejection is reported
+    as ``reject("datagram_rejected", {"reason", "bytes"})`` (a rate-limited event at both ends)."""
+    counters["packets_received"] += 1
+    try:
+        return unwrap(datagram, require_crc=True).pdu
+    except ProtocolError as exc:
+        counters["datagrams_rejected"] += 1
+        reject("datagram_rejected", {"reason": str(exc), "bytes": len(datagram)})
+        return None

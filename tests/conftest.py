@@ -60,11 +60,13 @@ def peek_sqlite(path: Path, sql: str) -> list[tuple[Any, ...]] | None:
 def link_chain_config(write_config: Callable[[dict[str, Any]], Path], timers: dict[str, float],
                       downlink: dict[str, Any] | None = None, relay: dict[str, Any] | None = None,
                       ground: dict[str, Any] | None = None, plan: dict[str, Any] | None = None) -> Path:
-    """Broker, downlink, relay emulator and ground on 127.0.0.1, wired as in the demo (packets of 1024 bytes).
+    """Broker, downlink, relay emulator and ground on 127.0.0.1, wired as in the demo (packets of 1024 bytes);
+    the ground also gets its optional command port (``ground_cmd``).
 
     ``timers`` (CFDP ack/nak/inactivity) go to the downlink and the ground; ``plan`` (contact-plan keys)
     to the downlink, the relay and the ground alike; ``downlink``, ``relay``, ``ground``: each one's own keys."""
-    tcp = {n: f"tcp://127.0.0.1:{free_port()}" for n in ("bus_pub", "bus_sub", "products", "downlink_cmd")}
+    tcp = {n: f"tcp://127.0.0.1:{free_port()}" for n in ("bus_pub", "bus_sub", "products", "downlink_cmd",
+                                                         "ground_cmd")}
     udp = {n: f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
            for n in ("lander_radio", "relay_lander", "relay_ground", "ground_radio")}
     plan = plan or {}
@@ -83,7 +85,8 @@ def link_chain_config(write_config: Callable[[dict[str, Any]], Path], timers: di
                                     "lander": "lander_radio", "ground": "ground_radio"},
                       **plan, **(relay or {})},
             "ground": {"kind": "ground.station",
-                       "endpoints": {"radio": "ground_radio", "relay": "relay_ground", "bus_pub": "bus_pub"},
+                       "endpoints": {"radio": "ground_radio", "relay": "relay_ground", "bus_pub": "bus_pub",
+                                     "command": "ground_cmd"},
                        "max_packet_len": 1024, **timers, **plan, **(ground or {})},
         },
     })

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from framework.bus.message import Message
-from framework.errors import ProductError, ProtocolError, StoreError
+from framework.errors import ProductError, StoreError
 from framework.reporters import EventReporter
 from fsw.downlink.messages import parse_product_message, score_of
 from fsw.downlink.policy import Policy
@@ -37,7 +37,7 @@ from fsw.imaging.product import PRODUCT_KINDS
 from link.contacts import ContactClock, load_plan
 from link.filestore import PRODUCT_SUFFIX, SEGMENT_SUFFIX
 from link.mib import CfdpTimers
-from link.packets import apid_for_kind, unwrap
+from link.packets import apid_for_kind, received_pdu
 from link.radio import Radio
 from link.tlm_segments import SEGMENT_KINDS
 
@@ -170,14 +170,9 @@ class Forwarder:
 
     def take_datagram(self, datagram: bytes) -> None:
         """A datagram from the relay: its PDU to the transaction that owns it."""
-        self.c["packets_received"] += 1
-        try:
-            packet = unwrap(datagram, require_crc=True)
-        except ProtocolError as exc:
-            self.c["datagrams_rejected"] += 1
-            self.events.limited("datagram_rejected", {"reason": str(exc), "bytes": len(datagram)})
-            return
-        self.tx.insert(packet.pdu)
+        pdu = received_pdu(datagram, self.c, self.events.limited)
+        if pdu is not None:
+            self.tx.insert(pdu)
 
     # -- SEND_REGION, forwarded to imaging -----------------------------------------------------
     def forward_region(self, request: dict[str, Any]) -> int:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 import zmq
 
+from framework.bus.commands import CommandClient
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, encode_product, product_id
 from framework.crc import pixels_crc32c
@@ -83,6 +84,25 @@ def test_products_cross_a_lossy_relay_bit_exact_and_the_store_drains(
     assert pcap.stat().st_size > 24
     for name in ("downlink", "ground"):  # the junk was counted and reported, not fatal
         assert "datagram_rejected" in (processes.out / "logs" / f"{name}.jsonl").read_text()
+
+
+def test_the_ground_answers_noop_and_reset_counters_on_its_optional_command_port(
+        write_config: Any, processes: Processes) -> None:
+    cfg = chain_config(write_config, loss=0.0)
+    processes.start(cfg, "ground")
+    ctx = zmq.Context()
+    client = CommandClient(ctx, yaml.safe_load(cfg.read_text())["endpoints"]["ground_cmd"])
+    try:
+        noop = client.call("NOOP", timeout_s=20)
+        assert noop and noop[-1].status == "completed" and noop[-1].result["version"], noop
+        assert client.call("RESET_COUNTERS")[-1].status == "completed"
+        refused = client.call("SEND_FULL", {"id": "navcam-00000001-full"})[-1]
+        assert refused.status == "rejected" and "unknown command" in refused.reason
+    finally:
+        client.close()
+        ctx.term()
+    assert processes.stop("ground") == 0
+    assert "command_rejected" in (processes.out / "logs" / "ground.jsonl").read_text()
 
 
 def push_product(push: zmq.Socket, p: Product) -> None:

@@ -86,9 +86,11 @@ def test_requests_reorder_and_drop_transfers_span_passes_and_telemetry_plays_bac
         assert products_only(call(client, "STORE_LIST").result["ids"]) == [thumb, low, high]
         region = call(client, "SEND_REGION", {"camera": "navcam", "counter": 3, "region": [0, 0, 64, 64]})
         assert region.status == "rejected" and "MAKE_ROI" in region.reason
-        time.sleep(1.5)
-        playback = call(client, "TLM_PLAYBACK", {"t_start": t_start, "t_end": time.time()})
-        assert playback.status == "completed" and playback.result["records"] > 0
+        playbacks: list[Any] = []  # rejected until the first housekeeping segment is archived (segment_s)
+        assert wait_for(lambda: playbacks.append(call(client, "TLM_PLAYBACK", {"t_start": t_start,
+                                                                               "t_end": time.time()}))
+                        or playbacks[-1].status == "completed", 20, poll_s=0.5), playbacks[-1].reason
+        assert playbacks[-1].result["records"] > 0
         assert call(client, "TLM_PLAYBACK", {"t_start": 10.0, "t_end": 5.0}).status == "rejected"
         ledger = processes.out / "ground" / "ledger.sqlite"
 

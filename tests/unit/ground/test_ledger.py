@@ -38,3 +38,11 @@ def test_thumbnails_first_counts_frames_whose_thumbnail_arrived_before_the_full_
     for pid in ("c-1-thumbnail", "c-1-full", "c-2-full", "c-2-thumbnail", "c-3-thumbnail"):
         led.product_written(pid, pid.rsplit("-", 1)[1], 0, 1)
     assert led.thumbnails_first() == {"frames_with_both": 2, "thumbnail_first": 1}
+
+
+def test_arrival_times_come_from_the_injected_clock(tmp_path: Path) -> None:
+    times = iter([20.0, 10.0])  # the full frame is stamped earlier than its thumbnail
+    led = Ledger(tmp_path / "l.sqlite", clock=lambda: next(times))
+    led.product_written("c-1-thumbnail", "thumbnail", 0, 1)
+    led.product_written("c-1-full", "full", 0, 1)
+    assert led.thumbnails_first() == {"frames_with_both": 1, "thumbnail_first": 0}

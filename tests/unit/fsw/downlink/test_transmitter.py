@@ -9,18 +9,10 @@ from link.contacts import plan_from_mapping
 from link.mib import CfdpTimers
 from link.packets import unwrap
 from fsw.downlink.transmitter import Transmitter
+from tests.unit.link.fakes import Radio
 
 PLAN = plan_from_mapping({"relays": [{"name": "r", "period_s": 10.0, "lander_windows_s": [[0, 5]],
                                       "rate_bps": 80_000_000}]}, "t")
-
-
-class Radio:
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    def send(self, datagram: bytes) -> bool:
-        self.sent.append(datagram)
-        return True
 
 
 def make(tmp: Path, now: list[float]) -> tuple[Transmitter, Radio]:
