@@ -42,7 +42,6 @@ from spacepackets.cfdp.pdu.finished import DeliveryCode, FileStatus, FinishedPar
 
 from cfdppy import CfdpState
 from cfdppy.handler.dest import DestHandler, TransactionStep
-from cfdppy.mib import RemoteEntityConfigTable
 from cfdppy.user import TransactionFinishedParams
 
 from link.dest_handler import FinishingRecorder, TransactionHandler
@@ -54,7 +53,6 @@ from link.mib import (
     FixedCheckTimer,
     fault_handlers_for_receiver,
     local_entity_config,
-    remote_entity_config,
 )
 from link.resume import (
     CHECKPOINT_BYTES,
@@ -112,20 +110,16 @@ class DestEngine(PduEngine[bytes]):
                  incoming: Path, clock: Callable[[], float] = time.monotonic,
                  on_delivered: Callable[[str, int], None] | None = None,
                  journal: TransferJournal | None = None) -> None:
-        super().__init__({"pdus_in": 0, "pdus_out": 0, "pdus_late": 0, "pdus_rejected": 0, "naks_suppressed": 0,
-                          "transactions_started": 0, "transactions_abandoned": 0, "checksum_failures": 0,
-                          "handler_errors": 0, "file_bytes_new": 0, "file_bytes_repeat": 0,
-                          "transfers_resumed": 0, "resumed_bytes": 0, "checkpoints": 0, "journal_errors": 0})
-        self.local_id = local_id
+        super().__init__(local_id, remote_id, max_packet_len, timers, clock, {
+            "pdus_in": 0, "pdus_out": 0, "pdus_late": 0, "pdus_rejected": 0, "naks_suppressed": 0,
+            "transactions_started": 0, "transactions_abandoned": 0, "checksum_failures": 0, "handler_errors": 0,
+            "file_bytes_new": 0, "file_bytes_repeat": 0, "transfers_resumed": 0, "resumed_bytes": 0,
+            "checkpoints": 0, "journal_errors": 0})
         self.journal: TransferJournal = journal or NoJournal()
         self.on_delivered = on_delivered or (lambda name, size: None)
-        self.remote_id = remote_id
-        self.timers = timers
-        self.clock = clock
         self.filestore = IncomingFilestore(incoming)
         self.faults = fault_handlers_for_receiver(FaultRecorder())
         self._cfg = local_entity_config(local_id, self.faults)
-        self._remotes = RemoteEntityConfigTable([remote_entity_config(remote_id, max_packet_len, timers)])
         self._active: dict[tuple[int, int], _Active] = {}
         self._history: OrderedDict[tuple[int, int], bytes | None] = OrderedDict()
         self.received: deque[ReceivedFile] = deque()
@@ -208,7 +202,7 @@ class DestEngine(PduEngine[bytes]):
             self.counters["transactions_abandoned"] += 1
             self._close(oldest, self._active[oldest])
         user = FinishingRecorder(self.filestore, lambda p, k=key: self._on_finished(k, p))
-        handler = TransactionHandler(self._cfg, user, self._remotes, FixedCheckTimer(self.timers.inactivity_s))
+        handler = TransactionHandler(self._cfg, user, self.remotes, FixedCheckTimer(self.timers.inactivity_s))
         entry = _Active(handler, self.clock())
         self._active[key] = entry
         self.counters["transactions_started"] += 1

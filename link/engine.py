@@ -13,10 +13,14 @@ configuration turned around (CFDP 5.2.4, ACK PDU). This is their one copy.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 from spacepackets.cfdp import ConditionCode, Direction, GenericPduPacket
 from spacepackets.cfdp.pdu import AckPdu, DirectiveType, TransactionStatus
+
+from cfdppy.mib import RemoteEntityConfigTable
+
+from link.mib import CfdpTimers, remote_entity_config
 
 __all__ = ["PduEngine", "ack_pdu", "packed_or_none"]
 
@@ -46,12 +50,20 @@ def ack_pdu(pdu: GenericPduPacket, acked: DirectiveType, condition: ConditionCod
 class PduEngine(Generic[OutT]):
     """The edges a CFDP engine shows the link: :meth:`insert` a PDU, :meth:`pop` what to send.
 
+    Holds what both ends know of the pair of entities: this end's id, the peer's (and its MIB entry,
+    ``remotes``, for cfdp-py's handlers), the timers, and the clock the engine's own timers read.
     ``counters`` is the engine's whole counter map (health telemetry reads it); it must hold
     ``pdus_in``, ``pdus_out`` and ``handler_errors``. A subclass handles a PDU in :meth:`_take`
     and queues what goes out on ``self._out``.
     """
 
-    def __init__(self, counters: dict[str, int]) -> None:
+    def __init__(self, local_id: int, remote_id: int, max_packet_len: int, timers: CfdpTimers,
+                 clock: Callable[[], float], counters: dict[str, int]) -> None:
+        self.local_id = local_id
+        self.remote_id = remote_id
+        self.timers = timers
+        self.clock = clock
+        self.remotes = RemoteEntityConfigTable([remote_entity_config(remote_id, max_packet_len, timers)])
         self.counters = counters
         self._out: deque[OutT] = deque()
 

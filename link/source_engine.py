@@ -54,7 +54,6 @@ from cfdppy.exceptions import (
     PduIgnoredForSource,
 )
 from cfdppy.handler.source import SourceHandler, TransactionStep
-from cfdppy.mib import RemoteEntityConfigTable
 from cfdppy.request import PutRequest
 
 from link.engine import PduEngine, ack_pdu
@@ -68,7 +67,6 @@ from link.mib import (
     MemorySeqCount,
     entity_id,
     local_entity_config,
-    remote_entity_config,
 )
 from link.resume import CHECKPOINT_BYTES, CHECKPOINT_MIN_S
 
@@ -148,15 +146,11 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
     def __init__(self, local_id: int, remote_id: int, max_packet_len: int, timers: CfdpTimers,
                  seq_start: int = 0, clock: Callable[[], float] = time.monotonic,
                  lookup: Callable[[int], tuple[str, int] | None] | None = None) -> None:
-        super().__init__({"pdus_in": 0, "pdus_out": 0, "pdus_rejected": 0, "late_finished": 0,
-                          "handler_errors": 0, "inactivity_aborts": 0, "retransmit_requests": 0,
-                          "restarted_on_metadata_nak": 0, "runaway_aborts": 0, "file_bytes_sent": 0,
-                          "transactions_resumed": 0, "resume_skipped_bytes": 0, "eof_probes": 0})
-        self.local_id = local_id
+        super().__init__(local_id, remote_id, max_packet_len, timers, clock, {
+            "pdus_in": 0, "pdus_out": 0, "pdus_rejected": 0, "late_finished": 0, "handler_errors": 0,
+            "inactivity_aborts": 0, "retransmit_requests": 0, "restarted_on_metadata_nak": 0, "runaway_aborts": 0,
+            "file_bytes_sent": 0, "transactions_resumed": 0, "resume_skipped_bytes": 0, "eof_probes": 0})
         self.lookup = lookup or (lambda seq: None)
-        self.remote_id = remote_id
-        self.timers = timers
-        self.clock = clock
         self.filestore = SourceFilestore()
         self.faults = FaultRecorder()
         self.user = IndicationRecorder(self.filestore)
@@ -164,7 +158,7 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
         self.handler = _ResumableSourceHandler(
             cfg=local_entity_config(local_id, self.faults),
             user=self.user,
-            remote_cfg_table=RemoteEntityConfigTable([remote_entity_config(remote_id, max_packet_len, timers)]),
+            remote_cfg_table=self.remotes,
             check_timer_provider=FixedCheckTimer(timers.inactivity_s),
             seq_num_provider=self.seq,
         )
