@@ -161,3 +161,9 @@ def test_text_marks_a_hazardous_command() -> None:
     text = interfaces_text([_table()])
     assert "0x0010  FIRE (hazardous)  fire | release" in text
     assert "0x4201  errors  count  int  <= 0" in text
+
+
+def test_every_id_base_has_its_table_in_the_topology() -> None:
+    from framework.ids import ID_BASES
+
+    assert sorted(t.component for t in INTERFACES) == sorted(ID_BASES)
