@@ -15,7 +15,6 @@ here and it is injected, as is every clock.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,16 +27,12 @@ from link.pacing import TokenBucket
 from link.packets import SpacePacketWrapper
 from link.radio import Radio
 
-__all__ = ["Transmitter", "Started"]
-
-
-@dataclass(frozen=True)
-class Started:
-    product_id: str
-    seq: int
+__all__ = ["Transmitter"]
 
 
 class Transmitter:
+    """Runs ``max_in_flight`` source engines over one radio, paced to the open contact's rate."""
+
     def __init__(self, local_id: int, remote_id: int, max_packet_len: int, timers: CfdpTimers, plan: ContactPlan,
                  radio: Radio, wall: Callable[[], float], monotonic: Callable[[], float],
                  engine_clock: Callable[[], float], lookup: Callable[[int], tuple[str, int] | None],
