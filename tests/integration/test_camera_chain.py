@@ -100,9 +100,9 @@ def test_streamed_frames_match_the_manifest_and_stream_stop_ends_them(tmp_path: 
 
         replies = client.call("STREAM_STOP", {}, timeout_s=10.0)
         assert [r.status for r in replies] == ["accepted", "completed"], replies
-        sent_at_stop = len(manifest_lines(out))
         while sub.recv(100) is not None:  # frames already in flight on the bus
             pass
+        sent_at_stop = len(manifest_lines(out))  # after the drain: every sent frame's line is written by now
         assert not [m for m in collect_frames(sub, 1, timeout_s=1.0)]
         assert len(manifest_lines(out)) == sent_at_stop
 
@@ -113,6 +113,7 @@ def test_streamed_frames_match_the_manifest_and_stream_stop_ends_them(tmp_path: 
         assert client.call("CAPTURE", {})[-1].status == "completed"
         [captured] = collect_frames(sub, 1, timeout_s=5.0)
         assert captured.header.fields["exposure_us"] == 5000
+        wait_manifest(out, captured.header.fields["counter"])  # the emulator writes its line as it sends
         assert captured.header.fields["counter"] == max(manifest_lines(out)) == sent_at_stop  # counters from 0
         status = client.call("STATUS", {})[-1]
         assert status.status == "completed" and status.result["streaming"] is False
