@@ -11,17 +11,32 @@ I/O-free parts (device, fault injector, scene) and its event reporter.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from framework.bus.commands import Handler
+from framework.reporters import EventReporter
+from hil.camera.device import CameraDevice
+from hil.camera.faults import FaultInjector
 
-if TYPE_CHECKING:
-    from hil.camera.process import CameraEmulator
-
-__all__ = ["handlers", "inject_fault"]
+__all__ = ["CameraEmulator", "handlers", "inject_fault"]
 
 
-def inject_fault(emu: "CameraEmulator", args: dict[str, Any]) -> dict[str, Any]:
+class CameraEmulator(Protocol):
+    """What the handlers use of the emulator process (so this module never imports process.py)."""
+
+    ctx: Any
+    camera: str
+    device: CameraDevice
+    faults: FaultInjector
+    events: EventReporter
+
+    @property
+    def connected(self) -> bool: ...
+
+    def powered(self, now: float) -> bool: ...
+
+
+def inject_fault(emu: CameraEmulator, args: dict[str, Any]) -> dict[str, Any]:
     """Arm one fault (control port, or the config's ``faults`` list at start-up); announce it."""
     rest = dict(args)
     name = rest.pop("fault")
@@ -30,21 +45,21 @@ def inject_fault(emu: "CameraEmulator", args: dict[str, Any]) -> dict[str, Any]:
     return {"fault": name, **armed}
 
 
-def _clear_faults(emu: "CameraEmulator") -> dict[str, Any]:
+def _clear_faults(emu: CameraEmulator) -> dict[str, Any]:
     emu.faults.clear()
     return {"cleared": True}
 
 
-def _set_boom_angle(emu: "CameraEmulator", args: dict[str, Any]) -> dict[str, Any]:
+def _set_boom_angle(emu: CameraEmulator, args: dict[str, Any]) -> dict[str, Any]:
     scene = emu.device.set_scene(boom_angle_deg=round(args["deg"], 2))
     return {"boom_angle_deg": scene.boom_angle_deg}
 
 
-def _set_scene(emu: "CameraEmulator", args: dict[str, Any]) -> dict[str, Any]:
+def _set_scene(emu: CameraEmulator, args: dict[str, Any]) -> dict[str, Any]:
     return dataclasses.asdict(emu.device.set_scene(**args))
 
 
-def _status(emu: "CameraEmulator") -> dict[str, Any]:
+def _status(emu: CameraEmulator) -> dict[str, Any]:
     now = emu.ctx.monotonic()
     device = emu.device
     return {"camera": emu.camera, "connected": emu.connected, "powered": emu.powered(now),
@@ -54,7 +69,7 @@ def _status(emu: "CameraEmulator") -> dict[str, Any]:
             "faults_injected": {k: v for k, v in emu.faults.injected.items() if v}}
 
 
-def handlers(emu: "CameraEmulator") -> dict[str, Handler]:
+def handlers(emu: CameraEmulator) -> dict[str, Handler]:
     """One handler per control command of the table (NOOP and RESET_COUNTERS are the server's)."""
     return {
         "inject_fault": lambda args: inject_fault(emu, args),

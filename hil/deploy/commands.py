@@ -10,15 +10,20 @@ naming it. The handlers touch only the I/O-free device core and the event report
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from framework.bus.commands import Handler
+from framework.reporters import EventReporter
 from hil.deploy.device import DeviceCore
 
-if TYPE_CHECKING:
-    from hil.deploy.process import MechanismEmulator
+__all__ = ["MechanismEmulator", "handlers", "faults_of"]
 
-__all__ = ["handlers", "faults_of"]
+
+class MechanismEmulator(Protocol):
+    """What the handlers use of the emulator process (so this module never imports process.py)."""
+
+    core: DeviceCore
+    events: EventReporter
 
 
 def faults_of(core: DeviceCore) -> dict[str, Any]:
@@ -29,7 +34,7 @@ def faults_of(core: DeviceCore) -> dict[str, Any]:
             "short_circuits": dict(f.short_circuits)}
 
 
-def _inject(emu: "MechanismEmulator", args: dict[str, Any]) -> dict[str, Any]:
+def _inject(emu: MechanismEmulator, args: dict[str, Any]) -> dict[str, Any]:
     rest = dict(args)
     fault = rest.pop("fault")
     emu.core.mech.inject(fault, rest)
@@ -37,24 +42,24 @@ def _inject(emu: "MechanismEmulator", args: dict[str, Any]) -> dict[str, Any]:
     return {"faults": faults_of(emu.core)}
 
 
-def _clear_faults(emu: "MechanismEmulator") -> dict[str, Any]:
+def _clear_faults(emu: MechanismEmulator) -> dict[str, Any]:
     emu.core.mech.clear_faults()
     return {"faults": faults_of(emu.core)}
 
 
-def _set_ambient(emu: "MechanismEmulator", args: dict[str, Any]) -> None:
+def _set_ambient(emu: MechanismEmulator, args: dict[str, Any]) -> None:
     emu.core.mech.ambient_c = args["temp_c"]
 
 
-def _truth(emu: "MechanismEmulator") -> dict[str, Any]:
+def _truth(emu: MechanismEmulator) -> dict[str, Any]:
     return {**emu.core.mech.truth(), "faults": faults_of(emu.core)}
 
 
-def _reset(emu: "MechanismEmulator") -> None:
+def _reset(emu: MechanismEmulator) -> None:
     emu.core.reset()
 
 
-def handlers(emu: "MechanismEmulator") -> dict[str, Handler]:
+def handlers(emu: MechanismEmulator) -> dict[str, Handler]:
     """One handler per control command of the table (NOOP and RESET_COUNTERS are the server's)."""
     return {
         "INJECT": lambda args: _inject(emu, args),

@@ -37,12 +37,19 @@ def test_send_region_reaches_imaging_as_make_roi_and_its_reply_becomes_an_event(
     asked: list[dict[str, Any]] = []
     imaging = CommandServer(zctx, endpoints["imaging_cmd"])
     imaging.register("MAKE_ROI", lambda args: asked.append(args) or {"id": "navcam-00000003-roi"})
-    sub = Subscriber(zctx, endpoints["bus_sub"], ["evt.downlink"])
+    sub = Subscriber(zctx, endpoints["bus_sub"], ["evt.downlink", "tlm.downlink"])
     for name in ("broker", "downlink"):
         processes.start(cfg, name)
     client = CommandClient(zctx, endpoints["cmd"])
     try:
         assert client.call("NOOP", {}, timeout_s=10.0)[-1].status == "completed"
+        # The subscription has reached the downlink once its health arrives (it was sent with evt.downlink's);
+        # before that, an event it publishes is dropped by its PUB socket.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            msg = sub.recv(200)
+            if msg is not None and msg.topic == "tlm.downlink":
+                break
         reply = client.call("SEND_REGION", {"camera": "navcam", "counter": 3, "region": [8, 16, 64, 32]},
                             timeout_s=5.0)[-1]
         assert reply.status == "completed" and reply.result["forwarded"] == "MAKE_ROI"

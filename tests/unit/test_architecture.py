@@ -10,9 +10,10 @@ violation is found even in a module no test imports. Which imports count:
   calls it).
 * **Cycles**: only the imports that run when the module is imported: module
   level, including those nested in a module-level ``if``/``try``/``with``/class
-  body, but not inside a function (it runs after every module has loaded) and
-  not inside ``if TYPE_CHECKING:`` (it never runs, and it is how two modules that
-  only annotate with each other's types stay acyclic). An import of
+  body, and those inside ``if TYPE_CHECKING:`` (they never run, but two modules
+  that name each other's types are still knotted together: a handler module
+  types its target with a small Protocol instead of importing the process that
+  uses it), but not inside a function (it runs after every module has loaded). An import of
   ``a.b.c`` is an edge to ``a.b.c`` only, not to the packages ``a`` and
   ``a.b`` it also initialises: an ``__init__`` that re-exports its submodules
   would otherwise make every submodule that imports a sibling look cyclic,
@@ -189,7 +190,7 @@ def import_graph() -> dict[str, set[str]]:
     """Module -> the modules it imports when it is imported (see the module docstring)."""
     graph: dict[str, set[str]] = {m: set() for m in modules()}
     for imp in all_imports():
-        if imp.at_import_time and not imp.type_only and imp.target in graph and imp.target != imp.module:
+        if (imp.at_import_time or imp.type_only) and imp.target in graph and imp.target != imp.module:
             graph[imp.module].add(imp.target)
     return graph
 
