@@ -66,6 +66,12 @@ class ProcessContext:
         return Publisher(self.zmq, self.endpoint("bus_pub"), self.name, self.config.bus["sndhwm"],
                          clock=self.clock)
 
+    def optional_publisher(self) -> "Any":
+        """:meth:`publisher` if the config gives this process ``bus_pub``, else a NullPublisher."""
+        from framework.bus.client import NullPublisher
+
+        return self.publisher() if self.has_endpoint("bus_pub") else NullPublisher()
+
     def subscriber(self, topics: list[str]) -> "Any":
         from framework.bus.client import Subscriber
 

@@ -114,10 +114,16 @@ class EventReporter:
             self.suppressed += 1
             return False
         if name not in self._last and len(self._last) >= MAX_LIMITED_NAMES:
-            self._last.pop(next(iter(self._last)))
+            oldest = next(iter(self._last))
+            self._last.pop(oldest)
+            self._folded.pop(oldest, None)
         self._last[name] = now
         self.emit(name, {**(fields or {}), "count": self._folded.pop(name)}, severity)
         return True
+
+    def reset(self) -> None:
+        """RESET_COUNTERS: zero the counts (rate-limit timing is kept, so a reset opens no flood)."""
+        self.published = self.unpublished = self.suppressed = 0
 
     def counters(self) -> dict[str, int]:
         return {"events_published": self.published, "events_unpublished": self.unpublished,

@@ -65,7 +65,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def _client(ctx: zmq.Context, config: Config, driver: str, keys_dir: Path, operator: str) -> CommandClient:
     me = load_keypair(keys_dir / f"{operator}.key_secret")
     server = load_public_key(keys_dir / f"{SERVICE_NAME}.key")
-    return CommandClient(ctx, config.endpoint(driver, "command"), CurveClientKeys(me.public, me.secret, server))
+    return CommandClient(ctx, config.reach(driver, "command"), CurveClientKeys(me.public, me.secret, server))
 
 
 def _show(replies: list[CommandReply]) -> int:
@@ -133,7 +133,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         client = _client(ctx, config, args.driver, keys_dir, args.operator)
         if args.action == "status":
             return _show(client.call("STATUS", {}, 5.0))
-        sub = Subscriber(ctx, config.endpoints[_bus_sub_name(config)], [f"evt.{args.driver}", f"tlm.{args.driver}"])
+        sub = Subscriber(ctx, _bus_of(config, args.driver), [f"evt.{args.driver}", f"tlm.{args.driver}"])
         if args.action == "watch":
             return _watch(sub, None, None, args.timeout)
         if args.action in ("arm", "go"):
@@ -149,8 +149,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         ctx.destroy(linger=0)
 
 
-def _bus_sub_name(config: Config) -> str:
-    """The endpoint name subscribers use: the broker's xpub."""
+def _bus_of(config: Config, process: str) -> str:
+    """The XPUB address of the broker ``process`` publishes to (a config may run several buses)."""
+    publishes_to = config.processes[process]["endpoints"].get("bus_pub")
     for name in config.processes_of_kind("bus.broker"):
-        return config.processes[name]["endpoints"]["xpub"]
-    raise SystemExit(f"{config.file}: no bus.broker process to watch through")
+        if config.processes[name]["endpoints"]["xsub"] == publishes_to:
+            return config.reach(name, "xpub")
+    raise SystemExit(f"{config.file}: no bus.broker process takes {process}'s bus_pub to watch through")

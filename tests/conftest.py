@@ -60,8 +60,9 @@ def peek_sqlite(path: Path, sql: str) -> list[tuple[Any, ...]] | None:
 def link_chain_config(write_config: Callable[[dict[str, Any]], Path], timers: dict[str, float],
                       downlink: dict[str, Any] | None = None, relay: dict[str, Any] | None = None,
                       ground: dict[str, Any] | None = None, plan: dict[str, Any] | None = None) -> Path:
-    """Broker, downlink, relay emulator and ground on 127.0.0.1, wired as in the demo (packets of 1024 bytes);
-    the ground also gets its optional command port (``ground_cmd``).
+    """Broker, downlink, relay emulator and ground on 127.0.0.1, wired as in the demo (packets of 1024 bytes)
+    but for one thing: the ground publishes on the lander's broker, so one subscriber sees both ends (the demo
+    and multihost configs give the ground its own broker). The ground also gets its optional command port.
 
     ``timers`` (CFDP ack/nak/inactivity) go to the downlink and the ground; ``plan`` (contact-plan keys)
     to the downlink, the relay and the ground alike; ``downlink``, ``relay``, ``ground``: each one's own keys."""

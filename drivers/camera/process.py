@@ -65,7 +65,7 @@ class CameraDriver:
         self.core = DriverCore(self.camera, self._publish_frame, self.events.emit, max_temp, s["defect_check"],
                                decoder)
         self.commands = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
-                                      reset_counters=self._reset_counters, interface=INTERFACE)
+                                      reset_counters=lambda: (self._reset_counters(), self.events.reset()), interface=INTERFACE)
         register_table(self.commands, INTERFACE, handlers(self))
         self.health = HealthReporter(ctx, self.pub, self._sample, channels=INTERFACE.telemetry)
         self.backoff = Backoff(0.1, s["reconnect_max_s"])

@@ -10,7 +10,7 @@ import zmq
 from framework.bus.message import GapCounter, Header, Message, decode_message, encode_header
 from framework.errors import BusError
 
-__all__ = ["Publisher", "Subscriber"]
+__all__ = ["Publisher", "NullPublisher", "Subscriber"]
 
 
 class Publisher:
@@ -45,16 +45,31 @@ class Publisher:
         self.sock.close()
 
 
+class NullPublisher:
+    """Takes what a :class:`Publisher` takes and sends nothing: the publisher of a process whose
+    config gives it no bus (an emulator on a bench without a broker). Its events still reach the
+    process log through the :class:`~framework.reporters.EventReporter`; no health is published."""
+
+    def publish(self, topic: str, kind: str, fields: dict[str, Any] | None = None,
+                buffers: Sequence[Any] = (), t: float | None = None) -> int:
+        return 0
+
+    def close(self) -> None:
+        return None
+
+
 class Subscriber:
     """Subscribes to topic prefixes on the broker's XPUB side; counts seq gaps."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, topics: Iterable[str], rcvhwm: int = 1000) -> None:
+    def __init__(self, ctx: zmq.Context, endpoint: str | Sequence[str], topics: Iterable[str],
+                 rcvhwm: int = 1000) -> None:
         self.sock = ctx.socket(zmq.SUB)
         self.sock.setsockopt(zmq.RCVHWM, rcvhwm)
         self.sock.setsockopt(zmq.LINGER, 0)
         for t in topics:
             self.sock.setsockopt(zmq.SUBSCRIBE, t.encode())
-        self.sock.connect(endpoint)
+        for address in [endpoint] if isinstance(endpoint, str) else endpoint:  # several buses: fair-queued
+            self.sock.connect(address)
         self.gaps = GapCounter()
         self.malformed = 0
 

@@ -68,7 +68,7 @@ class Broker:
         self.cmd: CommandServer | None = None
         if ctx.has_endpoint("command"):
             self.cmd = CommandServer(zctx, ctx.endpoint("command"), on_event=self.events.emit,
-                                     reset_counters=self.forwarder.reset, interface=INTERFACE)
+                                     reset_counters=lambda: (self.forwarder.reset(), self.events.reset()), interface=INTERFACE)
             register_table(self.cmd, INTERFACE, handlers(self.forwarder))
         self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
         self.poller = zmq.Poller()

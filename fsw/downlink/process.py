@@ -57,7 +57,7 @@ class DownlinkProcess:
                              ctx.monotonic, record_telemetry=self.sub is not None, imaging=self.imaging,
                              reencoder=reencoder)
         self.commands = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
-                                      reset_counters=self.fwd.reset_counters, interface=INTERFACE)
+                                      reset_counters=lambda: (self.fwd.reset_counters(), self.events.reset()), interface=INTERFACE)
         register_table(self.commands, INTERFACE, handlers(self.fwd))
         self.poller.register(self.commands.sock, zmq.POLLIN)
         self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)

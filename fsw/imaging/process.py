@@ -53,7 +53,7 @@ class ImagingCore:
         self.last_error = ""
         self._gaps_seen = 0
         self.cmd = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
-                                 reset_counters=self.reset_counters, interface=INTERFACE)
+                                 reset_counters=lambda: (self.reset_counters(), self.events.reset()), interface=INTERFACE)
         register_table(self.cmd, INTERFACE, handlers(self))
         self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
 

@@ -40,7 +40,6 @@ from hil.camera.frames import FrameSource
 from hil.camera.interface import INTERFACE
 from hil.camera.manifest import Manifest
 from hil.camera.view import SceneOptions
-from hil.nobus import publisher
 
 __all__ = ["CameraEmulator", "run", "FRAMES_IN_FLIGHT"]
 
@@ -91,7 +90,7 @@ class CameraEmulator:
         self.log = ctx.log
         self.camera = s["camera"]
         self.profile = profile_for_process(s, ctx.config.file)
-        self.pub = publisher(ctx)
+        self.pub = ctx.optional_publisher()
         self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic)
         self.manifest = Manifest(Path(ctx.out_dir) / "hil" / "manifest.jsonl", clock=ctx.monotonic)
         last = self.manifest.last_counter(self.camera)
@@ -123,7 +122,7 @@ class CameraEmulator:
         self.wire_errors = 0
         self.link_clients = 0
         self.control = CommandServer(ctx.zmq, ctx.endpoint("control"), on_event=self.events.emit,
-                                     reset_counters=self._reset_counters, interface=INTERFACE)
+                                     reset_counters=lambda: (self._reset_counters(), self.events.reset()), interface=INTERFACE)
         register_table(self.control, INTERFACE, handlers(self))
         self.health = (HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
                        if ctx.has_endpoint("bus_pub") else None)

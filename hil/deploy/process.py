@@ -182,7 +182,7 @@ class MechanismEmulator:
         self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic)
         self.link = _Link(ctx.endpoint("link"))
         self.control = CommandServer(ctx.zmq, ctx.endpoint("control"), on_event=self.events.emit,
-                                     reset_counters=self._reset_counters, interface=INTERFACE)
+                                     reset_counters=lambda: (self._reset_counters(), self.events.reset()), interface=INTERFACE)
         register_table(self.control, INTERFACE, handlers(self))
         self.views = CameraViewLink(ctx.zmq, {cam: ctx.config.endpoints[ref]
                                               for cam, ref in s["camera_controls"].items()})

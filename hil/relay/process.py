@@ -29,7 +29,6 @@ from typing import Any
 from framework.bus.commands import CommandServer, register_table
 from framework.process import ProcessContext
 from framework.reporters import EventReporter, HealthReporter
-from hil.nobus import publisher
 from hil.relay.commands import handlers
 from hil.relay.interface import INTERFACE
 from hil.relay.link import Constellation, Direction
@@ -70,12 +69,12 @@ class RelayEmulator:
         self._order = itertools.count()
         self.contact: str | None = None  # the relay in contact
         self._contact_known = False
-        self.pub = publisher(ctx)
+        self.pub = ctx.optional_publisher()
         self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic)
         self.commands: CommandServer | None = None
         if ctx.has_endpoint("command"):
             self.commands = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
-                                          reset_counters=self._reset_counters, interface=INTERFACE)
+                                          reset_counters=lambda: (self._reset_counters(), self.events.reset()), interface=INTERFACE)
             register_table(self.commands, INTERFACE, handlers(self))
         self.health = (HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
                        if ctx.has_endpoint("bus_pub") else None)

@@ -76,7 +76,7 @@ class BusIO:
             if keys_dir is not None:
                 me = load_keypair(keys_dir / f"{self.operator}.key_secret")
                 curve = CurveClientKeys(me.public, me.secret, load_public_key(keys_dir / f"{SERVICE_NAME}.key"))
-            self.clients[key] = CommandClient(self.zctx, self.config.endpoint(process, role), curve)
+            self.clients[key] = CommandClient(self.zctx, self.config.reach(process, role), curve)
         return key, self.clients[key]
 
     def request(self, process: str, role: str, cmd: str, args: dict[str, Any], keys_dir: Path | None) -> int:
@@ -112,10 +112,9 @@ class BusIO:
             c.close()
 
 
-def _bus_sub(config: Config) -> str | None:
-    for name in config.processes_of_kind("bus.broker"):
-        return config.endpoint(name, "xpub")
-    return None
+def _bus_sub(config: Config) -> list[str] | None:
+    """Every broker's XPUB (the lander's and the ground's), so expectations see both ends."""
+    return [config.reach(name, "xpub") for name in config.processes_of_kind("bus.broker")] or None
 
 
 def _topics(sc: Scenario) -> list[str]:
