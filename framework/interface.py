@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping
 from framework.errors import CommandRejected
 from framework.ids import ID_BASES, ID_RANGE
 
-__all__ = ["SEVERITIES", "ARG_TYPES", "Arg", "CommandSpec", "EventSpec", "ChannelSpec", "Interface",
+__all__ = ["STANDARD_COMMANDS", "STANDARD_EVENTS", "STANDARD_CHANNELS", "SEVERITIES", "ARG_TYPES", "Arg", "CommandSpec", "EventSpec", "ChannelSpec", "Interface",
            "UndeclaredEvent", "UNDECLARED_EVENT_ID", "UNDECLARED_SEVERITY"]
 
 SEVERITIES = ("info", "warning", "error")
@@ -95,6 +95,28 @@ class ChannelSpec:
     low: float | None = None
     high: float | None = None
     doc: str = ""
+
+
+STANDARD_COMMANDS = (
+    CommandSpec(0x00, "NOOP", doc="answer with the software version"),
+    CommandSpec(0x01, "RESET_COUNTERS", doc="zero the command, event and error counters"),
+)
+"""Every component answers these two (the command server handles them); :meth:`Interface.build` adds them."""
+
+STANDARD_EVENTS = (
+    EventSpec(0xF0, "command_rejected", "warning", "a command was refused before acting: id and reason"),
+    EventSpec(0xF1, "command_failed", "error", "an accepted command failed: id, cmd and reason"),
+)
+"""The command server's own events, in every component's table at the top of its range."""
+
+STANDARD_CHANNELS = (
+    ChannelSpec(0xF0, "commands_accepted", "count", int, doc="0 for a process with no command port"),
+    ChannelSpec(0xF1, "commands_rejected", "count", int),
+    ChannelSpec(0xF2, "events_published", "count", int),
+    ChannelSpec(0xF3, "events_unpublished", "count", int, high=0, doc="events the bus refused (logged)"),
+    ChannelSpec(0xF4, "events_suppressed", "count", int, doc="rate-limited events folded into the next one's count"),
+)
+"""Command and event counters every component reports in its health (cFS apps report the same)."""
 
 
 def _unique(component: str, what: str, items: Iterable[Any], key: str) -> None:
@@ -191,9 +213,11 @@ class Interface:
                 raise ValueError(f"{component}: no id base in framework/ids.py ID_BASES")
             id_base = ID_BASES[component]
         return cls(component,
-                   _by_name(component, "command", tuple(commands), "opcode"),
-                   _by_name(component, "event", _based(component, "event", events, id_base), "id"),
-                   _by_name(component, "telemetry channel", _based(component, "channel", telemetry, id_base), "id"),
+                   _by_name(component, "command", (*STANDARD_COMMANDS, *commands), "opcode"),
+                   _by_name(component, "event", _based(component, "event", (*events, *STANDARD_EVENTS), id_base),
+                            "id"),
+                   _by_name(component, "telemetry channel",
+                            _based(component, "channel", (*telemetry, *STANDARD_CHANNELS), id_base), "id"),
                    id_base)
 
     # -- commands ------------------------------------------------------------------------------

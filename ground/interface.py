@@ -17,8 +17,6 @@ __all__ = ["KIND", "INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
 INTERFACE = Interface.build(
     "ground",
     commands=(
-        CommandSpec(0x0000, "NOOP", doc="answer with the software version"),
-        CommandSpec(0x0001, "RESET_COUNTERS", doc="zero command and error counters"),
     ),
     events=(
         EventSpec(0x01, "product_received", "info",
@@ -31,8 +29,6 @@ INTERFACE = Interface.build(
         EventSpec(0x05, "telemetry_received", "info",
                   "a housekeeping or event segment arrived: id, segment_kind, records, new_records, t0, t1"),
         EventSpec(0x06, "telemetry_failed", "error", "a telemetry segment did not decode"),
-        EventSpec(0x07, "command_rejected", "warning", "a command was refused"),
-        EventSpec(0x08, "command_failed", "warning", "an accepted command failed"),
     ),
     telemetry=(
         ChannelSpec(0x01, "products_received", "count", int),
@@ -77,12 +73,6 @@ INTERFACE = Interface.build(
         ChannelSpec(0x1F, "cfdp_checksum_failures", "count", int, high=0,
                     doc="files whose CRC-32 did not match the EOF checksum (not delivered; the sender resends)"),
         ChannelSpec(0x20, "cfdp_handler_errors", "count", int, high=0),
-        ChannelSpec(0x21, "commands_accepted", "count", int, doc="0 while the station has no command port"),
-        ChannelSpec(0x22, "commands_rejected", "count", int),
-        ChannelSpec(0x23, "events_published", "count", int),
-        ChannelSpec(0x24, "events_unpublished", "count", int, high=0, doc="events the bus refused (logged)"),
-        ChannelSpec(0x25, "events_suppressed", "count", int,
-                    doc="rate-limited events folded into the next one's count"),
     ),
 )
 

@@ -17,8 +17,6 @@ __all__ = ["KIND", "INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
 INTERFACE = Interface.build(
     "camera",
     commands=(
-        CommandSpec(0x00, "NOOP", doc="Answer with the software version."),
-        CommandSpec(0x01, "RESET_COUNTERS", doc="Zero the command and frame counters."),
         CommandSpec(0x10, "STREAM_START", (Arg("rate_hz", float, 0.01, 100.0, "Hz"),),
                     doc="Start streaming frames at rate_hz (the camera may cap it)."),
         CommandSpec(0x11, "STREAM_STOP", doc="Stop streaming; completes once the camera acknowledges, "
@@ -51,8 +49,6 @@ INTERFACE = Interface.build(
         EventSpec(7, "frame_counter_gap", "warning", "Frames are missing between two counters."),
         EventSpec(8, "frame_counter_reset", "info", "The frame counter went backwards (camera restart)."),
         EventSpec(9, "camera_nak", "warning", "The camera refused a command."),
-        EventSpec(10, "command_rejected", "warning", "A ground command was rejected."),
-        EventSpec(11, "command_failed", "error", "A ground command failed after acceptance."),
         EventSpec(12, "reply_timeout", "warning", "The camera did not answer a command in time."),
         EventSpec(13, "frame_timeout", "warning", "Streaming, but nothing arrived from the camera in time (a stall)."),
         EventSpec(14, "frame_late", "warning", "A streamed frame arrived later than its period allows."),
@@ -70,8 +66,6 @@ INTERFACE = Interface.build(
         ChannelSpec(6, "bytes_skipped", "bytes", int, high=0),
         ChannelSpec(7, "last_error", "", str),
         ChannelSpec(8, "temp_c", "degC", float, low=-20.0, high=60.0),
-        ChannelSpec(9, "commands_accepted", "count", int),
-        ChannelSpec(10, "commands_rejected", "count", int),
         ChannelSpec(11, "camera_naks", "count", int),
         ChannelSpec(12, "reconnects", "count", int),
         ChannelSpec(13, "streaming", "", bool),
@@ -84,9 +78,6 @@ INTERFACE = Interface.build(
         ChannelSpec(20, "dead_pixels", "count", int),
         ChannelSpec(21, "stuck_pixels", "count", int),
         ChannelSpec(22, "interface", "", str, doc="tcp | serial"),
-        ChannelSpec(23, "events_published", "count", int, doc="events the EventReporter put on the bus"),
-        ChannelSpec(24, "events_unpublished", "count", int, high=0, doc="events the bus refused (logged)"),
-        ChannelSpec(25, "events_suppressed", "count", int, doc="events folded by rate limiting"),
     ),
 )
 

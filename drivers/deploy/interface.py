@@ -19,8 +19,6 @@ _MECH = (Arg("mechanism", str),)
 INTERFACE = Interface.build(
     "deploy",
     commands=(
-        CommandSpec(0x00, "NOOP", doc="Answer with the software version."),
-        CommandSpec(0x01, "RESET_COUNTERS", doc="Zero the command and error counters."),
         CommandSpec(0x02, "STATUS", doc="Guard state, last sample and last verdict."),
         CommandSpec(0x20, "ARM", _MECH, True, "Arm a mechanism for one FIRE by the same client within the window."),
         CommandSpec(0x21, "FIRE", _MECH, True,
@@ -36,8 +34,6 @@ INTERFACE = Interface.build(
         EventSpec(3, "protocol_error", "warning", "Bad bytes or a malformed message from the device."),
         EventSpec(4, "reply_timeout", "warning", "The device did not answer in time."),
         EventSpec(5, "device_nak", "error", "The device refused a command during a deployment."),
-        EventSpec(10, "command_rejected", "warning", "A command was refused (unknown, malformed, or not allowed)."),
-        EventSpec(11, "command_failed", "error", "A command failed after acceptance."),
         EventSpec(12, "auth_refused", "warning", "A client key not on the allow-list was refused at the handshake."),
         EventSpec(13, "armed", "info", "A mechanism was armed."),
         EventSpec(14, "disarmed", "info", "An arm was dropped."),
@@ -77,8 +73,6 @@ INTERFACE = Interface.build(
         ChannelSpec(13, "deploying", "", bool, doc="a deployment is being supervised"),
         # Health (tlm.<driver>, kind health, 1 Hz); "state" above is shared with it.
         ChannelSpec(14, "link_up", "", bool),
-        ChannelSpec(15, "commands_accepted", "count", int),
-        ChannelSpec(16, "commands_rejected", "count", int),
         ChannelSpec(17, "wire_errors", "count", int, high=0, doc="bad bytes or malformed messages from the device"),
         ChannelSpec(18, "reply_timeouts", "count", int, high=0),
         ChannelSpec(19, "reconnects", "count", int),
@@ -86,9 +80,6 @@ INTERFACE = Interface.build(
         ChannelSpec(21, "events", "count", int, doc="events published"),
         ChannelSpec(22, "verdicts", "count", int, doc="deployment verdicts given"),
         ChannelSpec(23, "auth_refused", "count", int, doc="client keys refused at the CURVE handshake"),
-        ChannelSpec(24, "events_published", "count", int, doc="events the EventReporter put on the bus"),
-        ChannelSpec(25, "events_unpublished", "count", int, high=0, doc="events the bus refused (logged)"),
-        ChannelSpec(26, "events_suppressed", "count", int, doc="events folded by rate limiting"),
     ),
 )
 

@@ -21,8 +21,6 @@ _BY_ID_OR_FRAME = (Arg("id", str, required=False), Arg("camera", str, required=F
 INTERFACE = Interface.build(
     "downlink",
     commands=(
-        CommandSpec(0x0000, "NOOP", doc="answer with the software version"),
-        CommandSpec(0x0001, "RESET_COUNTERS", doc="zero command and error counters"),
         CommandSpec(0x0301, "STORE_LIST", doc="ids of the stored items, in sending order"),
         CommandSpec(0x0302, "STORE_STATUS", doc="queue depth per class, bytes, quota, in flight, contact"),
         CommandSpec(0x0303, "SEND_FULL", _BY_ID_OR_FRAME,
@@ -47,8 +45,6 @@ INTERFACE = Interface.build(
                   "a radio datagram was not a Space Packet with a CFDP PDU (rate-limited, with count)"),
         EventSpec(0x06, "store_recovered", "warning", "opening the store cleaned crash leftovers"),
         EventSpec(0x07, "product_discarded", "error", "a stored product could not be read; dropped"),
-        EventSpec(0x08, "command_rejected", "warning", "a command was refused"),
-        EventSpec(0x09, "command_failed", "warning", "an accepted command failed"),
         EventSpec(0x0A, "product_evicted", "warning",
                   "the store was over quota: id, product_kind, class, score, bytes (policy.py)"),
         EventSpec(0x0B, "product_requested", "info", "an operator request moved a product up"),
@@ -107,12 +103,6 @@ INTERFACE = Interface.build(
         ChannelSpec(0x26, "tlm_segments", "count", int),
         ChannelSpec(0x27, "tlm_archived_bytes", "bytes", int),
         ChannelSpec(0x28, "tlm_archive_evicted", "count", int),
-        ChannelSpec(0x29, "commands_accepted", "count", int),
-        ChannelSpec(0x2A, "commands_rejected", "count", int),
-        ChannelSpec(0x2B, "events_published", "count", int),
-        ChannelSpec(0x2C, "events_unpublished", "count", int, high=0, doc="events the bus refused (logged)"),
-        ChannelSpec(0x2D, "events_suppressed", "count", int,
-                    doc="rate-limited events folded into the next one's count"),
     ),
 )
 

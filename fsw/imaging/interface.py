@@ -22,8 +22,6 @@ _REGION = Arg("region", list, unit="[x, y, width, height] px")
 INTERFACE = Interface.build(
     "imaging",
     commands=(
-        CommandSpec(0x0000, "NOOP", doc="answer with the software version"),
-        CommandSpec(0x0001, "RESET_COUNTERS", doc="zero command and error counters"),
         CommandSpec(0x0210, "MAKE_LOSSY",
                     (_CAMERA, _COUNTER, Arg("budget_bytes", int, 1000, 64 * 1024 * 1024, "bytes"),
                      Arg("region", list, unit="[x, y, width, height] px", required=False)),
@@ -43,8 +41,6 @@ INTERFACE = Interface.build(
         EventSpec(0x01, "frame_rejected", "warning", "a frame failed validation; reason names why"),
         EventSpec(0x02, "frame_gap", "warning", "frame messages missing on the bus (seq gap)"),
         EventSpec(0x03, "product_failed", "error", "a product could not be made"),
-        EventSpec(0x04, "command_rejected", "warning", "a command was refused"),
-        EventSpec(0x05, "command_failed", "error", "an accepted command failed"),
         EventSpec(0x06, "frames_thumbnail_only", "warning",
                   "frames that kept only a thumbnail: queue full, or the grade rule"),
         EventSpec(0x07, "ae_command_refused", "warning", "the camera refused an exposure command"),
@@ -61,17 +57,12 @@ INTERFACE = Interface.build(
         ChannelSpec(0x09, "bus_gaps", "count", int),
         ChannelSpec(0x0A, "stage_ms", "ms", dict, doc="last time of each stage: grade, thumbnail, lossless"),
         ChannelSpec(0x0B, "last_error", "", str),
-        ChannelSpec(0x0C, "commands_accepted", "count", int),
-        ChannelSpec(0x0D, "commands_rejected", "count", int),
         ChannelSpec(0x0E, "frames_accepted", "count", int, doc="frames that passed validation"),
         ChannelSpec(0x0F, "products_failed", "count", int, high=0),
         ChannelSpec(0x10, "encoding", "count", int, doc="frames with their lossless product being made"),
         ChannelSpec(0x11, "bus_malformed", "count", int, high=0, doc="bus messages that did not parse"),
         ChannelSpec(0x12, "autoexposure", "", dict, doc="per camera: auto-exposure on"),
         ChannelSpec(0x13, "calibration", "", dict, doc="per camera: the active calibration set, or none"),
-        ChannelSpec(0x14, "events_published", "count", int),
-        ChannelSpec(0x15, "events_unpublished", "count", int, high=0, doc="events the bus refused (logged)"),
-        ChannelSpec(0x16, "events_suppressed", "count", int, doc="events folded by rate limiting"),
     ),
 )
 

@@ -52,8 +52,6 @@ def _scene_args() -> tuple[Arg, ...]:
 INTERFACE = Interface.build(
     "camera_emulator",
     commands=(
-        CommandSpec(0x00, "NOOP", doc="Answer with the software version."),
-        CommandSpec(0x01, "RESET_COUNTERS", doc="Zero the control port's and the link's error counters."),
         CommandSpec(0x02, "status", doc="The emulator's state: link, streaming, temperature, faults injected."),
         CommandSpec(0x10, "inject_fault", _fault_args(), doc="Arm a fault (hil/camera/faults.py FAULTS)."),
         CommandSpec(0x11, "clear_faults", doc="Disarm pending link faults (pixel defects and over-temperature stay)."),
@@ -69,8 +67,6 @@ INTERFACE = Interface.build(
         EventSpec(4, "frame_dropped_by_fault", "warning", "A frame was read out but not sent (drop_frame)."),
         EventSpec(5, "command_bytes_rejected", "warning", "Bad bytes from the driver (rate-limited, with count)."),
         EventSpec(6, "camera_power_cycled", "warning", "POWER_CYCLE: the link is down for the profile's boot time."),
-        EventSpec(10, "command_rejected", "warning", "A control command was refused."),
-        EventSpec(11, "command_failed", "error", "An accepted control command failed."),
     ),
     telemetry=(
         ChannelSpec(1, "connected", "", bool, doc="a driver holds the device link"),
@@ -86,11 +82,6 @@ INTERFACE = Interface.build(
         ChannelSpec(11, "faults_injected", "count", int),
         ChannelSpec(12, "link_clients", "count", int, doc="connections accepted on the TCP device link"),
         ChannelSpec(13, "wire_errors", "count", int, high=0, doc="bad bytes or malformed commands from the driver"),
-        ChannelSpec(14, "commands_accepted", "count", int),
-        ChannelSpec(15, "commands_rejected", "count", int),
-        ChannelSpec(16, "events_published", "count", int),
-        ChannelSpec(17, "events_unpublished", "count", int, high=0),
-        ChannelSpec(18, "events_suppressed", "count", int, doc="rate-limited events folded into a later one"),
     ),
 )
 

@@ -30,8 +30,6 @@ _INJECT_ARGS = (
 INTERFACE = Interface.build(
     "deploy_emulator",
     commands=(
-        CommandSpec(0x00, "NOOP", doc="Answer with the software version."),
-        CommandSpec(0x01, "RESET_COUNTERS", doc="Zero the control port's, the link's and the physics' counters."),
         CommandSpec(0x02, "TRUTH", doc="The mechanism's noiseless state (for checks, and the camera scene) "
                                        "and its active faults."),
         CommandSpec(0x10, "INJECT", _INJECT_ARGS, doc="Inject a fault (hil/deploy/mechanism.py FAULTS)."),
@@ -43,8 +41,6 @@ INTERFACE = Interface.build(
     ),
     events=(
         EventSpec(1, "fault_injected", "info", "A fault was injected through the control port."),
-        EventSpec(10, "command_rejected", "warning", "A control command was refused."),
-        EventSpec(11, "command_failed", "error", "An accepted control command failed."),
     ),
     telemetry=(
         ChannelSpec(1, "state", "", str, doc="stowed | armed | releasing | deploying | deployed | failed (truth)"),
@@ -55,15 +51,10 @@ INTERFACE = Interface.build(
         ChannelSpec(6, "wire_errors", "count", int, high=0, doc="bad bytes or undecodable messages from the driver"),
         ChannelSpec(7, "device_commands", "count", int, doc="device commands answered"),
         ChannelSpec(8, "device_naks", "count", int),
-        ChannelSpec(9, "commands_accepted", "count", int, doc="control port"),
-        ChannelSpec(10, "commands_rejected", "count", int, doc="control port"),
         ChannelSpec(11, "physics_overruns", "count", int, high=0, doc="ticks that could not catch up"),
         ChannelSpec(12, "view_updates_sent", "count", int, doc="set_boom_angle sent to camera emulators"),
         ChannelSpec(13, "view_updates_unsent", "count", int, doc="a camera emulator was not connected"),
         ChannelSpec(14, "view_updates_rejected", "count", int, high=0),
-        ChannelSpec(15, "events_published", "count", int),
-        ChannelSpec(16, "events_unpublished", "count", int, high=0),
-        ChannelSpec(17, "events_suppressed", "count", int),
     ),
 )
 

@@ -39,24 +39,15 @@ def _direction_channels() -> tuple[ChannelSpec, ...]:
 INTERFACE = Interface.build(
     "relay_emulator",
     commands=(
-        CommandSpec(0x00, "NOOP", doc="Answer with the software version."),
-        CommandSpec(0x01, "RESET_COUNTERS", doc="Zero the command counters and both directions' counters."),
     ),
     events=(
         EventSpec(1, "contact_changed", "info", "A relay came into contact, or the last one left (relay null)."),
-        EventSpec(10, "command_rejected", "warning", "A command was refused."),
-        EventSpec(11, "command_failed", "error", "An accepted command failed."),
     ),
     telemetry=(
         *_direction_channels(),
         ChannelSpec(0x21, "queued", "count", int, doc="datagrams in flight inside the relays"),
         ChannelSpec(0x22, "pcap_records", "count", int, doc="datagrams recorded, both directions"),
         ChannelSpec(0x23, "contact", "", str, doc="the relay in contact, empty when none"),
-        ChannelSpec(0x24, "commands_accepted", "count", int),
-        ChannelSpec(0x25, "commands_rejected", "count", int),
-        ChannelSpec(0x26, "events_published", "count", int),
-        ChannelSpec(0x27, "events_unpublished", "count", int, high=0),
-        ChannelSpec(0x28, "events_suppressed", "count", int),
     ),
 )
 

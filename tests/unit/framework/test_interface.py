@@ -16,7 +16,6 @@ from framework.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interf
 TABLE = Interface.build(
     "test",
     commands=(
-        CommandSpec(0x00, "NOOP"),
         CommandSpec(0x10, "SET", (Arg("exposure_us", int, 1, 1000, "us"), Arg("gain", float, 0.5, 8.0),
                                   Arg("mode", str, required=False, choices=("a", "b")),
                                   Arg("on", bool, required=False), Arg("region", list, required=False))),
@@ -171,3 +170,14 @@ def test_id_ranges_of_components_do_not_overlap() -> None:
     bases = sorted(ID_BASES.values())
     assert all(b % ID_RANGE == 0 for b in bases)
     assert len(set(bases)) == len(bases)
+
+
+def test_every_table_gets_the_standard_commands_events_and_counters_once() -> None:
+    from framework.interface import STANDARD_CHANNELS, STANDARD_COMMANDS, STANDARD_EVENTS
+    table = Interface.build("imaging", events=(EventSpec(1, "x", "info"),))
+    assert {c.name for c in STANDARD_COMMANDS} <= set(table.commands)
+    assert {e.name for e in STANDARD_EVENTS} <= set(table.events)
+    assert {c.name for c in STANDARD_CHANNELS} <= set(table.telemetry)
+    assert table.commands["NOOP"].opcode == 0 and table.events["command_rejected"].id == 0x02F0
+    with pytest.raises(ValueError, match="NOOP"):
+        Interface.build("imaging", commands=(CommandSpec(0x10, "NOOP"),))
