@@ -18,6 +18,12 @@ not yet ACKed). Around the handlers this adapter:
   Finished PDU is built: if that fails, the Finished says filestore rejection;
 - ACKs a repeated EOF while recovering lost data (cfdp-py ignores it then; a
   lander that resumed after a crash sends its EOF again);
+- refuses (counted ``pdus_refused``, reported as ``pdu_refused``) a Metadata or
+  EOF PDU whose file size exceeds ``max_file_bytes``, and file data that would
+  end past the transaction's file size or that bound: cfdp-py writes file data
+  before it compares it with the file size, so an altered offset (its CRC
+  recomputed) would grow a sparse file of gigabytes, and an EOF of a huge size
+  would make it NAK gigabytes from the lander;
 - journals each transaction (a :class:`TransferJournal`, the ground's ledger):
   its Metadata PDU at the start, at checkpoints the byte ranges written and
   fsync'd (every ``CHECKPOINT_BYTES`` at most every ``CHECKPOINT_MIN_S``, at
@@ -34,10 +40,10 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from spacepackets.cfdp import ChecksumType, ConditionCode, Direction, GenericPduPacket, PduType
-from spacepackets.cfdp.pdu import DirectiveType, EofPdu, FinishedPdu, MetadataPdu, TransactionStatus
+from spacepackets.cfdp.pdu import DirectiveType, EofPdu, FileDataPdu, FinishedPdu, MetadataPdu, TransactionStatus
 from spacepackets.cfdp.pdu.finished import DeliveryCode, FileStatus, FinishedParams
 
 from cfdppy import CfdpState
@@ -69,6 +75,8 @@ from link.resume import (
 __all__ = ["ReceivedFile", "DestEngine"]
 
 _MAX_ACTIVE = 64
+MAX_FILE_BYTES = 1 << 30
+"""The largest file a transaction may declare (a product is a few MiB); larger sizes are refused."""
 _HISTORY = 1024
 _CLOSING = (TransactionStep.SENDING_FINISHED_PDU, TransactionStep.WAITING_FOR_FINISHED_ACK)
 
@@ -109,12 +117,15 @@ class DestEngine(PduEngine[bytes]):
     def __init__(self, local_id: int, remote_id: int, max_packet_len: int, timers: CfdpTimers,
                  incoming: Path, clock: Callable[[], float] = time.monotonic,
                  on_delivered: Callable[[str, int], None] | None = None,
-                 journal: TransferJournal | None = None) -> None:
+                 journal: TransferJournal | None = None, reject: Callable[[str, dict[str, Any]], Any] | None = None,
+                 max_file_bytes: int = MAX_FILE_BYTES) -> None:
         super().__init__(local_id, remote_id, max_packet_len, timers, clock, {
             "pdus_in": 0, "pdus_out": 0, "pdus_late": 0, "pdus_rejected": 0, "naks_suppressed": 0,
             "transactions_started": 0, "transactions_abandoned": 0, "checksum_failures": 0, "handler_errors": 0,
             "file_bytes_new": 0, "file_bytes_repeat": 0, "transfers_resumed": 0, "resumed_bytes": 0,
-            "checkpoints": 0, "journal_errors": 0})
+            "checkpoints": 0, "journal_errors": 0, "pdus_refused": 0})
+        self.reject = reject or (lambda name, fields: None)
+        self.max_file_bytes = max_file_bytes
         self.journal: TransferJournal = journal or NoJournal()
         self.on_delivered = on_delivered or (lambda name, size: None)
         self.filestore = IncomingFilestore(incoming)
@@ -137,6 +148,12 @@ class DestEngine(PduEngine[bytes]):
         key = (pdu.source_entity_id.value, pdu.transaction_seq_num.value)
         directive = getattr(pdu, "directive_type", None) if pdu.pdu_type == PduType.FILE_DIRECTIVE else None
         entry = self._active.get(key)
+        fault = self._size_fault(pdu, entry)
+        if fault is not None:
+            self.counters["pdus_refused"] += 1
+            self.reject("pdu_refused", {"reason": fault, "transaction": key[1],
+                                        "directive": "FILE_DATA" if directive is None else getattr(directive, "name", str(directive))})
+            return
         if entry is None:
             if key in self._history:
                 self._late(key, pdu, directive)
@@ -196,6 +213,18 @@ class DestEngine(PduEngine[bytes]):
         return resumed
 
     # -- internals -----------------------------------------------------------------------------
+    def _size_fault(self, pdu: GenericPduPacket, entry: _Active | None) -> str | None:
+        """Why a PDU's sizes or offsets cannot belong to its transaction, or None."""
+        if isinstance(pdu, (MetadataPdu, EofPdu)) and pdu.file_size > self.max_file_bytes:
+            return f"file size {pdu.file_size} above the {self.max_file_bytes}-byte limit"
+        if isinstance(pdu, FileDataPdu):
+            end = pdu.offset + len(pdu.file_data)
+            declared = entry.handler.file_size if entry is not None else None
+            limit = min(self.max_file_bytes, declared if declared is not None else self.max_file_bytes)
+            if end > limit:
+                return f"file data ends at byte {end}, past the file's {limit} bytes"
+        return None
+
     def _open(self, key: tuple[int, int]) -> _Active | None:
         if len(self._active) >= _MAX_ACTIVE:
             oldest = min(self._active, key=lambda k: self._active[k].last_rx)

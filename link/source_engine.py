@@ -9,9 +9,22 @@ whether the ground reported the file delivered complete and retained
 
 What cfdp-py leaves to its user, this adapter does:
 
-- A Finished PDU of a transaction the handler has already left (its ACK was
-  lost, the ground re-sends Finished) is answered with an ACK (CFDP 4.7.1)
-  built with spacepackets' AckPdu; a complete one still confirms its product.
+- A Finished PDU is believed only for a transaction in the state that expects
+  one (CFDP 4.6.4.2): its EOF has gone and it has not finished, with this
+  entity as source and the ground as destination. Any other Finished (before
+  the EOF, for a transaction that finished, was abandoned before its EOF or
+  is not known, naming other entities) confirms nothing: it is refused,
+  counted (``finished_refused``) and reported. A repeated Finished of a
+  transaction that has finished (its ACK was lost) is still answered with an
+  ACK (CFDP 4.7.1, spacepackets' AckPdu), and so is one the handler no longer
+  runs but that waited for it (abandoned by the inactivity watch after its
+  EOF): a complete one confirms its product. Until ground PDUs arrive
+  authenticated with the uplink, a forger who knows a transaction in that
+  state can still end it; the radio port takes datagrams only from the relay.
+- A NAK PDU is believed only if every segment request lies inside the file
+  and below what was sent, and together they ask for no more than the file
+  (cfdp-py queues every requested segment at once, so a NAK of 0..1 GiB would
+  queue millions of PDUs); otherwise it is refused (``naks_refused``).
 - A Finished PDU while the handler still waits for the EOF ACK implies the EOF
   arrived: the EOF ACK is presented first, then the Finished.
 - The Metadata PDU is repeated three times, spread through the first file data
@@ -36,10 +49,10 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from spacepackets.cfdp import ConditionCode, GenericPduPacket, TransmissionMode
-from spacepackets.cfdp.pdu import AckPdu, DirectiveType, FinishedPdu, TransactionStatus
+from spacepackets.cfdp.pdu import AckPdu, DirectiveType, FinishedPdu, NakPdu, TransactionStatus
 from spacepackets.cfdp.pdu.finished import DeliveryCode, FileStatus, FinishedParams
 
 from cfdppy import CfdpState
@@ -70,7 +83,11 @@ from link.mib import (
 )
 from link.resume import CHECKPOINT_BYTES, CHECKPOINT_MIN_S
 
-__all__ = ["Checkpoint", "Outcome", "SourceEngine", "finished_is_delivery"]
+__all__ = ["Checkpoint", "Outcome", "SourceEngine", "Reject", "finished_is_delivery", "nak_fault"]
+
+Reject = Callable[[str, dict[str, Any]], Any]
+"""How an engine reports a PDU it refuses: ``reject("pdu_refused", {reason, transaction, directive})``
+(the process's rate-limited event, :meth:`framework.reporters.EventReporter.limited`)."""
 
 _REJECTED = (InvalidPduDirection, InvalidPduForSourceHandler, InvalidSourceId, InvalidDestinationId,
              InvalidTransactionSeqNum, NoRemoteEntityConfigFound, PduIgnoredForSource)
@@ -78,6 +95,10 @@ _METADATA_REPEAT_AFTER = (1, 4, 16)  # file data PDUs sent before each repeat of
 _HISTORY = 256
 _RUNAWAY_FACTOR = 4
 _RUNAWAY_MARGIN_BYTES = 1 << 20
+# What a past transaction (in the history) can still take from the ground:
+_FINISHED = "finished"  # it ended on a Finished: a repeat is ACKed (its ACK was lost), believed no more
+_AWAITING = "awaiting"  # abandoned after its EOF with no Finished: the ground's late Finished is believed
+_ABANDONED = "abandoned"  # ended before its EOF or on a fault: no receiver can have finished it
 
 
 @dataclass(frozen=True)
@@ -110,6 +131,27 @@ class Outcome:
     transaction: int
     delivered: bool
     reason: str
+
+
+def nak_fault(nak: NakPdu, size: int, sent: int) -> str | None:
+    """Why a NAK cannot come from a receiver of a ``size``-byte file of which ``sent`` bytes went out,
+    or None. A receiver asks for Metadata as (0, 0) and for data as ranges inside the file, starting
+    within what was sent (CFDP 4.6.4.3); its ranges do not overlap, so together they are at most
+    the file."""
+    if not 0 <= nak.start_of_scope <= nak.end_of_scope <= max(size, sent):
+        return f"NAK scope {nak.start_of_scope}-{nak.end_of_scope} outside the {size}-byte file"
+    total = 0
+    for start, end in nak.segment_requests:
+        if (start, end) == (0, 0):
+            continue
+        if not 0 <= start < end <= size:
+            return f"NAK segment {start}-{end} outside the {size}-byte file"
+        if start > sent:
+            return f"NAK segment {start}-{end} starts beyond the {sent} bytes sent"
+        total += end - start
+    if total > size:
+        return f"NAK asks for {total} bytes of a {size}-byte file"
+    return None
 
 
 def finished_is_delivery(params: FinishedParams) -> bool:
@@ -145,12 +187,14 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
 
     def __init__(self, local_id: int, remote_id: int, max_packet_len: int, timers: CfdpTimers,
                  seq_start: int = 0, clock: Callable[[], float] = time.monotonic,
-                 lookup: Callable[[int], tuple[str, int] | None] | None = None) -> None:
+                 lookup: Callable[[int], tuple[str, int] | None] | None = None, reject: Reject | None = None) -> None:
         super().__init__(local_id, remote_id, max_packet_len, timers, clock, {
             "pdus_in": 0, "pdus_out": 0, "pdus_rejected": 0, "late_finished": 0, "handler_errors": 0,
             "inactivity_aborts": 0, "retransmit_requests": 0, "restarted_on_metadata_nak": 0, "runaway_aborts": 0,
-            "file_bytes_sent": 0, "transactions_resumed": 0, "resume_skipped_bytes": 0, "eof_probes": 0})
+            "file_bytes_sent": 0, "transactions_resumed": 0, "resume_skipped_bytes": 0, "eof_probes": 0,
+            "finished_refused": 0, "naks_refused": 0})
         self.lookup = lookup or (lambda seq: None)
+        self.reject: Reject = reject or (lambda name, fields: None)
         self.filestore = SourceFilestore()
         self.faults = FaultRecorder()
         self.user = IndicationRecorder(self.filestore)
@@ -164,6 +208,7 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
         )
         self._current: _Current | None = None
         self._history: OrderedDict[int, tuple[str, int]] = OrderedDict()  # seq -> (product id, APID)
+        self._ended: dict[int, str] = {}  # seq (in the history) -> how it ended (_FINISHED, ...)
         self.outcomes: deque[Outcome] = deque()
         self.checkpoints: deque[Checkpoint] = deque()
 
@@ -218,8 +263,11 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
         now = self.clock()
         self._current = _Current(product_id, apid, path, seq, now, now, size=path.stat().st_size)
         self._history[seq] = (product_id, apid)
+        self._history.move_to_end(seq)
+        self._ended.pop(seq, None)
         while len(self._history) > _HISTORY:
-            self._history.popitem(last=False)
+            old, _ = self._history.popitem(last=False)
+            self._ended.pop(old, None)
         self._run(None)
         return seq
 
@@ -236,11 +284,13 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
         self.counters["transactions_resumed"] += 1
         self.counters["resume_skipped_bytes"] += skip
 
-    def abort(self, reason: str) -> None:
-        """Abandon the current transaction (the product stays stored)."""
+    def abort(self, reason: str, awaiting_finished: bool = False) -> None:
+        """Abandon the current transaction (the product stays stored). ``awaiting_finished``: its EOF
+        went and only the ground's answer is missing, so a late Finished is still believed."""
         if self._current is None:
             return
         cur = self._current
+        self._ended[cur.seq] = _AWAITING if awaiting_finished and cur.eof_sent else _ABANDONED
         self.handler.reset()
         self._out.clear()
         self.filestore.release(cur.path)
@@ -262,12 +312,24 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
 
     def _take(self, pdu: GenericPduPacket) -> None:
         """A PDU from the ground (counted by :meth:`PduEngine.insert`)."""
-        if isinstance(pdu, FinishedPdu) and not self._is_current(pdu):
-            self._answer_late_finished(pdu)
-            return
+        if isinstance(pdu, FinishedPdu):
+            if not self._ours(pdu):
+                self._refuse(pdu, "finished_refused", "Finished names other entities than this pair")
+                return
+            if not self._is_current(pdu):
+                self._answer_late_finished(pdu)
+                return
+            if self._current is not None and not self._current.eof_sent:
+                self._refuse(pdu, "finished_refused", "Finished before this transaction's EOF went")
+                return
         if self._current is None or not self._is_current(pdu):
             self.counters["pdus_rejected"] += 1
             return
+        if isinstance(pdu, NakPdu):
+            fault = nak_fault(pdu, self._current.size, self.handler.progress)
+            if fault is not None:
+                self._refuse(pdu, "naks_refused", fault)
+                return
         self._current.last_rx = self.clock()
         if isinstance(pdu, FinishedPdu) and self.handler.step == TransactionStep.WAITING_FOR_EOF_ACK:
             self._run(self._implied_eof_ack(pdu))
@@ -288,6 +350,17 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
         self._run(pdu)
 
     # -- internals -----------------------------------------------------------------------------
+    def _ours(self, pdu: GenericPduPacket) -> bool:
+        """The PDU names this entity as the source of its transaction and the ground as its destination."""
+        return pdu.source_entity_id.value == self.local_id and pdu.dest_entity_id.value == self.remote_id
+
+    def _refuse(self, pdu: GenericPduPacket, counter: str, reason: str) -> None:
+        """A PDU that does not fit the transaction it names: counted and reported, never acted on."""
+        self.counters[counter] += 1
+        kind = getattr(pdu, "directive_type", None)
+        self.reject("pdu_refused", {"reason": reason, "transaction": pdu.transaction_seq_num.value,
+                                    "directive": "FILE_DATA" if kind is None else getattr(kind, "name", str(kind))})
+
     def _is_current(self, pdu: GenericPduPacket) -> bool:
         cur = self._current
         return (cur is not None and pdu.transaction_seq_num.value == cur.seq
@@ -358,6 +431,7 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
         self._current = None
         finished = [f for f in self.user.finished if f.transaction_id.seq_num.value == cur.seq]
         self.user.finished.clear()
+        self._ended[cur.seq] = _FINISHED if finished else _ABANDONED
         if finished and finished_is_delivery(finished[-1].finished_params):
             self.outcomes.append(Outcome(cur.product_id, cur.seq, True, "delivered"))
             return
@@ -385,7 +459,7 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
         if idle > self.timers.inactivity_s and self.handler.step in (
                 TransactionStep.WAITING_FOR_EOF_ACK, TransactionStep.WAITING_FOR_FINISHED):
             self.counters["inactivity_aborts"] += 1
-            self.abort("inactivity: no PDU from the ground")
+            self.abort("inactivity: no PDU from the ground", awaiting_finished=True)
         elif (idle > self.timers.inactivity_s / 2 and self.handler.step == TransactionStep.WAITING_FOR_FINISHED
               and cur.eof_pdu is not None and not cur.eof_probed):
             # cfdp-py's source waits for Finished with no timer. A ground that restarted meanwhile may
@@ -404,13 +478,26 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
         self._out.appendleft((apid, bytes(ack.pack())))
 
     def _answer_late_finished(self, finished: FinishedPdu) -> None:
-        """A Finished for a transaction already left: ACK it; confirm its product if delivered."""
-        if finished.source_entity_id.value != self.local_id or finished.dest_entity_id.value != self.remote_id:
-            self.counters["pdus_rejected"] += 1
-            return
-        self.counters["late_finished"] += 1
+        """A Finished for a transaction the handler no longer runs (ids already checked).
+
+        Believed only if that transaction waited for it (abandoned after its EOF): ACKed, and its
+        product confirmed if delivered. A repeat for a transaction that finished is ACKed (its ACK
+        was lost) and believed no more. Any other is refused: nothing of ours awaits it."""
         seq = finished.transaction_seq_num.value
+        ended = self._ended.get(seq)
         known = self._history.get(seq) or self.lookup(seq)
-        self._ack_finished(finished, TransactionStatus.TERMINATED if known else TransactionStatus.UNRECOGNIZED)
-        if known and finished_is_delivery(finished.finished_params):
-            self.outcomes.append(Outcome(known[0], seq, True, "delivered (late Finished)"))
+        if ended == _AWAITING and known is not None:
+            self.counters["late_finished"] += 1
+            self._ended[seq] = _FINISHED
+            self._ack_finished(finished, TransactionStatus.TERMINATED)
+            if finished_is_delivery(finished.finished_params):
+                self.outcomes.append(Outcome(known[0], seq, True, "delivered (late Finished)"))
+            return
+        if ended == _FINISHED:
+            self.counters["late_finished"] += 1
+            self._ack_finished(finished, TransactionStatus.TERMINATED)
+            return
+        why = ("no transaction of that number" if known is None else
+               "its transaction ended before its EOF went" if ended == _ABANDONED else
+               "its transaction is not awaiting a Finished")
+        self._refuse(finished, "finished_refused", f"Finished refused: {why}")
