@@ -15,6 +15,13 @@ refused during the CURVE handshake, before any command of it is read, and the
 refusal is queued so the service can publish it as an event. An accepted
 client's Z85 public key becomes the ZAP User-Id that the command server hands
 to handlers as the client's identity.
+
+The handshake happens once per connection, so a key removed from
+``authorized/`` would keep a connection made before. :meth:`AllowList.name_of`
+therefore re-reads the list whenever any of its files changed (names, sizes,
+modification times, inodes; a few ``stat`` calls), and the services check the
+client's key with it on every command: revocation takes effect on the next
+command, not the next handshake.
 """
 
 from __future__ import annotations
@@ -111,19 +118,33 @@ class AllowList:
     def __init__(self, directory: str | Path, max_queued: int = 1000) -> None:
         self.directory = Path(directory)
         self._keys: dict[bytes, str] = {}
-        self._mtime_ns: int | None = None
+        self._stamp: tuple[Any, ...] | None = None
         self._lock = threading.Lock()
         self._refusals: collections.deque[dict[str, Any]] = collections.deque(maxlen=max_queued)
         self.refused = 0
         self.allowed = 0
         self.reload()
 
-    def reload(self) -> None:
+    def _stamp_now(self) -> tuple[Any, ...]:
+        """What changes when a key is added, removed or rewritten (in place or by a rename)."""
         try:
-            mtime = self.directory.stat().st_mtime_ns
+            top = self.directory.stat()
+            certs = sorted(self.directory.glob("*.key"))
         except OSError:
-            mtime = -1
-        if mtime == self._mtime_ns:
+            return ()
+        files = []
+        for cert in certs:
+            try:
+                st = cert.stat()
+            except OSError:
+                continue
+            files.append((cert.name, st.st_ino, st.st_size, st.st_mtime_ns))
+        return (top.st_ino, top.st_mtime_ns, tuple(files))
+
+    def reload(self) -> None:
+        """Re-read the certificates if any of them (or the directory) changed since the last read."""
+        stamp = self._stamp_now()
+        if stamp == self._stamp:
             return
         keys: dict[bytes, str] = {}
         if self.directory.is_dir():
@@ -133,10 +154,12 @@ class AllowList:
                 except ConfigError:
                     continue  # a stray file is not a key; it allows nobody
         with self._lock:
-            self._keys, self._mtime_ns = keys, mtime
+            self._keys, self._stamp = keys, stamp
 
     def name_of(self, public_z85: str | bytes) -> str | None:
+        """The name the key is authorised under now (the list re-read if it changed), or None."""
         key = public_z85.encode("ascii") if isinstance(public_z85, str) else public_z85
+        self.reload()
         with self._lock:
             return self._keys.get(key)
 
@@ -144,7 +167,6 @@ class AllowList:
         return len(self._keys)
 
     def callback(self, domain: str, key: bytes) -> bool:
-        self.reload()
         if self.name_of(key) is not None:
             self.allowed += 1
             return True
