@@ -11,6 +11,7 @@ __all__ = [
     "ConfigError",
     "ProtocolError",
     "BusError",
+    "NotSent",
     "CommandRejected",
     "ProductError",
     "StoreError",
@@ -41,6 +42,11 @@ class ProtocolError(PdhError):
 
 class BusError(ProtocolError):
     """A bus message (topic, header, buffers) is malformed."""
+
+
+class NotSent(BusError):
+    """A message was not sent because the peer is not taking any now (its queue is full, or there is
+    no peer): dropped and counted by the sender, never waited for. The caller reports it."""
 
 
 class CommandRejected(PdhError):

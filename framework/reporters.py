@@ -13,6 +13,7 @@ import math
 from typing import Any, Callable, Iterable
 
 from framework.bus.message import RESERVED_KEYS
+from framework.counters import clamp_fields
 from framework.errors import BusError
 from framework.interface import Interface
 
@@ -52,7 +53,7 @@ class HealthReporter:
             return
         self._next = now + self._period
         fields = {"uptime_s": round(now - self._start, 3)}
-        fields.update(self._sample())
+        fields.update(clamp_fields(self._sample()))  # a runaway counter reads as saturated, never unencodable
         if self._channels is not None:
             undeclared = set(fields) - self._channels - self._reported
             if undeclared:

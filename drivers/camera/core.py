@@ -18,6 +18,7 @@ import numpy as np
 from drivers.camera import protocol as p
 from drivers.camera.decoder import StreamDecoder
 from framework.bus.frames_shm import FrameRing
+from framework.counters import saturating_add
 
 __all__ = ["DriverCore", "RingDecoder", "frame_fields", "HUNT_RECV_BYTES", "PublishFrame", "Emit"]
 
@@ -154,7 +155,7 @@ class DriverCore:
 
     def _on_error(self, err: p.WireError) -> None:
         if isinstance(err, p.SyncLostError):
-            self.bytes_skipped += err.skipped_bytes
+            self.bytes_skipped = saturating_add(self.bytes_skipped, err.skipped_bytes)
             self._fault("link_garbage", str(err), skipped_bytes=err.skipped_bytes, count=False)
             return
         if isinstance(err, _BAD_FRAME_ERRORS) or (isinstance(err, p.MalformedPayload)
@@ -222,6 +223,6 @@ class DriverCore:
             self._emit("frame_counter_reset", {"counter": counter, "previous": last})
         elif counter > last + 1:
             missing = counter - last - 1
-            self.counter_gaps += 1
-            self.frames_missing += missing
+            self.counter_gaps = saturating_add(self.counter_gaps, 1)
+            self.frames_missing = saturating_add(self.frames_missing, missing)  # counters come from the camera
             self._emit("frame_counter_gap", {"counter": counter, "previous": last, "missing": missing})

@@ -16,6 +16,15 @@ ZAP User-Id (its Z85 public key), or ``""`` on a port without CURVE.
 
 A handler may return a :class:`Deferred`: the server answers ``accepted``
 at once, and the service later calls ``complete(result)`` or ``fail(reason)``.
+
+No input can kill, hang or bloat either end: each socket has a MAXMSGSIZE
+(:data:`MAX_REQUEST_BYTES`, :data:`MAX_REPLY_BYTES`); requests and replies are
+decoded by :func:`decode_request` and :func:`decode_reply`, which raise typed
+errors only; no send waits (a client's refused send raises
+:class:`CommandNotSent` and is counted in ``unsent``; a reply the server cannot
+hand over now is counted in ``replies_unsent``); :meth:`CommandServer.poll`
+handles at most :attr:`~CommandServer.MAX_COMMANDS_PER_POLL` commands a call, and
+its ``command_rejected`` events are rate-limited.
 """
 
 from __future__ import annotations
@@ -23,17 +32,26 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import msgpack
 import zmq
 
 from framework import __version__
-from framework.errors import CommandRejected
+from framework.counters import saturating_add
+from framework.errors import BusError, CommandRejected, NotSent
 from framework.interface import Interface
 
-__all__ = ["CommandServer", "CommandClient", "CommandReply", "Handler", "ClientHandler", "Deferred",
-           "CurveServerKeys", "CurveClientKeys", "register_table", "BUILT_IN"]
+__all__ = ["CommandServer", "CommandClient", "CommandReply", "CommandRequest", "CommandNotSent", "Handler",
+           "ClientHandler", "Deferred", "CurveServerKeys", "CurveClientKeys", "register_table", "BUILT_IN",
+           "decode_request", "decode_reply", "MAX_REQUEST_BYTES", "MAX_REPLY_BYTES", "REPLY_STATUSES"]
+
+MAX_REQUEST_BYTES = 256 * 1024
+"""The largest request a command port takes (its socket's MAXMSGSIZE): commands carry a few arguments."""
+MAX_REPLY_BYTES = 16 * 1024 * 1024
+"""The largest reply a client takes (a listing of the store, a status map)."""
+REPLY_STATUSES = ("accepted", "rejected", "completed", "failed")
+_SHOWN_CHARS = 200  # how much of a value from outside a rejection reason repeats
 
 Handler = Callable[[dict[str, Any]], Any]
 ClientHandler = Callable[[dict[str, Any], str], Any]
@@ -99,14 +117,85 @@ def _user_id(frame: Any) -> str:
 
 @dataclass(frozen=True)
 class CommandReply:
-    id: int
+    id: int | None  # None: the server could not read the request's id
     status: str
     reason: str = ""
     result: Any = None
 
 
+@dataclass(frozen=True)
+class CommandRequest:
+    id: int
+    cmd: str
+    args: dict[str, Any]
+
+
+class MalformedRequest(CommandRejected):
+    """A request that is not ``{"id": int, "cmd": str, "args": map}``; ``id`` is its id if that much was readable."""
+
+    def __init__(self, detail: str, cid: Any = None) -> None:
+        super().__init__(detail)
+        self.id = cid
+
+
+class CommandNotSent(NotSent, zmq.Again):
+    """The command port is not taking commands now (its queue is full, or nobody is there): the command
+    was dropped, not waited for. Also a ``zmq.Again``, which callers caught before it had a type of its own."""
+
+    def __init__(self, detail: str) -> None:
+        Exception.__init__(self, detail)
+        self.errno = zmq.EAGAIN
+        self.strerror = detail
+
+
 def _pack(d: dict[str, Any]) -> bytes:
     return msgpack.packb(d, use_bin_type=True)
+
+
+def _shown(value: Any) -> str:
+    """A value from outside, as a rejection reason may repeat it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else f"{text[:_SHOWN_CHARS]}... ({len(text)} chars)"
+
+
+def decode_request(data: bytes) -> CommandRequest:
+    """One request body; raise MalformedRequest (a CommandRejected) naming what is wrong, nothing else."""
+    try:
+        req = msgpack.unpackb(data, raw=False)
+    except Exception as exc:  # msgpack raises several unrelated types on bad bytes
+        raise MalformedRequest(f"request is not msgpack: {type(exc).__name__}") from None
+    if not isinstance(req, dict):
+        raise MalformedRequest("request is not a map")
+    cid = req.get("id")
+    if not isinstance(cid, int) or isinstance(cid, bool):
+        raise MalformedRequest(f"'id' must be an int, got {_shown(cid)}")
+    name, args = req.get("cmd"), req.get("args", {})
+    if not isinstance(name, str):
+        raise MalformedRequest(f"'cmd' must be a string, got {_shown(name)}", cid)
+    if not isinstance(args, dict):
+        raise MalformedRequest(f"'args' must be a map, got {type(args).__name__}", cid)
+    bad_keys = [k for k in args if not isinstance(k, str)]
+    if bad_keys:
+        raise MalformedRequest(f"argument names must be strings, got {_shown(bad_keys[0])}", cid)
+    return CommandRequest(cid, name, args)
+
+
+def decode_reply(data: bytes) -> CommandReply:
+    """One reply body; raise BusError naming what is wrong, nothing else."""
+    try:
+        body = msgpack.unpackb(data, raw=False)
+    except Exception as exc:  # msgpack raises several unrelated types on bad bytes
+        raise BusError(f"reply is not msgpack: {type(exc).__name__}") from None
+    if not isinstance(body, dict):
+        raise BusError("reply is not a map")
+    cid, status, reason = body.get("id"), body.get("status"), body.get("reason", "")
+    if cid is not None and (not isinstance(cid, int) or isinstance(cid, bool)):
+        raise BusError(f"reply 'id' must be an int, got {_shown(cid)}")
+    if status not in REPLY_STATUSES:
+        raise BusError(f"reply 'status' must be one of {REPLY_STATUSES}, got {_shown(status)}")
+    if not isinstance(reason, str):
+        raise BusError(f"reply 'reason' must be a string, got {_shown(reason)}")
+    return CommandReply(id=cid, status=status, reason=reason, result=body.get("result"))
 
 
 class CommandServer:
@@ -117,13 +206,24 @@ class CommandServer:
     called for every rejection so the service can publish it on the bus.
     ``interface``: the component's table (:mod:`framework.interface`); NOOP and
     RESET_COUNTERS, which every server answers, are then checked against it too.
+    ``max_request_bytes``: the socket's MAXMSGSIZE. ``clock``: for the rate limit of
+    ``command_rejected`` events (at most :attr:`REJECTION_EVENTS_PER_PERIOD` a second; the next one
+    that goes out carries ``suppressed``, how many were not sent).
     """
+
+    MAX_COMMANDS_PER_POLL = 64
+    """Commands one :meth:`poll` handles at most, so a flood of them cannot hold the service's loop."""
+    REJECTION_EVENTS_PER_PERIOD = 20
+    _REJECTION_PERIOD_S = 1.0
 
     def __init__(self, ctx: zmq.Context, endpoint: str, on_event: Callable[[str, dict[str, Any]], None] | None = None,
                  reset_counters: Callable[[], None] | None = None, curve: CurveServerKeys | None = None,
-                 interface: Interface | None = None) -> None:
+                 interface: Interface | None = None, max_request_bytes: int = MAX_REQUEST_BYTES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, max_request_bytes)
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply that cannot go now raises (counted), never waits
         if curve is not None:
             self.sock.curve_server = True
             self.sock.curve_publickey = curve.public
@@ -134,8 +234,13 @@ class CommandServer:
         self._with_client: set[str] = set()
         self._on_event = on_event or (lambda name, fields: None)
         self._reset_counters = reset_counters
+        self._clock = clock
+        self._window_start = -float("inf")
+        self._window_events = 0
+        self._suppressed = 0
         self.accepted = 0
         self.rejected = 0
+        self.replies_unsent = 0
         noop: Handler = lambda args: {"version": __version__}  # noqa: E731
         if interface is not None:  # the component's table checks these two as well (no arguments)
             self.register("NOOP", interface.checked("NOOP", noop))
@@ -147,6 +252,7 @@ class CommandServer:
     def _reset(self, args: dict[str, Any]) -> None:
         self.accepted = 0
         self.rejected = 0
+        self.replies_unsent = 0
         if self._reset_counters:
             self._reset_counters()
 
@@ -159,115 +265,145 @@ class CommandServer:
             self._with_client.discard(name)
 
     def _reply(self, ident: bytes, body: dict[str, Any]) -> None:
-        self.sock.send_multipart([ident, b"", _pack(body)])
+        """Hand a reply over without waiting; one the client cannot take now (gone, or not reading) is counted."""
+        try:
+            data = _pack(body)
+        except (OverflowError, TypeError, ValueError) as exc:  # a handler's result msgpack cannot carry
+            data = _pack({"id": body.get("id"), "status": "failed",
+                          "reason": f"result cannot be encoded: {type(exc).__name__}: {exc}", "result": None})
+        try:
+            self.sock.send_multipart([ident, b"", data], flags=zmq.NOBLOCK)
+        except zmq.ZMQError:  # EAGAIN: its queue is full; EHOSTUNREACH: it has gone
+            self.replies_unsent = saturating_add(self.replies_unsent, 1)
+
+    def _rejected(self, ident: bytes, fields: dict[str, Any]) -> None:
+        """Answer ``rejected`` and report it: every rejection is counted and answered, its event rate-limited."""
+        self.rejected = saturating_add(self.rejected, 1)
+        self._reply(ident, {"id": fields["id"], "status": "rejected", "reason": fields["reason"]})
+        now = self._clock()
+        if now - self._window_start >= self._REJECTION_PERIOD_S:
+            self._window_start, self._window_events = now, 0
+        if self._window_events >= self.REJECTION_EVENTS_PER_PERIOD:
+            self._suppressed = saturating_add(self._suppressed, 1)
+            return
+        self._window_events += 1
+        if self._suppressed:
+            fields = {**fields, "suppressed": self._suppressed}
+            self._suppressed = 0
+        self._on_event("command_rejected", fields)
 
     def poll(self, timeout_ms: int = 0) -> int:
-        """Handle every waiting command; return how many."""
+        """Handle the waiting commands, at most :attr:`MAX_COMMANDS_PER_POLL`; return how many."""
         n = 0
-        while self.sock.poll(timeout_ms if n == 0 else 0):
+        while n < self.MAX_COMMANDS_PER_POLL and self.sock.poll(timeout_ms if n == 0 else 0):
             raw = self.sock.recv_multipart(copy=False)
-            client = _user_id(raw[-1])
-            frames = [f.bytes for f in raw]
             n += 1
-            ident = frames[0]
-            cid: Any = None
-            try:
-                if len(frames) != 3 or frames[1] != b"":
-                    raise CommandRejected(f"malformed envelope: {len(frames)} parts")
-                try:
-                    req = msgpack.unpackb(frames[2], raw=False)
-                except Exception as exc:
-                    raise CommandRejected(f"request is not msgpack: {type(exc).__name__}") from None
-                if not isinstance(req, dict):
-                    raise CommandRejected("request is not a map")
-                cid = req.get("id")
-                name = req.get("cmd")
-                args = req.get("args", {})
-                if not isinstance(cid, int) or isinstance(cid, bool):
-                    raise CommandRejected(f"'id' must be an int, got {cid!r}")
-                if not isinstance(name, str):
-                    raise CommandRejected(f"'cmd' must be a string, got {name!r}")
-                if not isinstance(args, dict):
-                    raise CommandRejected(f"'args' must be a map, got {type(args).__name__}")
-                handler = self._handlers.get(name)
-                if handler is None:
-                    raise CommandRejected(f"unknown command '{name}'; known: {sorted(self._handlers)}")
-            except CommandRejected as exc:
-                self.rejected += 1
-                self._reply(ident, {"id": cid, "status": "rejected", "reason": str(exc)})
-                self._on_event("command_rejected", {"id": cid, "reason": str(exc)})
-                continue
-            try:
-                result = handler(args, client) if name in self._with_client else handler(args)
-            except CommandRejected as exc:
-                self.rejected += 1
-                self._reply(ident, {"id": cid, "status": "rejected", "reason": str(exc)})
-                fields = {"id": cid, "cmd": name, "reason": str(exc)}
-                if name in self._with_client:
-                    fields["client"] = client
-                self._on_event("command_rejected", fields)
-                continue
-            except Exception as exc:  # a failure after acceptance is reported, never fatal
-                self.accepted += 1
-                self._reply(ident, {"id": cid, "status": "accepted", "reason": ""})
-                self._reply(ident, {"id": cid, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"})
-                self._on_event("command_failed", {"id": cid, "cmd": name, "reason": str(exc)})
-                continue
-            self.accepted += 1
-            self._reply(ident, {"id": cid, "status": "accepted", "reason": ""})
-            if isinstance(result, Deferred):
-                result._bind(self, ident, cid, name)
-                continue
-            self._reply(ident, {"id": cid, "status": "completed", "reason": "", "result": result})
+            self._handle(raw)
         return n
+
+    def _handle(self, raw: Sequence[Any]) -> None:
+        client = _user_id(raw[-1])
+        ident = raw[0].bytes
+        try:
+            if len(raw) != 3 or raw[1].bytes != b"":
+                raise MalformedRequest(f"malformed envelope: {len(raw)} parts")
+            req = decode_request(raw[2].bytes)
+            handler = self._handlers.get(req.cmd)
+            if handler is None:
+                raise MalformedRequest(f"unknown command {_shown(req.cmd)}; known: {sorted(self._handlers)}", req.id)
+        except MalformedRequest as exc:
+            self._rejected(ident, {"id": exc.id, "reason": str(exc)})
+            return
+        cid, name = req.id, req.cmd
+        try:
+            result = handler(req.args, client) if name in self._with_client else handler(req.args)
+        except CommandRejected as exc:
+            fields = {"id": cid, "cmd": name, "reason": str(exc)}
+            if name in self._with_client:
+                fields["client"] = client
+            self._rejected(ident, fields)
+            return
+        except Exception as exc:  # a failure after acceptance is reported, never fatal
+            self.accepted = saturating_add(self.accepted, 1)
+            self._reply(ident, {"id": cid, "status": "accepted", "reason": ""})
+            self._reply(ident, {"id": cid, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"})
+            self._on_event("command_failed", {"id": cid, "cmd": name, "reason": str(exc)})
+            return
+        self.accepted = saturating_add(self.accepted, 1)
+        self._reply(ident, {"id": cid, "status": "accepted", "reason": ""})
+        if isinstance(result, Deferred):
+            result._bind(self, ident, cid, name)
+            return
+        self._reply(ident, {"id": cid, "status": "completed", "reason": "", "result": result})
 
     def close(self) -> None:
         self.sock.close()
 
 
 class CommandClient:
-    """Sends commands and collects the two replies."""
+    """Sends commands and collects the two replies; never waits to send.
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, curve: CurveClientKeys | None = None) -> None:
+    ``unsent``: commands refused because the port was not taking any (:class:`CommandNotSent`);
+    ``malformed``: replies that were not replies (skipped).
+    """
+
+    MAX_SKIPPED_PER_RECV = 64
+    """Replies one :meth:`recv` looks at most before it returns None (a flood of malformed ones cannot hold it)."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str, curve: CurveClientKeys | None = None,
+                 sndhwm: int = 1000, max_reply_bytes: int = MAX_REPLY_BYTES) -> None:
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SNDHWM, sndhwm)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, max_reply_bytes)
         if curve is not None:
             self.sock.curve_publickey = curve.public
             self.sock.curve_secretkey = curve.secret
             self.sock.curve_serverkey = curve.server_public
-            # A refused key leaves no peer, and a DEALER send then blocks for ever: time it out.
-            self.sock.setsockopt(zmq.SNDTIMEO, 1000)
         self.sock.connect(endpoint)
         self._ids = itertools.count(1)
+        self.unsent = 0
+        self.malformed = 0
 
     def send(self, cmd: str, args: dict[str, Any] | None = None) -> int:
+        """Queue one command; return its id. Raise CommandNotSent (counted in ``unsent``) if the port is not
+        taking commands now: its queue is full, or (a CURVE server that refused our key) nobody is there."""
         cid = next(self._ids)
-        self.sock.send_multipart([b"", _pack({"id": cid, "cmd": cmd, "args": args or {}})])
+        try:
+            self.sock.send_multipart([b"", _pack({"id": cid, "cmd": cmd, "args": args or {}})], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.unsent = saturating_add(self.unsent, 1)
+            raise CommandNotSent(f"{cmd} not sent: the command port is not taking commands now") from None
         return cid
 
     def recv(self, timeout_s: float) -> CommandReply | None:
-        if not self.sock.poll(int(timeout_s * 1000)):
-            return None
-        frames = self.sock.recv_multipart()
-        body = msgpack.unpackb(frames[-1], raw=False)
-        return CommandReply(id=body.get("id"), status=body.get("status"), reason=body.get("reason", ""),
-                            result=body.get("result"))
+        """The next well-formed reply, or None after ``timeout_s`` (malformed ones are counted and skipped)."""
+        deadline = time.monotonic() + timeout_s
+        for _ in range(self.MAX_SKIPPED_PER_RECV):
+            if not self.sock.poll(max(0, int((deadline - time.monotonic()) * 1000))):
+                return None
+            frames = self.sock.recv_multipart()
+            try:
+                return decode_reply(frames[-1])
+            except BusError:
+                self.malformed = saturating_add(self.malformed, 1)
+        return None
 
     def call(self, cmd: str, args: dict[str, Any] | None = None, timeout_s: float = 5.0) -> list[CommandReply]:
         """Send and wait for the final reply (or the rejection); return every reply seen.
 
-        With CURVE, a server that refused our key leaves nobody to send to: no replies.
+        A command the port did not take (with CURVE: a server that refused our key) has no replies.
         """
         try:
             cid = self.send(cmd, args)
-        except zmq.Again:
+        except CommandNotSent:
             return []
         replies: list[CommandReply] = []
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             r = self.recv(max(0.0, deadline - time.monotonic()))
             if r is None:
-                break
+                continue
             if r.id != cid:
                 continue
             replies.append(r)

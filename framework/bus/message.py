@@ -11,19 +11,27 @@ A message on the bus is multipart ``[topic, header, *buffers]``:
 
 from __future__ import annotations
 
+import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import msgpack
 
+from framework.counters import saturating_add
 from framework.errors import BusError
 
 __all__ = ["HEADER_VERSION", "Header", "Message", "encode_header", "decode_header",
-           "decode_message", "GapCounter", "RESERVED_KEYS"]
+           "decode_message", "GapCounter", "RESERVED_KEYS", "MAX_HEADER_BYTES", "MAX_PART_BYTES", "MAX_PARTS"]
 
 HEADER_VERSION = 1
 RESERVED_KEYS = frozenset({"v", "src", "seq", "t", "kind"})
 MAX_HEADER_BYTES = 64 * 1024
+MAX_PART_BYTES = 80 * 1024 * 1024
+"""The largest part of a bus message: a frame's pixels inline (a camera message carries at most 64 MiB).
+Subscribers set it as their sockets' MAXMSGSIZE, so a larger part costs a dropped connection, not memory."""
+MAX_PARTS = 16
+"""Topic, header and at most this many minus two buffers: a message of thousands of tiny parts is refused."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,10 @@ def encode_header(h: Header) -> bytes:
         raise BusError(f"header fields use reserved keys {sorted(clash)}")
     body = {"v": h.v, "src": h.src, "seq": h.seq, "t": h.t, "kind": h.kind}
     body.update(h.fields)
-    return msgpack.packb(body, use_bin_type=True)
+    try:
+        return msgpack.packb(body, use_bin_type=True)
+    except (OverflowError, TypeError, ValueError) as exc:  # an int beyond 64 bits, an object msgpack lacks
+        raise BusError(f"header cannot be encoded: {type(exc).__name__}: {exc}") from None
 
 
 def decode_header(data: bytes) -> Header:
@@ -71,8 +82,8 @@ def decode_header(data: bytes) -> Header:
         raise BusError(f"header 'src' must be a string, got {src!r}")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         raise BusError(f"header 'seq' must be a non-negative int, got {seq!r}")
-    if not isinstance(t, (int, float)) or isinstance(t, bool):
-        raise BusError(f"header 't' must be a number, got {t!r}")
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
+        raise BusError(f"header 't' must be a finite number, got {t!r}")
     if not isinstance(kind, str):
         raise BusError(f"header 'kind' must be a string, got {kind!r}")
     fields = {k: val for k, val in body.items() if k not in RESERVED_KEYS}
@@ -81,8 +92,8 @@ def decode_header(data: bytes) -> Header:
 
 def decode_message(frames: Sequence[Any]) -> Message:
     """Decode ``[topic, header, *buffers]`` (bytes or zmq.Frame) into a Message."""
-    if len(frames) < 2:
-        raise BusError(f"message has {len(frames)} parts, needs at least topic and header")
+    if not 2 <= len(frames) <= MAX_PARTS:
+        raise BusError(f"message has {len(frames)} parts, needs topic and header and at most {MAX_PARTS}")
     raw_topic = frames[0].bytes if hasattr(frames[0], "bytes") else bytes(frames[0])
     try:
         topic = raw_topic.decode("utf-8")
@@ -95,21 +106,33 @@ def decode_message(frames: Sequence[Any]) -> Message:
 
 
 class GapCounter:
-    """Counts messages missing from each stream's ``seq`` sequence (a stream: one publisher's topic)."""
+    """Counts messages missing from each stream's ``seq`` sequence (a stream: one publisher's topic).
+
+    Sources and sequence numbers come from the messages themselves, so anyone on the bus can claim
+    any: the table keeps the :data:`MAX_STREAMS` streams heard from most recently (an evicted
+    stream starts afresh, like a restarted publisher) and the counts saturate.
+    """
+
+    MAX_STREAMS = 1024
 
     def __init__(self) -> None:
-        self._last: dict[str, int] = {}
+        self._last: OrderedDict[str, int] = OrderedDict()
         self.gaps = 0
         self.missing = 0
 
+    def __len__(self) -> int:
+        return len(self._last)
+
     def observe(self, src: str, seq: int) -> int:
         """Record one received seq; return how many messages are missing before it."""
-        last = self._last.get(src)
+        last = self._last.pop(src, None)
         self._last[src] = seq
+        if len(self._last) > self.MAX_STREAMS:
+            self._last.popitem(last=False)
         if last is None or seq <= last:  # first sight, or the publisher restarted
             return 0
         missing = seq - last - 1
         if missing:
-            self.gaps += 1
-            self.missing += missing
+            self.gaps = saturating_add(self.gaps, 1)
+            self.missing = saturating_add(self.missing, missing)
         return missing
