@@ -20,12 +20,25 @@ process binds only its own host's address or ``*`` (every interface), and never
 connects to ``*`` (there is nothing to connect to: name the host's address in
 another endpoint). The default configs and profiles ship inside the
 distribution as the package ``configs`` (:func:`config_dir`).
+
+A config that passes can start: every value is in the range its process runs
+with (floats finite, windows ordered, policies complete, directories not files,
+ports 1..65535, each bound address bound by one process). What depends on the
+machine is checked for the processes that start on this one: with no
+``hosts:`` that is every process, so each address a process binds must be one
+this machine has (any ``127.x.x.x`` on Linux; others by a bind probe). With
+``hosts:`` the machine is named (``here=``, or :meth:`Config.processes_on` when
+a tool starts one host's processes), since each host of a multi-machine config
+has only its own address.
 """
 
 from __future__ import annotations
 
 import copy
 import importlib.resources
+import ipaddress
+import math
+import os
 import re
 import socket
 from dataclasses import dataclass, field
@@ -38,17 +51,20 @@ from framework.kinds import KINDS, REQUIRED, Field
 from framework.errors import ConfigError
 
 __all__ = ["Config", "load_config", "validate_config", "check_mapping", "parse_endpoint", "free_loopback_ports",
-           "config_dir", "find_config", "LOCAL_HOST", "ALL_INTERFACES"]
+           "config_dir", "find_config", "address_is_here", "LOCAL_HOST", "ALL_INTERFACES", "EVERY_HOST"]
 
-_ENDPOINT_RE = re.compile(r"^(tcp|udp)://(127\.0\.0\.1|localhost|\*|[\w.-]+):(\d{1,5})$|^ipc://.+$")
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_HOST_ADDRESS_RE = re.compile(r"^[\w.-]+$")
+_ENDPOINT_RE = re.compile(r"^(tcp|udp)://(127\.0\.0\.1|localhost|\*|[\w.-]+):(\d{1,5})\Z|^ipc://.+\Z")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")  # also a log file's and a shm ring's name: kept short
+_HOST_ADDRESS_RE = re.compile(r"^[\w.-]+\Z")
 _TOP_KEYS = ("version", "hosts", "endpoints", "bus", "processes")
 
 LOCAL_HOST = "local"
 """The one host of a config that declares no ``hosts:``; its address is not checked."""
 ALL_INTERFACES = "0.0.0.0"
 """What ``*`` in an endpoint means to a socket that binds it."""
+EVERY_HOST = "*"
+"""``here=EVERY_HOST``: every host of the config starts on this machine (``pdh demo``, ``pdh run`` without
+``--host``)."""
 
 
 @dataclass(frozen=True)
@@ -73,10 +89,19 @@ class Config:
         return [n for n, p in self.processes.items() if p["kind"] == kind]
 
     def processes_on(self, host: str) -> list[str]:
-        """The processes that run on ``host``; an unknown host is a ConfigError naming the known ones."""
+        """The processes that run on ``host``, which the tools start on this machine (``pdh run --host``,
+        the supervisor): an unknown host, or one whose processes bind an address this machine does not
+        have, is a ConfigError naming the known hosts or the key."""
         if host not in self.hosts:
             raise ConfigError(self.file, "hosts", f"a host named '{host}', one of {sorted(self.hosts)}", host)
+        self.check_here(host)
         return [n for n, p in self.processes.items() if p["host"] == host]
+
+    def check_here(self, host: str = EVERY_HOST) -> None:
+        """ConfigError unless every address the processes of ``host`` (default: of every host) bind is one
+        this machine has: called where a tool is about to start them here."""
+        hosts = set(self.hosts) if host == EVERY_HOST else {host}
+        _check_binds_here(self.file, self.processes, self.endpoints, self.hosts, hosts)
 
     def binder(self, endpoint: str) -> str | None:
         """The process that binds the named endpoint (its kind lists the role in ``binds``), if any."""
@@ -120,6 +145,31 @@ def parse_endpoint(address: str) -> tuple[str, str, int]:
 
 def _on_this_machine(host: str) -> bool:
     return host in ("localhost", "*") or host.startswith("127.")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def address_is_here(host: str) -> bool:
+    """Whether a socket on this machine can bind ``host``: ``*``, ``localhost``, every ``127.x.x.x``
+    (the loopback on Linux), an interface name (ZeroMQ binds ``tcp://eth0:port``), else a bind probe."""
+    if host in ("*", "localhost") or _is_loopback(host):
+        return True
+    try:
+        if host in {name for _, name in socket.if_nameindex()}:
+            return True
+    except OSError:
+        pass
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind((host, 0))
+        return True
+    except OSError:  # EADDRNOTAVAIL, or a name that does not resolve
+        return False
 
 
 def free_loopback_ports(endpoints: dict[str, str]) -> dict[str, str]:
@@ -185,8 +235,9 @@ def find_config(ref: str | Path) -> Path:
     return path
 
 
-def load_config(path: str | Path) -> Config:
-    """Read a YAML config file and validate it; raise ConfigError on the first fault."""
+def load_config(path: str | Path, here: str | None = None, out_dir: str | Path | None = None) -> Config:
+    """Read a YAML config file and validate it (``here``, ``out_dir``: as :func:`validate_config`);
+    raise ConfigError on the first fault."""
     path = Path(path)
     file = str(path)
     try:
@@ -197,7 +248,7 @@ def load_config(path: str | Path) -> Config:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(file, "<file>", "valid YAML", str(exc).replace("\n", " ")) from None
-    return validate_config(data, file)
+    return validate_config(data, file, here=here, out_dir=out_dir)
 
 
 def _type_name(t: type | tuple[type, ...]) -> str:
@@ -206,7 +257,7 @@ def _type_name(t: type | tuple[type, ...]) -> str:
     return t.__name__
 
 
-def _check_value(file: str, key: str, spec: Field, value: Any) -> Any:
+def _check_value(file: str, key: str, spec: Field, value: Any, out_dir: Path | None = None) -> Any:
     t = spec.type
     if t is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -214,18 +265,81 @@ def _check_value(file: str, key: str, spec: Field, value: Any) -> Any:
         raise ConfigError(file, key, _type_name(t), value)
     if not isinstance(value, t):
         raise ConfigError(file, key, _type_name(t), value)
+    if isinstance(value, float) and math.isnan(value):
+        raise ConfigError(file, key, "a number (not NaN)", value)
+    if isinstance(value, float) and spec.finite and math.isinf(value):
+        raise ConfigError(file, key, "a finite number", value)
     if spec.choices is not None and value not in spec.choices:
         raise ConfigError(file, key, f"one of {list(spec.choices)}", value)
     if spec.min is not None and value < spec.min:
         raise ConfigError(file, key, f"a value >= {spec.min}", value)
     if spec.max is not None and value > spec.max:
         raise ConfigError(file, key, f"a value <= {spec.max}", value)
+    _check_size(file, key, spec, value)
+    if spec.item is not None:
+        value = [_check_value(file, f"{key}[{i}]", spec.item, v, out_dir) for i, v in enumerate(value)]
+    if spec.unique:
+        twice = [v for i, v in enumerate(value) if v in value[:i]]
+        if twice:
+            raise ConfigError(file, key, "no item twice", twice[0])
+    if spec.pattern is not None and not re.fullmatch(spec.pattern, value):
+        raise ConfigError(file, key, f"a string matching {spec.pattern}", value)
     if spec.keys is not None:
-        value = check_mapping(file, key, spec.keys, value)
+        value = check_mapping(file, key, spec.keys, value, out_dir)
+    if spec.path is not None:
+        _check_path(file, key, spec, value, out_dir)
+    if spec.check is not None:
+        spec.check(file, key, value)
     return value
 
 
-def check_mapping(file: str, prefix: str, specs: dict[str, Field], data: Any) -> dict[str, Any]:
+def _check_size(file: str, key: str, spec: Field, value: Any) -> None:
+    """``min_len``/``max_len`` of a list, mapping or string (an empty priority list is no policy)."""
+    what = "characters" if isinstance(value, str) else "items"
+    if spec.min_len is not None and len(value) < spec.min_len:
+        raise ConfigError(file, key, f"at least {spec.min_len} {what}", value)
+    if spec.max_len is not None and len(value) > spec.max_len:
+        raise ConfigError(file, key, f"at most {spec.max_len} {what}", value)
+
+
+def _check_path(file: str, key: str, spec: Field, value: str, out_dir: Path | None) -> None:
+    """A ``path="dir"`` key names a directory the process can make or use, a ``path="file"`` key a file
+    it can write: not the other kind, under a writable directory. A relative path is checked where its
+    base is known (the working directory; the output directory when the caller gives it)."""
+    if "\0" in value:
+        raise ConfigError(file, key, "a path without NUL characters", value)
+    if not value:  # the process's own default place
+        return
+    path = Path(value)
+    if not path.is_absolute():
+        base = {"cwd": Path.cwd(), "out": out_dir}.get(spec.relative_to or "")
+        if base is None:
+            return
+        path = Path(base) / path
+    kind = "a directory" if spec.path == "dir" else "a file"
+    try:
+        existing = path
+        while not os.path.lexists(existing):
+            existing = existing.parent
+        if existing == path and path.exists():
+            if (spec.path == "dir") != path.is_dir():
+                other = "a directory" if path.is_dir() else "a file"
+                raise ConfigError(file, key, f"{kind} ({path} is {other})", value)
+            if not os.access(path, os.W_OK | (os.X_OK if spec.path == "dir" else 0)):
+                raise ConfigError(file, key, f"{kind} this user can write ({path} is not writable)", value)
+            return
+        if not existing.is_dir():
+            raise ConfigError(file, key, f"{kind} under a directory ({existing} is not a directory)", value)
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(file, key, f"{kind} this user can make ({existing} is not writable)", value)
+    except OSError as exc:
+        raise ConfigError(file, key, f"{kind} this user can reach", f"{value}: {exc.strerror}") from None
+
+
+def check_mapping(file: str, prefix: str, specs: dict[str, Field], data: Any,
+                  out_dir: Path | None = None) -> dict[str, Any]:
+    """``data`` checked against ``specs`` (unknown keys refused, defaults filled in); ``out_dir``, when
+    known, lets relative output paths be checked too."""
     if not isinstance(data, dict):
         raise ConfigError(file, prefix, "a mapping", data)
     out: dict[str, Any] = {}
@@ -239,14 +353,22 @@ def check_mapping(file: str, prefix: str, specs: dict[str, Field], data: Any) ->
                 raise ConfigError(file, key, f"a {_type_name(spec.type)} (required, missing)")
             out[k] = copy.deepcopy(spec.default)
             if spec.keys is not None:  # fill the nested defaults too
-                out[k] = check_mapping(file, key, spec.keys, out[k])
+                out[k] = check_mapping(file, key, spec.keys, out[k], out_dir)
+            if spec.path is not None and isinstance(out[k], str):  # a default path can meet a file too
+                _check_path(file, key, spec, out[k], out_dir)
             continue
-        out[k] = _check_value(file, key, spec, data[k])
+        out[k] = _check_value(file, key, spec, data[k], out_dir)
     return out
 
 
-def validate_config(data: Any, file: str = "<config>") -> Config:
-    """Validate a parsed config mapping; see the module docstring for the schema."""
+def validate_config(data: Any, file: str = "<config>", here: str | None = None,
+                    out_dir: str | Path | None = None) -> Config:
+    """Validate a parsed config mapping; see the module docstring for the schema.
+
+    ``here`` names the host whose processes start on this machine (:data:`EVERY_HOST`: all of them):
+    their bound addresses must be this machine's. Left out, that is every process of a config without
+    ``hosts:`` and none of one with (each host's machine checks its own, see :meth:`Config.check_here`).
+    ``out_dir``, when known, is where relative output paths (``store_dir``, ...) are checked."""
     if not isinstance(data, dict):
         raise ConfigError(file, "<top>", "a mapping with version, endpoints, bus, processes", data)
     for k in data:
@@ -266,6 +388,8 @@ def validate_config(data: Any, file: str = "<config>") -> Config:
             raise ConfigError(
                 file, f"endpoints.{name}", "an address like tcp://127.0.0.1:5550, udp://127.0.0.1:5560 or ipc:///path", addr
             )
+        if not addr.startswith("ipc://") and not 1 <= _split(addr)[2] <= 65535:
+            raise ConfigError(file, f"endpoints.{name}", "a port in 1..65535", addr)
     seen: dict[str, str] = {}
     for name, addr in endpoints.items():
         if addr in seen:
@@ -321,7 +445,7 @@ def validate_config(data: Any, file: str = "<config>") -> Config:
                               "missing" if host is None else host)
         rest = {k: v for k, v in pdata.items() if k not in ("kind", "host", "endpoints")}
         left_out[pname] = {k for k, f in spec.keys.items() if f.derive is not None and k not in rest}
-        checked = check_mapping(file, prefix, spec.keys, rest)
+        checked = check_mapping(file, prefix, spec.keys, rest, None if out_dir is None else Path(out_dir))
         checked["kind"] = kind
         checked["host"] = host
         checked["endpoints"] = dict(eps)
@@ -332,8 +456,14 @@ def validate_config(data: Any, file: str = "<config>") -> Config:
             assert derive is not None
             processes[pname][key] = derive(pname, processes)
     for pname, checked in processes.items():
+        _check_kind(file, pname, checked)
         _check_endpoint_refs(file, pname, checked, endpoints)
         _check_placement(file, pname, checked, endpoints, hosts)
+    _check_bound_once(file, processes, endpoints)
+    if here is not None and here != EVERY_HOST and here not in hosts:
+        raise ConfigError(file, "hosts", f"a host named '{here}', one of {sorted(hosts)}", here)
+    here_hosts = set(hosts) if here == EVERY_HOST else {here} if here else set(hosts) & {LOCAL_HOST}
+    _check_binds_here(file, processes, endpoints, hosts, here_hosts)
     return Config(file=file, endpoints=dict(endpoints), bus=bus, processes=processes, raw=data, hosts=hosts)
 
 
@@ -349,6 +479,19 @@ def _check_hosts(file: str, data: Any) -> dict[str, str | None]:
         if not isinstance(address, str) or address == "*" or not _HOST_ADDRESS_RE.match(address):
             raise ConfigError(file, f"hosts.{name}", "the host's address, like 127.0.0.2 or lander.local", address)
     return dict(data)
+
+
+def _check_kind(file: str, pname: str, checked: dict[str, Any]) -> None:
+    """The kind's own check across its keys; a key of this file it names gets the process's prefix."""
+    check = KINDS[checked["kind"]].check
+    if check is None:
+        return
+    try:
+        check(file, checked)
+    except ConfigError as exc:
+        if exc.file != file or exc.key.startswith("processes."):
+            raise
+        raise ConfigError(file, f"processes.{pname}.{exc.key}", exc.expected, exc.got) from None
 
 
 def _check_endpoint_refs(file: str, pname: str, checked: dict[str, Any], endpoints: dict[str, str]) -> None:
@@ -392,3 +535,46 @@ def _check_placement(file: str, pname: str, checked: dict[str, Any], endpoints: 
             raise ConfigError(file, f"processes.{pname}.{where}",
                               f"an address to connect to, not * ({pname} connects to {ref}; * is for the side "
                               "that binds: name the host's address in another endpoint)", address)
+
+
+def _bound(processes: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(process, role, endpoint name) of every endpoint a process binds."""
+    return [(pname, role, ref) for pname, p in processes.items() for role, ref in p["endpoints"].items()
+            if role in KINDS[p["kind"]].binds]
+
+
+def _check_bound_once(file: str, processes: dict[str, dict[str, Any]], endpoints: dict[str, str]) -> None:
+    """Each address is bound by one socket: not one endpoint bound twice, nor two endpoints on one port
+    where both name the same host or one binds ``*`` (the second bind would fail, again and again)."""
+    seen: list[tuple[str, str]] = []
+    for pname, role, ref in _bound(processes):
+        address = endpoints[ref]
+        for owner, other in seen:
+            if _same_socket(address, other):
+                raise ConfigError(file, f"processes.{pname}.endpoints.{role}",
+                                  f"an address no other socket binds ({owner} binds {other})", address)
+        seen.append((f"{pname}.endpoints.{role}", address))
+
+
+def _same_socket(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    if a.startswith("ipc://") or b.startswith("ipc://"):
+        return False
+    (sa, ha, pa), (sb, hb, pb) = _split(a), _split(b)
+    wild = {"*", ALL_INTERFACES}
+    return sa == sb and pa == pb and (_same_host(ha, hb) or ha in wild or hb in wild)
+
+
+def _check_binds_here(file: str, processes: dict[str, dict[str, Any]], endpoints: dict[str, str],
+                      hosts: dict[str, str | None], here: set[str]) -> None:
+    """Every tcp/udp address a process of a host in ``here`` binds is one this machine has."""
+    for pname, role, ref in _bound(processes):
+        if processes[pname]["host"] not in here or endpoints[ref].startswith("ipc://"):
+            continue
+        _, host, _ = _split(endpoints[ref])
+        if not address_is_here(host):
+            raise ConfigError(file, f"processes.{pname}.endpoints.{role}",
+                              f"an address this machine has, or * ({pname} binds {ref} here; host "
+                              f"'{processes[pname]['host']}' is {hosts.get(processes[pname]['host']) or 'this machine'})",
+                              endpoints[ref])

@@ -27,7 +27,11 @@ REQUIRED: Any = _Required()
 
 @dataclass(frozen=True)
 class Field:
-    """One config key: its type, default (or REQUIRED), and bounds."""
+    """One config key: its type, default (or REQUIRED), and the range a process can start with.
+
+    Every bound is checked by :mod:`framework.config` before any process starts, so a value the
+    process would die of (NaN, an empty list it indexes, a file where it makes a directory) is a
+    ConfigError naming the key instead of a crash loop with the reason only in a log."""
 
     type: type | tuple[type, ...]
     default: Any = REQUIRED
@@ -41,6 +45,20 @@ class Field:
     # derive(this process's name, every process's checked settings) after all are checked
     # (wiring one process from the others, as a topology does). None: the default applies.
     derive: Callable[[str, dict[str, dict[str, Any]]], Any] | None = None
+    finite: bool = True  # a float is finite; False lets +-inf through (NaN never passes)
+    min_len: int | None = None  # a list, mapping or string: at least this many items (characters)
+    max_len: int | None = None
+    item: "Field | None" = None  # a list: every element checked as this field
+    unique: bool = False  # a list: no element twice
+    pattern: str | None = None  # a string: matches this regular expression in full
+    # "dir": a directory the process makes or uses (not a file; its nearest existing parent a writable
+    # directory); "file": a file it writes (not a directory). Relative paths are relative to
+    # ``relative_to``: "out" (the output directory, checked only when the caller knows it) or "cwd".
+    path: str | None = None
+    relative_to: str = "out"
+    # Last: check(file, key, value) raises ConfigError for what the bounds above cannot say
+    # (a contact plan's ordered windows, a schedule file's contents).
+    check: Callable[[str, str, Any], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,10 @@ class KindSpec:
     keys: dict[str, Field] = field(default_factory=dict)
     doc: str = ""
     binds: tuple[str, ...] = ()
+    # After every key is checked: check(config file, this process's checked settings) raises ConfigError
+    # for what spans keys (a profile file plus its inline overrides); a key it names without the
+    # ``processes.<name>.`` prefix gets it.
+    check: Callable[[str, dict[str, Any]], None] | None = None
 
 
 KINDS: dict[str, KindSpec] = {}

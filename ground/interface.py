@@ -88,7 +88,7 @@ KIND = KindSpec(
     keys={
         "entity_id": Field(int, 2, min=1, max=65535),
         "lander_entity_id": Field(int, 1, min=1, max=65535),
-        "out_subdir": Field(str, "ground"),
+        "out_subdir": Field(str, "ground", path="dir", doc="relative to the output directory"),
         "max_packet_len": Field(int, 4096, min=256, max=65000),
         "ack_timer_s": Field(float, 1.0, min=0.01),
         "nak_timer_s": Field(float, 1.0, min=0.01),

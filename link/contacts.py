@@ -27,20 +27,12 @@ import yaml
 from framework.errors import ConfigError
 from framework.kinds import Field
 
-__all__ = ["CONTACT_PLAN_KEYS", "Burst", "Relay", "Contact", "ContactPlan", "ContactClock", "load_plan", "plan_from_mapping"]
+__all__ = ["CONTACT_PLAN_KEYS", "Burst", "Relay", "Contact", "ContactPlan", "ContactClock", "load_plan", "plan_from_mapping",
+           "check_relays", "check_relays_file"]
 
 _Windows = tuple[tuple[float, float], ...]
 
 
-CONTACT_PLAN_KEYS: dict[str, Field] = {
-    # the plan's keys in a process config (downlink, ground, relay): one schema for every end
-    "relays": Field(list, [], doc="relay satellites: name, period_s, lander_windows_s, ground_windows_s, rate_bps "
-                                  "(one or a list per pass), latency_ms, loss, corrupt, burst {enter, leave, loss}; "
-                                  "empty: one relay always in contact (link/contacts.py)"),
-    "time_scale": Field(float, 1.0, min=1e-6, doc="orbit seconds per wall second"),
-    "epoch_s": Field(float, 0.0, min=0.0, doc="Unix time at which orbit time is zero"),
-    "relays_file": Field(str, "", doc="a schedule file {time_scale, epoch_s, relays}; overrides the inline keys"),
-}
 
 
 @dataclass(frozen=True)
@@ -168,65 +160,112 @@ class ContactClock:
         return self._open_s
 
 
-def _windows(raw: Any, where: str, period: float) -> _Windows:
+def _windows(raw: Any, file: str, key: str, period: float) -> _Windows:
+    """Windows within one period, each start before its end, in order and not overlapping (a window
+    list that could mean two things is refused); left out, the whole period."""
     if raw is None:
         return ((0.0, period),)
-    if not isinstance(raw, list) or not all(isinstance(w, list) and len(w) == 2 for w in raw):
-        raise ConfigError(where, "windows", "a list of [start_s, end_s] pairs", raw)
-    out = []
-    for a, b in raw:
-        if not (isinstance(a, (int, float)) and isinstance(b, (int, float)) and 0 <= a < b <= period):
-            raise ConfigError(where, "windows", f"0 <= start < end <= period_s ({period})", [a, b])
+    if not isinstance(raw, list) or not raw or not all(isinstance(w, list) and len(w) == 2 for w in raw):
+        raise ConfigError(file, key, "a non-empty list of [start_s, end_s] pairs (leave it out: always in view)",
+                          raw)
+    out: list[tuple[float, float]] = []
+    for i, (a, b) in enumerate(raw):
+        if not (_is_number(a) and _is_number(b) and 0 <= a < b <= period):
+            raise ConfigError(file, f"{key}[{i}]", f"[start_s, end_s] with 0 <= start < end <= period_s ({period})",
+                              [a, b])
+        if out and a < out[-1][1]:
+            raise ConfigError(file, f"{key}[{i}]", f"a window starting at or after the previous one's end "
+                                                   f"({out[-1][1]:g} s)", [a, b])
         out.append((float(a), float(b)))
     return tuple(out)
 
 
-def _number(d: dict[str, Any], key: str, where: str, default: float, lo: float, hi: float) -> float:
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _number(d: dict[str, Any], key: str, file: str, prefix: str, default: float, lo: float, hi: float) -> float:
     v = d.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
-        raise ConfigError(where, key, f"a number in [{lo}, {hi}]", v)
+    if not _is_number(v) or not lo <= v <= hi:
+        raise ConfigError(file, f"{prefix}{key}", f"a number in [{lo:g}, {hi:g}]", v)
     return float(v)
 
 
-def _relay(raw: Any, where: str, default_rate: float, default_latency_ms: float) -> Relay:
-    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
-        raise ConfigError(where, "relays[]", "a mapping with a name", raw)
-    name = raw["name"]
-    w = f"{where}: relay {name}"
-    known = {"name", "period_s", "lander_windows_s", "ground_windows_s", "rate_bps", "latency_ms", "loss",
-             "corrupt", "burst"}
-    if set(raw) - known:
-        raise ConfigError(w, str(sorted(set(raw) - known)), f"only {sorted(known)}", "unknown key")
-    period = _number(raw, "period_s", w, 7200.0, 1e-3, 1e9)
+_RELAY_KEYS = {"name", "period_s", "lander_windows_s", "ground_windows_s", "rate_bps", "latency_ms", "loss",
+               "corrupt", "burst"}
+
+
+def _relay(raw: Any, file: str, prefix: str, default_rate: float, default_latency_ms: float) -> Relay:
+    """One relay of the plan; ``prefix`` (``relays[0].``) leads every key a ConfigError names."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
+        raise ConfigError(file, prefix.rstrip("."), "a mapping with a name", raw)
+    unknown = set(raw) - _RELAY_KEYS
+    if unknown:
+        raise ConfigError(file, f"{prefix}{sorted(unknown)[0]}", f"one of {sorted(_RELAY_KEYS)}", "unknown key")
+    period = _number(raw, "period_s", file, prefix, 7200.0, 1e-3, 1e9)
     rates = raw.get("rate_bps", default_rate)
     rates = rates if isinstance(rates, list) else [rates]
-    if not rates or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 1000 for x in rates):
-        raise ConfigError(w, "rate_bps", "a rate >= 1000 bit/s or a list of them (one per pass)", raw.get("rate_bps"))
+    if not rates or not all(_is_number(x) and 1000 <= x <= 1e12 for x in rates):
+        raise ConfigError(file, f"{prefix}rate_bps", "a rate in [1000, 1e12] bit/s or a non-empty list of them "
+                                                     "(one per pass)", raw.get("rate_bps"))
     b = raw.get("burst", {}) or {}
-    if not isinstance(b, dict):
-        raise ConfigError(w, "burst", "a mapping {enter, leave, loss}", b)
-    burst = Burst(_number(b, "enter", w, 0.0, 0.0, 1.0), _number(b, "leave", w, 1.0, 1e-6, 1.0),
-                  _number(b, "loss", w, 0.0, 0.0, 1.0))
-    return Relay(name, period, _windows(raw.get("lander_windows_s"), w, period),
-                 _windows(raw.get("ground_windows_s"), w, period), tuple(float(x) for x in rates),
-                 _number(raw, "latency_ms", w, default_latency_ms, 0.0, 60_000.0),
-                 _number(raw, "loss", w, 0.0, 0.0, 0.95), _number(raw, "corrupt", w, 0.0, 0.0, 0.5), burst)
+    if not isinstance(b, dict) or set(b) - {"enter", "leave", "loss"}:
+        raise ConfigError(file, f"{prefix}burst", "a mapping {enter, leave, loss}", b)
+    bp = f"{prefix}burst."
+    burst = Burst(_number(b, "enter", file, bp, 0.0, 0.0, 1.0), _number(b, "leave", file, bp, 1.0, 1e-6, 1.0),
+                  _number(b, "loss", file, bp, 0.0, 0.0, 1.0))
+    return Relay(raw["name"], period, _windows(raw.get("lander_windows_s"), file, f"{prefix}lander_windows_s", period),
+                 _windows(raw.get("ground_windows_s"), file, f"{prefix}ground_windows_s", period),
+                 tuple(float(x) for x in rates),
+                 _number(raw, "latency_ms", file, prefix, default_latency_ms, 0.0, 60_000.0),
+                 _number(raw, "loss", file, prefix, 0.0, 0.0, 0.95), _number(raw, "corrupt", file, prefix, 0.0, 0.0, 0.5),
+                 burst)
+
+
+def _relays(raw: Any, file: str, key: str, default_rate: float, default_latency_ms: float) -> tuple[Relay, ...]:
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list):
+        raise ConfigError(file, key, "a list of relay mappings", raw)
+    relays = tuple(_relay(r, file, f"{key}[{i}].", default_rate, default_latency_ms) for i, r in enumerate(raw))
+    names = [r.name for r in relays]
+    if len(set(names)) != len(names):
+        raise ConfigError(file, key, "unique relay names", names)
+    return relays
 
 
 def plan_from_mapping(data: dict[str, Any], where: str, default_rate: float = 8e6,
-                      default_latency_ms: float = 50.0) -> ContactPlan:
-    """A plan from ``{time_scale, epoch_s, relays: [...]}``; ConfigError naming what is wrong."""
-    relays_raw = data.get("relays") or []
-    if not isinstance(relays_raw, list):
-        raise ConfigError(where, "relays", "a list of relay mappings", relays_raw)
-    relays = tuple(_relay(r, where, default_rate, default_latency_ms) for r in relays_raw)
+                      default_latency_ms: float = 50.0, prefix: str = "") -> ContactPlan:
+    """A plan from ``{time_scale, epoch_s, relays: [...]}``; ConfigError naming the file ``where`` and the
+    key (after ``prefix``) that is wrong."""
+    relays = _relays(data.get("relays"), where, f"{prefix}relays", default_rate, default_latency_ms)
     if not relays:
         relays = (Relay("relay", 1.0, ((0.0, 1.0),), ((0.0, 1.0),), (float(default_rate),), default_latency_ms),)
-    names = [r.name for r in relays]
-    if len(set(names)) != len(names):
-        raise ConfigError(where, "relays", "unique relay names", names)
-    return ContactPlan(relays, _number(data, "time_scale", where, 1.0, 1e-6, 1e9),
-                       _number(data, "epoch_s", where, 0.0, 0.0, 1e12))
+    return ContactPlan(relays, _number(data, "time_scale", where, prefix, 1.0, 1e-6, 1e9),
+                       _number(data, "epoch_s", where, prefix, 0.0, 0.0, 1e12))
+
+
+def _read_schedule(path: str, file: str, key: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError, ValueError) as exc:
+        raise ConfigError(file, key, "a readable YAML schedule file", f"{path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(path, "<top>", "a mapping with time_scale, epoch_s, relays", data)
+    return data
+
+
+def check_relays(file: str, key: str, value: Any) -> None:
+    """The ``relays`` key's check (CONTACT_PLAN_KEYS): every relay as :func:`load_plan` will read it, so
+    a plan a process cannot start with is refused by ``pdh check-config``."""
+    _relays(value, file, key, 8e6, 50.0)
+
+
+def check_relays_file(file: str, key: str, value: Any) -> None:
+    """The ``relays_file`` key's check: the schedule file (relative to the working directory, as the
+    processes read it) is there and holds a valid plan."""
+    if value:
+        plan_from_mapping(_read_schedule(value, file, key), value)
 
 
 def load_plan(settings: dict[str, Any], where: str = "<config>") -> ContactPlan:
@@ -235,12 +274,20 @@ def load_plan(settings: dict[str, Any], where: str = "<config>") -> ContactPlan:
     latency = float(settings.get("latency_ms", 50.0))
     path = settings.get("relays_file") or ""
     if path:
-        try:
-            data = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(where, "relays_file", "a readable YAML schedule file", f"{path}: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(path, "<top>", "a mapping with time_scale, epoch_s, relays", data)
-        return plan_from_mapping(data, path, rate, latency)
+        return plan_from_mapping(_read_schedule(path, where, "relays_file"), path, rate, latency)
     return plan_from_mapping({k: settings[k] for k in ("relays", "time_scale", "epoch_s") if k in settings},
                              where, rate, latency)
+
+
+CONTACT_PLAN_KEYS: dict[str, Field] = {
+    # the plan's keys in a process config (downlink, ground, relay): one schema for every end, checked
+    # as the processes will read it
+    "relays": Field(list, [], check=check_relays,
+                    doc="relay satellites: name, period_s, lander_windows_s, ground_windows_s, rate_bps "
+                        "(one or a list per pass), latency_ms, loss, corrupt, burst {enter, leave, loss}; "
+                        "empty: one relay always in contact (link/contacts.py)"),
+    "time_scale": Field(float, 1.0, min=1e-6, max=1e9, doc="orbit seconds per wall second"),
+    "epoch_s": Field(float, 0.0, min=0.0, max=1e12, doc="Unix time at which orbit time is zero"),
+    "relays_file": Field(str, "", check=check_relays_file,
+                         doc="a schedule file {time_scale, epoch_s, relays}; overrides the inline keys"),
+}

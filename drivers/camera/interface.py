@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from framework.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
 from framework.kinds import Field, KindSpec
-from drivers.camera.profile import PROFILE_INLINE_KEYS
+from drivers.camera.profile import PROFILE_INLINE_KEYS, profile_for_process
 
 __all__ = ["KIND", "INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
 
@@ -91,7 +91,7 @@ KIND = KindSpec(
     endpoints={"link": "tcp", "bus_pub": "tcp|ipc", "command": "tcp"},
     binds=("command",),
     keys={
-        "camera": Field(str),
+        "camera": Field(str, pattern=r"[A-Za-z0-9][A-Za-z0-9_]{0,63}", doc="camera id: the bus topic frame.<camera>"),
         "profile_file": Field(str, "", doc="the camera's profile (interface, frame size, line rate)"),
         "profile": Field(dict, {}, keys=PROFILE_INLINE_KEYS),
         "serial_path": Field(str, "hil/{camera}.tty", doc="interface serial: the device to open, relative "
@@ -116,8 +116,10 @@ KIND = KindSpec(
                                      "memory ring on this host and the bus carries a handle to them"),
         "shm_slots": Field(int, 8, min=2, max=256, doc="frame_transport shm: frames the ring holds before "
                                                         "the oldest is overwritten"),
-        "shm_ring": Field(str, "", doc="frame_transport shm: ring name ([A-Za-z0-9_.-]); default "
+        "shm_ring": Field(str, "", pattern=r"([A-Za-z0-9][A-Za-z0-9_.-]{0,127})?",
+                          doc="frame_transport shm: ring name ([A-Za-z0-9_.-]); default "
                                        "'<process>-<hash of the output directory>', unique per run"),
     },
     doc="Camera driver: commands the camera, checks frames, publishes them.",
+    check=lambda file, s: profile_for_process(s, file),  # the profile it will run with
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from framework.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
 from framework.kinds import Field, KindSpec
+from drivers.deploy.profile import load_profile
 
 __all__ = ["KIND", "INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
 
@@ -102,10 +103,13 @@ KIND = KindSpec(
         "reply_timeout_s": Field(float, 1.0, min=0.05),
         "reconnect_max_s": Field(float, 2.0, min=0.1),
         "auth": Field(str, "curve", choices=("curve", "none"), doc="none refuses every hazardous command"),
-        "keys_dir": Field(str, "keys", doc="pdh keys directory: service keypair and authorized/"),
+        "keys_dir": Field(str, "keys", path="dir", relative_to="cwd",
+                          doc="pdh keys directory: service keypair and authorized/"),
         "confirm_camera": Field(str, "", doc="camera process for the confirmation frame (default: profile view)"),
-        "state_file": Field(str, "", doc="fired and inhibited mechanisms survive restarts here"),
+        "state_file": Field(str, "", path="file", relative_to="cwd",
+                            doc="fired and inhibited mechanisms survive restarts here"),
         "inhibited": Field(bool, False, doc="start with the mechanism inhibited"),
     },
     doc="Deploy driver: supervised deployments, verdicts, ARM/FIRE over CURVE.",
+    check=lambda file, s: load_profile(s["profile"], file, s["profile_overrides"]),  # the profile it runs
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from framework.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
 from framework.kinds import Field, KindSpec
 from link.contacts import CONTACT_PLAN_KEYS
+from fsw.downlink.policy import CLASSES
 
 __all__ = ["KIND", "INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
 
@@ -55,6 +56,9 @@ INTERFACE = Interface.build(
                   "a re-encoding was not bit-exact or the product did not decode; the original stays"),
         EventSpec(0x0F, "region_request_done", "info", "imaging made the forwarded ROI"),
         EventSpec(0x10, "region_request_failed", "warning", "imaging refused the forwarded ROI"),
+        EventSpec(0x30, "pdu_refused", "warning",
+                  "a PDU from the ground that fits no transaction it names (a Finished not awaited, a NAK "
+                  "outside the file): refused, nothing acted on (rate-limited, with count)"),
         EventSpec(0x11, "progress_not_recorded", "warning",
                   "a transaction's sending progress could not be recorded (rate-limited); "
                   "a crash would then resend more"),
@@ -103,6 +107,9 @@ INTERFACE = Interface.build(
         ChannelSpec(0x26, "tlm_segments", "count", int),
         ChannelSpec(0x27, "tlm_archived_bytes", "bytes", int),
         ChannelSpec(0x28, "tlm_archive_evicted", "count", int),
+        ChannelSpec(0x40, "datagrams_refused", "count", int, doc="radio datagrams from a sender other than the relay"),
+        ChannelSpec(0x41, "finished_refused", "count", int, doc="Finished PDUs for no transaction awaiting one"),
+        ChannelSpec(0x42, "naks_refused", "count", int, doc="NAK PDUs asking for bytes outside the file"),
     ),
 )
 
@@ -116,7 +123,7 @@ KIND = KindSpec(
     endpoints={"bus_pub": "tcp|ipc", "products": "tcp", "radio": "udp", "relay": "udp", "command": "tcp"},
     binds=("products", "radio", "command"),
     keys={
-        "store_dir": Field(str, "store"),
+        "store_dir": Field(str, "store", path="dir", doc="relative to the output directory"),
         "entity_id": Field(int, 1, min=1, max=65535),
         "ground_entity_id": Field(int, 2, min=1, max=65535),
         "rate_bps": Field(float, 8_000_000.0, min=1000.0, doc="send rate when the plan has no relays"),
@@ -127,16 +134,17 @@ KIND = KindSpec(
         "max_in_flight": Field(int, 4, min=1, max=64, doc="CFDP transactions at once: the next product starts "
                                                          "while the last one's tail is recovered"),
         "quota_bytes": Field(int, 2_000_000_000, min=10_000, doc="store size; beyond it the eviction policy runs"),
-        "priority": Field(list, ["alert", "thumbnail", "telemetry", "requested", "playback", "rest"],
-                          doc="downlink classes, first sends first (fsw/downlink/policy.py)"),
+        "priority": Field(list, list(CLASSES), item=Field(str, choices=CLASSES), unique=True, min_len=len(CLASSES),
+                          doc="every downlink class once, first sends first (fsw/downlink/policy.py)"),
         "age_weight_per_h": Field(float, 0.1, min=0.0, doc="'rest' goes by grade + weight * age in hours"),
         "telemetry": Field(dict, {}, keys={
             "enabled": Field(bool, True),
-            "topics": Field(list, ["tlm.", "evt."]),
-            "exclude_sources": Field(list, [], doc="bus sources that are not on the lander (e.g. the ground)"),
+            "topics": Field(list, ["tlm.", "evt."], item=Field(str)),
+            "exclude_sources": Field(list, [], item=Field(str),
+                                     doc="bus sources that are not on the lander (e.g. the ground)"),
             "segment_s": Field(float, 2.0, min=0.05, doc="housekeeping batched into one file per period"),
             "alert_flush_s": Field(float, 0.5, min=0.01),
-            "archive_dir": Field(str, "tlm_archive"),
+            "archive_dir": Field(str, "tlm_archive", path="dir", relative_to=None, doc="relative to store_dir"),
             "archive_bytes": Field(int, 200_000_000, min=10_000, doc="recorded telemetry kept for re-requests"),
         }),
         "reencode": Field(dict, {}, keys={

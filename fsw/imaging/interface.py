@@ -86,7 +86,7 @@ KIND = KindSpec(
     endpoints={"bus_pub": "tcp|ipc", "bus_sub": "tcp|ipc", "products": "tcp", "command": "tcp"},
     binds=("command",),
     keys={
-        "cameras": Field(list, ["navcam"]),
+        "cameras": Field(list, ["navcam"], item=Field(str, pattern=r"[A-Za-z0-9][A-Za-z0-9_]{0,63}"), unique=True),
         "thumbnail_px": Field(int, 256, min=16, max=1024),
         "lossless_codec": Field(str, "jpegls", choices=("jpegls", "jpegxl", "png", "aec", "zstd")),
         "lossless_params": Field(dict, {}, doc="codec parameters, e.g. {effort: 1} for jpegxl"),
@@ -110,7 +110,7 @@ KIND = KindSpec(
         "camera_commands": Field(dict, {}, endpoint_refs="tcp", derive=_camera_commands,
                                  doc="camera id -> the endpoint of its driver's command ROUTER "
                                      "(left out: every configured camera driver's command endpoint)"),
-        "calibration_dir": Field(str, "calibration"),
+        "calibration_dir": Field(str, "calibration", path="dir", doc="relative to the output directory"),
     },
     doc="Imaging core: thumbnails and lossless products from frames.",
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from framework.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
 from framework.kinds import Field, KindSpec
-from drivers.camera.profile import PROFILE_INLINE_KEYS
+from drivers.camera.profile import PROFILE_INLINE_KEYS, profile_for_process
 from hil.camera.faults import FAULTS
 
 __all__ = ["KIND", "INTERFACE", "SCENE_KEYS"]
@@ -91,7 +91,7 @@ KIND = KindSpec(
     endpoints={"link": "tcp", "control": "tcp", "bus_pub": "tcp|ipc?"},
     binds=("link", "control"),
     keys={
-        "camera": Field(str, doc="camera id, e.g. navcam"),
+        "camera": Field(str, pattern=r"[A-Za-z0-9][A-Za-z0-9_]{0,63}", doc="camera id, e.g. navcam"),
         "seed": Field(int, 1, min=0, doc="scene, fixed-pattern noise, temporal noise and faults"),
         "profile_file": Field(str, "", doc="camera profile: a name in configs/cameras/ or a path"),
         "profile": Field(dict, {}, keys=PROFILE_INLINE_KEYS, doc="profile keys that override the file"),
@@ -106,4 +106,5 @@ KIND = KindSpec(
     doc="Camera emulator: sensor, scene, timing and faults behind the camera wire protocol (TCP or a "
         "paced pseudo-terminal); a control port injects faults and moves the boom; with a bus_pub "
         "endpoint it publishes its health and events.",
+    check=lambda file, s: profile_for_process(s, file),  # the profile it will emulate
 )

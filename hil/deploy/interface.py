@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from framework.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
 from framework.kinds import Field, KindSpec
+from drivers.deploy.profile import load_profile
 from hil.deploy.mechanism import FAULTS
 
 __all__ = ["KIND", "INTERFACE"]
@@ -76,4 +77,5 @@ KIND = KindSpec(
     },
     doc="Mechanism emulator: physics, sensors and faults behind a TCP device port; fault control port; "
         "optionally drives the camera scenes' boom angle.",
+    check=lambda file, s: load_profile(s["profile"], file, s["profile_overrides"]),  # the profile it emulates
 )

@@ -62,7 +62,7 @@ KIND = KindSpec(
         "latency_ms": Field(float, 50.0, min=0.0, max=60_000.0, doc="latency when a relay names none"),
         "loss": Field(float, 0.0, min=0.0, max=0.95, doc="random loss added to every relay's own"),
         "seed": Field(int, 1, min=0),
-        "pcap": Field(str, "link/relay.pcap"),
+        "pcap": Field(str, "link/relay.pcap", path="file", doc="relative to the output directory"),
         "queue_bytes": Field(int, 8_000_000, min=10_000),
         **CONTACT_PLAN_KEYS,
     },

@@ -253,3 +253,228 @@ def test_free_ports_keep_each_host_and_share_a_port_between_a_star_and_its_addre
     assert out["radio"].startswith("udp://127.0.0.3:") and ports["radio"] != 47300
     assert ports["zero_a"] != ports["zero_b"] and 0 not in (ports["zero_a"], ports["zero_b"])
     assert out["remote"] == eps["remote"] and out["ipc"] == eps["ipc"]
+
+
+# --- a config check-config accepts can start: every value in the range its process runs with ---
+
+def _refused(raw: dict, key: str, **kw) -> ConfigError:
+    """The ConfigError validating ``raw`` raises; it names the file and ``key``."""
+    with pytest.raises(ConfigError) as e:
+        validate_config(raw, "x.yaml", **kw)
+    assert e.value.file == "x.yaml" and e.value.key == key, str(e.value)
+    return e.value
+
+
+def _no_hosts(raw: dict) -> dict:
+    """``raw`` as one machine's config: no ``hosts:``, so every process starts here."""
+    del raw["hosts"]
+    for p in raw["processes"].values():
+        del p["host"]
+    return raw
+
+
+def test_a_nan_float_is_refused_at_any_depth() -> None:
+    raw = demo_raw()
+    raw["processes"]["navcam_driver"]["frame_rate_hz"] = float("nan")
+    assert "NaN" in _refused(raw, "processes.navcam_driver.frame_rate_hz").expected
+    raw = demo_raw()
+    raw["processes"]["imaging"]["thumbnail_only_rule"] = {"min_score": float("nan")}
+    _refused(raw, "processes.imaging.thumbnail_only_rule.min_score")
+
+
+def test_an_infinite_float_is_refused_unless_its_field_allows_it() -> None:
+    from framework.config import check_mapping
+    from framework.kinds import Field
+
+    raw = demo_raw()
+    raw["processes"]["downlink"]["time_scale"] = float("inf")
+    assert "finite" in _refused(raw, "processes.downlink.time_scale").expected
+    raw = demo_raw()
+    raw["processes"]["relay"]["time_scale"] = 1e12  # beyond what the contact plan takes
+    _refused(raw, "processes.relay.time_scale")
+    spec = {"limit": Field(float, 1.0, min=0.0, finite=False)}
+    assert check_mapping("x.yaml", "p", spec, {"limit": float("inf")}) == {"limit": float("inf")}
+    with pytest.raises(ConfigError, match="NaN"):
+        check_mapping("x.yaml", "p", spec, {"limit": float("nan")})
+
+
+@pytest.mark.parametrize("key, value, named", [
+    ("lander_windows_s", [[-5, 10]], "lander_windows_s[0]"),          # negative
+    ("lander_windows_s", [[10, 10]], "lander_windows_s[0]"),          # zero length
+    ("lander_windows_s", [[3000, 0]], "lander_windows_s[0]"),         # reversed
+    ("ground_windows_s", [[0, 7201]], "ground_windows_s[0]"),         # beyond the period
+    ("lander_windows_s", [[0, 3000], [2000, 4000]], "lander_windows_s[1]"),  # overlapping
+    ("lander_windows_s", [[4000, 5000], [0, 3000]], "lander_windows_s[1]"),  # out of order
+    ("lander_windows_s", [], "lander_windows_s"),                     # no window at all
+    ("lander_windows_s", [[0, float("nan")]], "lander_windows_s[0]"),
+    ("rate_bps", [0], "rate_bps"),
+    ("rate_bps", -24000000, "rate_bps"),
+    ("rate_bps", [], "rate_bps"),
+    ("rate_bps", float("inf"), "rate_bps"),
+    ("period_s", 0, "period_s"),
+    ("latency_ms", float("nan"), "latency_ms"),
+    ("burst", {"enter": 0.1, "leav": 0.2}, "burst"),
+])
+def test_a_relay_plan_no_process_can_run_is_refused_naming_the_relay_key(key: str, value, named: str) -> None:
+    for process in ("downlink", "relay", "ground"):  # the plan is one YAML alias shared by all three
+        raw = demo_raw()
+        raw["processes"][process]["relays"] = copy.deepcopy(raw["processes"][process]["relays"])
+        raw["processes"][process]["relays"][1][key] = value
+        _refused(raw, f"processes.{process}.relays[1].{named}")
+
+
+def test_a_schedule_file_is_read_and_checked_by_check_config(tmp_path: Path) -> None:
+    raw = demo_raw()
+    raw["processes"]["relay"]["relays_file"] = str(tmp_path / "missing.yaml")
+    _refused(raw, "processes.relay.relays_file")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"relays": [{"name": "a", "period_s": 100, "lander_windows_s": [[50, 10]]}]}))
+    raw["processes"]["relay"]["relays_file"] = str(bad)
+    with pytest.raises(ConfigError) as e:
+        validate_config(raw, "x.yaml")
+    assert e.value.file == str(bad) and e.value.key == "relays[0].lander_windows_s[0]"
+
+
+@pytest.mark.parametrize("priority", [[], ["alert"], ["alert", "thumbnail", "telemetry", "requested", "playback",
+                                                       "playback"], ["alert", "thumbnail", "telemetry", "requested",
+                                                                     "playback", "rest", "junk"]])
+def test_a_downlink_priority_that_is_not_every_class_once_is_refused(priority: list) -> None:
+    raw = demo_raw()
+    raw["processes"]["downlink"]["priority"] = priority
+    with pytest.raises(ConfigError) as e:
+        validate_config(raw, "x.yaml")
+    assert e.value.key.startswith("processes.downlink.priority")
+
+
+def test_a_directory_key_naming_a_file_is_refused(tmp_path: Path, monkeypatch) -> None:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    raw = demo_raw()
+    raw["processes"]["downlink"]["store_dir"] = str(a_file)
+    assert "is a file" in _refused(raw, "processes.downlink.store_dir").expected
+    raw["processes"]["downlink"]["store_dir"] = str(a_file / "store")  # under a file: mkdir fails
+    _refused(raw, "processes.downlink.store_dir")
+    raw["processes"]["downlink"]["store_dir"] = str(tmp_path / "new" / "store")  # to be made: fine
+    validate_config(raw, "x.yaml")
+    # relative to the output directory: checked when the caller knows it
+    raw["processes"]["downlink"]["store_dir"] = "a_file"
+    validate_config(raw, "x.yaml")
+    _refused(raw, "processes.downlink.store_dir", out_dir=tmp_path)
+    # relative to the working directory (the deploy driver's keys): checked against it
+    monkeypatch.chdir(tmp_path)
+    raw = demo_raw()
+    raw["endpoints"]["boom_link"] = "tcp://127.0.0.1:47140"
+    raw["endpoints"]["boom_cmd"] = "tcp://127.0.0.1:47141"
+    raw["processes"]["boom_driver"] = {"kind": "drivers.deploy", "host": "lander", "mechanism": "boom",
+                                       "profile": "spring_boom", "keys_dir": "a_file",
+                                       "endpoints": {"link": "boom_link", "bus_pub": "bus_pub", "command": "boom_cmd"}}
+    _refused(raw, "processes.boom_driver.keys_dir")
+
+
+def test_a_file_key_naming_a_directory_is_refused(tmp_path: Path) -> None:
+    raw = demo_raw()
+    raw["processes"]["relay"]["pcap"] = str(tmp_path)
+    assert "is a directory" in _refused(raw, "processes.relay.pcap").expected
+
+
+@pytest.mark.parametrize("name", ["../x", "a b", "-ring", "x" * 129])
+def test_a_shm_ring_name_the_ring_cannot_take_is_refused(name: str) -> None:
+    from framework.bus.frames_shm import ShmError, ring_path
+
+    with pytest.raises(ShmError):
+        ring_path(name)  # what the driver would die of
+    raw = demo_raw()
+    raw["processes"]["navcam_driver"]["shm_ring"] = name
+    _refused(raw, "processes.navcam_driver.shm_ring")
+
+
+def test_a_shm_ring_name_the_ring_takes_is_accepted() -> None:
+    raw = demo_raw()
+    raw["processes"]["navcam_driver"]["shm_ring"] = "navcam.ring-2"
+    assert validate_config(raw, "x.yaml").processes["navcam_driver"]["shm_ring"] == "navcam.ring-2"
+
+
+def test_a_bind_address_this_machine_does_not_have_is_refused() -> None:
+    raw = _no_hosts(demo_raw())
+    raw["endpoints"]["navcam_ctl"] = "tcp://192.0.2.1:47115"  # TEST-NET-1: never a local address
+    e = _refused(raw, "processes.navcam_emulator.endpoints.control")
+    assert "this machine" in e.expected
+    raw["endpoints"]["navcam_ctl"] = "tcp://127.0.0.9:47115"  # every 127.x.x.x is the loopback on Linux
+    validate_config(raw, "x.yaml")
+    raw["endpoints"]["lander_radio"] = "udp://no-such-host.invalid:47120"
+    _refused(raw, "processes.downlink.endpoints.radio")
+
+
+def test_a_foreign_host_address_is_refused_where_that_host_starts() -> None:
+    from framework.config import EVERY_HOST
+
+    raw = demo_raw()
+    raw["hosts"]["relay"] = "192.0.2.1"  # the relay's own machine: not this one
+    for role in ("relay_lander", "relay_ground"):
+        raw["endpoints"][role] = raw["endpoints"][role].replace("127.0.0.1", "192.0.2.1")
+    c = validate_config(raw, "x.yaml")  # each machine of a multi-machine config checks its own host
+    assert c.processes_on("lander")
+    with pytest.raises(ConfigError) as e:
+        c.processes_on("relay")  # pdh run --host relay, here
+    assert e.value.key == "processes.relay.endpoints.lander_in"
+    with pytest.raises(ConfigError):
+        c.check_here()
+    _refused(raw, "processes.relay.endpoints.lander_in", here="relay")
+    _refused(raw, "processes.relay.endpoints.lander_in", here=EVERY_HOST)
+    validate_config(raw, "x.yaml", here="ground")
+
+
+@pytest.mark.parametrize("other", ["tcp://*:{port}", "tcp://localhost:{port}", "tcp://0.0.0.0:{port}"])
+def test_two_sockets_binding_one_port_are_refused(other: str) -> None:
+    raw = _no_hosts(demo_raw())  # demo.yaml's hosts would refuse 0.0.0.0 as not the lander's address
+    port = raw["endpoints"]["imaging_cmd"].rsplit(":", 1)[1]
+    raw["endpoints"]["navcam_ctl"] = other.format(port=port)
+    with pytest.raises(ConfigError) as e:
+        validate_config(raw, "x.yaml")
+    assert "no other socket binds" in e.value.expected
+
+
+def test_one_endpoint_bound_by_two_processes_is_refused() -> None:
+    raw = demo_raw()
+    raw["processes"]["ground_broker"]["endpoints"] = {"xsub": "bus_pub", "xpub": "ground_bus_sub"}
+    raw["processes"]["ground_broker"]["host"] = "lander"
+    _refused(raw, "processes.ground_broker.endpoints.xsub")
+
+
+def test_a_udp_and_a_tcp_socket_may_share_a_port_number() -> None:
+    raw = demo_raw()
+    raw["endpoints"]["lander_radio"] = "udp://127.0.0.1:" + raw["endpoints"]["imaging_cmd"].rsplit(":", 1)[1]
+    validate_config(raw, "x.yaml")
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:0", "tcp://127.0.0.1:70000", "tcp://127.0.0.1:47112\n"])
+def test_an_endpoint_without_a_usable_port_is_refused(address: str) -> None:
+    raw = demo_raw()
+    raw["endpoints"]["imaging_cmd"] = address
+    _refused(raw, "endpoints.imaging_cmd")
+
+
+def test_a_camera_id_the_imaging_core_would_refuse_is_refused() -> None:
+    for process, key in (("navcam_driver", "camera"), ("navcam_emulator", "camera")):
+        raw = demo_raw()
+        raw["processes"][process][key] = "../nav cam"
+        _refused(raw, f"processes.{process}.{key}")
+    raw = demo_raw()
+    raw["processes"]["imaging"]["cameras"] = ["navcam", "navcam"]
+    _refused(raw, "processes.imaging.cameras")
+
+
+def test_a_camera_profile_that_cannot_load_is_refused_by_check_config() -> None:
+    raw = demo_raw()
+    raw["processes"]["navcam_driver"]["profile_file"] = "no_such_camera"
+    _refused(raw, "processes.navcam_driver.profile_file")
+    raw = demo_raw()
+    raw["processes"]["navcam_emulator"]["profile"]["black_level_dn"] = 1 << 12  # not below 2**bit_depth
+    with pytest.raises(ConfigError, match="black_level_dn"):
+        validate_config(raw, "x.yaml")
+
+
+def test_a_process_name_too_long_for_its_log_and_ring_is_refused() -> None:
+    raw = demo_raw()
+    raw["processes"]["x" * 65] = raw["processes"].pop("imaging")
+    _refused(raw, "processes." + "x" * 65)
