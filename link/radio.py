@@ -1,13 +1,18 @@
 """A radio port: one non-blocking UDP socket on loopback with generous kernel buffers.
 
 The lander's downlink, the ground station and the relay all speak datagrams;
-this is the one place their socket options live.
+this is the one place their socket options live. A port told to
+(``only_from_peer``) takes datagrams only from its configured peer's address
+and port (the lander's from its relay): any other sender's datagram is dropped
+unread, counted in :attr:`RadioPort.refused` and reported through ``reject``
+(the process's rate-limited ``datagram_rejected`` event). Who may speak is a
+property of the address until ground PDUs are authenticated with the uplink.
 """
 
 from __future__ import annotations
 
 import socket
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 from framework.config import ALL_INTERFACES, parse_endpoint
 
@@ -15,6 +20,7 @@ __all__ = ["Radio", "RadioPort", "udp_address"]
 
 BUFFER_BYTES = 16 * 1024 * 1024
 MAX_DATAGRAM = 65535
+_REFUSED_PER_RECV = 512  # foreign datagrams dropped in one recv() before it returns (a flood must not hold the loop)
 
 
 def udp_address(endpoint: str, bind: bool = False) -> tuple[str, int]:
@@ -35,10 +41,23 @@ class Radio(Protocol):
     def send(self, datagram: bytes) -> bool: ...
 
 
-class RadioPort:
-    """Bound to ``bind``; sends to a default ``peer`` unless told otherwise."""
+def _numeric(address: tuple[str, int]) -> tuple[str, int]:
+    """A peer address as ``recvfrom`` reports its datagrams' sender: the host's IPv4 address."""
+    host, port = address
+    try:
+        return socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)[0][4][:2]
+    except (socket.gaierror, IndexError):
+        return address
 
-    def __init__(self, bind: str, peer: str | None = None, buffer_bytes: int = BUFFER_BYTES) -> None:
+
+class RadioPort:
+    """Bound to ``bind``; sends to a default ``peer`` unless told otherwise.
+
+    ``only_from_peer``: receive only the peer's datagrams (the lander's radio, whose one peer is the
+    relay); ``reject(name, fields)`` reports each one refused."""
+
+    def __init__(self, bind: str, peer: str | None = None, buffer_bytes: int = BUFFER_BYTES,
+                 only_from_peer: bool = False, reject: Callable[[str, dict[str, Any]], Any] | None = None) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             try:
@@ -49,6 +68,11 @@ class RadioPort:
         self.sock.setblocking(False)
         self.address = self.sock.getsockname()
         self.peer = udp_address(peer) if peer else None
+        if only_from_peer and self.peer is None:
+            raise ValueError("only_from_peer needs a peer")
+        self.accept_from = _numeric(self.peer) if only_from_peer and self.peer else None
+        self.refused = 0
+        self._reject = reject or (lambda name, fields: None)
         self.rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         self.sndbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
 
@@ -68,14 +92,20 @@ class RadioPort:
         return True
 
     def recv(self) -> tuple[bytes, tuple[str, int]] | None:
-        """One waiting datagram and its sender, or None."""
-        while True:
+        """One waiting datagram (from the peer, with ``only_from_peer``) and its sender, or None."""
+        for _ in range(_REFUSED_PER_RECV):
             try:
-                return self.sock.recvfrom(MAX_DATAGRAM)
+                data, sender = self.sock.recvfrom(MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):
                 return None
             except ConnectionRefusedError:
                 continue  # a stale ICMP error, not a datagram
+            if self.accept_from is None or tuple(sender[:2]) == self.accept_from:
+                return data, sender
+            self.refused += 1
+            self._reject("datagram_rejected", {"reason": f"sender {sender[0]}:{sender[1]} is not the peer "
+                                               f"{self.accept_from[0]}:{self.accept_from[1]}", "bytes": len(data)})
+        return None
 
     def close(self) -> None:
         self.sock.close()

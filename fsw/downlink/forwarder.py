@@ -78,7 +78,8 @@ class Forwarder:
         self.store = ProductStore(out_dir / s["store_dir"], clock=clock, policy=policy, quota_bytes=s["quota_bytes"])
         self.tx = Transmitter(s["entity_id"], s["ground_entity_id"], s["max_packet_len"],
                               CfdpTimers.from_settings(s), self.plan, radio, clock, monotonic,
-                              ContactClock(self.plan, clock), self.store.transaction, s["max_in_flight"])
+                              ContactClock(self.plan, clock), self.store.transaction, s["max_in_flight"],
+                              reject=self.events.limited)
         tl = s["telemetry"]
         self.recorder: TelemetryRecorder | None = None
         if record_telemetry:
@@ -119,7 +120,8 @@ class Forwarder:
                "oldest_unconfirmed_s": None if oldest is None else round(self.clock() - oldest, 1),
                "contact": contact.relay if contact else "", "contact_rate_bps": contact.rate_bps if contact else 0,
                **{k: v for k, v in self.tx.counters().items()
-                  if k in ("retransmit_requests", "file_bytes_sent", "resume_skipped_bytes")},
+                  if k in ("retransmit_requests", "file_bytes_sent", "resume_skipped_bytes", "finished_refused",
+                           "naks_refused")},
                "send_rate_bps": rate}
         if self.reencoder is not None:
             out.update(self.reencoder.c, reencode_backlog=self.store.reencode_backlog(REENCODE_KINDS,

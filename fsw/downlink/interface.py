@@ -43,7 +43,8 @@ INTERFACE = Interface.build(
         EventSpec(0x04, "transaction_failed", "warning",
                   "a CFDP transaction ended without delivery; the product stays stored and is sent again"),
         EventSpec(0x05, "datagram_rejected", "warning",
-                  "a radio datagram was not a Space Packet with a CFDP PDU (rate-limited, with count)"),
+                  "a radio datagram was not a Space Packet with a CFDP PDU, or came from another sender than "
+                  "the relay (rate-limited, with count)"),
         EventSpec(0x06, "store_recovered", "warning", "opening the store cleaned crash leftovers"),
         EventSpec(0x07, "product_discarded", "error", "a stored product could not be read; dropped"),
         EventSpec(0x0A, "product_evicted", "warning",
@@ -56,6 +57,9 @@ INTERFACE = Interface.build(
                   "a re-encoding was not bit-exact or the product did not decode; the original stays"),
         EventSpec(0x0F, "region_request_done", "info", "imaging made the forwarded ROI"),
         EventSpec(0x10, "region_request_failed", "warning", "imaging refused the forwarded ROI"),
+        EventSpec(0x30, "pdu_refused", "warning",
+                  "a PDU from the ground that fits no transaction it names (a Finished not awaited, a NAK "
+                  "outside the file): refused, nothing acted on (rate-limited, with count)"),
         EventSpec(0x30, "pdu_refused", "warning",
                   "a PDU from the ground that fits no transaction it names (a Finished not awaited, a NAK "
                   "outside the file): refused, nothing acted on (rate-limited, with count)"),
@@ -107,6 +111,9 @@ INTERFACE = Interface.build(
         ChannelSpec(0x26, "tlm_segments", "count", int),
         ChannelSpec(0x27, "tlm_archived_bytes", "bytes", int),
         ChannelSpec(0x28, "tlm_archive_evicted", "count", int),
+        ChannelSpec(0x40, "datagrams_refused", "count", int, doc="radio datagrams from a sender other than the relay"),
+        ChannelSpec(0x41, "finished_refused", "count", int, doc="Finished PDUs for no transaction awaiting one"),
+        ChannelSpec(0x42, "naks_refused", "count", int, doc="NAK PDUs asking for bytes outside the file"),
         ChannelSpec(0x40, "datagrams_refused", "count", int, doc="radio datagrams from a sender other than the relay"),
         ChannelSpec(0x41, "finished_refused", "count", int, doc="Finished PDUs for no transaction awaiting one"),
         ChannelSpec(0x42, "naks_refused", "count", int, doc="NAK PDUs asking for bytes outside the file"),

@@ -42,7 +42,9 @@ class DownlinkProcess:
         self.ctx = ctx
         self.pub = ctx.publisher()
         self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic)
-        self.radio = RadioPort(ctx.endpoint("radio"), ctx.endpoint("relay"))
+        # Only the relay's datagrams are read; others are counted (datagrams_refused) and reported.
+        self.radio = RadioPort(ctx.endpoint("radio"), ctx.endpoint("relay"), only_from_peer=True,
+                               reject=self.events.limited)
         self.pull = ctx.zmq.socket(zmq.PULL)
         self.pull.setsockopt(zmq.LINGER, 0)
         self.pull.setsockopt(zmq.RCVHWM, 16)
@@ -78,7 +80,7 @@ class DownlinkProcess:
         return sub, imaging
 
     def sample(self) -> dict[str, Any]:
-        return {**self.fwd.sample(), "commands_accepted": self.commands.accepted,
+        return {**self.fwd.sample(), "datagrams_refused": self.radio.refused, "commands_accepted": self.commands.accepted,
                 "commands_rejected": self.commands.rejected, **self.events.counters()}
 
     # -- the loop ------------------------------------------------------------------------------

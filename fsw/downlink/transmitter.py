@@ -21,7 +21,7 @@ from typing import Any, Callable
 from spacepackets.ccsds.spacepacket import PacketType
 
 from link.contacts import Contact, ContactPlan
-from link.source_engine import Checkpoint, Outcome, SourceEngine
+from link.source_engine import Checkpoint, Outcome, Reject, SourceEngine
 from link.mib import CfdpTimers
 from link.pacing import TokenBucket
 from link.packets import SpacePacketWrapper
@@ -36,12 +36,12 @@ class Transmitter:
     def __init__(self, local_id: int, remote_id: int, max_packet_len: int, timers: CfdpTimers, plan: ContactPlan,
                  radio: Radio, wall: Callable[[], float], monotonic: Callable[[], float],
                  engine_clock: Callable[[], float], lookup: Callable[[int], tuple[str, int] | None],
-                 max_in_flight: int = 2) -> None:
+                 max_in_flight: int = 2, reject: Reject | None = None) -> None:
         self.plan = plan
         self.radio = radio
         self.wall = wall
-        self.engines = [SourceEngine(local_id, remote_id, max_packet_len, timers, clock=engine_clock, lookup=lookup)
-                        for _ in range(max_in_flight)]
+        self.engines = [SourceEngine(local_id, remote_id, max_packet_len, timers, clock=engine_clock, lookup=lookup,
+                                     reject=reject) for _ in range(max_in_flight)]
         first = plan.relays[0].rate_bps[0]
         self.burst_bytes = max(4 * (max_packet_len + 64), int(first / 8 * 0.005))
         self.bucket = TokenBucket(first, self.burst_bytes, clock=monotonic)
