@@ -7,6 +7,11 @@ runs out); stop every process; check each full-frame PNG at the ground against
 the emulator's manifest and every packet of the relay's pcap; print and write
 the summary. Progress comes from every bus of the config: the lander's broker
 carries the flight side, the ground's broker the ground station.
+
+The verdict counts every frame of the emulator's manifest (:func:`judge_frames`):
+each must be at the ground bit-exact (or its thumbnail, where the policy kept only
+that), or be named by an event (received by the ground from the lander, or heard on
+a bus during the run) saying why not. A frame that is neither fails the run, named.
 """
 
 from __future__ import annotations
@@ -23,13 +28,13 @@ import yaml
 from framework.config import Config, validate_config
 from pdh.monitor import BusWatch, RunState
 from pdh.supervisor import Supervisor
-from pdh.verify import read_manifest, verify_ground, verify_pcap
+from pdh.verify import FramesCheck, Naming, account_frames, ground_events, read_manifest, verify_ground, verify_pcap
 from framework.bus.commands import CommandClient
 
-__all__ = ["run_demo", "prepare_config"]
+__all__ = ["run_demo", "prepare_config", "judge_frames"]
 
-# Run output this command owns and clears at the start of a run.
-_OWNED = ["hil", "link", "ground", "logs", "store", "summary.json", "config.yaml"]
+# Run output this command owns and clears at the start of a run (imaging: the imaging core's frame journal).
+_OWNED = ["hil", "link", "ground", "logs", "store", "imaging", "summary.json", "config.yaml"]
 
 
 def prepare_config(src: Path, out: Path, loss: float | None) -> tuple[Config, Path]:
@@ -162,8 +167,8 @@ def _imaging_idle(state: RunState, config: Config) -> bool:
     cores = config.processes_of_kind("fsw.imaging")
     frames = state.sum_tlm("frames_good", drivers)
     seen = state.sum_tlm("frames_in", cores)
-    pending = state.sum_tlm("products_pending", cores)
-    return seen >= frames and pending == 0
+    pending = state.sum_tlm("products_pending", cores) + state.sum_tlm("products_unacked", cores)
+    return seen >= frames and pending == 0 and state.sum_tlm("reports_unechoed", cores) == 0
 
 
 def _link_figures(config: Config, relays: list[str]) -> dict[str, Any]:
@@ -199,12 +204,28 @@ def _thumbnail_order(ledger_path: Path) -> dict[str, int]:
         return {}
 
 
+def judge_frames(out: Path, config: Config, heard: list[tuple[str, dict[str, Any]]] = ()) -> FramesCheck:
+    """Every frame of ``OUT/hil/manifest.jsonl`` at the ground or named by an event: the events the
+    ground stations received from the lander, and ``heard`` ((source, fields) of events seen on a bus)."""
+    manifest = read_manifest(out / "hil" / "manifest.jsonl")
+    grounds = [out / config.processes[g]["out_subdir"] for g in config.processes_of_kind("ground.station")]
+    src_camera = {n: str(config.processes[n].get("camera")) for n in config.processes_of_kind("drivers.camera")}
+    naming = Naming()
+    for g in grounds:
+        for src, fields in ground_events(g / "ledger.sqlite"):
+            naming.add(src, fields, src_camera)
+    for src, fields in heard:
+        naming.add(src, fields, src_camera)
+    return account_frames(manifest, grounds or [out / "ground"], naming)
+
+
 def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: float, duration_s: float,
                loss: float | None, notes: list[str], interrupted: bool) -> int:
     manifest = read_manifest(out / "hil" / "manifest.jsonl")
     ground_dirs = [out / config.processes[g]["out_subdir"] for g in config.processes_of_kind("ground.station")]
     full = state.full_made()
     check = verify_ground(ground_dirs[0] if ground_dirs else out / "ground", manifest, full)
+    frames = judge_frames(out, config, state.naming)
     relays = config.processes_of_kind("hil.relay")
     pcap = verify_pcap(out / config.processes[relays[0]]["pcap"]) if relays else None
     cores = config.processes_of_kind("fsw.imaging")
@@ -239,29 +260,35 @@ def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: 
         "pcap_packets": pcap.packets if pcap else 0,
         "pcap_ccsds_cfdp": pcap.ccsds_cfdp if pcap else 0,
         "pcap_problems": pcap.bad if pcap else ["no relay"],
+        **frames.summary(),
         "process_restarts": {n: c.starts - 1 for n, c in sup.children.items() if c.starts > 1},
         "warning_counts": state.warning_counts,
         "warnings": state.warnings[-20:],
         "notes": notes[-20:],
         "interrupted": interrupted,
     }
-    summary["ok"] = (check.ok and (pcap is None or pcap.ok) and not interrupted
-                     and made_by_tlm <= len(state.made))
+    # Every frame the camera sent counts (not only those seen being made); a full frame at the ground must
+    # be the camera's, and every one the demo saw made must be the manifest's.
+    summary["ok"] = (frames.ok and not check.mismatched and not check.not_in_manifest
+                     and (pcap is None or pcap.ok) and not interrupted and made_by_tlm <= len(state.made))
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print()
     print("lunar-pdh demo summary")
-    for k in ("wall_s", "loss", "relays", "frames_in_manifest", "frames_captured", "products_made",
+    for k in ("wall_s", "loss", "relays", "frames_in_manifest", "frames_captured", "frames_at_ground",
+              "frames_thumbnail_only", "frames_named", "products_made",
               "full_frames_made", "full_frames_bit_exact", "thumbnails_at_ground", "products_confirmed",
               "telemetry_segments_confirmed", "thumbnail_before_full", "frames_with_thumbnail_and_full",
               "first_thumbnail_at_ground_s", "first_full_at_ground_s", "bytes_sent", "pcap_packets",
               "pcap_ccsds_cfdp"):
         print(f"  {k:30s} {summary[k]}")
-    for k in ("full_frames_missing", "full_frames_mismatched", "full_frames_not_in_manifest", "pcap_problems",
-              "process_restarts"):
+    for k in ("frames_unaccounted", "frames_mismatched", "frames_named_examples", "full_frames_missing",
+              "full_frames_mismatched", "full_frames_not_in_manifest", "pcap_problems", "process_restarts"):
         if summary[k]:
             print(f"  {k:30s} {summary[k]}")
     for key, n in sorted(state.warning_counts.items()):
         print(f"  {'events':30s} {n} x {key}")
-    print(f"  {'result':30s} {'PASS: every full frame bit-exact at the ground' if summary['ok'] else 'FAIL'}")
+    verdict = ("PASS: every frame of the manifest at the ground bit-exact or named by an event" if summary["ok"]
+               else f"FAIL: {frames.failure() or 'see above'}")
+    print(f"  {'result':30s} {verdict}")
     print(f"  output in {out}/ (summary.json, ground/, hil/manifest.jsonl, link/relay.pcap, logs/)")
     return 0 if summary["ok"] else 1

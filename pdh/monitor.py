@@ -10,6 +10,7 @@ import zmq
 from framework.bus.client import Subscriber
 from framework.bus.message import Message
 from framework.config import Config
+from pdh.verify import NAMING_EVENTS
 
 __all__ = ["RunState", "BusWatch"]
 
@@ -57,6 +58,7 @@ class RunState:
     warnings: list[str] = field(default_factory=list)
     warning_counts: dict[str, int] = field(default_factory=dict)  # "src: name" -> how many
     events: int = 0
+    naming: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (src, fields) of events naming frames
 
     def feed(self, msg: Message, now: float, t0: float) -> None:
         h = msg.header
@@ -73,6 +75,8 @@ class RunState:
             self.events += 1
             name = f.get("name")
             pid = f.get("id")
+            if name in NAMING_EVENTS:
+                self.naming.append((h.src, dict(f)))
             if name == "product_stored" and isinstance(pid, str):
                 self.stored.add(pid)
             elif name == "product_confirmed" and isinstance(pid, str):

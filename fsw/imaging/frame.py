@@ -14,8 +14,10 @@ rewritten meanwhile (else reason ``shm_overwritten``) and its CRC-32C holds.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 
@@ -24,19 +26,33 @@ from framework.bus.message import Message
 from framework.errors import PdhError
 from framework.crc import pixels_crc32c
 
-__all__ = ["Frame", "FrameRejected", "frame_from_message", "FRAME_FIELDS"]
+__all__ = ["Frame", "FrameRejected", "frame_from_message", "frame_identity", "FRAME_FIELDS", "PATTERNS",
+           "CAMERA_ID", "MAX_COUNTER"]
 
 FRAME_FIELDS: dict[str, type | tuple[type, ...]] = {
     "camera": str, "counter": int, "shape": list, "dtype": str, "bit_depth": int, "pattern": str,
     "exposure_us": int, "gain": (int, float), "temp_c": (int, float), "t_capture": (int, float), "crc32c": int,
 }
+PATTERNS = ("mono", "RGGB", "BGGR", "GRBG", "GBRG")
+CAMERA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{0,63}$")
+"""A camera id names topics, product ids and ground files: letters, digits and underscores only (no dot,
+dash or slash, so ``../../x`` or ``a-0001-full`` can never be one)."""
+MAX_COUNTER = 2**64 - 1  # the camera wire format's counter is a u64
+_MAX_EXPOSURE_US = 2**32 - 1  # a u32 on the wire
+_MAX_PRIORITY_CHARS = 32
+_MAX_RINGS = 16  # ring attachments kept; a message naming ring after ring cannot grow the table
 
 
 class FrameRejected(PdhError):
-    """A frame message fails validation; ``reason`` is a short stable code."""
+    """A frame message fails validation; ``reason`` is a short stable code.
 
-    def __init__(self, reason: str, detail: str) -> None:
+    ``camera`` and ``counter`` are set once the message named a camera this core serves and a counter
+    in range, so the frame it stood for can be named; otherwise they are None."""
+
+    def __init__(self, reason: str, detail: str, camera: str | None = None, counter: int | None = None) -> None:
         self.reason = reason
+        self.camera = camera
+        self.counter = counter
         super().__init__(f"{reason}: {detail}")
 
 
@@ -61,46 +77,100 @@ class Frame:
         return m
 
 
-def frame_from_message(msg: Message, check_crc: bool = True) -> Frame:
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def frame_identity(msg: Message, cameras: Collection[str] | None = None) -> tuple[str, int]:
+    """The (camera, counter) a frame message claims, checked: a safe camera id (one of ``cameras``
+    when given, and the one its topic names) and a counter within the wire's u64. FrameRejected if not."""
     f = msg.header.fields
+    camera, counter = f.get("camera"), f.get("counter")
+    if not isinstance(camera, str) or not CAMERA_ID.match(camera):
+        raise FrameRejected("camera_id", f"camera id {str(camera)[:80]!r} is not a safe name")
+    if cameras is not None and camera not in cameras:
+        raise FrameRejected("camera_unknown", f"camera {camera!r} is not one of {sorted(cameras)}")
+    if msg.topic != f"frame.{camera}":
+        raise FrameRejected("camera_topic", f"camera {camera!r} on topic {msg.topic[:80]!r}")
+    if not _is_int(counter):
+        raise FrameRejected("metadata", f"field 'counter' has type {type(counter).__name__}")
+    if not 0 <= counter <= MAX_COUNTER:
+        raise FrameRejected("counter", f"counter {str(counter)[:40]} is not in 0..2**64-1")
+    return camera, counter
+
+
+def _check_fields(f: dict[str, Any], camera: str, counter: int) -> None:
+    """Every field's type and range; FrameRejected naming the first that is wrong (and the frame)."""
+    def bad(reason: str, detail: str) -> FrameRejected:
+        return FrameRejected(reason, detail, camera, counter)
+
     for k, t in FRAME_FIELDS.items():
         if k not in f:
-            raise FrameRejected("metadata", f"field '{k}' missing")
+            raise bad("metadata", f"field '{k}' missing")
         if isinstance(f[k], bool) or not isinstance(f[k], t):
-            raise FrameRejected("metadata", f"field '{k}' has type {type(f[k]).__name__}")
+            raise bad("metadata", f"field '{k}' has type {type(f[k]).__name__}")
     shape = f["shape"]
-    if len(shape) != 2 or not all(isinstance(s, int) and 0 < s <= 16384 for s in shape):
-        raise FrameRejected("shape", f"shape {shape!r} is not [h, w] within 1..16384")
+    if len(shape) != 2 or not all(_is_int(s) and 0 < s <= 16384 for s in shape):
+        raise bad("shape", f"shape {str(shape)[:80]} is not [h, w] within 1..16384")
     if f["dtype"] not in ("uint8", "uint16"):
-        raise FrameRejected("dtype", f"dtype {f['dtype']!r} is not uint8 or uint16")
+        raise bad("dtype", f"dtype {f['dtype'][:40]!r} is not uint8 or uint16")
+    if not 1 <= f["bit_depth"] <= np.dtype(f["dtype"]).itemsize * 8:
+        raise bad("bit_depth", f"bit_depth {f['bit_depth']} does not fit {f['dtype']}")
+    if f["pattern"] not in PATTERNS:
+        raise bad("pattern", f"pattern {f['pattern'][:40]!r} is not one of {list(PATTERNS)}")
+    if f["pattern"] != "mono" and min(shape) < 2:
+        raise bad("shape", f"a {f['pattern']} mosaic of {shape} holds no 2x2 cell")
+    if not 0 <= f["exposure_us"] <= _MAX_EXPOSURE_US:
+        raise bad("metadata", f"exposure_us {f['exposure_us']} is not in 0..2**32-1")
+    for k in ("gain", "temp_c", "t_capture"):
+        if not math.isfinite(f[k]) or abs(f[k]) > 1e12:
+            raise bad("metadata", f"{k} {f[k]!r} is not a finite number")
+    if not 0 <= f["crc32c"] < 2**32:
+        raise bad("metadata", f"crc32c {f['crc32c']} is not a 32-bit value")
+    prio = f.get("priority", "")
+    if not isinstance(prio, str) or len(prio) > _MAX_PRIORITY_CHARS:
+        raise bad("metadata", f"priority {str(prio)[:40]!r} is not a short string")
+
+
+def frame_from_message(msg: Message, check_crc: bool = True, cameras: Collection[str] | None = None) -> Frame:
+    """The frame a ``frame.<camera>`` message carries, every field checked; FrameRejected if anything is wrong.
+
+    ``cameras``: the camera ids this reader serves (None: any safe id)."""
+    camera, counter = frame_identity(msg, cameras)
+    f = msg.header.fields
+    _check_fields(f, camera, counter)
+    shape = f["shape"]
     dt = np.dtype(f["dtype"])
-    if not 1 <= f["bit_depth"] <= dt.itemsize * 8:
-        raise FrameRejected("bit_depth", f"bit_depth {f['bit_depth']} does not fit {f['dtype']}")
     if "shm" in f and not msg.buffers:
-        pixels = _pixels_from_shm(f["shm"], shape, dt)
+        pixels = _pixels_from_shm(f["shm"], shape, dt, camera, counter)
         return _checked_frame(f, pixels, check_crc)
     if len(msg.buffers) != 1:
-        raise FrameRejected("buffers", f"{len(msg.buffers)} buffers, expected 1")
-    buf = memoryview(msg.buffers[0]).cast("B")
+        raise FrameRejected("buffers", f"{len(msg.buffers)} buffers, expected 1", camera, counter)
+    try:
+        buf = memoryview(msg.buffers[0]).cast("B")
+    except (TypeError, ValueError) as exc:
+        raise FrameRejected("buffers", f"the buffer is not bytes: {exc}", camera, counter) from None
     expected = shape[0] * shape[1] * dt.itemsize
     if buf.nbytes != expected:
-        raise FrameRejected("size", f"{buf.nbytes} bytes, expected {expected} for {shape} {f['dtype']}")
+        raise FrameRejected("size", f"{buf.nbytes} bytes, expected {expected} for {shape} {f['dtype']}",
+                            camera, counter)
     pixels = np.frombuffer(buf, dtype=dt.newbyteorder("<")).reshape(shape)
     return _checked_frame(f, pixels, check_crc)
 
 
 def _checked_frame(f: dict[str, Any], pixels: np.ndarray, check_crc: bool) -> Frame:
+    camera, counter = f["camera"], f["counter"]
     if check_crc and pixels_crc32c(pixels) != f["crc32c"]:
-        raise FrameRejected("crc", f"pixel CRC-32C does not match {f['crc32c']:#010x}")
+        raise FrameRejected("crc", f"pixel CRC-32C does not match {f['crc32c']:#010x}", camera, counter)
     if f["bit_depth"] < pixels.dtype.itemsize * 8 and int(pixels.max()) >= (1 << f["bit_depth"]):
-        raise FrameRejected("bit_depth", f"pixel values exceed {f['bit_depth']} bits")
-    return Frame(camera=f["camera"], counter=f["counter"], pixels=pixels, bit_depth=f["bit_depth"],
+        raise FrameRejected("bit_depth", f"pixel values exceed {f['bit_depth']} bits", camera, counter)
+    return Frame(camera=camera, counter=counter, pixels=pixels, bit_depth=f["bit_depth"],
                  pattern=f["pattern"], exposure_us=f["exposure_us"], gain=float(f["gain"]),
                  temp_c=float(f["temp_c"]), t_capture=float(f["t_capture"]), crc32c=f["crc32c"],
-                 priority=f["priority"] if isinstance(f.get("priority"), str) else "")
+                 priority=f.get("priority", ""))
 
 
-_rings: dict[str, FrameRingReader] = {}  # attachments, one per ring name, kept for the process's life
+_rings: dict[str, FrameRingReader] = {}  # attachments, one per ring name, kept for the process's life (bounded)
 
 
 def _ring(name: str, fresh: bool = False) -> FrameRingReader:
@@ -113,28 +183,38 @@ def _ring(name: str, fresh: bool = False) -> FrameRingReader:
         raise FrameRejected("shm", str(exc)) from None
     if ring is not None:
         ring.close()
+    elif len(_rings) >= _MAX_RINGS:
+        _rings.pop(next(iter(_rings))).close()
     _rings[name] = new
     return new
 
 
-def _pixels_from_shm(handle: Any, shape: list[int], dt: np.dtype) -> np.ndarray:
+def _pixels_from_shm(handle: Any, shape: list[int], dt: np.dtype, camera: str, counter: int) -> np.ndarray:
     """One copy out of the ring slot, checked for a rewrite during it."""
     if not isinstance(handle, dict) or not isinstance(handle.get("name"), str):
-        raise FrameRejected("shm", f"handle {handle!r} is not a mapping with a ring name")
+        raise FrameRejected("shm", f"handle {str(handle)[:120]} is not a mapping with a ring name", camera, counter)
     args = [handle.get(k) for k in ("slot", "generation", "length")] + [handle.get("offset", 0)]
     expected = shape[0] * shape[1] * dt.itemsize
-    if args[2] != expected:
-        raise FrameRejected("size", f"{args[2]!r} bytes in shared memory, expected {expected} for {shape} {dt}")
-    pixels = np.empty(shape, dtype=dt.newbyteorder("<"))
-    dst = memoryview(pixels.reshape(-1).view(np.uint8))
-    ring = _ring(handle["name"])
+    if args[2] != expected or isinstance(args[2], bool):
+        raise FrameRejected("size", f"{str(args[2])[:40]} bytes in shared memory, expected {expected} for "
+                                    f"{shape} {dt}", camera, counter)
     try:
+        ring = _ring(handle["name"])
+        if expected > ring.slot_bytes:  # checked before the copy's buffer is allocated
+            raise FrameRejected("size", f"{expected} bytes do not fit a slot of ring '{handle['name']}'",
+                                camera, counter)
+        pixels = np.empty(shape, dtype=dt.newbyteorder("<"))
+        dst = memoryview(pixels.reshape(-1).view(np.uint8))
         ok = ring.copy_into(dst, *args)
         if not ok and not ring.is_current():  # the writer restarted: attach to its new ring and retry once
-            ok = _ring(handle["name"], fresh=True).copy_into(dst, *args)
+            ring = _ring(handle["name"], fresh=True)
+            ok = expected <= ring.slot_bytes and ring.copy_into(dst, *args)
     except ShmError as exc:
-        raise FrameRejected("shm", str(exc)) from None
+        raise FrameRejected("shm", str(exc), camera, counter) from None
+    except FrameRejected as exc:
+        exc.camera, exc.counter = camera, counter
+        raise
     if not ok:
         raise FrameRejected("shm_overwritten", f"ring '{handle['name']}' slot {args[0]} was rewritten "
-                                               f"(generation {args[1]} gone)")
+                                               f"(generation {args[1]} gone)", camera, counter)
     return pixels

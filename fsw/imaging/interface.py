@@ -38,12 +38,18 @@ INTERFACE = Interface.build(
         CommandSpec(0x0232, "CAL_CLEAR", (_CAMERA,), doc="deactivate the camera's calibration"),
     ),
     events=(
-        EventSpec(0x01, "frame_rejected", "warning", "a frame failed validation; reason names why"),
+        EventSpec(0x01, "frame_rejected", "warning",
+                  "a frame message failed validation (rate-limited, with count); reason names why"),
         EventSpec(0x02, "frame_gap", "warning", "frame messages missing on the bus (seq gap)"),
-        EventSpec(0x03, "product_failed", "error", "a product could not be made"),
+        EventSpec(0x03, "product_failed", "error",
+                  "a product could not be made: camera, counter, products (a report, sent until heard back)"),
         EventSpec(0x06, "frames_thumbnail_only", "warning",
-                  "frames that kept only a thumbnail: queue full, or the grade rule"),
+                  "frames that kept only a thumbnail: queue full, or the grade rule (a report)"),
         EventSpec(0x07, "ae_command_refused", "warning", "the camera refused an exposure command"),
+        EventSpec(0x08, "frames_lost", "warning",
+                  "frames that will not reach the ground: camera, ranges [[first, last]], reason, products "
+                  "(a report: journalled, sent again until heard back on the bus)"),
+        EventSpec(0x09, "journal_failed", "error", "the frame journal could not be written (rate-limited)"),
     ),
     telemetry=(
         ChannelSpec(0x01, "frames_in", "count", int),
@@ -63,6 +69,17 @@ INTERFACE = Interface.build(
         ChannelSpec(0x11, "bus_malformed", "count", int, high=0, doc="bus messages that did not parse"),
         ChannelSpec(0x12, "autoexposure", "", dict, doc="per camera: auto-exposure on"),
         ChannelSpec(0x13, "calibration", "", dict, doc="per camera: the active calibration set, or none"),
+        ChannelSpec(0x14, "frames_lost", "count", int, doc="frames named lost (never received, or not re-made)"),
+        ChannelSpec(0x15, "frames_open", "count", int, doc="frames taken whose products are not all stored or named"),
+        ChannelSpec(0x16, "products_unacked", "count", int,
+                    doc="products pushed, not yet confirmed stored by the downlink"),
+        ChannelSpec(0x17, "products_resent", "count", int, doc="products pushed again, unconfirmed in time"),
+        ChannelSpec(0x18, "products_dropped", "count", int, high=0, doc="products given up over the hand-off bound"),
+        ChannelSpec(0x19, "reports_unechoed", "count", int, doc="frame-naming events not yet heard back"),
+        ChannelSpec(0x1A, "journal_commit_us", "us", float, doc="last journal commit (write and fsync)"),
+        ChannelSpec(0x1B, "journal_errors", "count", int, high=0),
+        ChannelSpec(0x1C, "frames_duplicate", "count", int, doc="frame messages for a counter already taken"),
+        ChannelSpec(0x1D, "frames_remade", "count", int, doc="frames taken again from the ring after a restart"),
     ),
 )
 
@@ -83,7 +100,7 @@ def _camera_commands(name: str, processes: dict[str, dict[str, Any]]) -> dict[st
 KIND = KindSpec(
     name="fsw.imaging",
     entry="fsw.imaging.process:run",
-    endpoints={"bus_pub": "tcp|ipc", "bus_sub": "tcp|ipc", "products": "tcp", "command": "tcp"},
+    endpoints={"bus_pub": "tcp|ipc", "bus_sub": "tcp|ipc", "products": "tcp|ipc", "command": "tcp|ipc"},
     binds=("command",),
     keys={
         "cameras": Field(list, ["navcam"], item=Field(str, pattern=r"[A-Za-z0-9][A-Za-z0-9_]{0,63}"), unique=True),
@@ -107,10 +124,22 @@ KIND = KindSpec(
             "exposure_max_us": Field(int, 200_000, min=1),
             "gain_max": Field(float, 8.0, min=1.0),
         }),
-        "camera_commands": Field(dict, {}, endpoint_refs="tcp", derive=_camera_commands,
+        "camera_commands": Field(dict, {}, endpoint_refs="tcp|ipc", derive=_camera_commands,
                                  doc="camera id -> the endpoint of its driver's command ROUTER "
                                      "(left out: every configured camera driver's command endpoint)"),
         "calibration_dir": Field(str, "calibration", path="dir", doc="relative to the output directory"),
+        "journal_dir": Field(str, "imaging", doc="directory (in the run's output) of the frame journal "
+                                                 "<process>.journal"),
+        "handoff_timeout_s": Field(float, 10.0, min=0.5, max=3600.0,
+                                   doc="a product the downlink has not confirmed stored in this time is pushed again"),
+        "handoff_max": Field(int, 64, min=4, max=4096,
+                             doc="products held until confirmed; beyond, the oldest full frame is given up, named"),
+        "report_retry_s": Field(float, 2.0, min=0.1, max=60.0,
+                                doc="a frame-naming event not heard back on the bus goes again after this "
+                                    "(doubling, up to 30 s)"),
+        "tail_grace_s": Field(float, 3.0, min=0.1, max=600.0,
+                              doc="a driver's last_counter ahead of every frame received this long: the frames "
+                                  "between are named lost"),
     },
     doc="Imaging core: thumbnails and lossless products from frames.",
 )

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from framework.errors import PdhError
 from fsw.imaging.autoexposure import AutoExposure, AutoExposureConfig, ExposureCommand
 from fsw.imaging.calibration import CalibrationManager
-from fsw.imaging.frame import Frame
+from fsw.imaging.frame import Frame, FrameRejected
 from fsw.imaging.grades import grade_frame_and_blocks, thumbnail_only
 from fsw.imaging.pipeline import make_lossless, make_thumbnail
 from fsw.imaging.product import Product
@@ -31,17 +31,23 @@ Held = tuple[Frame, dict[str, Any]]
 Emit = Callable[[Product], None]
 Event = Callable[[str, dict[str, Any]], object]  # an EventReporter's emit (it returns the event's body)
 Expose = Callable[[str, ExposureCommand, Frame], None]
+Named = Callable[[str, Frame, frozenset[str], dict[str, Any]], None]
+"""Called when a frame will not have some of its products: (event name, frame, the product kinds it will
+lack, the event's fields). The imaging core makes it a durable report; the default emits the event."""
+FULL, THUMBNAIL = frozenset({"full"}), frozenset({"thumbnail", "full"})
 
 
 class FrameProcessor:
     def __init__(self, settings: dict[str, Any], emit: Emit, event: Event, expose: Expose | None = None,
-                 calibration_dir: Path | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 calibration_dir: Path | None = None, monotonic: Callable[[], float] = time.monotonic,
+                 named: Named | None = None) -> None:
         self.s = settings
         self.cameras: list[str] = list(settings["cameras"])
         self.codec: str = settings["lossless_codec"]
         self._emit, self._event, self._expose = emit, event, expose
+        self._named: Named = named or (lambda name, frame, kinds, fields: self._event(name, fields))
         self._monotonic = monotonic
-        self.waiting: collections.deque[tuple[Frame, float]] = collections.deque()
+        self.waiting: collections.deque[tuple[Frame, float, bool]] = collections.deque()
         self.inflight: collections.deque[tuple[Frame, Future[Product]]] = collections.deque()
         self.pool = ThreadPoolExecutor(max_workers=settings["workers"], thread_name_prefix="lossless")
         self.recent: dict[str, collections.deque[Held]] = {
@@ -57,19 +63,26 @@ class FrameProcessor:
         self.last_error = ""
 
     # -- in ---------------------------------------------------------------------------------------
-    def accept(self, frame: Frame) -> None:
-        """Queue a validated frame; when the queue is full it keeps only its thumbnail."""
+    def accept(self, frame: Frame, replay: bool = False) -> None:
+        """Queue a validated frame; when the queue is full it keeps only its thumbnail.
+
+        ``replay``: a frame taken again after a restart (from the journal): it neither feeds
+        auto-exposure nor calibration, which saw it the first time. FrameRejected for a camera
+        this processor does not serve (the caller checks first; this keeps a bad one from killing it)."""
+        if frame.camera not in self.recent:
+            raise FrameRejected("camera_unknown", f"camera {frame.camera!r} is not one of {self.cameras}")
         self.counters["frames_accepted"] += 1
         if len(self.waiting) >= self.s["queue_max"]:
-            self._front_end(frame, full_frame=False)
+            self._front_end(frame, full_frame=False, replay=replay)
             self.counters["frames_thumbnail_only"] += 1
-            self._event("frames_thumbnail_only", {"camera": frame.camera, "counters": [frame.counter],
-                                                  "reason": "queue_full", "queue_depth": len(self.waiting)})
+            self._named("frames_thumbnail_only", frame, FULL,
+                        {"camera": frame.camera, "counters": [frame.counter], "reason": "queue_full",
+                         "queue_depth": len(self.waiting)})
             return
         if frame.priority == "confirmation":
-            self.waiting.appendleft((frame, self._monotonic()))  # a deployment waits for this one
+            self.waiting.appendleft((frame, self._monotonic(), replay))  # a deployment waits for this one
         else:
-            self.waiting.append((frame, self._monotonic()))
+            self.waiting.append((frame, self._monotonic(), replay))
 
     def step(self) -> None:
         """Emit finished products in frame order; then start what the workers have room for.
@@ -81,12 +94,13 @@ class FrameProcessor:
             frame, fut = self.inflight.popleft()
             try:
                 self._made(fut.result())
-            except PdhError as exc:
-                self._fail(frame, exc)
+            except Exception as exc:  # noqa: BLE001 - whatever a frame's encoding raises, it names the frame
+                self._fail(frame, exc, FULL)
         workers = self.s["workers"]
         while (self.waiting and len(self.inflight) < 2 * workers
                and sum(not f.done() for _, f in self.inflight) < workers):
-            self._front_end(self.waiting.popleft()[0])
+            frame, _, replay = self.waiting.popleft()
+            self._front_end(frame, replay=replay)
 
     def busy(self) -> bool:
         return bool(self.waiting or self.inflight)
@@ -108,7 +122,7 @@ class FrameProcessor:
                 return frame, grades
         return None
 
-    def _front_end(self, frame: Frame, full_frame: bool = True) -> None:
+    def _front_end(self, frame: Frame, full_frame: bool = True, replay: bool = False) -> None:
         t0 = time.perf_counter()
         try:
             grades, blocks = grade_frame_and_blocks(frame.pixels, frame.bit_depth, frame.pattern,
@@ -119,20 +133,23 @@ class FrameProcessor:
                 cal = self.calibration.active.get(frame.camera)
                 # The raw pixels stay raw; the set on board is named so the ground can apply it.
                 grades["calibration"] = cal.id if cal else "none"
-                self.calibration.offer(frame.camera, frame.pixels, frame.exposure_us, frame.temp_c)
+                if not replay:
+                    self.calibration.offer(frame.camera, frame.pixels, frame.exposure_us, frame.temp_c)
             self.recent[frame.camera].append((frame, grades))
-            self._autoexpose(frame, grades)
+            if not replay:
+                self._autoexpose(frame, grades)
             thumb, _ = make_thumbnail(frame, self.s["thumbnail_px"], grades, blocks)
             t2 = time.perf_counter()
             self._made(thumb)
-        except PdhError as exc:
-            self._fail(frame, exc)
+        except Exception as exc:  # noqa: BLE001 - a frame must never end the process; it is named instead
+            self._fail(frame, exc, THUMBNAIL)
             return
         self.stage_ms.update(grade=(t1 - t0) * 1000, thumbnail=(t2 - t1) * 1000)
         if full_frame and thumbnail_only(grades, self.s["thumbnail_only_rule"]):
             self.counters["frames_thumbnail_only"] += 1
-            self._event("frames_thumbnail_only", {"camera": frame.camera, "counters": [frame.counter],
-                                                  "reason": "rule", "score": grades["score"]})
+            self._named("frames_thumbnail_only", frame, FULL,
+                        {"camera": frame.camera, "counters": [frame.counter], "reason": "rule",
+                         "score": grades["score"]})
             return
         if full_frame:
             self.inflight.append((frame, self.pool.submit(self._lossless, frame, grades)))
@@ -155,10 +172,11 @@ class FrameProcessor:
         self.counters["products_made"] += 1
         self._emit(p)
 
-    def _fail(self, frame: Frame, exc: Exception) -> None:
+    def _fail(self, frame: Frame, exc: Exception, kinds: frozenset[str]) -> None:
         self.counters["products_failed"] += 1
-        self.last_error = str(exc)
-        self._event("product_failed", {"camera": frame.camera, "counter": frame.counter, "reason": str(exc)})
+        self.last_error = str(exc) if isinstance(exc, PdhError) else f"{type(exc).__name__}: {exc}"
+        self._named("product_failed", frame, kinds, {"camera": frame.camera, "counter": frame.counter,
+                                                     "products": sorted(kinds), "reason": self.last_error[:300]})
 
     def sample(self) -> dict[str, Any]:
         oldest = self._monotonic() - self.waiting[0][1] if self.waiting else 0.0
