@@ -13,6 +13,16 @@ after a back-off. After a restart, each transaction that was in flight goes on
 from its recorded progress. The injected re-encoder improves waiting lossless
 products in the background.
 
+A store that refuses writes (a full disk) costs nothing it was given: what
+cannot be written waits in a :class:`~fsw.downlink.backlog.Backlog` (the
+product taken, the ground's confirmations, telemetry segments), no more
+products are taken meanwhile (:meth:`Forwarder.accepting_products`: the
+process stops reading its products port, back-pressure) and everything goes on
+by itself when the store takes writes again. Every store call of a turn is
+guarded, so no store error ends the process; a damaged index is rebuilt. Payload
+integrity (the start-up scrub, the check before sending, what a corrupt payload or
+a ground refusal leads to) is :class:`~fsw.downlink.integrity.Integrity`'s.
+
 The process adapter (:mod:`fsw.downlink.process`) owns the sockets and the
 loop and hands everything here; the command handlers (:mod:`fsw.downlink.commands`)
 act on this object too.
@@ -26,11 +36,14 @@ from typing import Any, Callable, Protocol
 from framework.bus.message import Message
 from framework.errors import ProductError, StoreError
 from framework.reporters import EventReporter
+from fsw.downlink.backlog import Backlog
+from fsw.downlink.integrity import REFUSAL_CONDITIONS, Integrity
 from fsw.downlink.messages import parse_product_message, score_of
+from fsw.downlink.payload import remake_args
 from fsw.downlink.policy import Policy
 from fsw.downlink.recorder import Segment, TelemetryRecorder
 from fsw.downlink.reencoder import REENCODE_KINDS, Reencoder
-from fsw.downlink.store import ProductStore
+from fsw.downlink.store import IndexCorrupt, ProductStore, StoredProduct, StoreUnavailable
 from fsw.downlink.transmitter import Transmitter
 from fsw.imaging.codecs import codec_tag
 from fsw.imaging.product import PRODUCT_KINDS
@@ -45,7 +58,8 @@ __all__ = ["Forwarder", "RegionSender", "ERROR_COUNTERS"]
 
 RETRY_BACKOFF_S = 2.0
 """A product whose transaction failed waits this long before it may start again."""
-ERROR_COUNTERS = ("products_rejected", "segments_rejected", "datagrams_rejected", "transactions_failed")
+ERROR_COUNTERS = ("products_rejected", "segments_rejected", "datagrams_rejected", "transactions_failed",
+                  "store_faults", "products_corrupt", "products_refused")
 """What RESET_COUNTERS zeroes (the running totals of what was stored and confirmed stay)."""
 
 
@@ -78,7 +92,7 @@ class Forwarder:
         self.store = ProductStore(out_dir / s["store_dir"], clock=clock, policy=policy, quota_bytes=s["quota_bytes"])
         self.tx = Transmitter(s["entity_id"], s["ground_entity_id"], s["max_packet_len"],
                               CfdpTimers.from_settings(s), self.plan, radio, clock, monotonic,
-                              ContactClock(self.plan, clock), self.store.transaction, s["max_in_flight"],
+                              ContactClock(self.plan, clock), self._transaction, s["max_in_flight"],
                               reject=self.events.limited)
         tl = s["telemetry"]
         self.recorder: TelemetryRecorder | None = None
@@ -94,58 +108,101 @@ class Forwarder:
                   "segments_stored": 0, "segments_rejected": 0, "packets_received": 0, "datagrams_rejected": 0,
                   "transactions_failed": 0, "transactions_resumed": 0}
         self._bytes_at_last_health = 0
-        if not self.store.recovery.clean:
-            r = self.store.recovery
-            self.events.emit("store_recovered", {"temp_files": len(r.temp_files_removed),
-                                                 "orphans": len(r.orphan_payloads_removed),
-                                                 "rows_without_payload": r.rows_without_payload})
-        self.resume_open()
+        self._figures: dict[str, Any] = {}  # the store's last figures, for health while it cannot be read
+        self.backlog = Backlog(events, monotonic)
+        self.integrity = Integrity(self.store, events, log, self.tx.abort, self.remake)
+        self.resumed = False  # the transactions open at the last stop have been taken up again
+        if self.store.ready:
+            self.store_opened()
+        else:
+            self.backlog.fault("open the store", StoreUnavailable(self.store.fault))
 
     # -- health --------------------------------------------------------------------------------
     def reset_counters(self) -> None:
         for k in ERROR_COUNTERS:
             self.c[k] = 0
+        self.integrity.c = dict.fromkeys(self.integrity.c, 0)
+        self.backlog.faults = 0
 
     def sample(self) -> dict[str, Any]:
         sent = self.tx.c["bytes_sent"]
         rate = (sent - self._bytes_at_last_health) * 8
         self._bytes_at_last_health = sent
         flying = self.tx.in_flight()
-        oldest = self.store.oldest_created(PRODUCT_KINDS)
         contact = self.tx.contact
-        out = {**self.c, **self.tx.c, "queue_depth": len(self.store), "store_bytes": self.store.total_bytes(),
-               "store_fill": round(self.store.total_bytes() / self.store.quota_bytes, 4),
-               **{f"queue_{k}": v for k, v in self.store.depth_by_class().items()},
-               "in_flight": ",".join(flying), "bytes_in_flight": sum(p.size for p in map(self.store.get, flying) if p),
-               "oldest_unconfirmed_s": None if oldest is None else round(self.clock() - oldest, 1),
+        out = {**self.c, **self.tx.c, **self.store_figures(flying), "in_flight": ",".join(flying),
                "contact": contact.relay if contact else "", "contact_rate_bps": contact.rate_bps if contact else 0,
                **{k: v for k, v in self.tx.counters().items()
                   if k in ("retransmit_requests", "file_bytes_sent", "resume_skipped_bytes", "finished_refused",
                            "naks_refused")},
-               "send_rate_bps": rate}
+               "send_rate_bps": rate, "store_ok": int(self.backlog.ok and self.store.ready),
+               "store_faults": self.backlog.faults, **self.backlog.figures(), **self.integrity.c,
+               **self.integrity.scrub_figures()}
         if self.reencoder is not None:
-            out.update(self.reencoder.c, reencode_backlog=self.store.reencode_backlog(REENCODE_KINDS,
-                                                                                      self.reencoder.tag))
+            out.update(self.reencoder.c)
         if self.recorder is not None:
             out.update({f"tlm_{k}": v for k, v in self.recorder.c.items()})
         return out
 
+    def store_figures(self, flying: list[str]) -> dict[str, Any]:
+        """What health says of the store; the last figures read while it cannot be read."""
+        try:
+            oldest = self.store.oldest_created(PRODUCT_KINDS)
+            total = self.store.total_bytes()
+            figures = {"queue_depth": len(self.store), "store_bytes": total,
+                       "store_fill": round(total / self.store.quota_bytes, 4) if self.store.quota_bytes else 0.0,
+                       **{f"queue_{k}": v for k, v in self.store.depth_by_class().items()},
+                       "bytes_in_flight": sum(p.size for p in map(self.store.get, flying) if p),
+                       "oldest_unconfirmed_s": None if oldest is None else round(self.clock() - oldest, 1)}
+            if self.reencoder is not None:
+                figures["reencode_backlog"] = self.store.reencode_backlog(REENCODE_KINDS, self.reencoder.tag)
+        except StoreError:
+            return self._figures
+        self._figures = figures
+        return figures
+
     # -- what comes in -------------------------------------------------------------------------
+    def accepting_products(self) -> bool:
+        """Whether the process should read its products port: not while a product waits for the store
+        (what imaging pushes meanwhile stays in imaging's bounded queue, handled by its policy)."""
+        return not self.backlog.products and self.store.ready
+
     def take_product(self, frames: list[Any]) -> None:
-        """A products message from imaging: stored and announced, or rejected with the reason."""
+        """A products message from imaging: stored and announced, rejected with the reason, or held
+        (the store cannot write now) until the store takes it."""
         try:
             head, data, product = parse_product_message(frames)
-            stored = self.store.add(head["id"], head["kind"], data, score=score_of(head),
-                                    requested=head.get("requested") is True,
-                                    codec=codec_tag(product.codec, product.codec_params),
-                                    priority=head["priority"] if isinstance(head.get("priority"), str) else "")
-        except (ProductError, StoreError) as exc:
+        except ProductError as exc:
             self.c["products_rejected"] += 1
             self.events.emit("product_rejected", {"reason": str(exc)})
             return
+        args = {"product_id": head["id"], "kind": head["kind"], "data": data, "score": score_of(head),
+                "requested": head.get("requested") is True, "codec": codec_tag(product.codec, product.codec_params),
+                "priority": head["priority"] if isinstance(head.get("priority"), str) else "",
+                "remake": remake_args(product)}
+        if self.backlog.products:  # earlier ones wait for the store: keep the order
+            self.backlog.products.append(args)
+            return
+        self.store_product(args)
+
+    def store_product(self, args: dict[str, Any], held: bool = False) -> bool:
+        """Store one product (ProductStore.add arguments); False if the store refused: it waits in the
+        backlog (already there if ``held``)."""
+        try:
+            stored = self.store.add(**args)
+        except (StoreUnavailable, IndexCorrupt) as exc:
+            if not held:
+                self.backlog.products.append(args)
+            self.store_fault("store a product", exc)
+            return False
+        except StoreError as exc:  # the policy's answer (no room by quota, a duplicate): final
+            self.c["products_rejected"] += 1
+            self.events.emit("product_rejected", {"id": args["product_id"], "reason": str(exc)})
+            return True
         self.c["products_stored"] += 1
         self.events.emit("product_stored", {"id": stored.id, "product_kind": stored.kind, "bytes": stored.size,
                                             "class": stored.cls})
+        return True
 
     def record(self, msg: Message) -> None:
         """A bus message for the telemetry recorder; the ground's own and this process's info events are not."""
@@ -160,11 +217,30 @@ class Forwarder:
         if self.recorder is None:
             return
         for seg in self.recorder.due(self.monotonic(), self.tx.contact is not None):
+            dropped = self.backlog.keep_segment(seg)
+            if dropped is not None:
+                self.c["segments_rejected"] += 1
+                self.events.limited("segment_rejected", {"id": dropped.id, "reason": "held too long: the store "
+                                                         "cannot write and the backlog is full"})
+        if self.recorder.archive_error:
+            self.store_fault("archive telemetry", StoreUnavailable(self.recorder.archive_error))
+            self.recorder.archive_error = ""
+        if self.backlog.ok:
+            self.save_segments()
+
+    def save_segments(self) -> None:
+        """Store the held segments, oldest first; stop at the first refusal (they wait)."""
+        while self.backlog.segments:
+            seg = self.backlog.segments[0]
             try:
                 self.store_segment(seg)
-            except StoreError as exc:
+            except (StoreUnavailable, IndexCorrupt) as exc:
+                self.store_fault("store a telemetry segment", exc)
+                return
+            except StoreError as exc:  # no room by quota: final
                 self.c["segments_rejected"] += 1
                 self.events.limited("segment_rejected", {"id": seg.id, "reason": str(exc)})
+            self.backlog.segments.popleft()
 
     def store_segment(self, seg: Segment) -> None:
         self.store.add(seg.id, seg.kind, seg.data, score=0.0)
@@ -194,43 +270,147 @@ class Forwarder:
 
     # -- one turn ------------------------------------------------------------------------------
     def step(self, stop: Callable[[], bool]) -> None:
-        """Everything after the inputs, in order: contact, timers, outcomes, new transactions, sending,
-        progress, re-encoding, evictions. ``stop``: ends the sending early when the process stops."""
+        """Everything after the inputs, in order: contact, timers, the store's recovery, outcomes, new
+        transactions, sending, progress, re-encoding, the scrub, evictions. ``stop``: ends the sending
+        early when the process stops. No store error leaves here: each is reported and tried again."""
         self.tx.update_contact()
         self.tx.run_timers()
-        self.settle()
-        self.start_next()
+        self.guarded(self.heal_store)
+        if self.store.ready:
+            self.guarded(self.resume_open)
+            self.guarded(self.settle)
+            if self.backlog.ok:
+                self.guarded(self.start_next)
         self.tx.send(stop)
-        self.record_progress()
-        self.reencode_step()
+        self.guarded(self.record_progress)
+        if self.store.ready:
+            self.guarded(self.reencode_step)
+            self.guarded(self.integrity.scrub_step)
         self.report_evictions()
 
     def wait_s(self) -> float:
         """How long the loop may wait for input before the transmitter wants to run again."""
         return self.tx.wait_s()
 
+    # -- the store's faults --------------------------------------------------------------------
+    def guarded(self, part: Callable[[], None]) -> None:
+        """Run one part of a turn; a store error is reported and the turn goes on."""
+        try:
+            part()
+        except (StoreUnavailable, IndexCorrupt) as exc:
+            self.store_fault(part.__name__, exc)
+        except StoreError as exc:  # a store refusal no part expects: reported, never fatal
+            self.events.limited("store_unavailable", {"op": part.__name__, "reason": str(exc)})
+
+    def store_fault(self, op: str, exc: StoreError) -> None:
+        """The store refused: hold on and try again later; a damaged index is rebuilt now."""
+        self.backlog.fault(op, exc)
+        if isinstance(exc, IndexCorrupt):
+            try:
+                self.store.reopen()
+            except StoreUnavailable as again:
+                self.backlog.fault("reopen the store", again)
+                return
+            self.store_opened()
+
+    def heal_store(self) -> None:
+        """While the store refuses: every RETRY_S, open it if it is not, then write what waits (the
+        ground's confirmations first: they free space), then a probe if nothing waited."""
+        if not self.backlog.due():
+            return
+        if not self.store.ready:
+            self.store.heal()
+            self.store_opened()
+        nothing_waited = self.backlog.empty
+        self.confirm_pending()
+        while self.backlog.products:
+            if not self.store_product(self.backlog.products[0], held=True):
+                return
+            self.backlog.products.pop(0)
+        self.save_segments()
+        if nothing_waited:
+            self.store.probe()
+        if self.backlog.empty:
+            for pid in self.tx.in_flight():
+                self.store.set_state(pid, "sending")  # reopening may have reset it
+            self.backlog.recovered()
+
+    def store_opened(self) -> None:
+        """The store is open (at start, after a disk refused, after a rebuild): report what opening
+        found, check every payload (the scrub)."""
+        r, rebuilt = self.store.recovery, self.store.rebuilt
+        if rebuilt is not None:
+            self.store.rebuilt = None
+            if rebuilt.store_set_aside:
+                self.events.emit("store_set_aside", {"reason": rebuilt.reason, "moved_to": rebuilt.store_set_aside})
+            else:
+                self.events.emit("index_rebuilt", {"reason": rebuilt.reason, "rows": rebuilt.rows,
+                                                   "index_set_aside": rebuilt.index_set_aside,
+                                                   "files_set_aside": rebuilt.files_set_aside})
+        if not r.clean:
+            self.events.emit("store_recovered", {"temp_files": len(r.temp_files_removed),
+                                                 "orphans": len(r.orphan_payloads_removed),
+                                                 "rows_without_payload": r.rows_without_payload})
+        self.integrity.start_scrub()
+
+    def _transaction(self, seq: int) -> tuple[str, int] | None:
+        """The transmitter's lookup of an old transaction; unknown while the store cannot be read."""
+        try:
+            return self.store.transaction(seq)
+        except StoreError:
+            return None
+
+    # -- outcomes ------------------------------------------------------------------------------
     def settle(self) -> None:
         for out in self.tx.outcomes():
-            self.store.transaction_closed(out.transaction)
+            try:
+                self.store.transaction_closed(out.transaction)
+            except (StoreUnavailable, IndexCorrupt) as exc:  # a restart resumes it, the ground answers it
+                self.store_fault("close a transaction", exc)
             if out.delivered:
                 self.retry_after.pop(out.product_id, None)
-                item = self.store.get(out.product_id)
-                if self.store.confirm(out.product_id):
-                    self.c["products_confirmed"] += 1
-                    self.events.emit("product_confirmed", {"id": out.product_id, "transaction": out.transaction,
-                                                           "product_kind": item.kind if item else ""})
+                self.backlog.confirmations[out.product_id] = out.transaction
                 self.tx.abort(out.product_id, "confirmed by a late Finished")
                 continue
-            if out.product_id in self.store:
-                self.store.set_state(out.product_id, "stored")
-                self.c["transactions_failed"] += 1
-                self.retry_after[out.product_id] = self.monotonic() + RETRY_BACKOFF_S
-                self.events.emit("transaction_failed", {"id": out.product_id, "transaction": out.transaction,
-                                                        "reason": out.reason})
+            try:
+                self.not_delivered(out.product_id, out.transaction, out.reason)
+            except (StoreUnavailable, IndexCorrupt) as exc:
+                self.store_fault("settle a failed transaction", exc)
+        self.confirm_pending()
+
+    def confirm_pending(self) -> None:
+        """Forget what the ground confirmed; what the store cannot forget now waits (not sent again)."""
+        for pid, seq in list(self.backlog.confirmations.items()):
+            item = self.store.get(pid)
+            gone = self.store.confirm(pid)
+            self.backlog.confirmations.pop(pid)
+            if not gone:
+                continue
+            self.integrity.refusals.pop(pid, None)
+            self.c["products_confirmed"] += 1
+            self.events.emit("product_confirmed", {"id": pid, "transaction": seq,
+                                                   "product_kind": item.kind if item else ""})
+
+    def not_delivered(self, product_id: str, transaction: int, reason: str) -> None:
+        """A transaction ended without delivery: the item stays and goes again after a back-off; one the
+        ground refused is checked and kept (:meth:`Integrity.refused`)."""
+        if product_id not in self.store:
+            return
+        self.store.set_state(product_id, "stored")
+        self.c["transactions_failed"] += 1
+        if any(code in reason for code in REFUSAL_CONDITIONS):
+            backoff = self.integrity.refused(product_id, transaction, reason)
+            if backoff is not None:
+                self.retry_after[product_id] = self.monotonic() + backoff
+            return
+        self.retry_after[product_id] = self.monotonic() + RETRY_BACKOFF_S
+        self.events.emit("transaction_failed", {"id": product_id, "transaction": transaction, "reason": reason})
 
     def resume_open(self) -> None:
         """After a restart: each transaction that was in flight goes on from its recorded progress, with
         the same transaction number, so the ground (which journals what it holds) NAKs only what it lacks."""
+        if self.resumed:
+            return
         for ot in self.store.open_transactions():
             item = self.store.get(ot.product_id)
             try:
@@ -243,10 +423,11 @@ class Forwarder:
             if not resumed:
                 self.store.transaction_closed(ot.seq)  # it goes again in a fresh transaction
                 continue
-            self.store.set_state(ot.product_id, "sending")
             self.c["transactions_resumed"] += 1
             self.log.info("transaction_resumed", id=ot.product_id, transaction=ot.seq, progress=ot.progress,
                           eof_sent=ot.eof_sent, bytes=ot.size)
+            self.store.set_state(ot.product_id, "sending")
+        self.resumed = True
 
     def record_progress(self) -> None:
         for cp in self.tx.checkpoints():
@@ -255,25 +436,59 @@ class Forwarder:
             except StoreError as exc:  # only costs resends after a crash
                 self.events.limited("progress_not_recorded", {"transaction": cp.seq, "reason": str(exc)})
 
+    # -- new transactions ----------------------------------------------------------------------
     def start_next(self) -> None:
+        if not self.resumed:
+            return
         while self.tx.can_start():
             now = self.monotonic()
-            waiting = {pid for pid, t in self.retry_after.items() if t > now} | set(self.tx.in_flight())
+            waiting = ({pid for pid, t in self.retry_after.items() if t > now} | set(self.tx.in_flight())
+                       | set(self.backlog.confirmations))
             item = self.store.next(exclude=waiting)
             if item is None:
                 return
-            apid = apid_for_kind(item.kind)
-            try:
-                suffix = SEGMENT_SUFFIX if item.kind in SEGMENT_KINDS else PRODUCT_SUFFIX
-                seq = self.store.begin_transaction(item.id, apid, suffix)
-                self.tx.start(item.id, item.path, apid, seq, suffix)
-            except Exception as exc:  # the payload vanished or cannot be read: nothing can send it
-                self.store.confirm(item.id)
-                self.events.emit("product_discarded", {"id": item.id, "reason": f"{type(exc).__name__}: {exc}"})
-                continue
-            self.store.set_state(item.id, "sending")
-            self.log.info("transaction_started", id=item.id, transaction=seq, cls=item.cls, bytes=item.size,
-                          in_flight=len(self.tx.in_flight()))
+            if self.fit_to_send(item):
+                self.start(item)
+
+    def fit_to_send(self, item: StoredProduct) -> bool:
+        """Read the payload back first: a corrupt one is dealt with, a missing one discarded, an unreadable
+        one waits (a failing disk may come back)."""
+        try:
+            return self.integrity.fit_to_send(item)
+        except FileNotFoundError as exc:
+            self.discard(item, exc)
+        except OSError as exc:
+            self.retry_after[item.id] = self.monotonic() + RETRY_BACKOFF_S
+            self.store_fault("read a payload", StoreUnavailable(f"cannot read {item.id}: {exc}"))
+        return False
+
+    def start(self, item: StoredProduct) -> None:
+        apid = apid_for_kind(item.kind)
+        suffix = SEGMENT_SUFFIX if item.kind in SEGMENT_KINDS else PRODUCT_SUFFIX
+        seq = self.store.begin_transaction(item.id, apid, suffix)  # a refusal leaves for the guard: nothing lost
+        try:
+            self.tx.start(item.id, item.path, apid, seq, suffix)
+        except Exception as exc:  # the payload vanished or cannot be read: nothing can send it
+            self.store.transaction_closed(seq)
+            self.discard(item, exc)
+            return
+        self.log.info("transaction_started", id=item.id, transaction=seq, cls=item.cls, bytes=item.size,
+                      in_flight=len(self.tx.in_flight()))
+        self.store.set_state(item.id, "sending")
+
+    def discard(self, item: StoredProduct, exc: Exception) -> None:
+        self.store.confirm(item.id)
+        self.events.emit("product_discarded", {"id": item.id, "reason": f"{type(exc).__name__}: {exc}"})
+
+    def remake(self, args: dict[str, Any]) -> str:
+        """Ask imaging for MAKE_ROI (a corrupt payload made again); what became of the request, in words."""
+        if self.imaging is None:
+            return "not requested: no links.imaging_command"
+        try:
+            cid = self.forward_region(args)
+        except Exception as exc:  # the command port is not taking commands now: the event says so
+            return f"not requested: {type(exc).__name__}: {exc}"
+        return f"MAKE_ROI requested (command {cid}); region_request_done or _failed follows"
 
     def reencode_step(self) -> None:
         r = self.reencoder
@@ -285,6 +500,9 @@ class Forwarder:
             if result.error:
                 r.c["reencode_failed"] += 1
                 self.events.emit("reencode_failed", {"id": result.id, "reason": result.error})
+                if item is not None and item.gen == result.gen:
+                    self.fit_to_send(item)  # did it fail because its payload is corrupt? then that is dealt with
+                    item = self.store.get(result.id)
             elif result.data is None:
                 r.c["reencode_not_smaller"] += 1
             elif item is not None and item.gen == result.gen and self.store.replace_payload(

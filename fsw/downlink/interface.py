@@ -60,12 +60,24 @@ INTERFACE = Interface.build(
         EventSpec(0x30, "pdu_refused", "warning",
                   "a PDU from the ground that fits no transaction it names (a Finished not awaited, a NAK "
                   "outside the file): refused, nothing acted on (rate-limited, with count)"),
-        EventSpec(0x30, "pdu_refused", "warning",
-                  "a PDU from the ground that fits no transaction it names (a Finished not awaited, a NAK "
-                  "outside the file): refused, nothing acted on (rate-limited, with count)"),
         EventSpec(0x11, "progress_not_recorded", "warning",
                   "a transaction's sending progress could not be recorded (rate-limited); "
                   "a crash would then resend more"),
+        EventSpec(0x12, "store_unavailable", "error",
+                  "the store refused a write (disk full, read-only, failing): op, reason, what is held; products "
+                  "are not taken meanwhile (back-pressure) and everything is tried again (rate-limited, with count)"),
+        EventSpec(0x13, "store_available", "info", "the store takes writes again and everything held is written"),
+        EventSpec(0x14, "product_corrupt", "error",
+                  "a payload's CRC-32C differs from the index's (found_by: scrub, before_send, ground_refusal); "
+                  "taken off the store; remake says whether imaging was asked to make it again"),
+        EventSpec(0x15, "product_refused", "warning",
+                  "the ground refused a file (Finished: filestore rejection or checksum failure); the lander's "
+                  "copy is intact, kept, and sent again after retry_in_s"),
+        EventSpec(0x16, "index_rebuilt", "warning",
+                  "index.sqlite was damaged or missing: set aside and rebuilt from the payload files' own metadata"),
+        EventSpec(0x17, "store_set_aside", "error",
+                  "the store could not be rebuilt: moved aside whole (moved_to) and a fresh one started"),
+        EventSpec(0x18, "scrub_done", "info", "the start-up scrub read every payload back: checked, bytes, corrupt"),
     ),
     telemetry=(
         ChannelSpec(0x01, "products_stored", "count", int, doc="products stored since start"),
@@ -111,9 +123,17 @@ INTERFACE = Interface.build(
         ChannelSpec(0x26, "tlm_segments", "count", int),
         ChannelSpec(0x27, "tlm_archived_bytes", "bytes", int),
         ChannelSpec(0x28, "tlm_archive_evicted", "count", int),
-        ChannelSpec(0x40, "datagrams_refused", "count", int, doc="radio datagrams from a sender other than the relay"),
-        ChannelSpec(0x41, "finished_refused", "count", int, doc="Finished PDUs for no transaction awaiting one"),
-        ChannelSpec(0x42, "naks_refused", "count", int, doc="NAK PDUs asking for bytes outside the file"),
+        ChannelSpec(0x29, "store_ok", "", int, low=1, doc="1 while the store takes writes, 0 while it refuses"),
+        ChannelSpec(0x2A, "store_faults", "count", int, doc="store operations the disk refused"),
+        ChannelSpec(0x2B, "products_held", "count", int,
+                    doc="products taken but not stored yet (the products port is not read meanwhile)"),
+        ChannelSpec(0x2C, "confirmations_held", "count", int, doc="ground confirmations not recorded yet"),
+        ChannelSpec(0x2D, "segments_held", "count", int, doc="telemetry segments not stored yet"),
+        ChannelSpec(0x2E, "products_corrupt", "count", int, high=0, doc="payloads found not to match their CRC"),
+        ChannelSpec(0x2F, "products_refused", "count", int, doc="files the ground refused (kept on board)"),
+        ChannelSpec(0x30, "scrub_checked", "count", int, doc="payloads the start-up scrub has read back"),
+        ChannelSpec(0x31, "scrub_pending", "count", int, doc="payloads the start-up scrub has still to read"),
+        ChannelSpec(0x32, "tlm_archive_errors", "count", int, doc="telemetry archive writes the disk refused"),
         ChannelSpec(0x40, "datagrams_refused", "count", int, doc="radio datagrams from a sender other than the relay"),
         ChannelSpec(0x41, "finished_refused", "count", int, doc="Finished PDUs for no transaction awaiting one"),
         ChannelSpec(0x42, "naks_refused", "count", int, doc="NAK PDUs asking for bytes outside the file"),
@@ -127,7 +147,7 @@ TELEMETRY = INTERFACE.telemetry
 KIND = KindSpec(
     name="fsw.downlink",
     entry="fsw.downlink.process:run",
-    endpoints={"bus_pub": "tcp|ipc", "products": "tcp", "radio": "udp", "relay": "udp", "command": "tcp"},
+    endpoints={"bus_pub": "tcp|ipc", "products": "tcp|ipc", "radio": "udp", "relay": "udp", "command": "tcp|ipc"},
     binds=("products", "radio", "command"),
     keys={
         "store_dir": Field(str, "store", path="dir", doc="relative to the output directory"),
@@ -160,7 +180,7 @@ KIND = KindSpec(
             "params": Field(dict, {"effort": 7}),
             "nice": Field(int, 10, min=0, max=19),
         }),
-        "links": Field(dict, {}, endpoint_refs="tcp",
+        "links": Field(dict, {}, endpoint_refs="tcp|ipc",
                        doc="optional: bus_sub (telemetry recording), imaging_command (SEND_REGION forwarding)"),
         **CONTACT_PLAN_KEYS,
     },

@@ -11,6 +11,10 @@ segments (``evt``, the alert class), flushed quickly.
 Every housekeeping segment is also kept in an on-board archive (one file
 per segment, fsync'd, oldest deleted beyond ``archive_bytes``), so the
 ground can ask for any time range again (:meth:`TelemetryRecorder.playback`).
+The archive is a second copy: when the disk refuses it (full, failing), the
+segment still goes to the store, the failure is counted (``archive_errors``)
+and its reason left in :attr:`TelemetryRecorder.archive_error` for the owner
+to report; recording goes on.
 """
 
 from __future__ import annotations
@@ -44,9 +48,12 @@ class Segment:
 class TelemetryRecorder:
     def __init__(self, archive_dir: Path, archive_bytes: int, segment_s: float, alert_flush_s: float) -> None:
         self.archive_dir = Path(archive_dir)
-        self.archive_dir.mkdir(parents=True, exist_ok=True)
-        for p in self.archive_dir.glob("*.tmp"):
-            p.unlink(missing_ok=True)
+        try:
+            self.archive_dir.mkdir(parents=True, exist_ok=True)
+            for p in self.archive_dir.glob("*.tmp"):
+                p.unlink(missing_ok=True)
+        except OSError:
+            pass  # a disk that refuses now: the first archive write tries again and reports
         self.archive_bytes = archive_bytes
         self.segment_s = segment_s
         self.alert_flush_s = alert_flush_s
@@ -55,7 +62,9 @@ class TelemetryRecorder:
         self._hk_since: float | None = None
         self._evt_since: float | None = None
         self._n = 0
-        self.c = {"records": 0, "segments": 0, "archived_bytes": self._archive_size(), "archive_evicted": 0}
+        self.c = {"records": 0, "segments": 0, "archived_bytes": self._archive_size(), "archive_evicted": 0,
+                  "archive_errors": 0}
+        self.archive_error = ""  # why the last archive write failed, until the owner reports it
 
     def add(self, t: float, topic: str, src: str, fields: dict[str, Any], now: float) -> None:
         rec = [float(t), topic, src, fields]
@@ -109,20 +118,47 @@ class TelemetryRecorder:
     def _archive(self, seg: Segment) -> None:
         name = f"{int(seg.t0 * 1000):015d}_{int(seg.t1 * 1000):015d}_{seg.id}.seg"
         tmp = self.archive_dir / (name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(seg.data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.archive_dir / name)
-        fsync_dir(self.archive_dir)
+        try:
+            self.archive_dir.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(seg.data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.archive_dir / name)
+            fsync_dir(self.archive_dir)
+        except OSError as exc:
+            self.c["archive_errors"] += 1
+            self.archive_error = f"cannot archive {name}: {type(exc).__name__}: {exc}"
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass  # removed at the next start
+            return
         self.c["archived_bytes"] += len(seg.data)
+        self._trim()
+
+    def _trim(self) -> None:
+        """Delete the oldest archived segments beyond ``archive_bytes`` (always keep the newest)."""
         while self.c["archived_bytes"] > self.archive_bytes:
             files = sorted(self.archive_dir.glob("*.seg"))
             if len(files) <= 1:
                 break
-            self.c["archived_bytes"] -= files[0].stat().st_size
-            files[0].unlink()
+            try:
+                size = files[0].stat().st_size
+                files[0].unlink()
+            except FileNotFoundError:
+                self.c["archived_bytes"] = self._archive_size()
+                continue
+            except OSError:
+                return  # tried again after the next segment
+            self.c["archived_bytes"] -= size
             self.c["archive_evicted"] += 1
 
     def _archive_size(self) -> int:
-        return sum(p.stat().st_size for p in self.archive_dir.glob("*.seg"))
+        total = 0
+        for p in self.archive_dir.glob("*.seg"):
+            try:
+                total += p.stat().st_size
+            except OSError:
+                pass  # gone meanwhile
+        return total
