@@ -41,7 +41,12 @@ class JournalError(PdhError):
 
 
 def _pack(rec: dict[str, Any]) -> bytes:
-    body = msgpack.packb(rec, use_bin_type=True)
+    try:
+        body = msgpack.packb(rec, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:  # a value msgpack cannot carry: a caller's bug
+        raise JournalError(f"record cannot be packed: {type(exc).__name__}: {exc}") from None
+    if len(body) > MAX_RECORD_BYTES:
+        raise JournalError(f"record of {len(body)} bytes is over {MAX_RECORD_BYTES}")
     return _HEAD.pack(len(body), crc32c.crc32c(body)) + body
 
 
@@ -97,7 +102,7 @@ class Journal:
         return out
 
     def append(self, rec: dict[str, Any]) -> None:
-        """Buffer one record; it is durable after the next :meth:`commit`."""
+        """Buffer one record; it is durable after the next :meth:`commit`. JournalError if it cannot be packed."""
         self._buf.append(_pack(rec))
 
     @property

@@ -45,8 +45,19 @@ __all__ = ["run", "ImagingCore"]
 
 _REPORTS = ("frames_lost", "frames_thumbnail_only", "product_failed")
 _ALREADY_STORED = re.compile(r"^product (\S+) is already stored$")
-_KEPT_FIELDS = (*FRAME_FIELDS, "shm", "priority")  # what the journal keeps of a frame message, to take it again
+_KEPT_FIELDS = (*FRAME_FIELDS, "priority")  # what the journal keeps of a frame message, to take it again
+_SHM_KEYS = ("name", "slot", "generation", "length", "offset")
 _DETAIL_CHARS = 200
+
+
+def _kept(msg: Message) -> dict[str, Any]:
+    """The fields of a checked frame message that take it again after a restart: the frame's, and the
+    handle of its pixels when they came through the shared-memory ring (nothing else a sender added)."""
+    f = msg.header.fields
+    kept = {k: f[k] for k in _KEPT_FIELDS if k in f}
+    if "shm" in f and not msg.buffers:
+        kept["shm"] = {k: f["shm"][k] for k in _SHM_KEYS if k in f["shm"]}
+    return kept
 
 
 def _downlinks(ctx: ProcessContext) -> set[str]:
@@ -215,8 +226,10 @@ class ImagingCore:
             self._rejected(msg, exc)
             self.accounts.lost(camera, [counter], exc.reason)
             return
-        f = msg.header.fields
-        self.accounts.accepted(camera, counter, msg.header.src, {k: f[k] for k in _KEPT_FIELDS if k in f})
+        try:
+            self.accounts.accepted(camera, counter, msg.header.src, _kept(msg))
+        except JournalError as exc:
+            self._journal_failed(exc)
         self.proc.accept(frame)
 
     def _rejected(self, msg: Message, exc: FrameRejected) -> None:
@@ -292,9 +305,10 @@ class ImagingCore:
                     self.events.emit("ae_command_refused", {"camera": cam, "status": r.status, "reason": r.reason})
                 r = client.recv(0)
 
-    def turn(self) -> None:
-        """One loop turn: messages in, processing, hand-off, reports, one journal commit, commands, health."""
-        msg = self.sub.recv(timeout_ms=5 if self.proc.busy() else 50)
+    def turn(self, wait_ms: int | None = None) -> None:
+        """One loop turn: messages in (waiting up to ``wait_ms`` for the first; by default 5 ms while frames
+        are in work, else 50), processing, hand-off, reports, one journal commit, commands, health."""
+        msg = self.sub.recv(timeout_ms=wait_ms if wait_ms is not None else 5 if self.proc.busy() else 50)
         n = 0
         while msg is not None:
             self.take(msg)
