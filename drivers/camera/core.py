@@ -46,8 +46,9 @@ class RingDecoder(StreamDecoder):
     under it. Everything else behaves as :class:`~drivers.camera.decoder.StreamDecoder`.
     """
 
-    def __init__(self, ring: FrameRing, min_bytes: int = HUNT_RECV_BYTES) -> None:
-        super().__init__()
+    def __init__(self, ring: FrameRing, min_bytes: int = HUNT_RECV_BYTES,
+                 max_payload_bytes: int = p.MAX_PAYLOAD_BYTES) -> None:
+        super().__init__(max_payload_bytes)
         self.ring = ring
         self.min_bytes = min_bytes
 
@@ -64,7 +65,7 @@ class DriverCore:
 
     def __init__(self, camera: str, publish_frame: PublishFrame, emit: Emit, max_temp_c: float = 60.0,
                  defect_check: bool = True,
-                 decoder_factory: Callable[[], StreamDecoder] = StreamDecoder) -> None:
+                 decoder_factory: Callable[[], StreamDecoder] = StreamDecoder, limited: Emit | None = None) -> None:
         self.camera = camera
         self.max_temp_c = max_temp_c
         self.defect_check = defect_check
@@ -72,6 +73,7 @@ class DriverCore:
         self.defects = (0, 0)  # dead, stuck in the last frame
         self._publish_frame = publish_frame
         self._emit = emit
+        self._limited = limited or emit  # for what a flood of bad bytes raises: garbage, protocol errors
         self._decoder_factory = decoder_factory
         self.decoder = decoder_factory()
         self._seq = 0
@@ -110,6 +112,16 @@ class DriverCore:
         for item in self.decoder.feed(data):
             self._on_item(item)
 
+    @property
+    def busy(self) -> bool:
+        """The decoder has received bytes still to look at: :meth:`pump` before reading more from the link."""
+        return self.decoder.busy
+
+    def pump(self) -> None:
+        """Let the decoder go on with the bytes it has (a bounded amount of work)."""
+        for item in self.decoder.pump():
+            self._on_item(item)
+
     def recv_target(self) -> memoryview | None:
         """Where the link may receive the next bytes directly (the decoder's message buffer), if anywhere."""
         return self.decoder.recv_target()
@@ -124,9 +136,10 @@ class DriverCore:
         for item in self.decoder.abandon():
             self._on_item(item)
 
-    def on_link_closed(self) -> None:
-        """The link ended: whatever was half received is truncated; start afresh."""
-        for item in self.decoder.finish():
+    def on_link_closed(self, drain: bool = True) -> None:
+        """The link ended: whatever was half received is truncated (``drain=False``, stopping: dropped
+        unread); start afresh."""
+        for item in self.decoder.finish() if drain else ():
             self._on_item(item)
         self.decoder = self._decoder_factory()
         self._seq = 0  # sequence numbers restart with every connection
@@ -141,7 +154,8 @@ class DriverCore:
         elif isinstance(item, p.WireError):
             self._on_error(item)
         else:
-            self._fault("protocol_error", f"camera sent a command: {type(item).__name__}", wire_seq=item.seq)
+            self._fault("protocol_error", f"camera sent a command: {type(item).__name__}", wire_seq=item.seq,
+                        limited=True)
 
     def _on_reply(self, reply: p.Ack | p.Nak | p.StatusReply) -> None:
         if isinstance(reply, p.StatusReply):
@@ -156,7 +170,7 @@ class DriverCore:
     def _on_error(self, err: p.WireError) -> None:
         if isinstance(err, p.SyncLostError):
             self.bytes_skipped = saturating_add(self.bytes_skipped, err.skipped_bytes)
-            self._fault("link_garbage", str(err), skipped_bytes=err.skipped_bytes, count=False)
+            self._fault("link_garbage", str(err), skipped_bytes=err.skipped_bytes, count=False, limited=True)
             return
         if isinstance(err, _BAD_FRAME_ERRORS) or (isinstance(err, p.MalformedPayload)
                                                   and err.msg_type == p.MsgType.FRAME):
@@ -167,21 +181,21 @@ class DriverCore:
             name = "frame_truncated" if truncated else "frame_crc_error"
             if isinstance(err, p.MalformedPayload):
                 name = "protocol_error"
-            self._fault(name, f"{type(err).__name__}: {err}", wire_seq=err.seq, count=False)
+            self._fault(name, f"{type(err).__name__}: {err}", wire_seq=err.seq, count=False, limited=True)
             return
-        self._fault("protocol_error", f"{type(err).__name__}: {err}", wire_seq=err.seq)
+        self._fault("protocol_error", f"{type(err).__name__}: {err}", wire_seq=err.seq, limited=True)
 
-    def _fault(self, name: str, detail: str, count: bool = True, **details: Any) -> None:
+    def _fault(self, name: str, detail: str, count: bool = True, limited: bool = False, **details: Any) -> None:
         if count:
-            self.protocol_errors += 1
+            self.protocol_errors = saturating_add(self.protocol_errors, 1)
         self.last_error = detail
-        self._emit(name, {"detail": detail, **details})
+        (self._limited if limited else self._emit)(name, {"detail": detail, **details})
 
     def _on_frame(self, f: p.Frame) -> None:
         if f.camera != self.camera:
             self.frames_bad += 1
             self._fault("protocol_error", f"frame from camera '{f.camera}', expected '{self.camera}'",
-                        counter=f.counter, count=False)
+                        counter=f.counter, count=False, limited=True)
             return
         self._check_counter(f.counter)
         self.frames_good += 1

@@ -14,14 +14,22 @@ import numpy as np
 from drivers.camera.messages import Message, MsgType
 from drivers.camera.protocol import FRAME_CAMERA_LEN_AT, FRAME_META_LEN, MAX_PAYLOAD_BYTES, decode_payload
 from drivers.links.envelope import (
-    HEADER_LEN, SYNC, TRAILER_LEN, U32, CrcError, SyncLostError, TruncatedError, WireError, header_fields,
-    header_sound, parse_header,
+    HEADER_LEN, OVERHEAD, SYNC, TRAILER_LEN, U32, CrcError, SyncLostError, TruncatedError, WireError,
+    header_fields, header_sound, parse_header,
 )
 from framework.crc import crc32c_combine
 
-__all__ = ["StreamDecoder"]
+__all__ = ["StreamDecoder", "CALL_CHECKS", "CALL_BYTES", "FINISH_CHECKS"]
 
 _GARBAGE_REPORT_BYTES = 1024 * 1024  # report a long run of garbage at least this often
+CALL_CHECKS = 8192
+"""Header checks one call does at most before it returns with :attr:`StreamDecoder.busy` set."""
+CALL_BYTES = 16 * 1024 * 1024
+"""Bytes one call moves at most (re-hunted, copied into a message) before it returns busy (a
+message already begun is always completed, so a call moves at most this plus one message)."""
+FINISH_CHECKS = 4 * CALL_CHECKS
+"""Header checks :meth:`StreamDecoder.finish` does at most; what it has not looked at by then is skipped."""
+_CLASSIFY_CHECKS = 64  # sync markers looked at inside a failed message to call it truncated rather than corrupt
 _FRAME_META_END = HEADER_LEN + FRAME_META_LEN  # a FRAME's pixels start here plus the camera id length
 _CAMERA_LEN_AT = HEADER_LEN + FRAME_CAMERA_LEN_AT  # the camera id length byte of a FRAME
 
@@ -44,10 +52,27 @@ class StreamDecoder:
     :class:`TruncatedError` (the message was cut short by the next one) rather
     than :class:`CrcError`. :meth:`finish` ends the stream; :meth:`abandon`
     gives up on a message that stopped arriving (a timeout) and goes on.
+
+    Bounded work, whatever the bytes. Re-hunting inside a failed message looks
+    at its bytes again; sound headers announcing long messages every few bytes
+    would make that work grow with the square of the stream. So re-hunting
+    spends an allowance earned by the bytes received (one byte re-hunted per
+    byte received, up to twice the largest message): a failed message that
+    cannot be paid for is dropped whole, and the hunt goes on after it. And each
+    call returns after at most :data:`CALL_CHECKS` header checks or
+    :data:`CALL_BYTES` bytes moved, with :attr:`busy` set while bytes wait to be
+    looked at: the caller then calls :meth:`pump` (instead of reading more)
+    between its other work, so its loop stays responsive.
     """
 
     def __init__(self, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> None:
         self._max_payload = max_payload_bytes
+        self._allowance_max = 2 * (max_payload_bytes + OVERHEAD)
+        self._allowance = self._allowance_max  # bytes that may still be re-hunted
+        self._checks = 0  # header checks in this call
+        self._moved = 0  # bytes re-hunted or copied out of the hunting area in this call
+        self._check_limit = CALL_CHECKS
+        self._backlog = False  # the last call stopped at its limit with bytes not yet looked at
         self._buf = bytearray()  # hunting area
         self._msg: memoryview | None = None  # the message being collected (uninitialised past _msg_fill)
         self._msg_fill = 0
@@ -58,15 +83,51 @@ class StreamDecoder:
         self._skipped = 0  # garbage bytes not yet reported
         self._quiet = 0  # leading bytes of _buf that belong to a message already reported as bad
         self.bytes_skipped = 0
+        self.rehunts_dropped = 0  # failed messages dropped whole: the re-hunt allowance was spent
 
     @property
     def buffered_bytes(self) -> int:
         return len(self._buf) + self._msg_fill
 
+    @property
+    def busy(self) -> bool:
+        """True while received bytes wait to be looked at: call :meth:`pump` before feeding more."""
+        return self._backlog and self._msg is None
+
+    def pump(self) -> list[Message | WireError]:
+        """Go on looking at the bytes a call left (see :attr:`busy`); return what that completes."""
+        out: list[Message | WireError] = []
+        self._begin_call()
+        self._hunt(out)
+        return out
+
+    def _begin_call(self, received: int = 0, check_limit: int = CALL_CHECKS) -> None:
+        """A new call: its work limits start afresh, and the bytes it brings earn re-hunt allowance."""
+        self._checks = self._moved = 0
+        self._check_limit = check_limit
+        self._allowance = min(self._allowance_max, self._allowance + received)
+
+    def _at_limit(self) -> bool:
+        return self._checks >= self._check_limit or self._moved >= CALL_BYTES
+
+    def _rehunt(self, data: memoryview) -> bool:
+        """Put ``data`` (a failed message after its sync marker) back in front of the hunting area, if the
+        allowance pays for it; else drop it (its bytes were reported with the message). True if put back."""
+        n = len(data)
+        if n > self._allowance:
+            self.rehunts_dropped += 1
+            return False
+        self._allowance -= n
+        self._moved += n
+        self._buf[:0] = data
+        self._quiet += n
+        return True
+
     def feed(self, data: bytes | bytearray | memoryview) -> list[Message | WireError]:
-        """Add bytes; return every message and error they complete."""
+        """Add bytes; return every message and error they complete (see :attr:`busy`)."""
         out: list[Message | WireError] = []
         view = memoryview(data).cast("B")
+        self._begin_call(len(view))
         if self._msg is not None:
             view = self._fill(view, out)
         if len(view):
@@ -87,6 +148,7 @@ class StreamDecoder:
         msg = self._msg
         if msg is None or not 0 <= n <= len(msg) - self._msg_fill:
             raise ValueError(f"received({n}) does not fit the receive target")
+        self._begin_call(n)
         self._advance(self._msg_fill + n)
         if self._msg_fill == len(msg):
             self._complete(msg, out)
@@ -101,6 +163,7 @@ class StreamDecoder:
     def abandon(self) -> list[Message | WireError]:
         """Stop waiting for the message being collected: report it truncated and hunt in what it holds."""
         out: list[Message | WireError] = []
+        self._begin_call()
         if self._msg is not None:
             self._truncate_partial(out)
             self._hunt(out)
@@ -112,13 +175,16 @@ class StreamDecoder:
         self._msg, self._msg_fill = None, 0
         out.append(TruncatedError(f"stream stopped {len(partial)} bytes into a message",
                                   seq=U32.unpack_from(partial, 8)[0], msg_type=partial[5]))
-        self._buf[:0] = partial[1:]
-        self._quiet += len(partial) - 1
+        self._rehunt(partial[1:])
 
     def finish(self) -> list[Message | WireError]:
-        """The stream has ended: report a partial message as truncated and drain what is left."""
+        """The stream has ended: report a partial message as truncated and drain what is left.
+
+        At most :data:`FINISH_CHECKS` header checks: bytes not looked at by then are skipped (counted)."""
         out: list[Message | WireError] = []
-        while self._msg is not None or self._buf:
+        self._begin_call(check_limit=FINISH_CHECKS)
+        self._hunt(out)  # what earlier calls left
+        while not self._backlog and (self._msg is not None or self._buf):
             if self._msg is not None:
                 self._truncate_partial(out)
                 self._hunt(out)
@@ -127,11 +193,14 @@ class StreamDecoder:
             if start < 0:
                 self._skip(len(self._buf))
                 break
-            self._skip(start)
+            self._skip(start)  # the hunt stopped here: a sync with less than a header after it
             out.append(TruncatedError(f"stream ended {len(self._buf)} bytes into a header"))
             del self._buf[:1]
             self._quiet = len(self._buf)
             self._hunt(out)
+        if self._backlog:  # out of work for this stream: the rest is skipped unread
+            self._skip(len(self._buf))
+            self._backlog = False
         self._report_skipped(out)
         return out
 
@@ -149,8 +218,13 @@ class StreamDecoder:
             self._skipped = 0
 
     def _hunt(self, out: list[Message | WireError]) -> None:
-        """Find and check headers in the hunting area; start collecting a message on a sound one."""
+        """Find and check headers in the hunting area; start collecting a message on a sound one.
+        Stops at the call's work limits with :attr:`_backlog` set."""
+        self._backlog = False
         while self._msg is None:
+            if self._at_limit():
+                self._backlog = bool(self._buf)
+                return
             start = self._buf.find(SYNC)
             if start < 0:
                 keep = len(SYNC) - 1  # the tail may be the start of a sync marker
@@ -162,6 +236,7 @@ class StreamDecoder:
             if len(self._buf) < HEADER_LEN:
                 return
             self._report_skipped(out)
+            self._checks += 1
             error = self._check_header()
             if error is not None:
                 out.append(error)
@@ -171,6 +246,7 @@ class StreamDecoder:
             mtype, _, length = header_fields(self._buf)
             self._start_message(mtype, length)
             chunk, self._buf = self._buf, bytearray()
+            self._moved += min(len(chunk), len(self._msg))
             quiet_after = max(0, self._quiet - len(self._msg))
             self._quiet = 0
             self._buf += self._fill(memoryview(chunk), out)
@@ -234,16 +310,14 @@ class StreamDecoder:
         mtype, seq, length = header_fields(mv)
         end = HEADER_LEN + length
         if self._message_crc() != U32.unpack_from(mv, end)[0]:
-            cut = _next_sound_header(mv)
+            # Resume the hunt one byte after this sync: a truncated message may hide sound ones.
+            cut = self._next_sound_header(len(mv) - 1) if self._rehunt(mv[1:]) else None
             if cut is not None:
                 out.append(TruncatedError(f"message cut short after {cut} of {len(mv)} bytes: the next message "
                                           f"starts inside it (type {mtype:#04x})", seq=seq, msg_type=mtype))
             else:
                 out.append(CrcError(f"message CRC-32C fails (type {mtype:#04x}, {length} payload bytes)",
                                     seq=seq, msg_type=mtype))
-            # Resume the hunt one byte after this sync: a truncated message may hide sound ones.
-            self._buf[:0] = mv[1:]
-            self._quiet += len(mv) - 1
             return
         pixels_crc = self._crc_pixels if self._split is not None and self._split >= 0 else None
         try:
@@ -251,13 +325,16 @@ class StreamDecoder:
         except WireError as exc:
             out.append(exc)
 
+    def _next_sound_header(self, n: int) -> int | None:
+        """Where in a failed message put back as the first ``n`` bytes of the hunting area (it lacks its
+        first byte) the first sync marker with a sound header starts, if any among the first few."""
+        pos = self._buf.find(SYNC, 0, n)
+        for _ in range(_CLASSIFY_CHECKS):
+            if not 0 <= pos <= n - HEADER_LEN:
+                return None
+            if header_sound(self._buf, pos):
+                return pos + 1
+            pos = self._buf.find(SYNC, pos + 1, n)
+        return None
 
-def _next_sound_header(msg: memoryview) -> int | None:
-    """The offset of the first sync marker after the start whose header CRC holds, if any."""
-    raw = bytes(msg)  # a copy, on this failure path only
-    pos = raw.find(SYNC, 1)
-    while 0 < pos <= len(raw) - HEADER_LEN:
-        if header_sound(msg, pos):
-            return pos
-        pos = raw.find(SYNC, pos + 1)
-    return None
+

@@ -60,10 +60,12 @@ class CameraDriver:
         self.pub = ctx.publisher()
         max_temp = s["max_temp_c"] if s["max_temp_c"] is not None else self.profile.max_temp_c
         self.ring = self._make_ring() if s["frame_transport"] == "shm" else None
-        decoder = (lambda: RingDecoder(self.ring)) if self.ring is not None else StreamDecoder
+        largest = self.max_payload_bytes()
+        decoder = ((lambda: RingDecoder(self.ring, max_payload_bytes=largest)) if self.ring is not None
+                   else (lambda: StreamDecoder(largest)))
         self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic)
         self.core = DriverCore(self.camera, self._publish_frame, self.events.emit, max_temp, s["defect_check"],
-                               decoder)
+                               decoder, limited=self.events.limited)
         self.commands = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
                                       reset_counters=lambda: (self._reset_counters(), self.events.reset()), interface=INTERFACE)
         register_table(self.commands, INTERFACE, handlers(self))
@@ -103,6 +105,12 @@ class CameraDriver:
         ring = FrameRing(name, self.s["shm_slots"], slot_bytes)
         self.log.info("frame_ring_created", ring=name, slots=ring.slots, slot_bytes=slot_bytes)
         return ring
+
+    def max_payload_bytes(self) -> int:
+        """The longest message the camera may send: a full-sensor frame (metadata, the longest camera id,
+        pixels). A header announcing more is refused at once, so a link read never grows beyond it."""
+        pixels = self.profile.width * self.profile.height * self.profile.bytes_per_pixel
+        return min(p.MAX_PAYLOAD_BYTES, pixels + p.FRAME_META_LEN + 255)
 
     def _reset_timing_counters(self) -> None:
         self.timeouts = 0
@@ -210,7 +218,7 @@ class CameraDriver:
         self._link_poller.unregister(self.link.fileno())
         self.link.close()
         self.connected = False
-        self.core.on_link_closed()
+        self.core.on_link_closed(drain=not quiet)  # stopping: what is half received is dropped unread
         self.link_state = "down"
         self.reconnects += 1
         self.next_connect = self.ctx.monotonic() + self.backoff.next_delay()
@@ -229,6 +237,9 @@ class CameraDriver:
         return seq
 
     def _read(self) -> None:
+        if self.core.busy:  # the decoder has bytes still to look at: a bounded step of that, nothing read
+            self.core.pump()
+            return
         # Inside a message the bytes go straight into the decoder's buffer for it (no copy); between
         # messages into a small buffer of ours, which the decoder copies from.
         target = self.core.recv_target()
@@ -279,8 +290,8 @@ class CameraDriver:
     def step(self, timeout_ms: int) -> None:
         if not self.connected and self.ctx.monotonic() >= self.next_connect:
             self._connect()
-        events = dict(self._poller.poll(timeout_ms))
-        if self.connected and events.get(self.link.fileno()):
+        events = dict(self._poller.poll(0 if self.core.busy else timeout_ms))
+        if self.connected and (self.core.busy or events.get(self.link.fileno())):
             self._read()
         if events.get(self.commands.sock):
             self.commands.poll(0)
@@ -305,7 +316,7 @@ class CameraDriver:
                 return reply
             if not self.connected:
                 raise RuntimeError("camera link lost before the reply")
-            if self._link_poller.poll(50):
+            if self.core.busy or self._link_poller.poll(50):
                 self._read()
             self.health.tick()
         self.core.awaiting.discard(seq)

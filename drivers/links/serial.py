@@ -152,7 +152,7 @@ class SerialLink:
         """Open the device in raw 8N1 at the baud rate; raises OSError if it is not there."""
         try:
             self.port = serial.Serial(self.path, baudrate=self.baud, bytesize=8, parity="N", stopbits=1,
-                                      timeout=0, write_timeout=5.0, exclusive=True)
+                                      timeout=0, write_timeout=0.5, exclusive=True)
         except serial.SerialException as exc:
             raise OSError(str(exc)) from None
 
