@@ -32,7 +32,8 @@ from drivers.links.envelope import (
 from framework.crc import crc32c_combine
 
 __all__ = [
-    "SYNC", "VERSION", "HEADER_LEN", "TRAILER_LEN", "OVERHEAD", "MAX_PAYLOAD_BYTES", "PATTERNS",
+    "SYNC", "VERSION", "HEADER_LEN", "TRAILER_LEN", "OVERHEAD", "MAX_PAYLOAD_BYTES", "MAX_COMMAND_PAYLOAD_BYTES",
+    "PATTERNS",
     "FRAME_META_LEN", "FRAME_CAMERA_LEN_AT",
     "MsgType", "Code", "STATE_FLAGS",
     "Ping", "StatusRequest", "SetExposure", "SetGain", "Capture", "StreamStart", "StreamStop",
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
+MAX_COMMAND_PAYLOAD_BYTES = 256
+"""The longest payload a command carries (SET_WINDOW's 16 bytes, with room to spare): what the camera takes."""
 
 
 # --- payload codecs ---------------------------------------------------------------------------

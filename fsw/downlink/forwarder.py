@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from framework.bus.message import Message
-from framework.errors import ProductError, StoreError
+from framework.errors import CommandRejected, NotSent, ProductError, StoreError
 from framework.reporters import EventReporter
 from fsw.downlink.backlog import Backlog
 from fsw.downlink.integrity import REFUSAL_CONDITIONS, Integrity
@@ -61,6 +61,9 @@ RETRY_BACKOFF_S = 2.0
 ERROR_COUNTERS = ("products_rejected", "segments_rejected", "datagrams_rejected", "transactions_failed",
                   "store_faults", "products_corrupt", "products_refused")
 """What RESET_COUNTERS zeroes (the running totals of what was stored and confirmed stay)."""
+MAX_REGION_REQUESTS = 64
+"""SEND_REGION requests forwarded to imaging and not yet answered, at most: beyond it the oldest is given up
+(a region_request_failed event says so), so a silent imaging core cannot grow the table."""
 
 
 class RegionSender(Protocol):
@@ -254,9 +257,17 @@ class Forwarder:
 
     # -- SEND_REGION, forwarded to imaging -----------------------------------------------------
     def forward_region(self, request: dict[str, Any]) -> int:
-        """Send MAKE_ROI to imaging (``imaging`` must be set); return the forwarded command's id."""
+        """Send MAKE_ROI to imaging (``imaging`` must be set); return the forwarded command's id. Never waits:
+        CommandRejected if imaging's port is not taking commands now."""
         assert self.imaging is not None, "SEND_REGION checks the imaging link first"
-        cid = self.imaging.send("MAKE_ROI", request)
+        if len(self.forwarded) >= MAX_REGION_REQUESTS:
+            oldest = next(iter(self.forwarded))
+            self.events.emit("region_request_failed", {**self.forwarded.pop(oldest), "status": "unanswered",
+                                                       "reason": "no answer from imaging", "result": None})
+        try:
+            cid = self.imaging.send("MAKE_ROI", request)
+        except NotSent as exc:  # imaging is down or not reading: refuse now rather than wait
+            raise CommandRejected(f"SEND_REGION not forwarded: {exc}") from None
         self.forwarded[cid] = request
         return cid
 

@@ -25,6 +25,7 @@ from fsw.downlink.commands import handlers
 from fsw.downlink.forwarder import Forwarder
 from fsw.downlink.interface import INTERFACE
 from fsw.downlink.reencoder import Reencoder
+from fsw.imaging.product import MAX_PRODUCT_BYTES
 from link.radio import RadioPort
 
 __all__ = ["run", "DownlinkProcess"]
@@ -48,6 +49,8 @@ class DownlinkProcess:
         self.pull = ctx.zmq.socket(zmq.PULL)
         self.pull.setsockopt(zmq.LINGER, 0)
         self.pull.setsockopt(zmq.RCVHWM, 16)
+        # the largest product the format allows, or the store could hold: a larger message costs imaging its link
+        self.pull.setsockopt(zmq.MAXMSGSIZE, min(MAX_PRODUCT_BYTES, s["quota_bytes"]))
         self.pull.bind(ctx.endpoint("products"))
         self.poller = zmq.Poller()
         self.poller.register(self.pull, zmq.POLLIN)

@@ -45,6 +45,8 @@ __all__ = ["CameraEmulator", "run", "FRAMES_IN_FLIGHT"]
 
 _RECV_BYTES = 1 << 16
 FRAMES_IN_FLIGHT = 2  # frames queued on the link at once (a camera's frame buffer)
+MAX_QUEUED = 1024
+"""Messages queued on the link at most: a driver that sends commands but never reads its replies is dropped."""
 
 
 class _TcpSession:
@@ -114,7 +116,7 @@ class CameraEmulator:
             _, host, port = parse_endpoint(ctx.endpoint("link"))
             self.listener = listen_tcp(host, port)
         self.session: Any = self.line  # the serial line is always "connected"
-        self.decoder = StreamDecoder()
+        self.decoder = StreamDecoder(p.MAX_COMMAND_PAYLOAD_BYTES)
         self.seq = 0
         self.unsent: list[int] = []
         self.held: list[tuple[float, tuple[bytes | memoryview, ...], p.Frame, int]] = []  # late frames
@@ -165,6 +167,11 @@ class CameraEmulator:
         return self.seq
 
     def send(self, msg: p.Message) -> None:
+        if self.session is None:
+            return
+        if self.session.pending() >= MAX_QUEUED:  # a camera's output buffer is finite too
+            self.drop("peer not reading")
+            return
         msg = dataclasses.replace(msg, seq=self._next_seq())
         enc = p.encode_parts(msg)
         if not isinstance(msg, p.Frame):
@@ -216,7 +223,7 @@ class CameraEmulator:
             self.device.frame_unsent(counter)
         self.unsent.clear()
         self.held.clear()
-        self.decoder = StreamDecoder()
+        self.decoder = StreamDecoder(p.MAX_COMMAND_PAYLOAD_BYTES)
         self.seq = 0
         self.device.link_lost()
         if self.line is not None:
@@ -230,6 +237,9 @@ class CameraEmulator:
         self.events.emit("client_dropped", {"reason": reason, "frames_sent": self.device.frames_sent})
 
     def read(self) -> None:
+        if self.decoder.busy:  # bytes already received wait to be looked at: a bounded step of that first
+            self._handle(self.decoder.pump(), self.ctx.monotonic())
+            return
         try:
             data = self.session.read()
         except OSError as exc:
@@ -241,13 +251,19 @@ class CameraEmulator:
         now = self.ctx.monotonic()
         if now < self.off_until or self.faults.stalled(now):
             return  # powered off or stalled: the bytes are lost
-        for item in self.decoder.feed(data):
+        self._handle(self.decoder.feed(data), now)
+
+    def _handle(self, items: list[p.Message | p.WireError], now: float) -> None:
+        """What the driver's bytes completed: commands answered, bad bytes counted (a rate-limited event)."""
+        for item in items:
+            if self.session is None:
+                return  # dropped while answering
             if isinstance(item, p.WireError):
                 self.wire_errors += 1
                 self.events.limited("command_bytes_rejected", {"error": type(item).__name__, "detail": str(item)})
             for reply in self.device.handle(item, now):
                 self.send(reply)
-            if self.device.power_cycle_pending:
+            if self.device.power_cycle_pending and self.session is not None:
                 self._power_cycle(now)
                 return
 
@@ -277,12 +293,13 @@ class CameraEmulator:
         now = self.ctx.monotonic()
         if isinstance(self.session, _TcpSession):  # wake when the socket takes more bytes
             self.poller.register(self.session.fileno(), zmq.POLLIN | (zmq.POLLOUT if self.session.pending() else 0))
-        events = dict(self.poller.poll(int(self.timeout_s(now) * 1000)))
+        busy = self.session is not None and self.decoder.busy
+        events = dict(self.poller.poll(0 if busy else int(self.timeout_s(now) * 1000)))
         if events.get(self.control.sock):
             self.control.poll(0)
         if self.listener is not None and events.get(self.listener.fileno()):
             self.accept()
-        if self.session is not None and events.get(self.session.fileno()):
+        if self.session is not None and (busy or events.get(self.session.fileno())):
             self.read()
         now = self.ctx.monotonic()
         self.manifest.tick()

@@ -30,9 +30,10 @@ import zmq
 
 from drivers.deploy import protocol as p
 from drivers.deploy.profile import load_profile
-from framework.bus.commands import CommandServer, register_table
+from drivers.links.tcp import SendQueue
+from framework.bus.commands import MAX_REQUEST_BYTES, CommandServer, decode_reply, register_table
 from framework.config import parse_endpoint
-from framework.errors import CommandRejected, ConfigError
+from framework.errors import BusError, CommandRejected, ConfigError
 from framework.process import ProcessContext
 from framework.reporters import EventReporter, HealthReporter
 from hil.deploy.commands import handlers
@@ -44,10 +45,14 @@ from hil.deploy.view import BoomViewPolicy
 __all__ = ["MechanismEmulator", "CameraViewLink", "run"]
 
 _MOVING_STATES = ("releasing", "deploying")
+_RECV_BYTES = 65536
+MAX_QUEUED = 256
+"""Replies queued for the driver at most: one that sends but never reads is dropped (never waited for)."""
+_REPLIES_PER_UPDATE = 64  # replies from a camera control port read per view update, at most
 
 
 class _Link:
-    """The device's TCP port: one client at a time, bytes in, replies out."""
+    """The device's TCP port: one client at a time, bytes in, replies out (queued, never waited for)."""
 
     def __init__(self, address: str) -> None:
         _, host, port = parse_endpoint(address)
@@ -56,6 +61,7 @@ class _Link:
         self.sel = selectors.DefaultSelector()
         self.sel.register(self.server, selectors.EVENT_READ)
         self.client: socket.socket | None = None
+        self.queue = SendQueue()
         self.decoder = p.StreamDecoder()
         self.wire_errors = 0
         self.clients = 0
@@ -65,25 +71,34 @@ class _Link:
             self.sel.unregister(self.client)
             self.client.close()
             self.client = None
+        self.queue.clear()
 
     def poll(self, timeout_s: float, core: DeviceCore) -> None:
         for key, _ in self.sel.select(timeout_s):
             if key.fileobj is self.server:
-                conn, _addr = self.server.accept()
-                self._drop()
-                conn.setblocking(True)
-                conn.settimeout(1.0)
-                self.client = conn
-                self.decoder = p.StreamDecoder()
-                self.clients += 1
-                self.sel.register(conn, selectors.EVENT_READ)
+                self._accept()
             elif key.fileobj is self.client:
                 self._read(core)
+        self._pump()
+
+    def _accept(self) -> None:
+        try:
+            conn, _addr = self.server.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # the peer gave up before we took it
+        self._drop()
+        conn.setblocking(False)
+        self.client = conn
+        self.decoder = p.StreamDecoder()
+        self.clients += 1
+        self.sel.register(conn, selectors.EVENT_READ)
 
     def _read(self, core: DeviceCore) -> None:
         assert self.client is not None
         try:
-            data = self.client.recv(65536)
+            data = self.client.recv(_RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
         except OSError:
             data = b""
         if not data:
@@ -94,10 +109,19 @@ class _Link:
             if isinstance(item, p.WireError):
                 self.wire_errors += 1
             if reply is not None and self.client is not None:
-                try:
-                    self.client.sendall(p.encode(reply))
-                except OSError:
+                if len(self.queue) >= MAX_QUEUED:  # the driver sends but does not read: let it go
                     self._drop()
+                    return
+                self.queue.push(p.encode(reply))
+
+    def _pump(self) -> None:
+        """Send what the socket takes now; a broken link is dropped."""
+        if self.client is None or not len(self.queue):
+            return
+        try:
+            self.queue.pump(self.client)
+        except OSError:
+            self._drop()
 
     def close(self) -> None:
         self._drop()
@@ -118,6 +142,7 @@ class CameraViewLink:
         for camera, address in addresses.items():
             s = zctx.socket(zmq.DEALER)
             s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)  # replies to set_boom_angle are small
             s.setsockopt(zmq.IMMEDIATE, 1)
             s.setsockopt(zmq.SNDHWM, 4)
             s.connect(address)
@@ -151,16 +176,16 @@ class CameraViewLink:
             self.sent += 1
 
     def _drain(self, sock: zmq.Socket) -> None:
-        while True:
+        for _ in range(_REPLIES_PER_UPDATE):
             try:
                 frames = sock.recv_multipart(flags=zmq.NOBLOCK)
             except zmq.Again:
                 return
             try:
-                reply = msgpack.unpackb(frames[-1], raw=False)
-            except Exception:  # msgpack raises several unrelated types on bad bytes
-                reply = None
-            if not isinstance(reply, dict) or reply.get("status") in ("rejected", "failed"):
+                status = decode_reply(frames[-1]).status
+            except BusError:
+                status = "malformed"
+            if status in ("rejected", "failed", "malformed"):
                 self.rejected += 1
 
     def close(self) -> None:
