@@ -1,5 +1,9 @@
 """Received products to images: decode (CRC-32C checked), write PNG and JSON sidecar, fsync both.
 
+:func:`check_product` is the decode and every check, without writing: the station runs it before it
+confirms a file (a product that fails is refused in the Finished PDU), then :func:`write_checked`
+writes what it gave. :func:`write_product` does both at once (a file confirmed before a restart).
+
 Pixels keep their own type: uint16 frames become 16-bit PNGs, uint8
 thumbnails 8-bit PNGs, so ``cv2.imread(path, cv2.IMREAD_UNCHANGED)`` gives
 back exactly the decoded pixels.
@@ -21,7 +25,7 @@ from link.filestore import fsync_dir
 from framework.errors import ProductError
 from fsw.imaging.product import Product, decode_product
 
-__all__ = ["WrittenProduct", "write_product", "sidecar_of"]
+__all__ = ["WrittenProduct", "check_product", "write_checked", "write_product", "sidecar_of"]
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -59,13 +63,25 @@ def _write_durable(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_product(raw: bytes, out_dir: Path) -> WrittenProduct:
-    """Decode one product and write ``<id>.png`` and ``<id>.json``; ProductError if it cannot."""
+def check_product(raw: bytes) -> tuple[Product, np.ndarray]:
+    """Decode one product and check everything writing it needs: ProductError if its pixels do not
+    match its CRC-32C, its id cannot name a file, or its pixels are not 8- or 16-bit."""
     product, pixels = decode_product(raw)
     if not _SAFE_ID.match(product.id):
         raise ProductError(f"product id {product.id!r} cannot name a file")
     if pixels.dtype not in (np.uint8, np.uint16):
         raise ProductError(f"cannot write {pixels.dtype} pixels as PNG")
+    return product, pixels
+
+
+def write_product(raw: bytes, out_dir: Path) -> WrittenProduct:
+    """Decode one product and write ``<id>.png`` and ``<id>.json``; ProductError if it cannot."""
+    product, pixels = check_product(raw)
+    return write_checked(product, pixels, len(raw), out_dir)
+
+
+def write_checked(product: Product, pixels: np.ndarray, product_bytes: int, out_dir: Path) -> WrittenProduct:
+    """Write a product :func:`check_product` passed: ``<id>.png`` and ``<id>.json``, fsync'd."""
     ok, png = cv2.imencode(".png", np.ascontiguousarray(pixels), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise ProductError(f"PNG encoding of {product.id} failed")
@@ -73,7 +89,7 @@ def write_product(raw: bytes, out_dir: Path) -> WrittenProduct:
     png_path = out_dir / f"{product.id}.png"
     json_path = out_dir / f"{product.id}.json"
     _write_durable(png_path, png.tobytes())
-    side = json.dumps(sidecar_of(product, pixels, len(raw)), indent=1, sort_keys=True, default=str)
+    side = json.dumps(sidecar_of(product, pixels, product_bytes), indent=1, sort_keys=True, default=str)
     _write_durable(json_path, side.encode())
     fsync_dir(out_dir)
-    return WrittenProduct(product.id, product.kind, product.crc32c, png_path, json_path, len(raw))
+    return WrittenProduct(product.id, product.kind, product.crc32c, png_path, json_path, product_bytes)

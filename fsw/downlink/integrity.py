@@ -11,21 +11,29 @@ frame or an ROI by MAKE_ROI over its region from the frame the imaging core stil
 goes through the SEND_REGION path, so imaging's answer comes back as ``region_request_done`` or
 ``region_request_failed``); any other kind cannot be re-made, and the event says so.
 
+A payload the index has no CRC for (an index rebuilt from the payloads, or written before it kept
+CRCs) must prove itself first: a product by decoding to pixels that match its own CRC, a segment by
+decoding; then its CRC is recorded.
+
 A product the ground refuses (its Finished PDU says filestore rejection or file checksum failure,
-:mod:`ground.station`) is checked again here: corrupt on board, it goes the corrupt way; intact, it is
-kept and goes again after a back-off that grows with each refusal (``product_refused``).
+:mod:`ground.station`) is checked again here: corrupt on board, it goes the corrupt way. Otherwise it
+is kept (``product_refused``): if it decodes on board, the fault was the ground's or the link's and it
+goes again after a back-off that grows with each refusal; if it does not (made wrong, or rotted before
+its CRC was recorded), it stays on board as ``refused``, is not sent again unless an operator requests
+it (SEND_PRODUCT), and a full frame is asked of imaging again.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from framework.errors import ProductError
+from framework.errors import ProductError, ProtocolError
 from framework.reporters import EventReporter
 from fsw.downlink.payload import file_crc32c
 from fsw.downlink.scrub import Scrub
 from fsw.downlink.store import ProductStore, StoredProduct
 from fsw.imaging.product import PRODUCT_KINDS, decode_product
+from link.tlm_segments import decode_segment
 
 __all__ = ["Integrity", "REFUSAL_CONDITIONS", "refusal_backoff_s"]
 
@@ -94,13 +102,16 @@ class Integrity:
         current = self.store.get(item.id)
         if current is None or current.gen != item.gen:
             return True  # confirmed or re-encoded meanwhile: not this payload any more
-        if current.crc32c is None:  # stored before the index kept CRCs: from now on, this is its CRC
-            self.store.set_crc(item.id, item.gen, found)
+        if current.crc32c is None:  # a rebuilt index, or an item stored before the index kept CRCs
+            if not self._decodes(current):
+                self.corrupt(current, found, found_by)
+                return False
+            self.store.set_crc(item.id, item.gen, found)  # from now on, this is its CRC
             self._scrub_baselined += found_by == "scrub"
             return True
         if found == current.crc32c:
             return True
-        if current.kind in PRODUCT_KINDS and self._decodes(current):
+        if self._decodes(current):
             self.store.set_crc(item.id, item.gen, found)
             self.log.warning("index_crc_repaired", id=item.id, crc32c_index=current.crc32c, crc32c_payload=found)
             return True
@@ -134,17 +145,31 @@ class Integrity:
         if not intact:
             return None
         n = self.refusals[product_id] = self.refusals.get(product_id, 0) + 1
-        backoff = refusal_backoff_s(n)
         self.c["products_refused"] += 1
-        self.events.emit("product_refused", {"id": product_id, "transaction": transaction, "reason": reason,
-                                             "refusals": n, "kept": True, "retry_in_s": backoff})
+        fields = {"id": product_id, "transaction": transaction, "reason": reason, "refusals": n, "kept": True}
+        if "FILESTORE_REJECTION" in reason and not self._decodes(item):
+            # made wrong, or rotted before the index knew its CRC: the ground will never take these bytes
+            self.store.set_state(product_id, "refused")
+            args = self.store.remake_of(product_id)
+            remake = self.remake(args) if args is not None and item.kind == "full" else "not possible"
+            self.events.emit("product_refused", {**fields, "sent_again": False, "remake": remake,
+                                                 "why": "it does not decode to its own CRC on board either: kept, "
+                                                        "not sent again unless requested"})
+            return None
+        backoff = refusal_backoff_s(n)
+        self.events.emit("product_refused", {**fields, "sent_again": True, "retry_in_s": backoff})
         return backoff
 
     @staticmethod
     def _decodes(item: StoredProduct) -> bool:
-        """The product decodes and its pixels match its own CRC (the payload is right after all)."""
+        """The payload proves itself: a product decodes to pixels matching its own CRC-32C, a telemetry
+        segment decodes. (Only a product can prove its bytes are the ones made.)"""
         try:
-            decode_product(item.path.read_bytes())
-        except (ProductError, OSError):
+            data = item.path.read_bytes()
+            if item.kind in PRODUCT_KINDS:
+                decode_product(data)
+            else:
+                decode_segment(data)
+        except (ProductError, ProtocolError, OSError):
             return False
         return True
