@@ -82,3 +82,28 @@ def test_requests_imaging_never_answers_are_given_up_oldest_first_with_an_event(
     assert bus.names().count("region_request_failed") == 10
     assert min(fwd.forwarded) == 11  # the ten oldest were given up
     fwd.store.close()
+
+
+def test_the_products_port_and_command_port_have_message_size_limits(tmp_path: Path, write_config: Any) -> None:
+    import socket
+
+    from framework.config import load_config
+    from framework.process import ProcessContext
+    from fsw.downlink.process import DownlinkProcess
+    from fsw.imaging.product import MAX_PRODUCT_BYTES
+    from tests.unit.link.fakes import Log as QuietLog
+
+    tcp = {n: f"tcp://127.0.0.1:{free_port()}" for n in ("bus_pub", "products", "downlink_cmd")}
+    udp = {n: f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}" for n in ("radio", "relay")}
+    path = write_config({"version": 1, "endpoints": {**tcp, **udp}, "processes": {"downlink": {
+        "kind": "fsw.downlink", "reencode": {"enabled": False}, "quota_bytes": 50_000_000,
+        "endpoints": {"products": "products", "radio": "radio", "relay": "relay", "command": "downlink_cmd",
+                      "bus_pub": "bus_pub"}}}})
+    ctx = ProcessContext(name="downlink", config=load_config(path), out_dir=tmp_path / "out", log=QuietLog())
+    process = DownlinkProcess(ctx)
+    try:
+        assert process.pull.getsockopt(zmq.MAXMSGSIZE) == min(MAX_PRODUCT_BYTES, 50_000_000)
+        assert 0 < process.commands.sock.getsockopt(zmq.MAXMSGSIZE) <= 1 << 20
+    finally:
+        process.close()
+        ctx.zmq.destroy(linger=0)
