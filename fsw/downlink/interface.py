@@ -68,11 +68,13 @@ INTERFACE = Interface.build(
                   "are not taken meanwhile (back-pressure) and everything is tried again (rate-limited, with count)"),
         EventSpec(0x13, "store_available", "info", "the store takes writes again and everything held is written"),
         EventSpec(0x14, "product_corrupt", "error",
-                  "a payload's CRC-32C differs from the index's (found_by: scrub, before_send, ground_refusal); "
-                  "taken off the store; remake says whether imaging was asked to make it again"),
+                  "a payload's CRC-32C differs from the index's, or one without a CRC does not decode (found_by: "
+                  "scrub, before_send, ground_refusal); taken off the store; remake says whether imaging was "
+                  "asked to make it again"),
         EventSpec(0x15, "product_refused", "warning",
                   "the ground refused a file (Finished: filestore rejection or checksum failure); the lander's "
-                  "copy is intact, kept, and sent again after retry_in_s"),
+                  "copy matches its CRC and is kept: sent again after retry_in_s, or (sent_again false: it does "
+                  "not decode on board either) kept as 'refused' until an operator requests or drops it"),
         EventSpec(0x16, "index_rebuilt", "warning",
                   "index.sqlite was damaged or missing: set aside and rebuilt from the payload files' own metadata"),
         EventSpec(0x17, "store_set_aside", "error",

@@ -1,7 +1,8 @@
 """A RuleBasedStateMachine model of the store and its queue: add, request, confirm, drop, fly, re-encode,
 crash and restart, evict. Every invariant of issue 7 holds after every step:
 
-- the store holds exactly the model's items, byte for byte, and never more than its quota;
+- the store holds exactly the model's items, byte for byte, each with the CRC-32C of its bytes in the
+  index, and never more than its quota;
 - the send order is the policy's (class, then grade and age for 'rest', else oldest first);
 - nothing disappears except by confirm, drop or a reported eviction, and an eviction never takes an
   alert, a thumbnail, realtime telemetry, a requested product or one in flight.
@@ -13,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import crc32c
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -123,7 +125,9 @@ class StoreModel(RuleBasedStateMachine):
         assert self.store.ids(now=NOW) == self.expected_order()
         assert self.store.total_bytes() == sum(len(m["data"]) for m in self.model.values()) <= QUOTA
         for pid, m in self.model.items():
-            assert self.store.get(pid).path.read_bytes() == m["data"]
+            item = self.store.get(pid)
+            assert item.path.read_bytes() == m["data"]
+            assert item.crc32c == crc32c.crc32c(m["data"])  # the index holds the CRC of what was stored
         files = {p.name for p in (self.dir / "payload").iterdir()}
         assert files == {self.store.get(pid).path.name for pid in self.model}
 
