@@ -28,10 +28,10 @@ import yaml
 from framework.config import Config, validate_config
 from pdh.monitor import BusWatch, RunState
 from pdh.supervisor import Supervisor
-from pdh.verify import FramesCheck, Naming, account_frames, ground_events, read_manifest, verify_ground, verify_pcap
+from pdh.verify import judge_frames, read_manifest, verify_ground, verify_pcap
 from framework.bus.commands import CommandClient
 
-__all__ = ["run_demo", "prepare_config", "judge_frames"]
+__all__ = ["run_demo", "prepare_config", "judge_frames"]  # judge_frames: pdh.verify's, the verdict
 
 # Run output this command owns and clears at the start of a run (imaging: the imaging core's frame journal).
 _OWNED = ["hil", "link", "ground", "logs", "store", "imaging", "summary.json", "config.yaml"]
@@ -202,21 +202,6 @@ def _thumbnail_order(ledger_path: Path) -> dict[str, int]:
             ledger.close()
     except Exception:  # a summary line, not a verdict
         return {}
-
-
-def judge_frames(out: Path, config: Config, heard: list[tuple[str, dict[str, Any]]] = ()) -> FramesCheck:
-    """Every frame of ``OUT/hil/manifest.jsonl`` at the ground or named by an event: the events the
-    ground stations received from the lander, and ``heard`` ((source, fields) of events seen on a bus)."""
-    manifest = read_manifest(out / "hil" / "manifest.jsonl")
-    grounds = [out / config.processes[g]["out_subdir"] for g in config.processes_of_kind("ground.station")]
-    src_camera = {n: str(config.processes[n].get("camera")) for n in config.processes_of_kind("drivers.camera")}
-    naming = Naming()
-    for g in grounds:
-        for src, fields in ground_events(g / "ledger.sqlite"):
-            naming.add(src, fields, src_camera)
-    for src, fields in heard:
-        naming.add(src, fields, src_camera)
-    return account_frames(manifest, grounds or [out / "ground"], naming)
 
 
 def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: float, duration_s: float,

@@ -23,11 +23,12 @@ import cv2
 import msgpack
 import numpy as np
 
+from framework.config import Config
 from framework.crc import pixels_crc32c
 from fsw.imaging.product import product_id
 
 __all__ = ["read_manifest", "verify_ground", "verify_pcap", "GroundCheck", "PcapCheck", "Naming", "NAMING_EVENTS",
-           "FramesCheck", "account_frames", "ground_events", "frame_name"]
+           "FramesCheck", "account_frames", "ground_events", "frame_name", "judge_frames"]
 
 NAMING_EVENTS = frozenset({"frames_lost", "frames_thumbnail_only", "product_failed", "product_evicted",
                            "product_discarded", "frame_counter_gap"})
@@ -299,3 +300,18 @@ def ground_events(ledger_path: Path) -> list[tuple[str, dict[str, Any]]]:
     finally:
         db.close()
     return out
+
+
+def judge_frames(out: Path, config: Config, heard: Iterable[tuple[str, dict[str, Any]]] = ()) -> FramesCheck:
+    """Every frame of ``OUT/hil/manifest.jsonl`` at the ground or named by an event: the events the
+    ground stations received from the lander, and ``heard`` ((source, fields) of events seen on a bus)."""
+    manifest = read_manifest(out / "hil" / "manifest.jsonl")
+    grounds = [out / config.processes[g]["out_subdir"] for g in config.processes_of_kind("ground.station")]
+    src_camera = {n: str(config.processes[n].get("camera")) for n in config.processes_of_kind("drivers.camera")}
+    naming = Naming()
+    for g in grounds:
+        for src, fields in ground_events(g / "ledger.sqlite"):
+            naming.add(src, fields, src_camera)
+    for src, fields in heard:
+        naming.add(src, fields, src_camera)
+    return account_frames(manifest, grounds or [out / "ground"], naming)

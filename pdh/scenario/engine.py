@@ -6,6 +6,10 @@ a process's endpoint and hands back the replies that have arrived. The runner ca
 :meth:`Engine.tick` often; the engine starts each step when its time comes, judges
 it from replies or recorded messages, and keeps a :class:`StepResult` for each.
 Unit tests drive it with a fake clock and a fake IO.
+
+``expect: {frames: accounted}`` is judged by the injected ``frames`` callable (the runner's:
+:func:`pdh.verify.judge_frames` on the run's output), asked at most once a second until the
+verdict holds or the step's time is up.
 """
 
 from __future__ import annotations
@@ -17,13 +21,28 @@ from typing import Any, Callable, Protocol
 
 from pdh.scenario.adapters import adapter_for
 from pdh.scenario.expect import Recording, Record, explain, find_matches, field_value
-from pdh.scenario.model import (CommandAction, ControlAction, ExpectAction, InjectAction, Scenario, Step,
-                               WaitAction)
+from pdh.scenario.model import (CommandAction, ControlAction, ExpectAction, FramesAction, InjectAction, Scenario,
+                               Step, WaitAction)
 
 __all__ = ["Reply", "ScenarioIO", "StepResult", "Engine", "describe_step"]
 
 _FINAL = ("rejected", "completed", "failed")
 _DETAIL_CHARS = 300
+_FRAMES_EVERY_S = 1.0  # how often the frames verdict (files on disk) is asked for
+
+
+class FramesVerdict(Protocol):
+    """What the engine reads of :class:`pdh.verify.FramesCheck`."""
+
+    frames: int
+    spoilt: list[str]
+
+    @property
+    def ok(self) -> bool: ...
+
+    def failure(self) -> str: ...
+
+    def summary(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,9 @@ def describe_step(step: Step) -> str:
         return f"inject {a.process} {a.fault} {_short(a.params) if a.params else ''}".rstrip()
     if isinstance(a, ControlAction):
         return f"control {a.process} {a.cmd} {_short(a.args) if a.args else ''}".rstrip() + _where(a.result)
+    if isinstance(a, FramesAction):
+        return (f"expect every frame of the manifest (at least {a.min_frames}) at the ground or named by an event "
+                f"within {a.within_s:g} s")
     if isinstance(a, ExpectAction):
         n = f" x{a.count}" if a.count > 1 else ""
         return f"expect {'no ' if a.absent else ''}{a.condition.describe()}{n} within {a.within_s:g} s"
@@ -108,8 +130,10 @@ class Engine:
     """Runs a scenario's steps one after another; call :meth:`tick` until it returns True."""
 
     def __init__(self, scenario: Scenario, io: ScenarioIO, recording: Recording, clock: Callable[[], float],
-                 keys_dir: Path | None = None) -> None:
+                 keys_dir: Path | None = None, frames: Callable[[], FramesVerdict] | None = None) -> None:
         self.sc = scenario
+        self.frames = frames
+        self._frames_asked = float("-inf")
         self.io = io
         self.rec = recording
         self.clock = clock
@@ -175,7 +199,7 @@ class Engine:
 
     def _send(self, step: Step, res: StepResult, now: float) -> _Pending | Step:
         a = step.action
-        if isinstance(a, (ExpectAction, WaitAction)):
+        if isinstance(a, (ExpectAction, FramesAction, WaitAction)):
             return step
         if isinstance(a, CommandAction):
             keys = (a.keys_dir or self.keys_dir) if a.curve else None
@@ -260,7 +284,35 @@ class Engine:
                 return False
             self._finish(res, now, True, f"waited {now - started:.2f} s")
             return True
+        if isinstance(cur.action, FramesAction):
+            return self._progress_frames(cur.action, res, started, now)
         return self._progress_expect(cur, cur.action, res, started, now)
+
+    def _progress_frames(self, a: FramesAction, res: StepResult, started: float, now: float) -> bool:
+        """Ask for the frames verdict (at most once a second); pass when it holds, fail naming the frames
+        once ``within_s`` is up."""
+        elapsed = now - started
+        last_chance = elapsed >= a.within_s
+        if self.frames is None:
+            self._finish(res, now, False, "the runner gives no frames verdict (no output directory)")
+            return True
+        if not last_chance and now - self._frames_asked < _FRAMES_EVERY_S:
+            return False
+        self._frames_asked = now
+        v = self.frames()
+        sound = v.frames - len(v.spoilt)
+        summary = v.summary()
+        res.seen = [summary]
+        figures = (f"{sound} sound frames: {summary.get('frames_at_ground', 0)} at the ground, "
+                   f"{summary.get('frames_thumbnail_only', 0)} thumbnail-only, {summary.get('frames_named', 0)} named")
+        if v.ok and sound >= a.min_frames:
+            self._finish(res, now, True, f"{figures} (after {elapsed:.2f} s)")
+            return True
+        if not last_chance:
+            return False
+        why = v.failure() or f"only {sound} sound frames in the manifest, expected at least {a.min_frames}"
+        self._finish(res, now, False, f"not within {a.within_s:g} s: {why[:2000]}; {figures}")
+        return True
 
     def _progress_expect(self, step: Step, a: ExpectAction, res: StepResult, started: float, now: float) -> bool:
         assert self.t0 is not None

@@ -11,8 +11,8 @@ from typing import Any
 
 from pdh.scenario.expect import Condition, Predicate
 
-__all__ = ["Scenario", "Step", "CommandAction", "InjectAction", "ControlAction", "ExpectAction", "WaitAction",
-           "Action"]
+__all__ = ["Scenario", "Step", "CommandAction", "InjectAction", "ControlAction", "ExpectAction", "FramesAction",
+           "WaitAction", "Action"]
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,20 @@ class ExpectAction:
 
 
 @dataclass(frozen=True)
+class FramesAction:
+    """``expect: {frames: accounted}``: every frame of the camera emulators' manifest is at the ground
+    bit-exact (or thumbnail-only by policy) or named by an event, within ``within_s``."""
+
+    within_s: float = 60.0
+    min_frames: int = 1
+
+
+@dataclass(frozen=True)
 class WaitAction:
     duration_s: float
 
 
-Action = CommandAction | InjectAction | ControlAction | ExpectAction | WaitAction
+Action = CommandAction | InjectAction | ControlAction | ExpectAction | FramesAction | WaitAction
 
 
 @dataclass(frozen=True)
@@ -77,7 +86,7 @@ class Step:
     @property
     def kind(self) -> str:
         return {CommandAction: "command", InjectAction: "inject", ControlAction: "control", ExpectAction: "expect",
-                WaitAction: "wait"}[type(self.action)]
+                FramesAction: "expect", WaitAction: "wait"}[type(self.action)]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ overrides, loopback ports made free, CURVE keys generated when needed) into
 :class:`~pdh.supervisor.Supervisor`, listens to the bus, waits until every
 process on the bus has published health, runs the :class:`~pdh.scenario.engine.Engine`,
 prints the report, writes ``OUT/scenario-report.json`` and stops every process.
-It returns 0 only if every step and check held.
+It returns 0 only if every step and check held. ``expect: {frames: accounted}`` steps are judged by
+:func:`pdh.verify.judge_frames` on the run's output, with the frame-naming events heard on the bus.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pdh.scenario.expect import Record, Recording
 from pdh.scenario.report import build_report, format_report
 from pdh.scenario.model import ExpectAction, Scenario
 from pdh.scenario.spec import load_scenario
+from pdh.verify import NAMING_EVENTS, FramesCheck, judge_frames
 
 __all__ = ["run_scenario", "effective_config", "free_loopback_ports", "BusIO"]
 
@@ -150,6 +152,16 @@ class _Listener:
                 return
 
 
+def _frames_judge(out: Path, config: Config, rec: Recording) -> Callable[[], FramesCheck]:
+    """The frames verdict on the run's output, counting the naming events heard on any bus as well."""
+    def judge() -> FramesCheck:
+        heard = [(r.src, r.fields) for topic, recs in list(rec.by_topic.items()) if topic.startswith("evt.")
+                 for r in recs if r.fields.get("name") in NAMING_EVENTS]
+        return judge_frames(out, config, heard)
+
+    return judge
+
+
 def _ready_names(config: Config, started: list[str]) -> list[str]:
     return [n for n in started if "bus_pub" in config.processes[n]["endpoints"]
             or config.processes[n]["kind"] == "bus.broker"]
@@ -231,7 +243,7 @@ def run_scenario(path: str | Path, out: str | Path, clock: Callable[[], float] =
     bus = _bus_sub(config)
     listener = _Listener(None if bus is None else Subscriber(zctx, bus, _topics(sc), 10_000), rec, clock)
     io = BusIO(zctx, config, sc.operator)
-    engine = Engine(sc, io, rec, clock, keys_dir)
+    engine = Engine(sc, io, rec, clock, keys_dir, frames=_frames_judge(out, config, rec))
     t_begin = clock()
     emit(f"scenario {sc.name}: starting {len(sup.children)} processes into {out}")
     try:

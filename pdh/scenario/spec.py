@@ -24,6 +24,7 @@ Schema (``configs/scenarios/*.yaml``; every error is a ConfigError naming the fi
       - expect: {event: deployment_verdict, from: boom_driver, fields: {outcome: partial}, within_s: 30}
       - expect: {telemetry: boom_driver, channel: angle_deg, value: {gt: 80}, within_s: 10}
       - expect: {topic: frame.navcam, fields: {...}, count: 2, within_s: 10, since: start, absent: false}
+      - expect: {frames: accounted, within_s: 60, min_frames: 1}
       - wait: 2.0
 
 Steps run one after another. ``command`` with ``wait: accepted`` finishes once
@@ -33,7 +34,10 @@ control port (``set_boom_angle``, ``SET_AMBIENT``, ``status``, ``TRUTH``) and ma
 its result. An expectation looks at every message heard since the runner began
 listening (``since: start``, the default: startup events such as ``link_up`` count),
 since its own step began (``since: step``), or since a named step began (``since: <id>``).
-Predicates: :mod:`pdh.scenario.expect`.
+Predicates: :mod:`pdh.scenario.expect`. ``expect: {frames: accounted}`` counts against the camera
+emulators' manifest (``OUT/hil/manifest.jsonl``): it holds once every frame in it (at least
+``min_frames``) is at the ground bit-exact, or thumbnail-only by policy, or named by an event
+(received by the ground, or heard on the bus), and fails naming the frames that are not.
 """
 
 from __future__ import annotations
@@ -46,11 +50,11 @@ import yaml
 
 from framework.errors import ConfigError
 from pdh.scenario.expect import Condition, Predicate, parse_predicate
-from pdh.scenario.model import (Action, CommandAction, ControlAction, ExpectAction, InjectAction, Scenario, Step,
-                                WaitAction)
+from pdh.scenario.model import (Action, CommandAction, ControlAction, ExpectAction, FramesAction, InjectAction,
+                                Scenario, Step, WaitAction)
 
-__all__ = ["Scenario", "Step", "CommandAction", "InjectAction", "ControlAction", "ExpectAction", "WaitAction",
-           "Action", "load_scenario", "parse_scenario", "merge_overrides", "ACTIONS", "STATUSES"]
+__all__ = ["Scenario", "Step", "CommandAction", "InjectAction", "ControlAction", "ExpectAction", "FramesAction",
+           "WaitAction", "Action", "load_scenario", "parse_scenario", "merge_overrides", "ACTIONS", "STATUSES"]
 
 ACTIONS = ("command", "inject", "control", "expect", "wait")
 STATUSES = ("completed", "rejected", "failed")
@@ -278,7 +282,19 @@ def _parse_control(c: _Ctx, key: str, v: Any, ids: set[str]) -> ControlAction:
                          result=c.predicates(f"{key}.result", m.get("result", {})))
 
 
-def _parse_expect(c: _Ctx, key: str, v: Any, ids: set[str]) -> ExpectAction:
+def _parse_frames(c: _Ctx, key: str, m: dict[str, Any]) -> FramesAction:
+    c.mapping(key, m, ("frames", "within_s", "min_frames"))
+    if m["frames"] != "accounted":
+        raise c.fail(f"{key}.frames", "accounted", m["frames"])
+    n = m.get("min_frames", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise c.fail(f"{key}.min_frames", "an integer >= 1", n)
+    return FramesAction(within_s=c.number(f"{key}.within_s", m.get("within_s", 60.0), 0.0, 86_400.0), min_frames=n)
+
+
+def _parse_expect(c: _Ctx, key: str, v: Any, ids: set[str]) -> ExpectAction | FramesAction:
+    if isinstance(v, dict) and "frames" in v:
+        return _parse_frames(c, key, v)
     m = c.mapping(key, v, ("event", "from", "telemetry", "channel", "value", "topic", "kind", "fields", "within_s",
                            "since", "count", "absent"))
     selectors = [s for s in ("event", "telemetry", "topic") if s in m]
@@ -329,6 +345,13 @@ def check_against_config(sc: Scenario) -> None:
     started = set(sc.start) if sc.start is not None else set(procs)
     for step in sc.steps:
         a = step.action
+        if isinstance(a, FramesAction):
+            cams = [n for n in started if isinstance(procs.get(n), dict) and procs[n].get("kind") == "hil.camera"]
+            if not cams:
+                raise c.fail(f"steps[{step.index}].expect.frames",
+                             "a scenario that starts a camera emulator (hil.camera: its manifest is the count)",
+                             "none started")
+            continue
         if isinstance(a, (ExpectAction, WaitAction)):
             continue
         key = f"steps[{step.index}].{step.kind}.process"
