@@ -109,7 +109,7 @@ def _run_chain(raw: dict[str, Any], workdir: Path, duration_s: float,
 
     cfg_path = workdir / "chain.yaml"
     cfg_path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    config = load_config(cfg_path)
+    config = load_config(cfg_path).for_run(workdir / "out")
     broker = config.processes_of_kind("bus.broker")[0]
     zctx = zmq.Context()
     sub = Subscriber(zctx, config.endpoint(broker, "xpub"), ["evt.", "product.", "tlm."], rcvhwm=10000)

@@ -9,7 +9,7 @@ Schema of a file::
 
     version: 1
     hosts: {name: address}                 # optional; left out: one host, "local"
-    endpoints: {name: "tcp://HOST:PORT" | "udp://HOST:PORT" | "ipc:///path"}
+    endpoints: {name: "tcp://HOST:PORT" | "udp://HOST:PORT" | "ipc://NAME" | "ipc:///path"}
     bus: {sndhwm: int, rcvhwm: int}
     processes:
       <name>: {kind: <kind>, host: <host name>, endpoints: {<role>: <endpoint name>}, ...kind's keys}
@@ -20,6 +20,13 @@ process binds only its own host's address or ``*`` (every interface), and never
 connects to ``*`` (there is nothing to connect to: name the host's address in
 another endpoint). The default configs and profiles ship inside the
 distribution as the package ``configs`` (:func:`config_dir`).
+
+``ipc://NAME`` (a plain name, no slash) is a socket in the run's private ipc
+directory: :meth:`Config.for_run` resolves it once the run's output directory
+is known, creating that directory mode 0700 (``OUT/ipc``, or under
+``$XDG_RUNTIME_DIR`` when that path would not fit a Unix socket address), so
+only the service user can connect to the bus and the internal ports. Such an
+endpoint is host-local: processes on two hosts cannot share it.
 
 A config that passes can start: every value is in the range its process runs
 with (floats finite, windows ordered, policies complete, directories not files,
@@ -40,8 +47,11 @@ import ipaddress
 import math
 import os
 import re
+import hashlib
 import socket
-from dataclasses import dataclass, field
+import stat
+import tempfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +64,10 @@ __all__ = ["Config", "load_config", "validate_config", "check_mapping", "parse_e
            "config_dir", "find_config", "address_is_here", "LOCAL_HOST", "ALL_INTERFACES", "EVERY_HOST"]
 
 _ENDPOINT_RE = re.compile(r"^(tcp|udp)://(127\.0\.0\.1|localhost|\*|[\w.-]+):(\d{1,5})\Z|^ipc://.+\Z")
+_IPC_RELATIVE_RE = re.compile(r"^ipc://([A-Za-z0-9][A-Za-z0-9_.-]{0,31})\Z")
+_SUN_PATH_MAX = 107  # bytes of a Unix socket path (sockaddr_un.sun_path less its NUL)
+IPC_DIR = "ipc"
+"""The run's private socket directory, under its output directory (:func:`ipc_directory`)."""
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")  # also a log file's and a shm ring's name: kept short
 _HOST_ADDRESS_RE = re.compile(r"^[\w.-]+\Z")
 _TOP_KEYS = ("version", "hosts", "endpoints", "bus", "processes")
@@ -77,10 +91,24 @@ class Config:
     processes: dict[str, dict[str, Any]]
     raw: dict[str, Any] = field(repr=False)
     hosts: dict[str, str | None] = field(default_factory=lambda: {LOCAL_HOST: None})
+    ipc_dir: Path | None = None
 
     def endpoint(self, process: str, role: str) -> str:
-        """The address a process uses for one of its endpoint roles."""
+        """The address a process uses for one of its endpoint roles (``ipc://NAME`` as written until
+        :meth:`for_run` resolved it)."""
         return self.endpoints[self.processes[process]["endpoints"][role]]
+
+    def for_run(self, out_dir: str | Path) -> "Config":
+        """This config for the run whose output directory is ``out_dir``: every ``ipc://NAME`` endpoint
+        becomes a socket in the run's private ipc directory (:func:`ipc_directory`, created 0700 and
+        checked to be this user's alone). Every process of a run and every tool that reaches it resolve
+        the same names to the same sockets. A config without such endpoints comes back unchanged."""
+        names = {n: m.group(1) for n, a in self.endpoints.items() if (m := _IPC_RELATIVE_RE.match(a))}
+        if not names:
+            return self
+        directory = ipc_directory(out_dir, max(len(v) for v in names.values()))
+        endpoints = {n: f"ipc://{directory / names[n]}" if n in names else a for n, a in self.endpoints.items()}
+        return replace(self, endpoints=endpoints, ipc_dir=directory)
 
     def process_names(self) -> list[str]:
         return list(self.processes)
@@ -115,6 +143,10 @@ class Config:
         """The address a client elsewhere (a tool, an operator) connects to for a process's endpoint:
         as configured, with ``*`` (bound on every interface) replaced by the address of the process's host."""
         address = self.endpoint(process, role)
+        if _IPC_RELATIVE_RE.match(address):
+            raise ConfigError(self.file, f"processes.{process}.endpoints.{role}",
+                              "the run's output directory (its private ipc directory holds this socket: "
+                              "give the run's --out)", address)
         if address.startswith("ipc://"):
             return address
         scheme, host, port = _split(address)
@@ -126,6 +158,37 @@ class Config:
                               f"an address to connect to (the host '{self.processes[process]['host']}' "
                               "has no address in hosts:)", address)
         return f"{scheme}://{host_address}:{port}"
+
+
+def ipc_directory(out_dir: str | Path, longest_name: int = 32) -> Path:
+    """The run's private socket directory, created mode 0700 if missing: ``OUT/ipc``, or, when a socket
+    path there would not fit a Unix socket address, ``lunar-pdh-<uid>-<digest of OUT>`` under
+    ``$XDG_RUNTIME_DIR`` (else the temp directory). Either way the same for every process and tool of
+    the run. ConfigError if it exists but is not a directory this user alone owns and can enter (it may
+    have been made by someone else to listen in)."""
+    out = Path(os.path.abspath(out_dir))
+    directory = out / IPC_DIR
+    if len(os.fsencode(directory)) + 1 + longest_name > _SUN_PATH_MAX:
+        base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
+        digest = hashlib.sha256(os.fsencode(out)).hexdigest()[:16]
+        directory = base / f"lunar-pdh-{os.geteuid()}-{digest}"
+    _private_dir(directory)
+    return directory
+
+
+def _private_dir(directory: Path) -> None:
+    """Make ``directory`` (0700) or check that the one there is this user's alone (then 0700)."""
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, exist_ok=True)
+        st = os.lstat(directory)
+    except OSError as exc:
+        raise ConfigError(str(directory), "<ipc directory>", "a directory this user can create", str(exc)) from None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise ConfigError(str(directory), "<ipc directory>", "a directory of this user (not a link, not another "
+                          "user's)", f"owner uid {st.st_uid}, mode {stat.filemode(st.st_mode)}")
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(directory, 0o700)
 
 
 def _split(address: str) -> tuple[str, str, int]:
@@ -388,6 +451,9 @@ def validate_config(data: Any, file: str = "<config>", here: str | None = None,
             raise ConfigError(
                 file, f"endpoints.{name}", "an address like tcp://127.0.0.1:5550, udp://127.0.0.1:5560 or ipc:///path", addr
             )
+        if addr.startswith("ipc://") and not addr.startswith("ipc:///") and not _IPC_RELATIVE_RE.match(addr):
+            raise ConfigError(file, f"endpoints.{name}", "ipc://NAME (a plain name of up to 32 characters: a "
+                              "socket in the run's private ipc directory) or ipc:///absolute/path", addr)
         if not addr.startswith("ipc://") and not 1 <= _split(addr)[2] <= 65535:
             raise ConfigError(file, f"endpoints.{name}", "a port in 1..65535", addr)
     seen: dict[str, str] = {}
@@ -460,6 +526,7 @@ def validate_config(data: Any, file: str = "<config>", here: str | None = None,
         _check_endpoint_refs(file, pname, checked, endpoints)
         _check_placement(file, pname, checked, endpoints, hosts)
     _check_bound_once(file, processes, endpoints)
+    _check_ipc_hosts(file, processes, endpoints)
     if here is not None and here != EVERY_HOST and here not in hosts:
         raise ConfigError(file, "hosts", f"a host named '{here}', one of {sorted(hosts)}", here)
     here_hosts = set(hosts) if here == EVERY_HOST else {here} if here else set(hosts) & {LOCAL_HOST}
@@ -503,7 +570,7 @@ def _check_endpoint_refs(file: str, pname: str, checked: dict[str, Any], endpoin
             where = f"processes.{pname}.{key}.{sub}"
             if ref not in endpoints:
                 raise ConfigError(file, where, f"one of the endpoints {sorted(endpoints)}", ref)
-            if not endpoints[ref].startswith(fspec.endpoint_refs):
+            if not endpoints[ref].startswith(tuple(f"{s}://" for s in fspec.endpoint_refs.split("|"))):
                 raise ConfigError(file, where, f"a {fspec.endpoint_refs} endpoint", endpoints[ref])
 
 
@@ -535,6 +602,24 @@ def _check_placement(file: str, pname: str, checked: dict[str, Any], endpoints: 
             raise ConfigError(file, f"processes.{pname}.{where}",
                               f"an address to connect to, not * ({pname} connects to {ref}; * is for the side "
                               "that binds: name the host's address in another endpoint)", address)
+
+
+def _check_ipc_hosts(file: str, processes: dict[str, dict[str, Any]], endpoints: dict[str, str]) -> None:
+    """An ipc endpoint is a file on one machine: every process that uses it runs on the same host."""
+    first: dict[str, tuple[str, str]] = {}
+    for pname, checked in processes.items():
+        spec = KINDS[checked["kind"]]
+        uses = [(f"endpoints.{role}", ref) for role, ref in checked["endpoints"].items()]
+        uses += [(f"{key}.{sub}", ref) for key, f in spec.keys.items() if f.endpoint_refs
+                 for sub, ref in checked[key].items()]
+        for where, ref in uses:
+            if not endpoints[ref].startswith("ipc://"):
+                continue
+            other, host = first.setdefault(ref, (pname, checked["host"])), checked["host"]
+            if other[1] != host:
+                raise ConfigError(file, f"processes.{pname}.{where}",
+                                  f"an endpoint on host '{host}' ({ref} is ipc, a socket file on host '{other[1]}' "
+                                  f"where {other[0]} uses it; across hosts use tcp)", endpoints[ref])
 
 
 def _bound(processes: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--console", action="store_true", help="log readable lines to stderr")
     args = ap.parse_args(argv)
     try:
-        config = load_config(args.config)
+        config = load_config(args.config).for_run(args.out)  # ipc://NAME: a socket of this run's ipc directory
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2

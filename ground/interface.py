@@ -29,6 +29,9 @@ INTERFACE = Interface.build(
         EventSpec(0x05, "telemetry_received", "info",
                   "a housekeeping or event segment arrived: id, segment_kind, records, new_records, t0, t1"),
         EventSpec(0x06, "telemetry_failed", "error", "a telemetry segment did not decode"),
+        EventSpec(0x30, "pdu_refused", "warning",
+                  "a PDU from the lander whose sizes cannot belong to its transaction (a file size above the "
+                  "limit, file data past the file's end): refused before anything is written (rate-limited)"),
     ),
     telemetry=(
         ChannelSpec(0x01, "products_received", "count", int),
@@ -73,6 +76,8 @@ INTERFACE = Interface.build(
         ChannelSpec(0x1F, "cfdp_checksum_failures", "count", int, high=0,
                     doc="files whose CRC-32 did not match the EOF checksum (not delivered; the sender resends)"),
         ChannelSpec(0x20, "cfdp_handler_errors", "count", int, high=0),
+        ChannelSpec(0x40, "cfdp_pdus_refused", "count", int, high=0,
+                    doc="PDUs refused for sizes or offsets outside their transaction's file"),
     ),
 )
 

@@ -70,7 +70,7 @@ class Station:
         self.engine = DestEngine(s["entity_id"], s["lander_entity_id"], s["max_packet_len"],
                                  CfdpTimers.from_settings(s), self.incoming,
                                  clock=ContactClock(self.plan, clock), on_delivered=self.ledger.file_received,
-                                 journal=self.ledger)
+                                 journal=self.ledger, reject=self.events.limited)
         self.wrapper = SpacePacketWrapper(PacketType.TC)
         self.decoding: deque[tuple[str, Path, Future[WrittenProduct]]] = deque()
         self.unsent: deque[bytes] = deque()

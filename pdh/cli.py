@@ -3,7 +3,7 @@
     pdh demo [--duration S] [--loss P] [--out DIR] [--config FILE]   whole chain on emulated hardware
     pdh run CONFIG [--host NAME] [--out DIR]                           run a config (one host's processes) as a service
     pdh check-config CONFIG                                            validate a config and exit
-    pdh cmd CONFIG PROCESS COMMAND [key=value ...]                     send one command to a service
+    pdh cmd CONFIG PROCESS COMMAND [key=value ...] [--out DIR]         send one command to a service
     pdh keys [--dir DIR]                                               operator and service CURVE keypairs
     pdh deploy ...                                                     arm, fire and watch a deployment
     pdh scenario FILE [--out DIR]                                      run a scripted scenario, report, exit 0 if all held
@@ -98,7 +98,7 @@ def _cmd_cmd(args: argparse.Namespace) -> int:
 
     from framework.bus.commands import CommandClient
 
-    config = load_config(find_config(args.config))
+    config = load_config(find_config(args.config)).for_run(args.out)  # the run's ipc directory, if it has one
     if args.process not in config.processes or "command" not in config.processes[args.process]["endpoints"]:
         print(f"{args.config}: process '{args.process}' has no command endpoint", file=sys.stderr)
         return 2
@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("command")
     k.add_argument("args", nargs="*", help="key=value arguments")
     k.add_argument("--timeout", type=float, default=5.0)
+    k.add_argument("--out", default="OUT", help="the run's output directory (ipc endpoints live there; default OUT)")
     k.set_defaults(func=_cmd_cmd)
     from pdh.cli_deploy import add_deploy_parser, add_keys_parser
 

@@ -48,6 +48,7 @@ def add_deploy_parser(sub: Any, default_config: str = "configs/demo.yaml") -> ar
     d.add_argument("--keys", default=None, help="key directory (default: the driver's keys_dir)")
     d.add_argument("--operator", default="operator")
     d.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for a verdict")
+    d.add_argument("--out", default="OUT", help="the run's output directory (ipc endpoints live there; default OUT)")
     d.set_defaults(func=cmd_deploy)
     return d
 
@@ -121,7 +122,7 @@ def _watch(sub: Subscriber, client: CommandClient | None, fire_id: int | None, t
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.config).for_run(args.out)
     if args.driver not in config.processes or config.processes[args.driver]["kind"] != "drivers.deploy":
         print(f"{args.config}: no deploy driver named '{args.driver}'", file=sys.stderr)
         return 2

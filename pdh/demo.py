@@ -47,7 +47,7 @@ def prepare_config(src: Path, out: Path, loss: float | None) -> tuple[Config, Pa
                 p["loss"] = loss
     path = out / "config.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return validate_config(raw, str(src)), path
+    return validate_config(raw, str(src)).for_run(out), path  # ipc://NAME: sockets of this run's ipc directory
 
 
 class _View:

@@ -88,7 +88,7 @@ TELEMETRY = INTERFACE.telemetry
 KIND = KindSpec(
     name="drivers.camera",
     entry="drivers.camera.process:run",
-    endpoints={"link": "tcp", "bus_pub": "tcp|ipc", "command": "tcp"},
+    endpoints={"link": "tcp", "bus_pub": "tcp|ipc", "command": "tcp|ipc"},
     binds=("command",),
     keys={
         "camera": Field(str, pattern=r"[A-Za-z0-9][A-Za-z0-9_]{0,63}", doc="camera id: the bus topic frame.<camera>"),

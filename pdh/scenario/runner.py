@@ -203,7 +203,7 @@ def _prepare(sc: Scenario, out: Path) -> tuple[Config, Path, Path | None]:
     checked = validate_config(raw, f"{sc.file} (config {sc.config_path or 'inline'})")
     config = Config(file=str(cfg_path), endpoints=checked.endpoints, bus=checked.bus, processes=checked.processes,
                     raw=checked.raw)
-    return config, cfg_path, keys_dir
+    return config.for_run(out), cfg_path, keys_dir
 
 
 def _play(sc: Scenario, engine: Engine, listener: _Listener, io: BusIO, sup: Supervisor,
