@@ -283,6 +283,7 @@ class FrameRingReader:
 
     def read(self, slot: int, generation: int, length: int, offset: int = 0) -> bytes | None:
         """A copy of the handle's bytes, or None if the slot was rewritten before or during the copy."""
+        self._check(slot, generation, length, offset)  # before allocating: a forged length costs nothing
         buf = bytearray(length)
         return bytes(buf) if self.copy_into(memoryview(buf), slot, generation, length, offset) else None
 

@@ -170,8 +170,14 @@ class CameraEmulator:
         if self.session is None:
             return
         if self.session.pending() >= MAX_QUEUED:  # a camera's output buffer is finite too
-            self.drop("peer not reading")
-            return
+            try:
+                self.session.pump(self.ctx.monotonic())
+            except OSError as exc:
+                self.drop(f"send: {exc}")
+                return
+            if self.session.pending() >= MAX_QUEUED:
+                self.drop("peer not reading")
+                return
         msg = dataclasses.replace(msg, seq=self._next_seq())
         enc = p.encode_parts(msg)
         if not isinstance(msg, p.Frame):

@@ -109,7 +109,9 @@ class _Link:
             if isinstance(item, p.WireError):
                 self.wire_errors += 1
             if reply is not None and self.client is not None:
-                if len(self.queue) >= MAX_QUEUED:  # the driver sends but does not read: let it go
+                if len(self.queue) >= MAX_QUEUED:
+                    self._pump()
+                if self.client is None or len(self.queue) >= MAX_QUEUED:  # it sends but does not read: let it go
                     self._drop()
                     return
                 self.queue.push(p.encode(reply))

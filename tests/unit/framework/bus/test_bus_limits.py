@@ -177,3 +177,20 @@ def test_a_flood_of_garbage_commands_gives_rate_limited_rejection_events(zctx: z
     assert 0 < len(events) <= CommandServer.REJECTION_EVENTS_PER_PERIOD
     assert all(len(f["reason"]) <= 1000 for _, f in events)  # a huge name is not echoed back in full
     raw.close()
+
+
+def test_a_forged_shared_memory_handle_length_is_refused_before_anything_is_allocated() -> None:
+    import uuid
+
+    from framework.bus.frames_shm import FrameRing, FrameRingReader, ShmError
+
+    ring = FrameRing(f"test-{uuid.uuid4().hex[:12]}", slots=2, slot_bytes=1000)
+    reader = FrameRingReader(ring.name)
+    try:
+        handle = ring.put(b"x" * 10)
+        with pytest.raises(ShmError):
+            reader.read(handle.slot, handle.generation, 2**62)  # before the fix: MemoryError or OverflowError
+        assert reader.read(handle.slot, handle.generation, 10) == b"x" * 10
+    finally:
+        reader.close()
+        ring.close()
