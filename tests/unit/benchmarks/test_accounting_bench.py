@@ -1,0 +1,13 @@
+"""The frame-accounting benchmark runs end to end on tiny frames (its figures are not judged here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.accounting import bench_accounting
+
+
+def test_the_accounting_benchmark_gives_its_figures(tmp_path: Path) -> None:
+    r = bench_accounting(size_px=64, n_frames=2, n_books=5, directory=tmp_path)
+    assert r["frames_per_leg"] == 2 and r["books_cpu_us_p50"] > 0 and r["ratio_with_to_without"] > 0
+    assert list(tmp_path.iterdir()) == []  # its journal went with its temporary directory
