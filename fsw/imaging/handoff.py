@@ -89,6 +89,16 @@ class Handoff:
         self._on_stored(pid)
         return True
 
+    def forget(self, pid: str) -> Outgoing | None:
+        """The downlink refused ``pid`` for good (no room by its quota, a bad product): stop offering it."""
+        out = self.unacked.pop(pid, None)
+        if out is None:
+            for i, waiting in enumerate(self.pending):
+                if waiting.id == pid:
+                    del self.pending[i]
+                    return waiting
+        return out
+
     def tick(self) -> None:
         """Products not confirmed within ``timeout_s`` go again, ahead of new ones (they are older)."""
         now = self._monotonic()

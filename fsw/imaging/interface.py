@@ -128,7 +128,7 @@ KIND = KindSpec(
                                  doc="camera id -> the endpoint of its driver's command ROUTER "
                                      "(left out: every configured camera driver's command endpoint)"),
         "calibration_dir": Field(str, "calibration", path="dir", doc="relative to the output directory"),
-        "journal_dir": Field(str, "imaging", doc="directory (in the run's output) of the frame journal "
+        "journal_dir": Field(str, "imaging", path="dir", doc="directory (in the run's output) of the frame journal "
                                                  "<process>.journal"),
         "handoff_timeout_s": Field(float, 10.0, min=0.5, max=3600.0,
                                    doc="a product the downlink has not confirmed stored in this time is pushed again"),

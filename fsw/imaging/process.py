@@ -200,14 +200,28 @@ class ImagingCore:
             self.accounts.driver_counter(self.drivers[h.src], h.fields.get("last_counter"), self.ctx.monotonic())
 
     def _downlink_event(self, f: dict[str, Any]) -> None:
-        pid: Any = None
-        if f.get("name") == "product_stored":
-            pid = f.get("id")
-        elif f.get("name") == "product_rejected" and isinstance(f.get("reason"), str):
-            m = _ALREADY_STORED.match(f["reason"])  # a product pushed again that the downlink had: stored
-            pid = m.group(1) if m else None
-        if isinstance(pid, str) and self.handoff.acked and not self.handoff.ack(pid):
+        """``product_stored`` confirms a product; ``product_rejected`` too when the downlink had it already
+        (a product pushed again), and otherwise refuses it for good: its frame is named."""
+        if not self.handoff.acked:
+            return
+        pid, reason = f.get("id"), f.get("reason")
+        if f.get("name") == "product_rejected" and isinstance(reason, str):
+            m = _ALREADY_STORED.match(reason)
+            if m is None:
+                if isinstance(pid, str):
+                    self._refused(pid, reason)
+                return
+            pid = m.group(1)
+        elif f.get("name") != "product_stored":
+            return
+        if isinstance(pid, str) and not self.handoff.ack(pid):
             self.accounts.stored(pid)  # pushed before a restart of ours, confirmed after it
+
+    def _refused(self, pid: str, reason: str) -> None:
+        out = self.handoff.forget(pid)
+        if out is not None and out.kind in FRAME_PRODUCTS:
+            self.accounts.lost(out.camera, [out.counter], "downlink_refused", {out.kind}, product=pid,
+                               detail=reason[:_DETAIL_CHARS])
 
     def accept(self, msg: Message) -> None:
         """A frame message: checked; a good one is journalled and processed, a bad one dropped and, when it

@@ -308,3 +308,24 @@ def test_the_downlink_confirms_by_product_stored_or_by_refusing_a_duplicate(rig:
         "name": "product_rejected", "reason": "product cam-00000000-full is already stored"})))
     core.take(Message("evt.downlink", Header("forger", 2, 0.0, "evt", {"name": "product_stored", "id": "x"})))
     assert core.accounts.open == {} and core.handoff.sample()["products_unacked"] == 0
+
+
+def test_a_product_the_downlink_refuses_for_good_names_its_frame_and_is_not_pushed_again(
+        rig: Callable[..., Rig]) -> None:
+    r = rig(handoff_timeout_s=0.5)
+    core = r.core()
+    core.handoff.acked, core.downlinks = True, {"downlink"}
+    core.take(_inline(0))
+    r.run(core)
+    assert len(r.products()) == 2
+    core.take(Message("evt.downlink", Header("downlink", 0, 0.0, "evt", {"name": "product_stored",
+                                                                        "id": "cam-00000000-thumbnail"})))
+    core.take(Message("evt.downlink", Header("downlink", 1, 0.0, "evt", {
+        "name": "product_rejected", "id": "cam-00000000-full", "reason": "no room: the quota is full"})))
+    time.sleep(0.6)
+    r.run(core, turns=3)
+    assert r.products(timeout_s=0.5) == []
+    lost = r.named("frames_lost")
+    assert [(e["ranges"], e["reason"], e["products"], e["product"]) for e in lost] == \
+        [([[0, 0]], "downlink_refused", ["full"], "cam-00000000-full")]
+    assert core.accounts.open == {}
