@@ -657,9 +657,9 @@ def _check_binds_here(file: str, processes: dict[str, dict[str, Any]], endpoints
     for pname, role, ref in _bound(processes):
         if processes[pname]["host"] not in here or endpoints[ref].startswith("ipc://"):
             continue
-        _, host, _ = _split(endpoints[ref])
-        if not address_is_here(host):
+        _, address, _ = _split(endpoints[ref])
+        if not address_is_here(address):
+            host = processes[pname]["host"]
             raise ConfigError(file, f"processes.{pname}.endpoints.{role}",
                               f"an address this machine has, or * ({pname} binds {ref} here; host "
-                              f"'{processes[pname]['host']}' is {hosts.get(processes[pname]['host']) or 'this machine'})",
-                              endpoints[ref])
+                              f"'{host}' is {hosts.get(host) or 'this machine'})", endpoints[ref])

@@ -218,8 +218,8 @@ def _relay(raw: Any, file: str, prefix: str, default_rate: float, default_latenc
                  _windows(raw.get("ground_windows_s"), file, f"{prefix}ground_windows_s", period),
                  tuple(float(x) for x in rates),
                  _number(raw, "latency_ms", file, prefix, default_latency_ms, 0.0, 60_000.0),
-                 _number(raw, "loss", file, prefix, 0.0, 0.0, 0.95), _number(raw, "corrupt", file, prefix, 0.0, 0.0, 0.5),
-                 burst)
+                 _number(raw, "loss", file, prefix, 0.0, 0.0, 0.95),
+                 _number(raw, "corrupt", file, prefix, 0.0, 0.0, 0.5), burst)
 
 
 def _relays(raw: Any, file: str, key: str, default_rate: float, default_latency_ms: float) -> tuple[Relay, ...]:
