@@ -3,11 +3,15 @@
 Each datagram (:meth:`Station.take_datagram`) is unwrapped (Space Packet, then
 CFDP PDU) and fed to the destination engine (one cfdp-py DestHandler per
 transaction); what the engine answers goes back through the injected radio.
-Files land in ``<out>/<out_subdir>/incoming/``; a complete one is fsync'd and
-recorded in the ledger (SQLite WAL, :mod:`ground.ledger`) before its Finished
-PDU leaves. The injected ``decoder`` (an executor: the process gives it one
-worker thread) decodes each product (CRC-32C checked) and writes ``<id>.png``
-and ``<id>.json``; :meth:`Station.collect` then publishes ``product_received``
+Files land in ``<out>/<out_subdir>/incoming/``; a complete one is fsync'd and,
+before its Finished PDU leaves, a product is decoded and its pixels checked
+against its CRC-32C (:func:`ground.images.check_product`): one that fails is
+*refused*, not recorded, and its Finished says filestore rejection, so the
+lander keeps its copy (``product_failed`` with ``refused``; the refused file is
+removed). A file that passes is recorded in the ledger (SQLite WAL,
+:mod:`ground.ledger`) before its Finished leaves. The injected ``decoder`` (an
+executor: the process gives it one worker thread) writes ``<id>.png`` and
+``<id>.json`` from the pixels checked; :meth:`Station.collect` then publishes ``product_received``
 once per product id, ever. Telemetry and event segments (``.tlm``,
 :mod:`link.tlm_segments`) go into the ledger and are announced as
 ``telemetry_received``.
@@ -26,11 +30,13 @@ from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 from spacepackets.ccsds.spacepacket import PacketType
 
 from framework.errors import ProductError, ProtocolError
 from framework.reporters import EventReporter
-from ground.images import WrittenProduct, write_product
+from fsw.imaging.product import Product
+from ground.images import WrittenProduct, check_product, write_checked, write_product
 from ground.ledger import Ledger
 from link.contacts import ContactClock, load_plan
 from link.dest_engine import DestEngine, ReceivedFile
@@ -69,10 +75,11 @@ class Station:
         self.ledger = Ledger(self.out_dir / "ledger.sqlite", clock=clock)
         self.engine = DestEngine(s["entity_id"], s["lander_entity_id"], s["max_packet_len"],
                                  CfdpTimers.from_settings(s), self.incoming,
-                                 clock=ContactClock(self.plan, clock), on_delivered=self.ledger.file_received,
+                                 clock=ContactClock(self.plan, clock), on_delivered=self.accept,
                                  journal=self.ledger, reject=self.events.limited)
         self.wrapper = SpacePacketWrapper(PacketType.TC)
         self.decoding: deque[tuple[str, Path, Future[WrittenProduct]]] = deque()
+        self.checked: dict[str, tuple[Product, np.ndarray, int]] = {}  # file name -> what check_product gave
         self.unsent: deque[bytes] = deque()
         self.c = {"products_received": 0, "products_failed": 0, "products_duplicate": 0, "transfers_failed": 0,
                   "packets_received": 0, "bytes_received": 0, "datagrams_rejected": 0, "packets_sent": 0,
@@ -145,12 +152,30 @@ class Station:
             self.c["packets_sent"] += 1
 
     # -- received files ------------------------------------------------------------------------
+    def accept(self, name: str, size: int) -> None:
+        """A complete file, before its Finished PDU is built: a product must decode to pixels matching
+        its CRC-32C, or it is refused (raises: the Finished says filestore rejection and the lander keeps
+        its copy); then the file is recorded in the ledger (StoreError if it cannot be: refused too)."""
+        if not name.endswith(SEGMENT_SUFFIX):
+            try:
+                raw = (self.incoming / name).read_bytes()
+                product, pixels = check_product(raw)
+            except (ProductError, OSError) as exc:
+                self.c["products_failed"] += 1
+                self.events.emit("product_failed", {"file": name, "reason": str(exc), "refused": True})
+                raise
+            self.checked[name] = (product, pixels, len(raw))
+        self.ledger.file_received(name, size)
+
     def hand_over(self) -> None:
         while self.engine.received:
             rf: ReceivedFile = self.engine.received.popleft()
             if not rf.delivered:
+                self.checked.pop(rf.name, None)
                 self.c["transfers_failed"] += 1
                 self.events.emit("transfer_failed", {"file": rf.name, "condition": rf.condition})
+                if rf.name and rf.path.name == rf.name:
+                    rf.path.unlink(missing_ok=True)  # refused or incomplete: the lander still has it
                 continue
             self._dispatch(rf.name, rf.path)
 
@@ -158,7 +183,10 @@ class Station:
         if name.endswith(SEGMENT_SUFFIX):
             self._take_telemetry(name, path)
             return
-        self.decoding.append((name, path, self.decoder.submit(_decode_and_write, path, self.out_dir)))
+        checked = self.checked.pop(name, None)
+        job = (self.decoder.submit(write_checked, *checked, self.out_dir) if checked is not None
+               else self.decoder.submit(_decode_and_write, path, self.out_dir))
+        self.decoding.append((name, path, job))
 
     def _take_telemetry(self, name: str, path: Path) -> None:
         try:

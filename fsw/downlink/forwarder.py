@@ -147,6 +147,13 @@ class Forwarder:
             out.update({f"tlm_{k}": v for k, v in self.recorder.c.items()})
         return out
 
+    def queue_depth(self) -> int | None:
+        """Items stored, or None while the store cannot be read (for the process's log lines)."""
+        try:
+            return len(self.store)
+        except StoreError:
+            return None
+
     def store_figures(self, flying: list[str]) -> dict[str, Any]:
         """What health says of the store; the last figures read while it cannot be read."""
         try:

@@ -54,6 +54,7 @@ class DownlinkProcess:
         self.pull.bind(ctx.endpoint("products"))
         self.poller = zmq.Poller()
         self.poller.register(self.pull, zmq.POLLIN)
+        self.pulling = True  # the products port is in the poller (not while the store refuses)
         self.poller.register(self.radio.fileno(), zmq.POLLIN)
         self.sub, self.imaging = self._links(s)
         re = s["reencode"]
@@ -66,7 +67,7 @@ class DownlinkProcess:
         register_table(self.commands, INTERFACE, handlers(self.fwd))
         self.poller.register(self.commands.sock, zmq.POLLIN)
         self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
-        ctx.log.info("downlink_started", radio=self.radio.address, stored=len(self.fwd.store),
+        ctx.log.info("downlink_started", radio=self.radio.address, stored=self.fwd.queue_depth(),
                      relays=[r.name for r in self.fwd.plan.relays], time_scale=self.fwd.plan.time_scale,
                      telemetry=self.fwd.recorder is not None, reencode=reencoder is not None)
 
@@ -98,7 +99,17 @@ class DownlinkProcess:
         self.health.tick()
 
     def take_products(self) -> None:
+        """Read the products port only while the store can take products: otherwise they stay queued
+        (back-pressure up to imaging), and the port leaves the poller so the loop does not spin on it."""
+        accepting = self.fwd.accepting_products()
+        if accepting != self.pulling:
+            self.poller.modify(self.pull, zmq.POLLIN if accepting else 0)
+            self.pulling = accepting
+        if not accepting:
+            return
         for _ in range(_PRODUCTS_PER_TURN):
+            if not self.fwd.accepting_products():
+                return
             try:
                 frames = self.pull.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -152,5 +163,5 @@ def run(ctx: ProcessContext) -> None:
         while not ctx.stop.is_set():
             process.turn()
     finally:
-        ctx.log.info("downlink_stopping", stored=len(process.fwd.store), confirmed=process.fwd.c["products_confirmed"])
+        ctx.log.info("downlink_stopping", stored=process.fwd.queue_depth(), confirmed=process.fwd.c["products_confirmed"])
         process.close()
