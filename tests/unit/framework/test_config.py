@@ -154,9 +154,9 @@ def test_a_config_without_hosts_is_one_local_host() -> None:
 def test_binding_another_hosts_address_is_refused() -> None:
     raw = demo_raw()
     raw["hosts"]["ground"] = "127.0.0.4"
-    with pytest.raises(ConfigError) as e:  # the ground broker still binds 127.0.0.1
+    with pytest.raises(ConfigError) as e:  # the ground station still binds its radio at 127.0.0.1
         validate_config(raw, "x.yaml")
-    assert e.value.key == "processes.ground_broker.endpoints.xsub"
+    assert e.value.key == "processes.ground.endpoints.radio"
     assert "host 'ground' (127.0.0.4)" in e.value.expected
 
 
@@ -166,7 +166,7 @@ def test_star_binds_every_interface_and_tools_reach_it_at_the_hosts_address() ->
     c = validate_config(raw, "x.yaml")
     assert parse_endpoint(c.endpoint("navcam_emulator", "control")) == ("tcp", "0.0.0.0", 47115)
     assert c.reach("navcam_emulator", "control") == "tcp://127.0.0.1:47115"
-    assert c.reach("navcam_driver", "command") == c.endpoint("navcam_driver", "command")
+    assert c.reach("navcam_emulator", "link") == c.endpoint("navcam_emulator", "link")
 
 
 def test_connecting_to_star_is_refused_naming_the_process_that_connects() -> None:
@@ -427,7 +427,7 @@ def test_a_foreign_host_address_is_refused_where_that_host_starts() -> None:
 @pytest.mark.parametrize("other", ["tcp://*:{port}", "tcp://localhost:{port}", "tcp://0.0.0.0:{port}"])
 def test_two_sockets_binding_one_port_are_refused(other: str) -> None:
     raw = _no_hosts(demo_raw())  # demo.yaml's hosts would refuse 0.0.0.0 as not the lander's address
-    port = raw["endpoints"]["imaging_cmd"].rsplit(":", 1)[1]
+    port = raw["endpoints"]["navcam_link"].rsplit(":", 1)[1]
     raw["endpoints"]["navcam_ctl"] = other.format(port=port)
     with pytest.raises(ConfigError) as e:
         validate_config(raw, "x.yaml")
@@ -443,7 +443,7 @@ def test_one_endpoint_bound_by_two_processes_is_refused() -> None:
 
 def test_a_udp_and_a_tcp_socket_may_share_a_port_number() -> None:
     raw = demo_raw()
-    raw["endpoints"]["lander_radio"] = "udp://127.0.0.1:" + raw["endpoints"]["imaging_cmd"].rsplit(":", 1)[1]
+    raw["endpoints"]["lander_radio"] = "udp://127.0.0.1:" + raw["endpoints"]["navcam_link"].rsplit(":", 1)[1]
     validate_config(raw, "x.yaml")
 
 
