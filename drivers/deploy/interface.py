@@ -35,7 +35,9 @@ INTERFACE = Interface.build(
         EventSpec(3, "protocol_error", "warning", "Bad bytes or a malformed message from the device."),
         EventSpec(4, "reply_timeout", "warning", "The device did not answer in time."),
         EventSpec(5, "device_nak", "error", "The device refused a command during a deployment."),
-        EventSpec(12, "auth_refused", "warning", "A client key not on the allow-list was refused at the handshake."),
+        EventSpec(12, "auth_refused", "warning",
+                  "Client keys not on the allow-list were refused at the handshake: one event per period for all "
+                  "keys (rate-limited, with count; client_key is the period's first)."),
         EventSpec(13, "armed", "info", "A mechanism was armed."),
         EventSpec(14, "disarmed", "info", "An arm was dropped."),
         EventSpec(15, "inhibited", "warning", "A mechanism was inhibited."),
