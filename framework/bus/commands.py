@@ -223,6 +223,7 @@ class CommandServer:
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.MAXMSGSIZE, max_request_bytes)
+        self._max_request_bytes = max_request_bytes
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply that cannot go now raises (counted), never waits
         if curve is not None:
             self.sock.curve_server = True
@@ -307,6 +308,8 @@ class CommandServer:
         try:
             if len(raw) != 3 or raw[1].bytes != b"":
                 raise MalformedRequest(f"malformed envelope: {len(raw)} parts")
+            if len(raw[2]) > self._max_request_bytes:  # inproc has no MAXMSGSIZE: the same limit, here
+                raise MalformedRequest(f"request of {len(raw[2])} bytes is over {self._max_request_bytes}")
             req = decode_request(raw[2].bytes)
             handler = self._handlers.get(req.cmd)
             if handler is None:

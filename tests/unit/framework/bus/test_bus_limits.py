@@ -194,3 +194,15 @@ def test_a_forged_shared_memory_handle_length_is_refused_before_anything_is_allo
     finally:
         reader.close()
         ring.close()
+
+
+def test_an_oversized_request_over_inproc_is_rejected_too(zctx: zmq.Context) -> None:
+    server = CommandServer(zctx, "inproc://big-requests", max_request_bytes=1024)
+    raw = zctx.socket(zmq.DEALER)
+    raw.connect("inproc://big-requests")
+    raw.send_multipart([b"", msgpack.packb({"id": 7, "cmd": "NOOP", "args": {"pad": b"x" * 4096}})])
+    assert server.poll(2000) == 1
+    assert server.rejected == 1 and server.accepted == 0
+    reply = msgpack.unpackb(raw.recv_multipart()[-1])
+    assert reply["status"] == "rejected" and "over 1024" in reply["reason"]
+    raw.close()
