@@ -40,7 +40,9 @@ INTERFACE = Interface.build(
     events=(
         EventSpec(0x01, "frame_rejected", "warning",
                   "a frame message failed validation (rate-limited, with count); reason names why"),
-        EventSpec(0x02, "frame_gap", "warning", "frame messages missing on the bus (seq gap)"),
+        EventSpec(0x02, "frame_gap", "warning",
+                  "messages missing on the bus (seq gap) on the topics this core reads; frames among them are "
+                  "named by frames_lost"),
         EventSpec(0x03, "product_failed", "error",
                   "a product could not be made: camera, counter, products (a report, sent until heard back)"),
         EventSpec(0x06, "frames_thumbnail_only", "warning",
