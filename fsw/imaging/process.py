@@ -48,6 +48,7 @@ _ALREADY_STORED = re.compile(r"^product (\S+) is already stored$")
 _KEPT_FIELDS = (*FRAME_FIELDS, "priority")  # what the journal keeps of a frame message, to take it again
 _SHM_KEYS = ("name", "slot", "generation", "length", "offset")
 _DETAIL_CHARS = 200
+_STOP_WAIT_S = 0.5  # at a stop, how long confirmations of pushed products are awaited (SIGTERM within a second)
 
 
 def _kept(msg: Message) -> dict[str, Any]:
@@ -343,6 +344,16 @@ class ImagingCore:
         self.drain_camera_replies()
         self.health.tick()
 
+    def _await_confirmations(self, for_s: float) -> None:
+        """At a stop: a little while for the downlink to confirm what was pushed (what it does not stays
+        open in the journal, to be made again or named at the next start)."""
+        end = self.ctx.monotonic() + for_s
+        while (self.handoff.unacked or self.handoff.pending) and self.ctx.monotonic() < end:
+            msg = self.sub.recv(timeout_ms=20)
+            if msg is not None and msg.topic.startswith("evt."):
+                self.take(msg)
+            self.handoff.flush()
+
     def loop(self) -> None:
         self.ctx.log.info("imaging_started", cameras=self.cameras, codec=self.codec,
                           workers=self.ctx.settings["workers"], downlinks=sorted(self.downlinks),
@@ -351,6 +362,7 @@ class ImagingCore:
             self.turn()
         self.proc.close()
         self.handoff.flush()
+        self._await_confirmations(_STOP_WAIT_S)
         self.commit()
         self.journal.close()
         if self.handoff.pending or self.handoff.unacked or self.proc.waiting:
