@@ -16,6 +16,7 @@ from typing import Any
 import zmq
 
 from framework.bus.client import Publisher
+from framework.bus.message import MAX_PART_BYTES
 from framework.bus.commands import CommandServer, register_table
 from framework.process import ProcessContext
 from framework.reporters import EventReporter, HealthReporter
@@ -27,6 +28,9 @@ __all__ = ["run", "Broker"]
 
 POLL_MS = 100
 """How long the loop waits for traffic before it looks at the stop flag and the health timer again."""
+
+
+MAX_SUBSCRIPTION_BYTES = 64 * 1024
 
 
 def _take(sock: zmq.Socket, copy: bool) -> Take:
@@ -58,6 +62,10 @@ class Broker:
         self.xpub = zctx.socket(zmq.XPUB)
         for s in (self.xsub, self.xpub):
             s.setsockopt(zmq.LINGER, 0)
+        # what any local process may send is bounded: a bus message part (an inline frame at most), and
+        # subscriptions (a topic prefix each)
+        self.xsub.setsockopt(zmq.MAXMSGSIZE, MAX_PART_BYTES)
+        self.xpub.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)
         self.xsub.setsockopt(zmq.RCVHWM, ctx.config.bus["rcvhwm"])
         self.xpub.setsockopt(zmq.SNDHWM, ctx.config.bus["sndhwm"])
         self.xsub.bind(ctx.endpoint("xsub"))

@@ -74,3 +74,29 @@ def test_an_unknown_command_is_rejected_counted_and_raised_as_the_tables_event(b
     assert event["event_id"] == INTERFACE.events["command_rejected"].id
     assert _health(sub, lambda f: f["commands_rejected"] == 1)["events_published"] >= 1
     client.close()
+
+
+def test_an_oversized_message_is_refused_and_the_bus_goes_on(broker) -> None:
+    """A local process that sends a part beyond MAX_PART_BYTES loses its connection; nothing of it is
+    forwarded, the broker keeps forwarding everyone else's messages."""
+    from framework.bus.client import Publisher
+    from framework.bus.message import MAX_PART_BYTES
+
+    ctx, ep = broker
+    sub = Subscriber(ctx, ep["bus_sub"], ["x.", "tlm.broker"])
+    _health(sub, lambda f: True)  # the subscription has joined
+    rogue = ctx.socket(zmq.PUB)
+    rogue.connect(ep["bus_pub"])
+    time.sleep(0.3)  # let the rogue's connection settle before it sends (not asserted on)
+    rogue.send_multipart([b"x.big", b"\x80", bytes(MAX_PART_BYTES + 1)])
+    honest = Publisher(ctx, ep["bus_pub"], "honest")
+    seen: list[str] = []
+    end = time.monotonic() + 15
+    while time.monotonic() < end and "x.small" not in seen:
+        honest.publish("x.small", "t", {})
+        m = sub.recv(timeout_ms=200)
+        if m is not None:
+            seen.append(m.topic)
+    assert "x.small" in seen and "x.big" not in seen
+    rogue.close()
+    honest.close()
