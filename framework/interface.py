@@ -115,6 +115,7 @@ STANDARD_CHANNELS = (
     ChannelSpec(0xF2, "events_published", "count", int),
     ChannelSpec(0xF3, "events_unpublished", "count", int, high=0, doc="events the bus refused (logged)"),
     ChannelSpec(0xF4, "events_suppressed", "count", int, doc="rate-limited events folded into the next one's count"),
+    ChannelSpec(0xF5, "log_lines_dropped", "count", int, high=0, doc="log lines the disk refused (full disk)"),
 )
 """Command and event counters every component reports in its health (cFS apps report the same)."""
 

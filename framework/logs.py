@@ -14,9 +14,50 @@ from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger"]
+__all__ = ["configure_logging", "get_logger", "lines_dropped"]
 
 _files: list[TextIO] = []
+
+
+class _NeverFails:
+    """A log stream whose writes cannot end the process: a line the disk refuses (full, or a file size
+    limit) is dropped and counted, and logging goes on when space returns. A service must not die of
+    its own logging while it is degrading gracefully on the same full disk.
+
+    Text is collected until ``flush`` (structlog prints a line, then flushes) and written in one call
+    to an unbuffered file, so a refused line leaves nothing behind to be written later."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._binary = "b" in getattr(stream, "mode", "")
+        self._pending: list[str] = []
+        self.dropped = 0
+
+    def write(self, text: str) -> int:
+        self._pending.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        text = "".join(self._pending)
+        self._pending.clear()
+        if not text:
+            return
+        try:
+            if self._binary:
+                self._stream.write(text.encode("utf-8"))
+            else:
+                self._stream.write(text)
+                self._stream.flush()
+        except (OSError, ValueError):  # ENOSPC, EFBIG, EIO; ValueError: the stream was closed
+            self.dropped = min(self.dropped + max(1, text.count("\n")), (1 << 63) - 1)
+
+
+_guard: _NeverFails | None = None
+
+
+def lines_dropped() -> int:
+    """Log lines this process could not write (reported in its health as ``log_lines_dropped``)."""
+    return 0 if _guard is None else _guard.dropped
 
 
 def configure_logging(process: str, log_dir: Path | None = None, *, console: bool | None = None,
@@ -37,7 +78,7 @@ def configure_logging(process: str, log_dir: Path | None = None, *, console: boo
     ]
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
-        stream: TextIO = open(log_dir / f"{process}.jsonl", "a", buffering=1, encoding="utf-8")
+        stream: Any = open(log_dir / f"{process}.jsonl", "ab", buffering=0)
         _files.append(stream)
         processors.append(structlog.processors.JSONRenderer())
     elif console:
@@ -46,10 +87,12 @@ def configure_logging(process: str, log_dir: Path | None = None, *, console: boo
     else:
         stream = sys.stderr
         processors.append(structlog.processors.JSONRenderer())
+    global _guard
+    _guard = _NeverFails(stream)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=structlog.PrintLoggerFactory(file=_guard),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.clear_contextvars()

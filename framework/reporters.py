@@ -16,6 +16,7 @@ from framework.bus.message import RESERVED_KEYS
 from framework.counters import clamp_fields
 from framework.errors import BusError
 from framework.interface import Interface
+from framework.logs import lines_dropped
 
 __all__ = ["HealthReporter", "EventReporter", "LIMIT_PERIOD_S", "MAX_LIMITED_NAMES"]
 
@@ -53,6 +54,8 @@ class HealthReporter:
             return
         self._next = now + self._period
         fields = {"uptime_s": round(now - self._start, 3)}
+        if self._channels is None or "log_lines_dropped" in self._channels:
+            fields["log_lines_dropped"] = lines_dropped()
         fields.update(clamp_fields(self._sample()))  # a runaway counter reads as saturated, never unencodable
         if self._channels is not None:
             undeclared = set(fields) - self._channels - self._reported

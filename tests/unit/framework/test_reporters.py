@@ -92,3 +92,34 @@ def test_reset_zeroes_the_counts() -> None:
     events.emit("hello")
     events.reset()
     assert events.counters() == {"events_published": 0, "events_unpublished": 0, "events_suppressed": 0}
+
+
+def test_a_log_line_the_disk_refuses_is_dropped_and_counted_never_raised(tmp_path) -> None:
+    """On a full disk a service degrades; its own logging must not be what ends it."""
+    import os
+    import resource
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import resource, signal
+        from pathlib import Path
+        from framework import logs
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        log = logs.configure_logging("p", Path({str(tmp_path)!r}))
+        log.info("before")
+        size = (Path({str(tmp_path)!r}) / "p.jsonl").stat().st_size
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.RLIM_INFINITY))
+        for i in range(50):
+            log.info("refused", i=i)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        log.info("after")
+        print(logs.lines_dropped())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         cwd=os.getcwd())
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.split()[-1]) == 50
+    text = (tmp_path / "p.jsonl").read_text()
+    assert '"before"' in text and '"after"' in text and '"refused"' not in text
