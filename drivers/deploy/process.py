@@ -33,6 +33,7 @@ from drivers.deploy.sequencer import Action, DeviceCmd, Event, Sequencer, Verdic
 from framework.bus.auth import AllowList, Authenticator, ensure_service_keys
 from framework.bus.commands import CommandClient, CommandServer, CurveServerKeys, Deferred, register_table
 from framework.config import parse_endpoint
+from framework.errors import NotSent
 from framework.process import ProcessContext
 from framework.reporters import EventReporter, HealthReporter
 
@@ -231,7 +232,11 @@ class DeployDriver:
             return
         if self.camera is None:
             self.camera = CommandClient(self.ctx.zmq, address)
-        cid = self.camera.send("CAPTURE", {"priority": "confirmation"})
+        try:  # sends never wait: a camera driver that is down refuses it here
+            cid = self.camera.send("CAPTURE", {"priority": "confirmation"})
+        except NotSent as exc:
+            self.events.emit("confirmation_capture_failed", {"camera": camera, "reason": f"not sent: {exc}"})
+            return
         self.events.emit("confirmation_capture_requested",
                          {"camera": camera, "id": cid, "outcome": v.outcome, "angle_deg": v.angle_deg})
 

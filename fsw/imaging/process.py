@@ -28,6 +28,7 @@ import zmq
 
 from framework.bus.commands import CommandClient, CommandServer, register_table
 from framework.bus.message import Header, Message
+from framework.errors import NotSent
 from framework.process import ProcessContext
 from framework.reporters import EventReporter, HealthReporter
 from fsw.imaging.accounts import FRAME_PRODUCTS, FrameAccounts, OpenFrame
@@ -181,9 +182,13 @@ class ImagingCore:
         client = self.camera_cmd.get(camera)
         if client is None:
             return
-        client.send("SET_EXPOSURE", {"exposure_us": cmd.exposure_us})
-        if abs(cmd.gain - frame.gain) > 1e-6:
-            client.send("SET_GAIN", {"gain": cmd.gain})
+        try:  # sends never wait: a driver that is down makes its queue full, and the command is refused here
+            client.send("SET_EXPOSURE", {"exposure_us": cmd.exposure_us})
+            if abs(cmd.gain - frame.gain) > 1e-6:
+                client.send("SET_GAIN", {"gain": cmd.gain})
+        except NotSent as exc:
+            self.events.limited("ae_command_refused", {"camera": camera, "status": "not_sent", "reason": str(exc)})
+            return
         self.ctx.log.info("ae_command", camera=camera, exposure_us=cmd.exposure_us, gain=cmd.gain)
 
     # -- messages in -------------------------------------------------------------------------------
