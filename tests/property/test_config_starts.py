@@ -115,7 +115,7 @@ MUTATIONS: st.SearchStrategy[Mutation] = st.one_of(
     _often(["store", "nested/store", "{tmp}/abs_store"], ["{tmp}/a_file", "{tmp}/a_file/store"]).map(_store_dir),
     _often(["", "ring_ok", "r.2-x"], ["../bad", "a b", "-x", "x" * 129]).map(lambda v: _set("navcam_driver",
                                                                                             "shm_ring", v)),
-    st.builds(_bind, st.sampled_from(["navcam_ctl", "imaging_cmd", "lander_radio", "relay_ground", "bus_sub"]),
+    st.builds(_bind, st.sampled_from(["navcam_ctl", "navcam_link", "lander_radio", "relay_ground", "ground_radio"]),
               _often(["127.0.0.1", "localhost", "127.0.0.7"], ["192.0.2.1", "*", "no-such-host.invalid"])),
     st.sampled_from(["relay", "ground", "ground_broker", "imaging", "navcam_emulator", "broker"]).map(_drop),
     _often(["inline", "shm"], ["pixels"]).map(lambda v: _set("navcam_driver", "frame_transport", v)),
