@@ -76,6 +76,7 @@ INTERFACE = Interface.build(
         ChannelSpec(0x1F, "cfdp_checksum_failures", "count", int, high=0,
                     doc="files whose CRC-32 did not match the EOF checksum (not delivered; the sender resends)"),
         ChannelSpec(0x20, "cfdp_handler_errors", "count", int, high=0),
+        ChannelSpec(0x41, "datagrams_refused", "count", int, doc="radio datagrams from a sender other than the relay"),
         ChannelSpec(0x40, "cfdp_pdus_refused", "count", int, high=0,
                     doc="PDUs refused for sizes or offsets outside their transaction's file"),
     ),

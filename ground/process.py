@@ -33,9 +33,11 @@ class StationProcess:
 
     def __init__(self, ctx: ProcessContext) -> None:
         self.ctx = ctx
-        self.radio = RadioPort(ctx.endpoint("radio"), ctx.endpoint("relay"))
         self.pub = ctx.publisher()
         self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic)
+        # Only the relay's datagrams are read; others are counted (datagrams_refused) and reported.
+        self.radio = RadioPort(ctx.endpoint("radio"), ctx.endpoint("relay"), only_from_peer=True,
+                               reject=self.events.limited)
         self.decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ground-decode")
         self.poller = zmq.Poller()
         self.poller.register(self.radio.fileno(), zmq.POLLIN)
@@ -56,7 +58,8 @@ class StationProcess:
 
     def sample(self) -> dict[str, Any]:
         cmd = self.commands
-        return {**self.station.sample(), "commands_accepted": cmd.accepted if cmd else 0,
+        return {**self.station.sample(), "datagrams_refused": self.radio.refused,
+                "commands_accepted": cmd.accepted if cmd else 0,
                 "commands_rejected": cmd.rejected if cmd else 0, **self.events.counters()}
 
     def turn(self) -> None:
