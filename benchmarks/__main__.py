@@ -15,6 +15,7 @@ import imagecodecs
 import numpy as np
 import zmq
 
+from benchmarks.accounting import accounting_table
 from benchmarks.bus import bench_bus
 from benchmarks.camera import bench_camera
 from benchmarks.chain import ChainUnavailable, bench_chain
@@ -41,10 +42,13 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                  "quick": {"size_px": 256, "n_frames": 2}},
     "camera": {"full": {"size_px": 2048, "duration_s": 10.0},
                "quick": {"size_px": 512, "duration_s": 3.0}},
+    "accounting": {"full": {"size_px": 2048, "n_frames": 60, "n_books": 500},
+                   "quick": {"size_px": 512, "n_frames": 20, "n_books": 100}},
 }
 BENCHES: dict[str, Callable[..., Table]] = {"codecs": bench_codecs, "bus": bench_bus, "imaging": bench_imaging,
                                             "chain": bench_chain, "downlink": bench_downlink,
-                                            "reencode": bench_reencode, "camera": bench_camera}
+                                            "reencode": bench_reencode, "camera": bench_camera,
+                                            "accounting": accounting_table}
 
 
 def _machine() -> dict[str, Any]:

@@ -25,7 +25,7 @@ import numpy as np
 
 from benchmarks.frames import frame_maker
 
-__all__ = ["bench_accounting", "main"]
+__all__ = ["bench_accounting", "accounting_table", "main"]
 
 
 def _settings() -> dict[str, Any]:
@@ -171,6 +171,26 @@ def bench_accounting(size_px: int = 2048, n_frames: int = 60, n_books: int = 500
         "ratio_with_to_without": round(w / b, 4),
         "books_share_of_capture": round((statistics.median(cpu) + statistics.median(commits)) / 1000 / b, 4),
     }
+
+
+def accounting_table(size_px: int = 2048, n_frames: int = 60, n_books: int = 500) -> Any:
+    """The same figures as a :class:`benchmarks.figures.Table`, for ``python -m benchmarks``."""
+    from benchmarks.figures import Column, Table
+
+    r = bench_accounting(size_px=size_px, n_frames=n_frames, n_books=n_books)
+    return Table(
+        name="accounting", title=f"Accounting for every frame, {r['frame_px']} capture path",
+        baseline="the same capture path without the books, alternating frame by frame in this run",
+        columns=[Column("ratio", "with / without", ".3f", is_ratio=True),
+                 Column("without_ms", "without ms/frame", ".2f"), Column("with_ms", "with ms/frame", ".2f"),
+                 Column("books_us", "books CPU us p50", ".0f"), Column("commit_us", "commit us p50", ".0f"),
+                 Column("share", "books share", ".3f")],
+        rows=[{"ratio": r["ratio_with_to_without"], "without_ms": r["capture_ms_per_frame_p50"],
+               "with_ms": r["capture_with_books_ms_per_frame_p50"], "books_us": r["books_cpu_us_p50"],
+               "commit_us": r["commit_in_capture_us_p50"], "share": r["books_share_of_capture"]}],
+        notes=[f"{r['frames_per_leg']} frames a leg; fsync alone p50 {r['fsync_alone_us_p50']} us, "
+               f"commit max {r['commit_in_capture_us_max']} us; worst case of one journal commit per frame "
+               "(the core commits once per loop turn)"])
 
 
 def main(argv: list[str] | None = None) -> int:
