@@ -48,6 +48,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.host is not None and not config.processes_on(args.host):  # an unknown host raises ConfigError
         print(f"{path}: host '{args.host}' runs no process", file=sys.stderr)
         return 2
+    if args.host is None:
+        config.check_here()  # every host's processes start here: their bind addresses must be this machine's
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = configure_logging("supervisor", out / "logs" if not sys.stderr.isatty() else None)
@@ -72,6 +74,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     path = find_config(args.config)
     config = load_config(path)
+    if args.host is not None:
+        config.processes_on(args.host)  # an unknown host is named
+        config.check_here(args.host)  # this host's bind addresses must be this machine's
     print(f"{path}: ok, {len(config.processes)} processes on {len(config.hosts)} host(s), "
           f"{len(config.endpoints)} endpoints")
     return 0
@@ -140,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     r.set_defaults(func=_cmd_run)
     c = sub.add_parser("check-config", help="validate a config file")
     c.add_argument("config")
+    c.add_argument("--host", default=None, help="also check that this host's bind addresses are this machine's")
     c.set_defaults(func=_cmd_check)
     k = sub.add_parser("cmd", help="send one command to a service and print its replies")
     k.add_argument("config")

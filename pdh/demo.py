@@ -105,6 +105,7 @@ def run_demo(config_path: Path, out: Path, duration_s: float, loss: float | None
         elif p.exists():
             p.unlink()
     config, run_cfg = prepare_config(config_path, out, loss)
+    config.check_here()  # the demo starts every host's processes here: each bind address must be this machine's
     live = sys.stdout.isatty() if live is None else live
     notes: list[str] = []
     sup = Supervisor(config, run_cfg, out, on_report=lambda n, f: notes.append(f"{n} {f}"))

@@ -478,3 +478,24 @@ def test_a_process_name_too_long_for_its_log_and_ring_is_refused() -> None:
     raw = demo_raw()
     raw["processes"]["x" * 65] = raw["processes"].pop("imaging")
     _refused(raw, "processes." + "x" * 65)
+
+
+def test_check_config_with_a_host_refuses_a_bind_address_this_machine_lacks(tmp_path) -> None:
+    """pdh check-config --host NAME: that host's bind addresses are checked against this machine."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from framework.config import find_config
+
+    text = find_config("multihost").read_text()
+    assert yaml.safe_load(text)["hosts"]["lander"] == "127.0.0.2"
+    cfg = tmp_path / "far.yaml"
+    cfg.write_text(text.replace("127.0.0.2", "192.0.2.7"))  # TEST-NET-1: never an address of this machine
+    here = subprocess.run([sys.executable, "-m", "pdh.cli", "check-config", str(cfg), "--host", "relay"],
+                          capture_output=True, text=True, timeout=60)
+    far = subprocess.run([sys.executable, "-m", "pdh.cli", "check-config", str(cfg), "--host", "lander"],
+                         capture_output=True, text=True, timeout=60)
+    assert here.returncode == 0, here.stderr
+    assert far.returncode == 2 and "192.0.2.7" in far.stderr
