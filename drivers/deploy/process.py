@@ -151,7 +151,8 @@ class DeployDriver:
                                   authorized=self._authorized, fired=saved.get("fired", []),
                                   inhibited=saved.get("inhibited", [self.mech] if s["inhibited"] else []))
         self.server = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
-                                    reset_counters=lambda: (self._reset(), self.events.reset()), curve=curve, interface=INTERFACE)
+                                    reset_counters=lambda: (self._reset(), self.events.reset()), curve=curve, interface=INTERFACE,
+                                    authorize=(self._authorized if curve is not None else None))
         register_table(self.server, INTERFACE, handlers(self), with_client=WITH_CLIENT)
         self.pending: Deferred | None = None
         self.sample_now = False

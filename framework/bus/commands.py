@@ -219,7 +219,11 @@ class CommandServer:
     def __init__(self, ctx: zmq.Context, endpoint: str, on_event: Callable[[str, dict[str, Any]], None] | None = None,
                  reset_counters: Callable[[], None] | None = None, curve: CurveServerKeys | None = None,
                  interface: Interface | None = None, max_request_bytes: int = MAX_REQUEST_BYTES,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 authorize: Callable[[str], bool] | None = None) -> None:
+        """``authorize``: on a CURVE port, asked for every command with the client's key; a client it no
+        longer accepts (its key was revoked after the handshake) is rejected before any handler runs."""
+        self._authorize = authorize
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.MAXMSGSIZE, max_request_bytes)
@@ -311,6 +315,8 @@ class CommandServer:
             if len(raw[2]) > self._max_request_bytes:  # inproc has no MAXMSGSIZE: the same limit, here
                 raise MalformedRequest(f"request of {len(raw[2])} bytes is over {self._max_request_bytes}")
             req = decode_request(raw[2].bytes)
+            if self._authorize is not None and not self._authorize(client):
+                raise MalformedRequest("client key is not on the allow-list (revoked?)", req.id)
             handler = self._handlers.get(req.cmd)
             if handler is None:
                 raise MalformedRequest(f"unknown command {_shown(req.cmd)}; known: {sorted(self._handlers)}", req.id)

@@ -42,6 +42,9 @@ def test_a_revoked_key_is_refused_on_its_next_command_over_its_open_connection(r
     assert statuses(again) == ["rejected"] and "allow-list" in again[0].reason
     fire = rig.op.call("FIRE", {"mechanism": MECH}, 5)
     assert statuses(fire) == ["rejected"]
+    for harmless in ("STATUS", "NOOP", "RESET_COUNTERS"):  # every command, not only the hazardous ones
+        refused = rig.op.call(harmless, {}, 5)
+        assert statuses(refused) == ["rejected"] and "allow-list" in refused[0].reason, harmless
     other = rig.client(rig.other)  # a key still on the list goes on working
     assert statuses(other.call("ARM", {"mechanism": MECH}, 5)) == ["accepted", "completed"]
     assert statuses(other.call("DISARM", {"mechanism": MECH}, 5)) == ["accepted", "completed"]
