@@ -35,13 +35,19 @@ class HealthReporter:
     ``channels``: the component's declared telemetry channels (its interface table); a sampled
     key the table does not declare is still published, and logged once as ``undeclared_channel``
     (a programming error the tests look for).
+    The standard channels every table declares are filled here, not by each component: the log's
+    ``log_lines_dropped``, the ``events`` reporter's counters, and the ``commands`` server's
+    ``commands_accepted``/``commands_rejected`` (0 for a process whose config gives it no command port).
     """
 
     def __init__(self, ctx: Any, publisher: Any, sample: Callable[[], dict[str, Any]],
-                 period_s: float = 1.0, channels: Iterable[str] | None = None) -> None:
+                 period_s: float = 1.0, channels: Iterable[str] | None = None,
+                 events: "EventReporter | None" = None, commands: Any = None) -> None:
         self._ctx = ctx
         self._pub = publisher
         self._sample = sample
+        self._events = events
+        self._commands = commands
         self._period = period_s
         self._next = ctx.monotonic()
         self._start = ctx.monotonic()
@@ -56,6 +62,11 @@ class HealthReporter:
         fields = {"uptime_s": round(now - self._start, 3)}
         if self._channels is None or "log_lines_dropped" in self._channels:
             fields["log_lines_dropped"] = lines_dropped()
+        if self._commands is not None or (self._channels is not None and "commands_accepted" in self._channels):
+            fields["commands_accepted"] = 0 if self._commands is None else self._commands.accepted
+            fields["commands_rejected"] = 0 if self._commands is None else self._commands.rejected
+        if self._events is not None:
+            fields.update(self._events.counters())
         fields.update(clamp_fields(self._sample()))  # a runaway counter reads as saturated, never unencodable
         if self._channels is not None:
             undeclared = set(fields) - self._channels - self._reported

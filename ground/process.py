@@ -41,7 +41,6 @@ class StationProcess:
         self.decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ground-decode")
         self.poller = zmq.Poller()
         self.poller.register(self.radio.fileno(), zmq.POLLIN)
-        self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
         self.station = Station(ctx.settings, ctx.out_dir, ctx.config.file, self.radio, self.events, ctx.clock,
                                self.decoder)
         self.commands: CommandServer | None = None
@@ -50,6 +49,8 @@ class StationProcess:
                                           reset_counters=lambda: (self.station.reset_counters(), self.events.reset()), interface=INTERFACE)
             register_table(self.commands, INTERFACE, handlers(self.station))
             self.poller.register(self.commands.sock, zmq.POLLIN)
+        self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry,
+                                     events=self.events, commands=self.commands)
         st = self.station
         ctx.log.info("ground_started", radio=self.radio.address, out=str(st.out_dir),
                      relays=[r.name for r in st.plan.relays], recovered=st.c["recovered_files"],
@@ -57,10 +58,7 @@ class StationProcess:
                      command=self.commands is not None)
 
     def sample(self) -> dict[str, Any]:
-        cmd = self.commands
-        return {**self.station.sample(), "datagrams_refused": self.radio.refused,
-                "commands_accepted": cmd.accepted if cmd else 0,
-                "commands_rejected": cmd.rejected if cmd else 0, **self.events.counters()}
+        return {**self.station.sample(), "datagrams_refused": self.radio.refused}
 
     def turn(self) -> None:
         self.poller.poll(_POLL_MS)

@@ -69,7 +69,8 @@ class CameraDriver:
         self.commands = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
                                       reset_counters=lambda: (self._reset_counters(), self.events.reset()), interface=INTERFACE)
         register_table(self.commands, INTERFACE, handlers(self))
-        self.health = HealthReporter(ctx, self.pub, self._sample, channels=INTERFACE.telemetry)
+        self.health = HealthReporter(ctx, self.pub, self._sample, channels=INTERFACE.telemetry,
+                                     events=self.events, commands=self.commands)
         self.backoff = Backoff(0.1, s["reconnect_max_s"])
         self.connected = False
         self.link_state = "down"
@@ -173,12 +174,11 @@ class CameraDriver:
         values = {"link_state": self.link_state, "frames_good": c.frames_good, "frames_bad": c.frames_bad,
                   "counter_gaps": c.counter_gaps, "frames_missing": c.frames_missing,
                   "bytes_skipped": c.bytes_skipped, "last_error": c.last_error, "temp_c": c.temp_c,
-                  "commands_accepted": self.commands.accepted, "commands_rejected": self.commands.rejected,
                   "camera_naks": c.camera_naks, "reconnects": self.reconnects, "streaming": self.want_streaming,
                   "last_counter": -1 if c.last_counter is None else c.last_counter,
                   "frames_truncated": c.frames_truncated, "crc_errors": c.crc_errors, "timeouts": self.timeouts,
                   "late_frames": self.late_frames, "power_cycles": self.power_cycles, "dead_pixels": c.defects[0],
-                  "stuck_pixels": c.defects[1], "interface": self.link.kind, **self.events.counters()}
+                  "stuck_pixels": c.defects[1], "interface": self.link.kind}
         assert set(values) <= set(TELEMETRY)
         return values
 

@@ -301,11 +301,10 @@ class DeployDriver:
             self.events.limited("auth_refused", refusal)
 
     def health(self) -> dict[str, Any]:
-        return {"link_up": self.link.up, "commands_accepted": self.server.accepted,
-                "commands_rejected": self.server.rejected, "wire_errors": self.link.wire_errors,
+        return {"link_up": self.link.up, "wire_errors": self.link.wire_errors,
                 "reply_timeouts": self.link.timeouts, "reconnects": self.link.reconnects,
                 "state": self.seq.last.state if self.seq.last else "unknown", **self.counters,
-                "events": self._events_raised() - self._events_at_reset, **self.events.counters()}
+                "events": self._events_raised() - self._events_at_reset}
 
     # --- persistent safety state ------------------------------------------------------------
 
@@ -337,7 +336,7 @@ class DeployDriver:
 
 def run(ctx: ProcessContext) -> None:
     d = DeployDriver(ctx)
-    health = HealthReporter(ctx, d.pub, d.health, channels=INTERFACE.telemetry)
+    health = HealthReporter(ctx, d.pub, d.health, channels=INTERFACE.telemetry, events=d.events, commands=d.server)
     ctx.log.info("driver_ready", mechanism=d.mech, type=d.profile.type, auth=ctx.settings["auth"],
                  commands=sorted(COMMANDS))
     next_sample = ctx.monotonic()

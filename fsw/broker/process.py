@@ -78,7 +78,8 @@ class Broker:
             self.cmd = CommandServer(zctx, ctx.endpoint("command"), on_event=self.events.emit,
                                      reset_counters=lambda: (self.forwarder.reset(), self.events.reset()), interface=INTERFACE)
             register_table(self.cmd, INTERFACE, handlers(self.forwarder))
-        self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
+        self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry,
+                                     events=self.events, commands=self.cmd)
         self.poller = zmq.Poller()
         for s in (self.xsub, self.xpub, *([self.cmd.sock] if self.cmd else [])):
             self.poller.register(s, zmq.POLLIN)
@@ -86,10 +87,7 @@ class Broker:
         self._upstream = (_take(self.xpub, copy=True), _give(self.xsub, copy=True))
 
     def sample(self) -> dict[str, Any]:
-        return dict(self.forwarder.counters(),
-                    commands_accepted=self.cmd.accepted if self.cmd else 0,
-                    commands_rejected=self.cmd.rejected if self.cmd else 0,
-                    **self.events.counters())
+        return self.forwarder.counters()
 
     def loop(self) -> None:
         self.ctx.log.info("broker_started", xsub=self.ctx.endpoint("xsub"), xpub=self.ctx.endpoint("xpub"),

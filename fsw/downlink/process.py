@@ -66,7 +66,8 @@ class DownlinkProcess:
                                       reset_counters=lambda: (self.fwd.reset_counters(), self.events.reset()), interface=INTERFACE)
         register_table(self.commands, INTERFACE, handlers(self.fwd))
         self.poller.register(self.commands.sock, zmq.POLLIN)
-        self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
+        self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry,
+                                     events=self.events, commands=self.commands)
         ctx.log.info("downlink_started", radio=self.radio.address, stored=self.fwd.queue_depth(),
                      relays=[r.name for r in self.fwd.plan.relays], time_scale=self.fwd.plan.time_scale,
                      telemetry=self.fwd.recorder is not None, reencode=reencoder is not None)
@@ -84,8 +85,7 @@ class DownlinkProcess:
         return sub, imaging
 
     def sample(self) -> dict[str, Any]:
-        return {**self.fwd.sample(), "datagrams_refused": self.radio.refused, "commands_accepted": self.commands.accepted,
-                "commands_rejected": self.commands.rejected, **self.events.counters()}
+        return {**self.fwd.sample(), "datagrams_refused": self.radio.refused}
 
     # -- the loop ------------------------------------------------------------------------------
     def turn(self) -> None:

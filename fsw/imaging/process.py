@@ -110,7 +110,8 @@ class ImagingCore:
         self.cmd = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
                                  reset_counters=lambda: (self.reset_counters(), self.events.reset()), interface=INTERFACE)
         register_table(self.cmd, INTERFACE, handlers(self))
-        self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
+        self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry,
+                                     events=self.events, commands=self.cmd)
         self.recover()
 
     # what the command handlers reach through the adapter (fsw.imaging.commands.ImagingControl)
@@ -140,12 +141,10 @@ class ImagingCore:
         return dict(self.proc.sample(), frames_in=self.proc.counters["frames_accepted"] + self.rejected,
                     frames_rejected=self.rejected, bus_gaps=self.sub.gaps.missing, bus_malformed=self.sub.malformed,
                     last_error=self.last_error or self.proc.last_error,
-                    commands_accepted=self.cmd.accepted, commands_rejected=self.cmd.rejected,
                     calibration={c: cal.active[c].id if c in cal.active else "none" for c in self.cameras},
                     **{k: acc[k] for k in ("frames_lost", "frames_open", "reports_unechoed", "frames_duplicate")},
                     **self.handoff.sample(), frames_remade=self.remade,
-                    journal_commit_us=round(self.journal.last_commit_us, 1), journal_errors=self.journal_errors,
-                    **self.events.counters())
+                    journal_commit_us=round(self.journal.last_commit_us, 1), journal_errors=self.journal_errors)
 
     # -- products out ------------------------------------------------------------------------------
     def emit(self, p: Product, requested: bool = False) -> None:

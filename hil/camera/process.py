@@ -126,7 +126,8 @@ class CameraEmulator:
         self.control = CommandServer(ctx.zmq, ctx.endpoint("control"), on_event=self.events.emit,
                                      reset_counters=lambda: (self._reset_counters(), self.events.reset()), interface=INTERFACE)
         register_table(self.control, INTERFACE, handlers(self))
-        self.health = (HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
+        self.health = (HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry, events=self.events,
+                                      commands=self.control)
                        if ctx.has_endpoint("bus_pub") else None)
         self.poller = zmq.Poller()
         self.poller.register(self.control.sock, zmq.POLLIN)
@@ -157,8 +158,7 @@ class CameraEmulator:
                 "next_counter": d.next_counter, "frames_in_flight": len(self.unsent), "frames_held": len(self.held),
                 "boom_angle_deg": self.source.scene.boom_angle_deg,
                 "faults_injected": sum(self.faults.injected.values()), "link_clients": self.link_clients,
-                "wire_errors": self.wire_errors, "commands_accepted": self.control.accepted,
-                "commands_rejected": self.control.rejected, **self.events.counters()}
+                "wire_errors": self.wire_errors}
 
     # --- device link --------------------------------------------------------------------------
 

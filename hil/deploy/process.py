@@ -213,7 +213,8 @@ class MechanismEmulator:
         register_table(self.control, INTERFACE, handlers(self))
         self.views = CameraViewLink(ctx.zmq, {cam: ctx.config.endpoints[ref]
                                               for cam, ref in s["camera_controls"].items()})
-        self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
+        self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry,
+                                     events=self.events, commands=self.control)
 
     def _start_faults(self, faults: list[Any]) -> None:
         """Faults a scenario config asks for from the start: a bad one is a config error."""
@@ -236,10 +237,9 @@ class MechanismEmulator:
         return {"state": m.state, "angle_deg": round(m.angle_deg, 3), "sim_t_s": round(m.t_s, 3),
                 "link_clients": self.link.clients, "link_connected": self.link.client is not None,
                 "wire_errors": self.link.wire_errors, "device_commands": self.core.commands,
-                "device_naks": self.core.naks, "commands_accepted": self.control.accepted,
-                "commands_rejected": self.control.rejected, "physics_overruns": self.core.overruns,
+                "device_naks": self.core.naks, "physics_overruns": self.core.overruns,
                 "view_updates_sent": self.views.sent, "view_updates_unsent": self.views.unsent,
-                "view_updates_rejected": self.views.rejected, **self.events.counters()}
+                "view_updates_rejected": self.views.rejected}
 
     def serve(self) -> None:
         """Run until ``ctx.stop`` is set: device bytes, control commands, physics, views, health."""

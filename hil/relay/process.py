@@ -76,7 +76,8 @@ class RelayEmulator:
             self.commands = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
                                           reset_counters=lambda: (self._reset_counters(), self.events.reset()), interface=INTERFACE)
             register_table(self.commands, INTERFACE, handlers(self))
-        self.health = (HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry)
+        self.health = (HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry, events=self.events,
+                                      commands=self.commands)
                        if ctx.has_endpoint("bus_pub") else None)
 
     def _reset_counters(self) -> None:
@@ -87,9 +88,7 @@ class RelayEmulator:
         out: dict[str, Any] = {}
         for prefix, d in (("down", self.down), ("up", self.up)):
             out.update({f"{prefix}_{k}": v for k, v in d.counters().items()})
-        out.update(queued=len(self.pending), pcap_records=self.pcap.records, contact=self.contact or "",
-                   commands_accepted=self.commands.accepted if self.commands else 0,
-                   commands_rejected=self.commands.rejected if self.commands else 0, **self.events.counters())
+        out.update(queued=len(self.pending), pcap_records=self.pcap.records, contact=self.contact or "")
         return out
 
     def receive(self, ports: _Ports) -> None:

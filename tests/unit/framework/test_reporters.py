@@ -123,3 +123,25 @@ def test_a_log_line_the_disk_refuses_is_dropped_and_counted_never_raised(tmp_pat
     assert int(out.stdout.split()[-1]) == 50
     text = (tmp_path / "p.jsonl").read_text()
     assert '"before"' in text and '"after"' in text and '"refused"' not in text
+
+
+def test_health_carries_the_standard_command_and_event_counters_for_every_component() -> None:
+    from types import SimpleNamespace
+
+    from framework.interface import STANDARD_CHANNELS
+    from framework.reporters import HealthReporter
+
+    bus, clock = Bus(), Clock()
+    events, log = reporter(bus, clock)
+    events.emit("hello")
+    ctx = SimpleNamespace(monotonic=clock, log=log, name="x")
+    standard = [c.name for c in STANDARD_CHANNELS]
+    server = SimpleNamespace(accepted=3, rejected=2)
+    HealthReporter(ctx, bus, lambda: {"own": 1}, channels=["own", *standard], events=events,
+                   commands=server).tick()
+    HealthReporter(ctx, bus, lambda: {}, channels=standard).tick()  # no command port: zeros, no events
+    with_port, without = bus.sent[-2][2], bus.sent[-1][2]
+    assert with_port["own"] == 1 and with_port["commands_accepted"] == 3 and with_port["commands_rejected"] == 2
+    assert with_port["events_published"] == 1 and with_port["events_suppressed"] == 0
+    assert without["commands_accepted"] == 0 and "events_published" not in without
+    assert not [line for line in log.lines if line[1] == "undeclared_channel"]
