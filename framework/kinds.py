@@ -78,6 +78,9 @@ class KindSpec:
     # for what spans keys (a profile file plus its inline overrides); a key it names without the
     # ``processes.<name>.`` prefix gets it.
     check: Callable[[str, dict[str, Any]], None] | None = None
+    # The component's interface table (framework.interface.Interface): the dictionary of the TM/TC link
+    # (link.dictionary) finds every process's commands and channels through its kind.
+    interface: Any = None
 
 
 KINDS: dict[str, KindSpec] = {}

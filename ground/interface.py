@@ -87,6 +87,7 @@ EVENTS = INTERFACE.events
 TELEMETRY = INTERFACE.telemetry
 
 KIND = KindSpec(
+    interface=INTERFACE,
     name="ground.station",
     entry="ground.process:run",
     endpoints={"radio": "udp", "relay": "udp", "bus_pub": "tcp|ipc", "command": "tcp|ipc?"},

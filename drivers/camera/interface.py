@@ -86,6 +86,7 @@ EVENTS = INTERFACE.events
 TELEMETRY = INTERFACE.telemetry
 
 KIND = KindSpec(
+    interface=INTERFACE,
     name="drivers.camera",
     entry="drivers.camera.process:run",
     endpoints={"link": "tcp", "bus_pub": "tcp|ipc", "command": "tcp|ipc"},

@@ -91,6 +91,7 @@ EVENTS = INTERFACE.events
 TELEMETRY = INTERFACE.telemetry
 
 KIND = KindSpec(
+    interface=INTERFACE,
     name="drivers.deploy",
     entry="drivers.deploy.process:run",
     endpoints={"link": "tcp", "bus_pub": "tcp|ipc", "command": "tcp"},

@@ -27,6 +27,7 @@ INTERFACE = Interface.build(
 )
 
 KIND = KindSpec(
+    interface=INTERFACE,
     name="bus.broker",
     entry="fsw.broker.process:run",
     endpoints={"xsub": "tcp|ipc", "xpub": "tcp|ipc", "command": "tcp|ipc?"},

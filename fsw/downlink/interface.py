@@ -147,6 +147,7 @@ EVENTS = INTERFACE.events
 TELEMETRY = INTERFACE.telemetry
 
 KIND = KindSpec(
+    interface=INTERFACE,
     name="fsw.downlink",
     entry="fsw.downlink.process:run",
     endpoints={"bus_pub": "tcp|ipc", "products": "tcp|ipc", "radio": "udp", "relay": "udp", "command": "tcp|ipc"},

@@ -100,6 +100,7 @@ def _camera_commands(name: str, processes: dict[str, dict[str, Any]]) -> dict[st
 
 
 KIND = KindSpec(
+    interface=INTERFACE,
     name="fsw.imaging",
     entry="fsw.imaging.process:run",
     endpoints={"bus_pub": "tcp|ipc", "bus_sub": "tcp|ipc", "products": "tcp|ipc", "command": "tcp|ipc"},

@@ -86,6 +86,7 @@ INTERFACE = Interface.build(
 )
 
 KIND = KindSpec(
+    interface=INTERFACE,
     name="hil.camera",
     entry="hil.camera.process:run",
     endpoints={"link": "tcp", "control": "tcp", "bus_pub": "tcp|ipc?"},

@@ -60,6 +60,7 @@ INTERFACE = Interface.build(
 )
 
 KIND = KindSpec(
+    interface=INTERFACE,
     name="hil.deploy",
     entry="hil.deploy.process:run",
     endpoints={"link": "tcp", "control": "tcp", "bus_pub": "tcp|ipc"},

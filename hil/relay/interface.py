@@ -52,6 +52,7 @@ INTERFACE = Interface.build(
 )
 
 KIND = KindSpec(
+    interface=INTERFACE,
     name="hil.relay",
     entry="hil.relay.process:run",
     endpoints={"lander_in": "udp", "ground_in": "udp", "lander": "udp", "ground": "udp",
