@@ -24,4 +24,6 @@ ID_BASES: dict[str, int] = {
     "relay_emulator": 0x0700,   # hil/relay
     "camera_emulator": 0x0800,  # hil/camera
     "deploy_emulator": 0x0900,  # hil/deploy
+    "ingest": 0x0A00,           # fsw/ingest (ground commands in: SDLS check, dispatch)
+    "sequencer": 0x0B00,        # fsw/sequencer (stored command sequences)
 }
