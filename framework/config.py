@@ -11,6 +11,7 @@ Schema of a file::
     hosts: {name: address}                 # optional; left out: one host, "local"
     endpoints: {name: "tcp://HOST:PORT" | "udp://HOST:PORT" | "ipc://NAME" | "ipc:///path"}
     bus: {sndhwm: int, rcvhwm: int}
+    security: {keys_dir: keys, curve: true, delegates: [ingest, sequencer]}   # optional; these defaults
     processes:
       <name>: {kind: <kind>, host: <host name>, endpoints: {<role>: <endpoint name>}, ...kind's keys}
 
@@ -27,6 +28,16 @@ is known, creating that directory mode 0700 (``OUT/ipc``, or under
 ``$XDG_RUNTIME_DIR`` when that path would not fit a Unix socket address), so
 only the service user can connect to the bus and the internal ports. Such an
 endpoint is host-local: processes on two hosts cannot share it.
+
+``security`` is the run's one key directory and whether every command port
+takes only CURVE clients whose keys are authorised there (``curve: false`` only
+in tests that say so); ``keys_dir`` is relative to the run's output directory
+unless absolute (:meth:`Config.keys_dir`). ``delegates`` are the clients (by
+key name) whose requests may name the operator they speak for (the ground's
+command ingest, the stored-command sequencer). A deploy driver's old
+``keys_dir`` key, when given, names the run's key directory instead (relative
+to the working directory, as it always was); giving both is refused, so a run
+has one key directory.
 
 A config that passes can start: every value is in the range its process runs
 with (floats finite, windows ordered, policies complete, directories not files,
@@ -70,7 +81,16 @@ IPC_DIR = "ipc"
 """The run's private socket directory, under its output directory (:func:`ipc_directory`)."""
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")  # also a log file's and a shm ring's name: kept short
 _HOST_ADDRESS_RE = re.compile(r"^[\w.-]+\Z")
-_TOP_KEYS = ("version", "hosts", "endpoints", "bus", "processes")
+_TOP_KEYS = ("version", "hosts", "endpoints", "bus", "security", "processes")
+SECURITY_KEYS: dict[str, Field] = {
+    "keys_dir": Field(str, "keys", path="dir", relative_to="out", min_len=1,
+                      doc="the run's CURVE keys (service, one per process, operator) and authorized/"),
+    "curve": Field(bool, True, doc="every command port takes only CURVE clients with an authorised key"),
+    "delegates": Field(list, ["ingest", "sequencer"], item=Field(str, pattern=r"[a-z][a-z0-9_]{0,63}"),
+                       unique=True, doc="clients (key names) whose requests may name the operator they act for"),
+}
+"""The top-level ``security`` section: one key directory per run."""
+_LEGACY_KEYS_DIR = "keys_dir"  # a deploy driver's own key directory, before the run had one
 
 LOCAL_HOST = "local"
 """The one host of a config that declares no ``hosts:``; its address is not checked."""
@@ -92,6 +112,14 @@ class Config:
     raw: dict[str, Any] = field(repr=False)
     hosts: dict[str, str | None] = field(default_factory=lambda: {LOCAL_HOST: None})
     ipc_dir: Path | None = None
+    security: dict[str, Any] = field(default_factory=lambda: {"keys_dir": "keys", "curve": True,
+                                                               "delegates": ["ingest", "sequencer"]})
+
+    def keys_dir(self, out_dir: str | Path) -> Path:
+        """The run's key directory: ``security.keys_dir``, relative to the run's output directory unless
+        absolute (every process and tool of a run finds the same one)."""
+        path = Path(self.security["keys_dir"])
+        return path if path.is_absolute() else Path(out_dir) / path
 
     def endpoint(self, process: str, role: str) -> str:
         """The address a process uses for one of its endpoint roles (``ipc://NAME`` as written until
@@ -527,11 +555,35 @@ def validate_config(data: Any, file: str = "<config>", here: str | None = None,
         _check_placement(file, pname, checked, endpoints, hosts)
     _check_bound_once(file, processes, endpoints)
     _check_ipc_hosts(file, processes, endpoints)
+    security = _check_security(file, data.get("security"), processes, None if out_dir is None else Path(out_dir))
     if here is not None and here != EVERY_HOST and here not in hosts:
         raise ConfigError(file, "hosts", f"a host named '{here}', one of {sorted(hosts)}", here)
     here_hosts = set(hosts) if here == EVERY_HOST else {here} if here else set(hosts) & {LOCAL_HOST}
     _check_binds_here(file, processes, endpoints, hosts, here_hosts)
-    return Config(file=file, endpoints=dict(endpoints), bus=bus, processes=processes, raw=data, hosts=hosts)
+    return Config(file=file, endpoints=dict(endpoints), bus=bus, processes=processes, raw=data, hosts=hosts,
+                  security=security)
+
+
+def _check_security(file: str, data: Any, processes: dict[str, dict[str, Any]],
+                    out_dir: Path | None) -> dict[str, Any]:
+    """The ``security`` section, defaults filled in. A deploy driver's old ``keys_dir`` (relative to the
+    working directory) names the run's key directory when the section does not; two different ones, or
+    one beside ``security.keys_dir``, are refused: a run has one key directory."""
+    given = {} if data is None else data
+    security = check_mapping(file, "security", SECURITY_KEYS, given, out_dir)
+    legacy = {pname: str(Path(p[_LEGACY_KEYS_DIR]).absolute()) for pname, p in processes.items()
+              if p["kind"] == "drivers.deploy" and p.get(_LEGACY_KEYS_DIR)}
+    if not legacy:
+        return security
+    first, path = next(iter(legacy.items()))
+    if isinstance(given, dict) and "keys_dir" in given:
+        raise ConfigError(file, f"processes.{first}.{_LEGACY_KEYS_DIR}", "no key directory of its own beside "
+                          "security.keys_dir (one key directory per run: leave this key out)", path)
+    for pname, other in legacy.items():
+        if other != path:
+            raise ConfigError(file, f"processes.{pname}.{_LEGACY_KEYS_DIR}", f"the key directory of "
+                              f"processes.{first} ({path}): one key directory per run", other)
+    return {**security, "keys_dir": path}
 
 
 def _check_hosts(file: str, data: Any) -> dict[str, str | None]:

@@ -45,7 +45,7 @@ class StationProcess:
                                self.decoder)
         self.commands: CommandServer | None = None
         if ctx.has_endpoint("command"):
-            self.commands = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
+            self.commands = ctx.command_server(on_event=self.events.emit,
                                           reset_counters=lambda: (self.station.reset_counters(), self.events.reset()), interface=INTERFACE)
             register_table(self.commands, INTERFACE, handlers(self.station))
             self.poller.register(self.commands.sock, zmq.POLLIN)

@@ -3,7 +3,8 @@
     pdh demo [--duration S] [--loss P] [--out DIR] [--config FILE]   whole chain on emulated hardware
     pdh run CONFIG [--host NAME] [--out DIR]                           run a config (one host's processes) as a service
     pdh check-config CONFIG                                            validate a config and exit
-    pdh cmd CONFIG PROCESS COMMAND [key=value ...] [--out DIR]         send one command to a service
+    pdh cmd CONFIG PROCESS COMMAND [key=value ...] [--out DIR] [--keys DIR] [--operator NAME]
+                                                                       send one command to a service (as an operator)
     pdh keys [--dir DIR]                                               operator and service CURVE keypairs
     pdh deploy ...                                                     arm, fire and watch a deployment
     pdh scenario FILE [--out DIR]                                      run a scripted scenario, report, exit 0 if all held
@@ -99,9 +100,11 @@ def _parse_value(v: str) -> Any:
 
 
 def _cmd_cmd(args: argparse.Namespace) -> int:
+    """One command over the run's command port, with the operator's CURVE key (``--keys``, default the
+    run's key directory; ``--operator``, default ``operator``); every failure says what is wrong."""
     import zmq
 
-    from framework.bus.commands import CommandClient
+    from framework.bus.auth import AUTHORIZED_DIR, operator_client
 
     config = load_config(find_config(args.config)).for_run(args.out)  # the run's ipc directory, if it has one
     if args.process not in config.processes or "command" not in config.processes[args.process]["endpoints"]:
@@ -114,15 +117,30 @@ def _cmd_cmd(args: argparse.Namespace) -> int:
             return 2
         k, v = kv.split("=", 1)
         cmd_args[k] = _parse_value(v)
+    keys_dir = Path(args.keys) if args.keys else config.keys_dir(args.out)
+    curve = config.security["curve"]
+    if curve and not (keys_dir / f"{args.operator}.key_secret").is_file():
+        print(f"no key file {keys_dir / (args.operator + '.key_secret')}: give --keys (the run's key directory, "
+              f"made at run start; or pdh keys --dir DIR --operator {args.operator})", file=sys.stderr)
+        return 2
     ctx = zmq.Context()
-    client = CommandClient(ctx, config.reach(args.process, "command"))
-    replies = client.call(args.command, cmd_args, timeout_s=args.timeout)
-    client.close()
-    ctx.destroy(linger=0)
+    try:
+        client = operator_client(ctx, config, args.out, args.process, name=args.operator, keys_dir=keys_dir)
+        replies = client.call(args.command, cmd_args, timeout_s=args.timeout)
+        client.close()
+    finally:
+        ctx.destroy(linger=0)
     for r in replies:
         print(f"{r.status:10s} {r.reason} {'' if r.result is None else r.result}")
     if not replies:
-        print("no reply", file=sys.stderr)
+        if curve and not (keys_dir / AUTHORIZED_DIR / f"{args.operator}.key").is_file():
+            print(f"no reply: refused by the port? the key '{args.operator}' is not authorised "
+                  f"({keys_dir / AUTHORIZED_DIR} has no {args.operator}.key)", file=sys.stderr)
+        elif curve:
+            print(f"no reply within {args.timeout:g} s: is {args.process} running, and is {keys_dir} the key "
+                  "directory of its run (the port refuses keys it does not know)?", file=sys.stderr)
+        else:
+            print(f"no reply within {args.timeout:g} s: is {args.process} running?", file=sys.stderr)
         return 1
     return 0 if replies[-1].status == "completed" else 1
 
@@ -154,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("args", nargs="*", help="key=value arguments")
     k.add_argument("--timeout", type=float, default=5.0)
     k.add_argument("--out", default="OUT", help="the run's output directory (ipc endpoints live there; default OUT)")
+    k.add_argument("--keys", default=None, help="key directory (default: the run's, OUT/keys or security.keys_dir)")
+    k.add_argument("--operator", default="operator", help="operator key name (default operator)")
     k.set_defaults(func=_cmd_cmd)
     from pdh.cli_deploy import add_deploy_parser, add_keys_parser
 
@@ -165,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     from pdh.cli_interfaces import add_interfaces_parser
 
     add_interfaces_parser(sub)
+    from pdh.cli_dictionary import add_dictionary_parser
+
+    add_dictionary_parser(sub, default_config=str(_default_config()))
     args = ap.parse_args(argv)
     try:
         return int(args.func(args))

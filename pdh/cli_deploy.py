@@ -1,7 +1,7 @@
 """``pdh keys`` and ``pdh deploy``: operator keys, and arming, firing and watching a mechanism.
 
-    pdh keys --dir KEYS [--operator NAME] [--force]
-        the service keypair (kept if present) and an operator keypair, authorized
+    pdh keys --dir KEYS [--operator NAME] [--force] [--sdls KEY_ID ...]
+        the service keypair (kept if present) and an operator keypair, authorized; SDLS keys when asked
     pdh deploy [--config FILE] [--keys KEYS] [--operator NAME] DRIVER ACTION [MECHANISM]
         ACTION: status | arm | fire | go (arm, fire, watch) | disarm | inhibit | enable | abort | watch
 
@@ -21,7 +21,8 @@ from typing import Any
 import zmq
 
 from framework.config import Config, load_config
-from framework.bus.auth import SERVICE_NAME, authorize, generate_keypair, load_keypair, load_public_key
+from framework.bus.auth import (SERVICE_NAME, authorize, ensure_run_keys, generate_keypair, load_keypair,
+                                load_public_key)
 from framework.bus.client import Subscriber
 from framework.bus.commands import CommandClient, CommandReply, CurveClientKeys
 
@@ -34,7 +35,9 @@ def add_keys_parser(sub: Any) -> argparse.ArgumentParser:
     k = sub.add_parser("keys", help="generate the service keypair and an authorized operator keypair")
     k.add_argument("--dir", default="keys", help="key directory (default ./keys)")
     k.add_argument("--operator", default="operator", help="operator key name (default operator)")
-    k.add_argument("--force", action="store_true", help="replace an existing operator keypair")
+    k.add_argument("--force", action="store_true", help="replace an existing operator keypair (and SDLS keys)")
+    k.add_argument("--sdls", nargs="+", default=[], metavar="KEY_ID",
+                   help="also write these SDLS keys (KEYS/sdls/KEY_ID.key, 32 random bytes as hex, mode 0600)")
     k.set_defaults(func=cmd_keys)
     return k
 
@@ -45,7 +48,7 @@ def add_deploy_parser(sub: Any, default_config: str = "configs/demo.yaml") -> ar
     d.add_argument("action", choices=ACTIONS)
     d.add_argument("mechanism", nargs="?", help="mechanism name (default: the driver's)")
     d.add_argument("--config", default=default_config)
-    d.add_argument("--keys", default=None, help="key directory (default: the driver's keys_dir)")
+    d.add_argument("--keys", default=None, help="key directory (default: the run's, OUT/keys or security.keys_dir)")
     d.add_argument("--operator", default="operator")
     d.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for a verdict")
     d.add_argument("--out", default="OUT", help="the run's output directory (ipc endpoints live there; default OUT)")
@@ -55,11 +58,21 @@ def add_deploy_parser(sub: Any, default_config: str = "configs/demo.yaml") -> ar
 
 def cmd_keys(args: argparse.Namespace) -> int:
     keys_dir = Path(args.dir)
-    service = generate_keypair(keys_dir, SERVICE_NAME)
+    ensure_run_keys(keys_dir, [args.operator])  # the directory 0700, the service key kept if present
+    service = load_keypair(keys_dir / f"{SERVICE_NAME}.key_secret")
     operator = generate_keypair(keys_dir, args.operator, overwrite=args.force)
     authorize(keys_dir, keys_dir / f"{args.operator}.key")
     print(f"service  {keys_dir / (SERVICE_NAME + '.key')}  public {service.public_text}")
     print(f"operator {keys_dir / (args.operator + '.key_secret')}  public {operator.public_text} (authorized)")
+    if args.sdls:
+        try:
+            from link.sdls import generate_key
+        except ImportError:
+            print("--sdls: link.sdls (SDLS keys) is not available in this installation", file=sys.stderr)
+            return 2
+        for key_id in args.sdls:
+            generate_key(keys_dir, key_id, overwrite=args.force)
+            print(f"sdls     {keys_dir / 'sdls' / (key_id + '.key')}")
     return 0
 
 
@@ -128,7 +141,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         return 2
     settings = config.processes[args.driver]
     mech = args.mechanism or settings["mechanism"]
-    keys_dir = Path(args.keys or settings["keys_dir"])
+    keys_dir = Path(args.keys) if args.keys else config.keys_dir(args.out)
     ctx = zmq.Context()
     try:
         client = _client(ctx, config, args.driver, keys_dir, args.operator)

@@ -29,7 +29,7 @@ from framework.config import Config, validate_config
 from pdh.monitor import BusWatch, RunState
 from pdh.supervisor import Supervisor
 from pdh.verify import judge_frames, read_manifest, verify_ground, verify_pcap
-from framework.bus.commands import CommandClient
+from framework.bus.auth import operator_client
 
 __all__ = ["run_demo", "prepare_config", "judge_frames"]  # judge_frames: pdh.verify's, the verdict
 
@@ -133,7 +133,7 @@ def run_demo(config_path: Path, out: Path, duration_s: float, loss: float | None
             if phase == "capture" and now - t0 >= duration_s:
                 phase = "drain"
                 stop_sent_at = now
-                _stop_streaming(zctx, config, notes)
+                _stop_streaming(zctx, config, notes, out)
             if phase == "drain":
                 assert stop_sent_at is not None
                 if now - stop_sent_at > 3.0 and state.drained() and _imaging_idle(state, config):
@@ -153,9 +153,9 @@ def run_demo(config_path: Path, out: Path, duration_s: float, loss: float | None
     return _summarise(out, config, state, sup, t0, duration_s, loss, notes, interrupted)
 
 
-def _stop_streaming(zctx: Any, config: Config, notes: list[str]) -> None:
+def _stop_streaming(zctx: Any, config: Config, notes: list[str], out: Path) -> None:
     for drv in config.processes_of_kind("drivers.camera"):
-        client = CommandClient(zctx, config.reach(drv, "command"))
+        client = operator_client(zctx, config, out, drv)  # the run's operator key (made at run start)
         replies = client.call("STREAM_STOP", {}, timeout_s=5.0)
         client.close()
         final = replies[-1].status if replies else "no reply"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from framework.config import Config
+from framework.process import ensure_keys
 
 __all__ = ["Supervisor", "Child"]
 
@@ -65,6 +66,11 @@ class Supervisor:
         self.report("process_started", {"process": child.name, "pid": child.popen.pid, "start": child.starts})
 
     def start(self) -> None:
+        """Make the run's missing keys (before any child, so all of them find one service key), then start
+        every child."""
+        keys_dir = ensure_keys(self.config, self.out_dir)
+        if keys_dir is not None:
+            self.report("keys_ready", {"keys_dir": str(keys_dir)})
         for child in self.children.values():
             self._spawn(child)
 

@@ -66,7 +66,7 @@ class CameraDriver:
         self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic)
         self.core = DriverCore(self.camera, self._publish_frame, self.events.emit, max_temp, s["defect_check"],
                                decoder, limited=self.events.limited)
-        self.commands = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
+        self.commands = ctx.command_server(on_event=self.events.emit,
                                       reset_counters=lambda: (self._reset_counters(), self.events.reset()), interface=INTERFACE)
         register_table(self.commands, INTERFACE, handlers(self))
         self.health = HealthReporter(ctx, self.pub, self._sample, channels=INTERFACE.telemetry,

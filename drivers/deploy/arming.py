@@ -3,8 +3,10 @@ client identities and a clock; no I/O.
 
 The rules (each refusal raises :class:`~framework.errors.CommandRejected` saying why):
 
-- Every command needs an authenticated client: a non-empty identity (the
-  CURVE public key the ZAP handler vouched for) that the allow-list still holds.
+- Every command needs an authenticated client: a non-empty identity, the name
+  the command port found the client's CURVE key authorised under on this very
+  command, or the operator a delegate (the ground's command ingest, the
+  stored-command sequencer) acts for, as its security association names it.
 - ``arm(m, c)``: refused if ``m`` is unknown, inhibited, busy deploying, a
   one-shot already fired, or armed by another client whose arm is still live.
   Re-arming by the same client restarts the window.

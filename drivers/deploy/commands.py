@@ -1,7 +1,8 @@
 """The deploy driver's command handlers: STATUS and the hazardous ARM, FIRE, DISARM, INHIBIT, ENABLE, ABORT.
 
 Every hazardous command goes through :class:`~drivers.deploy.arming.ArmFireGuard`
-with the client's CURVE identity, so those handlers take ``(args, client)``
+with the client's identity (its key's name, or the operator a delegate acts for:
+:class:`~framework.bus.commands.CommandServer`), so those handlers take ``(args, client)``
 and are registered ``with_client`` (:data:`WITH_CLIENT`, the table's hazardous
 commands). FIRE is answered ``accepted`` at once (a
 :class:`~framework.bus.commands.Deferred`) and finished with the deployment's
@@ -104,7 +105,7 @@ def abort(d: DeployPort, args: dict[str, Any], client: str) -> dict[str, Any]:
     d.guard.check(m, client)
     if not d.seq.active:
         raise CommandRejected(f"ABORT {m}: no deployment in progress")
-    d.execute(d.seq.abort(f"aborted by operator {client[:8]}"))
+    d.execute(d.seq.abort(f"aborted by operator {client}"))
     return d.guard.status(m, now)
 
 

@@ -4,9 +4,11 @@
   STATUS is polled at ``moving_rate_hz`` while anything moves or a
   deployment is supervised, at ``idle_rate_hz`` otherwise; every sample is
   published as ``tlm.<name>`` kind ``deploy``.
-- ``command`` (ROUTER, CURVE unless ``auth: none``): ARM, FIRE, DISARM,
-  INHIBIT, ENABLE, ABORT go through :class:`~drivers.deploy.arming.ArmFireGuard`
-  with the client's CURVE identity. FIRE is answered ``accepted`` at once and
+- ``command`` (ROUTER, the run's CURVE port: :meth:`~framework.process.ProcessContext.command_server`):
+  ARM, FIRE, DISARM, INHIBIT, ENABLE, ABORT go through :class:`~drivers.deploy.arming.ArmFireGuard`
+  with the client's identity: the name its key is authorised under, or the operator a delegate
+  (the ground's command ingest, the sequencer) acts for, so the operator who ARMs is the one who
+  must FIRE, whichever way the two commands came. ``auth: none`` refuses every hazardous command. FIRE is answered ``accepted`` at once and
   ``completed`` (deployed) or ``failed`` (partial, failed) with the verdict.
 - ``bus_pub``: telemetry, health and ``evt.<name>`` events.
 
@@ -30,8 +32,7 @@ from drivers.deploy.commands import WITH_CLIENT, handlers
 from drivers.deploy.interface import COMMANDS, INTERFACE
 from drivers.deploy.profile import MechanismProfile, load_profile
 from drivers.deploy.sequencer import Action, DeviceCmd, Event, Sequencer, Verdict
-from framework.bus.auth import AllowList, Authenticator, ensure_service_keys
-from framework.bus.commands import CommandClient, CommandServer, CurveServerKeys, Deferred, register_table
+from framework.bus.commands import CommandClient, Deferred, register_table
 from framework.config import parse_endpoint
 from framework.errors import NotSent
 from framework.process import ProcessContext
@@ -138,21 +139,11 @@ class DeployDriver:
         self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic,
                                     fixed={"mechanism": self.mech})
         self.link = DeviceLink(ctx.endpoint("link"), s["reply_timeout_s"], s["reconnect_max_s"], ctx.monotonic)
-        self.auth: Authenticator | None = None
-        self.allow: AllowList | None = None
-        curve = None
-        if s["auth"] == "curve":
-            keys_dir = Path(s["keys_dir"])
-            keys = ensure_service_keys(keys_dir)
-            self.allow = AllowList(keys_dir / "authorized")
-            self.auth = Authenticator(ctx.zmq, self.allow)
-            curve = CurveServerKeys(public=keys.public, secret=keys.secret)
         self.guard = ArmFireGuard({self.mech: self.profile.one_shot}, s["arm_window_s"],
                                   authorized=self._authorized, fired=saved.get("fired", []),
                                   inhibited=saved.get("inhibited", [self.mech] if s["inhibited"] else []))
-        self.server = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
-                                    reset_counters=lambda: (self._reset(), self.events.reset()), curve=curve, interface=INTERFACE,
-                                    authorize=(self._authorized if curve is not None else None))
+        self.server = ctx.command_server(on_event=self.events.emit, on_refused=self._refused,
+                                         reset_counters=lambda: (self._reset(), self.events.reset()), interface=INTERFACE)
         register_table(self.server, INTERFACE, handlers(self), with_client=WITH_CLIENT)
         self.pending: Deferred | None = None
         self.sample_now = False
@@ -180,9 +171,10 @@ class DeployDriver:
         self._events_at_reset = self._events_raised()
 
     def _authorized(self, client: str) -> bool:
-        """Checked on every hazardous command against the allow-list as it is now (re-read when its
-        files change): a key removed from it is refused on its next command, connected or not."""
-        return self.allow is not None and self.allow.name_of(client) is not None
+        """Whether hazardous commands are taken at all (``auth: curve``) from an identified client: the
+        command port has already checked the client's key against the allow-list as it is now, on this very
+        command (a revoked key never reaches a handler), and named it (or the operator a delegate acts for)."""
+        return self.s["auth"] == "curve" and bool(client)
 
     # --- deployment -------------------------------------------------------------------------
 
@@ -232,7 +224,7 @@ class DeployDriver:
                              {"camera": camera, "reason": "no such camera process in the config"})
             return
         if self.camera is None:
-            self.camera = CommandClient(self.ctx.zmq, address)
+            self.camera = self.ctx.command_client(address)
         try:  # sends never wait: a camera driver that is down refuses it here
             cid = self.camera.send("CAPTURE", {"priority": "confirmation"})
         except NotSent as exc:
@@ -289,16 +281,13 @@ class DeployDriver:
         last = self.seq.last
         return self.seq.active or (last is not None and last.state in ("releasing", "deploying"))
 
-    def drain_auth(self) -> None:
+    def _refused(self, refusal: dict[str, Any]) -> None:
         """Every refused handshake is counted; all of them, whatever the key, make one rate-limited
         ``auth_refused`` event (the first key of the period, and the count it stands for). Not one per
         key: random keys cost an attacker nothing, and ZeroMQ retries a refused handshake every
         reconnect interval. No table per key is kept."""
-        if self.allow is None:
-            return
-        for refusal in self.allow.drain_refusals():
-            self.counters["auth_refused"] += 1
-            self.events.limited("auth_refused", refusal)
+        self.counters["auth_refused"] += 1
+        self.events.limited("auth_refused", refusal)
 
     def health(self) -> dict[str, Any]:
         return {"link_up": self.link.up, "wire_errors": self.link.wire_errors,
@@ -329,8 +318,6 @@ class DeployDriver:
         self.server.close()
         if self.camera is not None:
             self.camera.close()
-        if self.auth is not None:
-            self.auth.stop()
         self.pub.close()
 
 
@@ -352,8 +339,7 @@ def run(ctx: ProcessContext) -> None:
                 rate = ctx.settings["moving_rate_hz"] if d.moving() else ctx.settings["idle_rate_hz"]
                 next_sample = now + 1.0 / rate
             wait_ms = max(0, min(20, int((next_sample - ctx.monotonic()) * 1000)))
-            d.server.poll(wait_ms)
-            d.drain_auth()
+            d.server.poll(wait_ms)  # reports the handshakes it refused too (auth_refused)
             d.poll_camera()
             health.tick()
     finally:

@@ -22,30 +22,48 @@ therefore re-reads the list whenever any of its files changed (names, sizes,
 modification times, inodes; a few ``stat`` calls), and the services check the
 client's key with it on every command: revocation takes effect on the next
 command, not the next handshake.
+
+A run has one key directory (the config's ``security.keys_dir``, see
+:meth:`framework.config.Config.keys_dir`). :func:`ensure_run_keys` makes what
+is missing there at run start: the service keypair (the server side of every
+command port), a client keypair per process of the config (named by process
+name) and an ``operator`` keypair, each client authorised. Several processes
+of one run may start at once, so creation holds an exclusive lock on
+``keys_dir/.lock``: they all end up with the same service key. The directory
+and ``authorized/`` are mode 0700, secret files 0600.
+
+:func:`server_curve` and :func:`client_curve` read the keys a command port and
+a client use; :func:`operator_client` is a tool's client of a run's port.
 """
 
 from __future__ import annotations
 
 import collections
+import fcntl
 import os
 import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from framework.bus.commands import CommandClient, CurveClientKeys, CurveServerKeys
 from framework.errors import ConfigError
 
-__all__ = ["ZAP_DOMAIN", "SERVICE_NAME", "AUTHORIZED_DIR", "KeyPair", "generate_keypair", "load_keypair",
-           "load_public_key", "authorize", "ensure_service_keys", "AllowList", "Authenticator"]
+__all__ = ["ZAP_DOMAIN", "SERVICE_NAME", "OPERATOR_NAME", "AUTHORIZED_DIR", "KeyPair", "generate_keypair",
+           "load_keypair", "load_public_key", "authorize", "ensure_service_keys", "ensure_run_keys", "server_curve",
+           "client_curve", "operator_client", "AllowList", "Authenticator"]
 
 ZAP_DOMAIN = "pdh"
 SERVICE_NAME = "service"
+OPERATOR_NAME = "operator"
+"""The operator's keypair every run makes (``pdh cmd`` and the tools use it unless told another)."""
 AUTHORIZED_DIR = "authorized"
+_LOCK_FILE = ".lock"
 
 
 @dataclass(frozen=True)
@@ -105,7 +123,75 @@ def authorize(keys_dir: str | Path, public_cert: str | Path, name: str | None = 
 
 def ensure_service_keys(keys_dir: str | Path) -> KeyPair:
     """The service keypair in ``keys_dir``, created on first use."""
-    return generate_keypair(keys_dir, SERVICE_NAME)
+    with _locked(keys_dir):
+        return generate_keypair(keys_dir, SERVICE_NAME)
+
+
+class _locked:
+    """An exclusive lock on ``keys_dir/.lock`` (the directory made 0700 first): one creator at a time."""
+
+    def __init__(self, keys_dir: str | Path) -> None:
+        self.dir = Path(keys_dir)
+        self._fd = -1
+
+    def __enter__(self) -> Path:
+        try:
+            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self.dir, 0o700)
+            self._fd = os.open(self.dir / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ConfigError(str(self.dir), "<keys_dir>", "a key directory this user can make and write",
+                              str(exc)) from None
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self.dir
+
+    def __exit__(self, *_exc: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+
+
+def ensure_run_keys(keys_dir: str | Path, clients: Iterable[str]) -> list[str]:
+    """Make what is missing in a run's key directory: the service keypair, a keypair for each client name
+    (and the operator's), each client authorised. Existing keys and authorisations are kept (a revoked
+    client stays revoked only if its keypair is kept too: a missing ``authorized/<name>.key`` whose keypair
+    exists is NOT restored). Return the names created now."""
+    created: list[str] = []
+    with _locked(keys_dir) as d:
+        if not (d / f"{SERVICE_NAME}.key_secret").exists():
+            generate_keypair(d, SERVICE_NAME)
+            created.append(SERVICE_NAME)
+        (d / AUTHORIZED_DIR).mkdir(mode=0o700, exist_ok=True)
+        for name in dict.fromkeys([*clients, OPERATOR_NAME]):
+            if (d / f"{name}.key_secret").exists():
+                continue
+            generate_keypair(d, name)
+            authorize(d, d / f"{name}.key", name)
+            created.append(name)
+    return created
+
+
+def server_curve(keys_dir: str | Path) -> CurveServerKeys:
+    """The command ports' CURVE keys (the run's service keypair); ConfigError naming a missing file."""
+    keys = load_keypair(Path(keys_dir) / f"{SERVICE_NAME}.key_secret")
+    return CurveServerKeys(public=keys.public, secret=keys.secret, zap_domain=ZAP_DOMAIN)
+
+
+def client_curve(keys_dir: str | Path, name: str) -> CurveClientKeys:
+    """Client ``name``'s CURVE keys for the run's command ports; ConfigError naming a missing file."""
+    d = Path(keys_dir)
+    me = load_keypair(d / f"{name}.key_secret")
+    return CurveClientKeys(public=me.public, secret=me.secret, server_public=load_public_key(d / f"{SERVICE_NAME}.key"))
+
+
+def operator_client(zctx: zmq.Context, config: Any, out_dir: str | Path, process: str, role: str = "command",
+                    name: str = OPERATOR_NAME, keys_dir: str | Path | None = None) -> CommandClient:
+    """A tool's client of a run's command port (``config`` resolved for the run, :meth:`Config.for_run`):
+    CURVE with keypair ``name`` from the run's key directory unless the config's ``security.curve`` is off."""
+    endpoint = config.reach(process, role)
+    if not config.security["curve"]:
+        return CommandClient(zctx, endpoint)
+    directory = Path(keys_dir) if keys_dir is not None else config.keys_dir(out_dir)
+    return CommandClient(zctx, endpoint, client_curve(directory, name))
 
 
 class AllowList:

@@ -2,17 +2,29 @@
 
 Wire (each side sends one msgpack map per message, after an empty delimiter):
 
-- request: ``{"id": int, "cmd": str, "args": map}``
+- request: ``{"id": int, "cmd": str, "args": map}``, and optionally ``"operator": str`` (below)
 - replies: first ``{"id", "status": "accepted"|"rejected", "reason"}`` at once,
   then (only if accepted) ``{"id", "status": "completed"|"failed", "reason", "result"}``.
 
 Every service answers NOOP (with its version) and RESET_COUNTERS.
 
-Optional CURVE mode (hazardous command ports): give the server its
-:class:`CurveServerKeys` and start an authenticator on the same context
-(:mod:`framework.bus.auth`); give each client :class:`CurveClientKeys`. A handler
-registered with ``with_client=True`` receives the client's identity, the
-ZAP User-Id (its Z85 public key), or ``""`` on a port without CURVE.
+CURVE mode (every command port of a run, made by
+:meth:`framework.process.ProcessContext.command_server`): the server has its
+:class:`CurveServerKeys`, an authenticator on the same context and ``allow``,
+the allow-list (:class:`framework.bus.auth.AllowList`). A client whose key is
+not on it is refused at the handshake (nothing of it is read; each refusal is
+reported, rate-limited, as ``command_rejected``), and the key of every command
+is looked up again before anything acts, so a key revoked after the handshake
+is refused on its next command.
+
+Identity: a handler registered with ``with_client=True`` receives who asked:
+the name the client's key is authorised under. A request may carry
+``"operator": NAME``: only a client in the server's ``delegates`` (the ground's
+command ingest, the stored-command sequencer: they act for an operator named by
+the security association) may send it, and then the handler receives ``NAME``;
+from anyone else the request is rejected, naming why. On a port without CURVE
+the identity is ``""`` (and an ``operator`` field is refused: nobody is known to
+speak for anyone).
 
 A handler may return a :class:`Deferred`: the server answers ``accepted``
 at once, and the service later calls ``complete(result)`` or ``fail(reason)``.
@@ -30,9 +42,10 @@ its ``command_rejected`` events are rate-limited.
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import msgpack
 import zmq
@@ -43,7 +56,8 @@ from framework.errors import BusError, CommandRejected, NotSent
 from framework.interface import Interface
 
 __all__ = ["CommandServer", "CommandClient", "CommandReply", "CommandRequest", "CommandNotSent", "Handler",
-           "ClientHandler", "Deferred", "CurveServerKeys", "CurveClientKeys", "register_table", "BUILT_IN",
+           "ClientHandler", "Deferred", "CurveServerKeys", "CurveClientKeys", "KeyCheck", "register_table", "BUILT_IN",
+           "DEFAULT_DELEGATES",
            "decode_request", "decode_reply", "MAX_REQUEST_BYTES", "MAX_REPLY_BYTES", "REPLY_STATUSES"]
 
 MAX_REQUEST_BYTES = 256 * 1024
@@ -128,6 +142,20 @@ class CommandRequest:
     id: int
     cmd: str
     args: dict[str, Any]
+    operator: str | None = None  # the operator a delegate (ingest, sequencer) acts for
+
+
+class KeyCheck(Protocol):
+    """What a CURVE port asks of its allow-list (:class:`framework.bus.auth.AllowList`)."""
+
+    def name_of(self, public_z85: str | bytes) -> str | None: ...
+
+    def drain_refusals(self) -> list[dict[str, Any]]: ...
+
+
+DEFAULT_DELEGATES = ("ingest", "sequencer")
+"""Clients (by key name) whose requests may name the operator they act for."""
+_OPERATOR_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 
 
 class MalformedRequest(CommandRejected):
@@ -177,7 +205,11 @@ def decode_request(data: bytes) -> CommandRequest:
     bad_keys = [k for k in args if not isinstance(k, str)]
     if bad_keys:
         raise MalformedRequest(f"argument names must be strings, got {_shown(bad_keys[0])}", cid)
-    return CommandRequest(cid, name, args)
+    operator = req.get("operator")
+    if operator is not None and (not isinstance(operator, str) or not _OPERATOR_RE.fullmatch(operator)):
+        raise MalformedRequest(f"'operator' must be a name of up to 64 letters, digits, _.@-, got {_shown(operator)}",
+                               cid)
+    return CommandRequest(cid, name, args, operator)
 
 
 def decode_reply(data: bytes) -> CommandReply:
@@ -219,11 +251,19 @@ class CommandServer:
     def __init__(self, ctx: zmq.Context, endpoint: str, on_event: Callable[[str, dict[str, Any]], None] | None = None,
                  reset_counters: Callable[[], None] | None = None, curve: CurveServerKeys | None = None,
                  interface: Interface | None = None, max_request_bytes: int = MAX_REQUEST_BYTES,
-                 clock: Callable[[], float] = time.monotonic,
-                 authorize: Callable[[str], bool] | None = None) -> None:
-        """``authorize``: on a CURVE port, asked for every command with the client's key; a client it no
-        longer accepts (its key was revoked after the handshake) is rejected before any handler runs."""
-        self._authorize = authorize
+                 clock: Callable[[], float] = time.monotonic, allow: KeyCheck | None = None,
+                 delegates: Iterable[str] = DEFAULT_DELEGATES,
+                 on_refused: Callable[[dict[str, Any]], None] | None = None,
+                 on_close: Callable[[], None] | None = None) -> None:
+        """``allow``: on a CURVE port, the allow-list: every command's key is looked up in it as it is now
+        (a key revoked after the handshake is rejected before any handler runs) and its name is the client's
+        identity. ``delegates``: key names that may send ``operator``. ``on_refused``: told of each key the
+        handshake refused (default: a rate-limited ``command_rejected`` event)."""
+        self._allow = allow
+        self.delegates = frozenset(delegates)
+        self._on_refused = on_refused
+        self._on_close = on_close
+        self.handshakes_refused = 0
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.MAXMSGSIZE, max_request_bytes)
@@ -285,6 +325,11 @@ class CommandServer:
         """Answer ``rejected`` and report it: every rejection is counted and answered, its event rate-limited."""
         self.rejected = saturating_add(self.rejected, 1)
         self._reply(ident, {"id": fields["id"], "status": "rejected", "reason": fields["reason"]})
+        self._report_rejection(fields)
+
+    def _report_rejection(self, fields: dict[str, Any]) -> None:
+        """``command_rejected``, at most :attr:`REJECTION_EVENTS_PER_PERIOD` a period (the next carries
+        ``suppressed``)."""
         now = self._clock()
         if now - self._window_start >= self._REJECTION_PERIOD_S:
             self._window_start, self._window_events = now, 0
@@ -297,8 +342,25 @@ class CommandServer:
             self._suppressed = 0
         self._on_event("command_rejected", fields)
 
+    def drain_refusals(self) -> int:
+        """Report the keys the handshake refused since the last call (ZeroMQ retries a refused client every
+        reconnect interval, so these are reported rate-limited); return how many."""
+        if self._allow is None:
+            return 0
+        refusals = self._allow.drain_refusals()
+        for refusal in refusals:
+            self.handshakes_refused = saturating_add(self.handshakes_refused, 1)
+            if self._on_refused is not None:
+                self._on_refused(refusal)
+            else:
+                self._report_rejection({"id": None, "reason": "client key not authorised (CURVE handshake "
+                                        "refused)", "client_key": refusal.get("client_key", "")})
+        return len(refusals)
+
     def poll(self, timeout_ms: int = 0) -> int:
-        """Handle the waiting commands, at most :attr:`MAX_COMMANDS_PER_POLL`; return how many."""
+        """Handle the waiting commands, at most :attr:`MAX_COMMANDS_PER_POLL`; return how many (the
+        handshakes refused meanwhile are reported first)."""
+        self.drain_refusals()
         n = 0
         while n < self.MAX_COMMANDS_PER_POLL and self.sock.poll(timeout_ms if n == 0 else 0):
             raw = self.sock.recv_multipart(copy=False)
@@ -315,8 +377,7 @@ class CommandServer:
             if len(raw[2]) > self._max_request_bytes:  # inproc has no MAXMSGSIZE: the same limit, here
                 raise MalformedRequest(f"request of {len(raw[2])} bytes is over {self._max_request_bytes}")
             req = decode_request(raw[2].bytes)
-            if self._authorize is not None and not self._authorize(client):
-                raise MalformedRequest("client key is not on the allow-list (revoked?)", req.id)
+            client = self._identity(client, req)
             handler = self._handlers.get(req.cmd)
             if handler is None:
                 raise MalformedRequest(f"unknown command {_shown(req.cmd)}; known: {sorted(self._handlers)}", req.id)
@@ -345,8 +406,30 @@ class CommandServer:
             return
         self._reply(ident, {"id": cid, "status": "completed", "reason": "", "result": result})
 
+    def _identity(self, key: str, req: CommandRequest) -> str:
+        """Who asks: the name the client's key is authorised under now (a delegate's named operator), or
+        ``""`` on a port without CURVE; MalformedRequest if the key is no longer authorised or the client
+        names an operator it may not speak for."""
+        if self._allow is None:
+            if req.operator is not None:
+                raise MalformedRequest("'operator' refused: this port has no CURVE keys, so no client is known "
+                                       "to act for an operator", req.id)
+            return key
+        name = self._allow.name_of(key) if key else None
+        if name is None:
+            raise MalformedRequest("client key is not on the allow-list (revoked?)", req.id)
+        if req.operator is None:
+            return name
+        if name not in self.delegates:
+            raise MalformedRequest(f"'operator' refused: client '{name}' may not act for another (only "
+                                   f"{sorted(self.delegates)} may)", req.id)
+        return req.operator
+
     def close(self) -> None:
         self.sock.close()
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            on_close()
 
 
 class CommandClient:
@@ -374,12 +457,16 @@ class CommandClient:
         self.unsent = 0
         self.malformed = 0
 
-    def send(self, cmd: str, args: dict[str, Any] | None = None) -> int:
+    def send(self, cmd: str, args: dict[str, Any] | None = None, operator: str | None = None) -> int:
         """Queue one command; return its id. Raise CommandNotSent (counted in ``unsent``) if the port is not
-        taking commands now: its queue is full, or (a CURVE server that refused our key) nobody is there."""
+        taking commands now: its queue is full, or (a CURVE server that refused our key) nobody is there.
+        ``operator``: the operator this client acts for (only a port's delegates may say so)."""
         cid = next(self._ids)
+        body: dict[str, Any] = {"id": cid, "cmd": cmd, "args": args or {}}
+        if operator is not None:
+            body["operator"] = operator
         try:
-            self.sock.send_multipart([b"", _pack({"id": cid, "cmd": cmd, "args": args or {}})], flags=zmq.NOBLOCK)
+            self.sock.send_multipart([b"", _pack(body)], flags=zmq.NOBLOCK)
         except zmq.Again:
             self.unsent = saturating_add(self.unsent, 1)
             raise CommandNotSent(f"{cmd} not sent: the command port is not taking commands now") from None
@@ -398,13 +485,14 @@ class CommandClient:
                 self.malformed = saturating_add(self.malformed, 1)
         return None
 
-    def call(self, cmd: str, args: dict[str, Any] | None = None, timeout_s: float = 5.0) -> list[CommandReply]:
+    def call(self, cmd: str, args: dict[str, Any] | None = None, timeout_s: float = 5.0,
+             operator: str | None = None) -> list[CommandReply]:
         """Send and wait for the final reply (or the rejection); return every reply seen.
 
         A command the port did not take (with CURVE: a server that refused our key) has no replies.
         """
         try:
-            cid = self.send(cmd, args)
+            cid = self.send(cmd, args, operator)
         except CommandNotSent:
             return []
         replies: list[CommandReply] = []

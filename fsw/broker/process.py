@@ -75,7 +75,7 @@ class Broker:
         self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic)
         self.cmd: CommandServer | None = None
         if ctx.has_endpoint("command"):
-            self.cmd = CommandServer(zctx, ctx.endpoint("command"), on_event=self.events.emit,
+            self.cmd = ctx.command_server(on_event=self.events.emit,
                                      reset_counters=lambda: (self.forwarder.reset(), self.events.reset()), interface=INTERFACE)
             register_table(self.cmd, INTERFACE, handlers(self.forwarder))
         self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry,

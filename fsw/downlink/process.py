@@ -62,7 +62,7 @@ class DownlinkProcess:
         self.fwd = Forwarder(s, ctx.out_dir, ctx.config.file, ctx.name, self.radio, self.events, ctx.log, ctx.clock,
                              ctx.monotonic, record_telemetry=self.sub is not None, imaging=self.imaging,
                              reencoder=reencoder)
-        self.commands = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
+        self.commands = ctx.command_server(on_event=self.events.emit,
                                       reset_counters=lambda: (self.fwd.reset_counters(), self.events.reset()), interface=INTERFACE)
         register_table(self.commands, INTERFACE, handlers(self.fwd))
         self.poller.register(self.commands.sock, zmq.POLLIN)
@@ -80,7 +80,7 @@ class DownlinkProcess:
             sub = Subscriber(self.ctx.zmq, eps[links["bus_sub"]], tl["topics"], self.ctx.config.bus["rcvhwm"])
             self.poller.register(sub.sock, zmq.POLLIN)
         if "imaging_command" in links:
-            imaging = CommandClient(self.ctx.zmq, eps[links["imaging_command"]])
+            imaging = self.ctx.command_client(eps[links["imaging_command"]])
             self.poller.register(imaging.sock, zmq.POLLIN)
         return sub, imaging
 

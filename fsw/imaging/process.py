@@ -100,14 +100,14 @@ class ImagingCore:
         self.push.connect(ctx.endpoint("products"))
         self.handoff = Handoff(self._push, ctx.monotonic, acked=bool(self.downlinks), on_stored=self.accounts.stored,
                                on_dropped=self._dropped, timeout_s=s["handoff_timeout_s"], max_held=s["handoff_max"])
-        self.camera_cmd = {c: CommandClient(ctx.zmq, ctx.config.endpoints[ref])
+        self.camera_cmd = {c: ctx.command_client(ctx.config.endpoints[ref])
                            for c, ref in s["camera_commands"].items()}
         self.rejected = 0
         self.remade = 0
         self.journal_errors = 0
         self.last_error = ""
         self._gaps_seen = 0
-        self.cmd = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
+        self.cmd = ctx.command_server(on_event=self.events.emit,
                                  reset_counters=lambda: (self.reset_counters(), self.events.reset()), interface=INTERFACE)
         register_table(self.cmd, INTERFACE, handlers(self))
         self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry,

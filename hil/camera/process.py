@@ -123,7 +123,7 @@ class CameraEmulator:
         self.off_until = 0.0  # power cycling
         self.wire_errors = 0
         self.link_clients = 0
-        self.control = CommandServer(ctx.zmq, ctx.endpoint("control"), on_event=self.events.emit,
+        self.control = ctx.command_server(role="control", on_event=self.events.emit,
                                      reset_counters=lambda: (self._reset_counters(), self.events.reset()), interface=INTERFACE)
         register_table(self.control, INTERFACE, handlers(self))
         self.health = (HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry, events=self.events,

@@ -138,11 +138,14 @@ class CameraViewLink:
     arrives when it comes back) and sends never block; replies are read and dropped.
     """
 
-    def __init__(self, zctx: zmq.Context, addresses: dict[str, str]) -> None:
+    def __init__(self, zctx: zmq.Context, addresses: dict[str, str], curve: Any = None) -> None:
+        """``curve``: this process's CurveClientKeys for the emulators' CURVE control ports (None: plain)."""
         self.socks: dict[str, zmq.Socket] = {}
         self.policies: dict[str, BoomViewPolicy] = {}
         for camera, address in addresses.items():
             s = zctx.socket(zmq.DEALER)
+            if curve is not None:
+                s.curve_publickey, s.curve_secretkey, s.curve_serverkey = curve.public, curve.secret, curve.server_public
             s.setsockopt(zmq.LINGER, 0)
             s.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)  # replies to set_boom_angle are small
             s.setsockopt(zmq.IMMEDIATE, 1)
@@ -208,11 +211,11 @@ class MechanismEmulator:
         self.pub = ctx.publisher()
         self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic)
         self.link = _Link(ctx.endpoint("link"))
-        self.control = CommandServer(ctx.zmq, ctx.endpoint("control"), on_event=self.events.emit,
+        self.control = ctx.command_server(role="control", on_event=self.events.emit,
                                      reset_counters=lambda: (self._reset_counters(), self.events.reset()), interface=INTERFACE)
         register_table(self.control, INTERFACE, handlers(self))
         self.views = CameraViewLink(ctx.zmq, {cam: ctx.config.endpoints[ref]
-                                              for cam, ref in s["camera_controls"].items()})
+                                              for cam, ref in s["camera_controls"].items()}, ctx.client_keys())
         self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry,
                                      events=self.events, commands=self.control)
 

@@ -73,7 +73,7 @@ class RelayEmulator:
         self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic)
         self.commands: CommandServer | None = None
         if ctx.has_endpoint("command"):
-            self.commands = CommandServer(ctx.zmq, ctx.endpoint("command"), on_event=self.events.emit,
+            self.commands = ctx.command_server(on_event=self.events.emit,
                                           reset_counters=lambda: (self._reset_counters(), self.events.reset()), interface=INTERFACE)
             register_table(self.commands, INTERFACE, handlers(self))
         self.health = (HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry, events=self.events,
