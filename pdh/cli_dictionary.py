@@ -15,17 +15,17 @@ __all__ = ["add_dictionary_parser"]
 
 def _cmd_dictionary(args: argparse.Namespace) -> int:
     from framework.config import find_config, load_config
-    from pdh.dictionary import sources_from_config, write_xtce
+    from pdh.dictionary import dictionary_of_config, write_xtce
 
     path = find_config(args.config)
-    sources = sources_from_config(load_config(path))
+    dictionary = dictionary_of_config(load_config(path))
     out = Path(args.xtce)
     if not out.parent.is_dir():
         print(f"--xtce: no directory {out.parent}", file=sys.stderr)
         return 2
-    write_xtce(out, sources, name=args.name)
-    commands = sum(len(s.interface.commands) for s in sources)
-    print(f"wrote {out}: {len(sources)} processes from {path}, {commands} commands")
+    write_xtce(out, dictionary, name=args.name)
+    commands = sum(len(e.interface.commands) for e in dictionary.entries())
+    print(f"wrote {out}: {len(dictionary)} processes from {path}, {commands} commands")
     return 0
 
 

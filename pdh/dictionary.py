@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from framework.interface import Arg, ChannelSpec, CommandSpec, Interface
-from link.dictionary import Dictionary
+from link.dictionary import Dictionary, Entry
 from link.tmtc import (ARG_LIST_MAX, ARG_TEXT_MAX, CHANNEL_TEXT_MAX, EVENT_TEXT_MAX, REASON_MAX, SEVERITY_CODES,
                        STAGES, VERIFICATION_COMPONENT, TmType, arg_encoding, channel_encoding)
 
-__all__ = ["XTCE_NS", "ROOT_CONTAINER", "Source", "sources_from_config", "sources_from_interfaces", "sources_from_dictionary",
-           "xtce_tree", "xtce_bytes", "write_xtce", "hk_parameter", "length_parameter",
+__all__ = ["XTCE_NS", "ROOT_CONTAINER", "dictionary_of_config", "xtce_tree", "xtce_bytes", "write_xtce",
+           "hk_parameter", "event_parameter", "verification_parameter", "length_parameter",
            "EVENT_FIELDS", "VERIFICATION_FIELDS", "PACKET_TYPES",
            "TC_APID", "TC_SEQ_COUNT", "TC_DATA_LENGTH", "TC_OPCODE", "TC_PRESENT", "SDLS_SPI", "SDLS_SEQ"]
 
@@ -52,9 +52,10 @@ ROOT_CONTAINER = "CCSDSPacket"
 
 PACKET_TYPES = {t.name.lower(): int(t) for t in TmType}
 
-_PRIMARY_HEADER = (("version", 3), ("type", 1), ("sec_hdr_flag", 1), ("apid", 11), ("seq_flags", 2),
-                   ("seq_count", 14), ("data_length", 16))
-_SECONDARY_HEADER = (("seconds", 32), ("subseconds", 16), ("packet_type", 8))
+PRIMARY_HEADER = (("version", 3), ("type", 1), ("sec_hdr_flag", 1), ("apid", 11), ("seq_flags", 2),
+                  ("seq_count", 14), ("data_length", 16))
+"""The CCSDS primary header's fields (133.0-B-2 section 4.1.3) and their widths in bits: flat parameters."""
+SECONDARY_HEADER = (("seconds", 32), ("subseconds", 16), ("packet_type", 8))
 EVENT_FIELDS = ("id", "severity", "text")
 """Event packet parameters, ``<process>-evt-<field>``."""
 VERIFICATION_FIELDS = ("spi", "tc_seq", "target_apid", "opcode", "stage", "reason")
@@ -70,35 +71,27 @@ _MAC_NOTE = ("The MAC trailer (AES-256-GCM tag, 16 bytes, or HMAC-SHA256, 32 byt
              "seq_count, when it sends.")
 
 
-@dataclass(frozen=True)
-class Source:
-    """One process as the link sees it: its APID and its component's interface table."""
-
-    process: str
-    apid: int
-    interface: Interface
-
-
-def sources_from_interfaces(tables: dict[str, Interface]) -> list[Source]:
-    """Sources from ``{process: table}``, APIDs as :mod:`link.dictionary` assigns them (tests, tools)."""
-    return sources_from_dictionary(Dictionary.from_interfaces(tables))
-
-
-def sources_from_config(config: Any) -> list[Source]:
-    """Every process of a loaded config whose kind has an interface table, in config order."""
+def dictionary_of_config(config: Any) -> Dictionary:
+    """The link's dictionary of a loaded config: every process whose kind has an interface table."""
     import pdh.topology  # noqa: F401  (registers every kind, so the dictionary finds each table)
 
-    return sources_from_dictionary(Dictionary.from_config(config))
-
-
-def sources_from_dictionary(dictionary: Dictionary) -> list[Source]:
-    return [Source(e.process, e.apid, e.interface) for e in dictionary.entries()]
+    return Dictionary.from_config(config)
 
 
 # -- names ---------------------------------------------------------------------------------------------------
 def hk_parameter(process: str, channel: str) -> str:
     """The parameter of one housekeeping channel."""
     return f"{process}-{channel}"
+
+
+def event_parameter(process: str, field: str) -> str:
+    """A parameter of an event packet; ``field`` is one of :data:`EVENT_FIELDS`."""
+    return f"{process}-evt-{field}"
+
+
+def verification_parameter(process: str, field: str) -> str:
+    """A parameter of a verification packet; ``field`` is one of :data:`VERIFICATION_FIELDS`."""
+    return f"{process}-vrf-{field}"
 
 
 def length_parameter(name: str) -> str:
@@ -115,7 +108,7 @@ def _sub(parent: ET.Element, tag: str, **attrib: Any) -> ET.Element:
 
 
 def _describe(element: ET.Element, text: str) -> None:
-    """``shortDescription`` (one line, XTCE caps nothing but readers show one line) and LongDescription."""
+    """The table's doc as ``shortDescription``: its first line (readers show one line)."""
     if text:
         element.set("shortDescription", text.splitlines()[0][:200])
 
@@ -217,22 +210,23 @@ def _alarm(type_element: ET.Element, spec: ChannelSpec) -> None:
     _sub(ranges, "WarningRange", minInclusive=spec.low, maxInclusive=spec.high)
 
 
-def _telemetry(root: ET.Element, sources: list[Source]) -> None:
+def _telemetry(root: ET.Element, dictionary: Dictionary) -> None:
     tm = _Telemetry(root)
-    header = [tm.unsigned(n, bits, f"CCSDS primary header: {n.replace('_', ' ')}") for n, bits in _PRIMARY_HEADER]
-    header += [tm.unsigned(n, bits, f"secondary header: {n.replace('_', ' ')}") for n, bits in _SECONDARY_HEADER[:2]]
-    header.append(tm.unsigned("packet_type", 8, "secondary header: 1 housekeeping, 2 event, 3 command verification"))
+    header = [tm.unsigned(n, bits, f"CCSDS primary header: {n.replace('_', ' ')}") for n, bits in PRIMARY_HEADER]
+    notes = {"seconds": "mission time, Unix seconds", "subseconds": "1/65536 s",
+             "packet_type": "1 housekeeping, 2 event, 3 command verification"}
+    header += [tm.unsigned(n, bits, f"secondary header: {notes[n]}") for n, bits in SECONDARY_HEADER]
     tm.container(ROOT_CONTAINER, header, "every TM packet: CCSDS primary header, then the secondary header "
                  "(seconds u32, subseconds u16 in 1/65536 s, packet_type u8)", abstract=True)
-    for source in sources:
-        _process_telemetry(tm, source)
+    for entry in dictionary.entries():
+        _process_telemetry(tm, entry)
 
 
-def _process_telemetry(tm: _Telemetry, source: Source) -> None:
-    p, table = source.process, source.interface
+def _process_telemetry(tm: _Telemetry, entry: Entry) -> None:
+    p, table = entry.process, entry.interface
 
     def restrict(kind: str) -> dict[str, int]:
-        return {"apid": source.apid, "packet_type": PACKET_TYPES[kind]}
+        return {"apid": entry.apid, "packet_type": PACKET_TYPES[kind]}
 
     hk: list[str] = []
     for spec in table.telemetry.values():
@@ -240,18 +234,19 @@ def _process_telemetry(tm: _Telemetry, source: Source) -> None:
     tm.container(f"{p}-housekeeping", hk, f"{p} ({table.component}) housekeeping, every channel in table order",
                  ROOT_CONTAINER, restrict("housekeeping"))
     events = {0: "undeclared", **{e.id: e.name for e in table.events.values()}}
-    evt = [tm.enumerated(f"{p}-evt-id", 16, events, f"{p} event id"),
-           tm.enumerated(f"{p}-evt-severity", 8, {code: name for name, code in SEVERITY_CODES.items()}, "event severity"),
-           *tm.string(f"{p}-evt-text", 16, EVENT_TEXT_MAX, "the event's fields as compact JSON")]
+    severities = {code: name for name, code in SEVERITY_CODES.items()}
+    evt = [tm.enumerated(event_parameter(p, "id"), 16, events, f"{p} event id (0: undeclared)"),
+           tm.enumerated(event_parameter(p, "severity"), 8, severities, "event severity"),
+           *tm.string(event_parameter(p, "text"), 16, EVENT_TEXT_MAX, "the event's fields as compact JSON")]
     tm.container(f"{p}-event", evt, f"{p} ({table.component}) event", ROOT_CONTAINER, restrict("event"))
     if table.component != VERIFICATION_COMPONENT:
         return
-    vrf = [tm.unsigned(f"{p}-vrf-spi", 16, "SPI of the verified command"),
-           tm.unsigned(f"{p}-vrf-tc_seq", 32, "SDLS sequence number of the verified command"),
-           tm.unsigned(f"{p}-vrf-target_apid", 16, "APID the command was sent to"),
-           tm.unsigned(f"{p}-vrf-opcode", 16, "the command's opcode"),
-           tm.enumerated(f"{p}-vrf-stage", 8, dict(enumerate(STAGES)), "verification stage"),
-           *tm.string(f"{p}-vrf-reason", 16, REASON_MAX, "why (a rejection or failure reason)")]
+    vrf = [tm.unsigned(verification_parameter(p, "spi"), 16, "SPI of the verified command"),
+           tm.unsigned(verification_parameter(p, "tc_seq"), 32, "SDLS sequence number of the verified command"),
+           tm.unsigned(verification_parameter(p, "target_apid"), 16, "APID the command was sent to"),
+           tm.unsigned(verification_parameter(p, "opcode"), 16, "the command's opcode"),
+           tm.enumerated(verification_parameter(p, "stage"), 8, dict(enumerate(STAGES)), "verification stage"),
+           *tm.string(verification_parameter(p, "reason"), 16, REASON_MAX, "why (a rejection or failure reason)")]
     tm.container(f"{p}-verification", vrf, f"{p} command verification stages", ROOT_CONTAINER,
                  restrict("verification"))
 
@@ -364,15 +359,15 @@ def _tc_base(cmds: _Commands) -> None:
         _sub(entries, "ArgumentRefEntry", argumentRef=name)
 
 
-def _meta_command(cmds: _Commands, source: Source, spec: CommandSpec) -> None:
-    name = f"{source.process}-{spec.name}"
+def _meta_command(cmds: _Commands, entry: Entry, spec: CommandSpec) -> None:
+    name = f"{entry.process}-{spec.name}"
     cmd = _sub(cmds.commands, "MetaCommand", name=name)
     _describe(cmd, spec.doc)
     bits = ", ".join(f"bit {i} {a.name}" for i, a in enumerate(spec.args)) or "no arguments"
-    _sub(cmd, "LongDescription").text = (f"{source.process} ({source.interface.component}) {spec.name}, "
+    _sub(cmd, "LongDescription").text = (f"{entry.process} ({entry.interface.component}) {spec.name}, "
                                          f"opcode {spec.opcode:#06x}. present: {bits}. {_MAC_NOTE}")
     assign = _sub(_sub(cmd, "BaseMetaCommand", metaCommandRef="TC"), "ArgumentAssignmentList")
-    _sub(assign, "ArgumentAssignment", argumentName=TC_APID, argumentValue=source.apid)
+    _sub(assign, "ArgumentAssignment", argumentName=TC_APID, argumentValue=entry.apid)
     _sub(assign, "ArgumentAssignment", argumentName=TC_OPCODE, argumentValue=spec.opcode)
     args = _sub(cmd, "ArgumentList")
     required = sum(1 << i for i, a in enumerate(spec.args) if a.required)
@@ -400,40 +395,40 @@ def _meta_command(cmds: _Commands, source: Source, spec: CommandSpec) -> None:
              reasonForWarning="hazardous: two-step (ARM, then FIRE) on board")
 
 
-def _commands(root: ET.Element, sources: list[Source]) -> None:
+def _commands(root: ET.Element, dictionary: Dictionary) -> None:
     cmds = _Commands(root)
     _tc_base(cmds)
-    for source in sources:
-        for spec in source.interface.commands.values():
-            _meta_command(cmds, source, spec)
+    for entry in dictionary.entries():
+        for spec in entry.interface.commands.values():
+            _meta_command(cmds, entry, spec)
 
 
 # -- the document -------------------------------------------------------------------------------------------
-def xtce_tree(sources: list[Source], name: str = "lunar_pdh", version: str = "") -> ET.ElementTree:
+def xtce_tree(dictionary: Dictionary, name: str = "lunar_pdh", version: str = "") -> ET.ElementTree:
     """The XTCE 1.2 SpaceSystem of these processes: TM parameters and containers, TC meta-commands."""
     ET.register_namespace("xtce", XTCE_NS)
     root = ET.Element(_q("SpaceSystem"), {"name": name})
     _sub(root, "LongDescription").text = (
         "lunar-pdh TM/TC dictionary, generated by `pdh dictionary` from the config's processes and their "
         "interface tables (docs/uplink.md, docs/dictionary.md). APIDs: "
-        + ", ".join(f"{s.process}={s.apid:#05x}" for s in sources))
+        + ", ".join(f"{s.process}={s.apid:#05x}" for s in dictionary.entries()))
     header = _sub(root, "Header", validationStatus="Working", version=version or None)
     _sub(_sub(header, "NoteSet"), "Note").text = "Generated; do not edit. " + _MAC_NOTE
-    _telemetry(root, sources)
-    _commands(root, sources)
+    _telemetry(root, dictionary)
+    _commands(root, dictionary)
     tree = ET.ElementTree(root)
     ET.indent(tree)
     return tree
 
 
-def xtce_bytes(sources: list[Source], name: str = "lunar_pdh", version: str = "") -> bytes:
-    return ET.tostring(xtce_tree(sources, name, version).getroot(), encoding="utf-8", xml_declaration=True)
+def xtce_bytes(dictionary: Dictionary, name: str = "lunar_pdh", version: str = "") -> bytes:
+    return ET.tostring(xtce_tree(dictionary, name, version).getroot(), encoding="utf-8", xml_declaration=True)
 
 
-def write_xtce(path: str | Path, sources: list[Source], name: str = "lunar_pdh", version: str = "") -> Path:
+def write_xtce(path: str | Path, dictionary: Dictionary, name: str = "lunar_pdh", version: str = "") -> Path:
     """Write the dictionary atomically (a reader never sees half a file)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(xtce_bytes(sources, name, version))
+    tmp.write_bytes(xtce_bytes(dictionary, name, version))
     tmp.replace(path)
     return path

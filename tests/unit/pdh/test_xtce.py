@@ -23,8 +23,8 @@ from framework.config import load_config  # noqa: E402
 from framework.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface  # noqa: E402
 from link import tmtc  # noqa: E402
 from link.dictionary import Dictionary  # noqa: E402
-from pdh.dictionary import (XTCE_NS, Source, hk_parameter, length_parameter, sources_from_config,  # noqa: E402
-                            sources_from_dictionary, write_xtce)
+from pdh.dictionary import (VERIFICATION_FIELDS, XTCE_NS, dictionary_of_config, event_parameter, hk_parameter,  # noqa: E402
+                            length_parameter, verification_parameter, write_xtce, xtce_bytes)
 
 ROOT = Path(__file__).resolve().parents[3]
 NS = {"x": XTCE_NS}
@@ -57,7 +57,7 @@ def xtce_file() -> Path:
     import tempfile
 
     path = Path(tempfile.mkdtemp(prefix="xtce-")) / "lunar_pdh.xml"
-    return write_xtce(path, sources_from_dictionary(dictionary()))
+    return write_xtce(path, dictionary())
 
 
 @lru_cache(maxsize=1)
@@ -87,7 +87,7 @@ def assert_valid(path: Path) -> None:
 
 # -- (1) the XSD ----------------------------------------------------------------------------------------------
 def test_demo_config_dictionary_validates_against_the_xtce_1_2_xsd(tmp_path: Path) -> None:
-    path = write_xtce(tmp_path / "demo.xml", sources_from_config(load_config(ROOT / "configs" / "demo.yaml")))
+    path = write_xtce(tmp_path / "demo.xml", dictionary_of_config(load_config(ROOT / "configs" / "demo.yaml")))
     assert_valid(path)
 
 
@@ -177,11 +177,12 @@ def test_events_decode_to_the_same_id_severity_and_fields(data: st.DataObject, s
     parsed = parse(packet)
     assert_header(parsed, decoded)
     p = entry.process
-    assert parsed[f"{p}-evt-id"].raw_value == decoded.event_id
-    assert parsed[f"{p}-evt-id"] == (decoded.event_name or "undeclared")
-    assert parsed[f"{p}-evt-severity"] == decoded.severity
-    assert parsed[length_parameter(f"{p}-evt-text")] == len(parsed[f"{p}-evt-text"].encode())
-    assert json.loads(parsed[f"{p}-evt-text"]) == decoded.fields
+    assert parsed[event_parameter(p, "id")].raw_value == decoded.event_id
+    assert parsed[event_parameter(p, "id")] == (decoded.event_name or "undeclared")
+    assert parsed[event_parameter(p, "severity")] == decoded.severity
+    text = parsed[event_parameter(p, "text")]
+    assert parsed[length_parameter(event_parameter(p, "text"))] == len(text.encode())
+    assert json.loads(text) == decoded.fields
 
 
 @settings(max_examples=60, deadline=None)
@@ -195,11 +196,9 @@ def test_verification_decodes_to_the_same_stage(seq: int, t: float, spi: int, tc
     decoded = tmtc.decode_tm(packet, dictionary())
     parsed = parse(packet)
     assert_header(parsed, decoded)
-    v, p = decoded.verification, ingest.process
-    assert (parsed[f"{p}-vrf-spi"], parsed[f"{p}-vrf-tc_seq"], parsed[f"{p}-vrf-target_apid"],
-            parsed[f"{p}-vrf-opcode"]) == (v.spi, v.tc_seq, v.target_apid, v.opcode)
-    assert parsed[f"{p}-vrf-stage"] == v.stage
-    assert parsed[f"{p}-vrf-reason"] == v.reason
+    v = decoded.verification
+    theirs = {f: parsed[verification_parameter(ingest.process, f)] for f in VERIFICATION_FIELDS}
+    assert theirs == {f: getattr(v, f) for f in VERIFICATION_FIELDS}
 
 
 def test_a_stream_of_mixed_packets_decodes_packet_by_packet() -> None:
@@ -353,11 +352,12 @@ def test_meta_commands_lay_out_the_bytes_link_tmtc_encodes(data: st.DataObject, 
     assert xtce_encode(f"{entry.process}-{spec.name}", values) == packet
 
 
-def test_names_do_not_clash_between_processes_sharing_a_table() -> None:
-    from pdh.dictionary import sources_from_interfaces, xtce_bytes
-
-    sources = sources_from_interfaces({"cam_a": INGEST, "cam_b": INGEST})
-    assert [s.apid for s in sources] == [0xA0, 0xA1]
-    assert isinstance(sources[0], Source)
-    document = xtce_bytes(sources)
-    assert b'name="cam_a-housekeeping"' in document and b'name="cam_b-housekeeping"' in document
+def test_processes_sharing_a_table_get_their_own_names_and_apids(tmp_path: Path) -> None:
+    two = Dictionary.from_interfaces({"ingest_a": INGEST, "ingest_b": INGEST})
+    path = tmp_path / "two.xml"
+    path.write_bytes(xtce_bytes(two))
+    assert_valid(path)
+    parsed = spp_definitions.XtcePacketDefinition.from_xtce(path)
+    for entry in two.entries():
+        packet = tmtc.encode_housekeeping(entry.apid, 1, 2.0, INGEST, {"tc_received": entry.apid})
+        assert parsed.parse_bytes(packet)[hk_parameter(entry.process, "tc_received")] == entry.apid
