@@ -24,6 +24,7 @@ Keys are files ``<keys_dir>/sdls/<key_id>.key`` (32 random bytes as 64 hex chara
 from __future__ import annotations
 
 import collections
+import fcntl
 import json
 import os
 import re
@@ -60,7 +61,7 @@ from link.tmtc import (
 __all__ = [
     "ALGORITHMS", "MAC_LENGTHS", "KEY_BYTES", "SEQ_MAX", "REASONS", "SDLS_DIR",
     "SecurityAssociation", "load_associations", "key_path", "load_key", "load_keys", "generate_key",
-    "nonce", "compute_mac", "protect", "SequenceStore", "SequenceStoreDamaged", "SequencesExhausted",
+    "nonce", "compute_mac", "protect", "RECENT_PER_SPI", "SequenceStore", "SequenceStoreDamaged", "SequencesExhausted",
     "TcNotActed", "TcRejected", "TcDuplicate", "Verified", "Verifier", "Signer", "SignedCommand",
 ]
 
@@ -77,6 +78,8 @@ _OPERATOR_RE = r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}"
 _HEX_KEY_RE = re.compile(r"[0-9a-fA-F]{64}")
 _NONCE_PAD = bytes(6)
 _STORE_FORMAT = "pdh-sdls-sequences/1"
+RECENT_PER_SPI = 64
+"""How many received (sequence, APID) pairs per SPI the store keeps for recognising retransmissions."""
 
 
 # -- security associations ------------------------------------------------------------------
@@ -259,20 +262,24 @@ class SequencesExhausted(PdhError):
 
 
 class SequenceStore:
-    """The last sequence number of each SPI, one small JSON file written whole (temporary file,
-    fsync, rename, fsync of the directory) on every change: after a SIGKILL or power loss it holds
-    the last value :meth:`commit` returned from, or a later one, never an older one."""
+    """The last sequence number of each SPI (and, on board, the few most recent ones received with
+    their APIDs, so a retransmission after a restart is still known as one), one small JSON file
+    written whole on every change (temporary file, fsync, rename, fsync of the directory): after a
+    SIGKILL or power loss it holds the last value :meth:`commit` returned from, or a later one,
+    never an older one. A missing file is a fresh store; a damaged one is
+    :class:`SequenceStoreDamaged`, never zero."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._last: dict[int, int] = self._read()
+        self._last, self._recent = self._read()
 
-    def _read(self) -> dict[int, int]:
+    # -- reading -----------------------------------------------------------------------------
+    def _read(self) -> tuple[dict[int, int], dict[int, list[tuple[int, int]]]]:
         file = str(self.path)
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
-            return {}
+            return {}, {}
         except OSError as exc:
             raise SequenceStoreDamaged(file, exc.strerror or type(exc).__name__) from None
         try:
@@ -281,15 +288,24 @@ class SequenceStore:
             raise SequenceStoreDamaged(file, "not JSON") from None
         if not isinstance(data, dict) or data.get("format") != _STORE_FORMAT or not isinstance(data.get("last"), dict):
             raise SequenceStoreDamaged(file, f"not a {_STORE_FORMAT} file")
-        out: dict[int, int] = {}
-        for spi, seq in data["last"].items():
-            if not (isinstance(spi, str) and spi.isdigit() and 1 <= int(spi) <= 0xFFFF):
-                raise SequenceStoreDamaged(file, f"SPI {spi!r} is not within 1..65535")
-            if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= SEQ_MAX:
-                raise SequenceStoreDamaged(file, f"SPI {spi}: sequence number {seq!r} is not within 0..{SEQ_MAX}")
-            out[int(spi)] = seq
-        return out
+        last = {_spi(file, spi): _number(file, spi, seq, SEQ_MAX) for spi, seq in data["last"].items()}
+        recent_raw = data.get("recent", {})
+        if not isinstance(recent_raw, dict):
+            raise SequenceStoreDamaged(file, "'recent' is not a mapping")
+        recent: dict[int, list[tuple[int, int]]] = {}
+        for key, pairs in recent_raw.items():
+            spi = _spi(file, key)
+            if not isinstance(pairs, list) or len(pairs) > RECENT_PER_SPI:
+                raise SequenceStoreDamaged(file, f"SPI {key}: recent is not a list of at most {RECENT_PER_SPI}")
+            recent[spi] = []
+            for pair in pairs:
+                if not (isinstance(pair, list) and len(pair) == 2):
+                    raise SequenceStoreDamaged(file, f"SPI {key}: recent entry {pair!r} is not [seq, apid]")
+                seq, apid = _number(file, key, pair[0], last.get(spi, 0)), _number(file, key, pair[1], 0x7FF)
+                recent[spi].append((seq, apid))
+        return last, recent
 
+    # -- reading what it holds -------------------------------------------------------------------
     def last(self, spi: int) -> int:
         """The last sequence number committed for ``spi`` (0: none yet)."""
         return self._last.get(spi, 0)
@@ -297,17 +313,63 @@ class SequenceStore:
     def items(self) -> dict[int, int]:
         return dict(self._last)
 
-    def commit(self, spi: int, seq: int) -> None:
-        """Make ``seq`` the last of ``spi``, durably, before returning; an OSError leaves memory
+    def recent(self) -> list[tuple[int, int, int]]:
+        """``(spi, seq, apid)`` of the last commands received (at most RECENT_PER_SPI per SPI), oldest first."""
+        return [(spi, seq, apid) for spi, pairs in sorted(self._recent.items()) for seq, apid in pairs]
+
+    # -- changing it -------------------------------------------------------------------------------
+    def commit(self, spi: int, seq: int, apid: int | None = None) -> None:
+        """Make ``seq`` the last of ``spi`` (and, given its APID, one of the recent), durably, before
+        returning. The last never goes back (ValueError: a caller's bug); an OSError leaves the store
         as it was (the file holds the old value or the new one)."""
-        if not 0 <= seq <= SEQ_MAX:
-            raise ValueError(f"sequence number {seq} is not within 0..{SEQ_MAX}")
-        new = {**self._last, spi: seq}
-        text = json.dumps({"format": _STORE_FORMAT, "last": {str(k): v for k, v in sorted(new.items())}},
-                          separators=(",", ":"))
+        if not 1 <= spi <= 0xFFFF:
+            raise ValueError(f"SPI {spi} is not within 1..65535")
+        if not self.last(spi) < seq <= SEQ_MAX:
+            raise ValueError(f"sequence number {seq} is not above the last, {self.last(spi)}, and within {SEQ_MAX}")
+        last = {**self._last, spi: seq}
+        recent = dict(self._recent)
+        if apid is not None:
+            recent[spi] = [*recent.get(spi, []), (seq, apid)][-RECENT_PER_SPI:]
+        self._write(last, recent)
+        self._last, self._recent = last, recent
+
+    def advance(self, spi: int) -> int:
+        """Allocate the next sequence number of ``spi`` for a sender: under an exclusive lock of the
+        file, re-read, add one, commit. Two senders sharing the file never get the same number."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._last, self._recent = self._read()
+            seq = self.last(spi) + 1
+            if seq > SEQ_MAX:
+                raise SequencesExhausted(f"SA {spi} has used every sequence number: make a new SA")
+            self.commit(spi, seq)
+            return seq
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _write(self, last: dict[int, int], recent: dict[int, list[tuple[int, int]]]) -> None:
+        text = json.dumps({"format": _STORE_FORMAT, "last": {str(k): v for k, v in sorted(last.items())},
+                           "recent": {str(k): [list(p) for p in v] for k, v in sorted(recent.items()) if v}},
+                          separators=(",", ":"))
+        if not self.path.parent.is_dir():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fsync_dir(self.path.parent.parent)
         _write_durably(self.path, text.encode("utf-8") + b"\n")
-        self._last = new
+
+
+def _spi(file: str, key: Any) -> int:
+    if not (isinstance(key, str) and key.isdigit() and 1 <= int(key) <= 0xFFFF):
+        raise SequenceStoreDamaged(file, f"SPI {key!r} is not within 1..65535")
+    return int(key)
+
+
+def _number(file: str, spi: Any, value: Any, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+        raise SequenceStoreDamaged(file, f"SPI {spi}: {value!r} is not within 0..{high}")
+    return value
 
 
 # -- on board -----------------------------------------------------------------------------------
@@ -376,6 +438,8 @@ class Verifier:
         self.known_apids = None if known_apids is None else frozenset(known_apids)
         self.memory = max(1, memory)
         self._outcomes: collections.OrderedDict[tuple[int, int], tuple[str, int]] = collections.OrderedDict()
+        for spi, seq, apid in store.recent():  # received before a restart: answered as "received"
+            self.record_outcome(spi, seq, "received", apid)
         self._counters: dict[str, int] = {"tc_verified": 0, "tc_duplicates": 0,
                                           **{f"tc_rejected_{r}": 0 for r in REASONS}}
 
@@ -412,7 +476,7 @@ class Verifier:
             raise self._reject("bad_mac", f"MAC does not match (SPI {header.spi})", header)
         self._check_sequence(header, sa)
         try:
-            self.store.commit(header.spi, header.seq)
+            self.store.commit(header.spi, header.seq, header.apid)
         except OSError as exc:
             raise self._reject("not_durable", f"sequence number not made durable: {exc.strerror or exc}",
                                header) from None
@@ -481,11 +545,7 @@ class Signer:
 
     def next_seq(self) -> int:
         """Allocate the next sequence number (durable before it is returned)."""
-        seq = self.store.last(self.sa.spi) + 1
-        if seq > SEQ_MAX:
-            raise SequencesExhausted(f"SA {self.sa.spi} has used every sequence number: make a new SA")
-        self.store.commit(self.sa.spi, seq)
-        return seq
+        return self.store.advance(self.sa.spi)
 
     def sign(self, apid: int, command_spec: CommandSpec, args: Mapping[str, Any],
              seq_count: int | None = None) -> SignedCommand:

@@ -20,6 +20,7 @@ from framework.errors import ConfigError
 from framework.interface import Arg, CommandSpec, Interface
 from link.sdls import (
     MAC_LENGTHS,
+    RECENT_PER_SPI,
     SecurityAssociation,
     SequenceStore,
     SequenceStoreDamaged,
@@ -174,12 +175,28 @@ def test_duplicate_answers_the_recorded_outcome_and_memory_is_bounded(tmp_path):
 
 
 def test_restart_after_the_check_never_lets_the_replay_through(tmp_path):
-    """A SIGKILL between the check (sequence durable) and the act: after restart the same packet is refused."""
+    """A SIGKILL between the check (sequence durable) and the act: after restart the same packet is
+    answered as a duplicate of a received command, and does not act."""
     packet = _packet(1, 1)
     assert _verifier(tmp_path).check(packet).seq == 1
-    with pytest.raises(TcRejected) as err:
-        _verifier(tmp_path).check(packet)
-    assert err.value.reason_code == "replay"
+    restarted = _verifier(tmp_path)
+    with pytest.raises(TcDuplicate) as dup:
+        restarted.check(packet)
+    assert (dup.value.seq, dup.value.stage, dup.value.apid) == (1, "received", 0x20)
+
+
+def test_after_restart_only_the_recent_are_duplicates_the_rest_replays(tmp_path):
+    v = _verifier(tmp_path)
+    for seq in range(1, RECENT_PER_SPI + 3):
+        v.check(_packet(1, seq))
+    restarted = _verifier(tmp_path)
+    with pytest.raises(TcDuplicate):
+        restarted.check(_packet(1, RECENT_PER_SPI + 2))
+    for seq in (1, 2):
+        with pytest.raises(TcRejected) as err:
+            restarted.check(_packet(1, seq))
+        assert err.value.reason_code == "replay"
+    assert restarted.check(_packet(1, RECENT_PER_SPI + 3)).seq == RECENT_PER_SPI + 3
 
 
 def test_sequence_not_made_durable_is_rejected_and_does_not_act(tmp_path):
@@ -199,7 +216,12 @@ def test_store_round_trips_and_damage_is_never_zero(tmp_path):
     store.commit(2, 2**32 - 1)
     assert SequenceStore(path).items() == {1: 10, 2: 2**32 - 1}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with pytest.raises(ValueError):
+        store.commit(1, 10)  # the last never goes back
     for damaged in (b"", b"{", b"\xff", b"[]", b'{"format":"x","last":{}}',
+                    b'{"format":"pdh-sdls-sequences/1","last":{"1":3},"recent":{"1":[[4,32]]}}',
+                    b'{"format":"pdh-sdls-sequences/1","last":{"1":3},"recent":{"1":[[2]]}}',
+                    b'{"format":"pdh-sdls-sequences/1","last":{"1":3},"recent":[]}',
                     b'{"format":"pdh-sdls-sequences/1","last":{"1":-1}}',
                     b'{"format":"pdh-sdls-sequences/1","last":{"0":1}}',
                     b'{"format":"pdh-sdls-sequences/1","last":{"1":true}}'):
@@ -236,6 +258,30 @@ def test_store_survives_sigkill_mid_write(tmp_path):
         child.stdout.close()
     assert reported >= 200
     assert SequenceStore(path).last(7) >= reported  # never older than a commit that returned
+
+
+_ALLOCATOR = """
+import sys
+from link.sdls import SequenceStore
+store = SequenceStore(sys.argv[1])
+print(" ".join(str(store.advance(3)) for _ in range(40)), flush=True)
+"""
+
+
+def test_senders_sharing_a_store_never_get_the_same_number(tmp_path):
+    path = tmp_path / "ground.json"
+    children = [subprocess.Popen([sys.executable, "-c", _ALLOCATOR, str(path)], cwd=ROOT, stdout=subprocess.PIPE,
+                                 text=True) for _ in range(3)]
+    numbers: list[int] = []
+    try:
+        for child in children:
+            out, _ = child.communicate(timeout=120)
+            numbers += [int(n) for n in out.split()]
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+    assert sorted(numbers) == list(range(1, 121))
 
 
 # -- the ground's signer ---------------------------------------------------------------------------

@@ -182,6 +182,25 @@ def test_garbage_raises_only_protocol_errors(data):
             pass
 
 
+@given(st.sampled_from([0x20, 0xA0]), st.integers(1, 3), st.binary(max_size=120), st.binary(max_size=60))
+def test_garbage_bodies_behind_valid_headers_raise_only_protocol_errors(apid, kind, body, command):
+    iface = Interface.build("imaging", telemetry=[ChannelSpec(1, "s", "", str), ChannelSpec(2, "d", "", dict),
+                                                  ChannelSpec(3, "b", "", bool)],
+                            commands=[CommandSpec(0x10, "GO", (Arg("n", int), Arg("s", str), Arg("l", list),
+                                                               Arg("b", bool), Arg("x", float)))])
+    data = struct.pack(">IHB", 0, 0, kind) + body
+    packet = SpacePacketHeader(PacketType.TM, apid, 0, len(data) - 1, sec_header_flag=True).pack() + data
+    try:
+        decode_tm(packet, _dictionary(iface))
+    except ProtocolError:
+        pass
+    try:
+        decode_command(struct.pack(">HI", 0x10, int.from_bytes(command[:1] or b"\0", "big") & 0x1F) + command[1:],
+                       iface)
+    except ProtocolError:
+        pass
+
+
 @given(st.data())
 def test_every_truncation_of_a_tm_packet_is_refused(data):
     iface = Interface.build("imaging", telemetry=[ChannelSpec(1, "s", "", str), ChannelSpec(2, "n", "", int)])
