@@ -15,15 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-lxml_etree = pytest.importorskip("lxml.etree")
-xtce_lib = pytest.importorskip("xtce_lib")
-spp_definitions = pytest.importorskip("space_packet_parser.xtce.definitions")
+import xtce_lib
+from lxml import etree as lxml_etree
+from space_packet_parser.xtce import definitions as spp_definitions
 
-from framework.config import load_config  # noqa: E402
-from framework.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface  # noqa: E402
-from link import tmtc  # noqa: E402
-from link.dictionary import Dictionary  # noqa: E402
-from pdh.dictionary import (VERIFICATION_FIELDS, XTCE_NS, dictionary_of_config, event_parameter, hk_parameter,  # noqa: E402
+from framework.config import load_config
+from framework.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
+from link import tmtc
+from link.dictionary import Dictionary
+from pdh.dictionary import (VERIFICATION_FIELDS, XTCE_NS, dictionary_of_config, event_parameter, hk_parameter,
                             length_parameter, verification_parameter, write_xtce, xtce_bytes)
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -339,8 +339,9 @@ def test_meta_commands_lay_out_the_bytes_link_tmtc_encodes(data: st.DataObject, 
     given_args = {a.name: data.draw(arg_value(a), label=a.name) for a in spec.args
                   if a.required or data.draw(st.booleans(), label=f"give {a.name}")}
     packet = tmtc.encode_command(entry.apid, seq_count, spi, seq, spec, given_args)
+    present = sum(1 << i for i, a in enumerate(spec.args) if a.name in given_args)
     values: dict[str, Any] = {"tc-seq_count": seq_count, "tc-data_length": len(packet) - 7, "sdls-spi": spi,
-                              "sdls-seq": seq, "tc-present": sum(1 << i for i, a in enumerate(spec.args) if a.name in given_args)}
+                              "sdls-seq": seq, "tc-present": present}
     for arg in spec.args:
         value = given_args.get(arg.name)
         encoding = tmtc.arg_encoding(arg)
