@@ -1,13 +1,19 @@
 """Store and forward: what the downlink decides, fed messages, datagrams and clocks. No sockets.
 
 A product (:meth:`Forwarder.take_product`) is stored (fsync) and announced
-(``product_stored``) before anything else happens to it. Bus housekeeping and
-events (:meth:`Forwarder.record`) are batched into segments
-(:mod:`fsw.downlink.recorder`) and stored the same way. :meth:`Forwarder.step`
+(``product_stored``) before anything else happens to it. Bus housekeeping,
+events and command verification (:meth:`Forwarder.record`) become CCSDS TM
+packets (:mod:`fsw.downlink.tm`): while a contact is open they go out at once
+(realtime datagrams, through the transmitter's pacing, ahead of CFDP), and all
+of them are batched into segments (:mod:`fsw.downlink.recorder`) stored and
+sent like products, the reliable copy. :meth:`Forwarder.step`
 runs the :class:`~fsw.downlink.transmitter.Transmitter` while a contact of the
 plan is open: the policy's next items start, several transactions in flight,
-and go out through the injected radio; PDUs from the ground come in through
-:meth:`Forwarder.take_datagram`. An item the ground confirms is deleted
+and go out through the injected radio; datagrams from the relay come in through
+:meth:`Forwarder.take_datagram`: a CFDP PDU goes to its transaction, a TC
+space packet to command ingest (the injected ``tc_sink``, never waiting: one
+ingest does not take now is dropped, counted and reported; the ground sends
+it again), anything else is refused. An item the ground confirms is deleted
 (``product_confirmed``); a failed transaction leaves it stored, to go again
 after a back-off. After a restart, each transaction that was in flight goes on
 from its recorded progress. The injected re-encoder improves waiting lossless
@@ -34,7 +40,8 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from framework.bus.message import Message
-from framework.errors import CommandRejected, NotSent, ProductError, StoreError
+from framework.counters import saturating_add
+from framework.errors import CommandRejected, NotSent, ProductError, ProtocolError, StoreError
 from framework.reporters import EventReporter
 from fsw.downlink.backlog import Backlog
 from fsw.downlink.integrity import REFUSAL_CONDITIONS, Integrity
@@ -44,22 +51,26 @@ from fsw.downlink.policy import Policy
 from fsw.downlink.recorder import Segment, TelemetryRecorder
 from fsw.downlink.reencoder import REENCODE_KINDS, Reencoder
 from fsw.downlink.store import IndexCorrupt, ProductStore, StoredProduct, StoreUnavailable
+from fsw.downlink.tm import RealtimeQueue, TmPacketizer, UnknownSource, classify_uplink
 from fsw.downlink.transmitter import Transmitter
 from fsw.imaging.codecs import codec_tag
 from fsw.imaging.product import PRODUCT_KINDS
 from link.contacts import ContactClock, load_plan
+from link.dictionary import Dictionary
 from link.filestore import PRODUCT_SUFFIX, SEGMENT_SUFFIX
 from link.mib import CfdpTimers
 from link.packets import apid_for_kind, received_pdu
 from link.radio import Radio
 from link.tlm_segments import SEGMENT_KINDS
+from link.tmtc import MAX_TC_BYTES
 
 __all__ = ["Forwarder", "RegionSender", "ERROR_COUNTERS"]
 
 RETRY_BACKOFF_S = 2.0
 """A product whose transaction failed waits this long before it may start again."""
 ERROR_COUNTERS = ("products_rejected", "segments_rejected", "datagrams_rejected", "transactions_failed",
-                  "store_faults", "products_corrupt", "products_refused")
+                  "store_faults", "products_corrupt", "products_refused", "tc_dropped", "tm_unknown_source",
+                  "tm_unencodable")
 """What RESET_COUNTERS zeroes (the running totals of what was stored and confirmed stay)."""
 MAX_REGION_REQUESTS = 64
 """SEND_REGION requests forwarded to imaging and not yet answered, at most: beyond it the oldest is given up
@@ -77,13 +88,17 @@ class Forwarder:
 
     ``settings``: the ``fsw.downlink`` kind's keys; ``where``: the config file, for error messages;
     ``name``: this process's bus name (its own info events are not recorded); ``record_telemetry``:
-    whether bus telemetry reaches :meth:`record` (the process subscribes only then).
+    whether bus telemetry reaches :meth:`record` (the process subscribes only then); ``dictionary``:
+    the APID of each source (:mod:`link.dictionary`; without one no message becomes a TM packet);
+    ``tc_sink(packet) -> bool``: hands a TC packet to command ingest at once, False if ingest does not
+    take it now (None: no ingest configured, every TC packet is dropped).
     """
 
     def __init__(self, settings: dict[str, Any], out_dir: Path, where: str, name: str, radio: Radio,
                  events: EventReporter, log: Any, clock: Callable[[], float], monotonic: Callable[[], float],
                  record_telemetry: bool = False, imaging: RegionSender | None = None,
-                 reencoder: Reencoder | None = None) -> None:
+                 reencoder: Reencoder | None = None, dictionary: Dictionary | None = None,
+                 tc_sink: Callable[[bytes], bool] | None = None) -> None:
         s = settings
         self.name = name
         self.events = events
@@ -96,7 +111,9 @@ class Forwarder:
         self.tx = Transmitter(s["entity_id"], s["ground_entity_id"], s["max_packet_len"],
                               CfdpTimers.from_settings(s), self.plan, radio, clock, monotonic,
                               ContactClock(self.plan, clock), self._transaction, s["max_in_flight"],
-                              reject=self.events.limited)
+                              reject=self.events.limited, realtime=RealtimeQueue(s["max_packet_len"]))
+        self.packetizer = TmPacketizer(dictionary if dictionary is not None else Dictionary([]))
+        self.tc_sink = tc_sink
         tl = s["telemetry"]
         self.recorder: TelemetryRecorder | None = None
         if record_telemetry:
@@ -109,7 +126,8 @@ class Forwarder:
         self.retry_after: dict[str, float] = {}
         self.c = {"products_stored": 0, "products_confirmed": 0, "products_rejected": 0, "products_evicted": 0,
                   "segments_stored": 0, "segments_rejected": 0, "packets_received": 0, "datagrams_rejected": 0,
-                  "transactions_failed": 0, "transactions_resumed": 0}
+                  "transactions_failed": 0, "transactions_resumed": 0, "tc_forwarded": 0, "tc_dropped": 0,
+                  "tm_unknown_source": 0, "tm_unencodable": 0}
         self._bytes_at_last_health = 0
         self._figures: dict[str, Any] = {}  # the store's last figures, for health while it cannot be read
         self.backlog = Backlog(events, monotonic)
@@ -138,7 +156,7 @@ class Forwarder:
                **{k: v for k, v in self.tx.counters().items()
                   if k in ("retransmit_requests", "file_bytes_sent", "resume_skipped_bytes", "finished_refused",
                            "naks_refused")},
-               "send_rate_bps": rate, "store_ok": int(self.backlog.ok and self.store.ready),
+               "send_rate_bps": rate, "tm_realtime_dropped": self.tx.realtime.dropped, "store_ok": int(self.backlog.ok and self.store.ready),
                "store_faults": self.backlog.faults, **self.backlog.figures(), **self.integrity.c,
                **self.integrity.scrub_figures()}
         if self.reencoder is not None:
@@ -215,12 +233,31 @@ class Forwarder:
         return True
 
     def record(self, msg: Message) -> None:
-        """A bus message for the telemetry recorder; the ground's own and this process's info events are not."""
+        """A bus message as a TM packet: recorded, and sent at once while a contact is open. The
+        ground's own messages and this process's info events are not."""
         h = msg.header
         if self.recorder is None or h.src in self.exclude or (
                 h.src == self.name and h.fields.get("severity") == "info"):
             return
-        self.recorder.add(h.t, msg.topic, h.src, h.fields, self.monotonic())
+        try:
+            item = self.packetizer.packet(msg)
+        except UnknownSource as exc:
+            self.count("tm_unknown_source")
+            self.events.limited("tm_dropped", {"src": h.src, "topic": msg.topic, "reason": str(exc)})
+            return
+        except (KeyError, ValueError, TypeError, ProtocolError) as exc:  # fields the packet cannot carry
+            self.count("tm_unencodable")
+            self.events.limited("tm_dropped", {"src": h.src, "topic": msg.topic,
+                                               "reason": f"not encodable: {type(exc).__name__}: {exc}"})
+            return
+        if item is None:
+            return
+        self.recorder.add(item.data, item.alert, self.monotonic())
+        if self.tx.contact is not None:
+            self.tx.realtime.put(item.data, item.alert)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.c[name] = saturating_add(self.c[name], n)
 
     def flush_telemetry(self) -> None:
         """Store the segments the recorder has closed (events quickly, housekeeping per period)."""
@@ -257,10 +294,40 @@ class Forwarder:
         self.c["segments_stored"] += 1
 
     def take_datagram(self, datagram: bytes) -> None:
-        """A datagram from the relay: its PDU to the transaction that owns it."""
-        pdu = received_pdu(datagram, self.c, self.events.limited)
-        if pdu is not None:
-            self.tx.insert(pdu)
+        """A datagram from the relay: a CFDP PDU to the transaction that owns it, a TC packet to
+        ingest, anything else refused (counted, reported)."""
+        kind = classify_uplink(datagram)
+        if kind == "cfdp":
+            pdu = received_pdu(datagram, self.c, self.events.limited)
+            if pdu is not None:
+                self.tx.insert(pdu)
+            return
+        self.count("packets_received")
+        if kind == "tc":
+            self.take_tc(datagram)
+            return
+        self.count("datagrams_rejected")
+        first = f"first byte {datagram[0]:#04x}" if datagram else "empty"
+        self.events.limited("datagram_rejected", {"reason": f"neither a CFDP PDU nor a TC packet ({first})",
+                                                  "bytes": len(datagram)})
+
+    def take_tc(self, datagram: bytes) -> None:
+        """A TC space packet, copied, to ingest; never waits (a TC ingest does not take now is dropped:
+        the ground sends it again when no verification comes back)."""
+        if len(datagram) > MAX_TC_BYTES:
+            self.count("datagrams_rejected")
+            self.events.limited("datagram_rejected", {"reason": f"TC packet of {len(datagram)} bytes is over "
+                                                      f"{MAX_TC_BYTES}", "bytes": len(datagram)})
+            return
+        if self.tc_sink is None:
+            reason = "no uplink endpoint: this downlink has no command ingest"
+        elif self.tc_sink(bytes(datagram)):
+            self.count("tc_forwarded")
+            return
+        else:
+            reason = "command ingest is not taking packets now"
+        self.count("tc_dropped")
+        self.events.limited("tc_dropped", {"reason": reason, "bytes": len(datagram)})
 
     # -- SEND_REGION, forwarded to imaging -----------------------------------------------------
     def forward_region(self, request: dict[str, Any]) -> int:

@@ -43,8 +43,8 @@ INTERFACE = Interface.build(
         EventSpec(0x04, "transaction_failed", "warning",
                   "a CFDP transaction ended without delivery; the product stays stored and is sent again"),
         EventSpec(0x05, "datagram_rejected", "warning",
-                  "a radio datagram was not a Space Packet with a CFDP PDU, or came from another sender than "
-                  "the relay (rate-limited, with count)"),
+                  "a radio datagram was neither a CFDP PDU in a Space Packet nor a TC packet (of at most "
+                  "MAX_TC_BYTES), or came from another sender than the relay (rate-limited, with count)"),
         EventSpec(0x06, "store_recovered", "warning", "opening the store cleaned crash leftovers"),
         EventSpec(0x07, "product_discarded", "error", "a stored product could not be read; dropped"),
         EventSpec(0x0A, "product_evicted", "warning",
@@ -80,6 +80,12 @@ INTERFACE = Interface.build(
         EventSpec(0x17, "store_set_aside", "error",
                   "the store could not be rebuilt: moved aside whole (moved_to) and a fresh one started"),
         EventSpec(0x18, "scrub_done", "info", "the start-up scrub read every payload back: checked, bytes, corrupt"),
+        EventSpec(0x19, "tm_dropped", "warning",
+                  "a bus message did not become a TM packet: its source has no APID in the dictionary, or its "
+                  "fields cannot be encoded (src, topic, reason; rate-limited, with count)"),
+        EventSpec(0x1A, "tc_dropped", "warning",
+                  "a TC packet from the relay was not handed to command ingest (no uplink endpoint, or ingest "
+                  "is not taking packets now); the ground sends it again (rate-limited, with count)"),
     ),
     telemetry=(
         ChannelSpec(0x01, "products_stored", "count", int, doc="products stored since start"),
@@ -139,6 +145,15 @@ INTERFACE = Interface.build(
         ChannelSpec(0x40, "datagrams_refused", "count", int, doc="radio datagrams from a sender other than the relay"),
         ChannelSpec(0x41, "finished_refused", "count", int, doc="Finished PDUs for no transaction awaiting one"),
         ChannelSpec(0x42, "naks_refused", "count", int, doc="NAK PDUs asking for bytes outside the file"),
+        ChannelSpec(0x43, "tc_forwarded", "count", int, doc="TC packets from the relay handed to command ingest"),
+        ChannelSpec(0x44, "tc_dropped", "count", int, doc="TC packets ingest did not take (it was not reading)"),
+        ChannelSpec(0x45, "tm_realtime_packets", "count", int, doc="TM packets sent realtime during contacts"),
+        ChannelSpec(0x46, "tm_realtime_bytes", "bytes", int, doc="bytes of the realtime TM datagrams"),
+        ChannelSpec(0x47, "tm_unknown_source", "count", int,
+                    doc="bus messages from a source without an APID (not recorded, not sent)"),
+        ChannelSpec(0x48, "tm_unencodable", "count", int, doc="bus messages whose fields no TM packet carries"),
+        ChannelSpec(0x49, "tm_realtime_dropped", "count", int,
+                    doc="realtime TM packets not sent (queue full, or the contact closed first); recorded anyway"),
     ),
 )
 
@@ -150,7 +165,8 @@ KIND = KindSpec(
     interface=INTERFACE,
     name="fsw.downlink",
     entry="fsw.downlink.process:run",
-    endpoints={"bus_pub": "tcp|ipc", "products": "tcp|ipc", "radio": "udp", "relay": "udp", "command": "tcp|ipc"},
+    endpoints={"bus_pub": "tcp|ipc", "products": "tcp|ipc", "radio": "udp", "relay": "udp", "command": "tcp|ipc",
+               "uplink": "ipc|tcp?"},
     binds=("products", "radio", "command"),
     keys={
         "store_dir": Field(str, "store", path="dir", doc="relative to the output directory"),
@@ -169,7 +185,8 @@ KIND = KindSpec(
         "age_weight_per_h": Field(float, 0.1, min=0.0, doc="'rest' goes by grade + weight * age in hours"),
         "telemetry": Field(dict, {}, keys={
             "enabled": Field(bool, True),
-            "topics": Field(list, ["tlm.", "evt."], item=Field(str)),
+            "topics": Field(list, ["tlm.", "evt.", "vrf."], item=Field(str),
+                            doc="bus topics recorded and sent as TM packets (housekeeping, events, verification)"),
             "exclude_sources": Field(list, [], item=Field(str),
                                      doc="bus sources that are not on the lander (e.g. the ground)"),
             "segment_s": Field(float, 2.0, min=0.05, doc="housekeeping batched into one file per period"),

@@ -2,9 +2,9 @@
 
 The index (:mod:`fsw.downlink.store`) keeps each payload's CRC-32C from the moment it was stored; the
 start-up scrub and the check before sending compare the file with it (:func:`file_crc32c`, read in
-chunks). Each payload is a msgpack map that carries what the index holds about it (a product,
+chunks). Each payload carries what the index holds about it (a product, a msgpack map,
 :mod:`fsw.imaging.product`: id, kind, camera, counter, grades, meta, codec; a telemetry segment,
-:mod:`link.tlm_segments`: its kind), so a lost or corrupt index can be rebuilt from the files
+TM packets, :mod:`link.tlm_segments`: its kind is in its id), so a lost or corrupt index can be rebuilt from the files
 (:func:`describe_payload`). :func:`remake_args` says how the imaging core could make a product again
 from the frame it holds (MAKE_ROI over the product's region), for a payload found corrupt.
 """
@@ -21,7 +21,7 @@ import crc32c
 from framework.errors import ProductError, ProtocolError
 from fsw.imaging.codecs import codec_tag
 from fsw.imaging.product import PRODUCT_KINDS, Product, read_product_header
-from link.tlm_segments import decode_segment
+from link.tlm_segments import decode_segment, segment_kind
 
 __all__ = ["CHUNK_BYTES", "FILE_RE", "payload_name", "PayloadInfo", "file_crc32c", "data_crc32c", "describe_payload",
            "remake_args"]
@@ -90,11 +90,14 @@ def describe_payload(path: Path, item_id: str, gen: int) -> PayloadInfo:
     try:
         product = read_product_header(data)
     except ProductError as exc:
+        kind = segment_kind(item_id)
         try:
-            segment = decode_segment(data)
+            if kind is None:
+                raise ProtocolError(f"{item_id!r} is no segment's id")
+            decode_segment(data)
         except ProtocolError:
             raise ProductError(f"{path.name} is neither a product nor a telemetry segment: {exc}") from None
-        return PayloadInfo(item_id, gen, segment["kind"], 0.0, "", "", len(data), crc, None)
+        return PayloadInfo(item_id, gen, kind, 0.0, "", "", len(data), crc, None)
     if product.id != item_id or product.kind not in PRODUCT_KINDS:
         raise ProductError(f"{path.name} holds product {product.id!r}, not {item_id!r}")
     score = product.grades.get("score")

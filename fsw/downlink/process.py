@@ -4,7 +4,10 @@
 :mod:`fsw.downlink.messages`), the radio's UDP socket on ``radio`` (sending to
 ``relay``) and the command port on ``command``; with ``links.bus_sub`` set it
 subscribes to the lander's housekeeping and events for recording, and with
-``links.imaging_command`` it forwards SEND_REGION to imaging. Everything it
+``links.imaging_command`` it forwards SEND_REGION to imaging; with ``uplink``
+it connects a PUSH socket to command ingest, which gets the TC packets that
+arrive on the radio (never waiting: a packet ingest does not take at once is
+dropped and the ground retries). Everything it
 receives goes to the I/O-free :class:`~fsw.downlink.forwarder.Forwarder`,
 which decides what is stored, sent, confirmed and reported. A background
 process re-encodes waiting lossless products (:mod:`fsw.downlink.reencoder`).
@@ -26,13 +29,17 @@ from fsw.downlink.forwarder import Forwarder
 from fsw.downlink.interface import INTERFACE
 from fsw.downlink.reencoder import Reencoder
 from fsw.imaging.product import MAX_PRODUCT_BYTES
+from link.dictionary import Dictionary
 from link.radio import RadioPort
+from link.tmtc import MAX_TC_BYTES
 
 __all__ = ["run", "DownlinkProcess"]
 
 _PRODUCTS_PER_TURN = 4
 _DATAGRAMS_PER_TURN = 512
 _BUS_MESSAGES_PER_TURN = 200
+_UPLINK_HWM = 16
+"""TC packets queued towards ingest at most; beyond it a packet is dropped (the ground retries)."""
 
 
 class DownlinkProcess:
@@ -57,11 +64,13 @@ class DownlinkProcess:
         self.pulling = True  # the products port is in the poller (not while the store refuses)
         self.poller.register(self.radio.fileno(), zmq.POLLIN)
         self.sub, self.imaging = self._links(s)
+        self.uplink = self._uplink()
         re = s["reencode"]
         reencoder = Reencoder(re["codec"], re["params"], re["nice"]) if re["enabled"] else None
         self.fwd = Forwarder(s, ctx.out_dir, ctx.config.file, ctx.name, self.radio, self.events, ctx.log, ctx.clock,
                              ctx.monotonic, record_telemetry=self.sub is not None, imaging=self.imaging,
-                             reencoder=reencoder)
+                             reencoder=reencoder, dictionary=Dictionary.from_config(ctx.config),
+                             tc_sink=self.send_tc if self.uplink is not None else None)
         self.commands = ctx.command_server(on_event=self.events.emit,
                                       reset_counters=lambda: (self.fwd.reset_counters(), self.events.reset()), interface=INTERFACE)
         register_table(self.commands, INTERFACE, handlers(self.fwd))
@@ -83,6 +92,27 @@ class DownlinkProcess:
             imaging = self.ctx.command_client(eps[links["imaging_command"]])
             self.poller.register(imaging.sock, zmq.POLLIN)
         return sub, imaging
+
+    def _uplink(self) -> Any:
+        """The PUSH socket to command ingest, or None without an ``uplink`` endpoint. IMMEDIATE: while
+        ingest is not connected nothing queues (a TC would only go stale); LINGER 0: none at a stop."""
+        if not self.ctx.has_endpoint("uplink"):
+            return None
+        sock = self.ctx.zmq.socket(zmq.PUSH)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        sock.setsockopt(zmq.SNDHWM, _UPLINK_HWM)
+        sock.connect(self.ctx.endpoint("uplink"))
+        return sock
+
+    def send_tc(self, packet: bytes) -> bool:
+        """Hand one TC packet to ingest without waiting; False if it cannot take it now."""
+        assert self.uplink is not None and len(packet) <= MAX_TC_BYTES
+        try:
+            self.uplink.send(packet, zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        return True
 
     def sample(self) -> dict[str, Any]:
         return {**self.fwd.sample(), "datagrams_refused": self.radio.refused}
@@ -149,6 +179,8 @@ class DownlinkProcess:
             closers.append(self.sub.close)
         if self.imaging is not None:
             closers.append(self.imaging.close)
+        if self.uplink is not None:
+            closers.append(self.uplink.close)
         for closer in closers:
             try:
                 closer()

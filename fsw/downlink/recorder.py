@@ -1,20 +1,19 @@
 """Housekeeping and event recording on board (as cFS DS does): batches, segments, an archive. No sockets.
 
-Bus telemetry (``tlm.*``) and events (``evt.*``) from the lander's processes
-are batched into *segments* (the format both ends share,
-:mod:`link.tlm_segments`), one file per period, records in time order. A
-housekeeping segment closed while a contact is open is realtime (``tlm``);
-one closed outside a contact was recorded (``tlm_playback``) and
-plays back, oldest first, at the next contact. Events go in their own
-segments (``evt``, the alert class), flushed quickly.
+The TM packets made of the lander's bus housekeeping (``tlm.*``), events (``evt.*``) and command
+verification (``vrf.*``) (:mod:`fsw.downlink.tm`) are batched into *segments* (the format both
+ends share, :mod:`link.tlm_segments`: a plain concatenation of TM packets), one file per period,
+packets in time order. A housekeeping segment closed while a contact is open is the reliable copy
+of what also went out realtime (``tlm``); one closed outside a contact was recorded
+(``tlm_playback``) and plays back, oldest first, at the next contact. Events and verification go
+in their own segments (``evt``, the alert class), flushed quickly.
 
-Every housekeeping segment is also kept in an on-board archive (one file
-per segment, fsync'd, oldest deleted beyond ``archive_bytes``), so the
-ground can ask for any time range again (:meth:`TelemetryRecorder.playback`).
-The archive is a second copy: when the disk refuses it (full, failing), the
-segment still goes to the store, the failure is counted (``archive_errors``)
-and its reason left in :attr:`TelemetryRecorder.archive_error` for the owner
-to report; recording goes on.
+Every housekeeping segment is also kept in an on-board archive (one file per segment, the same
+bytes, fsync'd, oldest deleted beyond ``archive_bytes``), so the ground can ask for any time range
+again (:meth:`TelemetryRecorder.playback`, which picks packets by their secondary-header time).
+The archive is a second copy: when the disk refuses it (full, failing), the segment still goes to
+the store, the failure is counted (``archive_errors``) and its reason left in
+:attr:`TelemetryRecorder.archive_error` for the owner to report; recording goes on.
 """
 
 from __future__ import annotations
@@ -22,27 +21,31 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from framework.counters import saturating_add
 from framework.errors import ProtocolError
 from link.filestore import fsync_dir
-from link.tlm_segments import decode_segment, encode_segment
+from link.tlm_segments import SEGMENT_ID_PREFIX, decode_segment, encode_segment, packet_time
 
 __all__ = ["Segment", "TelemetryRecorder"]
-
-_ID_PREFIX = {"tlm": "tlm", "tlm_playback": "rec", "evt": "evt"}
 
 
 @dataclass(frozen=True)
 class Segment:
-    """A closed segment: its store id, kind, time span, records and encoded bytes (:mod:`link.tlm_segments`)."""
+    """A closed segment: its store id, kind, time span, TM packets (time order) and bytes
+    (:mod:`link.tlm_segments`)."""
 
     id: str
     kind: str
     t0: float
     t1: float
-    records: list[list[Any]]
+    packets: list[bytes]
     data: bytes
+
+    @property
+    def records(self) -> list[bytes]:
+        """The packets (what TLM_PLAYBACK's reply counts as records)."""
+        return self.packets
 
 
 class TelemetryRecorder:
@@ -57,8 +60,8 @@ class TelemetryRecorder:
         self.archive_bytes = archive_bytes
         self.segment_s = segment_s
         self.alert_flush_s = alert_flush_s
-        self._hk: list[list[Any]] = []
-        self._evt: list[list[Any]] = []
+        self._hk: list[tuple[float, bytes]] = []
+        self._evt: list[tuple[float, bytes]] = []
         self._hk_since: float | None = None
         self._evt_since: float | None = None
         self._n = 0
@@ -66,10 +69,11 @@ class TelemetryRecorder:
                   "archive_errors": 0}
         self.archive_error = ""  # why the last archive write failed, until the owner reports it
 
-    def add(self, t: float, topic: str, src: str, fields: dict[str, Any], now: float) -> None:
-        rec = [float(t), topic, src, fields]
-        self.c["records"] += 1
-        if topic.startswith("evt."):
+    def add(self, packet: bytes, alert: bool, now: float) -> None:
+        """One TM packet; ``alert``: an event or verification packet (an ``evt`` segment, soon)."""
+        rec = (packet_time(packet), packet)
+        self.c["records"] = saturating_add(self.c["records"], 1)
+        if alert:
             self._evt.append(rec)
             self._evt_since = now if self._evt_since is None else self._evt_since
         else:
@@ -90,30 +94,32 @@ class TelemetryRecorder:
         return out
 
     def playback(self, t_start: float, t_end: float) -> Segment | None:
-        """A recorded segment with every archived housekeeping record in [t_start, t_end], time order."""
-        recs: list[list[Any]] = []
+        """A recorded segment with every archived housekeeping packet of [t_start, t_end] (by its
+        secondary-header time), time order."""
+        recs: list[tuple[float, bytes]] = []
         for p in sorted(self.archive_dir.glob("*.seg")):
             a, b = (int(x) / 1000.0 for x in p.stem.split("_")[:2])
             if b < t_start or a > t_end:
                 continue
             try:
-                body = decode_segment(p.read_bytes())
+                packets = decode_segment(p.read_bytes())
             except (OSError, ProtocolError):
                 continue  # a damaged archive file is skipped; the rest still plays back
-            recs.extend(r for r in body["records"] if t_start <= r[0] <= t_end)
+            recs.extend((t, pk) for t, pk in ((packet_time(pk), pk) for pk in packets) if t_start <= t <= t_end)
         if not recs:
             return None
         recs.sort(key=lambda r: r[0])
         return self._segment("tlm_playback", recs)
 
     # -- internals -----------------------------------------------------------------------------
-    def _segment(self, kind: str, records: list[list[Any]]) -> Segment:
+    def _segment(self, kind: str, records: list[tuple[float, bytes]]) -> Segment:
         self._n += 1
         records = sorted(records, key=lambda r: r[0])
         t0, t1 = records[0][0], records[-1][0]
-        sid = f"{_ID_PREFIX[kind]}-{int(t0 * 1000)}-{os.getpid()}-{self._n}"
-        self.c["segments"] += 1
-        return Segment(sid, kind, t0, t1, records, encode_segment(kind, records))
+        sid = f"{SEGMENT_ID_PREFIX[kind]}-{int(t0 * 1000)}-{os.getpid()}-{self._n}"
+        self.c["segments"] = saturating_add(self.c["segments"], 1)
+        packets = [pk for _, pk in records]
+        return Segment(sid, kind, t0, t1, packets, encode_segment(packets))
 
     def _archive(self, seg: Segment) -> None:
         name = f"{int(seg.t0 * 1000):015d}_{int(seg.t1 * 1000):015d}_{seg.id}.seg"

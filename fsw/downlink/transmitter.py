@@ -10,6 +10,11 @@ suspension in the sense of CFDP 4.6.6, driven by the contact plan); engine
 clocks run on contact time, so inactivity counts only open-window seconds.
 PDUs that still arrive (light time) are taken in. The radio is the only I/O
 here and it is injected, as is every clock.
+
+Realtime TM packets (:class:`~fsw.downlink.tm.RealtimeQueue`) share the
+pacing and go ahead of every CFDP PDU, several to a datagram; when the
+contact closes, what still waits is forgotten (the recorded segments carry
+it).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from link.mib import CfdpTimers
 from link.pacing import TokenBucket
 from link.packets import SpacePacketWrapper
 from link.radio import Radio
+from fsw.downlink.tm import RealtimeQueue
+from framework.counters import saturating_add
 
 __all__ = ["Transmitter"]
 
@@ -36,7 +43,8 @@ class Transmitter:
     def __init__(self, local_id: int, remote_id: int, max_packet_len: int, timers: CfdpTimers, plan: ContactPlan,
                  radio: Radio, wall: Callable[[], float], monotonic: Callable[[], float],
                  engine_clock: Callable[[], float], lookup: Callable[[int], tuple[str, int] | None],
-                 max_in_flight: int = 2, reject: Reject | None = None) -> None:
+                 max_in_flight: int = 2, reject: Reject | None = None,
+                 realtime: RealtimeQueue | None = None) -> None:
         self.plan = plan
         self.radio = radio
         self.wall = wall
@@ -46,10 +54,13 @@ class Transmitter:
         self.burst_bytes = max(4 * (max_packet_len + 64), int(first / 8 * 0.005))
         self.bucket = TokenBucket(first, self.burst_bytes, clock=monotonic)
         self.wrapper = SpacePacketWrapper(PacketType.TM)
+        self.realtime = realtime if realtime is not None else RealtimeQueue(max_packet_len)
         self.held: bytes | None = None
+        self.held_tm = 0  # TM packets in the held datagram (0: it is a CFDP one)
         self.contact: Contact | None = None
         self.order: deque[int] = deque()  # engine indexes, oldest transaction first
-        self.c = {"bytes_sent": 0, "packets_sent": 0, "contacts": 0}
+        self.c = {"bytes_sent": 0, "packets_sent": 0, "contacts": 0, "tm_realtime_packets": 0,
+                  "tm_realtime_bytes": 0}
 
     # -- state ---------------------------------------------------------------------------------
     def in_flight(self) -> list[str]:
@@ -90,6 +101,8 @@ class Transmitter:
         if contact is not None and (self.contact is None or (contact.relay, contact.pass_number)
                                     != (self.contact.relay, self.contact.pass_number)):
             self.c["contacts"] += 1
+        if contact is None and self.contact is not None:
+            self._forget_realtime()
         self.contact = contact
         return contact
 
@@ -142,7 +155,9 @@ class Transmitter:
             return
         while not stop():
             if self.held is None:
-                self.held = self._next_datagram()
+                self.held, self.held_tm = self._next_realtime()
+                if self.held is None:
+                    self.held = self._next_datagram()
                 if self.held is None:
                     return
             if not self.bucket.try_take(len(self.held)):
@@ -152,7 +167,21 @@ class Transmitter:
                 return
             self.c["bytes_sent"] += len(self.held)
             self.c["packets_sent"] += 1
-            self.held = None
+            if self.held_tm:
+                self.c["tm_realtime_packets"] = saturating_add(self.c["tm_realtime_packets"], self.held_tm)
+                self.c["tm_realtime_bytes"] = saturating_add(self.c["tm_realtime_bytes"], len(self.held))
+            self.held, self.held_tm = None, 0
+
+    def _next_realtime(self) -> tuple[bytes | None, int]:
+        got = self.realtime.next_datagram()
+        return (None, 0) if got is None else got
+
+    def _forget_realtime(self) -> None:
+        """The contact closed: realtime packets not sent are not sent later (they are recorded)."""
+        self.realtime.clear()
+        if self.held_tm:
+            self.realtime.dropped = saturating_add(self.realtime.dropped, self.held_tm)
+            self.held, self.held_tm = None, 0
 
     def _next_datagram(self) -> bytes | None:
         for idx in list(self.order):
@@ -171,4 +200,6 @@ class Transmitter:
     def wait_s(self) -> float:
         if self.held is not None:
             return self.bucket.wait_s(len(self.held))
+        if self.contact is not None and len(self.realtime):
+            return self.bucket.wait_s(self.realtime.first_len())
         return 0.01 if any(e.busy for e in self.engines) else 0.05

@@ -14,26 +14,40 @@ from link.contacts import plan_from_mapping
 from fsw.downlink.policy import CLASSES, Policy
 from fsw.downlink.store import ProductStore
 from framework.errors import ProtocolError
-from link.tlm_segments import decode_segment, encode_segment
+from link.tlm_segments import SEGMENT_ID_PREFIX, decode_segment, encode_segment, segment_kind
+from link.tmtc import encode_event, encode_verification
 
 FIELDS = st.dictionaries(st.text(max_size=8), st.one_of(st.integers(-2**40, 2**40), st.floats(allow_nan=False),
                                                          st.text(max_size=10), st.booleans()), max_size=4)
-RECORDS = st.lists(st.tuples(st.floats(0, 2e9), st.text(min_size=1, max_size=12), st.text(max_size=8), FIELDS)
-                   .map(list), max_size=20)
+TIMES = st.floats(0, 2**32 - 1, allow_nan=False)
+EVENTS = st.builds(lambda apid, seq, t, eid, sev, f: encode_event(apid, seq, t, eid, sev, f),
+                   st.integers(0, 0x7FE), st.integers(0, 2**14 - 1), TIMES, st.integers(0, 2**16 - 1),
+                   st.sampled_from(["info", "warning", "error"]), FIELDS)
+VERIFICATIONS = st.builds(lambda apid, seq, t, stage, reason: encode_verification(apid, seq, t, 1, 7, 0x30, 0x301,
+                                                                                  stage, reason),
+                          st.integers(0, 0x7FE), st.integers(0, 2**14 - 1), TIMES,
+                          st.sampled_from(["received", "accepted", "completed", "duplicate"]), st.text(max_size=40))
+PACKETS = st.lists(st.one_of(EVENTS, VERIFICATIONS), min_size=1, max_size=20)
 
 
-@given(kind=st.sampled_from(["tlm", "tlm_playback", "evt"]), records=RECORDS)
-def test_segments_round_trip(kind: str, records: list) -> None:
-    body = decode_segment(encode_segment(kind, records))
-    assert body["kind"] == kind and body["records"] == records
+@given(packets=PACKETS)
+def test_segments_round_trip(packets: list[bytes]) -> None:
+    assert decode_segment(encode_segment(packets)) == packets
+
+
+@given(kind=st.sampled_from(["tlm", "tlm_playback", "evt"]), n=st.integers(0, 10**9))
+def test_a_segments_kind_travels_in_its_id(kind: str, n: int) -> None:
+    assert segment_kind(f"{SEGMENT_ID_PREFIX[kind]}-{n}-7-1") == kind
+    assert segment_kind(f"navcam-{n}-full") is None
 
 
 @given(data=st.binary(max_size=300))
 def test_garbage_segments_give_protocol_errors(data: bytes) -> None:
     try:
-        decode_segment(data)
+        packets = decode_segment(data)
     except ProtocolError:
-        pass
+        return
+    assert b"".join(packets) == data and packets
 
 
 @settings(max_examples=30)

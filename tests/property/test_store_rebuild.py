@@ -18,7 +18,8 @@ from framework.crc import pixels_crc32c
 from fsw.downlink.store import ProductStore
 from fsw.imaging.codecs import codec_tag, encode_pixels
 from fsw.imaging.product import Product, encode_product, product_id
-from link.tlm_segments import encode_segment
+from link.tlm_segments import SEGMENT_ID_PREFIX, encode_segment
+from link.tmtc import encode_event
 
 ITEMS = st.lists(st.tuples(st.sampled_from(["thumbnail", "full", "roi", "preview", "lossy", "tlm", "evt",
                                             "tlm_playback"]),
@@ -28,7 +29,7 @@ ITEMS = st.lists(st.tuples(st.sampled_from(["thumbnail", "full", "roi", "preview
 
 def payload(i: int, kind: str, score: float, confirmation: bool) -> tuple[str, bytes]:
     if kind in ("tlm", "evt", "tlm_playback"):
-        return f"seg-{i}", encode_segment(kind, [[float(i), "tlm.x", "x", {"n": i}]])
+        return f"{SEGMENT_ID_PREFIX[kind]}-{i}", encode_segment([encode_event(0x20, i, float(i), 1, "info", {"n": i})])
     pixels = np.full((4, 6), i, dtype=np.uint8)
     p = Product(id=product_id("navcam", i, kind), kind=kind, camera="navcam", counter=i, t_capture=float(i),
                 codec="png", shape=pixels.shape, dtype="uint8", bit_depth=8, payload=encode_pixels("png", pixels),

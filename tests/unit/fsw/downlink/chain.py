@@ -18,25 +18,45 @@ from framework.config import check_mapping
 from framework.crc import pixels_crc32c
 from framework.reporters import EventReporter
 from fsw.downlink.forwarder import Forwarder, RegionSender
+from drivers.camera.interface import INTERFACE as CAMERA_INTERFACE
 from fsw.downlink.interface import INTERFACE, KIND
+from fsw.imaging.interface import INTERFACE as IMAGING_INTERFACE
 from fsw.imaging.codecs import encode_pixels
 from fsw.imaging.product import Product, encode_product, product_id
 from link.dest_engine import DestEngine
+from link.dictionary import Dictionary
 from link.mib import CfdpTimers
 from link.packets import APID_DIRECTIVE, SpacePacketWrapper, unwrap
+from link.tmtc import encode_event, encode_housekeeping
 from tests.unit.link.fakes import Bus, Log, Radio
 
 TIMERS = {"ack_timer_s": 0.02, "nak_timer_s": 0.02, "inactivity_s": 5.0}
+DICTIONARY = Dictionary.from_interfaces({"navcam_driver": CAMERA_INTERFACE, "imaging": IMAGING_INTERFACE,
+                                         "downlink": INTERFACE})
+"""The lander processes the test forwarder knows (APIDs 0x10, 0x20, 0x30)."""
 
 
 def make_forwarder(out: Path, bus: Bus, radio: Radio, imaging: RegionSender | None = None,
-                   record_telemetry: bool = False, **keys: Any) -> Forwarder:
-    """A Forwarder storing under ``out/store`` (re-encoding off), reporting to ``bus``, sending through ``radio``."""
+                   record_telemetry: bool = False, tc_sink: Callable[[bytes], bool] | None = None,
+                   **keys: Any) -> Forwarder:
+    """A Forwarder storing under ``out/store`` (re-encoding off), reporting to ``bus``, sending through ``radio``;
+    its dictionary knows :data:`PROCESSES`."""
     settings = check_mapping("<test>", "downlink", KIND.keys,
                              {"max_packet_len": 1024, "reencode": {"enabled": False}, **TIMERS, **keys})
     events = EventReporter(INTERFACE, bus, "evt.downlink", Log(), time.monotonic)
     return Forwarder(settings, out, "<test>", "downlink", radio, events, Log(), time.time, time.monotonic,
-                     record_telemetry=record_telemetry, imaging=imaging)
+                     record_telemetry=record_telemetry, imaging=imaging, dictionary=DICTIONARY, tc_sink=tc_sink)
+
+
+def hk_packet(t: float, fields: dict[str, Any], src: str = "imaging", seq: int = 0) -> bytes:
+    """A housekeeping TM packet of ``src`` (a process of :data:`DICTIONARY`)."""
+    apid = DICTIONARY.apid_of(src)
+    return encode_housekeeping(apid, seq, t, DICTIONARY.interface_of(apid), fields)
+
+
+def event_packet(t: float, name: str, severity: str = "warning", src: str = "imaging", seq: int = 0) -> bytes:
+    """An event TM packet of ``src`` (a process of :data:`DICTIONARY`)."""
+    return encode_event(DICTIONARY.apid_of(src), seq, t, 0, severity, {"name": name})
 
 
 def make_product(counter: int, kind: str = "full", side: int = 48, crc_offset: int = 0) -> Product:
@@ -74,6 +94,10 @@ class Inline(Executor):
         return fut
 
 
+CFDP_PREFIX = bytes([(APID_DIRECTIVE >> 8) & 0x07, APID_DIRECTIVE & 0xFF])
+"""The first two bytes of a CFDP Space Packet the lander sends (TM, no secondary header, the CFDP APID)."""
+
+
 class Ground:
     """A CFDP receiver (a bare DestEngine) joined to a Forwarder's radio; PDUs back can be held."""
 
@@ -89,7 +113,7 @@ class Ground:
         (or wait in ``held`` if not ``deliver``)."""
         fwd.step(lambda: False)
         for datagram in radio.sent:
-            if self.listening:
+            if self.listening and datagram[:2] == CFDP_PREFIX:  # realtime TM datagrams are not its
                 self.engine.insert(unwrap(datagram).pdu)
         radio.sent.clear()
         if self.listening:

@@ -13,7 +13,7 @@ from fsw.downlink.payload import file_crc32c
 from fsw.downlink.recorder import TelemetryRecorder
 from fsw.downlink.store import ProductStore
 from fsw.imaging.product import encode_product
-from tests.unit.fsw.downlink.chain import Ground, make_forwarder, make_product, products_message
+from tests.unit.fsw.downlink.chain import Ground, event_packet, make_forwarder, make_product, products_message
 from tests.unit.link.fakes import Bus, Radio
 
 
@@ -24,7 +24,7 @@ def fill(tmp_path: Path) -> tuple[dict[str, tuple[str, str, int, int | None]], i
     for p in (make_product(1), make_product(1, kind="thumbnail", side=24), make_product(2, kind="roi")):
         fwd.take_product(products_message(p))
     rec = TelemetryRecorder(tmp_path / "archive", 10**6, 0.05, 0.01)
-    rec.add(100.0, "evt.imaging", "imaging", {"name": "x", "severity": "warning"}, now=0.0)
+    rec.add(event_packet(100.0, "x", "warning"), alert=True, now=0.0)
     for seg in rec.due(1.0, in_contact=False):
         fwd.store_segment(seg)
     fwd.store.reserve_transaction_seqs(5)

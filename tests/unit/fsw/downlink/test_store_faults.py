@@ -22,7 +22,7 @@ REPO = Path(__file__).parents[4]
 _PRELUDE = """
 import json, sys, time
 from pathlib import Path
-from tests.unit.fsw.downlink.chain import FileSizeLimit, Ground, make_forwarder, make_product, products_message
+from tests.unit.fsw.downlink.chain import FileSizeLimit, Ground, hk_packet, make_forwarder, make_product, products_message
 from tests.unit.link.fakes import Bus, Radio
 out = Path(sys.argv[1])
 disk = FileSizeLimit()
@@ -53,7 +53,7 @@ def test_a_full_disk_during_a_pass_holds_products_and_confirmations_and_all_goes
         ground.listening = False
         disk.full()
         fwd.take_product(products_message(b))          # cannot be stored now
-        fwd.recorder.add(time.time(), "tlm.imaging", "imaging", {"frames_in": 1}, time.monotonic())
+        fwd.recorder.add(hk_packet(time.time(), {"frames_in": 1}), False, time.monotonic())
         time.sleep(0.1)
         for _ in range(30):                            # the Finished arrives; C would start; telemetry is due
             ground.exchange(fwd, radio)
