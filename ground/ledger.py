@@ -6,7 +6,12 @@
 sidecar, or telemetry stored) or ``failed`` (kept, did not decode).
 ``products``: each product id the ground has written, once, with its CRC-32C,
 so a product sent again (a lost Finished, a lander restart) is recognised.
-``telemetry``: every housekeeping and event record received, once.
+``telemetry``: every housekeeping, event and verification record received, once, as
+``(t, topic, src, fields)`` (``tlm.<process>``, ``evt.<process>``, ``vrf.<process>``), the shape
+the bus gave them on board. ``tm_packets``: every TM packet taken in (:meth:`Ledger.add_tm`), once by
+``(apid, seq_count, t)``, with its bytes (a realtime datagram and the segment that recorded the
+same packet count once). ``parameters``: each housekeeping channel's value, one row per
+``(t, src, channel)``, what an operator plots.
 ``transfers``: the journal of CFDP transactions (:mod:`link.resume`):
 each one's Metadata PDU from its start, then at checkpoints the byte ranges
 written and fsync'd so far and its EOF PDU; when it closes, its Finished PDU
@@ -21,6 +26,7 @@ time ``t`` comes from the injected wall clock (the process's ``ctx.clock``).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -30,6 +36,7 @@ import msgpack
 
 from framework.errors import StoreError
 from link.resume import JournalRecord
+from link.tmtc import TmPacket, TmType
 
 __all__ = ["Ledger"]
 
@@ -38,7 +45,12 @@ CREATE TABLE IF NOT EXISTS files (name TEXT PRIMARY KEY, state TEXT NOT NULL, si
 CREATE TABLE IF NOT EXISTS products (id TEXT PRIMARY KEY, kind TEXT NOT NULL, crc32c INTEGER NOT NULL,
                                      bytes INTEGER NOT NULL, t REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS telemetry (t REAL NOT NULL, topic TEXT NOT NULL, src TEXT NOT NULL, fields BLOB NOT NULL,
-                                      PRIMARY KEY (t, topic, src));
+                                      n INTEGER NOT NULL DEFAULT -1, PRIMARY KEY (t, topic, src, n));
+CREATE TABLE IF NOT EXISTS tm_packets (apid INTEGER NOT NULL, seq_count INTEGER NOT NULL, t REAL NOT NULL,
+                                       packet_type INTEGER NOT NULL, packet BLOB NOT NULL, received REAL NOT NULL,
+                                       PRIMARY KEY (apid, seq_count, t));
+CREATE TABLE IF NOT EXISTS parameters (t REAL NOT NULL, src TEXT NOT NULL, channel TEXT NOT NULL, value,
+                                       PRIMARY KEY (t, src, channel));
 CREATE TABLE IF NOT EXISTS transfers (source INTEGER NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL,
                                       metadata BLOB NOT NULL, segments BLOB, eof BLOB, finished BLOB,
                                       open INTEGER NOT NULL DEFAULT 1, t REAL NOT NULL,
@@ -104,10 +116,52 @@ class Ledger:
                                  ((float(r[0]), r[1], r[2], msgpack.packb(r[3], use_bin_type=True)) for r in records))
             return self._db.total_changes - before
 
-    def telemetry(self, t_start: float = 0.0, t_end: float = float("inf")) -> list[tuple[float, str, str, dict]]:
-        rows = self._db.execute("SELECT t, topic, src, fields FROM telemetry WHERE t >= ? AND t <= ? ORDER BY t",
-                                (t_start, min(t_end, 1e18)))
+    def telemetry(self, t_start: float = 0.0, t_end: float = float("inf"),
+                  topic_prefix: str = "") -> list[tuple[float, str, str, dict]]:
+        """Records ``(t, topic, src, fields)`` between two times, in time order (``topic_prefix``:
+        only ``evt.``, ``tlm.`` or ``vrf.`` ones)."""
+        rows = self._db.execute("SELECT t, topic, src, fields FROM telemetry WHERE t >= ? AND t <= ? "
+                                "AND substr(topic, 1, ?) = ? ORDER BY t, rowid",
+                                (t_start, min(t_end, 1e18), len(topic_prefix), topic_prefix))
         return [(r[0], r[1], r[2], msgpack.unpackb(r[3], raw=False)) for r in rows]
+
+    def events(self, t_start: float = 0.0, t_end: float = float("inf")) -> list[tuple[float, str, str, dict]]:
+        """The lander's events received, in time order: ``(t, topic, src, fields)`` with name, event_id, severity."""
+        return self.telemetry(t_start, t_end, "evt.")
+
+    def add_tm(self, packets: Iterable[tuple[TmPacket, bytes]]) -> list[TmPacket]:
+        """Store decoded TM packets (with their bytes) not seen before, by ``(apid, seq_count, t)``; return
+        the new ones. Housekeeping becomes parameters and a ``tlm.`` record, an event an ``evt.`` record,
+        a verification a ``vrf.`` record; all in one transaction."""
+        new: list[TmPacket] = []
+        received = self._clock()
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for p, raw in packets:
+                cur = self._db.execute("INSERT OR IGNORE INTO tm_packets (apid, seq_count, t, packet_type, packet, "
+                                       "received) VALUES (?, ?, ?, ?, ?, ?)",
+                                       (p.apid, p.seq_count, p.t, int(p.packet_type), raw, received))
+                if cur.rowcount != 1:
+                    continue
+                new.append(p)
+                topic, fields = _record(p)
+                self._db.execute("INSERT OR IGNORE INTO telemetry (t, topic, src, fields, n) VALUES (?, ?, ?, ?, ?)",
+                                 (p.t, topic, p.process, msgpack.packb(fields, use_bin_type=True, default=str),
+                                  p.apid << 14 | p.seq_count))
+                if p.packet_type is TmType.HOUSEKEEPING:
+                    self._db.executemany("INSERT OR IGNORE INTO parameters (t, src, channel, value) VALUES (?, ?, ?, ?)",
+                                         ((p.t, p.process, k, _param(v)) for k, v in p.values.items()))
+        return new
+
+    def parameters(self, src: str, channel: str, t_start: float = 0.0,
+                   t_end: float = float("inf")) -> list[tuple[float, Any]]:
+        """One channel of one process's housekeeping, ``(t, value)`` in time order."""
+        rows = self._db.execute("SELECT t, value FROM parameters WHERE src = ? AND channel = ? AND t >= ? AND t <= ? "
+                                "ORDER BY t", (src, channel, t_start, min(t_end, 1e18)))
+        return [(float(r[0]), r[1]) for r in rows]
+
+    def tm_packet_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM tm_packets").fetchone()[0])
 
     # -- the transfer journal (called by the CFDP destination engine) ---------------------------------
     def transfer_opened(self, key: tuple[int, int], name: str, metadata: bytes) -> None:
@@ -150,3 +204,23 @@ class Ledger:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _record(p: TmPacket) -> tuple[str, dict[str, Any]]:
+    """A TM packet as the record the bus carried on board: its topic and fields."""
+    if p.packet_type is TmType.HOUSEKEEPING:
+        return f"tlm.{p.process}", dict(p.values)
+    if p.packet_type is TmType.EVENT:
+        name = p.event_name if p.event_name is not None else f"event_{p.event_id:#06x}"
+        return f"evt.{p.process}", {**p.fields, "name": name, "event_id": p.event_id, "severity": p.severity}
+    v = p.verification
+    assert v is not None, "a verification packet carries its verification"
+    return f"vrf.{p.process}", {"spi": v.spi, "tc_seq": v.tc_seq, "target_apid": v.target_apid,
+                                "opcode": v.opcode, "stage": v.stage, "reason": v.reason}
+
+
+def _param(value: Any) -> Any:
+    """A channel value as SQLite keeps it: numbers and text as they are, a map as compact JSON."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"), default=str)
+    return value

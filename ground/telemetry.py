@@ -1,0 +1,102 @@
+"""The ground's TM intake: CCSDS TM packets from the lander into the ledger. No sockets.
+
+Realtime datagrams (while in contact) and telemetry segment files (recorded outside one, sent
+by CFDP) are both plain concatenations of TM packets (docs/uplink.md, "TM packet"), so one
+intake reads both: :func:`link.tmtc.split_packets` cuts them, :func:`link.tmtc.decode_tm` reads
+each against the dictionary (the interface table of its APID). New packets (by ``(apid,
+seq_count, t)``: a packet sent realtime and recorded in a segment counts once) go to the ledger
+(:meth:`ground.ledger.Ledger.add_tm`): housekeeping as parameters, events as event records,
+and each verification is handed to ``on_verification`` (the uplink matches it to its queued
+command by SPI and sequence number).
+
+Bytes from the link are outside data: a packet that does not decode is counted and reported
+(``tm_rejected``, rate-limited), never raised, and the other packets of its datagram or segment
+are kept; a datagram that does not even split into packets raises a typed error
+(:class:`~link.tmtc.TmtcError`) for the station to count with its other unreadable datagrams.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from framework.errors import ProtocolError
+from framework.reporters import EventReporter
+from ground.ledger import Ledger
+from link.dictionary import Dictionary
+from link.packets import APID_CFDP
+from link.tmtc import TmPacket, TmType, decode_tm, split_packets
+
+__all__ = ["TelemetryIntake", "Intake", "is_tm"]
+
+
+def is_tm(datagram: bytes | bytearray | memoryview) -> bool:
+    """Whether a datagram from the relay starts like a TM packet: version bits 000, type bit 0, and not
+    the CFDP APID (CFDP PDUs travel in Space Packets on :data:`~link.packets.APID_CFDP`). Never raises."""
+    if len(datagram) < 2:
+        return False
+    first = datagram[0]
+    return first >> 5 == 0 and not first & 0x10 and ((first & 0x07) << 8 | datagram[1]) != APID_CFDP
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What one datagram or segment gave: packets in it, new ones stored, rejected ones, their time span."""
+
+    packets: int
+    new: int
+    rejected: int
+    t0: float = 0.0
+    t1: float = 0.0
+
+
+class TelemetryIntake:
+    """Fed TM bytes; stores them through ``ledger``, reports through ``events``.
+
+    ``on_verification(packet)``: called for each new verification packet, after it is stored."""
+
+    def __init__(self, dictionary: Dictionary, ledger: Ledger, events: EventReporter,
+                 on_verification: Callable[[TmPacket], Any] = lambda p: None) -> None:
+        self.dictionary = dictionary
+        self.ledger = ledger
+        self.events = events
+        self.on_verification = on_verification
+        self.c = {"tm_packets": 0, "tm_packets_new": 0, "tm_rejected": 0, "tm_parameters": 0, "tm_events": 0,
+                  "tm_verifications": 0}
+
+    def take_datagram(self, data: bytes, source: str = "radio") -> Intake:
+        """One realtime datagram: its packets split, decoded and stored. A datagram that does not split
+        into whole packets raises TmtcError (a ProtocolError): the radio's owner counts and reports it
+        as it does any datagram it cannot read."""
+        return self.take_packets(split_packets(data), source)
+
+    def take_packets(self, raws: Iterable[bytes], source: str) -> Intake:
+        """Packets already split (a segment file's): each decoded; the good ones stored once."""
+        decoded: list[tuple[TmPacket, bytes]] = []
+        rejected = 0
+        for raw in raws:
+            self.c["tm_packets"] += 1
+            try:
+                decoded.append((decode_tm(raw, self.dictionary), raw))
+            except ProtocolError as exc:
+                rejected += 1
+                self._reject(source, str(exc), len(raw))
+        new = self.ledger.add_tm(decoded) if decoded else []
+        self.c["tm_packets_new"] += len(new)
+        for p in new:
+            if p.packet_type is TmType.HOUSEKEEPING:
+                self.c["tm_parameters"] += len(p.values)
+            elif p.packet_type is TmType.EVENT:
+                self.c["tm_events"] += 1
+            else:
+                self.c["tm_verifications"] += 1
+                self.on_verification(p)
+        times = [p.t for p, _ in decoded]
+        return Intake(len(decoded) + rejected, len(new), rejected, min(times, default=0.0), max(times, default=0.0))
+
+    def _reject(self, source: str, reason: str, size: int) -> None:
+        self.c["tm_rejected"] += 1
+        self.events.limited("tm_rejected", {"source": source, "reason": reason, "bytes": size})
+
+    def reset_counters(self) -> None:
+        self.c["tm_rejected"] = 0
