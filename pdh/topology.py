@@ -22,6 +22,10 @@ from fsw.downlink.interface import INTERFACE as DOWNLINK_TABLE
 from fsw.downlink.interface import KIND as DOWNLINK
 from fsw.imaging.interface import INTERFACE as IMAGING_TABLE
 from fsw.imaging.interface import KIND as IMAGING
+from fsw.ingest.interface import INTERFACE as INGEST_TABLE
+from fsw.ingest.interface import KIND as INGEST
+from fsw.sequencer.interface import INTERFACE as SEQUENCER_TABLE
+from fsw.sequencer.interface import KIND as SEQUENCER
 from ground.interface import INTERFACE as GROUND_STATION_TABLE
 from ground.interface import KIND as GROUND_STATION
 from hil.camera.interface import INTERFACE as CAMERA_EMULATOR_TABLE
@@ -35,12 +39,12 @@ __all__ = ["ALL_KINDS", "INTERFACES", "KINDS"]
 
 ALL_KINDS: tuple[KindSpec, ...] = (
     BROKER, CAMERA_EMULATOR, CAMERA_DRIVER, IMAGING, DOWNLINK, RELAY_EMULATOR, GROUND_STATION,
-    DEPLOY_EMULATOR, DEPLOY_DRIVER,
+    DEPLOY_EMULATOR, DEPLOY_DRIVER, INGEST, SEQUENCER,
 )
 
 INTERFACES: tuple[Interface, ...] = (
     CAMERA_DRIVER_TABLE, IMAGING_TABLE, DOWNLINK_TABLE, GROUND_STATION_TABLE, DEPLOY_DRIVER_TABLE, BROKER_TABLE,
-    RELAY_EMULATOR_TABLE, CAMERA_EMULATOR_TABLE, DEPLOY_EMULATOR_TABLE,
+    RELAY_EMULATOR_TABLE, CAMERA_EMULATOR_TABLE, DEPLOY_EMULATOR_TABLE, INGEST_TABLE, SEQUENCER_TABLE,
 )
 """Every component's interface table (commands, events, telemetry), in id-base order."""
 

@@ -70,10 +70,21 @@ def _calibration(core: ImagingControl) -> CalibrationManager:
     return cal
 
 
+def _best_held(core: ImagingControl, cam: str) -> Held | None:
+    """The held frame of ``cam`` with the highest grade score (the newest of equals), or None."""
+    def score(held: Held) -> float:
+        s = held[1].get("score")
+        return float(s) if isinstance(s, (int, float)) and not isinstance(s, bool) else -1.0
+
+    return max(reversed(list(core.recent.get(cam, ()))), key=score, default=None)
+
+
 def _frame_for(core: ImagingControl, args: dict[str, Any]) -> Held:
     cam = _camera(core, args)
     counter = args.get("counter")  # the table made it an int, or it was left out: the newest frame
-    found = core.recent_frame(cam, counter)
+    if args.get("pick") == "best" and counter is not None:
+        raise CommandRejected("give 'counter' or pick='best', not both")
+    found = _best_held(core, cam) if args.get("pick") == "best" else core.recent_frame(cam, counter)
     if found is None:
         held = [f.counter for f, _ in core.recent.get(cam, [])]
         raise CommandRejected(f"frame {counter!r} of {cam} is not held on board; held: {held}")

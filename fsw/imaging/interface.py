@@ -24,8 +24,10 @@ INTERFACE = Interface.build(
     commands=(
         CommandSpec(0x0210, "MAKE_LOSSY",
                     (_CAMERA, _COUNTER, Arg("budget_bytes", int, 1000, 64 * 1024 * 1024, "bytes"),
-                     Arg("region", list, unit="[x, y, width, height] px", required=False)),
-                    doc="lossy product of a held frame to a byte budget (within 5 %)"),
+                     Arg("region", list, unit="[x, y, width, height] px", required=False),
+                     Arg("pick", str, choices=("newest", "best"), required=False)),
+                    doc="lossy product of a held frame to a byte budget (within 5 %); pick=best: the held "
+                        "frame of the camera with the best grade score (not with counter)"),
         CommandSpec(0x0211, "MAKE_ROI", (_CAMERA, _COUNTER, _REGION), doc="lossless region of a held frame"),
         CommandSpec(0x0212, "MAKE_PREVIEW", (_CAMERA, _COUNTER, Arg("factor", int, 2, 64)),
                     doc="binned lossless preview of a held frame"),
