@@ -226,7 +226,8 @@ def _tm(apid: int, seq_count: int, t: float, packet_type: TmType, body: bytes) -
 def encode_housekeeping(apid: int, seq_count: int, t: float, interface: Interface,
                         fields: Mapping[str, Any]) -> bytes:
     """A housekeeping packet: every channel of ``interface`` in table order (absent ones as 0 / NaN /
-    empty); names in ``fields`` that are not channels are left out."""
+    empty); names in ``fields`` that are not channels are left out. TmtcError only for a table whose
+    channels cannot fit one packet (over 64 KiB of strings)."""
     body = b"".join(_encode_channel(ch, fields.get(ch.name)) for ch in interface.telemetry.values())
     return _tm(apid, seq_count, t, TmType.HOUSEKEEPING, body)
 
