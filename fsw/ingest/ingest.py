@@ -27,12 +27,14 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Hashable, Mapping, Protocol
 
+from spacepackets.ccsds.spacepacket import CCSDS_HEADER_LEN
+
 from framework.counters import saturating_add
 from framework.errors import CommandRejected, NotSent, ProtocolError
 from fsw.ingest.interface import FAIL_REASONS, REJECT_REASONS
 from link.dictionary import Dictionary
 from link.sdls import TcDuplicate, TcRejected, Verified
-from link.tmtc import STAGES, decode_command
+from link.tmtc import SECURITY_HEADER_LEN, STAGES, decode_command
 
 __all__ = ["Ingest", "Dispatcher", "Stage", "STAGES", "MAX_REMEMBERED"]
 
@@ -40,6 +42,7 @@ FINAL = frozenset({"rejected", "completed", "failed"})
 MAX_REMEMBERED = 1024
 """Outcomes kept for answering retransmissions; the oldest are forgotten first (a retransmission of a
 forgotten one is still never acted on: its sequence number is at or below the SA's last)."""
+_COMMAND_AT = CCSDS_HEADER_LEN + SECURITY_HEADER_LEN  # where a TC packet's command (its opcode) starts
 _DETAIL_CHARS = 200  # a reason carried in a stage or an event, cut to what a TM packet holds
 
 
@@ -133,7 +136,7 @@ class Ingest:
         try:
             verified = self.verifier.check(packet)
         except TcDuplicate as dup:
-            return self._duplicate(dup)
+            return self._duplicate(dup, _opcode(bytes(packet[_COMMAND_AT:])))
         except TcRejected as exc:
             self._reject_unauthenticated(exc)
             return None
@@ -148,11 +151,12 @@ class Ingest:
                                                  "apid": exc.header.apid}  # what it claimed, not believed
         self._events.limited("tc_rejected", {"reason": reason, "detail": _cut(exc.message), **claimed})
 
-    def _duplicate(self, dup: TcDuplicate) -> Stage:
-        """A retransmission: re-report what is known of it, act on nothing."""
+    def _duplicate(self, dup: TcDuplicate, opcode: int) -> Stage:
+        """A retransmission (its MAC checked: its opcode is the ground's): re-report what is known of
+        it, act on nothing."""
         known = self._outcomes.get((dup.spi, dup.seq))
         last = known.stage if known is not None else dup.stage
-        base = known or Stage(dup.spi, dup.seq, dup.apid or 0, 0, last)
+        base = known or Stage(dup.spi, dup.seq, dup.apid or 0, opcode, last)
         stage = replace(base, stage="duplicate", reason=last)
         self._count("tc_duplicates")
         self._events.limited("tc_duplicate", {"spi": dup.spi, "tc_seq": dup.seq, "last_stage": last})
@@ -238,6 +242,11 @@ class Ingest:
         self.pending.pop(ticket, None)
 
     # -- security associations ----------------------------------------------------------------
+    @property
+    def enables(self) -> dict[int, bool]:
+        """The operators' SA_ENABLE/SA_DISABLE overrides in force, by SPI."""
+        return dict(self._enables)
+
     def sa_status(self) -> list[dict[str, Any]]:
         """Every SA as SA_STATUS shows it: names and numbers, never key material."""
         return [{"spi": sa.spi, "algorithm": sa.algorithm, "key_id": sa.key_id, "operator": sa.operator,

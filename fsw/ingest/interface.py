@@ -52,12 +52,15 @@ INTERFACE = Interface.build(
         EventSpec(4, "sa_changed", "warning", "A security association was enabled or disabled: spi, enabled."),
         EventSpec(5, "sa_key_missing", "error",
                   "A security association's key file is missing or unreadable: the SA is taken as disabled "
-                  "(its commands refused, disabled_spi) until the key is there and the ingest restarts."),
+                  "(its commands refused, disabled_spi) until the key is there (looked for every few seconds)."),
         EventSpec(6, "dispatch_late_reply", "info",
                   "A target answered after its command had timed out (failed was already reported); rate-limited."),
         EventSpec(7, "sa_state_damaged", "error",
                   "The file of SA enables and disables made by command cannot be read: the SA file's enables "
                   "stand until the next SA_ENABLE/SA_DISABLE rewrites it."),
+        EventSpec(8, "sa_key_loaded", "info",
+                  "A key that was missing is there now: its SA takes commands as the SA file and the operators' "
+                  "enables say (spi, key_id, enabled)."),
     ),
     telemetry=(
         ChannelSpec(0x01, "tc_received", "count", int, doc="packets read from the uplink socket"),

@@ -8,9 +8,11 @@ target command port (``ctx.command_client``: CURVE with the ingest's own key, an
 operator named in each request, which the port honours from its delegates only); the
 replies come back to the core; its verification stages go out on ``vrf.<name>``.
 
-The keys are read once at start from the run's key directory (``<keys_dir>/sdls``); an SA
-whose key is missing is taken as disabled (``sa_key_missing``), never as a reason to stop:
-the ingest is the ground's only way in.
+The keys are read at start from the run's key directory (``<keys_dir>/sdls``); an SA whose key
+is missing is taken as disabled (``sa_key_missing``), never as a reason to stop: the ingest is
+the ground's only way in. Its key is looked for again every :data:`KEY_RETRY_S`, and once it
+is there the SA takes commands as its file and the operators' enables say (``sa_key_loaded``):
+a run whose keys are made after its processes start needs no restart.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ MAX_PACKETS_PER_TURN = 32
 """Uplink packets one turn reads at most, so a flood cannot starve the replies, commands and health."""
 MAX_REPLIES_PER_TURN = 256
 UPLINK_RCVHWM = 256
+KEY_RETRY_S = 5.0
 SEQUENCE_FILE = "sdls_sequences.json"
 ENABLES_FILE = "sa_enables.json"
 
@@ -110,6 +113,8 @@ class IngestProcess:
         state_dir = Path(ctx.out_dir) / s["state_dir"]
         state_dir.mkdir(parents=True, exist_ok=True)
         self.enables = EnableStore(state_dir / ENABLES_FILE)
+        self._waiting: dict[int, bool] = {}  # SPIs whose key is missing -> enabled in the SA file
+        self._next_key_look = ctx.monotonic() + KEY_RETRY_S
         overrides = self._overrides()
         associations, keys = self._associations(find_config(s["sa_file"]), overrides)
         dictionary = Dictionary.from_config(ctx.config)
@@ -148,17 +153,37 @@ class IngestProcess:
         out: list[SecurityAssociation] = []
         keys: dict[str, bytes] = {}
         for sa in load_associations(sa_file):
+            file_enabled = sa.enabled
             sa = replace(sa, enabled=overrides.get(sa.spi, sa.enabled))
             try:
                 keys[sa.key_id] = load_key(keys_dir, sa.key_id)
             except ConfigError as exc:
                 if sa.enabled:
                     self.events.emit("sa_key_missing", {"spi": sa.spi, "key_id": sa.key_id, "detail": str(exc)})
+                self._waiting[sa.spi] = file_enabled
                 sa = replace(sa, enabled=False)
             out.append(sa)
         self.ctx.log.info("associations_loaded", sa_file=str(sa_file), keys_dir=str(keys_dir),
                           spis=[sa.spi for sa in out], enabled=[sa.spi for sa in out if sa.enabled])
         return out, keys
+
+    def _look_for_keys(self) -> None:
+        """Every KEY_RETRY_S: load the keys that were missing; each SA found takes commands again as
+        its file and the operators' enables say."""
+        if not self._waiting or self.ctx.monotonic() < self._next_key_look:
+            return
+        self._next_key_look = self.ctx.monotonic() + KEY_RETRY_S
+        verifier = self.core.verifier
+        for spi, file_enabled in list(self._waiting.items()):
+            sa = verifier.associations[spi]
+            try:
+                verifier.keys[sa.key_id] = load_key(self.ctx.keys_dir, sa.key_id)
+            except ConfigError:
+                continue
+            del self._waiting[spi]
+            enabled = self.core.enables.get(spi, file_enabled)
+            verifier.associations[spi] = replace(sa, enabled=enabled)
+            self.events.emit("sa_key_loaded", {"spi": spi, "key_id": sa.key_id, "enabled": enabled})
 
     def _publish(self, stage: Stage) -> None:
         self.pub.publish(f"vrf.{self.ctx.name}", "vrf", stage.fields())
@@ -179,6 +204,7 @@ class IngestProcess:
                                                                                   "completed", "failed"):
                     self.events.limited("dispatch_late_reply", {"target": ticket[0], "status": status})  # type: ignore[index]
             self.core.expire()
+            self._look_for_keys()
             self.health.tick()
         self.close()
         self.ctx.log.info("ingest_stopped", **{k: v for k, v in self.core.counts.items() if v})

@@ -291,6 +291,7 @@ def test_after_a_restart_the_last_packet_replayed_never_acts(rig: Rig) -> None:
     rig.restart()  # the outcomes in memory are gone
     again = rig.core.receive(packet)
     assert again is not None and again.stage == "duplicate" and again.reason == "received"
+    assert (again.spi, again.tc_seq, again.target_apid, again.opcode) == (1, 66, APID, 0x10)
     assert rig.core.receive(old) is None and rig.rejections() == ["replay"]
     assert len(rig.dispatcher.sent) == sent
     assert rig.core.receive(rig.sign(6)) is not None  # the next one acts
