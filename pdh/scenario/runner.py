@@ -26,7 +26,8 @@ import zmq
 from framework.config import Config, free_loopback_ports, validate_config
 from framework.logs import configure_logging
 from pdh.supervisor import Supervisor
-from framework.bus.auth import SERVICE_NAME, authorize, generate_keypair, load_keypair, load_public_key
+from framework.bus.auth import (OPERATOR_NAME, SERVICE_NAME, authorize, client_curve, generate_keypair, load_keypair,
+                                load_public_key)
 from framework.bus.client import Subscriber
 from framework.bus.commands import CommandClient, CurveClientKeys
 from framework.errors import ConfigError, PdhError
@@ -62,7 +63,10 @@ def effective_config(sc: Scenario, out: Path) -> tuple[dict[str, Any], Path | No
 class BusIO:
     """Command clients per (process, role, keys), replies routed to tokens; the engine's ScenarioIO."""
 
-    def __init__(self, zctx: zmq.Context, config: Config, operator: str) -> None:
+    def __init__(self, zctx: zmq.Context, config: Config, operator: str, run_keys: Path | None = None) -> None:
+        """``run_keys``: the run's key directory; a command without keys of its own uses the run's operator key
+        there (every command port of a run takes CURVE clients only, unless its config says ``curve: false``)."""
+        self.run_keys = run_keys if config.security["curve"] else None
         self.zctx = zctx
         self.config = config
         self.operator = operator
@@ -78,6 +82,8 @@ class BusIO:
             if keys_dir is not None:
                 me = load_keypair(keys_dir / f"{self.operator}.key_secret")
                 curve = CurveClientKeys(me.public, me.secret, load_public_key(keys_dir / f"{SERVICE_NAME}.key"))
+            elif self.run_keys is not None:
+                curve = client_curve(self.run_keys, OPERATOR_NAME)
             self.clients[key] = CommandClient(self.zctx, self.config.reach(process, role), curve)
         return key, self.clients[key]
 
@@ -242,7 +248,7 @@ def run_scenario(path: str | Path, out: str | Path, clock: Callable[[], float] =
     rec = Recording()
     bus = _bus_sub(config)
     listener = _Listener(None if bus is None else Subscriber(zctx, bus, _topics(sc), 10_000), rec, clock)
-    io = BusIO(zctx, config, sc.operator)
+    io = BusIO(zctx, config, sc.operator, run_keys=config.keys_dir(out))
     engine = Engine(sc, io, rec, clock, keys_dir, frames=_frames_judge(out, config, rec))
     t_begin = clock()
     emit(f"scenario {sc.name}: starting {len(sup.children)} processes into {out}")

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from framework.bus.auth import KeyPair, authorize, generate_keypair
 from framework.bus.client import Subscriber
-from framework.bus.commands import CommandClient, CommandReply, CommandServer, CurveClientKeys
+from framework.bus.commands import CommandClient, CommandReply, CommandServer, CurveClientKeys, CurveServerKeys
 from tests.conftest import Processes, free_port, undeclared_in_logs
 
 pytestmark = pytest.mark.integration
@@ -37,6 +37,8 @@ class Rig:
         self.other = generate_keypair(self.keys, "other_operator")
         authorize(self.keys, self.keys / "operator.key")
         authorize(self.keys, self.keys / "other_operator.key")
+        self.harness = generate_keypair(self.keys, "harness")  # the test's own key for the emulator's control port
+        authorize(self.keys, self.keys / "harness.key")
         names = ("bus_pub", "bus_sub", "link", "control", "cmd", "cam_cmd")
         self.ep = {n: f"tcp://127.0.0.1:{free_port()}" for n in names}
         procs: dict[str, Any] = {
@@ -63,12 +65,12 @@ class Rig:
             self.procs.start(self.config, name)
         self.sub = Subscriber(self.ctx, self.ep["bus_sub"], ["evt.drv", "tlm.drv"])
         self.op = self.client(self.operator)
-        self.control = CommandClient(self.ctx, self.ep["control"])
+        self.control = self.client(self.harness, "control")  # every port of the run is CURVE, the emulator's too
         self._wait_ready()
         return self
 
-    def client(self, keys: KeyPair) -> CommandClient:
-        return CommandClient(self.ctx, self.ep["cmd"], CurveClientKeys(keys.public, keys.secret, self.service.public))
+    def client(self, keys: KeyPair, endpoint: str = "cmd") -> CommandClient:
+        return CommandClient(self.ctx, self.ep[endpoint], CurveClientKeys(keys.public, keys.secret, self.service.public))
 
     def _wait_ready(self) -> None:
         end = time.monotonic() + 20
@@ -134,7 +136,7 @@ def rig(tmp_path: Path) -> Iterator[Any]:
 
 def test_boom_deploys_publishes_fast_telemetry_and_requests_a_confirmation_frame(rig, tmp_path) -> None:
     r = rig("spring_boom", 5.0, camera=True)
-    camera = CommandServer(r.ctx, r.ep["cam_cmd"])
+    camera = CommandServer(r.ctx, r.ep["cam_cmd"], curve=CurveServerKeys(r.service.public, r.service.secret))  # a port of the run
     captures: list[dict[str, Any]] = []
     camera.register("CAPTURE", lambda args: captures.append(args) or {"queued": True})
     before = len(r.tlm)

@@ -64,7 +64,8 @@ class Bench:
         for name in ("broker", "cam_emu", "cam_drv", "boom_emu", "boom_drv"):
             self.procs.start(self.config, name)
         self.frames = Subscriber(self.zctx, self.ep["bus_sub"], ["frame.navcam"], 4)
-        self.cam_ctl = CommandClient(self.zctx, self.ep["cam_ctl"])
+        self.cam_ctl = CommandClient(self.zctx, self.ep["cam_ctl"],  # every port of the run is CURVE
+                                     CurveClientKeys(self.operator.public, self.operator.secret, self.service.public))
         self.op = CommandClient(self.zctx, self.ep["boom_cmd"],
                                 CurveClientKeys(self.operator.public, self.operator.secret, self.service.public))
         return self
