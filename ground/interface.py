@@ -3,12 +3,13 @@
 Every event the station publishes takes its id and severity from here;
 ``product_received`` is published as "error" when the product did not decode.
 The command port is optional (a config may give the station none); with one,
-the station answers the two commands every component answers.
+the station takes the operator's commands for the lander (UPLINK, into the queue
+of :mod:`ground.uplink`) and the queue's own (QUEUE_LIST, QUEUE_MOVE, QUEUE_CANCEL).
 """
 
 from __future__ import annotations
 
-from framework.interface import ChannelSpec, CommandSpec, EventSpec, Interface
+from framework.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
 from framework.kinds import Field, KindSpec
 from link.contacts import CONTACT_PLAN_KEYS
 
@@ -17,6 +18,18 @@ __all__ = ["KIND", "INTERFACE", "COMMANDS", "EVENTS", "TELEMETRY"]
 INTERFACE = Interface.build(
     "ground",
     commands=(
+        CommandSpec(0x10, "UPLINK", (Arg("target", str), Arg("cmd", str), Arg("args_json", str, required=False),
+                                     Arg("spi", int, min=1, max=65535, required=False)),
+                    doc="queue a command for a lander process (checked against its table and the SA now); "
+                        "result: {id}. args_json: a JSON object (default {}); spi: default uplink_spi"),
+        CommandSpec(0x11, "QUEUE_LIST", (Arg("id", int, min=1, required=False), Arg("all", bool, required=False)),
+                    doc="the queued commands (in flight, then waiting, in order; all: also the last finished), "
+                        "each with id, target, cmd, args, state, attempts, seq, stages [{stage, t, detail}]; "
+                        "id: that one command"),
+        CommandSpec(0x12, "QUEUE_MOVE", (Arg("id", int, min=1), Arg("position", int, min=0)),
+                    doc="move a waiting command to a position among the waiting ones (0: next to go)"),
+        CommandSpec(0x13, "QUEUE_CANCEL", (Arg("id", int, min=1),),
+                    doc="cancel a command that has not been signed or sent"),
     ),
     events=(
         EventSpec(0x01, "product_received", "info",
@@ -25,10 +38,23 @@ INTERFACE = Interface.build(
         EventSpec(0x02, "product_failed", "error", "a received file did not decode; reason given, raw file kept"),
         EventSpec(0x03, "transfer_failed", "warning", "a CFDP transaction ended without the file"),
         EventSpec(0x04, "datagram_rejected", "warning",
-                  "a radio datagram was not a Space Packet with a CFDP PDU (rate-limited, with count)"),
+                  "a radio datagram was neither a Space Packet with a CFDP PDU nor whole TM packets "
+                  "(rate-limited, with count)"),
         EventSpec(0x05, "telemetry_received", "info",
-                  "a housekeeping or event segment arrived: id, segment_kind, records, new_records, t0, t1"),
+                  "a telemetry segment (TM packets) arrived: id, segment_kind, records (packets), new_records, "
+                  "rejected, t0, t1"),
         EventSpec(0x06, "telemetry_failed", "error", "a telemetry segment did not decode"),
+        EventSpec(0x07, "command_stage", "info",
+                  "a queued command reached a stage: id, target, cmd, stage (queued, sent#n, received, accepted, "
+                  "rejected, completed, failed, duplicate, not_delivered, cancelled), reason; rejected is a "
+                  "warning, failed and not_delivered errors"),
+        EventSpec(0x08, "uplink_unavailable", "error",
+                  "the command at the head of the queue cannot be signed (SA disabled, key missing): id, spi, "
+                  "reason (rate-limited; it stays queued)"),
+        EventSpec(0x09, "verification_unmatched", "warning",
+                  "a verification packet for no command this ground sent: spi, tc_seq, stage (rate-limited)"),
+        EventSpec(0x0A, "tm_rejected", "warning",
+                  "a TM datagram or packet that did not decode: source, reason, bytes (rate-limited)"),
         EventSpec(0x30, "pdu_refused", "warning",
                   "a PDU from the lander whose sizes cannot belong to its transaction (a file size above the "
                   "limit, file data past the file's end): refused before anything is written (rate-limited)"),
@@ -45,7 +71,7 @@ INTERFACE = Interface.build(
         ChannelSpec(0x09, "active_transactions", "count", int),
         ChannelSpec(0x0A, "decode_queue", "count", int, doc="received files waiting to be decoded"),
         ChannelSpec(0x0B, "receive_rate_bps", "bit/s", int),
-        ChannelSpec(0x0C, "telemetry_records", "count", int, doc="new housekeeping and event records stored"),
+        ChannelSpec(0x0C, "telemetry_records", "count", int, doc="new TM packets stored from segments"),
         ChannelSpec(0x0D, "telemetry_segments", "count", int),
         ChannelSpec(0x0E, "recovered_files", "count", int, doc="confirmed files decoded after a restart"),
         ChannelSpec(0x0F, "partial_files_removed", "count", int, doc="incomplete transfers removed after a restart"),
@@ -76,6 +102,21 @@ INTERFACE = Interface.build(
         ChannelSpec(0x1F, "cfdp_checksum_failures", "count", int, high=0,
                     doc="files whose CRC-32 did not match the EOF checksum (not delivered; the sender resends)"),
         ChannelSpec(0x20, "cfdp_handler_errors", "count", int, high=0),
+        ChannelSpec(0x21, "tm_packets", "count", int, doc="TM packets taken in (realtime and from segments)"),
+        ChannelSpec(0x22, "tm_packets_new", "count", int, doc="TM packets stored (not seen before)"),
+        ChannelSpec(0x23, "tm_rejected", "count", int, high=0, doc="TM datagrams or packets that did not decode"),
+        ChannelSpec(0x24, "tm_parameters", "count", int, doc="housekeeping values stored"),
+        ChannelSpec(0x25, "tm_events", "count", int, doc="lander events stored"),
+        ChannelSpec(0x26, "tm_verifications", "count", int, doc="command verification packets stored"),
+        ChannelSpec(0x27, "uplink_enqueued", "count", int),
+        ChannelSpec(0x28, "uplink_waiting", "count", int, doc="commands queued, not yet signed"),
+        ChannelSpec(0x29, "uplink_in_flight", "count", int, doc="commands signed, not yet verified received"),
+        ChannelSpec(0x2A, "uplink_datagrams_sent", "count", int),
+        ChannelSpec(0x2B, "uplink_resent", "count", int, doc="the same bytes sent again (no verification in time)"),
+        ChannelSpec(0x2C, "uplink_not_delivered", "count", int, high=0),
+        ChannelSpec(0x2D, "uplink_sign_errors", "count", int, high=0),
+        ChannelSpec(0x2E, "verifications_matched", "count", int),
+        ChannelSpec(0x2F, "verifications_unmatched", "count", int, high=0),
         ChannelSpec(0x41, "datagrams_refused", "count", int, doc="radio datagrams from a sender other than the relay"),
         ChannelSpec(0x40, "cfdp_pdus_refused", "count", int, high=0,
                     doc="PDUs refused for sizes or offsets outside their transaction's file"),
@@ -101,6 +142,18 @@ KIND = KindSpec(
         "nak_timer_s": Field(float, 1.0, min=0.01),
         "inactivity_s": Field(float, 30.0, min=0.1, doc="counted in open-contact time only"),
         **CONTACT_PLAN_KEYS,
+        "sa_file": Field(str, "configs/sa.yaml", min_len=1,
+                         doc="the uplink's security associations (a path, or a config shipped in configs/; the "
+                             "same table as the ingest's)"),
+        "uplink_spi": Field(int, 1, min=1, max=65535, doc="the SA a command goes under when UPLINK names none"),
+        "uplink_max_attempts": Field(int, 5, min=1, max=100,
+                                     doc="transmissions of a command's bytes before it is not_delivered"),
+        "uplink_retry_s": Field(float, 0.0, min=0.0, max=86400.0,
+                                doc="open-contact seconds to wait for 'received' before sending the same bytes "
+                                    "again; 0: twice the longest light time plus uplink_retry_margin_s"),
+        "uplink_retry_margin_s": Field(float, 2.0, min=0.0, max=3600.0),
+        "uplink_guard_s": Field(float, 0.5, min=0.0, max=3600.0,
+                                doc="a command is sent only if the contact stays open its light time plus this"),
     },
     doc="Ground station: reassembles and decodes products, writes images and sidecars.",
 )

@@ -3,8 +3,9 @@
 ``run(ctx)`` binds UDP on ``radio`` and answers through ``relay``; every
 datagram goes to the I/O-free :class:`~ground.station.Station`, which owns the
 CFDP engine, the ledger and what happens to received files. Products are
-decoded on one worker thread. With a ``command`` endpoint, the station answers
-NOOP and RESET_COUNTERS (:mod:`ground.commands`).
+decoded on one worker thread. With a ``command`` endpoint, the station takes the
+operator's uplink commands (:mod:`ground.commands`); the uplink signs with the
+run's SDLS keys (``<keys_dir>/sdls/``) under the SAs of ``sa_file``.
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ from typing import Any
 import zmq
 
 from framework.bus.commands import CommandServer, register_table
+from framework.config import find_config
 from framework.process import ProcessContext
 from framework.reporters import EventReporter, HealthReporter
 from ground.commands import handlers
 from ground.interface import INTERFACE
 from ground.station import Station
+from ground.uplink import Signers
+from link.dictionary import Dictionary
 from link.radio import RadioPort
 
 __all__ = ["run", "StationProcess"]
 
 _DATAGRAMS_PER_TURN = 1024
+_SEQUENCE_FILE = "uplink_sequences.json"  # the SDLS sequence numbers the ground has used, per SPI
 _POLL_MS = 10
 
 
@@ -41,8 +46,10 @@ class StationProcess:
         self.decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ground-decode")
         self.poller = zmq.Poller()
         self.poller.register(self.radio.fileno(), zmq.POLLIN)
-        self.station = Station(ctx.settings, ctx.out_dir, ctx.config.file, self.radio, self.events, ctx.clock,
-                               self.decoder)
+        s = ctx.settings
+        signers = Signers(find_config(s["sa_file"]), ctx.keys_dir, ctx.out_dir / s["out_subdir"] / _SEQUENCE_FILE)
+        self.station = Station(s, ctx.out_dir, ctx.config.file, self.radio, self.events, ctx.clock,
+                               self.decoder, dictionary=Dictionary.from_config(ctx.config), signers=signers)
         self.commands: CommandServer | None = None
         if ctx.has_endpoint("command"):
             self.commands = ctx.command_server(on_event=self.events.emit,

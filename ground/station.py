@@ -12,9 +12,15 @@ removed). A file that passes is recorded in the ledger (SQLite WAL,
 :mod:`ground.ledger`) before its Finished leaves. The injected ``decoder`` (an
 executor: the process gives it one worker thread) writes ``<id>.png`` and
 ``<id>.json`` from the pixels checked; :meth:`Station.collect` then publishes ``product_received``
-once per product id, ever. Telemetry and event segments (``.tlm``,
-:mod:`link.tlm_segments`) go into the ledger and are announced as
-``telemetry_received``.
+once per product id, ever.
+
+Datagrams that are TM packets (version 000, type TM, not the CFDP APID:
+:func:`ground.telemetry.is_tm`) go to the TM intake (:mod:`ground.telemetry`),
+as do the packets of telemetry segment files (``.tlm``, :mod:`link.tlm_segments`,
+announced as ``telemetry_received``): housekeeping, events and command
+verification into the ledger. The uplink (:mod:`ground.uplink`) sends the
+operator's queued commands through the same radio and takes the verification
+packets the intake finds.
 
 The engine's timers run only while the contact plan has a contact open, so
 an outage does not exhaust NAK limits or inactivity. On start, the transfers
@@ -38,17 +44,22 @@ from framework.reporters import EventReporter
 from fsw.imaging.product import Product
 from ground.images import WrittenProduct, check_product, write_checked, write_product
 from ground.ledger import Ledger
+from ground.queue import CommandQueue
+from ground.telemetry import TelemetryIntake, is_tm
+from ground.uplink import SignerSource, Uplink, UplinkSettings
 from link.contacts import ContactClock, load_plan
+from link.dictionary import Dictionary
 from link.dest_engine import DestEngine, ReceivedFile
 from link.filestore import SEGMENT_SUFFIX, id_from_transfer_name
 from link.mib import CfdpTimers
 from link.packets import APID_DIRECTIVE, SpacePacketWrapper, received_pdu
 from link.radio import Radio
-from link.tlm_segments import decode_segment
+from link.tlm_segments import decode_segment, segment_kind
 
 __all__ = ["Station"]
 
 _ERROR_COUNTERS = ("products_failed", "transfers_failed", "datagrams_rejected")
+_QUEUE_FILE = "commands.sqlite"
 """What RESET_COUNTERS zeroes (the running totals of what arrived stay)."""
 
 
@@ -60,10 +71,13 @@ class Station:
     """One ground station: fed datagrams and a clock; sends through ``radio``, reports through ``events``.
 
     ``settings``: the ``ground.station`` kind's keys; ``where``: the config file, for error messages.
+    ``dictionary``: APIDs and interface tables of the run's config (without one every TM packet is
+    unknown); with ``signers`` as well, the station has an uplink (:attr:`uplink`).
     """
 
     def __init__(self, settings: dict[str, Any], out_dir: Path, where: str, radio: Radio,
-                 events: EventReporter, clock: Callable[[], float], decoder: Executor) -> None:
+                 events: EventReporter, clock: Callable[[], float], decoder: Executor, *,
+                 dictionary: Dictionary | None = None, signers: SignerSource | None = None) -> None:
         s = settings
         self.out_dir = out_dir / s["out_subdir"]
         self.incoming = self.out_dir / "incoming"
@@ -86,6 +100,12 @@ class Station:
                   "telemetry_records": 0, "telemetry_segments": 0, "recovered_files": 0, "partial_files_removed": 0,
                   "transfers_resumed": 0}
         self._bytes_at_last_health = 0
+        self.uplink: Uplink | None = None
+        if dictionary is not None and signers is not None:
+            self.uplink = Uplink(CommandQueue(self.out_dir / _QUEUE_FILE, clock), dictionary, self.plan, clock, radio,
+                                 events, signers, UplinkSettings.from_settings(s))
+        self.tm = TelemetryIntake(dictionary or Dictionary([]), self.ledger, events,
+                                  on_verification=self.uplink.verified if self.uplink else lambda p: None)
         self._recover()
 
     def _recover(self) -> None:
@@ -115,27 +135,44 @@ class Station:
         contact = self.plan.contact(self.clock())
         return {**self.c, "active_transactions": self.engine.active, "decode_queue": len(self.decoding),
                 "receive_rate_bps": rate, "contact": contact.relay if contact else "",
-                **{f"cfdp_{k}": v for k, v in self.engine.counters.items()}}
+                **{f"cfdp_{k}": v for k, v in self.engine.counters.items()}, **self.tm.c,
+                **(self.uplink.sample() if self.uplink else {})}
 
     def reset_counters(self) -> None:
         for k in _ERROR_COUNTERS:
             self.c[k] = 0
+        self.tm.reset_counters()
+        if self.uplink is not None:
+            self.uplink.reset_counters()
 
     # -- the link ------------------------------------------------------------------------------
     def take_datagram(self, datagram: bytes) -> None:
-        """One datagram from the relay: its PDU to the engine, the engine's answers out at once."""
+        """One datagram from the relay: TM packets to the intake; a PDU to the engine, its answers out at once."""
         self.c["bytes_received"] += len(datagram)
+        if is_tm(datagram):
+            self._take_tm(datagram)
+            return
         pdu = received_pdu(datagram, self.c, self.events.limited)
         if pdu is None:
             return
         self.engine.insert(pdu)
         self.reply()
 
+    def _take_tm(self, datagram: bytes) -> None:
+        self.c["packets_received"] += 1
+        try:
+            self.tm.take_datagram(datagram)
+        except ProtocolError as exc:
+            self.c["datagrams_rejected"] += 1
+            self.events.limited("datagram_rejected", {"reason": f"TM: {exc}", "bytes": len(datagram)})
+
     def step(self) -> None:
-        """Once per turn: the engine's timers (only during a contact), answers out, finished files on."""
+        """Once per turn: the engine's timers (only during a contact), answers out, the uplink, finished files on."""
         if self.plan.is_open(self.clock()):
             self.engine.tick()
         self.reply()
+        if self.uplink is not None:
+            self.uplink.step()
         self.hand_over()
         self.collect()
 
@@ -189,20 +226,22 @@ class Station:
         self.decoding.append((name, path, job))
 
     def _take_telemetry(self, name: str, path: Path) -> None:
+        """A telemetry segment: its TM packets into the ledger through the intake (once each)."""
         try:
-            body = decode_segment(path.read_bytes())
+            packets = decode_segment(path.read_bytes())
         except (ProtocolError, OSError) as exc:
             self.ledger.file_done(name, "failed")
             self.events.emit("telemetry_failed", {"file": name, "reason": str(exc)})
             return
-        new = self.ledger.add_telemetry(body["records"])
+        got = self.tm.take_packets(packets, name)
         self.ledger.file_done(name, "written")
         path.unlink(missing_ok=True)
         self.c["telemetry_segments"] += 1
-        self.c["telemetry_records"] += new
-        self.events.emit("telemetry_received", {"id": id_from_transfer_name(name), "segment_kind": body["kind"],
-                                                "records": len(body["records"]), "new_records": new,
-                                                "t0": body["t0"], "t1": body["t1"]})
+        self.c["telemetry_records"] += got.new
+        item = id_from_transfer_name(name)
+        self.events.emit("telemetry_received", {"id": item, "segment_kind": segment_kind(item) or "",
+                                                "records": got.packets, "new_records": got.new,
+                                                "rejected": got.rejected, "t0": got.t0, "t1": got.t1})
 
     def collect(self) -> None:
         """Record and announce the products the decoder has finished, in the order they arrived."""
@@ -231,3 +270,5 @@ class Station:
         """Close the received files and the ledger (collect the decoder's last results first)."""
         self.engine.filestore.close()
         self.ledger.close()
+        if self.uplink is not None:
+            self.uplink.queue.close()

@@ -185,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     from pdh.cli_interfaces import add_interfaces_parser
 
     add_interfaces_parser(sub)
+    from pdh.cli_uplink import add_queue_parser, add_uplink_parser
+
+    add_uplink_parser(sub, default_config=str(_default_config()))
+    add_queue_parser(sub, default_config=str(_default_config()))
     from pdh.cli_dictionary import add_dictionary_parser
 
     add_dictionary_parser(sub, default_config=str(_default_config()))

@@ -21,7 +21,10 @@ from link.filestore import PRODUCT_SUFFIX, SEGMENT_SUFFIX
 from link.mib import CfdpTimers
 from link.packets import APID_CFDP, SpacePacketWrapper, unwrap
 from link.source_engine import SourceEngine
+from link.dictionary import Dictionary
 from link.tlm_segments import encode_segment
+from link.tmtc import encode_event
+from drivers.camera.interface import INTERFACE as CAMERA
 from tests.unit.link.fakes import Bus, Log, Radio
 
 TIMERS = {"ack_timer_s": 0.02, "nak_timer_s": 0.02, "inactivity_s": 5.0}
@@ -42,7 +45,8 @@ class Inline(Executor):
 def make_station(tmp_path: Path, bus: Bus, radio: Radio) -> Station:
     settings = check_mapping("<test>", "ground", KIND.keys, {"max_packet_len": 1024, **TIMERS})
     events = EventReporter(INTERFACE, bus, "evt.ground", Log(), time.monotonic)
-    return Station(settings, tmp_path / "out", "<test>", radio, events, time.time, Inline())
+    return Station(settings, tmp_path / "out", "<test>", radio, events, time.time, Inline(),
+                   dictionary=Dictionary.from_interfaces({"camera": CAMERA, "ground": INTERFACE}))
 
 
 def product_file(tmp_path: Path, counter: int) -> tuple[Product, Path]:
@@ -89,11 +93,14 @@ def test_a_telemetry_segment_goes_into_the_ledger(tmp_path: Path) -> None:
     bus, radio = Bus(), Radio()
     station = make_station(tmp_path, bus, radio)
     path = tmp_path / "seg.tlm"
-    path.write_bytes(encode_segment("evt", [[5.0, "evt.camera", "camera", {"name": "x"}]]))
+    lost = CAMERA.event("link_down")
+    path.write_bytes(encode_segment([encode_event(0x10, 3, 5.0, lost.id, "warning", {"detail": "x"})]))
     assert send(station, radio, "evt-5000-1-1", path, SEGMENT_SUFFIX, seq=9)
     got = next(e for e in bus.events if e["name"] == "telemetry_received")
     assert got["id"] == "evt-5000-1-1" and got["segment_kind"] == "evt" and got["new_records"] == 1
-    assert station.ledger.telemetry()[0][1:] == ("evt.camera", "camera", {"name": "x"})
+    assert station.ledger.telemetry()[0][:3] == (5.0, "evt.camera", "camera")
+    assert station.ledger.telemetry()[0][3] == {"name": lost.name, "event_id": lost.id, "severity": "warning",
+                                                "detail": "x"}
     station.close()
 
 

@@ -124,5 +124,6 @@ def test_hazardous_commands_are_exactly_the_deploy_guarded_ones() -> None:
                for c in DEPLOY.commands.values() if c.hazardous)
 
 
-def test_ground_answers_only_the_two_commands_every_component_answers() -> None:
-    assert set(GROUND.commands) == {"NOOP", "RESET_COUNTERS"}
+def test_ground_answers_the_two_commands_every_component_answers_and_the_uplink_queue() -> None:
+    assert set(GROUND.commands) == {"NOOP", "RESET_COUNTERS", "UPLINK", "QUEUE_LIST", "QUEUE_MOVE", "QUEUE_CANCEL"}
+    assert not any(c.hazardous for c in GROUND.commands.values())
