@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from framework.bus.commands import CommandClient, CommandNotSent, register_table
 from framework.process import ProcessContext
@@ -31,6 +32,8 @@ from link.dictionary import Dictionary
 __all__ = ["run", "SequencerProcess"]
 
 _REPLIES_PER_TURN = 64
+_HOLD_EVENTS_S = 5.0  # events wait at most this long for the bus connection at start
+_HOLD_EVENTS_MAX = 1000
 
 
 def _checker(ctx: ProcessContext) -> StepCheck:
@@ -50,16 +53,21 @@ class SequencerProcess:
         self.ctx = ctx
         self.pub = ctx.publisher()
         self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic)
+        # The first events (a restart's unknown steps, resumed sequences) are held until the bus connection
+        # is up: a PUB drops what it sends before that, and these are the ones an operator must see.
+        self._held: list[tuple[str, Any, Any]] | None = []
+        self._held_since = ctx.monotonic()
+        self._monitor: Any = self.pub.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         state_dir = ctx.out_dir / s["state_dir"]
         state_dir.mkdir(parents=True, exist_ok=True)
         self.state = StateFile(state_dir / f"{ctx.name}.state.json")
-        self.core = Sequencer(_checker(ctx), load_plan(s, ctx.config.file), self.state.save, self.events.emit,
+        self.core = Sequencer(_checker(ctx), load_plan(s, ctx.config.file), self.state.save, self.emit,
                               s["late_after_s"], s["reply_timeout_s"], s["max_sequences"])
         self._restore()
         security = ctx.config.security
         # a delegate's request may name the operator it acts for; a port without CURVE refuses the field
         self.delegate = bool(security["curve"]) and ctx.name in security["delegates"]
-        self.commands = ctx.command_server(on_event=self.events.emit, interface=INTERFACE,
+        self.commands = ctx.command_server(on_event=self.emit, interface=INTERFACE,
                                            reset_counters=self._reset_counters)
         register_table(self.commands, INTERFACE, handlers(self), with_client=WITH_CLIENT)
         self.poller = zmq.Poller()
@@ -74,6 +82,28 @@ class SequencerProcess:
     def now(self) -> float:
         return self.ctx.clock()
 
+    def emit(self, name: str, fields: dict[str, Any] | None = None, severity: str | None = None) -> None:
+        """An event now, or held (in order) while the bus connection is not yet up."""
+        if self._held is not None and len(self._held) < _HOLD_EVENTS_MAX:
+            self._held.append((name, fields, severity))
+            return
+        self.events.emit(name, fields, severity)
+
+    def _release_events(self) -> None:
+        """Publish the held events once the publisher's connection is up (or after a bound)."""
+        if self._held is None:
+            return
+        connected = False
+        while self._monitor.poll(0):
+            connected = connected or recv_monitor_message(self._monitor)["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED
+        if not connected and self.ctx.monotonic() - self._held_since < _HOLD_EVENTS_S:
+            return
+        held, self._held = self._held, None
+        self.pub.sock.disable_monitor()
+        self._monitor.close()
+        for name, fields, severity in held:
+            self.events.emit(name, fields, severity)
+
     def _restore(self) -> None:
         """The previous life's sequences; an unreadable state file is set aside (nothing runs twice from it)."""
         try:
@@ -83,7 +113,7 @@ class SequencerProcess:
         except (ValueError, StateUnreadable) as exc:
             self.core.records = {}
             aside = self.state.set_aside() if self.state.path.exists() else None
-            self.events.emit("state_unreadable", {"reason": str(exc)[:300], "path": str(aside)})
+            self.emit("state_unreadable", {"reason": str(exc)[:300], "path": str(aside)})
 
     def _reset_counters(self) -> None:
         for key in self.core.counters:
@@ -95,6 +125,7 @@ class SequencerProcess:
 
     # -- the loop ------------------------------------------------------------------------------
     def turn(self) -> None:
+        self._release_events()
         wait_s = min(self.ctx.settings["poll_s"], self.core.wait_s(self.now()))
         self.poller.poll(max(0, math.ceil(wait_s * 1000)))
         self.commands.poll(0)
@@ -148,6 +179,9 @@ class SequencerProcess:
                 client.close()
 
     def close(self) -> None:
+        if self._held:  # stopping before the bus was up: publish what was held anyway (and log it)
+            self._held_since = -_HOLD_EVENTS_S
+            self._release_events()
         self.health.tick(force=True)
         for closer in [self.commands.close, *(c.close for c in self.clients.values()), self.pub.close]:
             try:

@@ -340,13 +340,16 @@ class Sequencer:
 
     def _settle(self, rec: Record, i: int, status: str, reason: str, now: float) -> None:
         """A step that is not sent (skipped, or refused on board): past it, durably, with its outcome."""
+        stopped = False
 
         def mutate() -> None:
+            nonlocal stopped
             rec.results[i] = StepResult(status, reason[:_REASON_CHARS], None, now)
             rec.pointer, rec.ref_t = i + 1, now
+            stopped = self._stop_on_error(rec, status)
 
         self._change(mutate)
-        self._outcome(rec, i, status, reason, now)
+        self._report(rec, i, status, reason, stopped)
 
     # -- outcomes ------------------------------------------------------------------------------
     def record(self, name: str, run: int, index: int, status: str, reason: str, now: float) -> bool:
@@ -360,6 +363,7 @@ class Sequencer:
                 return False
             rec.results[index].status = "accepted"
             self._dirty = True
+            self._flush()
             self._emit("step_result", {"sequence": name, "step": index, "target": rec.seq.steps[index].target,
                                        "cmd": rec.seq.steps[index].cmd, "status": status, "reason": ""})
             return True
@@ -367,13 +371,24 @@ class Sequencer:
         return True
 
     def _finish(self, rec: Record, i: int, status: str, reason: str, now: float) -> None:
+        """A sent step's final outcome: recorded, written (before it is reported), then reported."""
         r = rec.results[i]
         r.status, r.reason, r.finished_t = status, reason[:_REASON_CHARS], now
+        stopped = self._stop_on_error(rec, status)
         self._dirty = True
-        self._outcome(rec, i, status, reason, now)
+        self._flush()
+        self._report(rec, i, status, reason, stopped)
 
-    def _outcome(self, rec: Record, i: int, status: str, reason: str, now: float) -> None:
-        """Count and report a step's final outcome; stop its sequence on an error if it says so."""
+    @staticmethod
+    def _stop_on_error(rec: Record, status: str) -> bool:
+        """Stop a running sequence at an error outcome if its ``on_error`` says so; True if it did."""
+        if status in ERRORS and rec.seq.on_error == "stop" and rec.state == "running":
+            rec.state = "stopped"
+            return True
+        return False
+
+    def _report(self, rec: Record, i: int, status: str, reason: str, stopped: bool) -> None:
+        """Count and report a step's final outcome (and the stop it caused)."""
         key = {"completed": "steps_completed", "skipped": "steps_skipped", "unknown": "steps_unknown"}.get(
             status, "steps_failed")
         self.counters[key] += 1
@@ -381,9 +396,7 @@ class Sequencer:
         self._emit("step_result", {"sequence": rec.seq.name, "step": i, "target": step.target, "cmd": step.cmd,
                                    "status": status, "reason": reason[:_REASON_CHARS]},
                    severity="info" if status in ("completed", "skipped") else "warning")
-        if status in ERRORS and rec.seq.on_error == "stop" and rec.state == "running":
-            rec.state = "stopped"
-            self._dirty = True
+        if stopped:
             self._emit("seq_stopped", {"sequence": rec.seq.name, "next_step": rec.pointer,
                                        "reason": f"step {i} {status}"})
 
