@@ -94,18 +94,42 @@ def verify_ground(ground_dir: Path, manifest: dict[tuple[str, int], dict[str, An
 class PcapCheck:
     packets: int = 0
     ccsds_cfdp: int = 0
+    ccsds_tm: int = 0
+    ccsds_tc: int = 0
     bad: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.packets > 0 and self.ccsds_cfdp == self.packets
+        return self.packets > 0 and self.ccsds_cfdp + self.ccsds_tm + self.ccsds_tc == self.packets
+
+
+def _space_link_kind(payload: bytes) -> str:
+    """What one relay datagram is: ``cfdp`` (a Space Packet on the CFDP APID whose data field is a CFDP PDU),
+    ``tm`` (one or more TM packets with a secondary header) or ``tc`` (a TC packet); ValueError if none."""
+    from spacepackets.ccsds.spacepacket import SpacePacketHeader
+    from spacepackets.cfdp.pdu import PduFactory
+
+    from link.packets import APID_CFDP
+    from link.tlm_segments import decode_segment
+    from link.tmtc import read_tc_header
+
+    sph = SpacePacketHeader.unpack(payload)
+    if sph.apid == APID_CFDP:
+        if sph.packet_len != len(payload):
+            raise ValueError(f"space packet length {sph.packet_len} != datagram {len(payload)}")
+        if PduFactory.from_raw(payload[6:]) is None:
+            raise ValueError("data field is not a CFDP PDU")
+        return "cfdp"
+    if payload[0] & 0x10:
+        read_tc_header(payload)
+        return "tc"
+    decode_segment(payload)
+    return "tm"
 
 
 def verify_pcap(path: Path, max_bad: int = 5) -> PcapCheck:
-    """Every UDP payload in the capture must parse as a Space Packet whose data field is a CFDP PDU."""
+    """Every UDP payload in the capture must parse as a CFDP PDU in a Space Packet, TM packets or a TC packet."""
     import dpkt
-    from spacepackets.ccsds.spacepacket import SpacePacketHeader
-    from spacepackets.cfdp.pdu import PduFactory
 
     check = PcapCheck()
     if not path.exists():
@@ -119,14 +143,8 @@ def verify_pcap(path: Path, max_bad: int = 5) -> PcapCheck:
                 check.packets += 1
                 try:
                     ip = dpkt.ethernet.Ethernet(buf).data if link == dpkt.pcap.DLT_EN10MB else dpkt.ip.IP(buf)
-                    udp = ip.data
-                    payload = bytes(udp.data)
-                    sph = SpacePacketHeader.unpack(payload)
-                    if sph.packet_len != len(payload):
-                        raise ValueError(f"space packet length {sph.packet_len} != datagram {len(payload)}")
-                    if PduFactory.from_raw(payload[6:]) is None:
-                        raise ValueError("data field is not a CFDP PDU")
-                    check.ccsds_cfdp += 1
+                    kind = _space_link_kind(bytes(ip.data.data))
+                    setattr(check, f"ccsds_{kind}", getattr(check, f"ccsds_{kind}") + 1)
                 except Exception as exc:  # any parser's failure is a finding, not a crash
                     if len(check.bad) < max_bad:
                         check.bad.append(f"packet {check.packets}: {type(exc).__name__}: {exc}")
