@@ -225,3 +225,27 @@ def test_the_state_file_is_replaced_whole_and_reads_back(tmp_path: Path) -> None
         again.file.load()
     aside = again.file.set_aside()
     assert aside.exists() and not (tmp_path / "s.json").exists()
+
+
+def test_the_documented_example_on_the_demo_plan_bursts_ten_minutes_after_the_pass_then_picks_the_best(
+        tmp_path: Path) -> None:
+    """docs/sequences.md: at pass end + 10 min a burst of 5, then MAKE_LOSSY pick=best of 200 kB, on the
+    contact plan of configs/demo.yaml (relay_a sees the lander for orbit seconds 0-3000 of 7200, 360x fast)."""
+    import pdh.topology  # noqa: F401  (registers the kinds the config names)
+    from framework.config import load_config
+    from link.contacts import load_plan
+
+    config = load_config(str(Path(__file__).parents[4] / "configs" / "demo.yaml"))
+    plan = load_plan(config.processes["sequencer"])
+    board = Board(tmp_path / "s.json", plan=plan)
+    text = (Path(__file__).parents[4] / "docs" / "sequences.md").read_text()
+    example = text.split("```json\n", 1)[1].split("```", 1)[0]
+    board.core.load("best_of_burst", example, T0)
+    start = 7200 / 360 * 1000 + 1.0  # 1 s into relay_a's pass of orbit 1000 (wall time, epoch 0)
+    board.core.start("best_of_burst", start)
+    pass_end = 7200 / 360 * 1000 + 3000 / 360
+    sent = _run(board, start, pass_end + 640, dt=0.25)
+    assert [(d.target, d.cmd) for _, d in sent] == [("navcam_driver", "CAPTURE_BURST"), ("imaging", "MAKE_LOSSY")]
+    assert sent[0][0] == pytest.approx(pass_end + 600, abs=0.25)
+    assert sent[1][0] == pytest.approx(sent[0][0] + 30, abs=0.25)
+    assert sent[1][1].args == {"camera": "navcam", "pick": "best", "budget_bytes": 200000}
