@@ -48,6 +48,8 @@ COMPONENTS: dict[str, str] = {
     "fsw/broker": "fsw.broker",
     "fsw/imaging": "fsw.imaging",
     "fsw/downlink": "fsw.downlink",
+    "fsw/ingest": "fsw.ingest",
+    "fsw/sequencer": "fsw.sequencer",
     "drivers/camera": "drivers.camera",
     "drivers/deploy": "drivers.deploy",
     "ground": "ground",
