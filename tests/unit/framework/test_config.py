@@ -113,7 +113,7 @@ MULTIHOST = DEMO.with_name("multihost.yaml")
 
 def test_demo_config_places_every_process_on_a_declared_host() -> None:
     c = load_config(DEMO)
-    assert c.processes_on("lander") == ["broker", "navcam_emulator", "navcam_driver", "imaging", "downlink", "ingest"]
+    assert c.processes_on("lander") == ["broker", "navcam_emulator", "navcam_driver", "imaging", "downlink", "sequencer", "ingest"]
     assert c.processes_on("relay") == ["relay"]
     assert c.processes_on("ground") == ["ground_broker", "ground"]
 
