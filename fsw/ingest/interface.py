@@ -33,9 +33,9 @@ INTERFACE = Interface.build(
     commands=(
         CommandSpec(0x10, "SA_STATUS", doc="Every security association: SPI, algorithm, key id (a name, never "
                                            "the key), operator, window, enabled, last sequence number."),
-        CommandSpec(0x11, "SA_ENABLE", _SPI, True, "Take commands under this SPI again (kept across restarts)."),
-        CommandSpec(0x12, "SA_DISABLE", _SPI, True,
-                    "Refuse every command under this SPI (kept across restarts); refused if it is the last "
+        CommandSpec(0x11, "SA_ENABLE", _SPI, doc="Take commands under this SPI again (kept across restarts)."),
+        CommandSpec(0x12, "SA_DISABLE", _SPI,
+                    doc="Refuse every command under this SPI (kept across restarts); refused if it is the last "
                     "enabled one, which would lock the ground out for good."),
     ),
     events=(
