@@ -14,6 +14,8 @@ from drivers.deploy.interface import INTERFACE as DEPLOY
 from fsw.downlink.interface import INTERFACE as DOWNLINK
 from ground.interface import INTERFACE as GROUND
 from fsw.imaging.interface import INTERFACE as IMAGING
+from fsw.ingest.interface import INTERFACE as INGEST
+from fsw.sequencer.interface import INTERFACE as SEQUENCER
 from framework.interface import SEVERITIES, Interface
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -24,6 +26,8 @@ COMPONENTS: dict[str, tuple[Interface, str, bool]] = {
     "imaging": (IMAGING, "fsw/imaging", True),
     "downlink": (DOWNLINK, "fsw/downlink", True),
     "ground": (GROUND, "ground", True),
+    "ingest": (INGEST, "fsw/ingest", True),
+    "sequencer": (SEQUENCER, "fsw/sequencer", True),
 }
 # Event-emitting calls: self.event("x", ...), svc.event(...), self._event / self._emit / self.emit / d.emit,
 # self.limited_event, events.limited, self._fault (camera), Event("x", ...) (deploy sequencer), and name = "x"
@@ -54,28 +58,15 @@ class _Recorder:
 
 
 def registered_commands(component: str) -> set[str]:
+    """What the component's ``commands.handlers`` registers through ``register_table`` (the one way)."""
+    import importlib
+
+    from framework.bus.commands import register_table
+    table, folder, _ = COMPONENTS[component]
+    module = importlib.import_module(folder.replace("/", ".") + ".commands")
     server = _Recorder()
-    if component == "imaging":
-        from framework.bus.commands import register_table
-        from fsw.imaging.commands import handlers as imaging_handlers
-        register_table(server, IMAGING, imaging_handlers(SimpleNamespace()))  # type: ignore[arg-type]
-    elif component == "downlink":
-        from framework.bus.commands import register_table
-        from fsw.downlink.commands import handlers as downlink_handlers
-        register_table(server, DOWNLINK, downlink_handlers(SimpleNamespace()))  # type: ignore[arg-type]
-    elif component == "ground":
-        from framework.bus.commands import register_table
-        from ground.commands import handlers as ground_handlers
-        register_table(server, GROUND, ground_handlers(SimpleNamespace()))  # type: ignore[arg-type]
-    elif component == "deploy":
-        from framework.bus.commands import register_table
-        from drivers.deploy.commands import WITH_CLIENT, handlers as deploy_handlers
-        register_table(server, DEPLOY, deploy_handlers(SimpleNamespace()),  # type: ignore[arg-type]
-                       with_client=WITH_CLIENT)
-    elif component == "camera":
-        from framework.bus.commands import register_table
-        from drivers.camera.commands import handlers as camera_handlers
-        register_table(server, CAMERA, camera_handlers(SimpleNamespace()))  # type: ignore[arg-type]
+    register_table(server, table, module.handlers(SimpleNamespace()),  # type: ignore[arg-type]
+                   with_client=getattr(module, "WITH_CLIENT", ()))
     assert len(server.names) == len(set(server.names)), f"{component} registers a command twice"
     return set(server.names)
 
