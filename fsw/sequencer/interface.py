@@ -1,6 +1,6 @@
 """The sequencer's interface, as data: commands, events, telemetry channels (format: :mod:`framework.interface`).
 
-Stored command sequences (cFS SC, F' CmdSequencer): loaded, started, stopped,
+Stored command sequences (cFS SC, F' CmdSequencer): loaded (and appended to), started, stopped,
 cancelled, listed and shown by command; each step's outcome is a ``step_result``
 event and counted in health. The sequence format and timing: :mod:`fsw.sequencer.steps`
 and docs/sequences.md.
@@ -21,8 +21,12 @@ INTERFACE = Interface.build(
     commands=(
         CommandSpec(0x0B10, "SEQ_LOAD", (_NAME, Arg("steps_json", str)),
                     doc="load (or replace) a sequence: steps_json is a list of steps or {late, on_error, steps} "
-                        "(docs/sequences.md); every step is checked against its target's table, a bad one "
-                        "refuses the whole load"),
+                        "(docs/sequences.md; a step as a map or compact [timing, offset, target, cmd, args]); "
+                        "every step is checked against its target's table, a bad one refuses the whole load"),
+        CommandSpec(0x0B16, "SEQ_APPEND", (_NAME, Arg("steps_json", str)),
+                    doc="add steps to the end of a loaded or stopped sequence (its loader only): steps_json is "
+                        "a list of steps or {at, steps}, at = the sequence's step count (a resent append is "
+                        "refused); a bad step refuses the whole append. Long sequences: SEQ_LOAD then SEQ_APPEND"),
         CommandSpec(0x0B11, "SEQ_START", (_NAME,), doc="start a sequence at its first step, or resume a stopped one"),
         CommandSpec(0x0B12, "SEQ_STOP", (_NAME,), doc="pause a running sequence (SEQ_START resumes it)"),
         CommandSpec(0x0B13, "SEQ_CANCEL", (_NAME,), doc="end a sequence where it is"),
@@ -47,6 +51,7 @@ INTERFACE = Interface.build(
                   "the state file could not be written: the change was not made (no step is sent unrecorded)"),
         EventSpec(0x0B, "state_unreadable", "error",
                   "the state file did not parse at start: set aside (path), the sequencer starts empty"),
+        EventSpec(0x0C, "seq_appended", "info", "steps were added to a sequence: sequence, first_step, added, steps"),
     ),
     telemetry=(
         ChannelSpec(0x01, "sequences_loaded", "count", int),

@@ -1,13 +1,13 @@
 """The stored-command engine, free of sockets and files: sequences in, steps to dispatch out, at their time.
 
 :class:`Sequencer` holds the loaded sequences and their progress. The process
-adapter (:mod:`fsw.sequencer.process`) feeds it commands (load, start, stop,
-cancel), the wall clock (:meth:`Sequencer.poll`) and the replies of the targets
+adapter (:mod:`fsw.sequencer.process`) feeds it commands (load, append, start,
+stop, cancel), the wall clock (:meth:`Sequencer.poll`) and the replies of the targets
 (:meth:`Sequencer.record`), and sends the :class:`Dispatch` es it hands back.
 
 Crash safety is the point of its shape. Every change is handed to ``persist``
 (the state file: written, fsync'd, renamed, directory fsync'd) *before* it takes
-effect: a load or a start is answered only once it is durable, and a step is
+effect: a load, an append or a start is answered only once it is durable, and a step is
 recorded as dispatched, with the step pointer past it, before it is handed out
 to be sent. A change that cannot be made durable does not happen (the command is
 rejected; the step is not sent and is tried again on the next poll). So after a
@@ -24,23 +24,22 @@ final outcome, so the order of effects is the order of the steps.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from framework.errors import CommandRejected
-from fsw.sequencer.steps import Sequence, Step, StepCheck, check_name, due_time, parse_sequence
+from fsw.sequencer.records import (ERRORS, FINAL, STATES, Dispatch, Record, StateUnreadable, StepResult,
+                                   record_from_json)
+from fsw.sequencer.steps import StepCheck, check_name, due_time, parse_append, parse_sequence
 from link.contacts import ContactPlan
 
 __all__ = ["Sequencer", "Dispatch", "StepResult", "Record", "StateNotWritten", "StateUnreadable", "STATES",
-           "FINAL", "ERRORS", "STATE_VERSION"]
+           "FINAL", "ERRORS", "STATE_VERSION", "APPENDABLE"]
 
-STATES = ("loaded", "running", "stopped", "done", "cancelled")
-OUTSTANDING = ("dispatched", "accepted")
-FINAL = ("completed", "rejected", "failed", "not_sent", "unknown", "skipped")
-ERRORS = ("rejected", "failed", "not_sent")
-"""Final outcomes that stop a sequence whose ``on_error`` is ``stop`` (unknown does not: it may have acted)."""
 STATE_VERSION = 1
+APPENDABLE = ("loaded", "stopped")
+"""States in which SEQ_APPEND adds steps (not while running; a done or cancelled one is loaded again)."""
 _REASON_CHARS = 200
 
 Persist = Callable[[dict[str, Any]], None]  # raises OSError when the state could not be made durable
@@ -49,77 +48,6 @@ Emit = Callable[..., object]  # an EventReporter's emit: (name, fields, severity
 
 class StateNotWritten(CommandRejected):
     """The state file could not be written: the change was not made (a command is rejected with this)."""
-
-
-class StateUnreadable(ValueError):
-    """The state file does not hold a sequencer state this version reads."""
-
-
-@dataclass(frozen=True)
-class Dispatch:
-    """One step to send now (already recorded as dispatched): where, what, and whose step it is."""
-
-    sequence: str
-    run: int  # which start of the sequence: a reply to an earlier run is not this step's
-    index: int
-    target: str
-    cmd: str
-    args: dict[str, Any]
-    operator: str  # who loaded the sequence: the step acts for them
-
-
-@dataclass
-class StepResult:
-    status: str = "pending"  # pending, dispatched, accepted, or one of FINAL
-    reason: str = ""
-    dispatched_t: float | None = None
-    finished_t: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"status": self.status, "reason": self.reason, "dispatched_t": self.dispatched_t,
-                "finished_t": self.finished_t}
-
-
-@dataclass
-class Record:
-    """A loaded sequence and how far it has got."""
-
-    seq: Sequence
-    loaded_t: float
-    operator: str = "sequencer"  # who loaded it (the command port's client identity), or the sequencer
-    state: str = "loaded"
-    run: int = 0
-    pointer: int = 0  # the next step to consider; every step before it was dispatched or skipped
-    ref_t: float | None = None  # the reference of the next step's timing: the start or the last dispatch
-    results: list[StepResult] = field(default_factory=list)
-
-    def outstanding(self) -> int | None:
-        """The step sent and still waiting for its final outcome, if any."""
-        i = self.pointer - 1
-        return i if i >= 0 and self.results[i].status in OUTSTANDING else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.seq.to_json(), "loaded_t": self.loaded_t, "operator": self.operator, "state": self.state, "run": self.run,
-                "pointer": self.pointer, "ref_t": self.ref_t, "results": [r.to_json() for r in self.results]}
-
-
-def _record_from_json(raw: Any) -> Record:
-    """One record as :meth:`Record.to_json` wrote it; StateUnreadable for anything else."""
-    try:
-        steps = []
-        for s in raw["steps"]:
-            timing = next(t for t in ("abs", "rel", "pass_end") if t in s)
-            steps.append(Step(timing, float(s[timing]), str(s["target"]), str(s["cmd"]), dict(s["args"])))
-        seq = Sequence(check_name(raw["name"]), tuple(steps), str(raw["late"]), str(raw["on_error"]))
-        results = [StepResult(str(r["status"]), str(r["reason"]), r["dispatched_t"], r["finished_t"])
-                   for r in raw["results"]]
-        rec = Record(seq, float(raw["loaded_t"]), str(raw["operator"]), str(raw["state"]), int(raw["run"]), int(raw["pointer"]),
-                     None if raw["ref_t"] is None else float(raw["ref_t"]), results)
-    except (KeyError, TypeError, ValueError, StopIteration, CommandRejected) as exc:
-        raise StateUnreadable(f"a sequence record is malformed: {type(exc).__name__}: {exc}") from None
-    if rec.state not in STATES or len(results) != len(steps) or not 0 <= rec.pointer <= len(steps):
-        raise StateUnreadable(f"sequence {seq.name}: state, results or pointer out of range")
-    return rec
 
 
 class Sequencer:
@@ -150,7 +78,7 @@ class Sequencer:
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION or not isinstance(
                 data.get("sequences"), list):
             raise StateUnreadable(f"not a sequencer state of version {STATE_VERSION}")
-        records = [_record_from_json(r) for r in data["sequences"]]
+        records = [record_from_json(r) for r in data["sequences"]]
         self.records = {r.seq.name: r for r in records}
         for rec in records:
             i = rec.outstanding()
@@ -179,7 +107,7 @@ class Sequencer:
         try:
             self._write()
         except StateNotWritten:
-            self.records = {r.seq.name: r for r in (_record_from_json(x) for x in before["sequences"])}
+            self.records = {r.seq.name: r for r in (record_from_json(x) for x in before["sequences"])}
             raise
 
     def _flush(self) -> None:
@@ -221,6 +149,31 @@ class Sequencer:
         self._emit("seq_loaded", {"sequence": name, "steps": len(seq.steps), "operator": operator, "late": seq.late,
                                   "on_error": seq.on_error, "replaced": old is not None, "evicted": evict})
         return {"sequence": name, "steps": len(seq.steps), "state": "loaded"}
+
+    def append(self, name: str, steps_json: str, now: float, operator: str = "sequencer") -> dict[str, Any]:
+        """Add steps to the end of a sequence that is loaded or stopped, for whoever loaded it only; every
+        new step checked first, the whole append refused if one is wrong (named by its index in the
+        sequence), and answered only once durable, like a load."""
+        rec = self._get(name)
+        if rec.state not in APPENDABLE:
+            hint = "stop it first" if rec.state == "running" else "load it again"
+            raise CommandRejected(f"sequence '{name}' is {rec.state}: steps are appended to a sequence "
+                                  f"{' or '.join(APPENDABLE)} ({hint})")
+        if (operator or "sequencer") != rec.operator:
+            raise CommandRejected(f"sequence '{name}' was loaded by '{rec.operator}': only they append to it "
+                                  "(its steps act for them)")
+        first = len(rec.seq.steps)
+        added = parse_append(steps_json, first, self._check, self._plan)
+
+        def mutate() -> None:
+            rec.seq = dataclasses.replace(rec.seq, steps=rec.seq.steps + added)
+            rec.results += [StepResult() for _ in added]
+
+        self._change(mutate)
+        self._emit("seq_appended", {"sequence": name, "first_step": first, "added": len(added),
+                                    "steps": len(rec.seq.steps), "state": rec.state})
+        return {"sequence": name, "first_step": first, "added": len(added), "steps": len(rec.seq.steps),
+                "state": rec.state}
 
     def start(self, name: str, now: float) -> dict[str, Any]:
         """Start a sequence from its first step, or resume a stopped one at its next step (its relative
@@ -305,7 +258,7 @@ class Sequencer:
         name, i = rec.seq.name, rec.pointer
         if i >= len(rec.seq.steps):
             self._change(lambda: setattr(rec, "state", "done"))
-            self._emit("seq_completed", {"sequence": name, "outcomes": self._outcomes(rec)})
+            self._emit("seq_completed", {"sequence": name, "outcomes": rec.outcomes()})
             return None
         step = rec.seq.steps[i]
         due = due_time(step, rec.ref_t if rec.ref_t is not None else now, self._plan)
@@ -399,13 +352,6 @@ class Sequencer:
         if stopped:
             self._emit("seq_stopped", {"sequence": rec.seq.name, "next_step": rec.pointer,
                                        "reason": f"step {i} {status}"})
-
-    @staticmethod
-    def _outcomes(rec: Record) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for r in rec.results:
-            out[r.status] = out.get(r.status, 0) + 1
-        return out
 
     # -- telemetry -----------------------------------------------------------------------------
     def wait_s(self, now: float) -> float:

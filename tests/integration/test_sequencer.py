@@ -1,5 +1,6 @@
 """A stored sequence on real processes: camera emulator -> driver -> bus -> imaging, steered by the sequencer,
-which is SIGKILLed and restarted between two steps: the second step runs once, the first never again."""
+which is SIGKILLed and restarted between two steps: the second step runs once, the first never again. The
+sequence is built as over the uplink: SEQ_LOAD of the first step (compact form), SEQ_APPEND of the second."""
 
 from __future__ import annotations
 
@@ -105,8 +106,15 @@ def test_a_sequence_survives_a_sigkill_between_steps_and_runs_each_step_once(wri
                   "args": {"camera": CAMERA, "pick": "best", "budget_bytes": 8000}}]
         bad = seq.call("SEQ_LOAD", {"name": "bad", "steps_json": json.dumps([steps[0], {**steps[1], "args": {}}])})
         assert bad[-1].status == "rejected" and bad[-1].reason.startswith("step 1 (imaging MAKE_LOSSY)"), bad
-        loaded = seq.call("SEQ_LOAD", {"name": "burst_best", "steps_json": json.dumps(steps)})
+        # built from two commands, as over the uplink: the burst (compact form), then the product appended
+        compact = ["r", 0, "cam_driver", "CAPTURE_BURST", [5]]
+        loaded = seq.call("SEQ_LOAD", {"name": "burst_best", "steps_json": json.dumps([compact])})
         assert loaded[-1].status == "completed", loaded
+        append = {"name": "burst_best", "steps_json": json.dumps({"at": 1, "steps": steps[1:]})}
+        appended = seq.call("SEQ_APPEND", append)
+        assert appended[-1].status == "completed" and appended[-1].result["steps"] == 2, appended
+        again = seq.call("SEQ_APPEND", append)  # sent again: refused, nothing added twice
+        assert again[-1].status == "rejected" and "'at' is 1" in again[-1].reason, again
         assert seq.call("SEQ_START", {"name": "burst_best"})[-1].status == "completed"
 
         bus.wait(_step_result(0, "completed"), 30.0, "the burst's completion")

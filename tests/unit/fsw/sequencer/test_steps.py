@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +13,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from framework.errors import CommandRejected
-from fsw.sequencer.steps import MAX_STEPS, MAX_STEPS_JSON_BYTES, Step, due_time, parse_sequence, pass_end_after
+from fsw.sequencer.steps import (MAX_STEPS, MAX_STEPS_JSON_BYTES, Step, due_time, parse_append, parse_sequence,
+                                  pass_end_after)
 from link.contacts import ContactPlan, Relay
 from tests.unit.fsw.sequencer.helpers import CHECK, rel_step
 
@@ -31,6 +33,47 @@ def test_the_documented_example_loads_with_its_arguments_checked() -> None:
     assert len(EXAMPLE.encode()) <= 255  # fits one uplinked TC string argument
 
 
+COMPACT = ('[["p",600,"navcam_driver","CAPTURE_BURST",[5]],'
+           '["r",30,"imaging","MAKE_LOSSY",["navcam",null,200000,null,"best"]]]')
+
+
+def test_the_compact_form_is_the_same_sequence_in_half_the_bytes() -> None:
+    """docs/sequences.md's compact example: [timing, offset, target, cmd, args], args in the table's order."""
+    long = parse_sequence("s", EXAMPLE, CHECK, PLAN)
+    short = parse_sequence("s", COMPACT, CHECK, PLAN)
+    assert short.steps == long.steps
+    assert len(COMPACT.encode()) < 0.6 * len(json.dumps(json.loads(EXAMPLE), separators=(",", ":")))
+    mixed = json.dumps([rel_step(1), ["rel", 2, "navcam_driver", "CAPTURE_BURST", {"count": 3}],
+                        ["a", 1.9e9, "navcam_driver", "NOOP"]])
+    steps = parse_sequence("s", mixed, CHECK, PLAN).steps
+    assert [(x.timing, x.at_s, x.args) for x in steps] == [("rel", 1.0, {"count": 1}), ("rel", 2.0, {"count": 3}),
+                                                           ("abs", 1.9e9, {})]
+
+
+def test_the_documented_compact_example_is_the_compact_form() -> None:
+    text = (Path(__file__).parents[4] / "docs" / "sequences.md").read_text()
+    assert COMPACT in text.replace("\n", "").replace(" ", "")
+
+
+def test_an_append_names_its_steps_by_their_place_in_the_sequence_and_guards_against_a_resend() -> None:
+    added = parse_append(json.dumps({"at": 3, "steps": [["r", 5, "navcam_driver", "CAPTURE_BURST", [2]]]}), 3,
+                         CHECK, PLAN)
+    assert [(s.timing, s.at_s, s.args) for s in added] == [("rel", 5.0, {"count": 2})]
+    assert parse_append(json.dumps([rel_step(1), rel_step(2)]), 7, CHECK, PLAN)[1].at_s == 2.0
+    with pytest.raises(CommandRejected, match=r"^step 4 \(navcam_driver FLY\)"):
+        parse_append(json.dumps([rel_step(1), {"rel": 1, "target": "navcam_driver", "cmd": "FLY"}]), 3, CHECK, PLAN)
+    with pytest.raises(CommandRejected, match="'at' is 3 but the sequence has 4 steps"):
+        parse_append(json.dumps({"at": 3, "steps": [rel_step(1)]}), 4, CHECK, PLAN)
+    with pytest.raises(CommandRejected, match="policies are the load's"):
+        parse_append(json.dumps({"late": "skip", "steps": [rel_step(1)]}), 1, CHECK, PLAN)
+    with pytest.raises(CommandRejected, match="1 to 2 steps"):
+        parse_append(json.dumps([rel_step(1)] * 3), MAX_STEPS - 2, CHECK, PLAN)
+    with pytest.raises(CommandRejected, match="the most it may hold"):
+        parse_append(json.dumps([rel_step(1)]), MAX_STEPS, CHECK, PLAN)
+    with pytest.raises(CommandRejected, match="1 to"):
+        parse_append("[]", 1, CHECK, PLAN)
+
+
 @pytest.mark.parametrize("step,words", [
     ({"rel": 1, "target": "nobody", "cmd": "NOOP"}, "no process 'nobody'"),
     ({"rel": 1, "target": "quiet", "cmd": "NOOP"}, "has no command port"),
@@ -44,8 +87,15 @@ def test_the_documented_example_loads_with_its_arguments_checked() -> None:
     ({"rel": -1, "target": "navcam_driver", "cmd": "NOOP"}, "'rel'=-1 is not within"),
     ({"rel": float("nan"), "target": "navcam_driver", "cmd": "NOOP"}, "finite number"),
     ({"rel": 1, "target": "navcam_driver", "cmd": "NOOP", "when": 3}, "unknown key"),
-    ({"rel": 1, "target": "navcam_driver", "cmd": "NOOP", "args": [1]}, "'args' must be a map"),
+    ({"rel": 1, "target": "navcam_driver", "cmd": "NOOP", "args": "count=1"}, "'args' must be a map"),
     ("NOOP", "must be a map"),
+    (["r", 1, "navcam_driver"], "a compact step is"),
+    (["x", 1, "navcam_driver", "NOOP"], "compact step's timing"),
+    (["r", -1, "navcam_driver", "NOOP"], "'rel'=-1 is not within"),
+    (["r", 1, "navcam_driver", "CAPTURE_BURST", [5, 6]], "takes at most 1 argument"),
+    (["r", 1, "navcam_driver", "FLY", [5]], "unknown command 'FLY'"),
+    (["r", 1, "imaging", "MAKE_LOSSY", ["navcam", None, 200000, None, "prettiest"]], "'pick' must be one of"),
+    (["r", 1, "imaging", "MAKE_LOSSY", ["navcam"]], "missing argument 'budget_bytes'"),
 ])
 def test_a_bad_step_refuses_the_whole_load_naming_the_step_and_why(step: Any, words: str) -> None:
     steps = [rel_step(1), rel_step(2), step]
@@ -141,11 +191,30 @@ def test_pass_end_is_the_end_of_the_open_or_next_contact_as_the_model_says(
     assert got is not None and got == pytest.approx(want, abs=1e-6 * max(1.0, 1 / scale) + 1e-6)
 
 
-@given(ref=st.floats(1e9, 2e9), at=st.floats(0, 1e6), timing=st.sampled_from(["abs", "rel", "pass_end"]))
-def test_due_time_is_absolute_relative_or_after_the_pass_end(ref: float, at: float, timing: str) -> None:
+@given(ref=st.floats(1e9, 2e9), at=st.floats(0, 1e6), timing=st.sampled_from(["abs", "rel", "pass_end"]),
+       scale=st.sampled_from([1.0, 10.0, 360.0]))
+def test_due_time_is_absolute_or_mission_seconds_after_the_reference_or_the_pass_end(
+        ref: float, at: float, timing: str, scale: float) -> None:
+    """Model, in the plan's orbit (mission) time: rel is due ``at`` mission seconds after the reference,
+    pass_end ``at`` mission seconds after the pass ends; abs is a Unix time whatever the scale."""
+    plan = ContactPlan(PLAN.relays, scale, 1e9)
     step = Step(timing, at if timing != "abs" else ref + at, "navcam_driver", "NOOP")
-    due = due_time(step, ref, PLAN)
-    end = pass_end_after(PLAN, ref)
-    assert due == {"abs": ref + at, "rel": ref + at, "pass_end": (end or 0) + at}[timing]
+    due = due_time(step, ref, plan)
+    assert due is not None
+    if timing == "abs":
+        assert due == ref + at
+        return
+    orbit = (due - plan.epoch_s) * scale
+    end = pass_end_after(plan, ref)
+    assert end is not None
+    anchor = (ref if timing == "rel" else end) - plan.epoch_s
+    assert orbit == pytest.approx(anchor * scale + at, rel=1e-12, abs=1e-6 * scale)
     if timing == "pass_end":
-        assert end is not None and end > ref and not PLAN.is_open(end + 1e-3)
+        assert end > ref and not plan.is_open(end + 1e-3 / scale)
+
+
+def test_a_plan_at_scale_one_keeps_offsets_in_wall_seconds() -> None:
+    assert due_time(Step("rel", 600.0, "navcam_driver", "NOOP"), 1e9, PLAN) == 1e9 + 600
+    assert due_time(Step("rel", 600.0, "navcam_driver", "NOOP"), 1e9, None) == 1e9 + 600
+    fast = ContactPlan(PLAN.relays, 360.0, 0.0)
+    assert due_time(Step("rel", 600.0, "navcam_driver", "NOOP"), 1e9, fast) == pytest.approx(1e9 + 600 / 360)
