@@ -7,6 +7,17 @@ writes what it gave. :func:`write_product` does both at once (a file confirmed b
 Pixels keep their own type: uint16 frames become 16-bit PNGs, uint8
 thumbnails 8-bit PNGs, so ``cv2.imread(path, cv2.IMREAD_UNCHANGED)`` gives
 back exactly the decoded pixels.
+
+Near-lossless products (every pixel within ``max_error`` DN of the frame): the ground does not hold
+the frame, so it cannot measure the error again. What it checks, in :func:`check_product`
+(through :func:`~fsw.imaging.product.decode_product`), is what proves the lander's check covers the
+image written: the decoded pixels' CRC-32C equals the one the lander computed on the pixels it
+decoded and compared with the frame (so these are those very pixels); the bound in the codec
+parameters equals the one stated, and the lander's measured worst error is within it. (A check of
+the decoded pixels alone, such as "all on the quantiser's grid", would prove nothing: the decoder
+makes them so whatever the payload.) The sidecar's ``near_lossless`` entry states the bound and
+names these checks; ``source_crc32c`` (the CRC-32C of the pixels the lander coded) lets a ground
+that also receives the frame losslessly match the two and measure the error itself.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import numpy as np
 
 from link.filestore import fsync_dir
 from framework.errors import ProductError
+from fsw.imaging.codecs import NEAR_CODECS
 from fsw.imaging.product import Product, decode_product
 
 __all__ = ["WrittenProduct", "check_product", "write_checked", "write_product", "sidecar_of"]
@@ -40,14 +52,25 @@ class WrittenProduct:
     product_bytes: int
 
 
+NEAR_GROUND_CHECKS = ("decoded_crc32c_is_the_one_checked_on_board", "bound_stated_alike",
+                      "measured_on_board_within_bound")
+"""What the ground checked of a near-lossless product before writing it (see the module's note)."""
+
+
 def sidecar_of(p: Product, pixels: np.ndarray, product_bytes: int) -> dict[str, Any]:
-    """The JSON sidecar of one product."""
-    return {
+    """The JSON sidecar of one product; a near-lossless one states its bound and what the ground checked."""
+    side = {
         "id": p.id, "kind": p.kind, "camera": p.camera, "counter": p.counter, "t_capture": p.t_capture,
         "codec": p.codec, "shape": list(pixels.shape), "dtype": str(pixels.dtype), "bit_depth": p.bit_depth,
         "payload_bytes": len(p.payload), "product_bytes": product_bytes, "crc32c": p.crc32c,
         "grades": p.grades, "meta": p.meta,
     }
+    if p.codec in NEAR_CODECS:
+        side["near_lossless"] = {"max_error_dn": p.codec_params["max_error"],
+                                 "max_error_measured_on_board_dn": p.meta["max_error_measured_dn"],
+                                 "source_crc32c": p.meta.get("source_crc32c"),
+                                 "ground_checks": list(NEAR_GROUND_CHECKS)}
+    return side
 
 
 def _write_durable(path: Path, data: bytes) -> None:

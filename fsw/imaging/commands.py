@@ -23,6 +23,7 @@ from framework.errors import CommandRejected, PdhError
 from fsw.imaging.autoexposure import AutoExposure
 from fsw.imaging.calibration import CalibrationError, CalibrationManager
 from fsw.imaging.pipeline import make_lossy, make_preview, make_roi
+from fsw.imaging.near_lossless import make_near_lossless
 from fsw.imaging.processor import Held
 from fsw.imaging.product import Product
 
@@ -95,7 +96,8 @@ def _made(core: ImagingControl, product: Product) -> dict[str, Any]:
     """Send a requested product on its way; the reply names it and what the codec chose."""
     core.emit(product, requested=True)
     return {"id": product.id, "bytes": len(product.payload),
-            **{k: product.meta.get(k) for k in ("psnr_db", "scale", "region", "binning") if k in product.meta}}
+            **{k: product.meta.get(k) for k in ("psnr_db", "scale", "region", "binning", "max_error_dn",
+                                                "max_error_measured_dn") if k in product.meta}}
 
 
 def _product_handler(core: ImagingControl, make: Callable[[Held, dict[str, Any]], Product]) -> Handler:
@@ -124,8 +126,13 @@ def _product_handlers(core: ImagingControl) -> dict[str, Handler]:
         frame, grades = held
         return make_preview(frame, args["factor"], core.codec, grades)
 
+    def near_lossless(held: Held, args: dict[str, Any]) -> Product:
+        frame, grades = held
+        return make_near_lossless(frame, args["max_error"], grades, _region(args) if "region" in args else None)
+
     return {"MAKE_LOSSY": _product_handler(core, lossy), "MAKE_ROI": _product_handler(core, roi),
-            "MAKE_PREVIEW": _product_handler(core, preview)}
+            "MAKE_PREVIEW": _product_handler(core, preview),
+            "MAKE_NEAR_LOSSLESS": _product_handler(core, near_lossless)}
 
 
 def _ae_handler(core: ImagingControl, enabled: bool) -> Handler:

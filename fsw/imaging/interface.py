@@ -31,6 +31,13 @@ INTERFACE = Interface.build(
         CommandSpec(0x0211, "MAKE_ROI", (_CAMERA, _COUNTER, _REGION), doc="lossless region of a held frame"),
         CommandSpec(0x0212, "MAKE_PREVIEW", (_CAMERA, _COUNTER, Arg("factor", int, 2, 64)),
                     doc="binned lossless preview of a held frame"),
+        CommandSpec(0x0213, "MAKE_NEAR_LOSSLESS",
+                    (_CAMERA, _COUNTER, Arg("max_error", int, 1, 255, "DN"),
+                     Arg("region", list, unit="[x, y, width, height] px", required=False),
+                     Arg("pick", str, choices=("newest", "best"), required=False)),
+                    doc="near-lossless product of a held frame (raw, Bayer stays mosaicked): every pixel "
+                        "within max_error DN, checked on board by decoding before it counts; pick=best as "
+                        "MAKE_LOSSY"),
         CommandSpec(0x0220, "AE_ENABLE", (_CAMERA,), doc="auto-exposure on"),
         CommandSpec(0x0221, "AE_DISABLE", (_CAMERA,), doc="auto-exposure off"),
         CommandSpec(0x0230, "CAL_COLLECT",
@@ -112,6 +119,10 @@ KIND = KindSpec(
         "thumbnail_px": Field(int, 256, min=16, max=1024),
         "lossless_codec": Field(str, "jpegls", choices=("jpegls", "jpegxl", "png", "aec", "zstd")),
         "lossless_params": Field(dict, {}, doc="codec parameters, e.g. {effort: 1} for jpegxl"),
+        "near_lossless_max_error": Field(int, 0, min=0, max=255,
+                                         doc="0: full frames lossless; k > 0: full frames near-lossless, "
+                                             "every pixel within k DN (JPEG-LS NEAR when lossless_codec is "
+                                             "jpegls, else quantised JPEG XL at lossless_params' effort)"),
         "workers": Field(int, 2, min=1, max=16, doc="threads encoding lossless products"),
         "queue_max": Field(int, 8, min=1, max=256, doc="frames waiting; beyond, frames keep only a thumbnail"),
         "recent_frames": Field(int, 4, min=1, max=64, doc="raw frames kept per camera for requests"),

@@ -21,6 +21,7 @@ from fsw.imaging.autoexposure import AutoExposure, AutoExposureConfig, ExposureC
 from fsw.imaging.calibration import CalibrationManager
 from fsw.imaging.frame import Frame, FrameRejected
 from fsw.imaging.grades import grade_frame_and_blocks, thumbnail_only
+from fsw.imaging.near_lossless import capture_codec, make_near_lossless
 from fsw.imaging.pipeline import make_lossless, make_thumbnail
 from fsw.imaging.product import Product
 
@@ -156,7 +157,12 @@ class FrameProcessor:
 
     def _lossless(self, frame: Frame, grades: dict[str, Any]) -> Product:
         t0 = time.perf_counter()
-        p = make_lossless(frame, self.codec, grades, self.s["lossless_params"])
+        k = self.s.get("near_lossless_max_error", 0)
+        if k:  # the capture path set near-lossless: the frame's full product bounds each pixel by k DN
+            codec, params = capture_codec(self.codec, self.s["lossless_params"])
+            p = make_near_lossless(frame, k, grades, kind="full", codec=codec, params=params)
+        else:
+            p = make_lossless(frame, self.codec, grades, self.s["lossless_params"])
         self.stage_ms["lossless"] = (time.perf_counter() - t0) * 1000
         return p
 

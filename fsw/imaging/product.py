@@ -2,13 +2,21 @@
 
 A product (schema version 1) is a msgpack map::
 
-    v, id, kind ("thumbnail" | "full" | "lossy" | "roi" | "preview"), camera, counter, t_capture,
+    v, id, kind ("thumbnail" | "full" | "lossy" | "roi" | "preview" | "near_lossless"), camera, counter, t_capture,
     meta (map), grades (map), codec, codec_params (map),
     shape [h, w] or [h, w, c], dtype ("uint8" | "uint16"), bit_depth,
     payload (bin), crc32c (int: CRC-32C of the decoded pixels, C order, little-endian)
 
 :func:`decode_product` decodes the payload and checks the CRC, so a product
 that decodes at all is bit-exact. The ground uses exactly this decoder.
+
+A near-lossless product (codec in :data:`~fsw.imaging.codecs.NEAR_CODECS`: the ``near_lossless``
+kind, or a ``full`` frame when the capture path is set near-lossless) states its bound twice:
+``codec_params.max_error`` (what the decoder uses) and ``meta.max_error_dn`` (what the sidecar
+shows); they must agree, and ``meta.max_error_measured_dn`` (the worst pixel the lander found when it
+decoded the product against the frame, before the product counted) must be within it. Its
+``crc32c`` is of the decoded pixels, so a ground that decodes the same CRC decoded exactly the
+pixels the lander checked.
 """
 
 from __future__ import annotations
@@ -21,13 +29,13 @@ import numpy as np
 
 from framework.crc import pixels_crc32c
 from framework.errors import ProductError
-from fsw.imaging.codecs import CODECS, decode_pixels
+from fsw.imaging.codecs import CODECS, NEAR_CODECS, decode_pixels
 
 __all__ = ["PRODUCT_VERSION", "PRODUCT_KINDS", "Product", "encode_product", "decode_product",
            "read_product_header", "product_id"]
 
 PRODUCT_VERSION = 1
-PRODUCT_KINDS = ("thumbnail", "full", "lossy", "roi", "preview")
+PRODUCT_KINDS = ("thumbnail", "full", "lossy", "roi", "preview", "near_lossless")
 MAX_PRODUCT_BYTES = 512 * 1024 * 1024
 
 
@@ -108,12 +116,32 @@ def read_product_header(data: bytes) -> Product:
         raise ProductError(f"bad bit_depth {body['bit_depth']!r}")
     if not 0 <= body["crc32c"] < 2**32:
         raise ProductError(f"bad crc32c {body['crc32c']!r}")
+    if body["codec"] in NEAR_CODECS:
+        _check_bound_stated(body)
     return Product(
         id=body["id"], kind=body["kind"], camera=body["camera"], counter=body["counter"],
         t_capture=float(body["t_capture"]), codec=body["codec"], shape=tuple(shape), dtype=body["dtype"],
         bit_depth=body["bit_depth"], payload=body["payload"], crc32c=body["crc32c"], meta=body["meta"],
         grades=body["grades"], codec_params=body["codec_params"], v=body["v"],
     )
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _check_bound_stated(body: dict[str, Any]) -> None:
+    """A near-lossless product's bound: stated alike in its codec parameters and its meta, and met."""
+    k = body["codec_params"].get("max_error")
+    meta = body["meta"]
+    if not (_is_count(k) and k >= 1):
+        raise ProductError(f"near-lossless product without max_error >= 1 in codec_params: {k!r}")
+    if meta.get("max_error_dn") != k:
+        raise ProductError(f"near-lossless product states max_error_dn {meta.get('max_error_dn')!r}, "
+                           f"its codec {k}")
+    measured = meta.get("max_error_measured_dn")
+    if not (_is_count(measured) and measured <= k):
+        raise ProductError(f"near-lossless product measured max error {measured!r} is not within its bound {k}")
 
 
 def decode_product(data: bytes) -> tuple[Product, np.ndarray]:
