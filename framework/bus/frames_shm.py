@@ -7,6 +7,8 @@ slot. Each slot header carries a generation counter used seqlock style: the
 writer makes it odd while writing and the next even value when done, so a
 reader that checks the generation before and after its copy knows whether
 the slot was overwritten meanwhile (then the read is dropped and counted).
+A reader may also use the bytes where they lie (:meth:`FrameRingReader.get`,
+no copy) and check :meth:`FrameRingReader.valid` once its work on them is done.
 
 Segment layout (little-endian): a 64-byte ring header (magic, version,
 slots, slot_bytes), then ``slots`` slot headers of 64 bytes (generation u64,
@@ -231,6 +233,11 @@ class FrameRingReader:
     @property
     def slot_bytes(self) -> int:
         return self._seg.slot_bytes
+
+    @property
+    def slots(self) -> int:
+        """Frames the ring holds: a reader using pixels in place keeps fewer than this many in work."""
+        return self._seg.slots
 
     def is_current(self) -> bool:
         """False once the writer has gone and a new ring of this name replaced (or removed) this one."""

@@ -7,9 +7,18 @@ crc32c and one buffer of pixels. :func:`frame_from_message` turns that into a
 
 With the driver's opt-in ``frame_transport: shm`` the message carries no
 buffer but a field ``shm: {name, slot, generation, length, offset}`` naming
-where the pixels lie in a shared-memory ring (:mod:`framework.bus.frames_shm`):
-they are copied out once, and the copy is kept only if the slot was not
-rewritten meanwhile (else reason ``shm_overwritten``) and its CRC-32C holds.
+where the pixels lie in a shared-memory ring (:mod:`framework.bus.frames_shm`).
+By default they are copied out once, and the copy is kept only if the slot was
+not rewritten meanwhile (else reason ``shm_overwritten``) and its CRC-32C holds.
+
+``in_place=True`` (the imaging core on the driver's host) copies nothing: the
+frame's pixels are a read-only view of the slot, checked (CRC-32C, bit depth,
+generation) where they lie, and the frame carries a :class:`ShmLease` that says
+whether the slot still holds them. Whoever works on such a frame checks
+:meth:`Frame.intact` *after* the work (seqlock style: the writer makes the
+generation odd before it touches a slot), and a frame found rewritten is handled
+as an overwrite at the boundary is: :class:`PixelsOverwritten`, reason
+``shm_overwritten``.
 """
 
 from __future__ import annotations
@@ -23,10 +32,10 @@ import numpy as np
 
 from framework.bus.frames_shm import FrameRingReader, ShmError
 from framework.bus.message import Message
-from framework.errors import PdhError
+from framework.errors import PdhError, ProductError
 from framework.crc import pixels_crc32c
 
-__all__ = ["Frame", "FrameRejected", "frame_from_message", "frame_identity", "FRAME_FIELDS", "PATTERNS",
+__all__ = ["Frame", "FrameRejected", "PixelsOverwritten", "ShmLease", "frame_from_message", "frame_identity", "FRAME_FIELDS", "PATTERNS",
            "CAMERA_ID", "MAX_COUNTER"]
 
 FRAME_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -56,6 +65,36 @@ class FrameRejected(PdhError):
         super().__init__(f"{reason}: {detail}")
 
 
+class PixelsOverwritten(ProductError):
+    """A frame used in place was rewritten in its ring slot while (or before) it was worked on: what was
+    made from it is void. ``reason`` is ``shm_overwritten``, as for a frame found rewritten at the boundary."""
+
+    reason = "shm_overwritten"
+
+    def __init__(self, camera: str, counter: int, lease: "ShmLease") -> None:
+        self.camera = camera
+        self.counter = counter
+        super().__init__(f"shm_overwritten: frame {camera}/{counter}: {lease.describe()} was rewritten "
+                         f"while its pixels were in use")
+
+
+@dataclass(frozen=True)
+class ShmLease:
+    """Where an in-place frame's pixels lie, and whether the slot still holds them (one header read)."""
+
+    ring: FrameRingReader
+    slot: int
+    generation: int
+    length: int
+    offset: int = 0
+
+    def valid(self) -> bool:
+        return self.ring.valid(self.slot, self.generation, self.length, self.offset)
+
+    def describe(self) -> str:
+        return f"ring '{self.ring.name}' slot {self.slot} (generation {self.generation})"
+
+
 @dataclass(frozen=True)
 class Frame:
     camera: str
@@ -69,6 +108,17 @@ class Frame:
     t_capture: float
     crc32c: int
     priority: str = ""  # "confirmation": taken to confirm a deployment; its products go first
+    lease: ShmLease | None = None  # pixels used in place in a ring slot: valid only while this holds
+
+    def intact(self) -> bool:
+        """True while the pixels are the frame's: always for owned pixels, while the slot is unwritten for
+        pixels used in place. Check it after the work, never only before."""
+        return self.lease is None or self.lease.valid()
+
+    def check_intact(self) -> None:
+        """PixelsOverwritten unless :meth:`intact`: call when the work on the pixels is done."""
+        if self.lease is not None and not self.lease.valid():
+            raise PixelsOverwritten(self.camera, self.counter, self.lease)
 
     def meta(self) -> dict[str, Any]:
         m = {"exposure_us": self.exposure_us, "gain": self.gain, "temp_c": self.temp_c, "pattern": self.pattern}
@@ -132,16 +182,20 @@ def _check_fields(f: dict[str, Any], camera: str, counter: int) -> None:
         raise bad("metadata", f"priority {str(prio)[:40]!r} is not a short string")
 
 
-def frame_from_message(msg: Message, check_crc: bool = True, cameras: Collection[str] | None = None) -> Frame:
+def frame_from_message(msg: Message, check_crc: bool = True, cameras: Collection[str] | None = None,
+                       in_place: bool = False) -> Frame:
     """The frame a ``frame.<camera>`` message carries, every field checked; FrameRejected if anything is wrong.
 
-    ``cameras``: the camera ids this reader serves (None: any safe id)."""
+    ``cameras``: the camera ids this reader serves (None: any safe id). ``in_place``: pixels in shared
+    memory stay there (a read-only view and a :class:`ShmLease`; see the module doc), else one copy."""
     camera, counter = frame_identity(msg, cameras)
     f = msg.header.fields
     _check_fields(f, camera, counter)
     shape = f["shape"]
     dt = np.dtype(f["dtype"])
     if "shm" in f and not msg.buffers:
+        if in_place:
+            return _frame_in_place(f, dt, check_crc)
         pixels = _pixels_from_shm(f["shm"], shape, dt, camera, counter)
         return _checked_frame(f, pixels, check_crc)
     if len(msg.buffers) != 1:
@@ -158,7 +212,7 @@ def frame_from_message(msg: Message, check_crc: bool = True, cameras: Collection
     return _checked_frame(f, pixels, check_crc)
 
 
-def _checked_frame(f: dict[str, Any], pixels: np.ndarray, check_crc: bool) -> Frame:
+def _checked_frame(f: dict[str, Any], pixels: np.ndarray, check_crc: bool, lease: ShmLease | None = None) -> Frame:
     camera, counter = f["camera"], f["counter"]
     if check_crc and pixels_crc32c(pixels) != f["crc32c"]:
         raise FrameRejected("crc", f"pixel CRC-32C does not match {f['crc32c']:#010x}", camera, counter)
@@ -167,7 +221,7 @@ def _checked_frame(f: dict[str, Any], pixels: np.ndarray, check_crc: bool) -> Fr
     return Frame(camera=camera, counter=counter, pixels=pixels, bit_depth=f["bit_depth"],
                  pattern=f["pattern"], exposure_us=f["exposure_us"], gain=float(f["gain"]),
                  temp_c=float(f["temp_c"]), t_capture=float(f["t_capture"]), crc32c=f["crc32c"],
-                 priority=f.get("priority", ""))
+                 priority=f.get("priority", ""), lease=lease)
 
 
 _rings: dict[str, FrameRingReader] = {}  # attachments, one per ring name, kept for the process's life (bounded)
@@ -189,8 +243,8 @@ def _ring(name: str, fresh: bool = False) -> FrameRingReader:
     return new
 
 
-def _pixels_from_shm(handle: Any, shape: list[int], dt: np.dtype, camera: str, counter: int) -> np.ndarray:
-    """One copy out of the ring slot, checked for a rewrite during it."""
+def _handle_args(handle: Any, shape: list[int], dt: np.dtype, camera: str, counter: int) -> list[Any]:
+    """(slot, generation, length, offset) of a handle whose length fits the frame; FrameRejected if not."""
     if not isinstance(handle, dict) or not isinstance(handle.get("name"), str):
         raise FrameRejected("shm", f"handle {str(handle)[:120]} is not a mapping with a ring name", camera, counter)
     args = [handle.get(k) for k in ("slot", "generation", "length")] + [handle.get("offset", 0)]
@@ -198,6 +252,50 @@ def _pixels_from_shm(handle: Any, shape: list[int], dt: np.dtype, camera: str, c
     if args[2] != expected or isinstance(args[2], bool):
         raise FrameRejected("size", f"{str(args[2])[:40]} bytes in shared memory, expected {expected} for "
                                     f"{shape} {dt}", camera, counter)
+    return args
+
+
+def _overwritten(handle: dict[str, Any], args: list[Any], camera: str, counter: int) -> FrameRejected:
+    return FrameRejected("shm_overwritten", f"ring '{handle['name']}' slot {args[0]} was rewritten "
+                                            f"(generation {args[1]} gone)", camera, counter)
+
+
+def _frame_in_place(f: dict[str, Any], dt: np.dtype, check_crc: bool) -> Frame:
+    """The frame over its ring slot, no copy: CRC-32C and bit depth checked where the pixels lie, then the
+    generation (a rewrite during the checks is an overwrite, as for a copy)."""
+    camera, counter, shape, handle = f["camera"], f["counter"], f["shape"], f["shm"]
+    args = _handle_args(handle, shape, dt, camera, counter)
+    try:
+        ring = _ring(handle["name"])
+        view = ring.get(*args)
+        if view is None and not ring.is_current():  # the writer restarted: attach to its new ring, once
+            ring = _ring(handle["name"], fresh=True)
+            view = ring.get(*args)
+    except ShmError as exc:
+        raise FrameRejected("shm", str(exc), camera, counter) from None
+    except FrameRejected as exc:
+        exc.camera, exc.counter = camera, counter
+        raise
+    if view is None:
+        raise _overwritten(handle, args, camera, counter)
+    pixels = np.frombuffer(view, dtype=dt.newbyteorder("<")).reshape(shape)
+    lease = ShmLease(ring, *args)
+    try:
+        frame = _checked_frame(f, pixels, check_crc, lease)
+    except FrameRejected as exc:
+        if not lease.valid():  # the slot changed under the checks: that, not the CRC, is what happened
+            raise _overwritten(handle, args, camera, counter) from None
+        raise exc
+    if not lease.valid():
+        ring.overwritten += 1
+        raise _overwritten(handle, args, camera, counter)
+    return frame
+
+
+def _pixels_from_shm(handle: Any, shape: list[int], dt: np.dtype, camera: str, counter: int) -> np.ndarray:
+    """One copy out of the ring slot, checked for a rewrite during it."""
+    args = _handle_args(handle, shape, dt, camera, counter)
+    expected = args[2]
     try:
         ring = _ring(handle["name"])
         if expected > ring.slot_bytes:  # checked before the copy's buffer is allocated
@@ -215,6 +313,5 @@ def _pixels_from_shm(handle: Any, shape: list[int], dt: np.dtype, camera: str, c
         exc.camera, exc.counter = camera, counter
         raise
     if not ok:
-        raise FrameRejected("shm_overwritten", f"ring '{handle['name']}' slot {args[0]} was rewritten "
-                                               f"(generation {args[1]} gone)", camera, counter)
+        raise _overwritten(handle, args, camera, counter)
     return pixels

@@ -4,6 +4,12 @@ The core (:mod:`fsw.imaging.process`) feeds frames in and sends out what these
 return, thumbnail first. Bayer frames stay raw (mosaicked) in lossless
 products; thumbnails, lossy products and previews are demosaiced with OpenCV
 into BGR (OpenCV's channel order; the product's meta says so).
+
+A frame may be used in place in a shared-memory ring slot (:meth:`Frame.intact`):
+every product is checked to still come from the frame's pixels when it is done
+(:func:`_product`), so a slot rewritten during the work raises
+:class:`~fsw.imaging.frame.PixelsOverwritten` instead of making a product of
+someone else's pixels.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ def demosaic(px: np.ndarray, pattern: str) -> np.ndarray:
 def _product(frame: Frame, kind: str, codec: str, decoded: np.ndarray, payload: bytes, bit_depth: int,
              grades: dict[str, Any], params: dict[str, Any], meta: dict[str, Any] | None = None,
              crc: int | None = None) -> Product:
+    """The product, once the work on the frame's pixels is done and they are still the frame's."""
+    frame.check_intact()
     return Product(id=product_id(frame.camera, frame.counter, kind), kind=kind, camera=frame.camera,
                    counter=frame.counter, t_capture=frame.t_capture, codec=codec, shape=tuple(decoded.shape),
                    dtype=decoded.dtype.name, bit_depth=bit_depth, payload=payload,
@@ -106,19 +114,26 @@ def make_thumbnail(frame: Frame, max_px: int, grades: dict[str, Any],
                     meta), decoded
 
 
-def make_lossless(frame: Frame, codec: str, grades: dict[str, Any], params: dict[str, Any] | None = None) -> Product:
+def make_lossless(frame: Frame, codec: str, grades: dict[str, Any], params: dict[str, Any] | None = None,
+                  verify_threads: int = 1) -> Product:
     """The full frame, raw (Bayer stays mosaicked), lossless; decoded again and checked before it counts.
 
     The check is the decoded pixels' CRC-32C against the frame's, checked at the bus boundary: one pass,
     and the CRC the product carries. Only when they differ are the pixels compared one by one, to tell a
     codec that did not round-trip (an error) from a frame whose stated CRC was wrong (the product then
-    carries the true one)."""
+    carries the true one). The decode is most of the cost (JPEG XL decodes 2-3x slower than effort 1
+    encodes): ``verify_threads`` lets it use the cores the caller knows are idle; the check is the same.
+    A frame used in place whose slot was rewritten meanwhile raises PixelsOverwritten, never a codec error."""
     params = {"bit_depth": frame.bit_depth, **(params or {})}
     payload = encode_pixels(codec, frame.pixels, params)
-    back = decode_pixels(codec, payload, frame.pixels.shape, frame.pixels.dtype.name, params)
+    back = decode_pixels(codec, payload, frame.pixels.shape, frame.pixels.dtype.name,
+                         params | {"threads": max(1, verify_threads)})
     crc = pixels_crc32c(back)
-    if crc != frame.crc32c and not np.array_equal(back, frame.pixels):
-        raise ProductError(f"{codec} did not round-trip frame {frame.camera}/{frame.counter} bit-exact")
+    if crc != frame.crc32c:
+        frame.check_intact()  # the stated CRC was checked over these pixels: a difference may be a rewrite
+        if not np.array_equal(back, frame.pixels):
+            frame.check_intact()
+            raise ProductError(f"{codec} did not round-trip frame {frame.camera}/{frame.counter} bit-exact")
     bpp = len(payload) * 8 / frame.pixels.size
     return _product(frame, "full", codec, frame.pixels, payload, frame.bit_depth,
                     grades | {"lossless_bpp": round(bpp, 4)}, params, crc=crc)

@@ -16,6 +16,10 @@ ROUTER. Commands come in on this process's ROUTER (handlers:
 On the bus this process listens to its cameras' frames, its own events (the echo
 that ends a report's resending), the downlink's events (``product_stored``) and the
 camera drivers' health (``last_counter``, which shows frames that never arrived).
+
+Frames whose pixels come through a camera driver's shared-memory ring are used
+in place (no copy; :mod:`fsw.imaging.frame`): a slot rewritten before or during
+a frame's work names that frame lost (``shm_overwritten``), whichever products it lacks.
 """
 
 from __future__ import annotations
@@ -125,6 +129,7 @@ class ImagingCore:
 
     @property
     def recent(self) -> dict[str, Any]:
+        self.proc.let_go_overwritten()
         return self.proc.recent
 
     def recent_frame(self, camera: str, counter: int | None) -> Held | None:
@@ -174,7 +179,11 @@ class ImagingCore:
             self.ctx.log.warning("product_given_up", id=out.id, reason="handoff_backlog")
 
     def named(self, name: str, frame: Frame, kinds: frozenset[str], fields: dict[str, Any]) -> None:
-        """The processor will not make ``kinds`` of ``frame``: a report (journalled, sent until heard back)."""
+        """The processor will not make ``kinds`` of ``frame``: a report (journalled, sent until heard back).
+        A frame lost in work (its slot rewritten) is named as one lost at the boundary is."""
+        if name == "frames_lost":
+            self.accounts.lost(frame.camera, [frame.counter], str(fields.get("reason", "")), kinds)
+            return
         self.accounts.lacks(name, frame.camera, frame.counter, kinds, fields)
 
     def expose(self, camera: str, cmd: ExposureCommand, frame: Frame) -> None:
@@ -240,7 +249,7 @@ class ImagingCore:
             self._rejected(msg, FrameRejected("duplicate", f"frame {camera}/{counter} was taken already"))
             return
         try:
-            frame = frame_from_message(msg, cameras=self.cameras)
+            frame = frame_from_message(msg, cameras=self.cameras, in_place=True)
         except FrameRejected as exc:
             self._rejected(msg, exc)
             self.accounts.lost(camera, [counter], exc.reason)
@@ -295,7 +304,7 @@ class ImagingCore:
             return "restart_pixels_not_held"  # inline transport: the pixels died with the process
         msg = Message(f"frame.{f.camera}", Header(f.src, 0, 0.0, "frame", dict(f.fields)))
         try:
-            frame = frame_from_message(msg, cameras=self.cameras)
+            frame = frame_from_message(msg, cameras=self.cameras, in_place=True)
             self.proc.accept(frame, replay=True)
         except FrameRejected as exc:
             return "restart_pixels_overwritten" if exc.reason == "shm_overwritten" else f"restart_{exc.reason}"
