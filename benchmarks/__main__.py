@@ -23,6 +23,7 @@ from benchmarks.codecs import bench_codecs
 from benchmarks.downlink import bench_downlink, bench_reencode
 from benchmarks.figures import Table, render
 from benchmarks.imaging import bench_imaging
+from benchmarks.near_lossless import bench_near_lossless
 
 __all__ = ["main", "SIZES"]
 
@@ -44,11 +45,13 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                "quick": {"size_px": 512, "duration_s": 3.0}},
     "accounting": {"full": {"size_px": 2048, "n_frames": 60, "n_books": 500},
                    "quick": {"size_px": 512, "n_frames": 20, "n_books": 100}},
+    "near_lossless": {"full": {"size_px": 2048, "n_frames": 2, "rounds": 3},
+                      "quick": {"size_px": 512, "n_frames": 1, "rounds": 2}},
 }
 BENCHES: dict[str, Callable[..., Table]] = {"codecs": bench_codecs, "bus": bench_bus, "imaging": bench_imaging,
                                             "chain": bench_chain, "downlink": bench_downlink,
                                             "reencode": bench_reencode, "camera": bench_camera,
-                                            "accounting": accounting_table}
+                                            "accounting": accounting_table, "near_lossless": bench_near_lossless}
 
 
 def _machine() -> dict[str, Any]:
