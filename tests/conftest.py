@@ -73,6 +73,7 @@ def link_chain_config(write_config: Callable[[dict[str, Any]], Path], timers: di
     plan = plan or {}
     return write_config({
         "version": 1,
+        "security": {"curve": False},  # plain command ports: the tests of this chain are not about keys
         "endpoints": {**tcp, **udp},
         "bus": {"sndhwm": 1000, "rcvhwm": 1000},
         "processes": {

@@ -25,6 +25,7 @@ def chain_config(rate_hz: float) -> dict[str, Any]:
     ports = {name: free_port() for name in ("bus_pub", "bus_sub", "cam_link", "cam_cmd", "cam_ctl")}
     return {
         "version": 1,
+        "security": {"curve": False},  # plain command ports: this test is not about keys
         "endpoints": {name: f"tcp://127.0.0.1:{port}" for name, port in ports.items()},
         "bus": {"sndhwm": 100, "rcvhwm": 100},
         "processes": {

@@ -71,6 +71,7 @@ def _config(tmp: Path, link: int) -> Path:
     cfg = tmp / "flood.yaml"
     cfg.write_text(yaml.safe_dump({
         "version": 1,
+        "security": {"curve": False},  # plain command ports: this test is not about keys
         "endpoints": eps,
         "processes": {
             # The navcam profile's full 2048x2048 frame: 4 MiB announcements are within what the driver takes.

@@ -34,6 +34,7 @@ def rig_config(serial: bool) -> dict[str, Any]:
         profile.update(binning=2)  # 32x24 at 12 bits: about 17 ms a frame at 921 600 baud
     return {
         "version": 1,
+        "security": {"curve": False},  # plain command ports: this test is not about keys
         "endpoints": {n: f"tcp://127.0.0.1:{port}" for n, port in ports.items()},
         "bus": {"sndhwm": 100, "rcvhwm": 100},
         "processes": {

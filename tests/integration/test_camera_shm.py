@@ -27,6 +27,7 @@ def shm_config(ring: str) -> dict[str, Any]:
                                        "imaging_cmd")}
     return {
         "version": 1,
+        "security": {"curve": False},  # plain command ports: this test is not about keys
         "endpoints": {n: f"tcp://127.0.0.1:{p}" for n, p in ports.items()},
         "processes": {
             "broker": {"kind": "bus.broker", "endpoints": {"xsub": "bus_pub", "xpub": "bus_sub"}},

@@ -30,7 +30,7 @@ import yaml
 import zmq
 
 from framework.bus.client import Publisher, Subscriber
-from framework.bus.commands import CommandClient
+from framework.bus.auth import operator_client
 from framework.config import load_config
 from pdh.demo import judge_frames
 from pdh.verify import NAMING_EVENTS, FramesCheck
@@ -248,7 +248,7 @@ def test_one_campaign_of_kills_loss_forgery_and_a_full_disk_loses_and_forges_not
         forger.datagrams(range(0, 40))
         forger.bus_messages()
         forger.foreign_user()
-        client = CommandClient(zctx, config.reach("navcam_driver", "command"))
+        client = operator_client(zctx, config, out, "navcam_driver")  # the run's operator key: every port is CURVE
         stopped = client.call("STREAM_STOP", {}, timeout_s=10.0)[-1].status
         client.close()
         check: list[FramesCheck] = [judge_frames(out, config, camp.heard)]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from framework.bus.client import Subscriber
-from framework.bus.commands import CommandClient
+from framework.bus.auth import operator_client
 from framework.config import load_config
 from pdh.demo import judge_frames
 from pdh.verify import NAMING_EVENTS, FramesCheck
@@ -84,7 +84,7 @@ def test_killing_the_imaging_core_and_the_broker_loses_no_frame_unnamed(tmp_path
         events.pump(5.0, until=lambda: events.thumbnails > seen)
         _kill(processes, cfg, "imaging", 0.2, events)  # as a thumbnail leaves: its full frame is in work
         events.pump(1.5)
-        client = CommandClient(zctx, config.reach("navcam_driver", "command"))
+        client = operator_client(zctx, config, out, "navcam_driver")  # the run's operator key: every port is CURVE
         assert client.call("STREAM_STOP", {}, timeout_s=10.0)[-1].status == "completed"
         client.close()
         events.pump(1.0)

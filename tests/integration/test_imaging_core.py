@@ -25,6 +25,7 @@ def _config(write_config, ports: dict[str, int], **imaging) -> Path:
     ep = {k: f"tcp://127.0.0.1:{v}" for k, v in ports.items()}
     return write_config({
         "version": 1,
+        "security": {"curve": False},  # plain command ports: this test is not about keys
         "endpoints": ep,
         "processes": {
             "broker": {"kind": "bus.broker", "endpoints": {"xsub": "bus_pub", "xpub": "bus_sub"}},

@@ -64,7 +64,9 @@ def emulator_ctx(tmp_path: Path, write_config: Any) -> Iterator[Callable[..., Pr
     made: list[ProcessContext] = []
 
     def make(name: str, process: dict[str, Any], endpoints: dict[str, str]) -> ProcessContext:
-        path = write_config({"version": 1, "endpoints": endpoints, "processes": {name: process}})
+        # plain command ports: these tests are about the emulators, not about keys (test_command_ports_auth is)
+        path = write_config({"version": 1, "endpoints": endpoints, "security": {"curve": False},
+                             "processes": {name: process}})
         ctx = ProcessContext(name=name, config=load_config(path), out_dir=tmp_path / "out", log=RecordingLog())
         made.append(ctx)
         return ctx

@@ -20,6 +20,7 @@ def broker(write_config, processes) -> Iterator[tuple[zmq.Context, dict[str, str
     cfg = write_config({
         "version": 1,
         "endpoints": ep,
+        "security": {"curve": False},  # a plain command port: this test is about the broker, not about keys
         "processes": {"broker": {"kind": "bus.broker",
                                  "endpoints": {"xsub": "bus_pub", "xpub": "bus_sub", "command": "broker_cmd"}}},
     })
