@@ -5,12 +5,20 @@ thread (thumbnail out first), then its lossless product is encoded by a worker
 thread (the codecs release the GIL, so workers run on separate cores). A frame
 arriving when the queue is full keeps only its thumbnail, and an event names it.
 The process adapter (:mod:`fsw.imaging.process`) and the benchmarks drive this same object.
+
+Frames may be used in place in the camera driver's shared-memory ring (no copy):
+every product checks, once its work is done, that the slot still holds the frame
+(:meth:`~fsw.imaging.frame.Frame.check_intact`). A frame found rewritten is
+handled as one found rewritten at the bus boundary: what was made of it is
+dropped and the frame is named (``frames_lost``, reason ``shm_overwritten``, the
+products it lacks); frames held for requests are let go once their slot is rewritten.
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures
+import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +27,7 @@ from typing import Any, Callable
 from framework.errors import PdhError
 from fsw.imaging.autoexposure import AutoExposure, AutoExposureConfig, ExposureCommand
 from fsw.imaging.calibration import CalibrationManager
-from fsw.imaging.frame import Frame, FrameRejected
+from fsw.imaging.frame import Frame, FrameRejected, PixelsOverwritten
 from fsw.imaging.grades import grade_frame_and_blocks, thumbnail_only
 from fsw.imaging.near_lossless import capture_codec, make_near_lossless
 from fsw.imaging.pipeline import make_lossless, make_thumbnail
@@ -59,6 +67,7 @@ class FrameProcessor:
         self.calibration = CalibrationManager(calibration_dir) if calibration_dir else None
         self.counters = dict(frames_accepted=0, frames_thumbnail_only=0, products_made=0, products_failed=0,
                              ae_commands=0)
+        self.overwritten = 0  # frames used in place whose slot was rewritten during their work
         self.stage_ms: dict[str, float] = {}
         self._blocks: dict[str, Any] = {}  # per camera: block means of the last frame, for the change grade
         self.last_error = ""
@@ -73,7 +82,7 @@ class FrameProcessor:
         if frame.camera not in self.recent:
             raise FrameRejected("camera_unknown", f"camera {frame.camera!r} is not one of {self.cameras}")
         self.counters["frames_accepted"] += 1
-        if len(self.waiting) >= self.s["queue_max"]:
+        if len(self.waiting) >= self._room(frame):
             self._front_end(frame, full_frame=False, replay=replay)
             self.counters["frames_thumbnail_only"] += 1
             self._named("frames_thumbnail_only", frame, FULL,
@@ -85,6 +94,15 @@ class FrameProcessor:
         else:
             self.waiting.append((frame, self._monotonic(), replay))
 
+    def _room(self, frame: Frame) -> int:
+        """Frames that may wait. For a frame used in place, also what its ring can hold: with more, the
+        oldest waiting frame's slot would be rewritten (the writer holds the slot it is filling) before
+        its turn while the camera keeps sending; a frame that is found rewritten anyway is named lost."""
+        if frame.lease is None:
+            return self.s["queue_max"]
+        running = sum(not f.done() for _, f in self.inflight)
+        return max(1, min(self.s["queue_max"], frame.lease.ring.slots - 1 - running))
+
     def step(self) -> None:
         """Emit finished products in frame order; then start what the workers have room for.
 
@@ -95,12 +113,17 @@ class FrameProcessor:
             frame, fut = self.inflight.popleft()
             try:
                 self._made(fut.result())
+            except PixelsOverwritten:
+                self._overwritten(frame, FULL)
             except Exception as exc:  # noqa: BLE001 - whatever a frame's encoding raises, it names the frame
                 self._fail(frame, exc, FULL)
         workers = self.s["workers"]
         while (self.waiting and len(self.inflight) < 2 * workers
                and sum(not f.done() for _, f in self.inflight) < workers):
             frame, _, replay = self.waiting.popleft()
+            if not frame.intact():  # rewritten while it waited: no work is spent on it
+                self._overwritten(frame, THUMBNAIL)
+                continue
             self._front_end(frame, replay=replay)
 
     def busy(self) -> bool:
@@ -118,30 +141,44 @@ class FrameProcessor:
 
     # -- per frame ----------------------------------------------------------------------------------
     def recent_frame(self, camera: str, counter: int | None) -> Held | None:
+        self.let_go_overwritten()
         for frame, grades in reversed(self.recent.get(camera, ())):
             if counter is None or frame.counter == counter:
                 return frame, grades
         return None
+
+    def let_go_overwritten(self) -> None:
+        """Frames held for requests whose ring slot has been rewritten are no longer held."""
+        for camera, held in self.recent.items():
+            if any(not f.intact() for f, _ in held):
+                kept = [(f, g) for f, g in held if f.intact()]
+                held.clear()
+                held.extend(kept)
 
     def _front_end(self, frame: Frame, full_frame: bool = True, replay: bool = False) -> None:
         t0 = time.perf_counter()
         try:
             grades, blocks = grade_frame_and_blocks(frame.pixels, frame.bit_depth, frame.pattern,
                                                     self._blocks.get(frame.camera))
-            self._blocks[frame.camera] = blocks
             t1 = time.perf_counter()
             if self.calibration is not None:
                 cal = self.calibration.active.get(frame.camera)
                 # The raw pixels stay raw; the set on board is named so the ground can apply it.
                 grades["calibration"] = cal.id if cal else "none"
-                if not replay:
-                    self.calibration.offer(frame.camera, frame.pixels, frame.exposure_us, frame.temp_c)
+            thumb, _ = make_thumbnail(frame, self.s["thumbnail_px"], grades, blocks)  # checks the frame intact
+            if self.calibration is not None and not replay and self.calibration.collecting(frame.camera):
+                self.calibration.offer(frame.camera, frame.pixels, frame.exposure_us, frame.temp_c)
+                frame.check_intact()  # (only while collecting) the copy it kept is this frame's
+            t2 = time.perf_counter()
+            # Only grades of the frame's own pixels go on: the change grade, auto-exposure, the held frames.
+            self._blocks[frame.camera] = blocks
             self.recent[frame.camera].append((frame, grades))
             if not replay:
                 self._autoexpose(frame, grades)
-            thumb, _ = make_thumbnail(frame, self.s["thumbnail_px"], grades, blocks)
-            t2 = time.perf_counter()
             self._made(thumb)
+        except PixelsOverwritten:
+            self._overwritten(frame, THUMBNAIL)
+            return
         except Exception as exc:  # noqa: BLE001 - a frame must never end the process; it is named instead
             self._fail(frame, exc, THUMBNAIL)
             return
@@ -153,18 +190,25 @@ class FrameProcessor:
                          "score": grades["score"]})
             return
         if full_frame:
-            self.inflight.append((frame, self.pool.submit(self._lossless, frame, grades)))
+            self.inflight.append((frame, self.pool.submit(self._lossless, frame, grades, self._verify_threads())))
 
-    def _lossless(self, frame: Frame, grades: dict[str, Any]) -> Product:
+    def _lossless(self, frame: Frame, grades: dict[str, Any], verify_threads: int = 1) -> Product:
         t0 = time.perf_counter()
         k = self.s.get("near_lossless_max_error", 0)
         if k:  # the capture path set near-lossless: the frame's full product bounds each pixel by k DN
             codec, params = capture_codec(self.codec, self.s["lossless_params"])
             p = make_near_lossless(frame, k, grades, kind="full", codec=codec, params=params)
         else:
-            p = make_lossless(frame, self.codec, grades, self.s["lossless_params"])
+            p = make_lossless(frame, self.codec, grades, self.s["lossless_params"], verify_threads)
+        frame.check_intact()  # in place: the slot still held the frame when its product was done
         self.stage_ms["lossless"] = (time.perf_counter() - t0) * 1000
         return p
+
+    def _verify_threads(self) -> int:
+        """Threads for the verify decode of the frame about to start: the cores no other frame's encoding is
+        using (the check is the same; only the wait for it shortens when the camera leaves cores idle)."""
+        running = sum(not f.done() for _, f in self.inflight)
+        return max(1, (os.cpu_count() or 1) // (running + 1))
 
     def _autoexpose(self, frame: Frame, grades: dict[str, Any]) -> None:
         if self._expose is None:
@@ -173,6 +217,13 @@ class FrameProcessor:
         if cmd is not None:
             self.counters["ae_commands"] += 1
             self._expose(frame.camera, cmd, frame)
+
+    def _overwritten(self, frame: Frame, kinds: frozenset[str]) -> None:
+        """The frame's slot was rewritten during its work: named lost, as a frame found rewritten on arrival."""
+        self.overwritten += 1
+        self._named("frames_lost", frame, kinds, {"camera": frame.camera, "ranges": [[frame.counter, frame.counter]],
+                                                  "reason": "shm_overwritten", "products": sorted(kinds)})
+        self.let_go_overwritten()
 
     def _made(self, p: Product) -> None:
         self.counters["products_made"] += 1
