@@ -24,6 +24,7 @@ from benchmarks.downlink import bench_downlink, bench_reencode
 from benchmarks.figures import Table, render
 from benchmarks.imaging import bench_imaging
 from benchmarks.near_lossless import bench_near_lossless
+from benchmarks.store import bench_store
 
 __all__ = ["main", "SIZES"]
 
@@ -47,11 +48,14 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                    "quick": {"size_px": 512, "n_frames": 20, "n_books": 100}},
     "near_lossless": {"full": {"size_px": 2048, "n_frames": 2, "rounds": 3},
                       "quick": {"size_px": 512, "n_frames": 1, "rounds": 2}},
+    "store": {"full": {"sizes": (1_000, 10_000, 100_000, 1_000_000), "rounds": 5, "calls": 20},
+              "quick": {"sizes": (1_000, 10_000), "rounds": 3, "calls": 10}},
 }
 BENCHES: dict[str, Callable[..., Table]] = {"codecs": bench_codecs, "bus": bench_bus, "imaging": bench_imaging,
                                             "chain": bench_chain, "downlink": bench_downlink,
                                             "reencode": bench_reencode, "camera": bench_camera,
-                                            "accounting": accounting_table, "near_lossless": bench_near_lossless}
+                                            "accounting": accounting_table, "near_lossless": bench_near_lossless,
+                                            "store": bench_store}
 
 
 def _machine() -> dict[str, Any]:

@@ -5,6 +5,15 @@ its payload as stored and how it could be made again), ``meta`` (the transaction
 ``index_complete``: a rebuild finished, or the index was created whole), ``transactions`` and
 ``open_transactions`` (:mod:`fsw.downlink.store`).
 
+Everything the downlink asks every turn must cost the same with a million items as with a thousand
+(issue 16), so every such query has an index made for it, and the figures health reads (items and
+bytes per class, kind, codec and re-encoded mark) are running ``totals`` that triggers keep in the
+same transaction as the row change: no query per turn scans the items. The 'rest' class's order
+(grade + weight x age) depends on the policy's weight, so that index is made by
+:func:`ensure_rest_order` when the store opens with a policy (again if the weight changed).
+:func:`recover` recounts the totals from the rows at every open and writes them only if they differ
+(an index from before they existed gets them there).
+
 :func:`open_index` trusts an index only after SQLite's ``quick_check`` and, for one never marked
 complete, only if it has rows or there are no payload files (a lost index, or a rebuild cut short,
 looks like an empty one). Anything else is *damage*: the index files are moved to ``aside/`` and a new
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import shutil
 import sqlite3
@@ -36,7 +46,7 @@ from fsw.downlink.rebuild import scan_payloads, set_aside
 from link.filestore import fsync_dir
 
 __all__ = ["StoreUnavailable", "IndexCorrupt", "Recovery", "Rebuilt", "open_index", "recover", "fault", "faults",
-           "is_corruption", "write_durable"]
+           "is_corruption", "write_durable", "rest_key", "ensure_rest_order", "recount_totals"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -55,6 +65,35 @@ CREATE TABLE IF NOT EXISTS items (
     crc32c INTEGER,
     remake TEXT
 );
+CREATE INDEX IF NOT EXISTS items_seq ON items (seq);
+CREATE INDEX IF NOT EXISTS items_kind_age ON items (kind, created);
+CREATE INDEX IF NOT EXISTS items_class_age ON items (cls, created, seq) WHERE state != 'refused' AND cls != 'rest';
+CREATE INDEX IF NOT EXISTS items_rest_grade ON items (score, created, seq) WHERE cls = 'rest' AND state != 'refused';
+CREATE INDEX IF NOT EXISTS items_refused ON items (created, seq) WHERE state = 'refused';
+CREATE INDEX IF NOT EXISTS items_to_reencode ON items (kind, codec, created, seq) WHERE reencoded = 0 AND state = 'stored';
+CREATE TABLE IF NOT EXISTS totals (cls TEXT NOT NULL, kind TEXT NOT NULL, codec TEXT NOT NULL,
+                                   reencoded INTEGER NOT NULL, items INTEGER NOT NULL, bytes INTEGER NOT NULL,
+                                   PRIMARY KEY (cls, kind, codec, reencoded)) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS totals_insert AFTER INSERT ON items BEGIN
+    INSERT INTO totals (cls, kind, codec, reencoded, items, bytes)
+    VALUES (NEW.cls, NEW.kind, NEW.codec, NEW.reencoded, 1, NEW.size)
+    ON CONFLICT DO UPDATE SET items = items + 1, bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS totals_delete AFTER DELETE ON items BEGIN
+    UPDATE totals SET items = items - 1, bytes = bytes - OLD.size
+    WHERE cls = OLD.cls AND kind = OLD.kind AND codec = OLD.codec AND reencoded = OLD.reencoded;
+    DELETE FROM totals WHERE cls = OLD.cls AND kind = OLD.kind AND codec = OLD.codec AND reencoded = OLD.reencoded
+                             AND items = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS totals_update AFTER UPDATE OF cls, kind, codec, reencoded, size ON items BEGIN
+    UPDATE totals SET items = items - 1, bytes = bytes - OLD.size
+    WHERE cls = OLD.cls AND kind = OLD.kind AND codec = OLD.codec AND reencoded = OLD.reencoded;
+    DELETE FROM totals WHERE cls = OLD.cls AND kind = OLD.kind AND codec = OLD.codec AND reencoded = OLD.reencoded
+                             AND items = 0;
+    INSERT INTO totals (cls, kind, codec, reencoded, items, bytes)
+    VALUES (NEW.cls, NEW.kind, NEW.codec, NEW.reencoded, 1, NEW.size)
+    ON CONFLICT DO UPDATE SET items = items + 1, bytes = bytes + excluded.bytes;
+END;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS transactions (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, apid INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS open_transactions (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, apid INTEGER NOT NULL,
@@ -65,6 +104,7 @@ CREATE TABLE IF NOT EXISTS open_transactions (seq INTEGER PRIMARY KEY, id TEXT N
 _ADDED_COLUMNS = (("crc32c", "INTEGER"), ("remake", "TEXT"))  # an index written before they existed gets them
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 INDEX_NAME = "index.sqlite"
+_REST_ORDER = "items_rest_order"
 
 T = TypeVar("T")
 
@@ -257,10 +297,55 @@ def _start_afresh(root: Path, reason: str, stamp: str, exc: BaseException,
     return db, Rebuilt(f"{reason}; rebuild failed: {type(exc).__name__}: {exc}", [], 0, [], str(aside))
 
 
+def rest_key(weight_per_h: float) -> str:
+    """The SQL of a 'rest' item's sending key, highest first: grade + weight x age in hours is
+    ``score + w * (now - created) / 3600``, the same order as ``score - w * created / 3600`` at any
+    ``now``, which an index can hold (the text must be the index's, word for word, for SQLite to use it)."""
+    w = float(weight_per_h)
+    if not math.isfinite(w):
+        raise ValueError(f"age weight {weight_per_h!r} is not a finite number")
+    return f"score - {w!r} * created / 3600.0"
+
+
+def ensure_rest_order(db: sqlite3.Connection, weight_per_h: float) -> None:
+    """Index the 'rest' class in sending order for this age weight; made again (one transaction) if
+    the index was made for another weight."""
+    sql = (f"CREATE INDEX {_REST_ORDER} ON items (({rest_key(weight_per_h)}) DESC, created, seq) "
+           "WHERE cls = 'rest' AND state != 'refused'")
+    have = db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (_REST_ORDER,)).fetchone()
+    if have and have[0] == sql:
+        return
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(f"DROP INDEX IF EXISTS {_REST_ORDER}")
+        db.execute(sql)
+
+
+_COUNTED = ("SELECT cls, kind, codec, reencoded, COUNT(*), SUM(size) FROM items "
+            "GROUP BY cls, kind, codec, reencoded ORDER BY cls, kind, codec, reencoded")
+
+
+def recount_totals(db: sqlite3.Connection) -> bool:
+    """Count the rows into ``totals`` if they say otherwise (an index from before totals existed);
+    True if they had to be written."""
+    counted = [tuple(r) for r in db.execute(_COUNTED)]
+    kept = [tuple(r) for r in db.execute("SELECT cls, kind, codec, reencoded, items, bytes FROM totals "
+                                         "ORDER BY cls, kind, codec, reencoded")]
+    if counted == kept:
+        return False
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("DELETE FROM totals")
+        db.executemany("INSERT INTO totals (cls, kind, codec, reencoded, items, bytes) VALUES (?, ?, ?, ?, ?, ?)",
+                       counted)
+    return True
+
+
 def recover(db: sqlite3.Connection, payload_dir: Path, tmp_dir: Path) -> Recovery:
     """Clean what a crash can leave: temp files, payload files no row names (or of another generation),
     rows whose payload is missing or of the wrong size; items left 'sending' are 'stored' again;
-    open transactions whose item changed are forgotten. OSError or sqlite3.Error if the disk refuses."""
+    open transactions whose item changed are forgotten; the running totals are checked against the rows.
+    OSError or sqlite3.Error if the disk refuses."""
     temps = sorted(p.name for p in tmp_dir.iterdir())
     for name in temps:
         (tmp_dir / name).unlink(missing_ok=True)
@@ -286,6 +371,7 @@ def recover(db: sqlite3.Connection, payload_dir: Path, tmp_dir: Path) -> Recover
         db.execute("UPDATE items SET state = 'stored' WHERE state = 'sending'")
     db.execute("DELETE FROM open_transactions WHERE seq NOT IN (SELECT o.seq FROM open_transactions o "
                "JOIN items i ON i.id = o.id AND i.gen = o.gen AND i.size = o.size)")
+    recount_totals(db)
     if temps or orphans or missing:
         fsync_dir(payload_dir)
         fsync_dir(tmp_dir)

@@ -24,6 +24,7 @@ cannot fit then is refused, with an event.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from framework.errors import ConfigError
@@ -56,6 +57,8 @@ class Policy:
     def from_settings(cls, priority: list[str], age_weight_per_h: float, where: str = "<config>") -> "Policy":
         if sorted(priority) != sorted(CLASSES):
             raise ConfigError(where, "priority", f"each of {list(CLASSES)} exactly once", priority)
+        if not math.isfinite(float(age_weight_per_h)):
+            raise ConfigError(where, "age_weight_per_h", "a finite number", age_weight_per_h)
         return cls(tuple(priority), float(age_weight_per_h))
 
     def rank(self, cls: str) -> int:

@@ -35,7 +35,12 @@ An item kept as ``refused`` (the ground refused it and it does not decode on
 board either) is not sent again unless an operator requests it, and is the
 first to go when room is needed.
 
-Order and eviction follow :class:`~fsw.downlink.policy.Policy`.
+Order and eviction follow :class:`~fsw.downlink.policy.Policy`. What the downlink asks every turn
+(:meth:`ProductStore.next`, :meth:`~ProductStore.add` with its evictions, :meth:`~ProductStore.confirm`,
+the health figures, :meth:`~ProductStore.reencode_candidates`) costs O(log n) in the items stored: each
+query walks an index made for it and stops at what it needs, and counts and bytes come from running
+totals kept in the same transaction as the rows (:mod:`fsw.downlink.index`). Only what returns every
+item (:meth:`~ProductStore.ids`, :meth:`~ProductStore.items`, :meth:`~ProductStore.states`) reads them all.
 """
 
 from __future__ import annotations
@@ -50,8 +55,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from framework.errors import StoreError
-from fsw.downlink.index import (IndexCorrupt, Rebuilt, Recovery, StoreUnavailable, fault, faults, is_corruption,
-                                open_index, recover, write_durable)
+from fsw.downlink.index import (IndexCorrupt, Rebuilt, Recovery, StoreUnavailable, ensure_rest_order, fault, faults,
+                                is_corruption, open_index, recover, rest_key, write_durable)
 from fsw.downlink.payload import data_crc32c, payload_name
 from fsw.downlink.policy import EVICTABLE, Policy, class_of
 from link.filestore import fsync_dir
@@ -63,6 +68,17 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _TRANSACTIONS_KEPT = 4096
 _SEQ_BLOCK = 1024  # transaction numbers reserved above the last used one by each write of the mark
 _COLS = "id, kind, cls, score, requested, size, created, codec, gen, state, crc32c"
+_NEAR_TIE = 2.0 ** -40  # relative: far above the rounding of either form of the 'rest' key, far below a real gap
+# What goes when room is needed, in this order (each pass through its index; the ``state != 'refused'``
+# and ``cls != 'rest'`` terms name the partial index, :mod:`fsw.downlink.index`): items kept as 'refused',
+# oldest first; then each evictable class, 'rest' lowest grade first, others oldest first.
+_EVICTION_PASSES: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
+    ("state = 'refused'", (), "created ASC, seq ASC", ""),
+    *((("cls = 'rest' AND state != 'refused' AND state = 'stored'", (), "score ASC, created ASC, seq ASC", "rest")
+       if ecls == "rest" else
+       ("cls = ? AND state != 'refused' AND cls != 'rest' AND state = 'stored'", (ecls,), "created ASC, seq ASC",
+        ecls)) for ecls in EVICTABLE),
+)
 
 
 @dataclass(frozen=True)
@@ -143,6 +159,7 @@ class ProductStore:
                 self._db, self.rebuilt = open_index(self.root, self._seq_mark)
             if not self._recovered:
                 try:
+                    ensure_rest_order(self.db, self.policy.age_weight_per_h)
                     self.recovery = recover(self.db, self.payload_dir, self.tmp_dir)
                 except (sqlite3.Error, OSError) as exc:
                     raise fault("clean crash leftovers", exc) from None
@@ -184,14 +201,14 @@ class ProductStore:
     # -- queries -------------------------------------------------------------------------------
     @faults("read the index")
     def __len__(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+        return int(self.db.execute("SELECT COALESCE(SUM(items), 0) FROM totals").fetchone()[0])
 
     def __contains__(self, product_id: object) -> bool:
         return isinstance(product_id, str) and self.get(product_id) is not None
 
     @faults("read the index")
     def total_bytes(self) -> int:
-        return int(self.db.execute("SELECT COALESCE(SUM(size), 0) FROM items").fetchone()[0])
+        return int(self.db.execute("SELECT COALESCE(SUM(bytes), 0) FROM totals").fetchone()[0])
 
     @faults("read the index")
     def get(self, product_id: str) -> StoredProduct | None:
@@ -199,7 +216,8 @@ class ProductStore:
         return self._product(row) if row else None
 
     def _ordered(self, now: float | None = None) -> Iterable[tuple]:
-        """Rows in sending order (see :mod:`fsw.downlink.policy`)."""
+        """Every row in sending order (see :mod:`fsw.downlink.policy`): the order's definition, which
+        :meth:`next` finds through the indexes without reading the rows it does not return."""
         now = self._clock() if now is None else now
         ranks = " ".join(f"WHEN '{c}' THEN {self.policy.rank(c)}" for c in self.policy.priority)
         return self.db.execute(
@@ -209,13 +227,54 @@ class ProductStore:
 
     @faults("read the index")
     def next(self, exclude: frozenset[str] | set[str] = frozenset(), now: float | None = None) -> StoredProduct | None:
-        """The item to send next, skipping ``exclude`` and items kept as 'refused'."""
-        cur = self._ordered(now)
-        for row in cur:
-            if row[0] not in exclude and row[9] != "refused":
-                cur.close()
+        """The item to send next, skipping ``exclude`` and items kept as 'refused': the first of
+        :meth:`ids` that is neither. The first class (in priority order) with such an item, through
+        its index: O(log n) plus the excluded items it steps over."""
+        now = self._clock() if now is None else now
+        for cls in self.policy.priority:
+            row = self._first_rest(exclude, now) if cls == "rest" else self._first_of(cls, exclude)
+            if row is not None:
                 return self._product(row)
         return None
+
+    def _first_of(self, cls: str, exclude: frozenset[str] | set[str]) -> tuple | None:
+        """The oldest sendable item of class ``cls`` (not 'rest') not in ``exclude``."""
+        cur = self.db.execute(f"SELECT {_COLS} FROM items WHERE cls = ? AND state != 'refused' AND cls != 'rest' "
+                              "ORDER BY created ASC, seq ASC", (cls,))
+        try:
+            return next((row for row in cur if row[0] not in exclude), None)
+        finally:
+            cur.close()
+
+    def _first_rest(self, exclude: frozenset[str] | set[str], now: float) -> tuple | None:
+        """The sendable 'rest' item not in ``exclude`` with the highest grade + weight x age.
+
+        The index holds ``score - w * created / 3600`` (:func:`~fsw.downlink.index.rest_key`), which
+        orders as ``score + w * (now - created) / 3600`` would in exact arithmetic; in floating point
+        the two may round a near tie apart, so the rows within rounding of the first are ordered
+        again by the latter, as :meth:`_ordered` does."""
+        w = self.policy.age_weight_per_h
+        cur = self.db.execute(f"SELECT {_COLS}, seq, {rest_key(w)} AS k FROM items "
+                              f"WHERE cls = 'rest' AND state != 'refused' ORDER BY ({rest_key(w)}) DESC, "
+                              "created ASC, seq ASC")
+        close: list[tuple] = []
+        floor = 0.0
+        try:
+            for row in cur:
+                if row[0] in exclude:
+                    continue
+                if close and row[-1] < floor:
+                    break
+                if not close:
+                    floor = row[-1] - _NEAR_TIE * (1.0 + abs(row[-1]) + abs(row[3])
+                                                   + abs(w) * (abs(now) + 2 * abs(row[6])) / 3600.0)
+                close.append(row)
+        finally:
+            cur.close()
+        if not close:
+            return None
+        best = min(close, key=lambda r: (-(r[3] + w * (now - r[6]) / 3600.0), r[6], r[-2]))
+        return best[:-2]
 
     @faults("read the index")
     def ids(self, now: float | None = None) -> list[str]:
@@ -229,34 +288,44 @@ class ProductStore:
 
     @faults("read the index")
     def depth_by_class(self) -> dict[str, int]:
-        counts = dict(self.db.execute("SELECT cls, COUNT(*) FROM items GROUP BY cls"))
+        counts = dict(self.db.execute("SELECT cls, SUM(items) FROM totals GROUP BY cls"))
         return {c: int(counts.get(c, 0)) for c in self.policy.priority}
 
     @faults("read the index")
     def oldest_created(self, kinds: tuple[str, ...] | None = None) -> float | None:
-        """Creation time of the oldest unconfirmed item (of ``kinds``, if given)."""
-        if kinds:
-            marks = ",".join("?" * len(kinds))
-            row = self.db.execute(f"SELECT MIN(created) FROM items WHERE kind IN ({marks})", kinds).fetchone()
-        else:
-            row = self.db.execute("SELECT MIN(created) FROM items").fetchone()
-        return None if row[0] is None else float(row[0])
+        """Creation time of the oldest unconfirmed item (of ``kinds``, if given): the oldest of each
+        kind's, each the first entry of its index."""
+        if not kinds:
+            kinds = tuple(r[0] for r in self.db.execute("SELECT DISTINCT kind FROM totals"))
+        found = [row[0] for row in (self.db.execute("SELECT MIN(created) FROM items WHERE kind = ?", (k,)).fetchone()
+                                    for k in dict.fromkeys(kinds)) if row[0] is not None]
+        return float(min(found)) if found else None
 
     @faults("read the index")
     def reencode_candidates(self, kinds: tuple[str, ...], codec: str, limit: int = 4) -> list[StoredProduct]:
         """Items of ``kinds`` not yet tried, not in flight, not already in ``codec`` (a codec tag), newest
-        first: the oldest are the likeliest to be sent before a re-encoding could finish."""
+        first: the oldest are the likeliest to be sent before a re-encoding could finish.
+
+        The newest ``limit`` of each (kind, codec) the totals name, each from its index, then merged."""
+        rows: list[tuple] = []
+        for kind, have in self._reencode_groups(kinds, codec):
+            rows.extend(self.db.execute(f"SELECT {_COLS}, seq FROM items WHERE kind = ? AND codec = ? "
+                                        "AND reencoded = 0 AND state = 'stored' ORDER BY created DESC, seq DESC "
+                                        "LIMIT ?", (kind, have, limit)))
+        rows.sort(key=lambda r: (r[6], r[-1]), reverse=True)
+        return [self._product(r[:-1]) for r in rows[:max(0, limit)]]
+
+    def _reencode_groups(self, kinds: tuple[str, ...], codec: str) -> list[tuple[str, str]]:
         marks = ",".join("?" * len(kinds))
-        rows = self.db.execute(f"SELECT {_COLS} FROM items WHERE kind IN ({marks}) AND reencoded = 0 "
-                               f"AND state = 'stored' AND codec != ? ORDER BY created DESC, seq DESC LIMIT ?",
-                               (*kinds, codec, limit))
-        return [self._product(r) for r in rows]
+        return [(r[0], r[1]) for r in self.db.execute(
+            f"SELECT DISTINCT kind, codec FROM totals WHERE kind IN ({marks}) AND reencoded = 0 AND codec != ?",
+            (*kinds, codec))]
 
     @faults("read the index")
     def reencode_backlog(self, kinds: tuple[str, ...], codec: str) -> int:
         marks = ",".join("?" * len(kinds))
-        return int(self.db.execute(f"SELECT COUNT(*) FROM items WHERE kind IN ({marks}) AND reencoded = 0 "
-                                   "AND codec != ?", (*kinds, codec)).fetchone()[0])
+        return int(self.db.execute(f"SELECT COALESCE(SUM(items), 0) FROM totals WHERE kind IN ({marks}) "
+                                   "AND reencoded = 0 AND codec != ?", (*kinds, codec)).fetchone()[0])
 
     @faults("read the index")
     def remake_of(self, product_id: str) -> dict[str, Any] | None:
@@ -304,7 +373,7 @@ class ProductStore:
                     self.db.execute("DELETE FROM items WHERE id = ?", (v.id,))
                 self.db.execute(
                     "INSERT INTO items (id, kind, cls, score, requested, size, created, codec, seq, crc32c, remake) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM items), ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, COALESCE((SELECT MAX(seq) FROM items), 0) + 1, ?, ?)",
                     (product_id, kind, cls, float(score), int(bool(requested)), size, created, codec, crc,
                      json.dumps(remake) if remake else None))
         except (OSError, sqlite3.Error) as exc:
@@ -330,10 +399,7 @@ class ProductStore:
         if need <= 0:
             return []
         victims: list[StoredProduct] = []
-        passes = [("state = 'refused'", (), "created ASC, seq ASC", "")] + [
-            ("cls = ? AND state = 'stored'", (ecls,), "score ASC, created ASC, seq ASC" if ecls == "rest"
-             else "created ASC, seq ASC", ecls) for ecls in EVICTABLE]
-        for where, args, order, ecls in passes:
+        for where, args, order, ecls in _EVICTION_PASSES:
             for row in self.db.execute(f"SELECT {_COLS} FROM items WHERE {where} ORDER BY {order}", args):
                 p = self._product(row)
                 if ecls == cls == "rest" and p.score >= score:

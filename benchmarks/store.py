@@ -1,0 +1,169 @@
+"""The product store at scale: what the downlink asks of it every turn, from 10^3 to 10^6 stored items.
+
+Each size gets a fresh store whose index is filled in one transaction (the rows a long outage
+leaves: mostly 'rest' products, lowest priority, graded at random, taken at 10 frames/s, a few
+'playback' segments, a third already re-encoded), as full as its quota, with 16 items in flight.
+Then, in several rounds, each operation the downlink loop does is timed, ``calls`` times a round:
+
+``next``      the next item to send (:meth:`~fsw.downlink.store.ProductStore.next`, the in-flight
+              items excluded), as :meth:`~fsw.downlink.forwarder.Forwarder.start_next` asks
+``add``       a new product under the full quota, so the policy evicts to make room: file written
+              and synced, row committed
+``confirm``   the ground has one: row deleted (commit), file removed
+``health``    every store figure the health tick reads
+              (:meth:`~fsw.downlink.forwarder.Forwarder.store_figures`)
+``reencode``  the re-encoder's next candidate, polled every turn
+
+A round's figure is the mean time of one call; the table gives the median of the rounds and
+their spread (min-max), and the ratio of the median to the same operation's at 10^3 items: a
+store that stays flat reads ~1.0 at every size (issue 16's goal: <= 2 at 10^6). The bulk-filled
+rows have no payload files (their bytes do not matter to the index; ``add`` and ``confirm`` work
+on real files), and nothing reopens the store, whose opening scans every payload file.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from benchmarks.figures import Column, Table, ratio
+
+__all__ = ["bench_store", "fill_store", "OPERATIONS"]
+
+ITEM_BYTES = 2048
+IN_FLIGHT = 16
+CAPTURE_TAG = "jpegxl:effort=1"   # what the capture path stores (benchmarks.imaging.CAPTURE)
+TARGET_TAG = "jpegxl:effort=7"    # the re-encoder's target
+OPERATIONS = ("next", "add", "confirm", "health", "reencode")
+
+
+def _rows(n: int, now: float, rng: random.Random) -> Iterator[tuple[Any, ...]]:
+    """``n`` index rows, oldest first: 98 % 'rest' products, 2 % 'playback' segments."""
+    for i in range(n):
+        created = now - (n - i) * 0.1
+        if i % 50 == 49:
+            yield (f"pb-{i:07d}", "tlm_playback", "playback", 0.0, ITEM_BYTES, created, "", 0, i + 1)
+            continue
+        kind = ("full", "full", "roi", "preview")[i % 4]
+        done = rng.random() < 1 / 3
+        yield (f"p-{i:07d}", kind, "rest", rng.random(), ITEM_BYTES, created, TARGET_TAG if done else CAPTURE_TAG,
+               int(done), i + 1)
+
+
+def fill_store(store: Any, n: int, now: float, seed: int = 16) -> None:
+    """Index ``n`` items in one transaction (no payload files: see the module's note)."""
+    db = store.db
+    cache = db.execute("PRAGMA cache_size").fetchone()[0]
+    db.execute("PRAGMA cache_size = -524288")  # 512 MiB while filling: a huge transaction that spills is slow
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT INTO items (id, kind, cls, score, requested, size, created, codec, reencoded, seq) "
+                       "VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?)", _rows(n, now, random.Random(seed)))
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the fill's pages into the index file, as a store in use has them
+    db.execute(f"PRAGMA cache_size = {int(cache)}")
+
+
+def _health(store: Any, flying: list[str]) -> None:
+    """What the forwarder's health tick reads of the store (Forwarder.store_figures)."""
+    from fsw.downlink.reencoder import REENCODE_KINDS
+    from fsw.imaging.product import PRODUCT_KINDS
+    store.oldest_created(PRODUCT_KINDS)
+    store.total_bytes()
+    len(store)
+    store.depth_by_class()
+    sum(p.size for p in map(store.get, flying) if p)
+    store.reencode_backlog(REENCODE_KINDS, TARGET_TAG)
+
+
+def _timed(fn: Callable[[int], Any], calls: int) -> float:
+    """Mean seconds of one call of ``fn(i)`` over ``calls`` calls."""
+    t0 = time.perf_counter()
+    for i in range(calls):
+        fn(i)
+    return (time.perf_counter() - t0) / calls
+
+
+def _measure(n: int, rounds: int, calls: int, tmp: Path) -> tuple[dict[str, list[float]], float]:
+    """Per operation, the mean call time of each round; and the seconds building the store took."""
+    from fsw.downlink.reencoder import REENCODE_KINDS
+    from fsw.downlink.store import ProductStore
+
+    now = time.time()
+    t0 = time.perf_counter()
+    store = ProductStore(tmp / f"store-{n}", quota_bytes=n * ITEM_BYTES)
+    fill_store(store, n, now)
+    build_s = time.perf_counter() - t0
+    os.sync()  # the fill's writeback is done before anything is timed: each fsync then waits for its own bytes
+    rng = random.Random(n)
+    payload = bytes(ITEM_BYTES)
+    try:
+        flying: list[str] = []
+        while len(flying) < IN_FLIGHT:
+            flying.append(store.next(exclude=set(flying)).id)
+        for pid in flying:
+            store.set_state(pid, "sending")
+        exclude = set(flying)
+        times: dict[str, list[float]] = {op: [] for op in OPERATIONS}
+        for r in range(rounds):
+            added = [f"new-{r}-{i}" for i in range(calls)]
+            ops: dict[str, Callable[[int], Any]] = {
+                "next": lambda i: store.next(exclude=exclude),
+                "add": lambda i: store.add(added[i], "full", payload, score=rng.random(), codec=CAPTURE_TAG),
+                "confirm": lambda i: store.confirm(added[i]),
+                "health": lambda i: _health(store, flying),
+                "reencode": lambda i: store.reencode_candidates(REENCODE_KINDS, TARGET_TAG, 1),
+            }
+            for op in OPERATIONS:
+                times[op].append(_timed(ops[op], calls))
+            store.evicted.clear()
+    finally:
+        store.close()
+    return times, build_s
+
+
+def _load() -> tuple[float, float, float]:
+    return os.getloadavg()
+
+
+def bench_store(sizes: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000), rounds: int = 5,
+                calls: int = 20) -> Table:
+    """Each per-turn store operation's time per size, as a ratio to its time at the smallest size."""
+    load_start = _load()
+    table = Table(
+        name="store",
+        title="Product store: the downlink's per-turn operations from 10^3 to 10^6 stored items",
+        baseline=f"the same operation on a store of {sizes[0]:,} items, in this run (flat = 1.0; goal <= 2 at 10^6)",
+        columns=[Column("op", "operation"), Column("items", "items", ","),
+                 Column("vs_smallest", f"x {sizes[0]:,}", ".2f", True), Column("median_us", "median us", ",.0f"),
+                 Column("min_us", "min us", ",.0f"), Column("max_us", "max us", ",.0f")],
+    )
+    results: dict[int, dict[str, list[float]]] = {}
+    builds: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="pdh-store-") as tmp:
+        for n in sizes:
+            results[n], build_s = _measure(n, rounds, calls, Path(tmp))
+            builds.append(f"{n:,}: {build_s:.1f} s")
+    for op in OPERATIONS:
+        base = statistics.median(results[sizes[0]][op])
+        for n in sizes:
+            t = results[n][op]
+            med = statistics.median(t)
+            table.rows.append({"op": op, "items": n, "vs_smallest": ratio(med, base), "median_us": med * 1e6,
+                               "min_us": min(t) * 1e6, "max_us": max(t) * 1e6})
+    load_end = _load()
+    cpus = os.cpu_count() or 1
+    busy = max(load_start[0], load_end[0]) > 0.5 * cpus
+    table.notes.append(f"{rounds} rounds of {calls} calls per operation and size; a round's figure is the mean call; "
+                       "median and min-max over the rounds")
+    table.notes.append(f"{IN_FLIGHT} items in flight (excluded from next); 98 % 'rest' at 10 frames/s, 2 % 'playback', "
+                       f"a third already re-encoded; {ITEM_BYTES} B each; quota full, so every add evicts")
+    table.notes.append("building each store (open + one-transaction fill of the index): " + ", ".join(builds))
+    table.notes.append("machine load (1/5/15 min) at start " + " ".join(f"{x:.2f}" for x in load_start)
+                       + ", at end " + " ".join(f"{x:.2f}" for x in load_end) + f", {cpus} CPUs"
+                       + (": BUSY MACHINE, figures are not an idle run's" if busy else ""))
+    return table
