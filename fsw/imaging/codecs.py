@@ -99,6 +99,14 @@ def _jxl_near_dec(payload: bytes, dt: np.dtype, p: dict[str, Any]) -> np.ndarray
     return np.minimum(q.astype(np.uint32) * near_step(k), (1 << bits) - 1).astype(dt)
 
 
+def _jpegls_near_dec(payload: bytes, dt: np.dtype, p: dict[str, Any]) -> np.ndarray:
+    """The stream's MAXVAL is the container's (CharLS takes it from the dtype), so a pixel at the top of a
+    12-bit range may come back up to NEAR above it: clipped to the bit depth, which only brings it closer."""
+    bits = int(p.get("bit_depth") or dt.itemsize * 8)
+    arr = np.asarray(imagecodecs.jpegls_decode(payload))
+    return np.minimum(arr, (1 << bits) - 1).astype(arr.dtype) if bits < arr.dtype.itemsize * 8 else arr
+
+
 def _jpegls_near_enc(a: np.ndarray, p: dict[str, Any]) -> bytes:
     k = _max_error(p)
     top = (1 << (a.dtype.itemsize * 8)) - 1
@@ -168,8 +176,8 @@ def decode_pixels(codec: str, payload: bytes, shape: tuple[int, ...], dtype: str
             arr = np.frombuffer(out, dtype=dt)[:n]  # libaec fills whole blocks
         elif codec == "jxl_near":
             arr = _jxl_near_dec(payload, dt, params or {})
-        elif codec == "jpegxl":  # the verify decode may use idle cores (params "threads"; same pixels)
-            arr = np.asarray(imagecodecs.jpegxl_decode(payload, numthreads=int((params or {}).get("threads", 1))))
+        elif codec == "jpegls_near":
+            arr = _jpegls_near_dec(payload, dt, params or {})
         elif codec == "zstd":
             arr = np.frombuffer(imagecodecs.zstd_decode(payload), dtype=dt) if len(payload) else np.empty(0, dt)
         else:
