@@ -178,6 +178,8 @@ def decode_pixels(codec: str, payload: bytes, shape: tuple[int, ...], dtype: str
             arr = _jxl_near_dec(payload, dt, params or {})
         elif codec == "jpegls_near":
             arr = _jpegls_near_dec(payload, dt, params or {})
+        elif codec == "jpegxl":  # the verify decode may use idle cores (params "threads"; same pixels)
+            arr = np.asarray(imagecodecs.jpegxl_decode(payload, numthreads=int((params or {}).get("threads", 1))))
         elif codec == "zstd":
             arr = np.frombuffer(imagecodecs.zstd_decode(payload), dtype=dt) if len(payload) else np.empty(0, dt)
         else:
