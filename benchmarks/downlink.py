@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import msgpack
 import numpy as np
@@ -97,14 +97,18 @@ def _products(size_px: int, n: int, codec: str = "jpegls",
 
 
 def _run_pass(products: list[tuple[str, str, bytes]], rate_bps: float, loss: float, window_s: float,
-              latency_ms: float) -> dict[str, Any]:
-    """One pass: start the processes, store the products, open the window, count what arrives."""
-    epoch = time.time() + LEAD_S
-    raw = goodput_config(rate_bps, loss, window_s, latency_ms, epoch)
+              latency_ms: float, lead_s: float = LEAD_S,
+              prepare: Callable[[Path], None] | None = None) -> dict[str, Any]:
+    """One pass: start the processes, store the products, open the window, count what arrives.
+    ``prepare(out)`` runs first, given the run's output directory (the downlink's store is ``out/store``)."""
     with tempfile.TemporaryDirectory(prefix="pdh-goodput-") as tmp:
+        out = Path(tmp) / "out"
+        if prepare is not None:
+            prepare(out)
+        epoch = time.time() + lead_s
+        raw = goodput_config(rate_bps, loss, window_s, latency_ms, epoch)
         cfg = Path(tmp) / "goodput.yaml"
         cfg.write_text(yaml.safe_dump(raw, sort_keys=False))
-        out = Path(tmp) / "out"
         procs = [subprocess.Popen([sys.executable, "-m", "pdh.process", str(cfg), n, "--out", str(out)],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   cwd=REPO) for n in ("broker", "ground", "relay", "downlink")]
