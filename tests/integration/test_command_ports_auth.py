@@ -53,9 +53,10 @@ def test_the_demo_lander_binds_only_loopback_and_private_sockets() -> None:
     assert len(lander_ports(config)) >= 4  # camera driver, imaging, downlink, camera emulator control
 
 
-@pytest.fixture
-def lander(tmp_path: Path) -> Iterator[tuple[Config, Path]]:
-    """The demo config's lander processes (ports moved to free ones), running; ended after the test."""
+@pytest.fixture(scope="module")
+def lander(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, Path]]:
+    """The demo config's lander processes (ports moved to free ones), running; ended after the tests."""
+    tmp_path = tmp_path_factory.mktemp("lander")
     raw = yaml.safe_load((config_dir() / "demo.yaml").read_text())
     raw["endpoints"] = free_loopback_ports(raw["endpoints"])
     cfg = tmp_path / "demo.yaml"
@@ -162,3 +163,18 @@ def _check_emulator_port(process: str, operator: CommandClient, bad: dict[str, C
     assert operator.call("status", {}, 5.0)[-1].result["boom_angle_deg"] == start
     assert operator.call("set_boom_angle", {"deg": 77.0}, 5.0)[-1].status == "completed"
     assert operator.call("status", {}, 5.0)[-1].result["boom_angle_deg"] == 77.0
+
+
+def test_pdh_cmd_uses_the_operator_key_and_says_what_is_wrong(lander: tuple[Config, Path], tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from pdh.cli import main
+
+    config, out = lander
+    base = [config.file, "downlink", "NOOP", "--out", str(out), "--timeout", "2"]
+    assert main(["cmd", *base[:3], "--out", str(out), "--timeout", "30"]) == 0  # the run's operator key
+    assert "completed" in capsys.readouterr().out
+    assert main(["cmd", *base, "--keys", str(tmp_path / "nowhere")]) == 2
+    assert "no key file" in capsys.readouterr().err
+    generate_keypair(config.keys_dir(out), "visitor")  # a keypair in the run's directory, never authorised
+    assert main(["cmd", *base, "--operator", "visitor"]) == 1
+    assert "not authorised" in capsys.readouterr().err
