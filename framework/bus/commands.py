@@ -15,7 +15,8 @@ the allow-list (:class:`framework.bus.auth.AllowList`). A client whose key is
 not on it is refused at the handshake (nothing of it is read; each refusal is
 reported, rate-limited, as ``command_rejected``), and the key of every command
 is looked up again before anything acts, so a key revoked after the handshake
-is refused on its next command.
+is refused on its next command. CURVE needs a transport with a handshake (tcp,
+ipc): over inproc a CURVE port knows no client, so it refuses every command.
 
 Identity: a handler registered with ``with_client=True`` receives who asked:
 the name the client's key is authorised under. A request may carry
