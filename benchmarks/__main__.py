@@ -24,7 +24,7 @@ from benchmarks.downlink import bench_downlink, bench_reencode
 from benchmarks.figures import Table, render
 from benchmarks.imaging import bench_imaging
 from benchmarks.near_lossless import bench_near_lossless
-from benchmarks.store import bench_store
+from benchmarks.store import bench_store, bench_store_pass
 
 __all__ = ["main", "SIZES"]
 
@@ -50,12 +50,16 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                       "quick": {"size_px": 512, "n_frames": 1, "rounds": 2}},
     "store": {"full": {"sizes": (1_000, 10_000, 100_000, 1_000_000), "rounds": 5, "calls": 20},
               "quick": {"sizes": (1_000, 10_000), "rounds": 3, "calls": 10}},
+    "store_pass": {"full": {"rate_bps": 8e6, "window_s": 12.0, "size_px": 1024, "latency_ms": 1290.0,
+                            "queued": 100_000, "rounds": 2},
+                   "quick": {"rate_bps": 2e6, "window_s": 4.0, "size_px": 256, "latency_ms": 200.0,
+                             "queued": 10_000, "rounds": 1}},
 }
 BENCHES: dict[str, Callable[..., Table]] = {"codecs": bench_codecs, "bus": bench_bus, "imaging": bench_imaging,
                                             "chain": bench_chain, "downlink": bench_downlink,
                                             "reencode": bench_reencode, "camera": bench_camera,
                                             "accounting": accounting_table, "near_lossless": bench_near_lossless,
-                                            "store": bench_store}
+                                            "store": bench_store, "store_pass": bench_store_pass}
 
 
 def _machine() -> dict[str, Any]:
