@@ -55,6 +55,9 @@ INTERFACE = Interface.build(
                   "a verification packet for no command this ground sent: spi, tc_seq, stage (rate-limited)"),
         EventSpec(0x0A, "tm_rejected", "warning",
                   "a TM datagram or packet that did not decode: source, reason, bytes (rate-limited)"),
+        EventSpec(0x0B, "archive_failed", "warning",
+                  "the archive refused a write (a PostgreSQL server gone, a full disk): what, reason "
+                  "(rate-limited; telemetry, products and commands catch up from the ledger later)"),
         EventSpec(0x30, "pdu_refused", "warning",
                   "a PDU from the lander whose sizes cannot belong to its transaction (a file size above the "
                   "limit, file data past the file's end): refused before anything is written (rate-limited)"),
@@ -117,6 +120,8 @@ INTERFACE = Interface.build(
         ChannelSpec(0x2D, "uplink_sign_errors", "count", int, high=0),
         ChannelSpec(0x2E, "verifications_matched", "count", int),
         ChannelSpec(0x2F, "verifications_unmatched", "count", int, high=0),
+        ChannelSpec(0x42, "archive_writes", "count", int, doc="writes into the archive (ground.archive)"),
+        ChannelSpec(0x43, "archive_errors", "count", int, high=0, doc="archive writes that failed"),
         ChannelSpec(0x41, "datagrams_refused", "count", int, doc="radio datagrams from a sender other than the relay"),
         ChannelSpec(0x40, "cfdp_pdus_refused", "count", int, high=0,
                     doc="PDUs refused for sizes or offsets outside their transaction's file"),
@@ -154,6 +159,12 @@ KIND = KindSpec(
         "uplink_retry_margin_s": Field(float, 2.0, min=0.0, max=3600.0),
         "uplink_guard_s": Field(float, 0.5, min=0.0, max=3600.0,
                                 doc="a command is sent only if the contact stays open its light time plus this"),
+        "archive": Field(dict, {}, keys={
+            "url": Field(str, "sqlite:///archive.sqlite", pattern=r"(sqlite|postgres|postgresql)://.+",
+                         doc="where operators' queries read what the ground holds (docs/archive.md): "
+                             "sqlite:///FILE (relative to the output directory), sqlite:////ABSOLUTE, "
+                             "or postgresql://user@host:port/db"),
+        }),
     },
     doc="Ground station: reassembles and decodes products, writes images and sidecars.",
 )

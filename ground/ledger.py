@@ -160,6 +160,13 @@ class Ledger:
                                 "ORDER BY t", (src, channel, t_start, min(t_end, 1e18)))
         return [(float(r[0]), r[1]) for r in rows]
 
+    def tm_since(self, rowid: int, limit: int = 1000) -> list[tuple[int, bytes, float]]:
+        """TM packets stored after row ``rowid``, in the order they were stored: ``(rowid, bytes, received)``
+        (the archive replays them from here: :mod:`ground.archive.feed`)."""
+        rows = self._db.execute("SELECT rowid, packet, received FROM tm_packets WHERE rowid > ? ORDER BY rowid "
+                                "LIMIT ?", (rowid, limit))
+        return [(int(r[0]), bytes(r[1]), float(r[2])) for r in rows]
+
     def tm_packet_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM tm_packets").fetchone()[0])
 

@@ -18,7 +18,14 @@ Datagrams that are TM packets (version 000, type TM, not the CFDP APID:
 :func:`ground.telemetry.is_tm`) go to the TM intake (:mod:`ground.telemetry`),
 as do the packets of telemetry segment files (``.tlm``, :mod:`link.tlm_segments`,
 announced as ``telemetry_received``): housekeeping, events and command
-verification into the ledger. The uplink (:mod:`ground.uplink`) sends the
+verification into the ledger.
+
+Everything the station records also goes to the archive operators query (:mod:`ground.archive`,
+SQLite or PostgreSQL at the ``archive.url`` setting, relative to the run's output directory): products
+(full frames with a PDS4 label, :mod:`ground.pds4`), parameters and events replayed from the ledger,
+the ground's own events, each command with its stages, CFDP transactions with the ranges they hold
+and the NAKs sent, contact passes as they open and close (:class:`ground.archive.feed.ArchiveFeed`,
+which says why the ledger stays the crash journal and the archive is fed from it). The uplink (:mod:`ground.uplink`) sends the
 operator's queued commands through the same radio and takes the verification
 packets the intake finds.
 
@@ -42,8 +49,10 @@ from spacepackets.ccsds.spacepacket import PacketType
 from framework.errors import ProductError, ProtocolError
 from framework.reporters import EventReporter
 from fsw.imaging.product import Product
-from ground.images import WrittenProduct, check_product, write_checked, write_product
+from ground.archive import Archive, ArchiveFeed, ArchivingJournal, ProductRecord
+from ground.images import WrittenProduct, check_product, sidecar_of, write_checked
 from ground.ledger import Ledger
+from ground.pds4 import write_pds4
 from ground.queue import CommandQueue
 from ground.telemetry import TelemetryIntake, is_tm
 from ground.uplink import SignerSource, Uplink, UplinkSettings
@@ -63,8 +72,22 @@ _QUEUE_FILE = "commands.sqlite"
 """What RESET_COUNTERS zeroes (the running totals of what arrived stay)."""
 
 
-def _decode_and_write(path: Path, out_dir: Path) -> WrittenProduct:
-    return write_product(path.read_bytes(), out_dir)
+_Written = tuple[WrittenProduct, ProductRecord]
+
+
+def _write_archived(product: Product, pixels: np.ndarray, product_bytes: int, out_dir: Path,
+                    clock: Callable[[], float]) -> _Written:
+    """Write PNG and sidecar (a full frame: also its PDS4 pixel file and label); the archive's row of it."""
+    written = write_checked(product, pixels, product_bytes, out_dir)
+    t = clock()
+    label = write_pds4(product, pixels, out_dir, t) if product.kind == "full" and pixels.ndim == 2 else None
+    return written, ProductRecord.from_sidecar(sidecar_of(product, pixels, product_bytes), written.png, t, label)
+
+
+def _decode_and_write(path: Path, out_dir: Path, clock: Callable[[], float]) -> _Written:
+    raw = path.read_bytes()
+    product, pixels = check_product(raw)
+    return _write_archived(product, pixels, len(raw), out_dir, clock)
 
 
 class Station:
@@ -72,12 +95,14 @@ class Station:
 
     ``settings``: the ``ground.station`` kind's keys; ``where``: the config file, for error messages.
     ``dictionary``: APIDs and interface tables of the run's config (without one every TM packet is
-    unknown); with ``signers`` as well, the station has an uplink (:attr:`uplink`).
+    unknown); with ``signers`` as well, the station has an uplink (:attr:`uplink`). ``name``: the
+    process's name, the source of its own events in the archive.
     """
 
     def __init__(self, settings: dict[str, Any], out_dir: Path, where: str, radio: Radio,
                  events: EventReporter, clock: Callable[[], float], decoder: Executor, *,
-                 dictionary: Dictionary | None = None, signers: SignerSource | None = None) -> None:
+                 dictionary: Dictionary | None = None, signers: SignerSource | None = None,
+                 name: str = "ground") -> None:
         s = settings
         self.out_dir = out_dir / s["out_subdir"]
         self.incoming = self.out_dir / "incoming"
@@ -87,12 +112,16 @@ class Station:
         self.events = events
         self.decoder = decoder
         self.ledger = Ledger(self.out_dir / "ledger.sqlite", clock=clock)
+        self.name = name
+        self.feed = ArchiveFeed(Archive(s["archive"]["url"], out_dir), self.ledger, dictionary or Dictionary([]),
+                                clock, self.events.limited)
+        self._archive_own_events()
         self.engine = DestEngine(s["entity_id"], s["lander_entity_id"], s["max_packet_len"],
                                  CfdpTimers.from_settings(s), self.incoming,
                                  clock=ContactClock(self.plan, clock), on_delivered=self.accept,
-                                 journal=self.ledger, reject=self.events.limited)
+                                 journal=ArchivingJournal(self.ledger, self.feed), reject=self.events.limited)
         self.wrapper = SpacePacketWrapper(PacketType.TC)
-        self.decoding: deque[tuple[str, Path, Future[WrittenProduct]]] = deque()
+        self.decoding: deque[tuple[str, Path, Future[_Written]]] = deque()
         self.checked: dict[str, tuple[Product, np.ndarray, int]] = {}  # file name -> what check_product gave
         self.unsent: deque[bytes] = deque()
         self.c = {"products_received": 0, "products_failed": 0, "products_duplicate": 0, "transfers_failed": 0,
@@ -107,6 +136,36 @@ class Station:
         self.tm = TelemetryIntake(dictionary or Dictionary([]), self.ledger, events,
                                   on_verification=self.uplink.verified if self.uplink else lambda p: None)
         self._recover()
+        self._archive_catch_up()
+
+    def _archive_own_events(self) -> None:
+        """Every event the station publishes also goes to the archive (``limited`` publishes through
+        ``emit``, so wrapping ``emit`` of this reporter catches all); a ``command_stage`` rewrites that
+        command's row with its stages."""
+        emit = self.events.emit
+
+        def emit_and_archive(name: str, fields: dict[str, Any] | None = None, severity: str | None = None,
+                             log_exclude: Any = ()) -> dict[str, Any]:
+            body = emit(name, fields, severity, log_exclude)
+            details = {k: v for k, v in body.items() if k not in ("name", "event_id", "severity")}
+            self.feed._guard("event", self.feed.archive.record_event, self.name, self.clock(), name,
+                             str(body.get("severity", "info")), details, body.get("event_id"))
+            uplink = getattr(self, "uplink", None)  # events before the uplink exists have no command
+            if name == "command_stage" and uplink is not None and isinstance(body.get("id"), int):
+                self.feed.command(uplink.queue.get(body["id"]))
+            return body
+
+        self.events.emit = emit_and_archive  # type: ignore[method-assign]
+
+    def _archive_catch_up(self) -> None:
+        """At start: what the ledger, the sidecars and the queue hold that the archive does not."""
+        self.feed.sync_tm()
+        self.feed.sync_products(self.out_dir)
+        self.feed.sync_transfers(self.ledger.transfers())
+        self.feed._guard("contact", self.feed.archive.close_contacts, self.clock())
+        if self.uplink is not None:
+            for c in self.uplink.queue.listing(include_done=True):
+                self.feed.command(c)
 
     def _recover(self) -> None:
         """Resume the transfers the journal has open (their partial files stay), decode what was
@@ -136,7 +195,7 @@ class Station:
         return {**self.c, "active_transactions": self.engine.active, "decode_queue": len(self.decoding),
                 "receive_rate_bps": rate, "contact": contact.relay if contact else "",
                 **{f"cfdp_{k}": v for k, v in self.engine.counters.items()}, **self.tm.c,
-                **(self.uplink.sample() if self.uplink else {})}
+                **(self.uplink.sample() if self.uplink else {}), **self.feed.c}
 
     def reset_counters(self) -> None:
         for k in _ERROR_COUNTERS:
@@ -165,10 +224,14 @@ class Station:
         except ProtocolError as exc:
             self.c["datagrams_rejected"] += 1
             self.events.limited("datagram_rejected", {"reason": f"TM: {exc}", "bytes": len(datagram)})
+            return
+        self.feed.sync_tm()
 
     def step(self) -> None:
         """Once per turn: the engine's timers (only during a contact), answers out, the uplink, finished files on."""
-        if self.plan.is_open(self.clock()):
+        now = self.clock()
+        self.feed.contacts_step(self.plan, now)
+        if self.plan.is_open(now):
             self.engine.tick()
         self.reply()
         if self.uplink is not None:
@@ -181,6 +244,7 @@ class Station:
             raw = self.engine.pop()
             if raw is None:
                 break
+            self.feed.pdu_sent(raw)
             self.unsent.append(self.wrapper.wrap(APID_DIRECTIVE, raw))
         while self.unsent:
             if not self.radio.send(self.unsent[0]):
@@ -207,6 +271,8 @@ class Station:
     def hand_over(self) -> None:
         while self.engine.received:
             rf: ReceivedFile = self.engine.received.popleft()
+            if rf.name:
+                self.feed.transfer_outcome(rf.name, rf.delivered, rf.condition)
             if not rf.delivered:
                 self.checked.pop(rf.name, None)
                 self.c["transfers_failed"] += 1
@@ -221,8 +287,8 @@ class Station:
             self._take_telemetry(name, path)
             return
         checked = self.checked.pop(name, None)
-        job = (self.decoder.submit(write_checked, *checked, self.out_dir) if checked is not None
-               else self.decoder.submit(_decode_and_write, path, self.out_dir))
+        job = (self.decoder.submit(_write_archived, *checked, self.out_dir, self.clock) if checked is not None
+               else self.decoder.submit(_decode_and_write, path, self.out_dir, self.clock))
         self.decoding.append((name, path, job))
 
     def _take_telemetry(self, name: str, path: Path) -> None:
@@ -234,6 +300,7 @@ class Station:
             self.events.emit("telemetry_failed", {"file": name, "reason": str(exc)})
             return
         got = self.tm.take_packets(packets, name)
+        self.feed.sync_tm()
         self.ledger.file_done(name, "written")
         path.unlink(missing_ok=True)
         self.c["telemetry_segments"] += 1
@@ -248,7 +315,7 @@ class Station:
         while self.decoding and self.decoding[0][2].done():
             name, path, fut = self.decoding.popleft()
             try:
-                w = fut.result()
+                w, record = fut.result()
             except (ProductError, OSError) as exc:
                 self.ledger.file_done(name, "failed")
                 self.c["products_failed"] += 1
@@ -258,6 +325,7 @@ class Station:
                 continue
             first = self.ledger.product_written(w.id, w.kind, w.crc32c, w.product_bytes)
             self.ledger.file_done(name, "written")
+            self.feed.product(record)
             path.unlink(missing_ok=True)
             if not first:
                 self.c["products_duplicate"] += 1
@@ -269,6 +337,7 @@ class Station:
     def close(self) -> None:
         """Close the received files and the ledger (collect the decoder's last results first)."""
         self.engine.filestore.close()
+        self.feed.close()
         self.ledger.close()
         if self.uplink is not None:
             self.uplink.queue.close()
