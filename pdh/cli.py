@@ -192,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     from pdh.cli_dictionary import add_dictionary_parser
 
     add_dictionary_parser(sub, default_config=str(_default_config()))
+    from pdh.cli_archive import add_archive_parsers
+
+    add_archive_parsers(sub)
     args = ap.parse_args(argv)
     try:
         return int(args.func(args))
