@@ -139,3 +139,21 @@ def test_evicted_lost_and_interrupted_products_are_what_pdh_missing_reports(
     assert ",".join(f"{a}-{b - 1}" for a, b in lost_ranges) in text
     assert main(["missing", "--archive", archive_url, "--csv", "evicted"]) == 0
     assert capsys.readouterr().out.splitlines()[1].startswith("navcam-00000002-full,full,rest,")
+
+
+def test_pdh_products_lists_shows_and_exports_what_the_station_archived(
+        tmp_path: Path, archive_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    station, radio = make_station(tmp_path, archive_url)
+    p, path = frame_file(tmp_path, 1, "full")
+    assert send(station, radio, p.id, path, PRODUCT_SUFFIX, seq=1)
+    station.close()
+    assert main(["products", "list", "--archive", archive_url, "--camera", "navcam", "--csv"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].startswith("id,kind,camera") and rows[1].startswith(f"{p.id},full,navcam,1,")
+    assert main(["products", "show", p.id, "--archive", archive_url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["crc32c"] == p.crc32c
+    assert main(["products", "export", p.id, "--archive", archive_url, "--to", str(tmp_path / "x")]) == 0
+    assert sorted(f.name for f in (tmp_path / "x").iterdir()) == sorted(f"{p.id}{s}" for s in (".img", ".json",
+                                                                                                   ".png", ".xml"))
+    with pytest.raises(SystemExit, match="no product nope"):
+        main(["products", "show", "nope", "--archive", archive_url])
