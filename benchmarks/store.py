@@ -216,7 +216,8 @@ def queue_products(root: Path, n: int, side: int = 16) -> None:
 
 
 def bench_store_pass(rate_bps: float = 8e6, window_s: float = 12.0, size_px: int = 1024,
-                     latency_ms: float = 1290.0, queued: int = 100_000, rounds: int = 2) -> Table:
+                     latency_ms: float = 1290.0, queued: int = 100_000, rounds: int = 2,
+                     lead_s: float = PASS_LEAD_S) -> Table:
     """Goodput of a pass at 0 % loss with ``queued`` products waiting, as a ratio of an empty store's."""
     from benchmarks.downlink import _products, _run_pass
 
@@ -233,7 +234,7 @@ def bench_store_pass(rate_bps: float = 8e6, window_s: float = 12.0, size_px: int
 
     for _ in range(rounds):
         for leg in got:
-            got[leg].append(_run_pass(products, rate_bps, 0.0, window_s, latency_ms, lead_s=PASS_LEAD_S,
+            got[leg].append(_run_pass(products, rate_bps, 0.0, window_s, latency_ms, lead_s=lead_s,
                                       prepare=prepare if leg == "queued" else None))
     goodput = {leg: [r["new_file_bytes"] * 8 / window_s for r in rs] for leg, rs in got.items()}
     base = statistics.median(goodput["empty"])
@@ -260,7 +261,7 @@ def bench_store_pass(rate_bps: float = 8e6, window_s: float = 12.0, size_px: int
                        "and its thumbnail pushed before the window opens (goodput as in the downlink benchmark)")
     table.notes.append(f"the queue: {queued:,} lossless 'rest' products, grade 0.1 (the pass's own are 0.5), real payload "
                        "files, written in " + ", ".join(f"{t:.1f} s" for t in setup)
-                       + f"; the window opens {PASS_LEAD_S:g} s after the processes start, once the downlink "
+                       + f"; the window opens {lead_s:g} s after the processes start, once the downlink "
                        "has opened the store and its start-up scrub has read it")
     table.notes.append("machine load (1/5/15 min) at start " + " ".join(f"{x:.2f}" for x in load_start)
                        + ", at end " + " ".join(f"{x:.2f}" for x in load_end) + f", {cpus} CPUs"
