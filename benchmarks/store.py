@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
+
 from benchmarks.figures import Column, Table, ratio
 
 __all__ = ["bench_store", "bench_store_pass", "fill_store", "queue_products", "OPERATIONS"]
@@ -146,7 +148,8 @@ def bench_store(sizes: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000), ro
         baseline=f"the same operation on a store of {sizes[0]:,} items, in this run (flat = 1.0; goal <= 2 at 10^6)",
         columns=[Column("op", "operation"), Column("items", "items", ","),
                  Column("vs_smallest", f"x {sizes[0]:,}", ".2f", True),
-                 Column("cpu_vs_smallest", f"CPU x {sizes[0]:,}", ".2f", True), Column("median_us", "median us", ",.0f"),
+                 Column("cpu_vs_smallest", f"CPU x {sizes[0]:,}", ".2f", True),
+                 Column("median_us", "median us", ",.0f"),
                  Column("min_us", "min us", ",.0f"), Column("max_us", "max us", ",.0f"),
                  Column("cpu_us", "CPU us", ",.0f")],
     )
@@ -191,7 +194,6 @@ def queue_products(root: Path, n: int, side: int = 16) -> None:
     from fsw.downlink.store import ProductStore
     from fsw.imaging.codecs import encode_pixels
     from fsw.imaging.product import Product, encode_product, product_id
-    import numpy as np
 
     pixels = np.random.default_rng(n).integers(0, 1 << 12, size=(side, side), dtype=np.uint16)
     payload, crc = encode_pixels("jpegls", pixels, {"bit_depth": 12}), pixels_crc32c(pixels)
@@ -256,11 +258,12 @@ def bench_store_pass(rate_bps: float = 8e6, window_s: float = 12.0, size_px: int
     load_end = _load()
     cpus = os.cpu_count() or 1
     busy = max(load_start[0], load_end[0]) > 0.5 * cpus
-    table.notes.append(f"{rounds} rounds, the legs alternating; one window of {window_s:g} s at {rate_bps / 1e6:g} Mbit/s, "
-                       f"one-way light time {latency_ms:g} ms; {len(products)} products of a {size_px}x{size_px} frame "
-                       "and its thumbnail pushed before the window opens (goodput as in the downlink benchmark)")
-    table.notes.append(f"the queue: {queued:,} lossless 'rest' products, grade 0.1 (the pass's own are 0.5), real payload "
-                       "files, written in " + ", ".join(f"{t:.1f} s" for t in setup)
+    table.notes.append(f"{rounds} rounds, the legs alternating; one window of {window_s:g} s at "
+                       f"{rate_bps / 1e6:g} Mbit/s, one-way light time {latency_ms:g} ms; {len(products)} products "
+                       f"of a {size_px}x{size_px} frame and its thumbnail pushed before the window opens (goodput "
+                       "as in the downlink benchmark)")
+    table.notes.append(f"the queue: {queued:,} lossless 'rest' products, grade 0.1 (the pass's own are 0.5), "
+                       "real payload files, written in " + ", ".join(f"{t:.1f} s" for t in setup)
                        + f"; the window opens {lead_s:g} s after the processes start, once the downlink "
                        "has opened the store and its start-up scrub has read it")
     table.notes.append("machine load (1/5/15 min) at start " + " ".join(f"{x:.2f}" for x in load_start)

@@ -70,7 +70,8 @@ CREATE INDEX IF NOT EXISTS items_kind_age ON items (kind, created);
 CREATE INDEX IF NOT EXISTS items_class_age ON items (cls, created, seq) WHERE state != 'refused' AND cls != 'rest';
 CREATE INDEX IF NOT EXISTS items_rest_grade ON items (score, created, seq) WHERE cls = 'rest' AND state != 'refused';
 CREATE INDEX IF NOT EXISTS items_refused ON items (created, seq) WHERE state = 'refused';
-CREATE INDEX IF NOT EXISTS items_to_reencode ON items (kind, codec, created, seq) WHERE reencoded = 0 AND state = 'stored';
+CREATE INDEX IF NOT EXISTS items_to_reencode ON items (kind, codec, created, seq)
+    WHERE reencoded = 0 AND state = 'stored';
 CREATE TABLE IF NOT EXISTS totals (cls TEXT NOT NULL, kind TEXT NOT NULL, codec TEXT NOT NULL,
                                    reencoded INTEGER NOT NULL, items INTEGER NOT NULL, bytes INTEGER NOT NULL,
                                    PRIMARY KEY (cls, kind, codec, reencoded)) WITHOUT ROWID;

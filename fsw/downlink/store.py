@@ -69,16 +69,20 @@ _TRANSACTIONS_KEPT = 4096
 _SEQ_BLOCK = 1024  # transaction numbers reserved above the last used one by each write of the mark
 _COLS = "id, kind, cls, score, requested, size, created, codec, gen, state, crc32c"
 _NEAR_TIE = 2.0 ** -40  # relative: far above the rounding of either form of the 'rest' key, far below a real gap
-# What goes when room is needed, in this order (each pass through its index; the ``state != 'refused'``
-# and ``cls != 'rest'`` terms name the partial index, :mod:`fsw.downlink.index`): items kept as 'refused',
-# oldest first; then each evictable class, 'rest' lowest grade first, others oldest first.
-_EVICTION_PASSES: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
-    ("state = 'refused'", (), "created ASC, seq ASC", ""),
-    *((("cls = 'rest' AND state != 'refused' AND state = 'stored'", (), "score ASC, created ASC, seq ASC", "rest")
-       if ecls == "rest" else
-       ("cls = ? AND state != 'refused' AND cls != 'rest' AND state = 'stored'", (ecls,), "created ASC, seq ASC",
-        ecls)) for ecls in EVICTABLE),
-)
+
+
+def _eviction_pass(ecls: str) -> tuple[str, tuple[str, ...], str, str]:
+    """(where, its arguments, order, class) of the items of evictable class ``ecls`` that may go, in the
+    order they go: 'rest' lowest grade first, others oldest first. The ``state != 'refused'`` and
+    ``cls != 'rest'`` terms name the partial index each walks (:mod:`fsw.downlink.index`)."""
+    if ecls == "rest":
+        return "cls = 'rest' AND state != 'refused' AND state = 'stored'", (), "score ASC, created ASC, seq ASC", ecls
+    return ("cls = ? AND state != 'refused' AND cls != 'rest' AND state = 'stored'", (ecls,), "created ASC, seq ASC",
+            ecls)
+
+
+# What goes when room is needed, in this order: items kept as 'refused' (oldest first), then each evictable class.
+_EVICTION_PASSES = (("state = 'refused'", (), "created ASC, seq ASC", ""), *map(_eviction_pass, EVICTABLE))
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,9 @@ class ProductStore:
             if not self._recovered:
                 try:
                     ensure_rest_order(self.db, self.policy.age_weight_per_h)
+                except sqlite3.Error as exc:
+                    raise fault("index the 'rest' class for this age weight", exc) from None
+                try:
                     self.recovery = recover(self.db, self.payload_dir, self.tmp_dir)
                 except (sqlite3.Error, OSError) as exc:
                     raise fault("clean crash leftovers", exc) from None

@@ -91,7 +91,8 @@ def test_the_totals_match_the_rows_after_every_kind_of_change(tmp_path: Path) ->
     store.mark_reencoded("a")
     rows = store.db.execute("SELECT cls, kind, codec, reencoded, COUNT(*), SUM(size) FROM items "
                             "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4").fetchall()
-    kept = store.db.execute("SELECT cls, kind, codec, reencoded, items, bytes FROM totals ORDER BY 1, 2, 3, 4").fetchall()
+    kept = store.db.execute("SELECT cls, kind, codec, reencoded, items, bytes FROM totals "
+                            "ORDER BY 1, 2, 3, 4").fetchall()
     assert kept == rows
     assert len(store) == store.db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
     assert store.total_bytes() == store.db.execute("SELECT SUM(size) FROM items").fetchone()[0]
