@@ -8,8 +8,11 @@ import re
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from benchmarks.store import fill_store
-from fsw.downlink.policy import Policy
+from framework.errors import ConfigError
+from fsw.downlink.policy import CLASSES, Policy
 from fsw.downlink.reencoder import REENCODE_KINDS
 from fsw.downlink.store import ProductStore
 from fsw.imaging.product import PRODUCT_KINDS
@@ -148,3 +151,8 @@ def test_next_breaks_a_rounding_tie_as_the_full_order_does(tmp_path: Path) -> No
         order = store.ids(now=now)
         assert store.next(now=now).id == order[0]
         assert store.next(exclude={order[0], order[3]}, now=now).id == order[1]
+
+
+def test_an_age_weight_that_is_not_a_finite_number_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="age_weight_per_h"):
+        Policy.from_settings(list(CLASSES), float("inf"))
