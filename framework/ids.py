@@ -26,4 +26,5 @@ ID_BASES: dict[str, int] = {
     "deploy_emulator": 0x0900,  # hil/deploy
     "ingest": 0x0A00,           # fsw/ingest (ground commands in: SDLS check, dispatch)
     "sequencer": 0x0B00,        # fsw/sequencer (stored command sequences)
+    "console": 0x0C00,          # ground/console (the operator's web console)
 }

@@ -20,7 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from framework.errors import ProtocolError
+from framework.bus.client import Publisher
+from framework.bus.message import RESERVED_KEYS
+from framework.errors import BusError, ProtocolError
 from framework.reporters import EventReporter
 from ground.ledger import Ledger
 from link.dictionary import Dictionary
@@ -53,14 +55,21 @@ class Intake:
 class TelemetryIntake:
     """Fed TM bytes; stores them through ``ledger``, reports through ``events``.
 
-    ``on_verification(packet)``: called for each new verification packet, after it is stored."""
+    ``on_verification(packet)``: called for each new verification packet, after it is stored.
+    ``publisher``: where each new housekeeping and event packet is also published for live views
+    (the console): ``lander.tlm.<process>`` (kind ``health``) and ``lander.evt.<process>`` (kind
+    ``evt``), stamped with the lander's time. Default: the bus publisher ``events`` publishes
+    through (the ground's own bus), if it is one."""
 
     def __init__(self, dictionary: Dictionary, ledger: Ledger, events: EventReporter,
-                 on_verification: Callable[[TmPacket], Any] = lambda p: None) -> None:
+                 on_verification: Callable[[TmPacket], Any] = lambda p: None, publisher: Any = None) -> None:
         self.dictionary = dictionary
         self.ledger = ledger
         self.events = events
         self.on_verification = on_verification
+        found = getattr(events, "_pub", None)
+        self.publisher = publisher if publisher is not None else found if isinstance(found, Publisher) else None
+        self.unpublished = 0
         self.c = {"tm_packets": 0, "tm_packets_new": 0, "tm_rejected": 0, "tm_parameters": 0, "tm_events": 0,
                   "tm_verifications": 0}
 
@@ -84,6 +93,7 @@ class TelemetryIntake:
         new = self.ledger.add_tm(decoded) if decoded else []
         self.c["tm_packets_new"] += len(new)
         for p in new:
+            self._publish(p)
             if p.packet_type is TmType.HOUSEKEEPING:
                 self.c["tm_parameters"] += len(p.values)
             elif p.packet_type is TmType.EVENT:
@@ -93,6 +103,22 @@ class TelemetryIntake:
                 self.on_verification(p)
         times = [p.t for p, _ in decoded]
         return Intake(len(decoded) + rejected, len(new), rejected, min(times, default=0.0), max(times, default=0.0))
+
+    def _publish(self, p: TmPacket) -> None:
+        """A new housekeeping or event packet on the ground bus; a bus fault is counted, never raised."""
+        if self.publisher is None or p.packet_type is TmType.VERIFICATION:
+            return
+        if p.packet_type is TmType.HOUSEKEEPING:
+            topic, kind, body = f"lander.tlm.{p.process}", "health", dict(p.values)
+        else:
+            topic, kind = f"lander.evt.{p.process}", "evt"
+            body = {**p.fields, "name": p.event_name or f"event_{p.event_id}", "event_id": p.event_id,
+                    "severity": p.severity}
+        try:
+            self.publisher.publish(topic, kind, {(f"{k}_" if k in RESERVED_KEYS else k): v for k, v in body.items()},
+                                   t=p.t)
+        except BusError:
+            self.unpublished += 1
 
     def _reject(self, source: str, reason: str, size: int) -> None:
         self.c["tm_rejected"] += 1

@@ -49,3 +49,11 @@ INTERFACES: tuple[Interface, ...] = (
 """Every component's interface table (commands, events, telemetry), in id-base order."""
 
 register(*ALL_KINDS)
+
+# The operator's web console (issue 14), appended: a ground process, its table in id-base order.
+from ground.console.interface import INTERFACE as CONSOLE_TABLE  # noqa: E402
+from ground.console.interface import KIND as CONSOLE  # noqa: E402
+
+ALL_KINDS = (*ALL_KINDS, CONSOLE)
+INTERFACES = (*INTERFACES, CONSOLE_TABLE)
+register(CONSOLE)
