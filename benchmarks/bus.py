@@ -6,17 +6,21 @@ pdh.process`` running ``bus.broker``, :mod:`fsw.broker.process`, from a temporar
 :class:`framework.bus.client.Publisher`; a receiver process takes them with
 :class:`framework.bus.client.Subscriber`. The baseline, in the same run, is pyzmq
 PUSH/PULL carrying the same parts straight from sender to receiver, no broker.
+Both are measured again with ``ipc://`` sockets (a bus that stays on one host),
+against the same TCP baseline.
 
 Both legs keep at most ``window`` messages in flight (the receiver counts what
 it has into a shared value), so PUB never reaches its high-water mark and the
 figure is the sustained rate without drops; drops are still counted from the
-header ``seq`` and shown.
+header ``seq`` and shown. Each leg runs in several rounds (at least 3), legs
+interleaved; the median and the spread are printed, and the machine's load.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -178,15 +182,18 @@ def run_leg(leg: str, n: int, n_bytes: int, window: int, hwm: int, endpoints: tu
 class _Broker:
     """The real broker process from a temporary config, ended on exit."""
 
-    def __init__(self, workdir: Path, hwm: int) -> None:
-        ep = free_loopback_ports({"bus_pub": "tcp://127.0.0.1:0", "bus_sub": "tcp://127.0.0.1:0"})
+    def __init__(self, workdir: Path, hwm: int, ipc: bool = False) -> None:
+        if ipc:
+            ep = {"bus_pub": f"ipc://{workdir}/bus_pub", "bus_sub": f"ipc://{workdir}/bus_sub"}
+        else:
+            ep = free_loopback_ports({"bus_pub": "tcp://127.0.0.1:0", "bus_sub": "tcp://127.0.0.1:0"})
         self.pub_ep, self.sub_ep = ep["bus_pub"], ep["bus_sub"]
         cfg = {"version": 1, "endpoints": {"bus_pub": self.pub_ep, "bus_sub": self.sub_ep},
                "bus": {"sndhwm": hwm, "rcvhwm": hwm},
                "processes": {"broker": {"kind": "bus.broker", "endpoints": {"xsub": "bus_pub", "xpub": "bus_sub"}}}}
-        self.cfg_path = workdir / "bench_bus.yaml"
+        self.cfg_path = workdir / f"bench_bus_{'ipc' if ipc else 'tcp'}.yaml"
         self.cfg_path.write_text(yaml.safe_dump(cfg))
-        self.out = workdir / "out"
+        self.out = workdir / f"out_{'ipc' if ipc else 'tcp'}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> "_Broker":
@@ -205,35 +212,64 @@ class _Broker:
             self.proc.wait(5)
 
 
-def _row(label: str, leg: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
-    return {"path": label, "vs_raw": ratio(leg["msg_s"], raw["msg_s"]), "msg_s": leg["msg_s"], "mb_s": leg["mb_s"],
-            "received": leg["received"], "sent": leg["sent"], "missing": leg["missing"],
-            "elapsed_s": leg["elapsed_s"]}
+def _row(label: str, legs: list[dict[str, Any]], base: float | None) -> dict[str, Any]:
+    rates = [leg["msg_s"] or 0.0 for leg in legs]
+    med = statistics.median(rates)
+    mb = statistics.median([leg["mb_s"] or 0.0 for leg in legs])
+    return {"path": label, "vs_raw": ratio(med, base), "msg_s": med, "min": min(rates), "max": max(rates),
+            "mb_s": mb, "received": sum(leg["received"] for leg in legs), "sent": sum(leg["sent"] for leg in legs),
+            "missing": sum(leg["missing"] for leg in legs)}
 
 
-def bench_bus(n_messages: int = 200, message_bytes: int = 8 << 20, rounds: int = 2, window: int = 4,
+LEGS = (("raw PUSH/PULL, tcp (baseline)", "raw", "tcp"), ("bus: Publisher -> broker -> Subscriber, tcp", "bus", "tcp"),
+        ("raw PUSH/PULL, ipc://", "raw", "ipc"), ("bus: Publisher -> broker -> Subscriber, ipc://", "bus", "ipc"))
+
+
+def _raw_endpoint(transport: str, workdir: Path, n: int) -> str:
+    if transport == "ipc":
+        return f"ipc://{workdir}/raw{n}"
+    return free_loopback_ports({"raw": "tcp://127.0.0.1:0"})["raw"]
+
+
+def bench_bus(n_messages: int = 200, message_bytes: int = 8 << 20, rounds: int = 3, window: int = 4,
               hwm: int = 8) -> Table:
-    """Frame messages/s and MB/s through the broker and over raw PUSH/PULL; best of ``rounds`` each."""
-    best: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench_bus_") as tmp, _Broker(Path(tmp), hwm) as broker:
-        raw_ep = free_loopback_ports({"raw": "tcp://127.0.0.1:0"})["raw"]
+    """Frame messages/s and MB/s through the broker and over raw PUSH/PULL, on tcp and ipc; median of at least
+    3 rounds each (legs interleaved, so a slow moment of the machine spreads over all of them)."""
+    rounds = max(3, rounds)
+    load_start = os.getloadavg()
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in LEGS}
+    with tempfile.TemporaryDirectory(prefix="bench_bus_", dir="/tmp") as tmp, \
+            _Broker(Path(tmp), hwm) as tcp_broker, _Broker(Path(tmp), hwm, ipc=True) as ipc_broker:
+        brokers = {"tcp": tcp_broker, "ipc": ipc_broker}
+        n = 0
         for _ in range(rounds):
-            for leg, eps in (("raw", (raw_ep, raw_ep)), ("bus", (broker.pub_ep, broker.sub_ep))):
-                r = run_leg(leg, n_messages, message_bytes, window, hwm, eps)
-                if leg not in best or (r["msg_s"] or 0) > (best[leg]["msg_s"] or 0):
-                    best[leg] = r
+            for label, leg, transport in LEGS:
+                n += 1
                 if leg == "raw":
-                    raw_ep = free_loopback_ports({"raw": "tcp://127.0.0.1:0"})["raw"]
-    raw, bus = best["raw"], best["bus"]
-    columns = [Column("path", "path"), Column("vs_raw", "vs raw", ".3f", True), Column("msg_s", "msg/s", ".1f"),
+                    raw_ep = _raw_endpoint(transport, Path(tmp), n)
+                    eps = (raw_ep, raw_ep)
+                else:
+                    eps = (brokers[transport].pub_ep, brokers[transport].sub_ep)
+                runs[label].append(run_leg(leg, n_messages, message_bytes, window, hwm, eps))
+    load_end = os.getloadavg()
+    base = statistics.median([r["msg_s"] or 0.0 for r in runs[LEGS[0][0]]])
+    columns = [Column("path", "path"), Column("vs_raw", "vs raw tcp", ".3f", True),
+               Column("msg_s", "msg/s median", ".1f"), Column("min", "min", ".1f"), Column("max", "max", ".1f"),
                Column("mb_s", "MB/s", ".0f"), Column("received", "received", "d"), Column("sent", "sent", "d"),
-               Column("missing", "missing", "d"), Column("elapsed_s", "seconds", ".3f")]
-    rows = [_row("raw PUSH/PULL (baseline)", raw, raw), _row("bus: Publisher -> broker -> Subscriber", bus, raw)]
-    baseline = (f"raw pyzmq PUSH/PULL, same parts, no broker: {raw['msg_s'] or 0:.1f} msg/s, "
-                f"{raw['mb_s'] or 0:.0f} MB/s")
+               Column("missing", "missing", "d")]
+    rows = [_row(label, runs[label], base) for label, _, _ in LEGS]
+    baseline = f"raw pyzmq PUSH/PULL over tcp, same parts, no broker: median {base:.1f} msg/s"
+    cpus = os.cpu_count() or 1
+    busy = max(load_start[0], load_end[0]) > 0.5 * cpus
     notes = [f"message: [topic, msgpack header, {message_bytes / (1 << 20):g} MiB pixels (copy=False)] "
-             "over tcp 127.0.0.1",
-             f"sender and receiver in separate processes (spawn); best of {rounds} rounds of {n_messages} messages",
+             "over tcp 127.0.0.1 or ipc:// (a Unix socket)",
+             f"sender and receiver in separate processes (spawn); {rounds} rounds of {n_messages} messages per leg, "
+             "legs interleaved; median and min-max over the rounds",
              f"at most {window} messages in flight, high-water marks {hwm}; MB = 1e6 bytes",
-             "rate: messages received / (last receipt - first send), one monotonic clock for both processes"]
+             "rate: messages received / (last receipt - first send), one monotonic clock for both processes",
+             "on one host the imaging core takes frames from the camera driver's shared-memory ring instead "
+             "(benchmarks.camera); pixels inline on the bus are for a bus that leaves the host",
+             "machine load (1/5/15 min) at start " + " ".join(f"{x:.2f}" for x in load_start)
+             + ", at end " + " ".join(f"{x:.2f}" for x in load_end) + f", {cpus} CPUs"
+             + (": BUSY MACHINE, figures are not an idle run's" if busy else "")]
     return Table("bus", "Bus throughput of frame messages", baseline, columns, rows, notes)

@@ -25,6 +25,7 @@ a frame's work names that frame lost (``shm_overwritten``), whichever products i
 from __future__ import annotations
 
 import re
+import socket
 from typing import Any
 
 import msgpack
@@ -90,14 +91,22 @@ class ImagingCore:
         self.journal = Journal(ctx.out_dir / s["journal_dir"] / f"{ctx.name}.journal")
         self.accounts = FrameAccounts(s["cameras"], self.journal, ctx.monotonic, s["report_retry_s"],
                                       s["tail_grace_s"])
+        # A worker that finishes an encoding wakes the loop (a byte on this pair), so products go out and the
+        # next frame starts at once, not at the next poll timeout.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self.proc = FrameProcessor(s, self.emit, self.events.emit, self.expose, ctx.out_dir / s["calibration_dir"],
-                                   ctx.monotonic, named=self.named)
+                                   ctx.monotonic, named=self.named, wake=self._woken)
         self.cameras, self.codec = self.proc.cameras, self.proc.codec
         self.downlinks = _downlinks(ctx)
         self.drivers = _drivers(ctx, self.cameras)
         self.sub = ctx.subscriber([f"frame.{c}" for c in self.cameras] + [f"evt.{ctx.name}"]
                                   + [f"evt.{d}" for d in sorted(self.downlinks)]
                                   + [f"tlm.{d}" for d in sorted(self.drivers)])
+        self.poller = zmq.Poller()
+        self.poller.register(self.sub.sock, zmq.POLLIN)
+        self.poller.register(self._wake_r, zmq.POLLIN)
         self.push = ctx.zmq.socket(zmq.PUSH)
         self.push.setsockopt(zmq.SNDHWM, 16)
         self.push.setsockopt(zmq.LINGER, 2000)
@@ -333,10 +342,26 @@ class ImagingCore:
                     self.events.emit("ae_command_refused", {"camera": cam, "status": r.status, "reason": r.reason})
                 r = client.recv(0)
 
+    def _woken(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass  # the pair is full (the loop is awake already) or closed (stopping)
+
+    def _wait(self, wait_ms: int) -> None:
+        """Until a message comes, a worker finishes, or ``wait_ms``."""
+        if self.poller.poll(wait_ms):
+            try:
+                while self._wake_r.recv(4096):
+                    pass
+            except OSError:
+                pass  # drained
+
     def turn(self, wait_ms: int | None = None) -> None:
-        """One loop turn: messages in (waiting up to ``wait_ms`` for the first; by default 5 ms while frames
-        are in work, else 50), processing, hand-off, reports, one journal commit, commands, health."""
-        msg = self.sub.recv(timeout_ms=wait_ms if wait_ms is not None else 5 if self.proc.busy() else 50)
+        """One loop turn: messages in (waiting up to ``wait_ms``, by default 50 ms, for the first one or for
+        a worker to finish), processing, hand-off, reports, one journal commit, commands, health."""
+        self._wait(wait_ms if wait_ms is not None else 50)
+        msg = self.sub.recv(timeout_ms=0)
         n = 0
         while msg is not None:
             self.take(msg)
@@ -378,6 +403,8 @@ class ImagingCore:
         self._await_confirmations(_STOP_WAIT_S)
         self.commit()
         self.journal.close()
+        self._wake_r.close()
+        self._wake_w.close()
         if self.handoff.pending or self.handoff.unacked or self.proc.waiting:
             self.ctx.log.warning("products_unsent_at_stop", products=len(self.handoff.pending),
                                  unconfirmed=len(self.handoff.unacked), frames=len(self.proc.waiting))

@@ -49,13 +49,16 @@ FULL, THUMBNAIL = frozenset({"full"}), frozenset({"thumbnail", "full"})
 class FrameProcessor:
     def __init__(self, settings: dict[str, Any], emit: Emit, event: Event, expose: Expose | None = None,
                  calibration_dir: Path | None = None, monotonic: Callable[[], float] = time.monotonic,
-                 named: Named | None = None) -> None:
+                 named: Named | None = None, wake: Callable[[], None] | None = None) -> None:
+        """``wake``: called (from a worker thread) when an encoding finishes, so a loop that sleeps on its
+        sockets can call :meth:`step` at once instead of at its next timeout."""
         self.s = settings
         self.cameras: list[str] = list(settings["cameras"])
         self.codec: str = settings["lossless_codec"]
         self._emit, self._event, self._expose = emit, event, expose
         self._named: Named = named or (lambda name, frame, kinds, fields: self._event(name, fields))
         self._monotonic = monotonic
+        self._wake = wake
         self.waiting: collections.deque[tuple[Frame, float, bool]] = collections.deque()
         self.inflight: collections.deque[tuple[Frame, Future[Product]]] = collections.deque()
         self.pool = ThreadPoolExecutor(max_workers=settings["workers"], thread_name_prefix="lossless")
@@ -190,7 +193,10 @@ class FrameProcessor:
                          "score": grades["score"]})
             return
         if full_frame:
-            self.inflight.append((frame, self.pool.submit(self._lossless, frame, grades, self._verify_threads())))
+            fut = self.pool.submit(self._lossless, frame, grades, self._verify_threads())
+            if self._wake is not None:
+                fut.add_done_callback(lambda _: self._wake())  # type: ignore[misc]
+            self.inflight.append((frame, fut))
 
     def _lossless(self, frame: Frame, grades: dict[str, Any], verify_threads: int = 1) -> Product:
         t0 = time.perf_counter()
