@@ -115,13 +115,13 @@ def test_demo_config_places_every_process_on_a_declared_host() -> None:
     c = load_config(DEMO)
     assert c.processes_on("lander") == ["broker", "navcam_emulator", "navcam_driver", "imaging", "downlink", "sequencer", "ingest"]
     assert c.processes_on("relay") == ["relay"]
-    assert c.processes_on("ground") == ["ground_broker", "ground"]
+    assert c.processes_on("ground") == ["ground_broker", "ground", "console"]
 
 
 def test_multihost_config_splits_lander_relay_and_ground_over_three_addresses() -> None:
     c = load_config(MULTIHOST)
     assert c.hosts == {"lander": "127.0.0.2", "relay": "127.0.0.3", "ground": "127.0.0.4"}
-    assert c.processes_on("relay") == ["relay"] and c.processes_on("ground") == ["ground_broker", "ground"]
+    assert c.processes_on("relay") == ["relay"] and c.processes_on("ground") == ["ground_broker", "ground", "console"]
     assert c.endpoint("ground", "bus_pub") != c.endpoint("downlink", "bus_pub")  # the ground has its own bus
 
 
