@@ -30,10 +30,15 @@ from pdh.monitor import BusWatch, RunState
 from pdh.supervisor import Supervisor
 from pdh.verify import judge_frames, read_manifest, verify_ground, verify_pcap
 from framework.bus.auth import operator_client
+from pdh.demo_uplink import DemoUplink
 
 __all__ = ["run_demo", "prepare_config", "judge_frames"]  # judge_frames: pdh.verify's, the verdict
 
 # Run output this command owns and clears at the start of a run (imaging: the imaging core's frame journal).
+# The uplink check: one command queued at the ground outside a contact (pdh.demo_uplink); it must act on board
+# after the next window opens plus light time, and its verification stages must come back.
+_UPLINK_TARGET, _UPLINK_CMD = "navcam_driver", "PING"
+_UPLINK_AFTER_S = 5.0  # the ground's command port is up by then; the command waits for the next gap after it
 _OWNED = ["hil", "link", "ground", "logs", "store", "imaging", "summary.json", "config.yaml"]
 
 
@@ -123,20 +128,25 @@ def run_demo(config_path: Path, out: Path, duration_s: float, loss: float | None
     phase = "capture"
     stop_sent_at: float | None = None
     interrupted = False
+    uplink: DemoUplink | None = None
     try:
         sup.start()
+        uplink = DemoUplink(zctx, config, out, _UPLINK_TARGET, _UPLINK_CMD) if _UPLINK_TARGET in config.processes else None
         while True:
             for msg in buses.drain(timeout_ms=100):
                 state.feed(msg, time.monotonic(), t0)
             sup.watch()
             now = time.monotonic()
+            if uplink is not None and not uplink.done:
+                uplink.step(ground_up=now - t0 >= _UPLINK_AFTER_S)
             if phase == "capture" and now - t0 >= duration_s:
                 phase = "drain"
                 stop_sent_at = now
                 _stop_streaming(zctx, config, notes, out)
             if phase == "drain":
                 assert stop_sent_at is not None
-                if now - stop_sent_at > 3.0 and state.drained() and _imaging_idle(state, config):
+                if (now - stop_sent_at > 3.0 and state.drained() and _imaging_idle(state, config)
+                        and (uplink is None or uplink.done)):
                     break
                 if now - stop_sent_at > drain_s:
                     notes.append(f"drain_timeout after {drain_s:.0f} s")
@@ -147,10 +157,14 @@ def run_demo(config_path: Path, out: Path, duration_s: float, loss: float | None
         notes.append("interrupted by operator")
     finally:
         view.close()
+        if uplink is not None:
+            notes.extend(uplink.notes)
+            uplink.close()
         sup.stop()
         buses.close()
         zctx.destroy(linger=0)
-    return _summarise(out, config, state, sup, t0, duration_s, loss, notes, interrupted)
+    return _summarise(out, config, state, sup, t0, duration_s, loss, notes, interrupted,
+                      uplink.summary() if uplink is not None else {})
 
 
 def _stop_streaming(zctx: Any, config: Config, notes: list[str], out: Path) -> None:
@@ -206,7 +220,7 @@ def _thumbnail_order(ledger_path: Path) -> dict[str, int]:
 
 
 def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: float, duration_s: float,
-               loss: float | None, notes: list[str], interrupted: bool) -> int:
+               loss: float | None, notes: list[str], interrupted: bool, uplink: dict[str, Any]) -> int:
     manifest = read_manifest(out / "hil" / "manifest.jsonl")
     ground_dirs = [out / config.processes[g]["out_subdir"] for g in config.processes_of_kind("ground.station")]
     full = state.full_made()
@@ -245,6 +259,9 @@ def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: 
         "bytes_sent": state.sum_tlm("bytes_sent", config.processes_of_kind("fsw.downlink")),
         "pcap_packets": pcap.packets if pcap else 0,
         "pcap_ccsds_cfdp": pcap.ccsds_cfdp if pcap else 0,
+        "pcap_ccsds_tm": pcap.ccsds_tm if pcap else 0,
+        "pcap_ccsds_tc": pcap.ccsds_tc if pcap else 0,
+        **uplink,
         "pcap_problems": pcap.bad if pcap else ["no relay"],
         **frames.summary(),
         "process_restarts": {n: c.starts - 1 for n, c in sup.children.items() if c.starts > 1},
@@ -256,7 +273,8 @@ def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: 
     # Every frame the camera sent counts (not only those seen being made); a full frame at the ground must
     # be the camera's, and every one the demo saw made must be the manifest's.
     summary["ok"] = (frames.ok and not check.mismatched and not check.not_in_manifest
-                     and (pcap is None or pcap.ok) and not interrupted and made_by_tlm <= len(state.made))
+                     and (pcap is None or pcap.ok) and not interrupted and made_by_tlm <= len(state.made)
+                     and uplink.get("uplink_ok", True) and (not uplink or pcap is None or pcap.ccsds_tc > 0))
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print()
     print("lunar-pdh demo summary")
@@ -265,11 +283,14 @@ def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: 
               "full_frames_made", "full_frames_bit_exact", "thumbnails_at_ground", "products_confirmed",
               "telemetry_segments_confirmed", "thumbnail_before_full", "frames_with_thumbnail_and_full",
               "first_thumbnail_at_ground_s", "first_full_at_ground_s", "bytes_sent", "pcap_packets",
-              "pcap_ccsds_cfdp"):
-        print(f"  {k:30s} {summary[k]}")
+              "pcap_ccsds_cfdp", "pcap_ccsds_tm", "pcap_ccsds_tc", "uplink_command", "uplink_state",
+              "uplink_wait_for_window_s", "uplink_light_time_s", "uplink_stages"):
+        if k in summary:
+            print(f"  {k:30s} {summary[k]}")
     for k in ("frames_unaccounted", "frames_mismatched", "frames_named_examples", "full_frames_missing",
-              "full_frames_mismatched", "full_frames_not_in_manifest", "pcap_problems", "process_restarts"):
-        if summary[k]:
+              "full_frames_mismatched", "full_frames_not_in_manifest", "pcap_problems", "process_restarts",
+              "uplink_problems"):
+        if summary.get(k):
             print(f"  {k:30s} {summary[k]}")
     for key, n in sorted(state.warning_counts.items()):
         print(f"  {'events':30s} {n} x {key}")

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from framework.config import Config
 from framework.process import ensure_keys
+from pdh.keys import ensure_sdls_keys
 
 __all__ = ["Supervisor", "Child"]
 
@@ -71,6 +72,9 @@ class Supervisor:
         keys_dir = ensure_keys(self.config, self.out_dir)
         if keys_dir is not None:
             self.report("keys_ready", {"keys_dir": str(keys_dir)})
+        sdls_made = ensure_sdls_keys(self.config, self.config.keys_dir(self.out_dir))
+        if sdls_made:
+            self.report("sdls_keys_made", {"key_ids": sdls_made})
         for child in self.children.values():
             self._spawn(child)
 

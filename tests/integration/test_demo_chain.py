@@ -56,6 +56,12 @@ def test_chain_with_ten_percent_loss_delivers_every_frame_bit_exact(tmp_path: Pa
     assert len(manifest) >= summary["full_frames_made"]
     pcap = verify_pcap(out / "link" / "relay.pcap")
     assert pcap.ok, pcap.bad
+    # the uplink: a command queued at the ground outside a window crossed the relay (the pcap holds it),
+    # acted on board after the window opened, and its verification stages came back as TM
+    assert summary["uplink_queued_outside_window"] and summary["uplink_state"] == "completed", summary
+    assert pcap.ccsds_tc >= 1 and pcap.ccsds_tm >= 1
+    stages = [s.split("@")[0] for s in summary["uplink_stages"]]
+    assert stages[0] == "queued" and stages[-1] == "completed" and "received" in stages
     sidecars = list((out / "ground").glob("*-full.json"))
     assert len(sidecars) == summary["full_frames_made"]
     side = json.loads(sidecars[0].read_text())
