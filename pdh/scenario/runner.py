@@ -34,6 +34,7 @@ from framework.errors import ConfigError, PdhError
 from pdh.scenario.engine import Engine, Reply
 from pdh.scenario.expect import Record, Recording
 from pdh.scenario.report import build_report, format_report
+from pdh.scenario.evidence import write_bench_reports
 from pdh.scenario.model import ExpectAction, Scenario
 from pdh.scenario.spec import load_scenario
 from pdh.verify import NAMING_EVENTS, FramesCheck, judge_frames
@@ -262,6 +263,8 @@ def run_scenario(path: str | Path, out: str | Path, clock: Callable[[], float] =
     proc_checks, proc_info = _process_checks(sc, sup)
     report = build_report(sc.name, sc.file, str(out), engine.results, checks + proc_checks, started_utc,
                           clock() - t_begin, proc_info)
+    # the bench's reports (JUnit XML, HTML page) from what was heard; their paths go into the JSON report
+    report["files"] = write_bench_reports(sc, out, report, rec.records, t_begin if engine.t0 is None else engine.t0)
     _write_json(out / "scenario-report.json", report)
     for line in format_report(report):
         emit(line)
