@@ -53,6 +53,7 @@ COMPONENTS: dict[str, str] = {
     "drivers/camera": "drivers.camera",
     "drivers/deploy": "drivers.deploy",
     "ground": "ground",
+    "ground/console": "ground.console",
     "hil/camera": "hil.camera",
     "hil/deploy": "hil.deploy",
     "hil/relay": "hil.relay",
