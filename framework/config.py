@@ -159,6 +159,21 @@ class Config:
         hosts = set(self.hosts) if host == EVERY_HOST else {host}
         _check_binds_here(self.file, self.processes, self.endpoints, self.hosts, hosts)
 
+    def busy_ports(self, host: str = EVERY_HOST) -> list[str]:
+        """The tcp/udp addresses the processes of ``host`` (default: of every host) bind that something on
+        this machine holds now, each said with its endpoint and process: checked before a run starts, so a
+        second run names the busy port instead of crash-looping on "Address already in use"."""
+        hosts = set(self.hosts) if host == EVERY_HOST else {host}
+        busy: list[str] = []
+        for pname, role, ref in _bound(self.processes):
+            address = self.endpoints[ref]
+            if self.processes[pname]["host"] not in hosts or address.startswith("ipc://"):
+                continue
+            reason = _bind_refused(address)
+            if reason:
+                busy.append(f"{address} (endpoints.{ref}, bound by {pname} as {role}) is in use: {reason}")
+        return busy
+
     def binder(self, endpoint: str) -> str | None:
         """The process that binds the named endpoint (its kind lists the role in ``binds``), if any."""
         for name, p in self.processes.items():
@@ -261,6 +276,22 @@ def address_is_here(host: str) -> bool:
         return True
     except OSError:  # EADDRNOTAVAIL, or a name that does not resolve
         return False
+
+
+def _bind_refused(address: str) -> str:
+    """'' if a socket could bind ``address`` now, else why not. TCP probes with SO_REUSEADDR as ZeroMQ
+    binds (a port left in TIME_WAIT is free to it; one with a listener is not)."""
+    scheme, host, port = parse_endpoint(address)
+    kind = socket.SOCK_STREAM if scheme == "tcp" else socket.SOCK_DGRAM
+    try:
+        family = socket.getaddrinfo(host, port, type=kind)[0][0]
+        with socket.socket(family, kind) as probe:
+            if kind == socket.SOCK_STREAM:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return ""
 
 
 def free_loopback_ports(endpoints: dict[str, str]) -> dict[str, str]:

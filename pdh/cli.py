@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
+import math
 import sys
 import time
 from pathlib import Path
@@ -21,8 +21,10 @@ from typing import Any
 
 import yaml
 
-from framework.config import config_dir, find_config, load_config
+from framework.config import EVERY_HOST, config_dir, find_config, load_config
 from framework.errors import ConfigError
+from pdh.cli_command import follow_command, not_running
+from pdh.supervisor import Interrupted, catch_stop_signals
 
 __all__ = ["main"]
 
@@ -37,7 +39,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.loss is not None and not 0.0 <= args.loss <= 0.95:
         print(f"--loss: expected a probability in [0, 0.95], got {args.loss}", file=sys.stderr)
         return 2
-    return run_demo(find_config(args.config), Path(args.out), args.duration, args.loss, args.drain)
+    for flag, value in (("--duration", args.duration), ("--drain", args.drain)):
+        if not (math.isfinite(value) and value > 0):
+            print(f"{flag}: expected a number of seconds above 0, got {value:g}", file=sys.stderr)
+            return 2
+    return run_demo(find_config(args.config), Path(args.out), args.duration, args.loss, args.drain, force=args.force)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -54,21 +60,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = configure_logging("supervisor", out / "logs" if not sys.stderr.isatty() else None)
-    sup = Supervisor(config, path, out, on_report=lambda n, f: log.info(n, **f), host=args.host)
+
+    def on_report(name: str, fields: dict[str, Any]) -> None:
+        log.info(name, **fields)
+        if name == "process_gave_up":  # on screen, whatever the log goes to
+            print(f"{fields['process']}: given up after {fields['restarts']} restarts; last error: "
+                  f"{fields['last_error']}", file=sys.stderr, flush=True)
+
+    sup = Supervisor(config, path, out, on_report=on_report, host=args.host)
+    busy = sup.busy_ports()
+    if busy:
+        print(f"{path}: cannot start, {len(busy)} port(s) in use (another run?):", file=sys.stderr)
+        for line in busy:
+            print(f"  {line}", file=sys.stderr)
+        return 2
     log.info("service_starting", host=args.host, processes=list(sup.children))
-    stop = {"now": False}
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    sup.start()
-    while not stop["now"]:
-        sup.watch()
-        time.sleep(0.2)
-    sup.stop()
-    log.info("service_stopped")
+    restore = catch_stop_signals()  # SIGINT, SIGTERM, SIGHUP: every child is stopped
+    signame = ""
+    try:
+        sup.start()
+        while True:
+            sup.watch()
+            time.sleep(0.2)
+    except Interrupted as exc:
+        signame = exc.signame
+    finally:
+        sup.stop()
+        restore()
+    log.info("service_stopped", signal=signame)
     return 0
 
 
@@ -78,6 +97,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.host is not None:
         config.processes_on(args.host)  # an unknown host is named
         config.check_here(args.host)  # this host's bind addresses must be this machine's
+    if args.ports:
+        busy = config.busy_ports(args.host or EVERY_HOST)
+        for line in busy:
+            print(f"{path}: {line}", file=sys.stderr)
+        if busy:
+            return 2
     print(f"{path}: ok, {len(config.processes)} processes on {len(config.hosts)} host(s), "
           f"{len(config.endpoints)} endpoints")
     return 0
@@ -107,9 +132,19 @@ def _cmd_cmd(args: argparse.Namespace) -> int:
     from framework.bus.auth import AUTHORIZED_DIR, operator_client
 
     config = load_config(find_config(args.config)).for_run(args.out)  # the run's ipc directory, if it has one
-    if args.process not in config.processes or "command" not in config.processes[args.process]["endpoints"]:
-        print(f"{args.config}: process '{args.process}' has no command endpoint", file=sys.stderr)
+    if args.process not in config.processes:
+        print(f"{args.config}: no process '{args.process}'; its processes: {', '.join(config.processes)}",
+              file=sys.stderr)
         return 2
+    if "command" not in config.processes[args.process]["endpoints"]:
+        with_port = [n for n, p in config.processes.items() if "command" in p["endpoints"]]
+        print(f"{args.config}: {args.process} has no command port (those with one: {', '.join(with_port)})",
+              file=sys.stderr)
+        return 2
+    down = not_running(config, Path(args.out), args.process)
+    if down:
+        print(down, file=sys.stderr)
+        return 1
     cmd_args = {}
     for kv in args.args:
         if "=" not in kv:
@@ -126,12 +161,14 @@ def _cmd_cmd(args: argparse.Namespace) -> int:
     ctx = zmq.Context()
     try:
         client = operator_client(ctx, config, args.out, args.process, name=args.operator, keys_dir=keys_dir)
-        replies = client.call(args.command, cmd_args, timeout_s=args.timeout)
+        replies = follow_command(client, args.command, cmd_args, args.timeout, args.wait)
         client.close()
     finally:
         ctx.destroy(linger=0)
-    for r in replies:
-        print(f"{r.status:10s} {r.reason} {'' if r.result is None else r.result}")
+    if replies and replies[-1].status == "accepted":
+        print(f"no completed/failed within {args.wait:g} s of acceptance (--wait): {args.process} is still "
+              f"working on it, or stopped", file=sys.stderr)
+        return 1
     if not replies:
         if curve and not (keys_dir / AUTHORIZED_DIR / f"{args.operator}.key").is_file():
             print(f"no reply: refused by the port? the key '{args.operator}' is not authorised "
@@ -155,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--config", default=str(_default_config()),
                    help="config file, or the name of a shipped one (default configs/demo.yaml)")
     d.add_argument("--drain", type=float, default=180.0, help="max seconds to wait for the downlink to drain")
+    d.add_argument("--force", action="store_true", help="clear a previous run's output in --out (else refused)")
     d.set_defaults(func=_cmd_demo)
     r = sub.add_parser("run", help="run every process of a config (or of one host) until stopped")
     r.add_argument("config")
@@ -164,13 +202,16 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("check-config", help="validate a config file")
     c.add_argument("config")
     c.add_argument("--host", default=None, help="also check that this host's bind addresses are this machine's")
+    c.add_argument("--ports", action="store_true", help="also check that no port it binds is in use now")
     c.set_defaults(func=_cmd_check)
     k = sub.add_parser("cmd", help="send one command to a service and print its replies")
     k.add_argument("config")
     k.add_argument("process")
     k.add_argument("command")
     k.add_argument("args", nargs="*", help="key=value arguments")
-    k.add_argument("--timeout", type=float, default=5.0)
+    k.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for accepted/rejected (default 5)")
+    k.add_argument("--wait", type=float, default=600.0,
+                   help="seconds to wait, once accepted, for completed/failed (default 600)")
     k.add_argument("--out", default="OUT", help="the run's output directory (ipc endpoints live there; default OUT)")
     k.add_argument("--keys", default=None, help="key directory (default: the run's, OUT/keys or security.keys_dir)")
     k.add_argument("--operator", default="operator", help="operator key name (default operator)")

@@ -27,7 +27,7 @@ import yaml
 
 from framework.config import Config, validate_config
 from pdh.monitor import BusWatch, RunState
-from pdh.supervisor import Supervisor
+from pdh.supervisor import Interrupted, Supervisor, catch_stop_signals
 from pdh.verify import judge_frames, read_manifest, verify_ground, verify_pcap
 from framework.bus.auth import operator_client
 from pdh.demo_uplink import DemoUplink
@@ -39,7 +39,7 @@ __all__ = ["run_demo", "prepare_config", "judge_frames"]  # judge_frames: pdh.ve
 # after the next window opens plus light time, and its verification stages must come back.
 _UPLINK_TARGET, _UPLINK_CMD = "navcam_driver", "PING"
 _UPLINK_AFTER_S = 5.0  # the ground's command port is up by then; the command waits for the next gap after it
-_OWNED = ["hil", "link", "ground", "logs", "store", "imaging", "summary.json", "config.yaml"]
+_OWNED = ["hil", "link", "ground", "logs", "store", "imaging", "summary.json", "config.yaml", "supervisor.json"]
 
 
 def prepare_config(src: Path, out: Path, loss: float | None) -> tuple[Config, Path]:
@@ -93,27 +93,93 @@ def _row(state: RunState, config: Config, sup: Supervisor, t0: float) -> dict[st
         "products_made": len(state.made),
         "stored": len(state.stored),
         "bytes_sent": state.sum_tlm("bytes_sent", downlinks),
-        "confirmed": len(state.confirmed),
+        "confirmed": len(state.confirmed & set(state.made)),  # products, as the summary's products_confirmed
         "at_ground": len(state.received_ok),
         "processes_up": f"{sum(sup.alive().values())}/{len(sup.children)}",
         "restarts": sum(max(0, c.starts - 1) for c in sup.children.values()),
     }
 
 
-def run_demo(config_path: Path, out: Path, duration_s: float, loss: float | None, drain_s: float,
-             live: bool | None = None) -> int:
-    out.mkdir(parents=True, exist_ok=True)
+def _reported(notes: list[str], name: str, fields: dict[str, Any]) -> None:
+    """A supervisor report: kept for the summary; a process given up is said on screen at once, with why."""
+    notes.append(f"{name} {fields}")
+    if name == "process_gave_up":
+        print(f"{fields['process']}: given up after {fields['restarts']} restarts; last error: "
+              f"{fields['last_error']}", file=sys.stderr, flush=True)
+
+
+def failure_reasons(summary: dict[str, Any], frames_failure: str, notes: list[str]) -> list[str]:
+    """Why a run failed, each reason said (the verdict line never ends in "see above" alone)."""
+    reasons = [n for n in notes if n.startswith("interrupted by")]
+    reasons += [f"{p} was given up: {err}" for p, err in summary.get("processes_given_up", {}).items()]
+    if frames_failure:
+        reasons.append(frames_failure)
+    for key, what in (("full_frames_mismatched", "full frames differ from the camera's"),
+                      ("full_frames_not_in_manifest", "full frames the camera never sent"),
+                      ("pcap_problems", "the relay's pcap has problems"),
+                      ("uplink_problems", "the uplink check failed")):
+        if summary.get(key):
+            reasons.append(f"{what}: {summary[key]}")
+    made_tlm, made = summary.get("products_made_per_imaging_tlm", 0), summary.get("products_made", 0)
+    if made_tlm > made:
+        reasons.append(f"imaging reports {made_tlm} products made, the demo saw {made} (bus messages lost?)")
+    if summary.get("uplink_command") and not summary.get("pcap_ccsds_tc"):
+        reasons.append("no TC packet in the relay's pcap (the uplinked command never crossed the link)")
+    reasons += [n for n in notes if n.startswith("drain_timeout")]
+    if not reasons:
+        reasons.append("; ".join(notes[-3:]) or "no reason recorded (see summary.json)")
+    return reasons
+
+
+class OutRefused(Exception):
+    """``--out`` cannot hold this run: not a directory, not writable, or holding a run (without ``--force``)."""
+
+
+_KEPT = ("keys",)  # what --out may hold without --force: a key directory made beforehand (pdh keys)
+
+
+def prepare_out(out: Path, force: bool) -> None:
+    """Make ``out`` ready for a run, or raise OutRefused saying why: a previous run there is cleared only
+    with ``force`` (never silently), and only what this command owns (:data:`_OWNED`)."""
+    if out.exists() and not out.is_dir():
+        raise OutRefused(f"--out {out}: not a directory (it is a file); give a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".pdh-write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutRefused(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    held = sorted(p.name for p in out.iterdir() if p.name not in _KEPT)
+    if held and not force:
+        raise OutRefused(f"--out {out}: not empty (holds {', '.join(held[:6])}{' ...' if len(held) > 6 else ''}); "
+                         "give an empty or new directory, or --force to clear the last run's output there")
     for name in _OWNED:
         p = out / name
         if p.is_dir():
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
+
+
+def run_demo(config_path: Path, out: Path, duration_s: float, loss: float | None, drain_s: float,
+             live: bool | None = None, force: bool = False) -> int:
+    try:
+        prepare_out(out, force)
+    except OutRefused as exc:
+        print(exc, file=sys.stderr)
+        return 2
     config, run_cfg = prepare_config(config_path, out, loss)
     config.check_here()  # the demo starts every host's processes here: each bind address must be this machine's
     live = sys.stdout.isatty() if live is None else live
     notes: list[str] = []
-    sup = Supervisor(config, run_cfg, out, on_report=lambda n, f: notes.append(f"{n} {f}"))
+    sup = Supervisor(config, run_cfg, out, on_report=lambda n, f: _reported(notes, n, f))
+    busy = sup.busy_ports()
+    if busy:  # another run (or anything else) holds them: nothing is started, the busy ones are named
+        print(f"{config_path}: cannot start, {len(busy)} port(s) in use (another demo or run?):", file=sys.stderr)
+        for line in busy:
+            print(f"  {line}", file=sys.stderr)
+        return 2
     brokers = config.processes_of_kind("bus.broker")
     if not brokers:
         print(f"{config_path}: no bus.broker process; the demo needs one", file=sys.stderr)
@@ -129,6 +195,7 @@ def run_demo(config_path: Path, out: Path, duration_s: float, loss: float | None
     stop_sent_at: float | None = None
     interrupted = False
     uplink: DemoUplink | None = None
+    restore_signals = catch_stop_signals()  # SIGTERM and SIGHUP stop the children as Ctrl-C does
     try:
         sup.start()
         uplink = DemoUplink(zctx, config, out, _UPLINK_TARGET, _UPLINK_CMD) if _UPLINK_TARGET in config.processes else None
@@ -152,15 +219,16 @@ def run_demo(config_path: Path, out: Path, duration_s: float, loss: float | None
                     notes.append(f"drain_timeout after {drain_s:.0f} s")
                     break
             view.show(phase, _row(state, config, sup, t0))
-    except KeyboardInterrupt:
+    except Interrupted as exc:
         interrupted = True
-        notes.append("interrupted by operator")
+        notes.append(f"interrupted by {exc.signame}" + (" (Ctrl-C)" if exc.signame == "SIGINT" else ""))
     finally:
         view.close()
         if uplink is not None:
             notes.extend(uplink.notes)
             uplink.close()
         sup.stop()
+        restore_signals()
         buses.close()
         zctx.destroy(linger=0)
     return _summarise(out, config, state, sup, t0, duration_s, loss, notes, interrupted,
@@ -265,6 +333,8 @@ def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: 
         "pcap_problems": pcap.bad if pcap else ["no relay"],
         **frames.summary(),
         "process_restarts": {n: c.starts - 1 for n, c in sup.children.items() if c.starts > 1},
+        "processes_given_up": sup.given_up(),
+        "transactions_recovered": {k: r for k, (r, _) in state.transfers_recovered().items() if r},
         "warning_counts": state.warning_counts,
         "warnings": state.warnings[-20:],
         "notes": notes[-20:],
@@ -274,7 +344,9 @@ def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: 
     # be the camera's, and every one the demo saw made must be the manifest's.
     summary["ok"] = (frames.ok and not check.mismatched and not check.not_in_manifest
                      and (pcap is None or pcap.ok) and not interrupted and made_by_tlm <= len(state.made)
-                     and uplink.get("uplink_ok", True) and (not uplink or pcap is None or pcap.ccsds_tc > 0))
+                     and uplink.get("uplink_ok", True) and (not uplink or pcap is None or pcap.ccsds_tc > 0)
+                     and not sup.given_up())
+    summary["failure"] = [] if summary["ok"] else failure_reasons(summary, frames.failure(), notes)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print()
     print("lunar-pdh demo summary")
@@ -289,13 +361,16 @@ def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: 
             print(f"  {k:30s} {summary[k]}")
     for k in ("frames_unaccounted", "frames_mismatched", "frames_named_examples", "full_frames_missing",
               "full_frames_mismatched", "full_frames_not_in_manifest", "pcap_problems", "process_restarts",
-              "uplink_problems"):
+              "processes_given_up", "uplink_problems", "transactions_recovered"):
         if summary.get(k):
             print(f"  {k:30s} {summary[k]}")
+    recovered = state.transfers_recovered()
     for key, n in sorted(state.warning_counts.items()):
-        print(f"  {'events':30s} {n} x {key}")
+        n -= recovered.get(key, (0, 0))[0]  # a transfer sent again and confirmed is shown as recovered above
+        if n > 0:
+            print(f"  {'events':30s} {n} x {key}")
     verdict = ("PASS: every frame of the manifest at the ground bit-exact or named by an event" if summary["ok"]
-               else f"FAIL: {frames.failure() or 'see above'}")
+               else f"FAIL: {'; '.join(summary['failure'])}")
     print(f"  {'result':30s} {verdict}")
     print(f"  output in {out}/ (summary.json, ground/, hil/manifest.jsonl, link/relay.pcap, logs/)")
     return 0 if summary["ok"] else 1

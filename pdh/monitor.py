@@ -59,6 +59,9 @@ class RunState:
     warning_counts: dict[str, int] = field(default_factory=dict)  # "src: name" -> how many
     events: int = 0
     naming: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (src, fields) of events naming frames
+    # CFDP transactions that ended without delivery: "src: name" -> the product ids (downlink) or file names
+    # (ground) they carried; one whose product was confirmed later was recovered, not lost
+    failed_transfers: dict[str, list[str]] = field(default_factory=dict)
 
     def feed(self, msg: Message, now: float, t0: float) -> None:
         h = msg.header
@@ -91,10 +94,25 @@ class RunState:
                         self.first_full_s = now - t0
                 else:
                     self.received_bad.add(pid)
+            if name in ("transaction_failed", "transfer_failed"):
+                what = pid if isinstance(pid, str) else f.get("file")
+                self.failed_transfers.setdefault(f"{h.src}: {name}", []).append(str(what))
             if f.get("severity") in ("warning", "error"):
                 key = f"{h.src}: {name}"
                 self.warning_counts[key] = self.warning_counts.get(key, 0) + 1
                 self.warnings.append(f"{key} {({k: v for k, v in f.items() if k not in ('name', 'severity')})}")
+
+    def transfers_recovered(self) -> dict[str, tuple[int, int]]:
+        """Per failed-transfer event ("src: name"): (recovered, not recovered). A transaction that failed
+        is recovered when the product it carried was confirmed by the ground afterwards (sent again)."""
+        def recovered(what: str) -> bool:
+            return what in self.confirmed or any(what.startswith(pid) for pid in self.confirmed)
+
+        out: dict[str, tuple[int, int]] = {}
+        for key, items in self.failed_transfers.items():
+            n = sum(1 for w in items if recovered(w))
+            out[key] = (n, len(items) - n)
+        return out
 
     def sum_tlm(self, key: str, srcs: list[str]) -> int:
         return sum(int(self.tlm.get(s, {}).get(key, 0) or 0) for s in srcs)
