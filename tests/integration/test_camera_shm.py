@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import msgpack
 import pytest
@@ -102,6 +102,83 @@ def test_frames_through_shared_memory_become_products_bit_exact_to_the_manifest(
             assert pixels_crc32c(px) == manifest[counter]["crc32c"]
         processes.stop("cam_driver")
         assert not ring_path(ring).exists()  # the writer unlinks its ring on a clean stop
+    finally:
+        for name in ("cam_driver", "cam_emulator", "imaging", "broker"):
+            if name in processes.procs:
+                processes.stop(name)
+        ring_path(ring).unlink(missing_ok=True)
+        sub.close()
+        pull.close()
+        zctx.destroy(linger=0)
+
+
+def test_a_fast_camera_on_a_two_slot_ring_never_yields_a_product_of_the_wrong_pixels(write_config: Any,
+                                                                                      processes: Any) -> None:
+    """The imaging core works on frames in place while the driver rewrites a ring of only 2 slots as fast as
+    the camera sends: every full product that comes out is its frame's (bit-exact to the emulator's manifest),
+    and every frame of the burst has its full product or is named (frames_lost with reason shm_overwritten, or
+    frames_thumbnail_only); none is silently missing."""
+    ring = f"it2-{free_port()}-{time.monotonic_ns() % 10**9}"
+    raw = shm_config(ring)
+    emu, drv, img = (raw["processes"][n] for n in ("cam_emulator", "cam_driver", "imaging"))
+    emu["profile"].update(max_frame_rate_hz=200.0, readout_s=0.001, exposure_us=1000)
+    drv["shm_slots"] = 2
+    drv["profile"].update(exposure_us=1000)
+    img.update(workers=1, lossless_codec="png", lossless_params={"level": 9})  # slow: frames are rewritten
+    cfg = write_config(raw)
+    ep = raw["endpoints"]
+    zctx = zmq.Context()
+    pull = zctx.socket(zmq.PULL)
+    pull.bind(ep["products"])
+    sub = Subscriber(zctx, ep["bus_sub"], ["tlm.imaging", "tlm.cam_driver", "evt.imaging"])
+    burst = 24
+    try:
+        for name in ("broker", "imaging", "cam_emulator", "cam_driver"):
+            processes.start(cfg, name)
+        _wait_for(sub, "tlm.imaging")
+        _wait_for(sub, "tlm.cam_driver")
+        time.sleep(0.5)
+        from framework.bus.commands import CommandClient
+        client = CommandClient(zctx, ep["cam_cmd"])
+        fulls: dict[int, Any] = {}
+        named: dict[int, set[str]] = {}
+        reasons: set[str] = set()
+
+        def collect(until: Callable[[], bool]) -> None:
+            end = time.monotonic() + 40.0
+            while time.monotonic() < end and not until():
+                if pull.poll(50):
+                    head, body = pull.recv_multipart()
+                    if msgpack.unpackb(head)["kind"] == "full":
+                        product, px = decode_product(body)
+                        fulls[product.counter] = px
+                msg = sub.recv(0)
+                while msg is not None:
+                    f = msg.header.fields
+                    if msg.topic == "evt.imaging" and f.get("name") in ("frames_lost", "frames_thumbnail_only") \
+                            and "full" in f.get("products", ["full"]):
+                        counters = [c for a, b in f.get("ranges", []) for c in range(a, b + 1)] + f.get("counters", [])
+                        for c in counters:
+                            named.setdefault(c, set()).add(f.get("reason", ""))
+                        reasons.add(f.get("reason", ""))
+                    msg = sub.recv(0)
+
+        for n in range(2):  # one frame at a time first: nothing rewrites its slot, so it is made
+            assert client.call("CAPTURE", {}, timeout_s=20.0)[-1].status == "completed"
+            collect(lambda: len(fulls) > n)
+        assert sorted(fulls) == [0, 1]
+        assert client.call("CAPTURE_BURST", {"count": burst}, timeout_s=20.0)[-1].status == "completed"
+        client.close()
+        total = burst + 2
+        collect(lambda: len(set(fulls) | set(named)) >= total)
+        manifest = manifest_lines(processes.out)
+        sent = sorted(manifest)[:total]
+        assert len(sent) == total
+        for counter, px in fulls.items():  # nothing forged: a full product is its own frame's pixels
+            assert pixels_crc32c(px) == manifest[counter]["crc32c"], counter
+        missing = [c for c in sent if c not in fulls and c not in named]
+        assert missing == [], f"frames neither made nor named: {missing}"
+        assert reasons <= {"shm_overwritten", "queue_full", "not_received", "rule"}, reasons
     finally:
         for name in ("cam_driver", "cam_emulator", "imaging", "broker"):
             if name in processes.procs:
