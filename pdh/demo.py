@@ -108,6 +108,20 @@ def _reported(notes: list[str], name: str, fields: dict[str, Any]) -> None:
               f"{fields['last_error']}", file=sys.stderr, flush=True)
 
 
+def event_lines(state: RunState) -> list[str]:
+    """The summary's warning and error events, counted; a CFDP transfer that failed and whose product was
+    sent again and confirmed is counted as recovered, not among the failures."""
+    recovered = state.transfers_recovered()
+    lines = []
+    for key, n in sorted(state.warning_counts.items()):
+        r = recovered.get(key, (0, 0))[0]
+        if n - r > 0:
+            lines.append(f"  {'events':30s} {n - r} x {key}")
+        if r:
+            lines.append(f"  {'recovered':30s} {r} x {key} (sent again and confirmed)")
+    return lines
+
+
 def failure_reasons(summary: dict[str, Any], frames_failure: str, notes: list[str]) -> list[str]:
     """Why a run failed, each reason said (the verdict line never ends in "see above" alone)."""
     reasons = [n for n in notes if n.startswith("interrupted by")]
@@ -364,11 +378,8 @@ def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: 
               "processes_given_up", "uplink_problems", "transactions_recovered"):
         if summary.get(k):
             print(f"  {k:30s} {summary[k]}")
-    recovered = state.transfers_recovered()
-    for key, n in sorted(state.warning_counts.items()):
-        n -= recovered.get(key, (0, 0))[0]  # a transfer sent again and confirmed is shown as recovered above
-        if n > 0:
-            print(f"  {'events':30s} {n} x {key}")
+    for line in event_lines(state):
+        print(line)
     verdict = ("PASS: every frame of the manifest at the ground bit-exact or named by an event" if summary["ok"]
                else f"FAIL: {'; '.join(summary['failure'])}")
     print(f"  {'result':30s} {verdict}")
