@@ -27,8 +27,8 @@ import yaml
 from framework.errors import ConfigError
 from framework.kinds import Field
 
-__all__ = ["CONTACT_PLAN_KEYS", "Burst", "Relay", "Contact", "ContactPlan", "ContactClock", "load_plan", "plan_from_mapping",
-           "check_relays", "check_relays_file"]
+__all__ = ["CONTACT_PLAN_KEYS", "Burst", "Relay", "Contact", "ContactPlan", "ContactClock", "PlanOverrides",
+           "load_plan", "plan_from_mapping", "check_relays", "check_relays_file"]
 
 _Windows = tuple[tuple[float, float], ...]
 
@@ -101,10 +101,13 @@ class ContactPlan:
     def _wall(self, t_orbit: float) -> float:
         return t_orbit / self.time_scale + self.epoch_s
 
-    def contact(self, t_wall: float) -> Contact | None:
-        """The contact open at wall time ``t_wall`` (the first listed relay wins), or None."""
+    def contact(self, t_wall: float, exclude: frozenset[str] = frozenset()) -> Contact | None:
+        """The contact open at wall time ``t_wall`` (the first listed relay wins, skipping the relays named in
+        ``exclude``), or None."""
         t = self._orbit_time(t_wall)
         for i, r in enumerate(self.relays):
+            if r.name in exclude:
+                continue
             orbit = math.floor(t / r.period_s)
             phase = t - orbit * r.period_s
             for lo, hi in r.windows():
@@ -141,6 +144,104 @@ class ContactPlan:
         """Wall seconds of open contact between ``t0`` and ``t1`` (sampled every ``step_s``)."""
         n = max(1, int((t1 - t0) / step_s))
         return sum(step_s for k in range(n) if self.is_open(t0 + (k + 0.5) * step_s))
+
+
+class PlanOverrides:
+    """A plan as a test bench bends it: windows forced open or closed until a time, relays out until a time,
+    and a clock offset. Pure: times are passed in (wall seconds, the plan's own clock before the offset).
+
+    The plan every process reads stays the truth of the mission; this layer is the bench's, for the relay
+    emulator only (its control port): an unplanned outage (a window closed), a window that opens early, a
+    relay lost for a while, or the relay's clock stepped away from the lander's and the ground's. It answers
+    :meth:`contact`, :meth:`is_open` and :meth:`next_open` like :class:`ContactPlan`; an expired override
+    no longer counts and is forgotten by :meth:`expire`.
+    """
+
+    def __init__(self, plan: ContactPlan) -> None:
+        self.plan = plan
+        self.forced: tuple[str, float, str | None, float] | None = None  # (open|closed, until, relay, since)
+        self.out: dict[str, float] = {}  # relay name -> out until (wall s)
+        self.offset_s = 0.0
+
+    @property
+    def relays(self) -> tuple[Relay, ...]:
+        return self.plan.relays
+
+    @property
+    def time_scale(self) -> float:
+        return self.plan.time_scale
+
+    def relay_index(self, name: str) -> int:
+        """The index of relay ``name``; KeyError naming the relays there are."""
+        for i, r in enumerate(self.plan.relays):
+            if r.name == name:
+                return i
+        raise KeyError(f"no relay {name!r} in the plan (relays: {[r.name for r in self.plan.relays]})")
+
+    def force(self, state: str, now: float, duration_s: float | None, relay: str | None = None) -> None:
+        """Force the window ``open`` (through ``relay``, default the first) or ``closed`` from ``now`` for
+        ``duration_s`` (None: until cleared)."""
+        if state not in ("open", "closed"):
+            raise ValueError(f"state must be open or closed, not {state!r}")
+        if relay is not None:
+            self.relay_index(relay)
+        until = math.inf if duration_s is None else now + duration_s
+        self.forced = (state, until, relay, now)
+
+    def take_out(self, relay: str, now: float, duration_s: float | None) -> None:
+        """Relay ``relay`` carries nothing from ``now`` for ``duration_s`` (None: until put back)."""
+        self.relay_index(relay)
+        self.out[relay] = math.inf if duration_s is None else now + duration_s
+
+    def put_back(self, relay: str) -> None:
+        self.relay_index(relay)
+        self.out.pop(relay, None)
+
+    def step_clock(self, seconds: float) -> None:
+        """Step this end's clock by ``seconds`` (cumulative): the plan is read at ``t + offset``."""
+        self.offset_s += seconds
+
+    def clear(self) -> None:
+        self.forced = None
+        self.out.clear()
+        self.offset_s = 0.0
+
+    def expire(self, now: float) -> None:
+        if self.forced is not None and now >= self.forced[1]:
+            self.forced = None
+        for name in [n for n, until in self.out.items() if now >= until]:
+            del self.out[name]
+
+    def state(self, now: float) -> dict[str, Any]:
+        """The overrides in force at ``now`` (for a status reply and the log)."""
+        self.expire(now)
+        forced = None
+        if self.forced is not None:
+            state, until, relay, _ = self.forced
+            forced = {"state": state, "relay": relay, "remaining_s": None if math.isinf(until) else until - now}
+        return {"forced": forced, "out": {n: None if math.isinf(u) else u - now for n, u in self.out.items()},
+                "clock_offset_s": self.offset_s}
+
+    def contact(self, t_wall: float) -> Contact | None:
+        self.expire(t_wall)
+        t = t_wall + self.offset_s
+        out = frozenset(self.out)
+        if self.forced is not None:
+            state, until, relay, since = self.forced
+            if state == "closed":
+                return None
+            planned = self.plan.contact(t, out)
+            if planned is not None and (relay is None or planned.relay == relay):
+                return planned
+            name = relay or next((r.name for r in self.plan.relays if r.name not in out), self.plan.relays[0].name)
+            i = self.relay_index(name)
+            r = self.plan.relays[i]
+            orbit = math.floor((t - self.plan.epoch_s) * self.plan.time_scale / r.period_s)
+            return Contact(r.name, i, orbit, r.rate_bps[orbit % len(r.rate_bps)], r.latency_ms, since, until)
+        return self.plan.contact(t, out)
+
+    def is_open(self, t_wall: float) -> bool:
+        return self.contact(t_wall) is not None
 
 
 class ContactClock:

@@ -1,21 +1,93 @@
-"""The relay emulator's command handlers: none beyond the two every component answers.
+"""The relay emulator's command handlers: the bench's control of the link.
 
-Its table (:data:`hil.relay.interface.INTERFACE`) declares only NOOP and
-RESET_COUNTERS, which the command server answers itself; this room exists so
-the relay is built like every other component, and a command added to the
-table gets its handler here (:func:`framework.bus.commands.register_table`
-refuses to start a process whose table and handlers disagree).
+One handler per command of :data:`hil.relay.interface.INTERFACE` other than NOOP and
+RESET_COUNTERS (the command server's own). They act on the I/O-free override layer
+(:class:`link.contacts.PlanOverrides`) and link models (:class:`hil.relay.link.Constellation`)
+the process holds; times come from the process's clock. A handler refuses with CommandRejected
+naming what is wrong (an unknown relay, SET_LINK with nothing to set); every change raises an
+``override_set`` event so a run's log says when the bench bent the link.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framework.bus.commands import Handler
+from framework.errors import CommandRejected
+from link.contacts import Burst
+
+if TYPE_CHECKING:
+    from hil.relay.process import RelayEmulator
 
 __all__ = ["handlers"]
 
+_BURST_ARGS = ("burst_enter", "burst_leave", "burst_loss")
 
-def handlers(relay: Any) -> dict[str, Handler]:
-    """One handler per command of the table other than NOOP and RESET_COUNTERS: none yet."""
-    return {}
+
+def _relay(relay: "RelayEmulator", name: str) -> int:
+    try:
+        return relay.overrides.relay_index(name)
+    except KeyError as exc:
+        raise CommandRejected(str(exc.args[0])) from None
+
+
+def handlers(relay: "RelayEmulator") -> dict[str, Handler]:
+    """WINDOW, RELAY_OUT, RELAY_IN, SET_LINK, STEP_CLOCK, CLEAR_OVERRIDES, LINK_STATUS."""
+    ov = relay.overrides
+
+    def changed(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        status = relay.link_status()
+        relay.events.emit("override_set", {"cmd": cmd, "args": args, "overrides": status["overrides"]})
+        return status
+
+    def window(args: dict[str, Any]) -> dict[str, Any]:
+        name = args.get("relay")
+        if name is not None:
+            _relay(relay, name)
+        if args["state"] == "plan":
+            ov.forced = None
+        else:
+            ov.force(args["state"], relay.ctx.clock(), args.get("duration_s"), name)
+        return changed("WINDOW", args)
+
+    def relay_out(args: dict[str, Any]) -> dict[str, Any]:
+        _relay(relay, args["relay"])
+        ov.take_out(args["relay"], relay.ctx.clock(), args.get("duration_s"))
+        return changed("RELAY_OUT", args)
+
+    def relay_in(args: dict[str, Any]) -> dict[str, Any]:
+        _relay(relay, args["relay"])
+        ov.put_back(args["relay"])
+        return changed("RELAY_IN", args)
+
+    def set_link(args: dict[str, Any]) -> dict[str, Any]:
+        given = {k: v for k, v in args.items() if k != "relay" and v is not None}
+        if not given:
+            raise CommandRejected("SET_LINK needs at least one of loss, corrupt, rate_bps, burst_enter, "
+                                  "burst_leave, burst_loss")
+        index = None if args.get("relay") is None else _relay(relay, args["relay"])
+        burst = None
+        if any(k in given for k in _BURST_ARGS):
+            now = relay.down.models[index or 0].burst
+            burst = Burst(given.get("burst_enter", now.enter), given.get("burst_leave", now.leave),
+                          given.get("burst_loss", now.loss))
+        relay.net.set_link([relay.down, relay.up], index, given.get("loss"), given.get("corrupt"), burst,
+                           given.get("rate_bps"))
+        relay.link_changed = True
+        return changed("SET_LINK", args)
+
+    def step_clock(args: dict[str, Any]) -> dict[str, Any]:
+        ov.step_clock(args["seconds"])
+        return changed("STEP_CLOCK", args)
+
+    def clear(args: dict[str, Any]) -> dict[str, Any]:
+        ov.clear()
+        relay.net.clear_link([relay.down, relay.up])
+        relay.link_changed = False
+        return changed("CLEAR_OVERRIDES", args)
+
+    def status(args: dict[str, Any]) -> dict[str, Any]:
+        return relay.link_status()
+
+    return {"WINDOW": window, "RELAY_OUT": relay_out, "RELAY_IN": relay_in, "SET_LINK": set_link,
+            "STEP_CLOCK": step_clock, "CLEAR_OVERRIDES": clear, "LINK_STATUS": status}

@@ -22,7 +22,7 @@ import random
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from link.contacts import Burst, ContactPlan
+from link.contacts import Burst, ContactPlan, PlanOverrides
 
 __all__ = ["LinkModel", "LinkStats", "Direction", "Constellation", "DIRECTION_COUNTERS"]
 
@@ -66,6 +66,20 @@ class LinkModel:
         if rate_bps <= 0:
             raise ValueError("rate_bps must be positive")
         self.rate_bps = float(rate_bps)
+
+    def configure(self, loss: float | None = None, corrupt: float | None = None, burst: Burst | None = None) -> None:
+        """Change the loss, the corruption or the burst chain from the next packet on (a bench's command)."""
+        if loss is not None and not 0.0 <= loss < 1.0:
+            raise ValueError("loss must be in [0, 1)")
+        if corrupt is not None and not 0.0 <= corrupt <= 1.0:
+            raise ValueError("corrupt must be in [0, 1]")
+        if loss is not None:
+            self.loss = float(loss)
+        if corrupt is not None:
+            self.corrupt_p = float(corrupt)
+        if burst is not None:
+            self.burst = burst
+            self.in_burst = False
 
     def backlog_bytes(self, now: float) -> float:
         """Bytes still waiting to be serialised at ``now``."""
@@ -155,11 +169,45 @@ class Direction:
 
 
 class Constellation:
-    """Routes one datagram through the relay in contact. Pure: times are passed in."""
+    """Routes one datagram through the relay in contact. Pure: times are passed in.
 
-    def __init__(self, plan: ContactPlan, settings: dict[str, Any]) -> None:
+    ``plan`` is a :class:`~link.contacts.ContactPlan` or the bench's :class:`~link.contacts.PlanOverrides`
+    over one. :meth:`set_link` changes a relay's loss, corruption, burst chain or rate while it runs; a
+    rate set so holds for every pass of that relay until :meth:`clear_link`.
+    """
+
+    def __init__(self, plan: ContactPlan | PlanOverrides, settings: dict[str, Any]) -> None:
         self.plan = plan
         self.settings = settings
+        self.rate_override: dict[int, float] = {}
+
+    def set_link(self, directions: list[Direction], relay: int | None, loss: float | None = None,
+                 corrupt: float | None = None, burst: Burst | None = None, rate_bps: float | None = None) -> None:
+        """Change relay ``relay`` (an index; None: every relay) on ``directions`` from the next datagram on."""
+        if rate_bps is not None and rate_bps <= 0:
+            raise ValueError("rate_bps must be positive")
+        indices = range(len(self.plan.relays)) if relay is None else (relay,)
+        for d in directions:
+            for i in indices:
+                d.models[i].configure(loss, corrupt, burst)
+        if rate_bps is not None:
+            for i in indices:
+                self.rate_override[i] = float(rate_bps)
+
+    def clear_link(self, directions: list[Direction]) -> None:
+        """Every relay's loss, corruption, burst and rate as the plan (and the process's ``loss``) say."""
+        s = self.settings
+        for d in directions:
+            for r, m in zip(self.plan.relays, d.models):
+                m.configure(min(0.95, r.loss + s["loss"]), r.corrupt, r.burst)
+        self.rate_override.clear()
+
+    def link_state(self, d: Direction) -> list[dict[str, Any]]:
+        """Each relay's loss, corruption, burst and rate as they are now on ``d``."""
+        return [{"relay": r.name, "loss": m.loss, "corrupt": m.corrupt_p,
+                 "burst": {"enter": m.burst.enter, "leave": m.burst.leave, "loss": m.burst.loss},
+                 "rate_bps": self.rate_override.get(i)}
+                for i, (r, m) in enumerate(zip(self.plan.relays, d.models))]
 
     def models(self, tag: str) -> list[LinkModel]:
         """A seeded model per relay for the direction ``tag`` (the same seed gives the same losses)."""
@@ -175,7 +223,7 @@ class Constellation:
             d.outside_window += 1
             return None
         model = d.models[contact.index]
-        model.set_rate(contact.rate_bps)
+        model.set_rate(self.rate_override.get(contact.index, contact.rate_bps))
         arrival = model.offer(len(data), t_mono)
         if arrival is None:
             return None

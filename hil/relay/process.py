@@ -14,8 +14,11 @@ Every datagram received, in both directions, is recorded to ``<out>/<pcap>``
 as sent, before its fate is decided.
 
 With the optional ``bus_pub`` endpoint the relay publishes its health (each
-direction's counters) and events; with the optional ``command`` endpoint it
-answers NOOP and RESET_COUNTERS. Without them it needs no bus, as before.
+direction's counters) and events; the optional ``command`` endpoint is the
+bench's control port (:mod:`hil.relay.commands`): windows forced open or closed,
+a relay out for a while, loss, corruption and rate changed, the relay's clock
+stepped, through the override layer :class:`~link.contacts.PlanOverrides`
+over the plan. Without them it needs no bus, as before.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from hil.relay.commands import handlers
 from hil.relay.interface import INTERFACE
 from hil.relay.link import Constellation, Direction
 from hil.relay.pcap import PcapRecorder
-from link.contacts import load_plan
+from link.contacts import PlanOverrides, load_plan
 from link.radio import RadioPort, udp_address
 
 __all__ = ["RelayEmulator", "run"]
@@ -57,7 +60,9 @@ class RelayEmulator:
     def __init__(self, ctx: ProcessContext) -> None:
         self.ctx = ctx
         self.plan = load_plan(ctx.settings, ctx.config.file)
-        self.net = Constellation(self.plan, ctx.settings)
+        self.overrides = PlanOverrides(self.plan)
+        self.net = Constellation(self.overrides, ctx.settings)
+        self.link_changed = False  # SET_LINK since start (or the last CLEAR_OVERRIDES)
         self.lander_in = lander_in = RadioPort(ctx.endpoint("lander_in"))
         self.ground_in = ground_in = RadioPort(ctx.endpoint("ground_in"))
         self.down = Direction("lander_to_ground", udp_address(ctx.endpoint("ground")), self.net.models("down"))
@@ -88,8 +93,22 @@ class RelayEmulator:
         out: dict[str, Any] = {}
         for prefix, d in (("down", self.down), ("up", self.up)):
             out.update({f"{prefix}_{k}": v for k, v in d.counters().items()})
-        out.update(queued=len(self.pending), pcap_records=self.pcap.records, contact=self.contact or "")
+        out.update(queued=len(self.pending), pcap_records=self.pcap.records, contact=self.contact or "",
+                   overrides=self.override_count())
         return out
+
+    def override_count(self) -> int:
+        st = self.overrides.state(self.ctx.clock())
+        return ((st["forced"] is not None) + len(st["out"]) + (st["clock_offset_s"] != 0.0)
+                + int(self.link_changed))
+
+    def link_status(self) -> dict[str, Any]:
+        """The contact now, the overrides in force and each relay's link (LINK_STATUS, and every change)."""
+        now = self.ctx.clock()
+        contact = self.overrides.contact(now)
+        return {"contact": None if contact is None else contact.relay,
+                "overrides": self.overrides.state(now),
+                "link": self.net.link_state(self.down)}
 
     def receive(self, ports: _Ports) -> None:
         """Record every datagram waiting on ``ports`` and schedule the ones a relay carries."""
@@ -110,7 +129,7 @@ class RelayEmulator:
 
     def watch_contact(self) -> None:
         """An event whenever the relay in contact changes (and once at start)."""
-        contact = self.plan.contact(self.ctx.clock())
+        contact = self.overrides.contact(self.ctx.clock())
         name = contact.relay if contact else None
         if name != self.contact or not self._contact_known:
             self.contact, self._contact_known = name, True

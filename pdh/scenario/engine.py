@@ -9,7 +9,13 @@ Unit tests drive it with a fake clock and a fake IO.
 
 ``expect: {frames: accounted}`` is judged by the injected ``frames`` callable (the runner's:
 :func:`pdh.verify.judge_frames` on the run's output), asked at most once a second until the
-verdict holds or the step's time is up.
+verdict holds or the step's time is up; ``expect: {product: ...}`` likewise by ``product``.
+
+``signal``, ``restart`` and ``disk`` steps are done by :meth:`ScenarioIO.act` at once (a STOP with
+``hold_s`` gets its CONT from the engine's timer). ``link`` steps are commands to the relay's command
+port. ``uplink`` (and ``request``) steps send UPLINK to a ground station, then follow the queued
+command's ``command_stage`` events in the recording until a final stage (``wait: queued`` follows
+them in the background, as ``wait: accepted`` does a command's final reply).
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from pdh.scenario.adapters import adapter_for
-from pdh.scenario.expect import Recording, Record, explain, find_matches, field_value
-from pdh.scenario.model import (CommandAction, ControlAction, ExpectAction, FramesAction, InjectAction, Scenario,
-                               Step, WaitAction)
+from pdh.scenario.expect import MISSING, Recording, Record, explain, find_matches, field_value
+from pdh.scenario.model import (UPLINK_FINAL, CommandAction, ControlAction, DiskAction, ExpectAction, FramesAction,
+                                InjectAction, LinkAction, ProductAction, RestartAction, Scenario, SignalAction, Step,
+                                UplinkAction, WaitAction)
 
 __all__ = ["Reply", "ScenarioIO", "StepResult", "Engine", "describe_step"]
 
@@ -59,6 +66,10 @@ class ScenarioIO(Protocol):
     def replies(self, token: int) -> list[Reply]:
         """Replies to ``token`` that arrived since the last call (never blocks)."""
 
+    def act(self, process: str, what: str, params: dict[str, Any]) -> tuple[bool, str]:
+        """Do ``what`` to ``process`` now: ``signal`` {signal: KILL|STOP|CONT|TERM}, ``restart`` {},
+        ``disk`` {limit_bytes | lift | ballast_bytes}; (done, what happened or why not)."""
+
 
 @dataclass
 class StepResult:
@@ -90,6 +101,26 @@ def _where(result: tuple[tuple[str, Any], ...]) -> str:
 
 def describe_step(step: Step) -> str:
     a = step.action
+    if isinstance(a, LinkAction):
+        return f"link {a.process} {a.cmd} {_short(a.args) if a.args else ''}".rstrip() + _where(a.result)
+    if isinstance(a, SignalAction):
+        hold = f" for {a.hold_s:g} s, then CONT" if a.hold_s is not None else ""
+        return f"signal {a.process} SIG{a.signal}{hold}"
+    if isinstance(a, RestartAction):
+        return f"restart {a.process}"
+    if isinstance(a, DiskAction):
+        if a.lift:
+            return f"disk {a.process}: file-size limit lifted"
+        if a.limit_bytes is not None:
+            return f"disk {a.process}: full (file-size limit {a.limit_bytes} bytes)"
+        return f"disk {a.process}: ballast file of {a.ballast_bytes} bytes in its store"
+    if isinstance(a, UplinkAction):
+        return (f"uplink via {a.ground}: {a.target} {a.cmd} {_short(a.args) if a.args else ''}".rstrip()
+                + f" -> {a.expect}")
+    if isinstance(a, ProductAction):
+        which = f"frame {a.counter}" if a.counter is not None else "a frame"
+        exact = " bit-exact" if a.kind == "full" else ""
+        return f"expect {a.camera} {which}'s {a.kind} at the ground{exact} within {a.within_s:g} s"
     if isinstance(a, CommandAction):
         return (f"command {a.process} {a.cmd} {_short(a.args) if a.args else ''}".rstrip() + f" -> {a.expect}"
                 + _where(a.result))
@@ -102,6 +133,10 @@ def describe_step(step: Step) -> str:
                 f"within {a.within_s:g} s")
     if isinstance(a, ExpectAction):
         n = f" x{a.count}" if a.count > 1 else ""
+        if a.during_s is not None:
+            return f"expect every {a.condition.describe()} for {a.during_s:g} s"
+        if a.unique is not None:
+            return f"expect {a.condition.describe()}{n} with no {a.unique} repeated"
         return f"expect {'no ' if a.absent else ''}{a.condition.describe()}{n} within {a.within_s:g} s"
     assert isinstance(a, WaitAction)
     return f"wait {a.duration_s:g} s"
@@ -121,6 +156,19 @@ class _Pending:
     replies: list[Reply] = field(default_factory=list)
 
 
+@dataclass
+class _Uplink:
+    """An UPLINK sent to a ground: its reply gives the queue id, then its stages are followed on the bus."""
+
+    step: Step
+    action: UplinkAction
+    result: StepResult
+    token: int
+    sent_at: float
+    id: int | None = None
+    replies: list[Reply] = field(default_factory=list)
+
+
 def _record_summary(r: Record, t0: float) -> dict[str, Any]:
     return {"t_s": round(r.t - t0, 3), "topic": r.topic, "kind": r.kind,
             "fields": {k: v for k, v in r.fields.items() if not isinstance(v, (bytes, bytearray))}}
@@ -130,9 +178,13 @@ class Engine:
     """Runs a scenario's steps one after another; call :meth:`tick` until it returns True."""
 
     def __init__(self, scenario: Scenario, io: ScenarioIO, recording: Recording, clock: Callable[[], float],
-                 keys_dir: Path | None = None, frames: Callable[[], FramesVerdict] | None = None) -> None:
+                 keys_dir: Path | None = None, frames: Callable[[], FramesVerdict] | None = None,
+                 product: Callable[[str, int | None, str], tuple[bool, str]] | None = None) -> None:
         self.sc = scenario
         self.frames = frames
+        self.product = product
+        self._uplinks: list[_Uplink] = []  # followed in the background (wait: queued)
+        self._timers: list[tuple[float, str]] = []  # (due, process): a CONT that ends a hang
         self._frames_asked = float("-inf")
         self.io = io
         self.rec = recording
@@ -141,7 +193,7 @@ class Engine:
         self.results = [StepResult(s.index, s.id, s.kind, describe_step(s)) for s in scenario.steps]
         self.t0: float | None = None
         self._next = 0
-        self._current: _Pending | Step | None = None
+        self._current: _Pending | _Uplink | Step | None = None
         self._prev_finish = 0.0
         self._background: list[_Pending] = []
         self._starts: dict[str, float] = {}
@@ -155,7 +207,12 @@ class Engine:
     @property
     def done(self) -> bool:
         return self.timed_out or (self._next >= len(self.sc.steps) and self._current is None
-                                  and not self._background)
+                                  and not self._background and not self._uplinks)
+
+    @property
+    def held(self) -> list[str]:
+        """Processes held by a STOP whose CONT is still due (the runner continues them before it stops)."""
+        return [p for _, p in self._timers]
 
     def tick(self) -> bool:
         """Advance the timeline to now; True once every step (and background reply) is judged."""
@@ -164,6 +221,7 @@ class Engine:
         assert self.t0 is not None
         now = self.clock() - self.t0
         self._poll_background(now)
+        self._poll_timers(now)
         while not self.done:
             if self._current is None and not self._begin_next(now):
                 break
@@ -197,10 +255,16 @@ class Engine:
 
     # --- requests (command, inject, control) ----------------------------------------------------
 
-    def _send(self, step: Step, res: StepResult, now: float) -> _Pending | Step:
+    def _send(self, step: Step, res: StepResult, now: float) -> _Pending | _Uplink | Step:
         a = step.action
-        if isinstance(a, (ExpectAction, FramesAction, WaitAction)):
+        if isinstance(a, (ExpectAction, FramesAction, ProductAction, WaitAction, SignalAction, RestartAction,
+                          DiskAction)):
             return step
+        if isinstance(a, UplinkAction):
+            args: dict[str, Any] = {"target": a.target, "cmd": a.cmd, "args_json": json.dumps(a.args)}
+            if a.spi is not None:
+                args["spi"] = a.spi
+            return _Uplink(step, a, res, self.io.request(a.ground, "command", "UPLINK", args, None), now)
         if isinstance(a, CommandAction):
             keys = (a.keys_dir or self.keys_dir) if a.curve else None
             token = self.io.request(a.process, "command", a.cmd, dict(a.args), keys)
@@ -213,7 +277,8 @@ class Engine:
             token = self.io.request(a.process, adapter.role, cmd, args, None)
             return _Pending(step, res, token, a.expect, a.timeout_s, now)
         assert isinstance(a, ControlAction)
-        token = self.io.request(a.process, "control", a.cmd, dict(a.args), None)
+        role = a.role if isinstance(a, LinkAction) else "control"
+        token = self.io.request(a.process, role, a.cmd, dict(a.args), None)
         return _Pending(step, res, token, a.expect, a.timeout_s, now)
 
     def _judge(self, p: _Pending, now: float) -> tuple[bool, str] | None:
@@ -250,7 +315,88 @@ class Engine:
             problems.append(f"reason does not satisfy {a.reason.describe()}")
         return problems
 
+    def _poll_timers(self, now: float) -> None:
+        assert self.t0 is not None
+        for due, process in [t for t in self._timers if t[0] <= now]:
+            self._timers.remove((due, process))
+            self.io.act(process, "signal", {"signal": "CONT"})
+
+    def _do(self, step: Step, res: StepResult, now: float) -> bool:
+        """A signal, restart or disk step: done at once by the IO."""
+        a = step.action
+        if isinstance(a, SignalAction):
+            ok, detail = self.io.act(a.process, "signal", {"signal": a.signal})
+            if ok and a.hold_s is not None:
+                self._timers.append((now + a.hold_s, a.process))
+                detail += f"; CONT due at t={now + a.hold_s:.2f} s"
+        elif isinstance(a, RestartAction):
+            ok, detail = self.io.act(a.process, "restart", {})
+        else:
+            assert isinstance(a, DiskAction)
+            params: dict[str, Any] = ({"lift": True} if a.lift else {"limit_bytes": a.limit_bytes}
+                                      if a.limit_bytes is not None else {"ballast_bytes": a.ballast_bytes})
+            ok, detail = self.io.act(a.process, "disk", params)
+        self._finish(res, now, ok, detail)
+        return True
+
+    # --- uplink: UPLINK's reply, then the command's stages at the ground --------------------------
+
+    def _stages(self, u: _Uplink) -> list[Record]:
+        assert u.id is not None
+        return [r for r in self.rec.by_topic.get(f"evt.{u.action.ground}", ())
+                if r.fields.get("name") == "command_stage" and r.fields.get("id") == u.id]
+
+    def _follow_uplink(self, u: _Uplink, now: float, background: bool) -> bool:
+        """Advance an uplink; True once its verdict is in (or, for ``wait: queued`` in the foreground, once
+        it is queued and goes on in the background)."""
+        assert self.t0 is not None
+        a, res = u.action, u.result
+        if u.id is None:
+            u.replies.extend(self.io.replies(u.token))
+            final = next((r for r in u.replies if r.status in _FINAL), None)
+            if final is None:
+                if now - u.sent_at < min(a.timeout_s, 10.0):
+                    return False
+                self._verdict(u, now, False, "no reply from the ground to UPLINK within "
+                                             f"{min(a.timeout_s, 10.0):g} s", background)
+                return True
+            got = final.result.get("id") if isinstance(final.result, dict) else None
+            if final.status != "completed" or not isinstance(got, int):
+                self._verdict(u, now, False, f"UPLINK {final.status} at the ground: {_short(final.reason)}",
+                              background)
+                return True
+            u.id = got
+            if a.wait == "queued" and not background:
+                self._uplinks.append(u)
+                self._finish(res, now, None, f"queued as {got} at {a.ground}; stages pending")
+                return True
+        stages = self._stages(u)
+        res.seen = [{"t_s": round(r.t - self.t0, 3), "stage": r.fields.get("stage"),
+                     "reason": r.fields.get("reason", "")} for r in stages]
+        trail = " > ".join(f"{x['stage']}@{x['t_s']:.2f}" for x in res.seen)
+        final_stage = next((r for r in stages if r.fields.get("stage") in UPLINK_FINAL), None)
+        if final_stage is not None:
+            stage = final_stage.fields.get("stage")
+            why = final_stage.fields.get("reason")
+            text = f"{stage} (expected {a.expect}) as {u.id} after {now - u.sent_at:.2f} s: {trail}"
+            self._verdict(u, now, stage == a.expect, text + (f" ({_short(why)})" if why else ""), background)
+            return True
+        if now - u.sent_at < a.timeout_s:
+            return False
+        self._verdict(u, now, False, f"no final stage within {a.timeout_s:g} s (command {u.id}): "
+                                     f"{trail or 'no command_stage event heard'}", background)
+        return True
+
+    def _verdict(self, u: _Uplink, now: float, ok: bool, detail: str, background: bool) -> None:
+        if background:
+            u.result.ok, u.result.detail = ok, detail + f" (final stage at t={now:.2f} s)"
+        else:
+            self._finish(u.result, now, ok, detail)
+
     def _poll_background(self, now: float) -> None:
+        for u in list(self._uplinks):
+            if self._follow_uplink(u, now, background=True):
+                self._uplinks.remove(u)
         for p in list(self._background):
             verdict = self._judge(p, now)
             if verdict is not None:
@@ -263,6 +409,10 @@ class Engine:
     def _progress(self, now: float) -> bool:
         """Advance the current step; True when it finished (the next may start at once)."""
         cur = self._current
+        if isinstance(cur, _Uplink):
+            return self._follow_uplink(cur, now, background=False)
+        if isinstance(cur, Step) and isinstance(cur.action, (SignalAction, RestartAction, DiskAction)):
+            return self._do(cur, self.results[cur.index], now)
         if isinstance(cur, _Pending):
             if cur.wait == "accepted" and cur.expect != "rejected":
                 cur.replies.extend(self.io.replies(cur.token))
@@ -286,6 +436,8 @@ class Engine:
             return True
         if isinstance(cur.action, FramesAction):
             return self._progress_frames(cur.action, res, started, now)
+        if isinstance(cur.action, ProductAction):
+            return self._progress_product(cur.action, res, started, now)
         return self._progress_expect(cur, cur.action, res, started, now)
 
     def _progress_frames(self, a: FramesAction, res: StepResult, started: float, now: float) -> bool:
@@ -314,12 +466,78 @@ class Engine:
         self._finish(res, now, False, f"not within {a.within_s:g} s: {why[:2000]}; {figures}")
         return True
 
+    def _progress_product(self, a: ProductAction, res: StepResult, started: float, now: float) -> bool:
+        """Ask whether the product is at the ground (at most once a second) until it is or time is up."""
+        elapsed = now - started
+        last_chance = elapsed >= a.within_s
+        if self.product is None:
+            self._finish(res, now, False, "the runner gives no product check (no output directory)")
+            return True
+        if not last_chance and now - self._frames_asked < _FRAMES_EVERY_S:
+            return False
+        self._frames_asked = now
+        ok, detail = self.product(a.camera, a.counter, a.kind)
+        if ok:
+            self._finish(res, now, True, f"{detail} (after {elapsed:.2f} s)")
+            return True
+        if not last_chance:
+            return False
+        self._finish(res, now, False, f"not within {a.within_s:g} s: {detail}")
+        return True
+
+    def _progress_during(self, a: ExpectAction, res: StepResult, t_from: float, started: float, now: float) -> bool:
+        """Every sample of the channel (messages on the topic that carry it) holds until ``during_s`` is up."""
+        assert self.t0 is not None and a.during_s is not None
+        channel = a.condition.fields[0][0]
+        samples = [r for r in self.rec.on_topic(a.condition.topic, t_from, self.t0 + now)
+                   if (a.condition.kind is None or r.kind == a.condition.kind)
+                   and field_value(r.fields, channel) is not MISSING]
+        bad = next((r for r in samples if not a.condition.matches(r)), None)
+        if bad is not None:
+            res.seen = [_record_summary(bad, self.t0)]
+            self._finish(res, now, False, f"at t={bad.t - self.t0:.2f} s {channel}="
+                                          f"{_short(field_value(bad.fields, channel))} (of {len(samples)} samples)")
+            return True
+        if now - started < a.during_s:
+            return False
+        if not samples:
+            self._finish(res, now, False, f"no sample of {channel} in {now - started:.2f} s: "
+                                          + explain(a.condition, self.rec, t_from, self.t0 + now, t0=self.t0))
+            return True
+        res.seen = [_record_summary(samples[-1], self.t0)]
+        self._finish(res, now, True, f"{len(samples)} samples, all holding, over {now - started:.2f} s")
+        return True
+
+    def _progress_unique(self, a: ExpectAction, res: StepResult, t_from: float, now: float) -> bool:
+        """No two matching messages so far share the ``unique`` field's value (and at least ``count`` match)."""
+        assert self.t0 is not None and a.unique is not None
+        matches = find_matches(a.condition, self.rec, t_from, self.t0 + now)
+        seen: dict[Any, Record] = {}
+        for r in matches:
+            key = json.dumps(field_value(r.fields, a.unique), default=str, sort_keys=True)
+            if key in seen:
+                res.seen = [_record_summary(seen[key], self.t0), _record_summary(r, self.t0)]
+                self._finish(res, now, False, f"{a.unique}={key} twice: at t={seen[key].t - self.t0:.2f} s and "
+                                              f"t={r.t - self.t0:.2f} s")
+                return True
+            seen[key] = r
+        if len(matches) < a.count:
+            self._finish(res, now, False, f"{len(matches)} of {a.count} matching: "
+                                          + explain(a.condition, self.rec, t_from, self.t0 + now, t0=self.t0))
+            return True
+        self._finish(res, now, True, f"{len(matches)} matching, each {a.unique} once")
+        return True
+
     def _progress_expect(self, step: Step, a: ExpectAction, res: StepResult, started: float, now: float) -> bool:
         assert self.t0 is not None
         # "start": everything heard since the runner began listening (startup events such as link_up too)
         t_from = {"start": float("-inf"), "step": self.t0 + started}.get(a.since)
         if t_from is None:
             t_from = self.t0 + self._starts.get(a.since, 0.0)
+        if a.during_s is not None:
+            return self._progress_during(a, res, t_from, started, now)
+        if a.unique is not None:
+            return self._progress_unique(a, res, t_from, now)
         matches = find_matches(a.condition, self.rec, t_from, self.t0 + now)
         elapsed = now - started
         if a.absent:
@@ -346,7 +564,7 @@ class Engine:
     def _time_out(self, now: float) -> None:
         self.timed_out = True
         reason = f"scenario timeout ({self.sc.timeout_s:g} s)"
-        if isinstance(self._current, _Pending):
+        if isinstance(self._current, (_Pending, _Uplink)):
             self._current.result.ok, self._current.result.detail = False, reason
         elif isinstance(self._current, Step):
             self.results[self._current.index].ok = False
@@ -354,6 +572,9 @@ class Engine:
         for p in self._background:
             p.result.ok, p.result.detail = False, f"{reason}: no final reply"
         self._background.clear()
+        for u in self._uplinks:
+            u.result.ok, u.result.detail = False, f"{reason}: no final stage of command {u.id}"
+        self._uplinks.clear()
         for r in self.results:
             if r.started_s is None:
                 r.detail = "not run: " + reason

@@ -11,8 +11,12 @@ from typing import Any
 
 from pdh.scenario.expect import Condition, Predicate
 
-__all__ = ["Scenario", "Step", "CommandAction", "InjectAction", "ControlAction", "ExpectAction", "FramesAction",
-           "WaitAction", "Action"]
+__all__ = ["Scenario", "Step", "CommandAction", "InjectAction", "ControlAction", "LinkAction", "SignalAction",
+           "RestartAction", "DiskAction", "UplinkAction", "ExpectAction", "FramesAction", "ProductAction",
+           "WaitAction", "Action", "UPLINK_FINAL"]
+
+UPLINK_FINAL = ("completed", "failed", "rejected", "not_delivered", "cancelled")
+"""A ground command's stages after which nothing more comes (as ``pdh uplink --wait``)."""
 
 
 @dataclass(frozen=True)
@@ -49,12 +53,74 @@ class ControlAction:
 
 
 @dataclass(frozen=True)
+class LinkAction(ControlAction):
+    """``link``: a relay emulator's control command (WINDOW, RELAY_OUT, SET_LINK, STEP_CLOCK, ...) on its
+    ``command`` port; built by the parser from the step's friendlier keys."""
+
+    role: str = "command"
+
+
+@dataclass(frozen=True)
+class SignalAction:
+    """``signal``: a signal to a process (KILL, STOP, CONT, TERM); STOP with ``hold_s`` is a hang that the
+    runner ends with CONT ``hold_s`` later."""
+
+    process: str
+    signal: str
+    hold_s: float | None = None
+
+
+@dataclass(frozen=True)
+class RestartAction:
+    process: str
+
+
+@dataclass(frozen=True)
+class DiskAction:
+    """``disk``: a full disk for one process (its file-size limit, RLIMIT_FSIZE, set on the running process:
+    ``limit_bytes``; None lifts it), or a ballast file of ``ballast_bytes`` in its store directory (0 removes)."""
+
+    process: str
+    limit_bytes: int | None = None
+    lift: bool = False
+    ballast_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class UplinkAction:
+    """``uplink`` (and ``request``): UPLINK through a ground station's command port; judged on the command's
+    verification stages (``command_stage`` events of the ground) until a final one."""
+
+    ground: str
+    target: str
+    cmd: str
+    args: dict[str, Any]
+    expect: str = "completed"
+    wait: str = "final"  # "final" | "queued"
+    timeout_s: float = 60.0
+    spi: int | None = None
+
+
+@dataclass(frozen=True)
 class ExpectAction:
     condition: Condition
     within_s: float = 10.0
     since: str = "start"  # "start" | "step" | a step id
     count: int = 1
     absent: bool = False
+    during_s: float | None = None  # every message on the topic for this long satisfies the condition
+    unique: str | None = None  # no two matching messages share this field's value
+
+
+@dataclass(frozen=True)
+class ProductAction:
+    """``expect: {product: {camera, counter, kind}}``: the product at the ground, a full frame bit-exact to the
+    camera emulator's manifest, within ``within_s`` (``counter`` left out: any frame of the camera)."""
+
+    camera: str
+    counter: int | None = None
+    kind: str = "full"
+    within_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -71,7 +137,8 @@ class WaitAction:
     duration_s: float
 
 
-Action = CommandAction | InjectAction | ControlAction | ExpectAction | FramesAction | WaitAction
+Action = (CommandAction | InjectAction | ControlAction | LinkAction | SignalAction | RestartAction | DiskAction
+          | UplinkAction | ExpectAction | FramesAction | ProductAction | WaitAction)
 
 
 @dataclass(frozen=True)
@@ -85,8 +152,10 @@ class Step:
 
     @property
     def kind(self) -> str:
-        return {CommandAction: "command", InjectAction: "inject", ControlAction: "control", ExpectAction: "expect",
-                FramesAction: "expect", WaitAction: "wait"}[type(self.action)]
+        return {CommandAction: "command", InjectAction: "inject", ControlAction: "control", LinkAction: "link",
+                SignalAction: "signal", RestartAction: "restart", DiskAction: "disk", UplinkAction: "uplink",
+                ExpectAction: "expect", FramesAction: "expect", ProductAction: "expect",
+                WaitAction: "wait"}[type(self.action)]
 
 
 @dataclass(frozen=True)
@@ -104,6 +173,8 @@ class Scenario:
     timeout_s: float
     allow_restarts: bool
     steps: tuple[Step, ...]
+    contact_epoch_s: float | None = None  # orbit time zero of every inline contact plan, on the timeline
+    startup_s: float = 10.0  # the processes' start is given this long before the timeline (contact_epoch)
 
     def uses_curve(self) -> bool:
         return any(isinstance(s.action, CommandAction) and s.action.curve and s.action.keys_dir is None

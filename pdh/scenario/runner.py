@@ -7,7 +7,15 @@ overrides, loopback ports made free, CURVE keys generated when needed) into
 process on the bus has published health, runs the :class:`~pdh.scenario.engine.Engine`,
 prints the report, writes ``OUT/scenario-report.json`` and stops every process.
 It returns 0 only if every step and check held. ``expect: {frames: accounted}`` steps are judged by
-:func:`pdh.verify.judge_frames` on the run's output, with the frame-naming events heard on the bus.
+:func:`pdh.verify.judge_frames` on the run's output, with the frame-naming events heard on the bus;
+``expect: {product: ...}`` by :func:`pdh.verify.verify_ground` against the camera emulators' manifest.
+
+Process faults go through the :class:`~pdh.supervisor.Supervisor` (signals, restarts); a death the
+timeline caused (KILL, TERM) is not held against the run. A full disk is the process's own file-size
+limit (RLIMIT_FSIZE, set on the running process with ``prlimit``: only its writes fail, the real disk
+is never filled); a ballast file is bounded (at most half the filesystem's free space) and removed
+when the run ends. ``contact_epoch`` puts orbit time zero of every inline contact plan at a moment of
+the timeline: the processes start ``startup_s`` before the timeline, whose t=0 waits for that moment.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ import copy
 import datetime as dt
 import json
 import os
+import resource
+import signal
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -37,16 +47,24 @@ from pdh.scenario.report import build_report, format_report
 from pdh.scenario.evidence import write_bench_reports
 from pdh.scenario.model import ExpectAction, Scenario
 from pdh.scenario.spec import load_scenario
-from pdh.verify import NAMING_EVENTS, FramesCheck, judge_frames
+from pdh.verify import NAMING_EVENTS, FramesCheck, judge_frames, read_manifest, verify_ground
+from fsw.imaging.product import product_id
 
-__all__ = ["run_scenario", "effective_config", "free_loopback_ports", "BusIO"]
+__all__ = ["run_scenario", "effective_config", "free_loopback_ports", "BusIO", "Faults"]
 
 _PUMP_S = 0.02
+_BALLAST = ".scenario-ballast"  # the ballast file's name in a store directory
+_BALLAST_SHARE = 0.5  # a ballast file takes at most this share of the filesystem's free space
 
 
-def effective_config(sc: Scenario, out: Path) -> tuple[dict[str, Any], Path | None]:
-    """The config to run (a mapping) and the CURVE keys directory commands use."""
+def effective_config(sc: Scenario, out: Path, epoch_wall: float | None = None) -> tuple[dict[str, Any], Path | None]:
+    """The config to run (a mapping) and the CURVE keys directory commands use; ``epoch_wall``: every
+    inline contact plan's ``epoch_s`` (``contact_epoch``)."""
     raw = copy.deepcopy(sc.config)
+    if epoch_wall is not None:
+        for p in raw["processes"].values():
+            if isinstance(p, dict) and "relays" in p:
+                p["epoch_s"] = round(epoch_wall, 3)
     if sc.free_ports and isinstance(raw.get("endpoints"), dict):
         raw["endpoints"] = free_loopback_ports(raw["endpoints"])
     keys_dir = sc.keys_dir
@@ -75,6 +93,7 @@ class BusIO:
         self.tokens: dict[int, tuple[tuple[str, str, str], int]] = {}
         self.inbox: dict[tuple[tuple[str, str, str], int], list[Reply]] = {}
         self._next = 0
+        self.faults: Faults | None = None  # signals, restarts, disk faults (the runner sets it)
 
     def _client(self, process: str, role: str, keys_dir: Path | None) -> tuple[tuple[str, str, str], CommandClient]:
         key = (process, role, "" if keys_dir is None else str(keys_dir))
@@ -119,6 +138,97 @@ class BusIO:
     def close(self) -> None:
         for c in self.clients.values():
             c.close()
+
+    def act(self, process: str, what: str, params: dict[str, Any]) -> tuple[bool, str]:
+        if self.faults is None:
+            return False, "no supervisor to act through"
+        return self.faults.act(process, what, params)
+
+
+class Faults:
+    """Process and disk faults on the supervisor's children; undone (continued, ballast removed) by :meth:`undo`."""
+
+    def __init__(self, sup: Supervisor, out: Path, log: Any) -> None:
+        self.sup = sup
+        self.out = out
+        self.log = log
+        self.expected_exits: dict[str, int] = {}  # deaths the timeline caused
+        self.held: set[str] = set()
+        self.ballast: list[Path] = []
+
+    def act(self, process: str, what: str, params: dict[str, Any]) -> tuple[bool, str]:
+        try:
+            done = {"signal": self._signal, "restart": self._restart, "disk": self._disk}[what](process, params)
+        except (OSError, KeyError, ValueError) as exc:  # not running, a limit refused, no space for ballast
+            self.log.warning("fault_failed", process=process, what=what, params=params, error=str(exc))
+            return False, f"{what} {process}: {exc}"
+        self.log.info("fault_done", process=process, what=what, params=params, detail=done)
+        return True, done
+
+    def _signal(self, process: str, params: dict[str, Any]) -> str:
+        name = params["signal"]
+        pid = self.sup.signal(process, getattr(signal, f"SIG{name}"))
+        if name in ("KILL", "TERM"):
+            self.expected_exits[process] = self.expected_exits.get(process, 0) + 1
+            self.held.discard(process)
+        elif name == "STOP":
+            self.held.add(process)
+        elif name == "CONT":
+            self.held.discard(process)
+        return f"SIG{name} sent to {process} (pid {pid})"
+
+    def _restart(self, process: str, params: dict[str, Any]) -> str:
+        self.sup.restart(process)
+        self.held.discard(process)
+        p = self.sup.children[process].popen
+        return f"{process} restarted (pid {p.pid if p else '?'}, start {self.sup.children[process].starts})"
+
+    def _pid(self, process: str) -> int:
+        p = self.sup.children[process].popen
+        if p is None or p.poll() is not None:
+            raise ProcessLookupError(f"{process} is not running")
+        return p.pid
+
+    def _disk(self, process: str, params: dict[str, Any]) -> str:
+        if "ballast_bytes" in params:
+            return self._ballast(process, int(params["ballast_bytes"]))
+        pid = self._pid(process)
+        _, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+        if params.get("lift"):
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
+            return f"{process} (pid {pid}): file-size limit lifted"
+        limit = int(params["limit_bytes"])
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit if hard == resource.RLIM_INFINITY else min(limit, hard),
+                                                      hard))
+        return f"{process} (pid {pid}): writes past {limit} bytes in any file fail (RLIMIT_FSIZE)"
+
+    def _ballast(self, process: str, size: int) -> str:
+        store = Path(str(self.sup.config.processes[process]["store_dir"]))
+        store = store if store.is_absolute() else self.out / store
+        path = store / _BALLAST
+        if size == 0:
+            path.unlink(missing_ok=True)
+            return f"ballast removed from {store}"
+        st = os.statvfs(store)
+        free = st.f_bavail * st.f_frsize + (path.stat().st_size if path.exists() else 0)
+        if size > _BALLAST_SHARE * free:
+            raise ValueError(f"{size} bytes of ballast would take more than half of the {free} bytes free in "
+                             f"{store}; refused (the real disk is never filled)")
+        with open(path, "wb") as f:
+            os.posix_fallocate(f.fileno(), 0, size)  # blocks really taken, not a sparse file
+        self.ballast.append(path)
+        return f"ballast of {size} bytes in {store} ({free - size} bytes left free)"
+
+    def undo(self) -> None:
+        """Continue held processes (a stopped one takes no SIGTERM) and remove ballast files."""
+        for process in sorted(self.held):
+            try:
+                self.sup.signal(process, signal.SIGCONT)
+            except (OSError, KeyError):
+                pass
+        self.held.clear()
+        for path in self.ballast:
+            path.unlink(missing_ok=True)
 
 
 def _bus_sub(config: Config) -> list[str] | None:
@@ -189,22 +299,25 @@ def _wait_ready(sc: Scenario, listener: _Listener, sup: Supervisor, names: list[
     return {"name": "ready", "ok": True, "detail": f"{len(names)} processes publishing health", "show": False}
 
 
-def _process_checks(sc: Scenario, sup: Supervisor) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+def _process_checks(sc: Scenario, sup: Supervisor, expected: dict[str, int] | None = None,
+                    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Processes that died (and were restarted) beyond the deaths the timeline caused (``expected``)."""
+    expected = expected or {}
     info = {n: {"kind": c.kind, "starts": c.starts, "exits": list(c.exits)} for n, c in sup.children.items()}
-    died = {n: c.exits for n, c in sup.children.items() if c.exits}
+    died = {n: c.exits for n, c in sup.children.items() if len(c.exits) > expected.get(n, 0)}
     if not died:
         return [], info
     detail = ", ".join(f"{n} exited {codes}" for n, codes in died.items())
     return [{"name": "processes", "ok": sc.allow_restarts, "detail": detail + " (restarted by the supervisor)"}], info
 
 
-def _prepare(sc: Scenario, out: Path) -> tuple[Config, Path, Path | None]:
+def _prepare(sc: Scenario, out: Path, epoch_wall: float | None = None) -> tuple[Config, Path, Path | None]:
     """Write the effective config into OUT and validate it; return it, its path and the keys directory."""
     if out.exists() and any(out.iterdir()):
         raise ConfigError(str(out), "--out", "a new or empty output directory (a scenario starts afresh)",
                           "not empty")
     out.mkdir(parents=True, exist_ok=True)
-    raw, keys_dir = effective_config(sc, out)
+    raw, keys_dir = effective_config(sc, out, epoch_wall)
     cfg_path = out / "scenario-config.yaml"
     cfg_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     checked = validate_config(raw, f"{sc.file} (config {sc.config_path or 'inline'})")
@@ -213,8 +326,22 @@ def _prepare(sc: Scenario, out: Path) -> tuple[Config, Path, Path | None]:
     return config.for_run(out), cfg_path, keys_dir
 
 
+def _start_timeline(sc: Scenario, engine: Engine, listener: _Listener, sup: Supervisor, t0_wall: float | None,
+                    log: Any) -> None:
+    """Start the timeline now, or (``contact_epoch``) at wall time ``t0_wall``: its t=0, so that orbit time
+    zero falls at t=contact_epoch.at_s; a late start keeps the alignment and marks the first steps late."""
+    if t0_wall is None:
+        engine.start()
+    else:
+        while time.time() < t0_wall:
+            listener.pump(min(_PUMP_S * 5, max(0.0, t0_wall - time.time())))
+            sup.watch()
+        engine.t0 = engine.clock() - (time.time() - t0_wall)
+    log.info("timeline_start", steps=len(sc.steps), t0_wall=t0_wall)
+
+
 def _play(sc: Scenario, engine: Engine, listener: _Listener, io: BusIO, sup: Supervisor,
-          log: Any) -> list[dict[str, Any]]:
+          log: Any, t0_wall: float | None = None) -> list[dict[str, Any]]:
     """Start the processes, wait until they are ready, run the timeline; return the runner's checks."""
     checks: list[dict[str, Any]] = []
     try:
@@ -222,7 +349,7 @@ def _play(sc: Scenario, engine: Engine, listener: _Listener, io: BusIO, sup: Sup
         ready = _wait_ready(sc, listener, sup, _ready_names(sup.config, list(sup.children)))
         checks.append(ready)
         if ready["ok"]:
-            log.info("timeline_start", steps=len(sc.steps))
+            _start_timeline(sc, engine, listener, sup, t0_wall, log)
             while not engine.tick():
                 listener.pump(_PUMP_S)
                 io.pump()
@@ -230,8 +357,37 @@ def _play(sc: Scenario, engine: Engine, listener: _Listener, io: BusIO, sup: Sup
     except PdhError as exc:
         checks.append({"name": "runner", "ok": False, "detail": f"{type(exc).__name__}: {exc}"})
     finally:
+        if io.faults is not None:
+            io.faults.undo()
         sup.stop()
     return checks
+
+
+def _product_judge(out: Path, config: Config) -> Callable[[str, int | None, str], tuple[bool, str]]:
+    """Is a frame's product at the ground (a full frame bit-exact to the camera emulators' manifest)?"""
+    grounds = [out / config.processes[g]["out_subdir"] for g in config.processes_of_kind("ground.station")]
+
+    def judge(camera: str, counter: int | None, kind: str) -> tuple[bool, str]:
+        manifest = read_manifest(out / "hil" / "manifest.jsonl")
+        frames = sorted(n for (cam, n), rec in manifest.items() if cam == camera and not rec.get("fault"))
+        wanted = frames if counter is None else [counter]
+        if counter is not None and (camera, counter) not in manifest:
+            return False, f"frame {counter} of {camera} is not in the manifest ({len(frames)} frames of {camera})"
+        for n in wanted:
+            pid = product_id(camera, n, kind)
+            for g in grounds:
+                if kind == "full":
+                    check = verify_ground(g, manifest, [(pid, camera, n)])
+                    if check.ok:
+                        return True, f"{pid} at {g.name}, bit-exact to the manifest"
+                    if check.mismatched:
+                        return False, f"{pid} at {g.name} differs from the camera's frame (CRC-32C)"
+                elif (g / f"{pid}.png").exists():
+                    return True, f"{pid} at {g.name}"
+        which = f"frame {counter}" if counter is not None else f"any of {len(frames)} frames"
+        return False, f"no {kind} product of {camera} ({which}) at the ground"
+
+    return judge
 
 
 def run_scenario(path: str | Path, out: str | Path, clock: Callable[[], float] = time.monotonic,
@@ -239,7 +395,8 @@ def run_scenario(path: str | Path, out: str | Path, clock: Callable[[], float] =
     """Run one scenario file; print its report; return 0 only if every expectation held."""
     sc = load_scenario(path)
     out = Path(out)
-    config, cfg_path, keys_dir = _prepare(sc, out)
+    t0_wall = None if sc.contact_epoch_s is None else time.time() + sc.startup_s
+    config, cfg_path, keys_dir = _prepare(sc, out, None if t0_wall is None else t0_wall + sc.contact_epoch_s)
     log = configure_logging("scenario", out / "logs")
     started_utc = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     sup = Supervisor(config, cfg_path, out, on_report=lambda n, f: log.info(n, **f))
@@ -250,17 +407,19 @@ def run_scenario(path: str | Path, out: str | Path, clock: Callable[[], float] =
     bus = _bus_sub(config)
     listener = _Listener(None if bus is None else Subscriber(zctx, bus, _topics(sc), 10_000), rec, clock)
     io = BusIO(zctx, config, sc.operator, run_keys=config.keys_dir(out))
-    engine = Engine(sc, io, rec, clock, keys_dir, frames=_frames_judge(out, config, rec))
+    io.faults = Faults(sup, out, log)
+    engine = Engine(sc, io, rec, clock, keys_dir, frames=_frames_judge(out, config, rec),
+                    product=_product_judge(out, config))
     t_begin = clock()
     emit(f"scenario {sc.name}: starting {len(sup.children)} processes into {out}")
     try:
-        checks = _play(sc, engine, listener, io, sup, log)
+        checks = _play(sc, engine, listener, io, sup, log, t0_wall)
     finally:
         io.close()
         if listener.sub is not None:
             listener.sub.close()
         zctx.destroy(linger=0)
-    proc_checks, proc_info = _process_checks(sc, sup)
+    proc_checks, proc_info = _process_checks(sc, sup, io.faults.expected_exits)
     report = build_report(sc.name, sc.file, str(out), engine.results, checks + proc_checks, started_utc,
                           clock() - t_begin, proc_info)
     # the bench's reports (JUnit XML, HTML page) from what was heard; their paths go into the JSON report

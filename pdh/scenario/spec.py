@@ -50,17 +50,20 @@ import yaml
 
 from framework.errors import ConfigError
 from pdh.scenario.expect import Condition, Predicate, parse_predicate
-from pdh.scenario.model import (Action, CommandAction, ControlAction, ExpectAction, FramesAction, InjectAction,
-                                Scenario, Step, WaitAction)
+from pdh.scenario.model import (UPLINK_FINAL, Action, CommandAction, ControlAction, DiskAction, ExpectAction,
+                                FramesAction, InjectAction, LinkAction, ProductAction, RestartAction, Scenario,
+                                SignalAction, Step, UplinkAction, WaitAction)
 
 __all__ = ["Scenario", "Step", "CommandAction", "InjectAction", "ControlAction", "ExpectAction", "FramesAction",
            "WaitAction", "Action", "load_scenario", "parse_scenario", "merge_overrides", "ACTIONS", "STATUSES"]
 
-ACTIONS = ("command", "inject", "control", "expect", "wait")
+ACTIONS = ("command", "inject", "control", "link", "signal", "restart", "disk", "uplink", "request", "expect", "wait")
+SIGNALS = ("KILL", "STOP", "CONT", "TERM")
+_MAX_BALLAST = 4 << 30  # a ballast file is never larger (and never more than half the free space, at run time)
 STATUSES = ("completed", "rejected", "failed")
 _STEP_KEYS = ("id", "at", "after", "note", *ACTIONS)
 _TOP_KEYS = ("scenario", "description", "config", "start", "overrides", "free_ports", "keys", "ready_timeout_s",
-             "timeout_s", "allow_restarts", "steps")
+             "timeout_s", "allow_restarts", "contact_epoch", "steps")
 
 
 class _Ctx:
@@ -68,6 +71,20 @@ class _Ctx:
 
     def __init__(self, file: str) -> None:
         self.file = file
+        self.procs: dict[str, Any] = {}  # the config's processes (with overrides), once read
+        self.started: set[str] = set()
+
+    def one_of_kind(self, key: str, given: Any, kind: str, role: str) -> str:
+        """``given`` (a process name), or when left out the config's one started process of ``kind`` with a
+        ``role`` endpoint."""
+        if given is not None:
+            return self.string(key, given)
+        have = sorted(n for n in self.started if isinstance(self.procs.get(n), dict)
+                      and self.procs[n].get("kind") == kind and role in (self.procs[n].get("endpoints") or {}))
+        if len(have) != 1:
+            raise self.fail(key, f"the process (the scenario starts {len(have)} {kind} with a '{role}' endpoint: "
+                                 f"{have}; name one)", "missing")
+        return have[0]
 
     def fail(self, key: str, expected: str, got: Any = None) -> ConfigError:
         return ConfigError(self.file, key, expected, got)
@@ -174,6 +191,7 @@ def parse_scenario(data: Any, file: str = "<scenario>") -> Scenario:
         for i, n in enumerate(start):
             if n not in procs:
                 raise c.fail(f"start[{i}]", f"a process of the config {sorted(procs)}", n)
+    c.procs, c.started = procs, set(start) if start is not None else set(procs)
     keys = c.mapping("keys", top.get("keys", {}), ("dir", "operator"))
     keys_dir = None if keys.get("dir") is None else _rel(file, c.string("keys.dir", keys["dir"]))
     steps_raw = top.get("steps")
@@ -194,6 +212,7 @@ def parse_scenario(data: Any, file: str = "<scenario>") -> Scenario:
         timeout_s=c.number("timeout_s", top.get("timeout_s", 300.0), 0.1, 86_400.0),
         allow_restarts=c.boolean("allow_restarts", top.get("allow_restarts", False)),
         steps=steps,
+        **_contact_epoch(c, top.get("contact_epoch")),
     )
     check_against_config(sc)
     return sc
@@ -292,11 +311,28 @@ def _parse_frames(c: _Ctx, key: str, m: dict[str, Any]) -> FramesAction:
     return FramesAction(within_s=c.number(f"{key}.within_s", m.get("within_s", 60.0), 0.0, 86_400.0), min_frames=n)
 
 
-def _parse_expect(c: _Ctx, key: str, v: Any, ids: set[str]) -> ExpectAction | FramesAction:
+def _parse_product(c: _Ctx, key: str, m: dict[str, Any]) -> ProductAction:
+    c.mapping(key, m, ("product", "within_s"))
+    p = c.mapping(f"{key}.product", m["product"], ("camera", "counter", "kind"))
+    if "camera" not in p:
+        raise c.fail(f"{key}.product.camera", "the camera whose frame it is (required, missing)")
+    n = p.get("counter")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+        raise c.fail(f"{key}.product.counter", "a frame counter (an integer >= 0), or left out: any frame", n)
+    kind = p.get("kind", "full")
+    if kind not in ("full", "thumbnail"):
+        raise c.fail(f"{key}.product.kind", "full or thumbnail", kind)
+    return ProductAction(c.string(f"{key}.product.camera", p["camera"]), n, kind,
+                         c.number(f"{key}.within_s", m.get("within_s", 60.0), 0.0, 86_400.0))
+
+
+def _parse_expect(c: _Ctx, key: str, v: Any, ids: set[str]) -> ExpectAction | FramesAction | ProductAction:
     if isinstance(v, dict) and "frames" in v:
         return _parse_frames(c, key, v)
+    if isinstance(v, dict) and "product" in v:
+        return _parse_product(c, key, v)
     m = c.mapping(key, v, ("event", "from", "telemetry", "channel", "value", "topic", "kind", "fields", "within_s",
-                           "since", "count", "absent"))
+                           "since", "count", "absent", "during_s", "unique"))
     selectors = [s for s in ("event", "telemetry", "topic") if s in m]
     if len(selectors) != 1:
         raise c.fail(key, "exactly one of event (with from), telemetry (with channel), topic", sorted(m))
@@ -324,16 +360,200 @@ def _parse_expect(c: _Ctx, key: str, v: Any, ids: set[str]) -> ExpectAction | Fr
     count = m.get("count", 1)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise c.fail(f"{key}.count", "an integer >= 1", count)
-    return ExpectAction(condition=cond, within_s=c.number(f"{key}.within_s", m.get("within_s", 10.0), 0.0, 86_400.0),
-                        since=since, count=count, absent=c.boolean(f"{key}.absent", m.get("absent", False)))
+    absent = c.boolean(f"{key}.absent", m.get("absent", False))
+    during = None if "during_s" not in m else c.number(f"{key}.during_s", m["during_s"], 0.01, 86_400.0)
+    unique = None if "unique" not in m else c.string(f"{key}.unique", m["unique"])
+    modes = [k for k, on in (("absent", absent), ("during_s", during is not None), ("unique", unique is not None)) if on]
+    if len(modes) > 1:
+        raise c.fail(key, "at most one of absent, during_s, unique", modes)
+    if (during is not None or unique is not None) and "within_s" in m:
+        raise c.fail(f"{key}.within_s", f"no within_s with {modes[0]} (it watches for during_s / within the "
+                                        f"run so far)", m["within_s"])
+    if during is not None and "telemetry" not in m:
+        raise c.fail(f"{key}.during_s", "during_s only with telemetry (every sample of the channel holds)", during)
+    within = c.number(f"{key}.within_s", m.get("within_s", 10.0), 0.0, 86_400.0)
+    return ExpectAction(condition=cond, within_s=during if during is not None else within, since=since, count=count,
+                        absent=absent, during_s=during, unique=unique)
 
 
 def _parse_wait(c: _Ctx, key: str, v: Any, ids: set[str]) -> WaitAction:
     return WaitAction(c.number(key, v, 0.0, 86_400.0))
 
 
-_PARSERS = {"command": _parse_command, "inject": _parse_inject, "control": _parse_control, "expect": _parse_expect,
-            "wait": _parse_wait}
+def _contact_epoch(c: _Ctx, v: Any) -> dict[str, Any]:
+    if v is None:
+        return {}
+    m = c.mapping("contact_epoch", v, ("at_s", "startup_s"))
+    if "at_s" not in m:
+        raise c.fail("contact_epoch.at_s", "a number of seconds on the timeline (required, missing)")
+    return {"contact_epoch_s": c.number("contact_epoch.at_s", m["at_s"], 0.0, 86_400.0),
+            "startup_s": c.number("contact_epoch.startup_s", m.get("startup_s", 10.0), 0.0, 600.0)}
+
+
+_LINK_FORMS = ("window", "relay_out", "relay_in", "set", "clock_step_s", "clear", "status")
+_SET_KEYS = ("loss", "corrupt", "rate_bps", "burst_enter", "burst_leave", "burst_loss")
+
+
+def _parse_link(c: _Ctx, key: str, v: Any, ids: set[str]) -> LinkAction:
+    """``link``: one of window / relay_out / relay_in / set / clock_step_s / clear / status, as the relay's
+    command (the process: ``process``, or the config's one relay emulator, found in check_against_config)."""
+    m = c.mapping(key, v, ("process", *_LINK_FORMS, "relay", "duration_s", "expect", "timeout_s", "result"))
+    forms = [f for f in _LINK_FORMS if f in m]
+    if len(forms) != 1:
+        raise c.fail(key, f"exactly one of {list(_LINK_FORMS)}", sorted(m))
+    form, relay = forms[0], m.get("relay")
+    args: dict[str, Any] = {}
+    if relay is not None:
+        args["relay"] = c.string(f"{key}.relay", relay)
+    if "duration_s" in m:
+        if form not in ("window", "relay_out"):
+            raise c.fail(f"{key}.duration_s", "duration_s only with window or relay_out", m["duration_s"])
+        args["duration_s"] = c.number(f"{key}.duration_s", m["duration_s"], 0.0, 1e9)
+    if form == "window":
+        if m["window"] not in ("open", "closed", "plan"):
+            raise c.fail(f"{key}.window", "open, closed or plan", m["window"])
+        cmd = "WINDOW"
+        args["state"] = m["window"]
+    elif form in ("relay_out", "relay_in"):
+        if relay is not None:
+            raise c.fail(f"{key}.relay", f"the relay given as {form}'s value, not as 'relay'", relay)
+        cmd = form.upper()
+        args["relay"] = c.string(f"{key}.{form}", m[form])
+    elif form == "set":
+        changes = c.mapping(f"{key}.set", m["set"], _SET_KEYS)
+        if not changes:
+            raise c.fail(f"{key}.set", f"at least one of {list(_SET_KEYS)}", changes)
+        for k, x in changes.items():
+            lo, hi = {"rate_bps": (1000.0, 1e12), "loss": (0.0, 0.95), "burst_leave": (1e-6, 1.0)}.get(k, (0.0, 1.0))
+            args[k] = c.number(f"{key}.set.{k}", x, lo, hi)
+        cmd = "SET_LINK"
+    elif form == "clock_step_s":
+        cmd = "STEP_CLOCK"
+        args["seconds"] = c.number(f"{key}.clock_step_s", m["clock_step_s"], -1e9, 1e9)
+    else:
+        if m[form] is not True:
+            raise c.fail(f"{key}.{form}", "true", m[form])
+        cmd = "CLEAR_OVERRIDES" if form == "clear" else "LINK_STATUS"
+    if form not in ("window", "set", "relay_out", "relay_in") and relay is not None:
+        raise c.fail(f"{key}.relay", f"no relay with {form}", relay)
+    return LinkAction(process=c.one_of_kind(f"{key}.process", m.get("process"), "hil.relay", "command"), cmd=cmd,
+                      args=args,
+                      expect=_status(c, f"{key}.expect", m.get("expect", "completed")),
+                      timeout_s=c.number(f"{key}.timeout_s", m.get("timeout_s", 5.0), 0.05, 600.0),
+                      result=c.predicates(f"{key}.result", m.get("result", {})))
+
+
+def _parse_signal(c: _Ctx, key: str, v: Any, ids: set[str]) -> SignalAction:
+    m = c.mapping(key, v, ("process", "signal", "hold_s"))
+    for req in ("process", "signal"):
+        if req not in m:
+            raise c.fail(f"{key}.{req}", "a string (required, missing)")
+    sig = str(m["signal"]).upper().removeprefix("SIG")
+    if sig not in SIGNALS:
+        raise c.fail(f"{key}.signal", f"one of {list(SIGNALS)}", m["signal"])
+    hold = None
+    if "hold_s" in m:
+        if sig != "STOP":
+            raise c.fail(f"{key}.hold_s", "hold_s only with signal STOP (a hang, ended by CONT)", m["hold_s"])
+        hold = c.number(f"{key}.hold_s", m["hold_s"], 0.0, 86_400.0)
+    return SignalAction(c.string(f"{key}.process", m["process"]), sig, hold)
+
+
+def _parse_restart(c: _Ctx, key: str, v: Any, ids: set[str]) -> RestartAction:
+    m = c.mapping(key, v, ("process",))
+    if "process" not in m:
+        raise c.fail(f"{key}.process", "a string (required, missing)")
+    return RestartAction(c.string(f"{key}.process", m["process"]))
+
+
+def _bytes(c: _Ctx, key: str, v: Any, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise c.fail(key, f"an integer number of bytes in [{lo}, {hi}]", v)
+    return v
+
+
+def _parse_disk(c: _Ctx, key: str, v: Any, ids: set[str]) -> DiskAction:
+    m = c.mapping(key, v, ("process", "limit_bytes", "lift", "ballast_bytes"))
+    if "process" not in m:
+        raise c.fail(f"{key}.process", "a string (required, missing)")
+    forms = [f for f in ("limit_bytes", "lift", "ballast_bytes") if f in m]
+    if len(forms) != 1:
+        raise c.fail(key, "exactly one of limit_bytes (a full disk), lift: true, ballast_bytes", sorted(m))
+    proc = c.string(f"{key}.process", m["process"])
+    if forms[0] == "lift":
+        if m["lift"] is not True:
+            raise c.fail(f"{key}.lift", "true", m["lift"])
+        return DiskAction(proc, lift=True)
+    if forms[0] == "limit_bytes":
+        return DiskAction(proc, limit_bytes=_bytes(c, f"{key}.limit_bytes", m["limit_bytes"], 1, 1 << 40))
+    return DiskAction(proc, ballast_bytes=_bytes(c, f"{key}.ballast_bytes", m["ballast_bytes"], 0, _MAX_BALLAST))
+
+
+def _parse_uplink(c: _Ctx, key: str, v: Any, ids: set[str]) -> UplinkAction:
+    m = c.mapping(key, v, ("ground", "target", "cmd", "args", "expect", "wait", "timeout_s", "spi"))
+    for req in ("target", "cmd"):
+        if req not in m:
+            raise c.fail(f"{key}.{req}", "a string (required, missing)")
+    return _uplink(c, key, m, c.string(f"{key}.target", m["target"]), c.string(f"{key}.cmd", m["cmd"]),
+                   dict(c.mapping(f"{key}.args", m.get("args", {}))))
+
+
+def _uplink(c: _Ctx, key: str, m: dict[str, Any], target: str, cmd: str, args: dict[str, Any]) -> UplinkAction:
+    expect = m.get("expect", "completed")
+    if expect not in UPLINK_FINAL:
+        raise c.fail(f"{key}.expect", f"one of {list(UPLINK_FINAL)}", expect)
+    wait = m.get("wait", "final")
+    if wait not in ("final", "queued"):
+        raise c.fail(f"{key}.wait", "final or queued", wait)
+    spi = m.get("spi")
+    if spi is not None and (isinstance(spi, bool) or not isinstance(spi, int) or not 0 <= spi <= 0xFFFF):
+        raise c.fail(f"{key}.spi", "an SPI in [0, 65535]", spi)
+    ground = c.one_of_kind(f"{key}.ground", m.get("ground"), "ground.station", "command")
+    return UplinkAction(ground=ground, target=target, cmd=cmd, args=args,
+                        expect=expect, wait=wait,
+                        timeout_s=c.number(f"{key}.timeout_s", m.get("timeout_s", 60.0), 0.05, 86_400.0), spi=spi)
+
+
+def _parse_request(c: _Ctx, key: str, v: Any, ids: set[str]) -> UplinkAction:
+    """``request``: the ground asks the downlink for a frame's full product (SEND_FULL) or a region
+    (SEND_REGION), uplinked like any command."""
+    m = c.mapping(key, v, ("frame", "region", "camera", "counter", "id", "target", "ground", "expect", "wait",
+                           "timeout_s", "spi"))
+    forms = [f for f in ("frame", "region") if f in m]
+    if len(forms) != 1:
+        raise c.fail(key, "exactly one of frame: full, region: [x, y, width, height]", sorted(m))
+    args: dict[str, Any] = {}
+    if "counter" in m:
+        n = m["counter"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise c.fail(f"{key}.counter", "a frame counter (an integer >= 0)", n)
+        args["counter"] = n
+    if forms[0] == "frame":
+        if m["frame"] != "full":
+            raise c.fail(f"{key}.frame", "full", m["frame"])
+        if "id" in m:
+            args["id"] = c.string(f"{key}.id", m["id"])
+        elif "camera" not in m or "counter" not in m:
+            raise c.fail(key, "'id', or 'camera' and 'counter', with frame: full", sorted(m))
+        cmd = "SEND_FULL"
+    else:
+        region = m["region"]
+        if (not isinstance(region, list) or len(region) != 4
+                or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in region)):
+            raise c.fail(f"{key}.region", "[x, y, width, height] in pixels (integers >= 0)", region)
+        if "camera" not in m:
+            raise c.fail(f"{key}.camera", "the camera (required with region, missing)")
+        args["region"] = list(region)
+        cmd = "SEND_REGION"
+    if "camera" in m:
+        args["camera"] = c.string(f"{key}.camera", m["camera"])
+    target = c.one_of_kind(f"{key}.target", m.get("target"), "fsw.downlink", "command")
+    return _uplink(c, key, m, target, cmd, args)
+
+
+_PARSERS = {"command": _parse_command, "inject": _parse_inject, "control": _parse_control, "link": _parse_link,
+            "signal": _parse_signal, "restart": _parse_restart, "disk": _parse_disk, "uplink": _parse_uplink,
+            "request": _parse_request, "expect": _parse_expect, "wait": _parse_wait}
 
 
 def check_against_config(sc: Scenario) -> None:
@@ -345,6 +565,11 @@ def check_against_config(sc: Scenario) -> None:
     started = set(sc.start) if sc.start is not None else set(procs)
     for step in sc.steps:
         a = step.action
+        if isinstance(a, (SignalAction, RestartAction, DiskAction, UplinkAction)):
+            _check_process_step(c, step, procs, started)
+            continue
+        if isinstance(a, ProductAction):
+            a = FramesAction()  # the same need: a camera emulator's manifest
         if isinstance(a, FramesAction):
             cams = [n for n in started if isinstance(procs.get(n), dict) and procs[n].get("kind") == "hil.camera"]
             if not cams:
@@ -366,6 +591,10 @@ def check_against_config(sc: Scenario) -> None:
             if "command" not in roles:
                 raise c.fail(key, "a process with a 'command' endpoint", f"{a.process} ({kind})")
             continue
+        if isinstance(a, LinkAction):
+            if kind != "hil.relay" or "command" not in roles:
+                raise c.fail(key, "a relay emulator (hil.relay) with a 'command' endpoint", f"{a.process} ({kind})")
+            continue
         if "control" not in roles:
             raise c.fail(key, "an emulator with a 'control' endpoint", f"{a.process} ({kind})")
         if isinstance(a, InjectAction):
@@ -375,3 +604,23 @@ def check_against_config(sc: Scenario) -> None:
                              f"{a.process} ({kind})")
             if a.fault not in adapter.known_faults():
                 raise c.fail(f"steps[{step.index}].inject.fault", f"one of {list(adapter.known_faults())}", a.fault)
+
+
+def _check_process_step(c: _Ctx, step: Step, procs: dict[str, Any], started: set[str]) -> None:
+    """A signal, restart, disk or uplink step names started processes of the right kind."""
+    a = step.action
+    base = f"steps[{step.index}].{step.kind}"
+    names = [("ground", a.ground), ("target", a.target)] if isinstance(a, UplinkAction) else [("process", a.process)]
+    for field, name in names:
+        if not isinstance(procs.get(name), dict):
+            raise c.fail(f"{base}.{field}", f"a process of the config {sorted(procs)}", name)
+        if field != "target" and name not in started:
+            raise c.fail(f"{base}.{field}", f"a process in 'start' {sorted(started)}", name)
+    if isinstance(a, DiskAction) and a.ballast_bytes is not None and not procs[a.process].get("store_dir"):
+        raise c.fail(f"{base}.process", "a process with a store_dir (the ballast file goes there)", a.process)
+    if isinstance(a, UplinkAction):
+        ground = procs[a.ground]
+        roles = ground.get("endpoints") if isinstance(ground.get("endpoints"), dict) else {}
+        if ground.get("kind") != "ground.station" or "command" not in roles or "bus_pub" not in roles:
+            raise c.fail(f"{base}.ground", "a ground station (ground.station) with 'command' and 'bus_pub' endpoints "
+                                           "(its command_stage events judge the step)", a.ground)
