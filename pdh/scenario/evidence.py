@@ -28,13 +28,14 @@ from pdh.scenario.expect import Record
 
 __all__ = ["Series", "Thumbnail", "telemetry_series", "event_rows", "find_thumbnails", "log_tail",
            "concerned_processes", "gather_log_tails", "write_bench_reports", "MAX_POINTS", "MAX_THUMBNAILS",
-           "MAX_THUMBNAIL_BYTES", "TAIL_LINES", "JUNIT_FILE", "HTML_FILE"]
+           "MAX_THUMBNAIL_BYTES", "MAX_THUMBNAILS_TOTAL", "TAIL_LINES", "JUNIT_FILE", "HTML_FILE"]
 
 JUNIT_FILE = "scenario-junit.xml"
 HTML_FILE = "scenario-report.html"
 MAX_POINTS = 400  # per series, after min/max decimation
 MAX_THUMBNAILS = 24
 MAX_THUMBNAIL_BYTES = 200_000  # a larger PNG is scaled down before it is embedded
+MAX_THUMBNAILS_TOTAL = 2_000_000  # all embedded thumbnails together, so the page stays light
 MAX_EVENTS = 400
 TAIL_LINES = 30
 _TAIL_BYTES = 64 * 1024
@@ -148,8 +149,9 @@ def _ground_dirs(out: Path) -> list[Path]:
     procs = raw.get("processes") if isinstance(raw, dict) else None
     if not isinstance(procs, dict):
         return []
-    return [out / str(p.get("out_subdir", "ground")) for p in procs.values()
-            if isinstance(p, dict) and str(p.get("kind", "")).startswith("ground.")]
+    dirs = [out / str(p.get("out_subdir", "ground")) for p in procs.values()
+            if isinstance(p, dict) and p.get("kind") == "ground.station"]
+    return list(dict.fromkeys(dirs))
 
 
 def _png_data_uri(png: Path, max_bytes: int) -> tuple[str, tuple[int, ...]] | None:
@@ -176,10 +178,20 @@ def _png_data_uri(png: Path, max_bytes: int) -> tuple[str, tuple[int, ...]] | No
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii"), shape
 
 
+def _spread(items: list[Any], limit: int) -> list[Any]:
+    """At most ``limit`` items evenly spread over the list, first and last included (the whole run shows)."""
+    if len(items) <= limit:
+        return items
+    if limit <= 1:
+        return items[:limit]
+    step = (len(items) - 1) / (limit - 1)
+    return [items[round(i * step)] for i in range(limit)]
+
+
 def find_thumbnails(out: Path, limit: int = MAX_THUMBNAILS, max_bytes: int = MAX_THUMBNAIL_BYTES,
                     dirs: Sequence[Path] | None = None) -> tuple[list[Thumbnail], int]:
     """The thumbnails the ground wrote (sidecar ``kind: thumbnail`` beside its PNG), oldest first, at most
-    ``limit`` of them embedded; and how many there were."""
+    ``limit`` of them (spread over the run) embedded; and how many there were."""
     found: list[tuple[float, Path, dict[str, Any]]] = []
     for d in (dirs if dirs is not None else _ground_dirs(out)):
         for side in d.glob("*.json") if d.is_dir() else ():
@@ -192,9 +204,11 @@ def find_thumbnails(out: Path, limit: int = MAX_THUMBNAILS, max_bytes: int = MAX
                 found.append((png.stat().st_mtime, png, meta))
     found.sort(key=lambda x: (x[0], x[1].name))
     thumbs: list[Thumbnail] = []
-    for _, png, meta in found[:limit]:
-        got = _png_data_uri(png, max_bytes)
+    budget = MAX_THUMBNAILS_TOTAL
+    for _, png, meta in _spread(found, limit):
+        got = _png_data_uri(png, min(max_bytes, budget))
         if got is not None:
+            budget -= len(got[0])
             thumbs.append(Thumbnail(str(meta.get("id", png.stem)), str(meta.get("camera", "")), meta.get("counter"),
                                     got[0], got[1]))
     return thumbs, len(found)

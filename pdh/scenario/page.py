@@ -228,7 +228,8 @@ def _failures(p: PageInputs) -> str:
         if not c["ok"]:
             items.append(f'<div class="failure"><h3>runner check {_e(c["name"])}</h3><p>{_e(c.get("detail", ""))}</p>'
                          f'{_tails_html(p.tails.get("checks", {}).get(c["name"], {}))}</div>')
-    exited = _tails_html(p.tails.get("exited", {}))
+    shown = any(c["name"] == "processes" and not c["ok"] for c in p.report.get("checks", []))
+    exited = "" if shown else _tails_html(p.tails.get("exited", {}))  # else shown under the failed check
     if exited:
         items.append(f'<div class="failure"><h3>processes that exited</h3>{exited}</div>')
     body = "".join(items) or "<p>none: every step and check held.</p>"
@@ -262,7 +263,7 @@ def _thumbnails(p: PageInputs) -> str:
     figs = "".join(f'<figure><img class="thumbnail" src="{t.data_uri}" alt="{_e(t.id)}" '
                    f'title="{_e(t.id)} {_e("x".join(map(str, t.shape)))}"><figcaption>{_e(t.id)}</figcaption></figure>'
                    for t in p.thumbnails)
-    more = (f"<p>{len(p.thumbnails)} of {p.thumbnails_total} shown.</p>"
+    more = (f"<p>{len(p.thumbnails)} of {p.thumbnails_total} shown, spread over the run.</p>"
             if p.thumbnails_total > len(p.thumbnails) else "")
     return f'<section id="thumbnails"><h2>Thumbnails received</h2>{more}<div class="thumbs">{figs}</div></section>'
 

@@ -87,7 +87,8 @@ def run_out(tmp_path: Path) -> Path:
     out = tmp_path / "out"
     out.mkdir()
     (out / "scenario-config.yaml").write_text(yaml.safe_dump({"processes": {
-        "ground": {"kind": "ground.station", "out_subdir": "gs"}, "boom_driver": {"kind": "drivers.deploy"}}}))
+        "ground": {"kind": "ground.station", "out_subdir": "gs"}, "boom_driver": {"kind": "drivers.deploy"},
+        "console": {"kind": "ground.console", "out_subdir": "gs"}}}))  # not a station: its products are not twice
     thumbnail(out / "gs", "navcam-000001-thumb")
     thumbnail(out / "gs", "navcam-000002-thumb")
     thumbnail(out / "gs", "navcam-000001-full", kind="full")
@@ -149,6 +150,7 @@ def test_thumbnails_bounded_in_number_and_bytes(tmp_path: Path) -> None:
         thumbnail(gs, f"t{i}", size=512)
     thumbs, total = find_thumbnails(tmp_path, limit=3, max_bytes=20_000, dirs=[gs])
     assert total == 5 and len(thumbs) == 3
+    assert [t.id for t in thumbs] == ["t0", "t2", "t4"]  # spread over the run, first and last included
     for t in thumbs:
         png = base64.b64decode(t.data_uri.split(",", 1)[1])
         assert len(png) <= 20_000 and t.shape == (512, 512)
