@@ -8,6 +8,12 @@ handlers then check what the table cannot say and raise CommandRejected naming w
 is wrong: the camera is not configured, the region is not [x, y, width, height], the
 frame is no longer held (rejected, never guessed).
 
+A product command answers ``accepted`` at once and ``completed`` (with the product's id and size) or
+``failed`` when the encoding is done: the work runs on a :class:`CommandWork` thread, and the process
+calls :meth:`CommandWork.finish` from its loop, so the replies, the product's hand-off and its events
+stay on the loop's thread (a caller no longer waits out a long encoding for its first reply). A core
+without ``command_work`` (a test's namespace) makes the product at once, as before.
+
 The handlers reach the component through :class:`ImagingControl`, a small protocol
 the process adapter meets (mostly by handing on its FrameProcessor), so this module
 imports nothing of :mod:`fsw.imaging.process` and a test can drive it with a plain
@@ -16,9 +22,10 @@ namespace.
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from framework.bus.commands import Handler
+from framework.bus.commands import Deferred, Handler
 from framework.errors import CommandRejected, PdhError
 from fsw.imaging.autoexposure import AutoExposure
 from fsw.imaging.calibration import CalibrationError, CalibrationManager
@@ -27,7 +34,7 @@ from fsw.imaging.near_lossless import make_near_lossless
 from fsw.imaging.processor import Held
 from fsw.imaging.product import Product
 
-__all__ = ["ImagingControl", "handlers"]
+__all__ = ["ImagingControl", "CommandWork", "handlers"]
 
 
 class ImagingControl(Protocol):
@@ -48,6 +55,46 @@ class ImagingControl(Protocol):
     def recent_frame(self, camera: str, counter: int | None) -> Held | None: ...
 
     def emit(self, product: Product, requested: bool = False) -> None: ...
+
+
+class CommandWork:
+    """Product commands worked off the loop: :meth:`submit` answers with a Deferred at once and encodes on
+    a thread; :meth:`finish` (the loop's thread) hands each made product on and completes its command,
+    or fails it naming why. ``wake`` is called from the worker when one is done (the loop's wake-up)."""
+
+    def __init__(self, wake: Callable[[], None] = lambda: None, workers: int = 1) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="command")
+        self._wake = wake
+        self._running: list[tuple[Deferred, Future[Product], Callable[[Product], dict[str, Any]]]] = []
+
+    def submit(self, make: Callable[[], Product], done: Callable[[Product], dict[str, Any]]) -> Deferred:
+        deferred = Deferred()
+        future = self._pool.submit(make)
+        future.add_done_callback(lambda _f: self._wake())
+        self._running.append((deferred, future, done))
+        return deferred
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def finish(self) -> int:
+        """Complete or fail every command whose work is done; return how many."""
+        finished = [r for r in self._running if r[1].done()]
+        self._running = [r for r in self._running if not r[1].done()]
+        for deferred, future, done in finished:
+            try:
+                deferred.complete(done(future.result()))
+            except PdhError as exc:
+                deferred.fail(str(exc))
+            except Exception as exc:  # an encoder's own error: the command failed, the core goes on
+                deferred.fail(f"{type(exc).__name__}: {exc}")
+        return len(finished)
+
+    def close(self) -> None:
+        """Wait for the work in hand and answer it."""
+        self._pool.shutdown(wait=True)
+        self.finish()
 
 
 def _camera(core: ImagingControl, args: dict[str, Any]) -> str:
@@ -103,8 +150,13 @@ def _made(core: ImagingControl, product: Product) -> dict[str, Any]:
 def _product_handler(core: ImagingControl, make: Callable[[Held, dict[str, Any]], Product]) -> Handler:
     """A command that makes a product of a held frame; a product that cannot be made is a rejection."""
 
-    def handle(args: dict[str, Any]) -> dict[str, Any]:
+    def handle(args: dict[str, Any]) -> dict[str, Any] | Deferred:
         held = _frame_for(core, args)
+        if "region" in args:
+            _region(args)  # a malformed region is refused now, not failed later
+        work: CommandWork | None = getattr(core, "command_work", None)
+        if work is not None:  # accepted now; completed or failed when the encoding is done
+            return work.submit(lambda: make(held, args), lambda product: _made(core, product))
         try:
             return _made(core, make(held, args))
         except PdhError as exc:

@@ -39,7 +39,7 @@ from framework.reporters import EventReporter, HealthReporter
 from fsw.imaging.accounts import FRAME_PRODUCTS, FrameAccounts, OpenFrame
 from fsw.imaging.autoexposure import AutoExposure, ExposureCommand
 from fsw.imaging.calibration import CalibrationManager
-from fsw.imaging.commands import handlers
+from fsw.imaging.commands import CommandWork, handlers
 from fsw.imaging.frame import FRAME_FIELDS, Frame, FrameRejected, frame_from_message, frame_identity
 from fsw.imaging.handoff import Handoff, Outgoing
 from fsw.imaging.interface import INTERFACE
@@ -122,6 +122,8 @@ class ImagingCore:
         self._gaps_seen = 0
         self.cmd = ctx.command_server(on_event=self.events.emit,
                                  reset_counters=lambda: (self.reset_counters(), self.events.reset()), interface=INTERFACE)
+        # product commands: accepted at once, completed/failed when their encoding is done (on this loop)
+        self.command_work = CommandWork(wake=self._woken)
         register_table(self.cmd, INTERFACE, handlers(self))
         self.health = HealthReporter(ctx, self.pub, self.sample, channels=INTERFACE.telemetry,
                                      events=self.events, commands=self.cmd)
@@ -379,6 +381,7 @@ class ImagingCore:
             self.events.emit(name, fields)
         self.commit()
         self.cmd.poll()
+        self.command_work.finish()
         self.drain_camera_replies()
         self.health.tick()
 
@@ -398,6 +401,7 @@ class ImagingCore:
                           drivers=sorted(self.drivers))
         while not self.ctx.stop.is_set():
             self.turn()
+        self.command_work.close()
         self.proc.close()
         self.handoff.flush()
         self._await_confirmations(_STOP_WAIT_S)
