@@ -13,6 +13,11 @@ not yet ACKed). Around the handlers this adapter:
   before the Finished PDU leaves;
 - sends at most one NAK per NAK timer period while Metadata is missing
   (cfdp-py issues a whole-file NAK for every segment that arrives then);
+- sends every other NAK PDU ``NAK_COPIES`` times, the copies after what else
+  waits: a lost NAK costs a segment a whole round trip more (or, before the
+  EOF, the wait for it), a copy costs the nearly idle return link a few dozen
+  bytes, and the lander sends a segment asked for twice only once
+  (:mod:`link.source_engine`);
 - abandons a transaction after ``inactivity_s`` without a PDU (CFDP 4.8.3);
 - calls ``on_delivered`` (the ground's durable ledger) before a complete file's
   Finished PDU is built: if that fails, the Finished says filestore rejection;
@@ -75,6 +80,7 @@ from link.resume import (
 __all__ = ["ReceivedFile", "DestEngine"]
 
 _MAX_ACTIVE = 64
+NAK_COPIES = 2
 MAX_FILE_BYTES = 1 << 30
 """The largest file a transaction may declare (a product is a few MiB); larger sizes are refused."""
 _HISTORY = 1024
@@ -134,6 +140,15 @@ class DestEngine(PduEngine[bytes]):
         self._active: dict[tuple[int, int], _Active] = {}
         self._history: OrderedDict[tuple[int, int], bytes | None] = OrderedDict()
         self.received: deque[ReceivedFile] = deque()
+        self._copies: deque[bytes] = deque()  # NAK copies, sent once the outbox is empty
+
+    def pop(self) -> bytes | None:
+        """The next packed PDU to send (NAK copies last), or None."""
+        raw = super().pop()
+        if raw is None and self._copies:
+            self.counters["pdus_out"] += 1
+            raw = self._copies.popleft()
+        return raw
 
     @property
     def active(self) -> int:
@@ -358,6 +373,9 @@ class DestEngine(PduEngine[bytes]):
                     self.counters["naks_suppressed"] += 1
                     continue
                 entry.last_nak = now
+                copies = 1
+            else:
+                copies = NAK_COPIES if directive == DirectiveType.NAK_PDU else 1
             raw = self._pack(holder.pdu)
             if raw is None:
                 continue
@@ -366,6 +384,7 @@ class DestEngine(PduEngine[bytes]):
                     entry.journaled = not self._journal_call(self.journal.transfer_closed, key, raw)
                 entry.finished_pdu = raw
             self._out.append(raw)
+            self._copies.extend(raw for _ in range(copies - 1))
 
     def _on_finished(self, key: tuple[int, int], params: TransactionFinishedParams) -> None:
         """Called by the handler before it builds the Finished PDU."""

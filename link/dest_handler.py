@@ -3,7 +3,11 @@
 - :class:`TransactionHandler`: each transaction gets its own LostSegmentTracker
   (cfdp-py shares one between all handlers, a dataclass default object), and a
   transaction resumed after a restart re-enters with its Metadata and the byte
-  ranges it holds, keeping its partial file (CFDP 4.6.4.3.1).
+  ranges it holds, keeping its partial file (CFDP 4.6.4.3.1). Missing data
+  that arrives resets the NAK limit counter only, not the NAK timer (CFDP
+  4.6.4.7): cfdp-py restarts the timer on every retransmitted segment that
+  arrives, so while a NAK's answer streams in no new NAK leaves, and a
+  segment lost again waited a whole timer after the last one arrived.
 - :class:`FinishingRecorder`: runs the engine's completion step inside the
   handler, before its Finished PDU is built.
 
@@ -33,6 +37,10 @@ class TransactionHandler(DestHandler):
     default object); each transaction gets its own here."""
 
     _resuming = False
+
+    def _reset_nak_activity_parameters(self) -> None:
+        """Missing data arrived: the NAK limit counter starts again; the NAK timer keeps running."""
+        self._params.acked_params.nak_activity_counter = 0
 
     def _common_first_packet_handler(self, pdu: GenericPduPacket) -> bool | None:
         result = super()._common_first_packet_handler(pdu)

@@ -9,6 +9,7 @@ inactivity watch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -36,6 +37,7 @@ from cfdppy.user import (
 )
 
 __all__ = [
+    "NAK_PATIENCE_S",
     "CfdpTimers",
     "FaultRecord",
     "FaultRecorder",
@@ -50,6 +52,10 @@ __all__ = [
 ]
 
 
+NAK_PATIENCE_S = 60.0
+"""Contact seconds a receiver NAKs without any missing data arriving before it declares the NAK limit."""
+
+
 @dataclass(frozen=True)
 class CfdpTimers:
     """Timer values and limits for one entity's view of its peer (CFDP 4.7.1, 4.6.4.7)."""
@@ -62,7 +68,11 @@ class CfdpTimers:
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> "CfdpTimers":
-        return cls(ack_timer_s=float(settings["ack_timer_s"]), nak_timer_s=float(settings["nak_timer_s"]),
+        """The NAK limit follows the NAK timer: a receiver may NAK as often as a round trip allows and
+        still waits ``NAK_PATIENCE_S`` of contact without any missing data arriving before it gives up."""
+        nak_timer_s = float(settings["nak_timer_s"])
+        return cls(ack_timer_s=float(settings["ack_timer_s"]), nak_timer_s=nak_timer_s,
+                   nak_limit=max(cls.nak_limit, math.ceil(NAK_PATIENCE_S / nak_timer_s)),
                    inactivity_s=float(settings["inactivity_s"]))
 
 

@@ -27,6 +27,16 @@ What cfdp-py leaves to its user, this adapter does:
   queue millions of PDUs); otherwise it is refused (``naks_refused``).
 - A Finished PDU while the handler still waits for the EOF ACK implies the EOF
   arrived: the EOF ACK is presented first, then the Finished.
+- A NAK is answered with what it asks for except the segments whose copy is
+  still on its way: queued here, or sent less than :attr:`SourceEngine.in_flight_s`
+  (the link's round trip, from the contact plan) before the NAK arrived, so
+  the ground could not have seen it when it asked (``retransmits_in_flight``).
+  The ground's NAKs repeat every missing segment (CFDP 4.6.4.3.4) and its
+  immediate NAK and its NAK at EOF overlap; without this each lost segment
+  went two or three times. A copy that was lost is asked for again by a later
+  NAK, which is then answered.
+- Every EOF PDU goes twice: a lost EOF otherwise costs the ground its NAKs of
+  the file's end for a whole ACK timer (the receiver ACKs each copy, 4.7.2).
 - The Metadata PDU is repeated three times, spread through the first file data
   (or before the EOF of a small file): cfdp-py keeps no data that arrives before
   Metadata, and its receiver does not recover a small file whose Metadata and
@@ -47,7 +57,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -92,6 +102,9 @@ Reject = Callable[[str, dict[str, Any]], Any]
 _REJECTED = (InvalidPduDirection, InvalidPduForSourceHandler, InvalidSourceId, InvalidDestinationId,
              InvalidTransactionSeqNum, NoRemoteEntityConfigFound, PduIgnoredForSource)
 _METADATA_REPEAT_AFTER = (1, 4, 16)  # file data PDUs sent before each repeat of the Metadata PDU
+_EOF_COPIES = 2
+_QUEUED = float("inf")  # a file data PDU's send time while it waits in the outbox
+_NOT_FD = -1  # the offset tag of an outbox item that is not file data
 _HISTORY = 256
 _RUNAWAY_FACTOR = 4
 _RUNAWAY_MARGIN_BYTES = 1 << 20
@@ -112,6 +125,11 @@ class Checkpoint:
 
 class _ResumableSourceHandler(SourceHandler):
     """cfdp-py's SourceHandler, plus a way to continue a transaction's file data from an offset."""
+
+    @property
+    def segment_len(self) -> int:
+        """The file data length of one File Data PDU of the current transaction (0 before it starts)."""
+        return self._params.fp.segment_len
 
     def skip_to(self, offset: int) -> int:
         """Before the first file data: the next File Data PDU starts at ``offset`` (rounded down to the
@@ -180,9 +198,10 @@ class _Current:
     marked_at: float = -1e18
     eof_pdu: bytes | None = None
     eof_probed: bool = False
+    sent_at: dict[int, tuple[float, int]] = field(default_factory=dict)  # offset -> (send time, length)
 
 
-class SourceEngine(PduEngine[tuple[int, bytes]]):
+class SourceEngine(PduEngine[tuple[int, bytes, int]]):
     """Sends one product at a time as a CFDP class 2 transaction; :meth:`pop` gives (APID, packed PDU)."""
 
     def __init__(self, local_id: int, remote_id: int, max_packet_len: int, timers: CfdpTimers,
@@ -192,7 +211,10 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
             "pdus_in": 0, "pdus_out": 0, "pdus_rejected": 0, "late_finished": 0, "handler_errors": 0,
             "inactivity_aborts": 0, "retransmit_requests": 0, "restarted_on_metadata_nak": 0, "runaway_aborts": 0,
             "file_bytes_sent": 0, "transactions_resumed": 0, "resume_skipped_bytes": 0, "eof_probes": 0,
-            "finished_refused": 0, "naks_refused": 0})
+            "finished_refused": 0, "naks_refused": 0, "retransmits_in_flight": 0})
+        self.in_flight_s = 0.0
+        """How long a file data PDU counts as on its way after it left (the round trip and a margin; the
+        transmitter sets it from the contact). 0: only what still waits in the outbox."""
         self.lookup = lookup or (lambda seq: None)
         self.reject: Reject = reject or (lambda name, fields: None)
         self.filestore = SourceFilestore()
@@ -244,6 +266,17 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
     def pending(self) -> int:
         """Packed PDUs waiting to be sent."""
         return len(self._out)
+
+    def pop(self) -> tuple[int, bytes] | None:  # type: ignore[override]
+        """The next (APID, packed PDU) to send, or None; a file data PDU's send time is noted."""
+        item = super().pop()
+        if item is None:
+            return None
+        apid, raw, offset = item
+        cur = self._current
+        if offset != _NOT_FD and cur is not None and offset in cur.sent_at:
+            cur.sent_at[offset] = (self.clock(), cur.sent_at[offset][1])
+        return apid, raw
 
     # -- commands ------------------------------------------------------------------------------
     def start(self, product_id: str, path: Path, apid: int, seq: int | None = None, suffix: str = ".prod") -> int:
@@ -335,6 +368,9 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
             self._run(self._implied_eof_ack(pdu))
         if getattr(pdu, "directive_type", None) == DirectiveType.NAK_PDU:
             self.counters["retransmit_requests"] += 1
+            pdu = self._not_in_flight(pdu)
+            if pdu is None:
+                return
             if (0, 0) in pdu.segment_requests and self.tail_reached:
                 # The ground asks for Metadata after our EOF: it lost the transaction (a restart, or every
                 # Metadata copy lost). cfdp-py's source does not retransmit a whole file reliably then, so
@@ -409,8 +445,14 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
             if kind == DirectiveType.EOF_PDU and cur.metadata:
                 while cur.metadata_repeats < len(_METADATA_REPEAT_AFTER):  # a small file: repeat before EOF
                     cur.metadata_repeats += 1
-                    self._out.append((cur.apid, cur.metadata))
-            self._out.append((cur.apid, raw))
+                    self._out.append((cur.apid, cur.metadata, _NOT_FD))
+            if kind is None:
+                offset = holder.pdu.offset
+                cur.sent_at[offset] = (_QUEUED, len(holder.pdu.file_data))
+                self._out.append((cur.apid, raw, offset))
+            else:
+                copies = _EOF_COPIES if kind == DirectiveType.EOF_PDU else 1
+                self._out.extend((cur.apid, raw, _NOT_FD) for _ in range(copies))
             if kind == DirectiveType.METADATA_PDU:
                 cur.metadata = cur.metadata or raw
             elif kind is None:
@@ -420,7 +462,7 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
                 if (cur.metadata and cur.metadata_repeats < len(_METADATA_REPEAT_AFTER)
                         and cur.fd_sent >= _METADATA_REPEAT_AFTER[cur.metadata_repeats]):
                     cur.metadata_repeats += 1
-                    self._out.append((cur.apid, cur.metadata))
+                    self._out.append((cur.apid, cur.metadata, _NOT_FD))
 
     def _settle(self) -> None:
         """After the handler returned to idle: record how the transaction ended."""
@@ -467,7 +509,7 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
             # answer with its Finished (CFDP 4.7.2: every EOF is answered).
             cur.eof_probed = True
             self.counters["eof_probes"] += 1
-            self._out.append((cur.apid, cur.eof_pdu))
+            self._out.append((cur.apid, cur.eof_pdu, _NOT_FD))
 
     def _implied_eof_ack(self, finished: FinishedPdu) -> AckPdu:
         return ack_pdu(finished, DirectiveType.EOF_PDU, ConditionCode.NO_ERROR, TransactionStatus.ACTIVE)
@@ -475,7 +517,40 @@ class SourceEngine(PduEngine[tuple[int, bytes]]):
     def _ack_finished(self, finished: FinishedPdu, status: TransactionStatus) -> None:
         ack = ack_pdu(finished, DirectiveType.FINISHED_PDU, finished.condition_code, status)
         _, apid = self._history.get(finished.transaction_seq_num.value) or ("", APID_DIRECTIVE)
-        self._out.appendleft((apid, bytes(ack.pack())))
+        self._out.appendleft((apid, bytes(ack.pack()), _NOT_FD))
+
+    def _not_in_flight(self, nak: NakPdu) -> NakPdu | None:
+        """``nak`` without the file data whose last copy is still on its way (queued, or sent within
+        ``in_flight_s`` before now); None if nothing is left to send. Requests are cut on the grid the
+        handler retransmits on (its segment length from the request's start), as it would cut them."""
+        cur = self._current
+        seg = self.handler.segment_len if cur is not None else 0
+        if cur is None or seg <= 0 or not cur.sent_at:
+            return nak
+        cutoff = self.clock() - self.in_flight_s
+        keep: list[tuple[int, int]] = []
+        skipped = 0
+        for start, end in nak.segment_requests:
+            if (start, end) == (0, 0):
+                keep.append((start, end))
+                continue
+            at = start
+            while at < end:
+                n = min(seg, end - at)
+                sent = cur.sent_at.get(at)
+                if sent is not None and sent[1] >= n and sent[0] > cutoff:
+                    skipped += 1
+                elif keep and keep[-1][1] == at and keep[-1] != (0, 0):
+                    keep[-1] = (keep[-1][0], at + n)
+                else:
+                    keep.append((at, at + n))
+                at += n
+        if not skipped:
+            return nak
+        self.counters["retransmits_in_flight"] += skipped
+        if not keep:
+            return None
+        return NakPdu(nak.pdu_header.pdu_conf, nak.start_of_scope, nak.end_of_scope, keep)
 
     def _answer_late_finished(self, finished: FinishedPdu) -> None:
         """A Finished for a transaction the handler no longer runs (ids already checked).

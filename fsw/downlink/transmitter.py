@@ -34,7 +34,11 @@ from link.radio import Radio
 from fsw.downlink.tm import RealtimeQueue
 from framework.counters import saturating_add
 
-__all__ = ["Transmitter"]
+__all__ = ["Transmitter", "IN_FLIGHT_MARGIN_S"]
+
+IN_FLIGHT_MARGIN_S = 0.1
+"""Beyond the contact's round trip, how long a sent file data PDU still counts as on its way (the relay's
+serialisation and both ends' turn times): a NAK that arrives sooner cannot have seen it."""
 
 
 class Transmitter:
@@ -98,6 +102,9 @@ class Transmitter:
         contact = self.plan.contact(self.wall())
         if contact is not None and (self.contact is None or contact.rate_bps != self.bucket.rate_Bps * 8):
             self.bucket.rate_Bps = contact.rate_bps / 8.0
+        if contact is not None and (self.contact is None or contact.latency_ms != self.contact.latency_ms):
+            for e in self.engines:
+                e.in_flight_s = 2 * contact.latency_ms / 1000 + IN_FLIGHT_MARGIN_S
         if contact is not None and (self.contact is None or (contact.relay, contact.pass_number)
                                     != (self.contact.relay, self.contact.pass_number)):
             self.c["contacts"] += 1
