@@ -26,6 +26,17 @@ Schema (``configs/scenarios/*.yaml``; every error is a ConfigError naming the fi
       - expect: {topic: frame.navcam, fields: {...}, count: 2, within_s: 10, since: start, absent: false}
       - expect: {frames: accounted, within_s: 60, min_frames: 1}
       - wait: 2.0
+      - link: {window: closed, duration_s: 10}          # the relay's control port (also relay_out, relay_in,
+      - link: {set: {loss: 0.2}, relay: relay_a}         #   set, clock_step_s, clear, status)
+      - signal: {process: downlink, signal: STOP, hold_s: 5}   # KILL, STOP (+hold_s: CONT after), CONT, TERM
+      - restart: {process: ground}
+      - disk: {process: downlink, limit_bytes: 4096}     # or lift: true, or ballast_bytes: N (0 removes)
+      - uplink: {target: broker, cmd: NOOP, expect: completed, wait: queued}   # through the ground's queue
+      - request: {frame: full, camera: navcam, counter: 3}   # or region: [x, y, w, h]: SEND_FULL / SEND_REGION
+      - expect: {product: {camera: navcam, counter: 3}, within_s: 60}   # at the ground, bit-exact
+      - expect: {telemetry: downlink, channel: store_fill, value: {lt: 0.9}, during_s: 30}
+      - expect: {event: product_received, from: ground, unique: id}
+    contact_epoch: {at_s: 12, startup_s: 10}   # top level: orbit time zero of the inline plans at t=12 s
 
 Steps run one after another. ``command`` with ``wait: accepted`` finishes once
 accepted; its final reply is still judged when it arrives (a FIRE in the background
