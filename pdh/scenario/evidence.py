@@ -190,8 +190,9 @@ def _spread(items: list[Any], limit: int) -> list[Any]:
 
 def find_thumbnails(out: Path, limit: int = MAX_THUMBNAILS, max_bytes: int = MAX_THUMBNAIL_BYTES,
                     dirs: Sequence[Path] | None = None) -> tuple[list[Thumbnail], int]:
-    """The thumbnails the ground wrote (sidecar ``kind: thumbnail`` beside its PNG), oldest first, at most
-    ``limit`` of them (spread over the run) embedded; and how many there were."""
+    """The thumbnails the ground wrote (sidecar ``kind: thumbnail`` beside its PNG, named by the sidecar's
+    ``file`` when it has one), oldest first; at most ``limit`` of them (spread over the run) embedded, within
+    ``max_bytes`` each and :data:`MAX_THUMBNAILS_TOTAL` in all; and how many there were."""
     found: list[tuple[float, Path, dict[str, Any]]] = []
     for d in (dirs if dirs is not None else _ground_dirs(out)):
         for side in d.glob("*.json") if d.is_dir() else ():
@@ -199,13 +200,17 @@ def find_thumbnails(out: Path, limit: int = MAX_THUMBNAILS, max_bytes: int = MAX
                 meta = json.loads(side.read_text())
             except (OSError, ValueError):
                 continue
-            png = side.with_suffix(".png")
-            if isinstance(meta, dict) and meta.get("kind") == "thumbnail" and png.is_file():
+            if not isinstance(meta, dict) or meta.get("kind") != "thumbnail":
+                continue
+            png = side.with_name(Path(str(meta.get("file") or side.with_suffix(".png").name)).name)  # its own dir
+            if png.suffix == ".png" and png.is_file():
                 found.append((png.stat().st_mtime, png, meta))
     found.sort(key=lambda x: (x[0], x[1].name))
     thumbs: list[Thumbnail] = []
     budget = MAX_THUMBNAILS_TOTAL
     for _, png, meta in _spread(found, limit):
+        if budget <= 0:
+            break
         got = _png_data_uri(png, min(max_bytes, budget))
         if got is not None:
             budget -= len(got[0])

@@ -40,7 +40,7 @@ pre{background:#f6f6f6;padding:6px;overflow-x:auto;font-size:12px;max-height:30e
 .plots{display:flex;flex-wrap:wrap;gap:8px} svg.plot{border:1px solid #ddd;background:#fff}
 .thumbs{display:flex;flex-wrap:wrap;gap:8px} figure{margin:0} figure img{max-width:256px;image-rendering:pixelated}
 figcaption{font-size:12px;color:#555} .failure{border-left:4px solid #c62828;padding-left:8px;margin:1em 0}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 """
 
 

@@ -156,6 +156,16 @@ def test_thumbnails_bounded_in_number_and_bytes(tmp_path: Path) -> None:
         assert len(png) <= 20_000 and t.shape == (512, 512)
 
 
+def test_thumbnail_png_named_by_its_sidecar(tmp_path: Path) -> None:
+    gs = tmp_path / "gs"
+    thumbnail(gs, "a")
+    (gs / "a.png").rename(gs / "a-pixels.png")
+    (gs / "a.json").write_text(json.dumps({"id": "a", "kind": "thumbnail", "file": "a-pixels.png",
+                                           "file_format": "png"}))
+    thumbs, total = find_thumbnails(tmp_path, dirs=[gs])
+    assert total == 1 and thumbs[0].id == "a" and thumbs[0].shape == (64, 64)
+
+
 def test_write_bench_reports_writes_both_beside_the_json(tmp_path: Path) -> None:
     out = run_out(tmp_path)
     files = write_bench_reports(None, out, a_report(), records(), T0)
