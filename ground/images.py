@@ -58,9 +58,12 @@ NEAR_GROUND_CHECKS = ("decoded_crc32c_is_the_one_checked_on_board", "bound_state
 
 
 def sidecar_of(p: Product, pixels: np.ndarray, product_bytes: int) -> dict[str, Any]:
-    """The JSON sidecar of one product; a near-lossless one states its bound and what the ground checked."""
+    """The JSON sidecar of one product; a near-lossless one states its bound and what the ground checked.
+    ``file``/``file_format`` name the image beside it (always PNG, the decoded pixels); ``codec`` (kept for
+    the readers that had it) and ``downlink_codec`` say how it crossed the link (a thumbnail: JPEG)."""
     side = {
         "id": p.id, "kind": p.kind, "camera": p.camera, "counter": p.counter, "t_capture": p.t_capture,
+        "file": f"{p.id}.png", "file_format": "png", "downlink_codec": p.codec,
         "codec": p.codec, "shape": list(pixels.shape), "dtype": str(pixels.dtype), "bit_depth": p.bit_depth,
         "payload_bytes": len(p.payload), "product_bytes": product_bytes, "crc32c": p.crc32c,
         "grades": p.grades, "meta": p.meta,
