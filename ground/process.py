@@ -50,7 +50,7 @@ class StationProcess:
         signers = Signers(find_config(s["sa_file"]), ctx.keys_dir, ctx.out_dir / s["out_subdir"] / _SEQUENCE_FILE)
         self.station = Station(s, ctx.out_dir, ctx.config.file, self.radio, self.events, ctx.clock,
                                self.decoder, dictionary=Dictionary.from_config(ctx.config), signers=signers,
-                               name=ctx.name)
+                               name=ctx.name, publisher=self.pub)
         self.commands: CommandServer | None = None
         if ctx.has_endpoint("command"):
             self.commands = ctx.command_server(on_event=self.events.emit,

@@ -41,15 +41,15 @@ from __future__ import annotations
 from collections import deque
 from concurrent.futures import Executor, Future
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 from spacepackets.ccsds.spacepacket import PacketType
 
-from framework.errors import ProductError, ProtocolError
+from framework.errors import ConfigError, ProductError, ProtocolError
 from framework.reporters import EventReporter
 from fsw.imaging.product import Product
-from ground.archive import Archive, ArchiveFeed, ArchivingJournal, ProductRecord
+from ground.archive import DEFAULT_URL, Archive, ArchiveFeed, ArchivingJournal, ProductRecord
 from ground.images import WrittenProduct, check_product, sidecar_of, write_checked
 from ground.ledger import Ledger
 from ground.pds4 import write_pds4
@@ -65,7 +65,7 @@ from link.packets import APID_DIRECTIVE, SpacePacketWrapper, received_pdu
 from link.radio import Radio
 from link.tlm_segments import decode_segment, segment_kind
 
-__all__ = ["Station"]
+__all__ = ["Station", "archive_url"]
 
 _ERROR_COUNTERS = ("products_failed", "transfers_failed", "datagrams_rejected")
 _QUEUE_FILE = "commands.sqlite"
@@ -73,6 +73,23 @@ _QUEUE_FILE = "commands.sqlite"
 
 
 _Written = tuple[WrittenProduct, ProductRecord]
+
+
+class Publishing(Protocol):
+    """What the station publishes through: the ground bus's Publisher (or a test's recorder)."""
+
+    def publish(self, topic: str, kind: str, fields: dict[str, Any] | None = None, buffers: Any = (),
+                t: float | None = None) -> int: ...
+
+
+def archive_url(config: Any, ground: str) -> str:
+    """The archive URL of ground station ``ground`` in a validated ``config``: its ``archive.url``
+    (a relative ``sqlite:///`` path is under the run's output directory). The station writes there;
+    the console and ``pdh missing --config`` read there."""
+    settings = config.processes[ground]
+    if settings.get("kind") != "ground.station":
+        raise ConfigError(config.file, f"processes.{ground}", "a ground.station process", settings.get("kind"))
+    return str((settings.get("archive") or {}).get("url", DEFAULT_URL))
 
 
 def _write_archived(product: Product, pixels: np.ndarray, product_bytes: int, out_dir: Path,
@@ -96,13 +113,15 @@ class Station:
     ``settings``: the ``ground.station`` kind's keys; ``where``: the config file, for error messages.
     ``dictionary``: APIDs and interface tables of the run's config (without one every TM packet is
     unknown); with ``signers`` as well, the station has an uplink (:attr:`uplink`). ``name``: the
-    process's name, the source of its own events in the archive.
+    process's name, the source of its own events in the archive. ``publisher``: the ground bus, where
+    the TM intake publishes the lander's decoded housekeeping and events for live views (None: not
+    published).
     """
 
     def __init__(self, settings: dict[str, Any], out_dir: Path, where: str, radio: Radio,
                  events: EventReporter, clock: Callable[[], float], decoder: Executor, *,
                  dictionary: Dictionary | None = None, signers: SignerSource | None = None,
-                 name: str = "ground") -> None:
+                 name: str = "ground", publisher: Publishing | None = None) -> None:
         s = settings
         self.out_dir = out_dir / s["out_subdir"]
         self.incoming = self.out_dir / "incoming"
@@ -134,7 +153,8 @@ class Station:
             self.uplink = Uplink(CommandQueue(self.out_dir / _QUEUE_FILE, clock), dictionary, self.plan, clock, radio,
                                  events, signers, UplinkSettings.from_settings(s))
         self.tm = TelemetryIntake(dictionary or Dictionary([]), self.ledger, events,
-                                  on_verification=self.uplink.verified if self.uplink else lambda p: None)
+                                  on_verification=self.uplink.verified if self.uplink else lambda p: None,
+                                  publisher=publisher)
         self._recover()
         self._archive_catch_up()
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from framework.bus.client import Publisher
 from framework.bus.message import RESERVED_KEYS
 from framework.errors import BusError, ProtocolError
 from framework.reporters import EventReporter
@@ -58,8 +57,8 @@ class TelemetryIntake:
     ``on_verification(packet)``: called for each new verification packet, after it is stored.
     ``publisher``: where each new housekeeping and event packet is also published for live views
     (the console): ``lander.tlm.<process>`` (kind ``health``) and ``lander.evt.<process>`` (kind
-    ``evt``), stamped with the lander's time. Default: the bus publisher ``events`` publishes
-    through (the ground's own bus), if it is one."""
+    ``evt``), stamped with the lander's time. None: nothing is published (the station passes the
+    ground bus's publisher, :mod:`ground.process`)."""
 
     def __init__(self, dictionary: Dictionary, ledger: Ledger, events: EventReporter,
                  on_verification: Callable[[TmPacket], Any] = lambda p: None, publisher: Any = None) -> None:
@@ -67,8 +66,7 @@ class TelemetryIntake:
         self.ledger = ledger
         self.events = events
         self.on_verification = on_verification
-        found = getattr(events, "_pub", None)
-        self.publisher = publisher if publisher is not None else found if isinstance(found, Publisher) else None
+        self.publisher = publisher
         self.unpublished = 0
         self.c = {"tm_packets": 0, "tm_packets_new": 0, "tm_rejected": 0, "tm_parameters": 0, "tm_events": 0,
                   "tm_verifications": 0}

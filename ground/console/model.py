@@ -4,7 +4,8 @@ No sockets and no HTTP: :meth:`ConsoleModel.take` is given each ground bus messa
 own ``tlm.*``/``evt.*`` and the lander's ``lander.tlm.*``/``lander.evt.*`` that the ground
 publishes as it decodes TM packets); the model keeps the latest value of every channel (with its
 limit state from the channel's table entry), a bounded history per numeric channel, the last
-events, the product cards and every command's stages. Each change is also put on the
+events, the product cards (from the archive, :mod:`ground.console.archive_view`) and every
+command's stages. Each change is also put on the
 :class:`Feed` as one small update, which the HTTP side streams to pages (server-sent events);
 a page that fell behind the feed's ring starts again from :meth:`ConsoleModel.snapshot`.
 
@@ -155,14 +156,14 @@ class ConsoleModel:
                        target=body.get("target"), cmd=body.get("cmd"))
 
     def product(self, card: dict[str, Any]) -> None:
-        """A product the ground wrote (its sidecar, as :mod:`ground.console.shelf` reads it)."""
+        """A product the ground wrote (its archive row as a card, :func:`ground.console.archive_view.card_of`)."""
         with self._lock:
             self.products[card["id"]] = card
         self._put({"type": "product", "card": card})
 
     def command(self, cid: int, target: str, cmd: str, args: Mapping[str, Any], hazardous: bool = False,
                 stages: list[dict[str, Any]] | None = None, state: str | None = None) -> None:
-        """A command the ground's queue holds (sent from this console, or listed by QUEUE_LIST)."""
+        """A command the ground's queue holds (sent from this console, or as the archive has it)."""
         with self._lock:
             have = self.commands.get(cid)
             entry = {"id": cid, "target": target, "cmd": cmd, "args": dict(args), "hazardous": hazardous,
@@ -206,6 +207,11 @@ class ConsoleModel:
                 "products": sorted(self.products.values(), key=lambda c: (c.get("t_capture") or 0, c["id"])),
                 "commands": [{**c, "stages": list(c["stages"])} for _, c in sorted(self.commands.items())],
             }
+
+    def snapshot_events(self) -> list[dict[str, Any]]:
+        """The events taken from the bus so far (the newest ``events_kept``), oldest first."""
+        with self._lock:
+            return list(self.events)
 
     def channels(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Every process's channels with unit and limits (the page colours and charts with them)."""

@@ -1,12 +1,14 @@
 """The console process: the ground bus in, the ground's command port, the HTTP server; the loop.
 
 ``run(ctx)`` subscribes to the ground bus (``bus_sub``: the ground's own telemetry and events and
-the lander's, which the ground publishes as ``lander.*`` as it decodes TM packets), connects a
-command client to the ground station's command port (``ground_command``) with this process's
-key, and serves the app of :mod:`ground.console.app` with uvicorn on ``http`` in a thread of its
-own. This loop owns every ZeroMQ socket: the app's requests to the ground come here through a
-queue and go back as futures. The http endpoint must be a loopback address unless the config says
-``allow_remote: true``.
+the lander's, which the ground publishes as ``lander.*`` as it decodes TM packets), reads the
+ground station's archive (its ``archive.url``, :func:`ground.station.archive_url`, relative to the
+run's output directory) for products, commands, transfers, events, parameter history and what is
+missing, connects a command client to the ground station's command port (``ground_command``) with
+this process's key for UPLINK, and serves the app of :mod:`ground.console.app` with uvicorn on
+``http`` in a thread of its own. This loop owns every ZeroMQ socket: the app's requests to the
+ground come here through a queue and go back as futures. The http endpoint must be a loopback
+address unless the config says ``allow_remote: true``.
 """
 
 from __future__ import annotations
@@ -27,19 +29,19 @@ from framework.kinds import KINDS
 from framework.process import ProcessContext
 from framework.reporters import EventReporter, HealthReporter
 from ground.console.app import Console, GroundUnreachable, build_app
+from ground.console.archive_view import ArchiveUnavailable, ArchiveView
 from ground.console.commands import handlers
 from ground.console.desk import CommandDesk
 from ground.console.interface import INTERFACE
-from ground.console.linkview import transactions, windows
+from ground.console.linkview import windows
 from ground.console.model import SUBSCRIPTIONS, ConsoleModel, Feed
-from ground.console.shelf import ProductShelf
 from ground.console.bind import check_bind
 from link.contacts import load_plan
 
 __all__ = ["run", "ConsoleProcess"]
 
 _GROUND_TIMEOUT_S = 5.0
-_QUEUE_POLL_S = 2.0
+_ARCHIVE_POLL_S = 2.0
 _MESSAGES_PER_TURN = 500
 _REQUESTS_PER_TURN = 16
 
@@ -72,7 +74,7 @@ class ConsoleProcess:
         if ground not in cfg.processes or cfg.processes[ground]["kind"] != "ground.station":
             raise ConfigError(cfg.file, f"processes.{ctx.name}.ground", "a ground.station process", ground)
         gs = cfg.processes[ground]
-        self.ground_dir = ctx.out_dir / gs["out_subdir"]
+        self.archive = ArchiveView.of_config(cfg, ground, ctx.out_dir)
         self.plan = load_plan(gs, cfg.file)
         self.horizon_s = s["contact_horizon_s"]
         tables = {n: KINDS[p["kind"]].interface for n, p in cfg.processes.items()
@@ -80,18 +82,16 @@ class ConsoleProcess:
         lander = _lander_processes(cfg)
         self.pub = ctx.publisher()
         self.events = EventReporter(INTERFACE, self.pub, f"evt.{ctx.name}", ctx.log, ctx.monotonic)
-        self.shelf = ProductShelf(self.ground_dir)
         self.model = ConsoleModel(tables, set(lander), Feed(), history_points=s["history_points"],
-                                  events_kept=s["events_kept"], on_product=self.shelf.card)
-        for card in self.shelf.cards():
-            self.model.product(card)
+                                  events_kept=s["events_kept"], on_product=self._card)
+        self._pending: set[str] = set()  # products announced before the archive could be read
         key_file = ctx.keys_dir / f"{s['operator']}.key_secret"
         operator_key = key_file.read_text() if key_file.is_file() else None
         downlink = next((n for n in lander if cfg.processes[n]["kind"] == "fsw.downlink"), None)
         self.desk = CommandDesk({n: tables[n] for n in lander if n in tables}, downlink, operator_key)
         self.port_ground = _QueuedGround()
-        self.console = Console(self.model, self.desk, self.shelf, self.port_ground, self.link,
-                               report=self.events.emit)
+        self.console = Console(self.model, self.desk, self.archive, self.port_ground, self.windows,
+                               report=self.events.emit, station=ground)
         self.sub = Subscriber(ctx.zmq, ctx.endpoint("bus_sub"), list(SUBSCRIPTIONS), cfg.bus["rcvhwm"])
         self.client = ctx.command_client(ctx.endpoint("ground_command"))
         self.commands: CommandServer | None = None
@@ -105,12 +105,22 @@ class ConsoleProcess:
                                                     log_config=None, access_log=False, lifespan="off",
                                                     timeout_graceful_shutdown=1))
         self.thread = threading.Thread(target=self.server.run, name="console-http", daemon=True)
-        self._next_listing = 0.0
+        self._next_look = 0.0
         self.url = f"http://{self.host}:{self.port}/"
 
-    def link(self) -> dict[str, Any]:
-        return {**windows(self.plan, self.ctx.clock(), self.horizon_s),
-                "transactions": transactions(self.ground_dir / "ledger.sqlite")}
+    def windows(self) -> dict[str, Any]:
+        return windows(self.plan, self.ctx.clock(), self.horizon_s)
+
+    def _card(self, pid: str) -> dict[str, Any] | None:
+        """A product the ground announced, from the archive (tried again at the next look if it cannot be read)."""
+        try:
+            card = self.archive.card(pid)
+        except ArchiveUnavailable as exc:
+            self.ctx.log.warning("archive_unavailable", reason=str(exc))
+            card = None
+        if card is None:
+            self._pending.add(pid)
+        return card
 
     def sample(self) -> dict[str, Any]:
         return {**self.model.sample(), **self.console.sample(), "bus_gaps": len(self.sub.gaps)}
@@ -133,9 +143,9 @@ class ConsoleProcess:
             except queue.Empty:
                 break
             self._answer(cmd, args, fut)
-        if self.ctx.monotonic() >= self._next_listing:
-            self._next_listing = self.ctx.monotonic() + _QUEUE_POLL_S
-            self._refresh_commands()
+        if self.ctx.monotonic() >= self._next_look:
+            self._next_look = self.ctx.monotonic() + _ARCHIVE_POLL_S
+            self._look()
         if self.commands is not None:
             self.commands.poll(0)
         self.health.tick()
@@ -157,14 +167,27 @@ class ConsoleProcess:
         except (GroundUnreachable, CommandRejected) as exc:
             fut.set_exception(exc)
 
-    def _refresh_commands(self) -> None:
-        """The ground's queue now (QUEUE_LIST all): stages a lost bus message would have left out."""
+    def _look(self) -> None:
+        """What the archive has that the bus did not bring: products (all of them at start, then any
+        whose ``product_received`` was lost or came before the archive could be read) and every
+        command's stages. An archive that cannot be read is logged; the next look tries again."""
         try:
-            listed = self._call("QUEUE_LIST", {"all": True})["commands"]
-        except (GroundUnreachable, CommandRejected, KeyError, TypeError) as exc:
-            self.events.limited("ground_unreachable", {"cmd": "QUEUE_LIST", "reason": str(exc)})
-            return
-        for c in listed:
+            self._catch_up_products()
+            self._refresh_commands()
+        except ArchiveUnavailable as exc:
+            self.ctx.log.warning("archive_unavailable", reason=str(exc))
+
+    def _catch_up_products(self) -> None:
+        known = set(self.model.products)
+        for pid in sorted((self.archive.product_ids() - known) | (self._pending - known)):
+            card = self.archive.card(pid)
+            if card is not None:
+                self.model.product(card)
+                self._pending.discard(pid)
+
+    def _refresh_commands(self) -> None:
+        """The ground's commands as the archive has them: stages a lost bus message would have left out."""
+        for c in self.archive.commands():
             stages = [{"stage": s["stage"], "t": s["t"], "detail": s.get("detail", "")} for s in c["stages"]]
             spec = self.desk.tables.get(c["target"])
             hazardous = bool(spec and c["cmd"] in spec.commands and spec.commands[c["cmd"]].hazardous)
@@ -183,6 +206,7 @@ class ConsoleProcess:
         if self.commands is not None:
             self.commands.close()
         self.client.close()
+        self.archive.close()
         self.sub.close()
         self.pub.close()
 

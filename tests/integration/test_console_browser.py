@@ -40,9 +40,28 @@ FRAME_S = 150.0
 STAGES_S = 90.0
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
-playwright_api = pytest.importorskip("playwright.sync_api", reason="the test extra installs playwright")
-if not CHROMIUM.exists():  # CI installs Debian's chromium (.ci/run); say so instead of skipping quietly
-    pytestmark.append(pytest.mark.skip(reason=f"no browser at {CHROMIUM}: apt-get install chromium"))
+
+
+def browser_missing() -> str | None:
+    """Why this test cannot drive a browser here (None: it can)."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (the test extra installs it: pip install -e '.[test]')"
+    if not CHROMIUM.exists():
+        return f"no browser at {CHROMIUM} (apt-get install chromium; .ci/run does)"
+    return None
+
+
+def need_browser() -> None:
+    """Skip, saying why, where no browser is installed; in CI (the CI environment variable set) fail
+    instead: CI installs chromium and playwright, so a missing one there is a broken CI, not a skip."""
+    why = browser_missing()
+    if why is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"the console's browser test must run in CI: {why}", pytrace=False)
+    pytest.skip(why)
 
 
 def console_config(tmp_path: Path) -> tuple[Path, str]:
@@ -71,6 +90,7 @@ def console_config(tmp_path: Path) -> tuple[Path, str]:
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
     """``pdh run`` of the console config; its URL and output directory. Ended at the end, whatever happened."""
+    need_browser()
     cfg, url = console_config(tmp_path)
     out = tmp_path / "out"
     # the uplink's SDLS keys, as an operator makes them before the first run (configs/sa.yaml's key ids)
@@ -115,6 +135,8 @@ def test_console_shows_requests_and_verifies_frames_commands_and_refuses_unconfi
         running: tuple[str, Path, subprocess.Popen[bytes]], tmp_path: Path) -> None:
     url, out, proc = running
     assert wait_http(url, proc, START_S), f"the console never answered at {url}: " + (tmp_path / "run.log").read_text()[-3000:]
+    from playwright import sync_api as playwright_api
+
     pixels: dict[str, bytes] = {}
     with playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
@@ -128,6 +150,8 @@ def test_console_shows_requests_and_verifies_frames_commands_and_refuses_unconfi
             page.on("response", keep_pixels)
             page.goto(url)
             _thumbnail_click_full_frame(page, out, pixels)
+            _gallery_shows_8_bit_pictures(page)
+            _missing_panel_shows_what_the_archive_says(page)
             _command_shows_its_stages(page)
             _hazardous_without_confirmation_is_refused(page, out)
             page.evaluate("window.scrollTo(0, 0)")
@@ -162,6 +186,34 @@ def _thumbnail_click_full_frame(page: Any, out: Path, pixels: dict[str, bytes]) 
     manifest = read_manifest(out / "hil" / "manifest.jsonl")
     rec = manifest[(camera, int(counter))]
     assert crc32c.crc32c(got) == int(rec["crc32c"]), "the pixels the browser got are not the emulator's frame"
+
+
+def _gallery_shows_8_bit_pictures(page: Any) -> None:
+    """Every gallery picture is the product's 8-bit preview (a 12-bit PNG would show by its high byte: dark)."""
+    sources = page.locator("#gallery .thumb img").evaluate_all("imgs => imgs.map((i) => i.getAttribute('src'))")
+    assert sources and all(src.endswith("/preview") for src in sources), sources
+
+
+def _missing_panel_shows_what_the_archive_says(page: Any) -> None:
+    """The Missing panel draws exactly the rows /api/missing answered (the archive's missing(), which
+    tests/unit/ground/test_missing_agree.py holds equal to pdh missing --json): fetched and drawn in one
+    turn of the page's JavaScript, so the panel's own refresh cannot come between."""
+    got = page.evaluate("""async () => {
+        const data = await (await fetch("/api/missing")).json();
+        renderMissing(data);
+        const keys = {};
+        for (const s of Object.keys(data)) {
+            keys[s] = [...document.querySelectorAll(`#m-${s} tbody tr`)].map((r) => r.dataset.key);
+        }
+        return { data, keys, counts: JSON.parse(document.getElementById("missing-panel").dataset.counts) };
+    }""")
+    data = got["data"]
+    assert set(data) == {"thumbnails_without_full", "open_transfers", "tm_gaps", "evicted"}
+    assert got["counts"] == {s: len(rows) for s, rows in data.items()}
+    assert got["keys"]["thumbnails_without_full"] == [r["full_id"] for r in data["thumbnails_without_full"]]
+    assert got["keys"]["open_transfers"] == [r["id"] for r in data["open_transfers"]]
+    assert got["keys"]["evicted"] == [r["id"] for r in data["evicted"]]
+    assert "missing:" in page.locator("#missing-badge").inner_text()
 
 
 def _command_shows_its_stages(page: Any) -> None:
@@ -207,3 +259,14 @@ def _hazardous_without_confirmation_is_refused(page: Any, out: Path) -> None:
     page.fill("#hz-key", "not the key")
     page.click("#hz-send")
     page.wait_for_function("document.getElementById('hz-result').dataset.refused === 'server'", timeout=10_000)
+
+
+def test_a_missing_browser_fails_in_ci_and_skips_with_the_reason_elsewhere(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="must run in CI: .*no browser at"):
+        need_browser()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="no browser at"):
+        need_browser()

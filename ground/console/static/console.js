@@ -4,7 +4,7 @@
 
 const S = { products: {}, frames: {}, telemetry: {}, channels: {}, history: {}, events: [], commands: {},
             catalog: [], requested: {}, viewer: null, charted: "ground/receive_rate_bps", tlmChosen: false,
-            cursor: 0, source: null };
+            cursor: 0, source: null, missing: null, filter: null };
 const SEV = { info: 0, warning: 1, error: 2 };
 const MAX_EVENTS = 500;
 const $ = (id) => document.getElementById(id);
@@ -38,14 +38,16 @@ async function load() {
   for (const [k, pts] of Object.entries(data.history)) S.history[k] = pts;
   S.telemetry = data.telemetry;
   S.events = data.events.slice(-MAX_EVENTS);
-  S.products = {}; S.frames = {};
+  S.products = {}; S.frames = {}; S.filter = null;
   $("gallery").textContent = "";
   for (const card of data.products) addProduct(card);
+  for (const e of S.events) addSource(e.process);
   S.commands = {};
   for (const c of data.commands) S.commands[c.id] = c;
   buildCommandForms(data.hazardous_enabled);
   renderTelemetry(); renderEvents(); renderCommands(); renderLink(data.link); renderBadges();
   follow();
+  loadMissing();
 }
 
 function follow() {
@@ -75,6 +77,7 @@ function apply(u) {
   } else if (u.type === "evt") {
     S.events.push(u);
     if (S.events.length > MAX_EVENTS) S.events.splice(0, S.events.length - MAX_EVENTS);
+    addSource(u.process);
     addEventRow(u, true);
   } else if (u.type === "product") {
     addProduct(u.card);
@@ -89,7 +92,7 @@ function frameKey(card) { return `${card.camera}-${card.counter}`; }
 
 const SHOWN_GRADES = ["score", "mean_dn", "saturated_frac", "sharpness_laplacian_var"];
 function gradeText(card) {
-  const g = card.grades || {};
+  const g = card.grades || (typeof card.grade === "number" ? { score: card.grade } : {});
   const keys = SHOWN_GRADES.filter((k) => k in g);
   return keys.length ? keys.map((k) => `${k.split("_")[0]} ${fmtV(g[k])}`).join(" · ") : "no grades";
 }
@@ -97,8 +100,48 @@ function gradeTitle(card) {
   return Object.entries(card.grades || {}).map(([k, v]) => `${k} = ${fmtV(v)}`).join("\n");
 }
 
+// The gallery's filter (camera, capture time, grade): the archive answers /api/products with it, and a
+// product landing while it is set is shown only if it matches.
+function cardMatches(card) {
+  const f = S.filter;
+  if (!f) return true;
+  if (f.camera && card.camera !== f.camera) return false;
+  if (f.since !== null && card.t_capture < f.since) return false;
+  if (f.until !== null && card.t_capture > f.until) return false;
+  if (f.min_grade !== null && !(typeof card.grade === "number" && card.grade >= f.min_grade)) return false;
+  return true;
+}
+function addCamera(camera) {
+  const sel = $("f-camera");
+  if (![...sel.options].some((o) => o.value === camera)) sel.append(el("option", { value: camera, text: camera }));
+}
+function timeValue(id) { const v = $(id).value; return v ? new Date(v).getTime() / 1000 : null; }
+
+async function filterGallery(clear) {
+  if (clear) for (const id of ["f-camera", "f-min-grade", "f-since", "f-until"]) $(id).value = "";
+  const g = $("f-min-grade").value.trim();
+  const f = { camera: $("f-camera").value, since: timeValue("f-since"), until: timeValue("f-until"),
+              min_grade: g === "" ? null : Number(g) };
+  const q = new URLSearchParams();
+  if (f.camera) q.set("camera", f.camera);
+  if (f.since !== null) q.set("since", f.since);
+  if (f.until !== null) q.set("until", f.until);
+  if (f.min_grade !== null) q.set("min_grade", f.min_grade);
+  const r = await api(`/api/products?${q}`);
+  if (!r.ok) { $("f-result").textContent = `not filtered: ${r.data.error}`; return; }
+  S.filter = [...q.keys()].length ? f : null;
+  S.frames = {};
+  $("gallery").textContent = "";
+  for (const card of r.data.products) addProduct(card);
+  $("f-result").textContent = S.filter ? `${r.data.products.length} products match` : "";
+}
+$("gallery-filter").addEventListener("submit", (e) => { e.preventDefault(); filterGallery(false); });
+$("f-clear").addEventListener("click", () => filterGallery(true));
+
 function addProduct(card) {
   S.products[card.id] = card;
+  addCamera(card.camera);
+  if (!cardMatches(card)) return;
   const key = frameKey(card);
   const frame = S.frames[key] || (S.frames[key] = { camera: card.camera, counter: card.counter });
   frame[card.kind] = card;
@@ -108,9 +151,11 @@ function addProduct(card) {
     node.addEventListener("click", () => clickFrame(key));
     $("gallery").prepend(node);
   }
+  // the thumbnail if the frame has one; else the product's 8-bit preview (12/16-bit data stretched on the server:
+  // a browser would draw a 16-bit PNG by its high byte, nearly black)
   const shown = frame.thumbnail || frame.full || card;
   node.textContent = "";
-  node.append(el("img", { src: shown.image, alt: shown.id, loading: "lazy" }),
+  node.append(el("img", { src: shown.preview || shown.image, alt: shown.id, loading: "lazy" }),
               el("div", { class: "cap", text: `${card.camera} #${card.counter} ${frame.thumbnail ? "thumbnail" : shown.kind}` }),
               el("div", { class: "grade", text: gradeText(frame.thumbnail || shown), title: gradeTitle(frame.thumbnail || shown) }));
   if (frame.thumbnail) node.dataset.thumbnail = frame.thumbnail.id;
@@ -234,12 +279,24 @@ function renderTelemetry() {
                   el("td", { text: ch }), el("td", { class: "v", text: fmtV(e.v) }),
                   el("td", { text: spec.unit || "" }), el("td", { text: lim }));
     if (S.charted === `${p}/${ch}`) tr.classList.add("charted");
-    tr.addEventListener("click", () => { S.charted = `${p}/${ch}`; renderTelemetry(); });
+    tr.addEventListener("click", () => chartChannel(p, ch));
     body.append(tr);
   }
   drawChart();
 }
 $("tlm-process").addEventListener("change", () => { S.tlmChosen = true; renderTelemetry(); });
+
+// A chart starts from the channel's history (the lander's from the archive, the ground's own from the console's
+// memory); live samples are appended as they come.
+async function chartChannel(p, ch) {
+  const key = `${p}/${ch}`;
+  S.charted = key; renderTelemetry();
+  const r = await api(`/api/history?${new URLSearchParams({ process: p, channel: ch })}`);
+  if (!r.ok || S.charted !== key) return;
+  const live = (S.history[key] || []).filter(([t]) => !r.data.points.length || t > r.data.points[r.data.points.length - 1][0]);
+  S.history[key] = r.data.points.concat(live);
+  drawChart();
+}
 
 function drawChart() {
   const c = $("chart"), ctx = c.getContext("2d");
@@ -267,8 +324,20 @@ function drawChart() {
 
 // -- events -----------------------------------------------------------------------------------
 function eventVisible(e) {
-  const src = $("event-source").value.trim();
-  return (SEV[e.severity] ?? 1) >= SEV[$("event-severity").value] && (!src || e.process.includes(src));
+  const src = $("event-source").value;
+  return (SEV[e.severity] ?? 1) >= SEV[$("event-severity").value] && (!src || e.process === src);
+}
+function addSource(process) {
+  const sel = $("event-source");
+  if (process && ![...sel.options].some((o) => o.value === process)) sel.append(el("option", { value: process, text: process }));
+}
+// A filter asks the archive again (the page keeps only the newest events; the archive has them all).
+async function reloadEvents() {
+  const q = new URLSearchParams({ min_severity: $("event-severity").value });
+  if ($("event-source").value) q.set("source", $("event-source").value);
+  const r = await api(`/api/events?${q}`);
+  if (r.ok) S.events = r.data.events;
+  renderEvents();
 }
 function addEventRow(e, newest) {
   if (!eventVisible(e)) return;
@@ -283,8 +352,8 @@ function renderEvents() {
   $("events").textContent = "";
   for (let i = S.events.length - 1; i >= 0; i--) addEventRow(S.events[i], false);
 }
-$("event-severity").addEventListener("change", renderEvents);
-$("event-source").addEventListener("input", renderEvents);
+$("event-severity").addEventListener("change", reloadEvents);
+$("event-source").addEventListener("change", reloadEvents);
 
 // -- commands ---------------------------------------------------------------------------------
 function argInput(a, prefix) {
@@ -445,12 +514,56 @@ function renderLink(link) {
   for (const x of link.transactions) {
     const frac = x.size ? Math.min(1, (x.held || 0) / x.size) : 0;
     const bar = el("span", { class: "bar" }, el("span", { style: `width:${(frac * 100).toFixed(1)}%` }));
-    const missing = x.open ? (x.missing.map(([a, b]) => `${a}–${b}`).join(", ") || "none at last checkpoint") : "complete";
+    const missing = x.open ? (rangesText(x.missing) || "none at last checkpoint") : x.state;
     tb.append(el("tr", { class: x.open ? "open" : "closed" }, el("td", { text: `${x.source}/${x.seq}${x.open ? " open" : ""}` }),
                  el("td", { text: x.name }), el("td", {}, bar, ` ${x.held ?? "?"} / ${x.size ?? "?"} B`),
-                 el("td", { text: `${missing}${x.missing_ranges > x.missing.length ? " …" : ""}` })));
+                 el("td", { text: missing }),
+                 el("td", { text: x.naks ? `${x.naks} (last asked ${rangesText(x.last_nak_ranges) || "–"})` : "0" })));
+  }
+  const a = link.archive;
+  if (a) {
+    $("archive").textContent = a.ok ? "archive: ok" : "archive: unreadable";
+    $("archive").title = a.ok ? a.url : `${a.url}: ${a.error}`;
+    $("archive").className = `badge ${a.ok ? "ok" : "bad"}`;
   }
 }
+
+// Byte ranges [start, end) as pdh missing writes them: 0-1023,4096-8191 (inclusive ends).
+const rangesText = (ranges) => (ranges || []).map(([a, b]) => `${a}-${b - 1}`).join(",");
+
+// -- missing: exactly /api/missing, the archive's answer (the same as pdh missing --json) ---------
+const MISSING_ROWS = {
+  thumbnails_without_full: (r) => [r.camera, r.counter, r.full_id, r.status, r.grade === null ? "–" : fmtV(r.grade)],
+  open_transfers: (r) => [`${r.source_entity}/${r.seq}`, r.id, r.file_size ?? "?", r.held_bytes,
+                          r.missing_text || "none at last checkpoint", r.naks, r.eof_received ? "yes" : "no"],
+  tm_gaps: (r) => [r.source, r.apid, r.kind, fmtT(r.t_from), fmtT(r.t_to), `${r.gap_s.toFixed(1)} s`, r.packets_missing ?? "–"],
+  evicted: (r) => [r.id, r.kind, r.class, r.bytes ?? "?", r.reason, r.received ? "yes" : "no"],
+};
+const MISSING_KEY = { thumbnails_without_full: "full_id", open_transfers: "id", tm_gaps: "source", evicted: "id" };
+
+function renderMissing(m) {
+  const counts = {};
+  for (const [section, row] of Object.entries(MISSING_ROWS)) {
+    const rows = m[section] || [], body = $(`m-${section}`).tBodies[0];
+    counts[section] = rows.length;
+    $(`n-${section}`).textContent = `(${rows.length})`;
+    body.textContent = "";
+    for (const r of rows) {
+      body.append(el("tr", { "data-key": String(r[MISSING_KEY[section]]) }, ...row(r).map((v) => el("td", { text: String(v) }))));
+    }
+  }
+  $("missing-panel").dataset.counts = JSON.stringify(counts);
+  const b = $("missing-badge");
+  b.textContent = `missing: ${counts.thumbnails_without_full} full frames, ${counts.open_transfers} open transfers, ${counts.tm_gaps} TM gaps`;
+  b.className = `badge ${counts.thumbnails_without_full + counts.open_transfers + counts.tm_gaps ? "warn" : "ok"}`;
+}
+async function loadMissing() {
+  const r = await api("/api/missing");
+  if (!r.ok) { $("missing-badge").textContent = "missing: ?"; $("missing-badge").title = r.data.error; return; }
+  S.missing = r.data;
+  renderMissing(r.data);
+}
+$("missing-refresh").addEventListener("click", loadMissing);
 
 function renderBadges() {
   const d = S.telemetry.downlink || {};
@@ -462,4 +575,5 @@ function renderBadges() {
 }
 
 setInterval(async () => { const r = await api("/api/link"); if (r.ok) renderLink(r.data); }, 2000);
+setInterval(loadMissing, 5000);
 load();

@@ -1,11 +1,10 @@
 """The console's I/O-free logic and its routes: limits, the feed, the desk's checks and hazard guard,
-products from the ground's disk, contact windows and transactions, and the HTTP answers (Starlette's
-TestClient, a fake ground port; no sockets)."""
+products, transactions, events and parameters through the ground's archive, contact windows, and the
+HTTP answers (Starlette's TestClient, a fake ground port; no sockets)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,18 @@ from framework.crc import pixels_crc32c
 from framework.errors import CommandRejected, ConfigError
 from framework.interface import ChannelSpec
 from fsw.downlink.interface import INTERFACE as DOWNLINK
+from ground.archive import Archive, ProductRecord
 from ground.console.app import Console, GroundUnreachable, build_app
+from ground.console.archive_view import ArchiveUnavailable, ArchiveView
 from ground.console.bind import check_bind
 from ground.console.desk import CommandDesk, HazardRefused, operator_secret
-from ground.console.linkview import transactions, windows
+from ground.console.linkview import windows
 from ground.console.model import ConsoleModel, Feed, limit_state
-from ground.console.shelf import ProductShelf
+from ground.console.shelf import ProductShelf, stretch_8bit
 from ground.interface import INTERFACE as GROUND
 from link.contacts import load_plan
-from link.resume import Segments, encode_segments
+from link.tmtc import encode_event, encode_housekeeping, decode_tm
+from link.dictionary import Dictionary
 
 SECRET = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
 KEY_FILE = ('metadata\ncurve\n    public-key = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"\n'
@@ -164,31 +166,71 @@ def test_loopback_binds_are_fine() -> None:
         assert check_bind(host, 1, False, "x") == (host, 1)
 
 
-# -- the shelf -------------------------------------------------------------------------------------
-def write_product(d: Path, pid: str, pixels: np.ndarray, **side: Any) -> None:
-    d.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(d / f"{pid}.png"), pixels)
-    (d / f"{pid}.json").write_text(json.dumps({"id": pid, "kind": "full", "camera": "navcam", "counter": 1,
-                                               "bit_depth": 12, "crc32c": pixels_crc32c(pixels),
-                                               "grades": {"score": 0.5}, **side}))
+# -- products through the archive -----------------------------------------------------------------
+def archive_at(tmp_path: Path) -> str:
+    """A fresh SQLite archive's URL, relative to ``tmp_path`` (as a run's out dir holds it)."""
+    Archive("sqlite:///archive.sqlite", tmp_path).close()
+    return "sqlite:///archive.sqlite"
+
+
+def write_product(d: Path, pid: str, pixels: np.ndarray, kind: str = "full", counter: int = 1, camera: str = "navcam",
+                  t_capture: float = 1000.0, score: float = 0.5) -> None:
+    """A product as the station leaves it: its PNG on disk and its row in the archive."""
+    (d / "ground").mkdir(parents=True, exist_ok=True)
+    png = d / "ground" / f"{pid}.png"
+    cv2.imwrite(str(png), pixels)
+    depth = 8 if pixels.dtype == np.uint8 else 12
+    with Archive("sqlite:///archive.sqlite", d) as archive:
+        archive.record_product(ProductRecord(pid, kind, camera, counter, t_capture, t_capture + 1, score, "png",
+                                             pixels_crc32c(pixels), pixels.nbytes, pixels.shape[1], pixels.shape[0],
+                                             depth, str(png), None, {"score": score, "mean_dn": 1.0}))
+
+
+def view(tmp_path: Path) -> ArchiveView:
+    return ArchiveView("sqlite:///archive.sqlite", tmp_path)
 
 
 def test_pixels_come_back_as_written_and_hash_to_the_frames_crc(tmp_path: Path) -> None:
     frame = np.random.default_rng(1).integers(0, 4096, (24, 40), dtype=np.uint16)
     write_product(tmp_path, "navcam-00000001-full", frame)
-    shelf = ProductShelf(tmp_path)
-    px = shelf.pixels("navcam-00000001-full")
+    shelf = ProductShelf(view(tmp_path))
+    px = shelf.pixels("navcam-00000001-full", 12)
     assert px is not None and (px.width, px.height, px.bytes_per_pixel, px.bit_depth) == (40, 24, 2, 12)
     import crc32c
 
     assert crc32c.crc32c(px.data) == pixels_crc32c(frame)
-    assert [c["id"] for c in shelf.cards()] == ["navcam-00000001-full"]
+    assert [c["id"] for c in view(tmp_path).cards()] == ["navcam-00000001-full"]
+
+
+def test_the_gallery_preview_of_a_12_bit_frame_is_stretched_to_8_bits_not_its_dark_high_byte(tmp_path: Path) -> None:
+    """A browser draws a 16-bit PNG by its high byte: 12-bit data (at most 4095) would show at most 15 of 255."""
+    frame = (np.arange(64 * 512, dtype=np.uint32).reshape(64, 512) % 4096).astype(np.uint16)
+    write_product(tmp_path, "navcam-00000001-full", frame)
+    png = ProductShelf(view(tmp_path)).preview("navcam-00000001-full")
+    assert png is not None
+    shown = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert shown.dtype == np.uint8 and shown.shape[1] == 256, "shrunk to gallery size"
+    assert shown.max() > 200 and shown.min() < 30 and (frame >> 8).max() == 15, "the whole grey range is used"
+    thumb = np.full((8, 8), 77, np.uint8)
+    assert stretch_8bit(thumb) is thumb, "8-bit data is shown as it is"
+    assert set(np.unique(stretch_8bit(np.full((4, 4), 900, np.uint16)))) == {128}
 
 
 def test_the_shelf_refuses_ids_that_are_paths_and_answers_none_for_what_is_not_there(tmp_path: Path) -> None:
-    shelf = ProductShelf(tmp_path)
+    archive_at(tmp_path)
+    shelf = ProductShelf(view(tmp_path))
     for pid in ("../etc/passwd", ".hidden", "a/b", "missing"):
-        assert shelf.card(pid) is None and shelf.png(pid) is None and shelf.pixels(pid) is None
+        assert shelf.png(pid) is None and shelf.pixels(pid) is None and shelf.preview(pid) is None
+
+
+def test_an_archive_not_made_yet_is_unavailable_until_the_station_makes_it(tmp_path: Path) -> None:
+    v = view(tmp_path)
+    with pytest.raises(ArchiveUnavailable, match="no archive at"):
+        v.missing()
+    assert not v.status()["ok"]
+    archive_at(tmp_path)
+    assert v.missing() == {"thumbnails_without_full": [], "open_transfers": [], "tm_gaps": [], "evicted": []}
+    assert v.status()["ok"]
 
 
 # -- link ------------------------------------------------------------------------------------------
@@ -210,24 +252,18 @@ def test_windows_name_the_current_pass_and_the_next_ones_in_order() -> None:
     assert gap["current"] is None and gap["windows"][0]["relay"] == "relay_b"
 
 
-def test_open_transactions_show_progress_and_missing_ranges_from_the_ledger(tmp_path: Path) -> None:
-    from spacepackets.cfdp import ChecksumType, ConditionCode, PduConfig, TransmissionMode
-    from spacepackets.cfdp.pdu import EofPdu, MetadataParams, MetadataPdu
-    from spacepackets.util import ByteFieldU16
-
-    conf = PduConfig(ByteFieldU16(1), ByteFieldU16(2), ByteFieldU16(9), TransmissionMode.ACKNOWLEDGED)
-    meta = MetadataPdu(conf, MetadataParams(True, ChecksumType.CRC_32, 1000, "a.prod", "a.prod")).pack()
-    eof = EofPdu(conf, 0, 1000, condition_code=ConditionCode.NO_ERROR).pack()
-    db = sqlite3.connect(tmp_path / "ledger.sqlite")
-    db.execute("CREATE TABLE transfers (source INTEGER, seq INTEGER, name TEXT, metadata BLOB, segments BLOB, "
-               "eof BLOB, finished BLOB, open INTEGER, t REAL)")
-    db.execute("INSERT INTO transfers VALUES (1, 9, 'a.prod', ?, ?, ?, NULL, 1, 5.0)",
-               (meta, encode_segments(Segments([(0, 300), (500, 900)])), eof))
-    db.commit()
-    db.close()
-    (x,) = transactions(tmp_path / "ledger.sqlite")
-    assert (x["size"], x["held"], x["missing"], x["open"]) == (1000, 700, [[300, 500], [900, 1000]], True)
-    assert transactions(tmp_path / "absent.sqlite") == []
+def test_open_transactions_show_progress_missing_ranges_and_naks_from_the_archive(tmp_path: Path) -> None:
+    archive_at(tmp_path)
+    with Archive("sqlite:///archive.sqlite", tmp_path) as a:
+        a.transfer_opened((1, 9), "00000009-navcam-00000001-full.prod", 1000, 5.0)
+        a.transfer_progress((1, 9), [(0, 300), (500, 900)], True, 6.0)
+        a.transfer_nak((1, 9), [(300, 500)], 7.0)
+        a.transfer_opened((1, 8), "00000008-navcam-00000000-full.prod", 10, 1.0)
+        a.transfer_outcome("00000008-navcam-00000000-full.prod", True, "", 2.0)
+    x, done = view(tmp_path).transactions()
+    assert (x["size"], x["held"], x["missing"], x["open"], x["naks"]) == (1000, 700, [[300, 500], [900, 1000]], True, 1)
+    assert x["last_nak_ranges"] == [[300, 500]] and x["id"] == "navcam-00000001-full"
+    assert (done["seq"], done["open"], done["state"], done["held"]) == (8, False, "delivered", 10)
 
 
 # -- routes ----------------------------------------------------------------------------------------
@@ -245,8 +281,10 @@ class FakeGround:
 
 def client(tmp_path: Path, ground: FakeGround) -> tuple[TestClient, Console]:
     reported: list[str] = []
-    c = Console(model(on_product=ProductShelf(tmp_path).card), desk(), ProductShelf(tmp_path), ground,
-                lambda: {"current": None, "windows": [], "transactions": []},
+    if not (tmp_path / "archive.sqlite").exists():
+        archive_at(tmp_path)
+    v = view(tmp_path)
+    c = Console(model(on_product=v.card), desk(), v, ground, lambda: {"current": None, "windows": []},
                 report=lambda name, fields: reported.append(name))
     c.reported = reported  # type: ignore[attr-defined]
     return TestClient(build_app(c)), c
@@ -300,6 +338,66 @@ def test_the_page_its_files_and_a_products_pixels_are_served(tmp_path: Path) -> 
         assert http.get(f"/static/{f}").status_code == 200
     r = http.get("/api/products/navcam-00000001-full/pixels")
     assert r.status_code == 200 and (r.headers["x-width"], r.headers["x-height"]) == ("4", "3")
-    assert np.array_equal(np.frombuffer(r.content, "<u2").reshape(3, 4), frame)
+    assert np.array_equal(np.frombuffer(r.content, "<u2").reshape(3, 4), frame) and r.headers["x-bit-depth"] == "12"
     assert http.get("/api/products/navcam-00000001-full/image").headers["content-type"] == "image/png"
+    preview = http.get("/api/products/navcam-00000001-full/preview")
+    assert preview.headers["content-type"] == "image/png"
+    assert cv2.imdecode(np.frombuffer(preview.content, np.uint8), cv2.IMREAD_UNCHANGED).dtype == np.uint8
     assert http.get("/api/products/..%2Fsecret/pixels").status_code == 404
+
+
+def test_products_are_listed_by_camera_time_and_grade_from_the_archive(tmp_path: Path) -> None:
+    for n, camera in ((1, "navcam"), (2, "navcam"), (3, "hazcam")):
+        write_product(tmp_path, f"{camera}-{n:08d}-thumbnail", np.full((4, 4), n, np.uint8), kind="thumbnail",
+                      counter=n, camera=camera, t_capture=1000.0 + n, score=0.1 * n)
+    http, _ = client(tmp_path, FakeGround())
+    ids = lambda q: [c["id"] for c in http.get(f"/api/products{q}").json()["products"]]  # noqa: E731
+    assert ids("") == ["navcam-00000001-thumbnail", "navcam-00000002-thumbnail", "hazcam-00000003-thumbnail"]
+    assert ids("?camera=navcam&min_grade=0.15") == ["navcam-00000002-thumbnail"]
+    assert ids("?since=1002.5") == ["hazcam-00000003-thumbnail"] and ids("?until=1001.5&camera=navcam") == [
+        "navcam-00000001-thumbnail"]
+    card = http.get("/api/products/navcam-00000002-thumbnail").json()
+    assert card["grades"] == {"score": 0.2, "mean_dn": 1.0} and card["preview"].endswith("/preview")
+    assert http.get("/api/products?min_grade=x").status_code == 400
+    assert http.get("/api/products/nope").status_code == 404
+    assert [c["id"] for c in http.get("/api/state").json()["products"]] == [], "the model is fed by the process"
+
+
+def test_events_and_lander_parameter_history_come_from_the_archive(tmp_path: Path) -> None:
+    archive_at(tmp_path)
+    dictionary = Dictionary.from_interfaces({"downlink": DOWNLINK})
+    apid = dictionary.apid_of("downlink")
+    spec = next(iter(DOWNLINK.events.values()))
+    raws = [encode_housekeeping(apid, n, 100.0 + n, DOWNLINK, {"store_fill": 0.1 * n}) for n in range(1, 4)]
+    raws.append(encode_event(apid, 4, 104.0, spec.id, "warning", {}))
+    with Archive("sqlite:///archive.sqlite", tmp_path) as a:
+        a.record_tm([(decode_tm(r, dictionary), 1.0) for r in raws])
+        a.record_event("ground", 105.0, "product_received", "info", {"id": "x"})
+    http, console = client(tmp_path, FakeGround())
+    console.model.take("evt.console", "console", 106.0, {"name": "console_serving", "severity": "info"})
+    console.model.take("evt.ground", "ground", 105.01, {"name": "product_received", "severity": "info"})
+    got = http.get("/api/events").json()["events"]
+    assert [(e["process"], e["name"], e["origin"]) for e in got] == [
+        ("downlink", spec.name, "lander"), ("ground", "product_received", "ground"),
+        ("console", "console_serving", "ground")], "the station's events once, from the archive"
+    assert [e["name"] for e in http.get("/api/events?min_severity=warning").json()["events"]] == [spec.name]
+    assert [e["process"] for e in http.get("/api/events?source=ground").json()["events"]] == ["ground"]
+    assert http.get("/api/events?min_severity=loud").status_code == 400
+    assert http.get("/api/state").json()["events"] == got
+    h = http.get("/api/history?process=downlink&channel=store_fill").json()
+    assert h["from"] == "archive" and [t for t, _ in h["points"]] == [101.0, 102.0, 103.0]
+    assert http.get("/api/history?process=downlink&channel=store_fill&since=102").json()["points"][0][0] == 102.0
+    console.model.take("tlm.ground", "ground", 5.0, {"receive_rate_bps": 8})
+    assert http.get("/api/history?process=ground&channel=receive_rate_bps").json() == {"points": [[5.0, 8.0]],
+                                                                                      "from": "live"}
+
+
+def test_an_unreadable_archive_is_a_503_with_the_reason_and_the_link_says_so(tmp_path: Path) -> None:
+    v = ArchiveView("sqlite:///absent.sqlite", tmp_path)
+    c = Console(model(), desk(), v, FakeGround(), lambda: {"current": None, "windows": []})
+    http = TestClient(build_app(c))
+    r = http.get("/api/missing")
+    assert r.status_code == 503 and "no archive at" in r.json()["error"]
+    link = http.get("/api/link").json()
+    assert link["transactions"] == [] and not link["archive"]["ok"]
+    assert http.get("/api/state").status_code == 200

@@ -52,3 +52,26 @@ def test_without_a_bus_publisher_nothing_is_published(tmp_path: Path) -> None:
     tm = TelemetryIntake(DICTIONARY, Ledger(tmp_path / "ledger.sqlite"), events)
     tm.take_datagram(encode_housekeeping(DICTIONARY.apid_of("imaging"), 1, 1.0, IMAGING, {}))
     assert tm.publisher is None and bus.events == []
+
+
+def test_the_station_hands_its_bus_publisher_to_the_tm_intake(tmp_path: Path) -> None:
+    """ground.process passes the ground bus's publisher through Station into the intake; nothing reaches
+    into the event reporter for it (without one the lander's packets are stored, not published)."""
+    from framework.config import check_mapping
+    from ground.interface import KIND
+    from ground.station import Station
+    from tests.unit.ground.test_station import TIMERS, Inline
+    from tests.unit.link.fakes import Radio
+
+    settings = check_mapping("<test>", "ground", KIND.keys, {**TIMERS, "archive": {"url": "sqlite:///a.sqlite"}})
+    img = DICTIONARY.apid_of("imaging")
+    pub, bus = Recorder(), Bus()
+    for publisher, out in ((pub, "with"), (None, "without")):
+        events = EventReporter(INTERFACE, bus, "evt.ground", Log(), time.monotonic)
+        station = Station(settings, tmp_path / out, "<test>", Radio(), events, time.time, Inline(),
+                          dictionary=DICTIONARY, publisher=publisher)
+        station.take_datagram(encode_housekeeping(img, 1, 7.0, IMAGING, {"frames_in": 3}))
+        assert station.tm.publisher is publisher
+        station.close()
+    assert [(t, f["frames_in"]) for t, _k, f, _t in pub.sent] == [("lander.tlm.imaging", 3)]
+    assert all(not e.get("name", "").startswith("lander") and "frames_in" not in e for e in bus.events)
