@@ -54,10 +54,14 @@ INTERFACE = Interface.build(
         EventSpec(0x09, "verification_unmatched", "warning",
                   "a verification packet for no command this ground sent: spi, tc_seq, stage (rate-limited)"),
         EventSpec(0x0A, "tm_rejected", "warning",
-                  "a TM datagram or packet that did not decode: source, reason, bytes (rate-limited)"),
+                  "a TM packet with a good PEC that did not decode (an APID or table unknown here): source, "
+                  "reason, bytes (rate-limited)"),
         EventSpec(0x0B, "archive_failed", "warning",
                   "the archive refused a write (a PostgreSQL server gone, a full disk): what, reason "
                   "(rate-limited; telemetry, products and commands catch up from the ledger later)"),
+        EventSpec(0x0C, "tm_corrupt", "warning",
+                  "a TM packet damaged on the link (its PEC, a CRC-16, does not match; or the rest of a datagram "
+                  "after a damaged length): nothing of it stored; source, reason, bytes (rate-limited)"),
         EventSpec(0x30, "pdu_refused", "warning",
                   "a PDU from the lander whose sizes cannot belong to its transaction (a file size above the "
                   "limit, file data past the file's end): refused before anything is written (rate-limited)"),
@@ -107,7 +111,11 @@ INTERFACE = Interface.build(
         ChannelSpec(0x20, "cfdp_handler_errors", "count", int, high=0),
         ChannelSpec(0x21, "tm_packets", "count", int, doc="TM packets taken in (realtime and from segments)"),
         ChannelSpec(0x22, "tm_packets_new", "count", int, doc="TM packets stored (not seen before)"),
-        ChannelSpec(0x23, "tm_rejected", "count", int, high=0, doc="TM datagrams or packets that did not decode"),
+        ChannelSpec(0x23, "tm_rejected", "count", int, high=0,
+                    doc="TM packets with a good PEC that did not decode (an APID or table unknown here)"),
+        ChannelSpec(0x30, "tm_corrupt", "count", int,
+                    doc="TM packets damaged on the link (PEC mismatch, or a datagram's rest after a damaged "
+                        "length): counted, nothing stored"),
         ChannelSpec(0x24, "tm_parameters", "count", int, doc="housekeeping values stored"),
         ChannelSpec(0x25, "tm_events", "count", int, doc="lander events stored"),
         ChannelSpec(0x26, "tm_verifications", "count", int, doc="command verification packets stored"),

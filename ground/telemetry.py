@@ -9,15 +9,21 @@ seq_count, t)``: a packet sent realtime and recorded in a segment counts once) g
 and each verification is handed to ``on_verification`` (the uplink matches it to its queued
 command by SPI and sequence number).
 
-Bytes from the link are outside data: a packet that does not decode is counted and reported
-(``tm_rejected``, rate-limited), never raised, and the other packets of its datagram or segment
-are kept; a datagram that does not even split into packets raises a typed error
-(:class:`~link.tmtc.TmtcError`) for the station to count with its other unreadable datagrams.
+Bytes from the link are outside data, and the relay flips bits. Every TM packet ends with a
+CRC-16 (its Packet Error Control, checked by :func:`link.tmtc.decode_tm` before any field is
+read): a packet whose PEC does not match was damaged on the way and is counted and reported
+(``tm_corrupt``, rate-limited), nothing of it stored, not even which APID it claims. A packet with
+a good PEC that still does not decode (an APID or table this ground does not know) is
+``tm_rejected``. Neither is raised, and the other packets of the datagram or segment are kept.
+A damaged length field leaves the rest of a datagram uncuttable: the whole packets before it are
+kept and the bytes from it on count as one corrupt packet. A datagram without even one whole
+packet at its front raises a typed error (:class:`~link.tmtc.TmtcError`) for the station to count
+with its other unreadable datagrams.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable
 
 from framework.bus.message import RESERVED_KEYS
@@ -26,7 +32,7 @@ from framework.reporters import EventReporter
 from ground.ledger import Ledger
 from link.dictionary import Dictionary
 from link.packets import APID_CFDP
-from link.tmtc import TmPacket, TmType, decode_tm, split_packets
+from link.tmtc import TmCorrupt, TmPacket, TmType, decode_tm, split_stream
 
 __all__ = ["TelemetryIntake", "Intake", "is_tm"]
 
@@ -42,13 +48,15 @@ def is_tm(datagram: bytes | bytearray | memoryview) -> bool:
 
 @dataclass(frozen=True)
 class Intake:
-    """What one datagram or segment gave: packets in it, new ones stored, rejected ones, their time span."""
+    """What one datagram or segment gave: packets in it, new ones stored, rejected ones (``corrupt``:
+    those of them whose PEC did not match, or an uncuttable rest), the time span of the good ones."""
 
     packets: int
     new: int
     rejected: int
     t0: float = 0.0
     t1: float = 0.0
+    corrupt: int = 0
 
 
 class TelemetryIntake:
@@ -68,23 +76,36 @@ class TelemetryIntake:
         self.on_verification = on_verification
         self.publisher = publisher
         self.unpublished = 0
-        self.c = {"tm_packets": 0, "tm_packets_new": 0, "tm_rejected": 0, "tm_parameters": 0, "tm_events": 0,
-                  "tm_verifications": 0}
+        self.c = {"tm_packets": 0, "tm_packets_new": 0, "tm_rejected": 0, "tm_corrupt": 0, "tm_parameters": 0,
+                  "tm_events": 0, "tm_verifications": 0}
 
     def take_datagram(self, data: bytes, source: str = "radio") -> Intake:
-        """One realtime datagram: its packets split, decoded and stored. A datagram that does not split
-        into whole packets raises TmtcError (a ProtocolError): the radio's owner counts and reports it
-        as it does any datagram it cannot read."""
-        return self.take_packets(split_packets(data), source)
+        """One realtime datagram: its packets split, decoded and stored. Bytes after a header that does
+        not cut (a damaged length) count as one corrupt packet; the packets before it are kept. A
+        datagram without one whole packet at its front raises TmtcError (a ProtocolError): the radio's
+        owner counts and reports it as it does any datagram it cannot read."""
+        packets, rest, error = split_stream(data)
+        if error is not None and not packets:
+            raise error
+        got = self.take_packets(packets, source)
+        if error is None:
+            return got
+        self.c["tm_packets"] += 1
+        self._corrupt(source, str(error), len(rest))
+        return replace(got, packets=got.packets + 1, rejected=got.rejected + 1, corrupt=got.corrupt + 1)
 
     def take_packets(self, raws: Iterable[bytes], source: str) -> Intake:
         """Packets already split (a segment file's): each decoded; the good ones stored once."""
         decoded: list[tuple[TmPacket, bytes]] = []
-        rejected = 0
+        rejected = corrupt = 0
         for raw in raws:
             self.c["tm_packets"] += 1
             try:
                 decoded.append((decode_tm(raw, self.dictionary), raw))
+            except TmCorrupt as exc:
+                rejected += 1
+                corrupt += 1
+                self._corrupt(source, str(exc), len(raw))
             except ProtocolError as exc:
                 rejected += 1
                 self._reject(source, str(exc), len(raw))
@@ -100,7 +121,8 @@ class TelemetryIntake:
                 self.c["tm_verifications"] += 1
                 self.on_verification(p)
         times = [p.t for p, _ in decoded]
-        return Intake(len(decoded) + rejected, len(new), rejected, min(times, default=0.0), max(times, default=0.0))
+        return Intake(len(decoded) + rejected, len(new), rejected, min(times, default=0.0), max(times, default=0.0),
+                      corrupt)
 
     def _publish(self, p: TmPacket) -> None:
         """A new housekeeping or event packet on the ground bus; a bus fault is counted, never raised."""
@@ -122,5 +144,11 @@ class TelemetryIntake:
         self.c["tm_rejected"] += 1
         self.events.limited("tm_rejected", {"source": source, "reason": reason, "bytes": size})
 
+    def _corrupt(self, source: str, reason: str, size: int) -> None:
+        """A packet damaged on the link: counted, one rate-limited event; nothing of it is believed."""
+        self.c["tm_corrupt"] += 1
+        self.events.limited("tm_corrupt", {"source": source, "reason": reason, "bytes": size})
+
     def reset_counters(self) -> None:
         self.c["tm_rejected"] = 0
+        self.c["tm_corrupt"] = 0

@@ -3,9 +3,15 @@
 TM (lander -> ground): a CCSDS Space Packet (133.0-B-2) with a 7-byte secondary header
 (``seconds u32``, ``subseconds u16``, ``packet_type u8``) and one of three bodies: housekeeping
 (every channel of the process's interface table, in table order, fixed layout), an event, or a
-command verification stage. TC (ground -> lander): a Space Packet whose data field holds the
-SDLS-style security header (``spi u16``, ``seq u32``), the command (``opcode u16``, ``present u32``,
-every argument in table order) and a MAC trailer that :mod:`link.sdls` adds and checks.
+command verification stage, then a 2-byte Packet Error Control field: the CRC-16/CCITT-FALSE (poly
+0x1021, init 0xFFFF, as ECSS PUS uses; ``fastcrc``'s ``crc16.ibm_3740``, which spacepackets uses for
+its PUS CRC) of every byte before it, primary header included, counted in the data length. Realtime
+TM crosses a link that flips bits; the PEC lets the ground refuse a damaged packet
+(:class:`TmCorrupt`) rather than store wrong values.
+
+TC (ground -> lander): a Space Packet whose data field holds the SDLS-style security header (``spi
+u16``, ``seq u32``), the command (``opcode u16``, ``present u32``, every argument in table order)
+and a MAC trailer that :mod:`link.sdls` adds and checks (the MAC does what a PEC would, and more).
 
 Every size is bounded: strings are cut as the contract says (TM) or refused (TC), a TC packet
 larger than :data:`MAX_TC_BYTES` is refused. Telemetry never fails over a value: an integer out
@@ -13,7 +19,8 @@ of its encoding's range is clamped, a value of the wrong type becomes the channe
 value. A command, though, is refused (:class:`TcEncodeError`) when an argument's type or size
 cannot be encoded; its range and choices are the target's to check (``Interface.validate_args``).
 Decoders take outside bytes: any fault raises :class:`TmtcError` (a
-:class:`~framework.errors.ProtocolError`), never another exception.
+:class:`~framework.errors.ProtocolError`), never another exception; a TM packet whose PEC does not
+match raises its subclass :class:`TmCorrupt` before any field is read.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Mapping
 
+from fastcrc import crc16
 from spacepackets.ccsds.spacepacket import (
     CCSDS_HEADER_LEN,
     PacketType,
@@ -36,13 +44,13 @@ from framework.errors import ProtocolError
 from framework.interface import Arg, ChannelSpec, CommandSpec, Interface
 
 __all__ = [
-    "TmtcError", "TcEncodeError", "TmType", "SEVERITY_CODES", "STAGES", "STAGE_CODES",
+    "TmtcError", "TcEncodeError", "TmCorrupt", "TmType", "SEVERITY_CODES", "STAGES", "STAGE_CODES",
     "MAX_TC_BYTES", "MAX_MAC_LEN", "MAX_ARGS", "CHANNEL_TEXT_MAX", "EVENT_TEXT_MAX", "REASON_MAX",
-    "ARG_TEXT_MAX", "ARG_LIST_MAX", "TM_SECONDARY_HEADER_LEN", "SECURITY_HEADER_LEN", "COMMAND_HEADER_LEN",
-    "VERIFICATION_COMPONENT", "channel_encoding", "arg_encoding",
+    "ARG_TEXT_MAX", "ARG_LIST_MAX", "TM_SECONDARY_HEADER_LEN", "PEC_LEN", "SECURITY_HEADER_LEN",
+    "COMMAND_HEADER_LEN", "VERIFICATION_COMPONENT", "channel_encoding", "arg_encoding",
     "encode_housekeeping", "encode_event", "encode_verification", "encode_command", "encode_command_body",
-    "split_packets", "is_tc", "Verification", "TmPacket", "decode_tm", "decode_command",
-    "TcHeader", "TcPacket", "read_tc_header", "split_tc", "with_trailer",
+    "pec", "check_pec", "split_packets", "split_stream", "is_tc", "Verification", "TmPacket", "decode_tm",
+    "decode_command", "TcHeader", "TcPacket", "read_tc_header", "split_tc", "with_trailer",
 ]
 
 
@@ -53,6 +61,11 @@ class TmtcError(ProtocolError):
 class TcEncodeError(TmtcError):
     """A command that cannot be encoded: an argument of the wrong type, too long, out of its
     encoding's range, or a packet over :data:`MAX_TC_BYTES`."""
+
+
+class TmCorrupt(TmtcError):
+    """A TM packet whose Packet Error Control does not match its bytes: damaged on the way (a bit
+    flipped, a length cut). Nothing in it can be believed, not even its APID."""
 
 
 class TmType(IntEnum):
@@ -86,6 +99,8 @@ _EVENT = struct.Struct(">HB")
 _VERIFICATION = struct.Struct(">HIHHB")
 _U8, _U16, _U64, _I64, _F64 = (struct.Struct(f) for f in (">B", ">H", ">Q", ">q", ">d"))
 TM_SECONDARY_HEADER_LEN = _TM_SECONDARY.size
+PEC_LEN = _U16.size
+"""The TM packet's trailing Packet Error Control (CRC-16/CCITT-FALSE), counted in its data length."""
 SECURITY_HEADER_LEN = _SECURITY.size
 COMMAND_HEADER_LEN = _COMMAND.size
 
@@ -216,10 +231,19 @@ def _primary(packet_type: PacketType, apid: int, seq_count: int, data_len: int, 
     return header.pack()
 
 
+def pec(data: bytes | bytearray | memoryview) -> int:
+    """CRC-16/CCITT-FALSE of ``data`` (poly 0x1021, init 0xFFFF, no reflection, no final XOR): the
+    ECSS PUS Packet Error Control, from fastcrc as spacepackets computes it. It detects every
+    single-bit error, any odd number of flipped bits, every burst up to 16 bits long, and every 2- or
+    3-bit error in up to 4 KiB."""
+    return crc16.ibm_3740(bytes(data))
+
+
 def _tm(apid: int, seq_count: int, t: float, packet_type: TmType, body: bytes) -> bytes:
     seconds, subseconds = _time_fields(t)
     data = _TM_SECONDARY.pack(seconds, subseconds, packet_type) + body
-    return _primary(PacketType.TM, apid, seq_count, len(data), True) + data
+    packet = bytes(_primary(PacketType.TM, apid, seq_count, len(data) + PEC_LEN, True)) + data
+    return packet + _U16.pack(pec(packet))
 
 
 # -- TM encoders ------------------------------------------------------------------------------
@@ -386,20 +410,36 @@ def _header(packet: bytes | bytearray | memoryview) -> SpacePacketHeader:
     return header
 
 
-def split_packets(data: bytes | bytearray | memoryview) -> list[bytes]:
-    """The Space Packets of a datagram or segment file (a plain concatenation; each carries its
-    length). A stream that ends inside a packet or holds a non-version-0 header is refused whole."""
+def split_stream(data: bytes | bytearray | memoryview) -> tuple[list[bytes], bytes, TmtcError | None]:
+    """The whole Space Packets at the front of a concatenation, cut by their length fields (no
+    packet is checked), the bytes from the first place that does not split to the end (``b""``
+    when all split), and why they did not. A reader of a damaged datagram keeps what comes before
+    the damage; nothing after a damaged header can be cut reliably."""
     view = memoryview(bytes(data))
     out: list[bytes] = []
     at = 0
     while at < len(view):
-        header = _header(view[at:])
+        try:
+            header = _header(view[at:])
+        except TmtcError as exc:
+            return out, bytes(view[at:]), TmtcError(f"at byte {at}: {exc}")
         end = at + header.packet_len
         if end > len(view):
-            raise TmtcError(f"packet at byte {at} claims {header.packet_len} bytes, {len(view) - at} remain")
+            return out, bytes(view[at:]), TmtcError(
+                f"packet at byte {at} claims {header.packet_len} bytes, {len(view) - at} remain")
         out.append(bytes(view[at:end]))
         at = end
-    return out
+    return out, b"", None
+
+
+def split_packets(data: bytes | bytearray | memoryview) -> list[bytes]:
+    """The Space Packets of a datagram or segment file (a plain concatenation; each carries its
+    length, its PEC included). A stream that ends inside a packet or holds a non-version-0 header
+    is refused whole."""
+    packets, _rest, error = split_stream(data)
+    if error is not None:
+        raise error
+    return packets
 
 
 def is_tc(datagram: bytes | bytearray | memoryview) -> bool:
@@ -529,18 +569,30 @@ def _decode_verification(reader: _Reader, interface: Interface) -> Verification:
     return Verification(spi, tc_seq, target_apid, opcode, STAGES[stage], reader.text(_U16, REASON_MAX))
 
 
+def check_pec(packet: bytes | bytearray | memoryview) -> None:
+    """Raise :class:`TmCorrupt` unless ``packet`` ends in the PEC of everything before it."""
+    if len(packet) < CCSDS_HEADER_LEN + PEC_LEN:
+        raise TmCorrupt(f"{len(packet)} bytes are shorter than a Space Packet header and its PEC")
+    body, (sent,) = packet[:-PEC_LEN], _U16.unpack(packet[-PEC_LEN:])
+    if pec(body) != sent:
+        raise TmCorrupt(f"PEC {sent:#06x} does not match the packet's CRC {pec(body):#06x}")
+
+
 def decode_tm(packet: bytes | bytearray | memoryview, dictionary: Any) -> TmPacket:
     """One TM packet, its body read against the interface table of its APID (``dictionary`` is a
-    :class:`link.dictionary.Dictionary`); raise TmtcError (or the dictionary's UnknownEntry, also a
-    ProtocolError) for anything that is not exactly such a packet."""
+    :class:`link.dictionary.Dictionary`). The PEC is checked first, over the bytes as given:
+    :class:`TmCorrupt` if it does not match (a damaged packet says nothing, not even its APID);
+    TmtcError (or the dictionary's UnknownEntry, also a ProtocolError) for anything else that is
+    not exactly such a packet."""
     packet = bytes(packet)
+    check_pec(packet)
     header = _header(packet)
     _exact(packet, header)
     if header.packet_type != PacketType.TM or not header.sec_header_flag:
         raise TmtcError("not a TM packet with a secondary header")
     interface = dictionary.interface_of(header.apid)
     process = dictionary.process_of(header.apid)
-    reader = _Reader(packet[CCSDS_HEADER_LEN:], f"TM packet APID {header.apid:#x}")
+    reader = _Reader(packet[CCSDS_HEADER_LEN:-PEC_LEN], f"TM packet APID {header.apid:#x}")
     seconds, subseconds, type_code = reader.unpack(_TM_SECONDARY)
     if type_code not in TmType._value2member_map_:
         raise TmtcError(f"{reader.what}: packet type {type_code} is not 1..3")

@@ -18,6 +18,10 @@ Choices that keep both readers working (``docs/dictionary.md`` says more):
   says nothing of the unit of the size tag, and the readers disagree (YAMCS counts
   bytes, space-packet-parser bits); a referenced length in bytes with an explicit
   ``LinearAdjustment slope="8"`` means the same to both.
+* Every TM container ends with ``pec``, the packet's CRC-16/CCITT-FALSE (Packet Error
+  Control). Its encoding carries an ``ErrorDetectCorrect``/``CRC`` element that says so, but
+  space-packet-parser does not check it (it reads ``pec`` as a plain u16): a reader must
+  compute the CRC itself (``link.tmtc.check_pec``) before it believes any other value.
 * Names are ``<process>-<item>``: XTCE names may not contain ``.``, ``/`` or ``:``,
   process and channel names never contain ``-``, and space-packet-parser reads only
   the root ``SpaceSystem``, so every name lives in one flat namespace.
@@ -38,12 +42,12 @@ from typing import Any, Iterable
 
 from framework.interface import Arg, ChannelSpec, CommandSpec, Interface
 from link.dictionary import Dictionary, Entry
-from link.tmtc import (ARG_LIST_MAX, ARG_TEXT_MAX, CHANNEL_TEXT_MAX, EVENT_TEXT_MAX, REASON_MAX, SEVERITY_CODES,
-                       STAGES, VERIFICATION_COMPONENT, TmType, arg_encoding, channel_encoding)
+from link.tmtc import (ARG_LIST_MAX, ARG_TEXT_MAX, CHANNEL_TEXT_MAX, EVENT_TEXT_MAX, PEC_LEN, REASON_MAX,
+                       SEVERITY_CODES, STAGES, VERIFICATION_COMPONENT, TmType, arg_encoding, channel_encoding)
 
 __all__ = ["XTCE_NS", "ROOT_CONTAINER", "dictionary_of_config", "xtce_tree", "xtce_bytes", "write_xtce",
            "hk_parameter", "event_parameter", "verification_parameter", "length_parameter",
-           "EVENT_FIELDS", "VERIFICATION_FIELDS", "PACKET_TYPES",
+           "EVENT_FIELDS", "VERIFICATION_FIELDS", "PACKET_TYPES", "PEC_PARAMETER",
            "TC_APID", "TC_SEQ_COUNT", "TC_DATA_LENGTH", "TC_OPCODE", "TC_PRESENT", "SDLS_SPI", "SDLS_SEQ"]
 
 XTCE_NS = "http://www.omg.org/spec/XTCE/20180204"
@@ -56,6 +60,11 @@ PRIMARY_HEADER = (("version", 3), ("type", 1), ("sec_hdr_flag", 1), ("apid", 11)
                   ("seq_count", 14), ("data_length", 16))
 """The CCSDS primary header's fields (133.0-B-2 section 4.1.3) and their widths in bits: flat parameters."""
 SECONDARY_HEADER = (("seconds", 32), ("subseconds", 16), ("packet_type", 8))
+PEC_PARAMETER = "pec"
+"""The trailing Packet Error Control of every TM packet, the last entry of every concrete container."""
+_PEC_NOTE = ("Packet Error Control: CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final XOR) "
+             "of every byte of the packet before it, primary header included. Check it before believing any "
+             "other parameter of the packet: space-packet-parser reads it as a plain u16 and does not check it.")
 EVENT_FIELDS = ("id", "severity", "text")
 """Event packet parameters, ``<process>-evt-<field>``."""
 VERIFICATION_FIELDS = ("spi", "tc_seq", "target_apid", "opcode", "stage", "reason")
@@ -147,6 +156,17 @@ class _Telemetry:
         _sub(t, "IntegerDataEncoding", encoding="unsigned", sizeInBits=bits)
         return self._parameter(name, t, doc)
 
+    def crc16(self, name: str, doc: str = "") -> str:
+        """A u16 whose encoding says it is the CRC-16/CCITT-FALSE of the packet from its first bit."""
+        t = self._type("IntegerParameterType", name, "", doc, signed="false", sizeInBits=8 * PEC_LEN)
+        encoding = _sub(t, "IntegerDataEncoding", encoding="unsigned", sizeInBits=8 * PEC_LEN)
+        crc = _sub(_sub(encoding, "ErrorDetectCorrect"), "CRC", width=8 * PEC_LEN, bitsFromReference=0,
+                   reference="start")
+        _sub(crc, "Polynomial").text = "1021"
+        _sub(crc, "InitRemainder").text = "FFFF"
+        _sub(crc, "FinalXOR").text = "0000"
+        return self._parameter(name, t, doc)
+
     def enumerated(self, name: str, bits: int, labels: dict[int, str], doc: str = "") -> str:
         t = self._type("EnumeratedParameterType", name, "", doc)
         _sub(t, "IntegerDataEncoding", encoding="unsigned", sizeInBits=bits)
@@ -217,12 +237,15 @@ def _telemetry(root: ET.Element, dictionary: Dictionary) -> None:
              "packet_type": "1 housekeeping, 2 event, 3 command verification"}
     header += [tm.unsigned(n, bits, f"secondary header: {notes[n]}") for n, bits in SECONDARY_HEADER]
     tm.container(ROOT_CONTAINER, header, "every TM packet: CCSDS primary header, then the secondary header "
-                 "(seconds u32, subseconds u16 in 1/65536 s, packet_type u8)", abstract=True)
+                 "(seconds u32, subseconds u16 in 1/65536 s, packet_type u8); each packet ends with pec",
+                 abstract=True)
+    pec = tm.crc16(PEC_PARAMETER, _PEC_NOTE)
     for entry in dictionary.entries():
-        _process_telemetry(tm, entry)
+        _process_telemetry(tm, entry, pec)
 
 
-def _process_telemetry(tm: _Telemetry, entry: Entry) -> None:
+def _process_telemetry(tm: _Telemetry, entry: Entry, pec: str) -> None:
+    """The process's concrete containers: its body after the root's headers, then the PEC."""
     p, table = entry.process, entry.interface
 
     def restrict(kind: str) -> dict[str, int]:
@@ -231,14 +254,14 @@ def _process_telemetry(tm: _Telemetry, entry: Entry) -> None:
     hk: list[str] = []
     for spec in table.telemetry.values():
         hk += tm.channel(hk_parameter(p, spec.name), spec)
-    tm.container(f"{p}-housekeeping", hk, f"{p} ({table.component}) housekeeping, every channel in table order",
+    tm.container(f"{p}-housekeeping", [*hk, pec], f"{p} ({table.component}) housekeeping, every channel in table order",
                  ROOT_CONTAINER, restrict("housekeeping"))
     events = {0: "undeclared", **{e.id: e.name for e in table.events.values()}}
     severities = {code: name for name, code in SEVERITY_CODES.items()}
     evt = [tm.enumerated(event_parameter(p, "id"), 16, events, f"{p} event id (0: undeclared)"),
            tm.enumerated(event_parameter(p, "severity"), 8, severities, "event severity"),
            *tm.string(event_parameter(p, "text"), 16, EVENT_TEXT_MAX, "the event's fields as compact JSON")]
-    tm.container(f"{p}-event", evt, f"{p} ({table.component}) event", ROOT_CONTAINER, restrict("event"))
+    tm.container(f"{p}-event", [*evt, pec], f"{p} ({table.component}) event", ROOT_CONTAINER, restrict("event"))
     if table.component != VERIFICATION_COMPONENT:
         return
     vrf = [tm.unsigned(verification_parameter(p, "spi"), 16, "SPI of the verified command"),
@@ -247,7 +270,7 @@ def _process_telemetry(tm: _Telemetry, entry: Entry) -> None:
            tm.unsigned(verification_parameter(p, "opcode"), 16, "the command's opcode"),
            tm.enumerated(verification_parameter(p, "stage"), 8, dict(enumerate(STAGES)), "verification stage"),
            *tm.string(verification_parameter(p, "reason"), 16, REASON_MAX, "why (a rejection or failure reason)")]
-    tm.container(f"{p}-verification", vrf, f"{p} command verification stages", ROOT_CONTAINER,
+    tm.container(f"{p}-verification", [*vrf, pec], f"{p} command verification stages", ROOT_CONTAINER,
                  restrict("verification"))
 
 

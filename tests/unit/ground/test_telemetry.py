@@ -1,5 +1,6 @@
 """The ground's TM intake: housekeeping to parameters, events to the ledger, verification handed on, each
-packet once; garbage datagrams and segments raise typed errors or are counted, never anything else."""
+packet once; a packet damaged on the link (its PEC does not match) is counted and nothing of it stored, the
+rest of its datagram kept; garbage datagrams and segments raise typed errors or are counted, never anything else."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from ground.telemetry import TelemetryIntake, is_tm
 from link.dictionary import Dictionary
 from link.packets import APID_CFDP, SpacePacketWrapper
 from link.tlm_segments import decode_segment, encode_segment
-from link.tmtc import TmPacket, encode_event, encode_housekeeping, encode_verification
+from link.tmtc import TmPacket, TmtcError, encode_event, encode_housekeeping, encode_verification
 from tests.unit.link.fakes import Bus, Log
 
 DICTIONARY = Dictionary.from_interfaces({"imaging": IMAGING, "ingest": Interface.build("ingest")})
@@ -65,12 +66,78 @@ def test_a_bad_packet_among_good_ones_is_counted_and_the_rest_kept(tmp_path: Pat
     assert tm.c["tm_rejected"] == 2 and bus.names() == ["tm_rejected"]  # rate-limited: the second folded
 
 
-def test_a_datagram_that_does_not_split_raises_a_protocol_error(tmp_path: Path) -> None:
+def test_a_datagram_without_one_whole_packet_raises_a_protocol_error(tmp_path: Path) -> None:
     tm = intake(tmp_path, Bus())
     whole = encode_event(IMG, 1, 5.0, 1, "info", {})
-    with pytest.raises(ProtocolError):
-        tm.take_datagram(whole + whole[:5])
+    longer = bytearray(whole)
+    longer[5] += 1  # its length field claims a byte more than the datagram holds
+    for datagram in (whole[:5], whole[:-1], bytes(longer)):
+        with pytest.raises(ProtocolError):
+            tm.take_datagram(datagram)
     assert tm.ledger.tm_packet_count() == 0
+
+
+def test_bytes_after_a_damaged_length_count_as_one_corrupt_packet_and_the_packets_before_are_kept(
+        tmp_path: Path) -> None:
+    bus = Bus()
+    tm = intake(tmp_path, bus)
+    whole = encode_event(IMG, 1, 5.0, 1, "info", {})
+    got = tm.take_datagram(whole + whole[:5])
+    assert (got.packets, got.new, got.rejected, got.corrupt) == (2, 1, 1, 1)
+    assert tm.ledger.tm_packet_count() == 1 and (tm.c["tm_corrupt"], tm.c["tm_rejected"]) == (1, 0)
+    assert bus.names() == ["tm_corrupt"]
+
+
+def _stored(tm: TelemetryIntake) -> list[bytes]:
+    return [raw for _rowid, raw, _received in tm.ledger.tm_since(0, 1000)]
+
+
+def test_a_corrupted_packet_is_counted_stored_nowhere_and_the_rest_of_its_datagram_kept(tmp_path: Path) -> None:
+    bus, got = Bus(), []
+    tm = intake(tmp_path, bus, got)
+    hk = encode_housekeeping(IMG, 1, 100.5, IMAGING, {"frames_in": 7})
+    vf = encode_verification(ING, 1, 101.0, 1, 42, IMG, 0x220, "completed", "")
+    ev = encode_event(IMG, 2, 100.75, next(iter(IMAGING.events.values())).id, "warning", {"camera": "navcam"})
+    damaged = bytearray(vf)
+    damaged[-5] ^= 0x04  # inside the verification body: its values would decode, wrongly
+    result = tm.take_datagram(hk + bytes(damaged) + ev)
+    assert (result.packets, result.new, result.rejected, result.corrupt) == (3, 2, 1, 1)
+    assert _stored(tm) == [hk, ev] and got == []
+    assert (tm.c["tm_corrupt"], tm.c["tm_rejected"]) == (1, 0) and bus.names() == ["tm_corrupt"]
+    assert bus.events[0]["source"] == "radio" and "PEC" in bus.events[0]["reason"]
+    tm.take_datagram(bytes(damaged) + bytes(damaged))
+    assert tm.c["tm_corrupt"] == 3 and bus.names() == ["tm_corrupt"], "rate-limited: the later ones folded"
+    tm.reset_counters()
+    assert tm.c["tm_corrupt"] == 0
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_bit_flipped_anywhere_in_a_datagram_never_stores_a_wrong_value(data: st.DataObject) -> None:
+    ev_id = next(iter(IMAGING.events.values())).id
+    packets = [encode_housekeeping(IMG, 1, 100.5, IMAGING, {"frames_in": data.draw(st.integers(0, 99))}),
+               encode_event(IMG, 2, 100.75, ev_id, "warning", {"camera": data.draw(st.text(max_size=20))}),
+               encode_verification(ING, 1, 101.0, 1, data.draw(st.integers(0, 2**32 - 1)), IMG, 0x220, "completed")]
+    packets = data.draw(st.permutations(packets))
+    datagram = bytearray(b"".join(packets))
+    bit = data.draw(st.integers(0, 8 * len(datagram) - 1), label="bit")
+    datagram[bit // 8] ^= 0x80 >> bit % 8
+    hit = next(i for i in range(len(packets)) if bit // 8 < sum(map(len, packets[:i + 1])))
+    with tempfile.TemporaryDirectory() as d:
+        tm = intake(Path(d), Bus())
+        try:
+            got = tm.take_datagram(bytes(datagram))
+        except TmtcError:
+            assert hit == 0 and tm.ledger.tm_packet_count() == 0  # the first header's length cut nothing
+            return
+        finally:
+            stored = _stored(tm)
+            tm.ledger.close()
+        assert got.corrupt >= 1 and tm.c["tm_corrupt"] == got.corrupt and tm.c["tm_rejected"] == 0
+        assert set(stored) <= set(packets) - {packets[hit]}
+        assert set(packets[:hit]) <= set(stored), "the packets before the damage are kept"
+        if bit // 8 >= sum(map(len, packets[:hit])) + 6:  # the damage is past the header: the rest cut right
+            assert stored == [p for i, p in enumerate(packets) if i != hit]
 
 
 def test_cfdp_packets_and_tc_are_not_tm() -> None:

@@ -1,4 +1,5 @@
-"""link.tmtc: TM and TC packets round-trip; truncated and garbage bytes raise only ProtocolError."""
+"""link.tmtc: TM and TC packets round-trip; truncated and garbage bytes raise only ProtocolError; a TM
+packet's PEC catches every single-bit flip."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from link.tmtc import (
     CHANNEL_TEXT_MAX,
     EVENT_TEXT_MAX,
     MAX_TC_BYTES,
+    PEC_LEN,
     REASON_MAX,
     STAGES,
     TcEncodeError,
+    TmCorrupt,
     TmtcError,
     TmType,
     decode_command,
@@ -29,8 +32,10 @@ from link.tmtc import (
     encode_housekeeping,
     encode_verification,
     is_tc,
+    pec,
     read_tc_header,
     split_packets,
+    split_stream,
     split_tc,
     with_trailer,
 )
@@ -72,6 +77,16 @@ def _same(a, b) -> bool:
 
 def _dictionary(iface: Interface) -> Dictionary:
     return Dictionary.from_interfaces({"proc": iface, "ingest": Interface.build("ingest")})
+
+
+def _sealed(unsealed: bytes | bytearray) -> bytes:
+    """A TM packet's bytes before its PEC, with the PEC appended (the data length must count it)."""
+    return bytes(unsealed) + struct.pack(">H", pec(unsealed))
+
+
+def _resealed(packet: bytes | bytearray) -> bytes:
+    """A TM packet changed on purpose, its PEC made right again: the decoder's other checks are reached."""
+    return _sealed(packet[:-PEC_LEN])
 
 
 # -- TM -----------------------------------------------------------------------------------------
@@ -189,7 +204,8 @@ def test_garbage_bodies_behind_valid_headers_raise_only_protocol_errors(apid, ki
                             commands=[CommandSpec(0x10, "GO", (Arg("n", int), Arg("s", str), Arg("l", list),
                                                                Arg("b", bool), Arg("x", float)))])
     data = struct.pack(">IHB", 0, 0, kind) + body
-    packet = SpacePacketHeader(PacketType.TM, apid, 0, len(data) - 1, sec_header_flag=True).pack() + data
+    packet = _sealed(SpacePacketHeader(PacketType.TM, apid, 0, len(data) + PEC_LEN - 1,
+                                       sec_header_flag=True).pack() + data)
     try:
         decode_tm(packet, _dictionary(iface))
     except ProtocolError:
@@ -222,7 +238,64 @@ def test_unknown_apid_and_type_are_refused():
     bad_type = bytearray(encode_event(0x20, 0, 0, 1, "info", {}))
     bad_type[12] = 9
     with pytest.raises(TmtcError, match="packet type"):
-        decode_tm(bytes(bad_type), d)
+        decode_tm(_resealed(bad_type), d)
+    with pytest.raises(TmCorrupt):
+        decode_tm(bytes(bad_type), d)  # the same change without a matching PEC: damage, read no further
+
+
+# -- Packet Error Control -------------------------------------------------------------------------------------
+def test_pec_is_crc16_ccitt_false_over_the_whole_packet_counted_in_its_length():
+    assert pec(b"123456789") == 0x29B1  # the catalogue's check value of CRC-16/CCITT-FALSE (IBM-3740)
+    packet = encode_event(0x21, 5, 10.5, 3, "error", {"a": 1})
+    assert struct.unpack(">H", packet[-PEC_LEN:])[0] == pec(packet[:-PEC_LEN])
+    assert pec(packet) == 0  # the CRC's residue over a packet with its PEC
+    assert SpacePacketHeader.unpack(packet).packet_len == len(packet)
+
+
+def _any_tm_packet(draw) -> tuple[bytes, Dictionary]:
+    iface, fields = draw(channel_tables())
+    packet = draw(st.sampled_from([
+        encode_housekeeping(0x20, draw(st.integers(0, 0x3FFF)), draw(TICKS) / 65536, iface, fields),
+        encode_event(0x20, 1, draw(TICKS) / 65536, draw(st.integers(0, 0xFFFF)), "info",
+                     draw(st.dictionaries(st.text(max_size=8), JSON_VALUE, max_size=4))),
+        encode_verification(0xA0, 2, 0, 1, draw(st.integers(0, 2**32 - 1)), 0x20, 3, "completed",
+                            draw(st.text(max_size=40))),
+    ]))
+    return packet, _dictionary(iface)
+
+
+@given(st.data())
+def test_any_single_bit_flip_in_a_tm_packet_is_detected(data):
+    packet, d = _any_tm_packet(data.draw)
+    decode_tm(packet, d)  # the packet as sent decodes
+    bit = data.draw(st.integers(0, 8 * len(packet) - 1), label="bit")
+    damaged = bytearray(packet)
+    damaged[bit // 8] ^= 0x80 >> bit % 8
+    with pytest.raises(TmCorrupt):
+        decode_tm(bytes(damaged), d)
+
+
+@given(st.data())
+def test_every_single_bit_flip_of_one_packet_is_detected(data):
+    packet, d = _any_tm_packet(data.draw)
+    for bit in range(8 * len(packet)):
+        damaged = bytearray(packet)
+        damaged[bit // 8] ^= 0x80 >> bit % 8
+        with pytest.raises(TmCorrupt):
+            decode_tm(bytes(damaged), d)
+
+
+@given(st.data())
+def test_split_stream_keeps_the_packets_before_a_damaged_header(data):
+    iface, fields = data.draw(channel_tables())
+    packets = [encode_housekeeping(0x20, i, 0, iface, fields) for i in range(data.draw(st.integers(1, 4)))]
+    stream = b"".join(packets)
+    assert split_stream(stream) == (packets, b"", None)
+    tail = data.draw(st.binary(min_size=1, max_size=5) | st.just(b"\xe0" + bytes(10)), label="tail")
+    kept, rest, error = split_stream(stream + tail)
+    assert kept == packets and rest == tail and isinstance(error, TmtcError)
+    with pytest.raises(TmtcError):
+        split_packets(stream + tail)
 
 
 # -- TC -----------------------------------------------------------------------------------------

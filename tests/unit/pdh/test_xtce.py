@@ -1,5 +1,5 @@
-"""The XTCE dictionary: valid XTCE 1.2, read by an independent decoder to the values link.tmtc decodes,
-and its telecommands carry each table's APID and opcode and lay out the bytes link.tmtc encodes."""
+"""The XTCE dictionary: valid XTCE 1.2, read by an independent decoder to the values link.tmtc decodes
+(the trailing PEC included: no bits left over), and its telecommands carry each table's APID and opcode and lay out the bytes link.tmtc encodes."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ from framework.config import load_config
 from framework.interface import Arg, ChannelSpec, CommandSpec, EventSpec, Interface
 from link import tmtc
 from link.dictionary import Dictionary
-from pdh.dictionary import (VERIFICATION_FIELDS, XTCE_NS, dictionary_of_config, event_parameter, hk_parameter,
-                            length_parameter, verification_parameter, write_xtce, xtce_bytes)
+from pdh.dictionary import (PEC_PARAMETER, ROOT_CONTAINER, VERIFICATION_FIELDS, XTCE_NS, dictionary_of_config,
+                            event_parameter, hk_parameter, length_parameter, verification_parameter, write_xtce,
+                            xtce_bytes)
 
 ROOT = Path(__file__).resolve().parents[3]
 NS = {"x": XTCE_NS}
@@ -110,9 +111,12 @@ def test_cli_writes_the_dictionary(tmp_path: Path, capsys: pytest.CaptureFixture
 
 # -- (2) space-packet-parser reads what link.tmtc writes ------------------------------------------------------
 def parse(packet: bytes) -> Any:
+    """space-packet-parser's reading of a packet; its ``pec`` is the packet's last two bytes, the CRC of the rest."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # bits left over or missing are a failure, not a warning
-        return definition().parse_bytes(packet)
+        parsed = definition().parse_bytes(packet)
+    assert parsed[PEC_PARAMETER] == int.from_bytes(packet[-tmtc.PEC_LEN:], "big") == tmtc.pec(packet[:-tmtc.PEC_LEN])
+    return parsed
 
 
 def assert_header(parsed: Any, decoded: tmtc.TmPacket) -> None:
@@ -210,6 +214,31 @@ def test_a_stream_of_mixed_packets_decodes_packet_by_packet() -> None:
     packets = list(ccsds_generator(stream))
     assert len(packets) == len(entries) + 1
     assert [parse(bytes(p))["apid"] for p in packets] == [e.apid for e in entries] + [entries[0].apid]
+
+
+def test_every_tm_container_ends_with_the_pec_described_as_a_crc16_ccitt_false() -> None:
+    tree = lxml_etree.parse(str(xtce_file()))
+    containers = tree.xpath("//x:TelemetryMetaData/x:ContainerSet/x:SequenceContainer", namespaces=NS)
+    concrete = [c for c in containers if c.get("name") != ROOT_CONTAINER]
+    assert len(concrete) >= 2 * len(dictionary().entries())
+    for c in concrete:
+        assert c.xpath("x:EntryList/x:ParameterRefEntry/@parameterRef", namespaces=NS)[-1] == PEC_PARAMETER
+    pec_type, = tree.xpath("//x:ParameterTypeSet/x:IntegerParameterType[@name='pec-type']", namespaces=NS)
+    crc, = pec_type.xpath("x:IntegerDataEncoding[@sizeInBits='16']/x:ErrorDetectCorrect/x:CRC", namespaces=NS)
+    assert (crc.findtext("x:Polynomial", namespaces=NS), crc.findtext("x:InitRemainder", namespaces=NS),
+            crc.findtext("x:FinalXOR", namespaces=NS), crc.get("width")) == ("1021", "FFFF", "0000", "16")
+
+
+def test_space_packet_parser_does_not_check_the_pec_so_the_decoder_must() -> None:
+    entry = dictionary().entries()[0]
+    damaged = bytearray(tmtc.encode_event(entry.apid, 1, 2.0, 0, "info", {"a": 1}))
+    damaged[-4] ^= 0x01  # a bit of the event's text
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parsed = definition().parse_bytes(bytes(damaged))  # read as if nothing were wrong (docs/dictionary.md)
+    assert parsed[PEC_PARAMETER] != tmtc.pec(damaged[:-tmtc.PEC_LEN])
+    with pytest.raises(tmtc.TmCorrupt):
+        tmtc.decode_tm(bytes(damaged), dictionary())
 
 
 # -- (3) telecommands -----------------------------------------------------------------------------------------
