@@ -28,7 +28,7 @@ import yaml
 from framework.config import Config, validate_config
 from pdh.monitor import BusWatch, RunState
 from pdh.supervisor import Interrupted, Supervisor, catch_stop_signals
-from pdh.verify import judge_frames, read_manifest, verify_ground, verify_pcap
+from pdh.verify import PcapCheck, judge_frames, read_manifest, verify_ground, verify_pcap
 from framework.bus.auth import operator_client
 from pdh.demo_uplink import DemoUplink
 
@@ -249,6 +249,19 @@ def run_demo(config_path: Path, out: Path, duration_s: float, loss: float | None
                       uplink.summary() if uplink is not None else {})
 
 
+def _verify_pcaps(path: Path) -> PcapCheck:
+    """:func:`verify_pcap` over the relay's capture and the files it rotated out (relay.pcap.1, ...), summed."""
+    total = verify_pcap(path)
+    for rotated in sorted(path.parent.glob(f"{path.name}.[0-9]*")):
+        part = verify_pcap(rotated)
+        total.packets += part.packets
+        total.ccsds_cfdp += part.ccsds_cfdp
+        total.ccsds_tm += part.ccsds_tm
+        total.ccsds_tc += part.ccsds_tc
+        total.bad += [f"{rotated.name}: {b}" for b in part.bad]
+    return total
+
+
 def _stop_streaming(zctx: Any, config: Config, notes: list[str], out: Path) -> None:
     for drv in config.processes_of_kind("drivers.camera"):
         client = operator_client(zctx, config, out, drv)  # the run's operator key (made at run start)
@@ -309,7 +322,7 @@ def _summarise(out: Path, config: Config, state: RunState, sup: Supervisor, t0: 
     check = verify_ground(ground_dirs[0] if ground_dirs else out / "ground", manifest, full)
     frames = judge_frames(out, config, state.naming)
     relays = config.processes_of_kind("hil.relay")
-    pcap = verify_pcap(out / config.processes[relays[0]]["pcap"]) if relays else None
+    pcap = _verify_pcaps(out / config.processes[relays[0]]["pcap"]) if relays else None
     cores = config.processes_of_kind("fsw.imaging")
     made_by_tlm = state.sum_tlm("products_made", cores)
     link = _link_figures(config, relays)

@@ -93,6 +93,9 @@ KIND = KindSpec(
         "loss": Field(float, 0.0, min=0.0, max=0.95, doc="random loss added to every relay's own"),
         "seed": Field(int, 1, min=0),
         "pcap": Field(str, "link/relay.pcap", path="file", doc="relative to the output directory"),
+        "pcap_max_bytes": Field(int, 0, min=0, doc="rotate the pcap when it would pass this size (0: one file, "
+                                "unbounded)"),
+        "pcap_files": Field(int, 2, min=1, max=100, doc="pcap files kept when rotating (relay.pcap, .1, ...)"),
         "queue_bytes": Field(int, 8_000_000, min=10_000),
         **CONTACT_PLAN_KEYS,
     },

@@ -2,6 +2,9 @@
 
 Every record is written with one unbuffered ``write``, so a relay killed at
 any moment leaves a file that ends on a record boundary and reads cleanly.
+Bounded by config: a file that would pass ``max_bytes`` is closed and rotated
+(``relay.pcap`` -> ``relay.pcap.1`` -> ...), and only ``keep`` files stay, so a
+long run's capture never grows without limit (``max_bytes`` 0: one file, unbounded).
 File I/O only: addresses are packed with :mod:`ipaddress`, no socket module.
 """
 
@@ -29,18 +32,48 @@ def udp_ipv4(payload: bytes, src: tuple[str, int], dst: tuple[str, int]) -> byte
     return bytes(ip)
 
 
-class PcapRecorder:
-    """Appends timestamped UDP/IPv4 records to a pcap file."""
+_FILE_HEADER_BYTES = 24
+_RECORD_HEADER_BYTES = 16
 
-    def __init__(self, path: Path) -> None:
+
+class PcapRecorder:
+    """Appends timestamped UDP/IPv4 records to a pcap file, rotated at ``max_bytes`` keeping ``keep`` files."""
+
+    def __init__(self, path: Path, max_bytes: int = 0, keep: int = 2) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._file: BinaryIO = open(path, "wb", buffering=0)
-        self._writer = dpkt.pcap.Writer(self._file, snaplen=SNAPLEN, linktype=LINKTYPE_RAW)
+        self.max_bytes = max_bytes
+        self.keep = max(1, keep)
         self.records = 0
+        self.rotations = 0
+        self._open()
+
+    def _open(self) -> None:
+        self._file: BinaryIO = open(self.path, "wb", buffering=0)
+        self._writer = dpkt.pcap.Writer(self._file, snaplen=SNAPLEN, linktype=LINKTYPE_RAW)
+        self._bytes = _FILE_HEADER_BYTES
+
+    def _rotate(self) -> None:
+        """relay.pcap -> .1 -> .2 ...; the oldest beyond ``keep`` files is deleted."""
+        self._file.close()
+        oldest = self.path.with_name(f"{self.path.name}.{self.keep - 1}") if self.keep > 1 else self.path
+        oldest.unlink(missing_ok=True)
+        for i in range(self.keep - 2, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{i}")
+            if older.exists():
+                older.rename(self.path.with_name(f"{self.path.name}.{i + 1}"))
+        if self.keep > 1 and self.path.exists():
+            self.path.rename(self.path.with_name(f"{self.path.name}.1"))
+        self.rotations += 1
+        self._open()
 
     def record(self, payload: bytes, src: tuple[str, int], dst: tuple[str, int], ts: float) -> None:
-        self._writer.writepkt(udp_ipv4(payload, src, dst), ts=ts)
+        packet = udp_ipv4(payload, src, dst)
+        size = _RECORD_HEADER_BYTES + len(packet)
+        if self.max_bytes and self._bytes + size > self.max_bytes and self._bytes > _FILE_HEADER_BYTES:
+            self._rotate()
+        self._writer.writepkt(packet, ts=ts)
+        self._bytes += size
         self.records += 1
 
     def close(self) -> None:

@@ -69,7 +69,8 @@ class RelayEmulator:
         self.up = Direction("ground_to_lander", udp_address(ctx.endpoint("lander")), self.net.models("up"))
         self.ports = {lander_in.fileno(): _Ports(self.down, lander_in, ground_in),
                       ground_in.fileno(): _Ports(self.up, ground_in, lander_in)}
-        self.pcap = PcapRecorder(ctx.out_dir / ctx.settings["pcap"])
+        self.pcap = PcapRecorder(ctx.out_dir / ctx.settings["pcap"], ctx.settings["pcap_max_bytes"],
+                                 ctx.settings["pcap_files"])
         self.pending: list[tuple[float, int, _Ports, bytes]] = []
         self._order = itertools.count()
         self.contact: str | None = None  # the relay in contact
