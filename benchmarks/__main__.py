@@ -21,7 +21,7 @@ from benchmarks.camera import bench_camera
 from benchmarks.chain import ChainUnavailable, bench_chain
 from benchmarks.codecs import bench_codecs
 from benchmarks.downlink import bench_downlink, bench_reencode
-from benchmarks.figures import Table, render
+from benchmarks.figures import LoadWatch, Table, render
 from benchmarks.imaging import bench_imaging
 from benchmarks.near_lossless import bench_near_lossless
 from benchmarks.store import bench_store, bench_store_pass
@@ -71,6 +71,7 @@ def _section(name: str, size: str) -> tuple[dict[str, Any], bool]:
     """Run one benchmark and print it; return its JSON record and whether it went wrong."""
     print(f"\n## {name} ({size} size)\n", flush=True)
     t0 = time.perf_counter()
+    watch = LoadWatch()
     try:
         table = BENCHES[name](**SIZES[name][size])
     except ChainUnavailable as exc:
@@ -79,6 +80,8 @@ def _section(name: str, size: str) -> tuple[dict[str, Any], bool]:
     except Exception as exc:  # one broken benchmark must not hide the others' figures
         print(f"{name}: failed ({type(exc).__name__}: {exc})")
         return {"available": False, "error": f"{type(exc).__name__}: {exc}"}, True
+    if table.load is None:  # the benchmark did not watch the load itself: its whole run is the span
+        table.load = watch.done()
     print(render(table))
     print(f"({name}: {time.perf_counter() - t0:.1f} s)", flush=True)
     return {"available": True, **table.to_json()}, False

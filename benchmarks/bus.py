@@ -32,7 +32,7 @@ import numpy as np
 import yaml
 import zmq
 
-from benchmarks.figures import Column, Table, ratio
+from benchmarks.figures import Column, LoadWatch, Table, ratio
 from framework.config import free_loopback_ports
 from framework.bus.client import Publisher, Subscriber
 from framework.bus.message import Header, encode_header
@@ -236,7 +236,7 @@ def bench_bus(n_messages: int = 200, message_bytes: int = 8 << 20, rounds: int =
     """Frame messages/s and MB/s through the broker and over raw PUSH/PULL, on tcp and ipc; median of at least
     3 rounds each (legs interleaved, so a slow moment of the machine spreads over all of them)."""
     rounds = max(3, rounds)
-    load_start = os.getloadavg()
+    watch = LoadWatch()
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in LEGS}
     with tempfile.TemporaryDirectory(prefix="bench_bus_", dir="/tmp") as tmp, \
             _Broker(Path(tmp), hwm) as tcp_broker, _Broker(Path(tmp), hwm, ipc=True) as ipc_broker:
@@ -251,7 +251,7 @@ def bench_bus(n_messages: int = 200, message_bytes: int = 8 << 20, rounds: int =
                 else:
                     eps = (brokers[transport].pub_ep, brokers[transport].sub_ep)
                 runs[label].append(run_leg(leg, n_messages, message_bytes, window, hwm, eps))
-    load_end = os.getloadavg()
+    load = watch.done()
     base = statistics.median([r["msg_s"] or 0.0 for r in runs[LEGS[0][0]]])
     columns = [Column("path", "path"), Column("vs_raw", "vs raw tcp", ".3f", True),
                Column("msg_s", "msg/s median", ".1f"), Column("min", "min", ".1f"), Column("max", "max", ".1f"),
@@ -259,8 +259,6 @@ def bench_bus(n_messages: int = 200, message_bytes: int = 8 << 20, rounds: int =
                Column("missing", "missing", "d")]
     rows = [_row(label, runs[label], base) for label, _, _ in LEGS]
     baseline = f"raw pyzmq PUSH/PULL over tcp, same parts, no broker: median {base:.1f} msg/s"
-    cpus = os.cpu_count() or 1
-    busy = max(load_start[0], load_end[0]) > 0.5 * cpus
     notes = [f"message: [topic, msgpack header, {message_bytes / (1 << 20):g} MiB pixels (copy=False)] "
              "over tcp 127.0.0.1 or ipc:// (a Unix socket)",
              f"sender and receiver in separate processes (spawn); {rounds} rounds of {n_messages} messages per leg, "
@@ -268,8 +266,5 @@ def bench_bus(n_messages: int = 200, message_bytes: int = 8 << 20, rounds: int =
              f"at most {window} messages in flight, high-water marks {hwm}; MB = 1e6 bytes",
              "rate: messages received / (last receipt - first send), one monotonic clock for both processes",
              "on one host the imaging core takes frames from the camera driver's shared-memory ring instead "
-             "(benchmarks.camera); pixels inline on the bus are for a bus that leaves the host",
-             "machine load (1/5/15 min) at start " + " ".join(f"{x:.2f}" for x in load_start)
-             + ", at end " + " ".join(f"{x:.2f}" for x in load_end) + f", {cpus} CPUs"
-             + (": BUSY MACHINE, figures are not an idle run's" if busy else "")]
-    return Table("bus", "Bus throughput of frame messages", baseline, columns, rows, notes)
+             "(benchmarks.camera); pixels inline on the bus are for a bus that leaves the host"]
+    return Table("bus", "Bus throughput of frame messages", baseline, columns, rows, notes, load=load)

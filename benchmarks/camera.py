@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import os
 import queue
 import socket
 import statistics
@@ -53,7 +52,7 @@ import numpy as np
 import yaml
 import zmq
 
-from benchmarks.figures import Column, Table, ratio
+from benchmarks.figures import Column, LoadWatch, Table, ratio
 from framework.config import free_loopback_ports, validate_config
 from framework.bus.client import Subscriber
 from framework.bus.commands import CommandClient
@@ -345,10 +344,6 @@ class _Chain:
 
 
 # -- the table ------------------------------------------------------------------------------------------------
-def _load() -> tuple[float, float, float]:
-    return os.getloadavg()
-
-
 def _row(leg: str, fps: list[float], base: float, mb: float, thumbnail_only: int | None = None,
          given_up: int | None = None) -> dict[str, Any]:
     med = statistics.median(fps)
@@ -364,7 +359,7 @@ LEGS = (("camera -> driver -> bus -> imaging core, shm in place", "shm", "tcp"),
 def bench_camera(size_px: int = 2048, duration_s: float = 10.0, rounds: int = 5) -> Table:
     """``duration_s``: each leg's measured time, split into ``rounds`` rounds of at least 2 s; the rounds of the
     legs are interleaved (baseline, shm, inline tcp, inline ipc, again), so the machine's slow moments spread."""
-    load_start = _load()
+    watch = LoadWatch()
     round_s = max(2.0, duration_s / rounds)
     frames = _camera_frames(size_px)
     mb = frames[0].nbytes / 1e6
@@ -387,9 +382,7 @@ def bench_camera(size_px: int = 2048, duration_s: float = 10.0, rounds: int = 5)
     rows = [_row("raw TCP socket -> same consumer (baseline)", base_fps, base, mb)]
     rows += [_row(label, runs[label], base, mb, chains[label].thumbnail_only, chains[label].given_up)
              for label, _, _ in LEGS]
-    load_end = _load()
-    cpus = os.cpu_count() or 1
-    busy = max(load_start[0], load_end[0]) > 0.5 * cpus
+    load = watch.done()
     head = rows[1]
     return Table(
         name="camera",
@@ -413,7 +406,5 @@ def bench_camera(size_px: int = 2048, duration_s: float = 10.0, rounds: int = 5)
                "was not made; 'no product': frames given up after 2 s without one (none are expected)",
                "every leg shares the machine's cores with its other processes: the raw sender; or the emulator, "
                "driver and broker (the emulator cycles 4 rendered frames, frame_cache); the other legs' "
-               "processes idle meanwhile",
-               "machine load (1/5/15 min) at start " + " ".join(f"{x:.2f}" for x in load_start)
-               + ", at end " + " ".join(f"{x:.2f}" for x in load_end) + f", {cpus} CPUs"
-               + (": BUSY MACHINE, figures are not an idle run's" if busy else "")])
+               "processes idle meanwhile"],
+        load=load)

@@ -18,14 +18,13 @@ do not vary between rounds; encode speeds are the median and min-max of the roun
 from __future__ import annotations
 
 import math
-import os
 import statistics
 import time
 from typing import Any
 
 import numpy as np
 
-from benchmarks.figures import Column, Table, ratio
+from benchmarks.figures import Column, LoadWatch, Table, ratio
 from benchmarks.frames import frame_maker
 from fsw.imaging.codecs import decode_pixels, encode_pixels
 from fsw.imaging.lossy import psnr_db
@@ -42,10 +41,6 @@ CANDIDATES: tuple[tuple[str, str, dict[str, Any]], ...] = (
 )
 DISTANCE_RANGE = (0.005, 25.0)
 BISECT_STEPS = 9
-
-
-def _load() -> tuple[float, float, float]:
-    return os.getloadavg()
 
 
 def _code(codec: str, frames: list[np.ndarray], params: dict[str, Any]) -> tuple[list[bytes], float]:
@@ -123,7 +118,7 @@ def _columns() -> list[Column]:
 def bench_near_lossless(size_px: int = 2048, n_frames: int = 2, rounds: int = 3, bit_depth: int = 12,
                         seed: int = 2026) -> Table:
     """Bits per pixel of near-lossless coding at each bound, as ratios to lossless and to lossy at the same PSNR."""
-    load_start = _load()
+    watch = LoadWatch()
     make, source = frame_maker(size_px, size_px, bit_depth, seed)
     frames = [np.ascontiguousarray(make(i)) for i in range(n_frames)]
     n_px = sum(f.size for f in frames)
@@ -153,15 +148,11 @@ def bench_near_lossless(size_px: int = 2048, n_frames: int = 2, rounds: int = 3,
                 "lossy_bits_per_px": lossy_bpp, "lossy_max_err": lossy["max_err"],
                 "enc_mpix_s": m["enc_mpix_s"], "enc_spread": f"({m['enc_min']:.1f}-{m['enc_max']:.1f})",
             })
-    load_end = _load()
-    cpus = os.cpu_count() or 1
-    busy = max(load_start[0], load_end[0]) > 0.5 * cpus
+    table.load = watch.done()
     notes.append("size/lossy same PSNR: against JPEG XL lossy at the largest distance whose PSNR over the frames "
                  "is at least the chosen codec's (jxl_near e3) at that k; the lossy max err is its worst pixel")
     notes.append(f"within k: every pixel decoded with the project's decoder and compared; encode speed one thread, "
                  f"median and min-max of {rounds} rounds; sizes are the same every round")
-    notes.append("machine load (1/5/15 min) at start " + " ".join(f"{x:.2f}" for x in load_start)
-                 + ", at end " + " ".join(f"{x:.2f}" for x in load_end) + f", {cpus} CPUs"
-                 + (": BUSY MACHINE, speeds are not an idle run's (sizes are)" if busy else ""))
+    notes.append("sizes do not depend on the machine's load; speeds do")
     table.notes.extend(notes)
     return table

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from benchmarks.figures import Column, Table, ratio
+from benchmarks.figures import Column, LoadWatch, Table, ratio
 
 __all__ = ["bench_store", "bench_store_pass", "fill_store", "queue_products", "OPERATIONS"]
 
@@ -134,14 +134,10 @@ def _measure(n: int, rounds: int, calls: int, tmp: Path) -> tuple[dict[str, list
     return times, build_s
 
 
-def _load() -> tuple[float, float, float]:
-    return os.getloadavg()
-
-
 def bench_store(sizes: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000), rounds: int = 5,
                 calls: int = 20) -> Table:
     """Each per-turn store operation's time per size, as a ratio to its time at the smallest size."""
-    load_start = _load()
+    watch = LoadWatch()
     table = Table(
         name="store",
         title="Product store: the downlink's per-turn operations from 10^3 to 10^6 stored items",
@@ -168,18 +164,13 @@ def bench_store(sizes: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000), ro
             table.rows.append({"op": op, "items": n, "vs_smallest": ratio(med, base),
                                "cpu_vs_smallest": ratio(cpu, cpu_base), "median_us": med * 1e6,
                                "min_us": min(t) * 1e6, "max_us": max(t) * 1e6, "cpu_us": cpu * 1e6})
-    load_end = _load()
-    cpus = os.cpu_count() or 1
-    busy = max(load_start[0], load_end[0]) > 0.5 * cpus
+    table.load = watch.done()
     table.notes.append(f"{rounds} rounds of {calls} calls per operation and size; a round's figure is the mean call; "
                        "median and min-max over the rounds (wall time); CPU: this process's CPU time, median of "
                        "the rounds (add and confirm wait on fsync, whose latency is the disk's, not the index's)")
     table.notes.append(f"{IN_FLIGHT} items in flight (excluded from next); 98 % 'rest' at 10 frames/s, 2 % 'playback', "
                        f"a third already re-encoded; {ITEM_BYTES} B each; quota full, so every add evicts")
     table.notes.append("building each store (open + one-transaction fill of the index): " + ", ".join(builds))
-    table.notes.append("machine load (1/5/15 min) at start " + " ".join(f"{x:.2f}" for x in load_start)
-                       + ", at end " + " ".join(f"{x:.2f}" for x in load_end) + f", {cpus} CPUs"
-                       + (": BUSY MACHINE, figures are not an idle run's" if busy else ""))
     return table
 
 
@@ -223,7 +214,7 @@ def bench_store_pass(rate_bps: float = 8e6, window_s: float = 12.0, size_px: int
     """Goodput of a pass at 0 % loss with ``queued`` products waiting, as a ratio of an empty store's."""
     from benchmarks.downlink import _products, _run_pass
 
-    load_start = _load()
+    watch = LoadWatch()
     per_frame = len(_products(size_px, 1)[1][2])
     products = _products(size_px, max(2, int(rate_bps / 8 * window_s * 1.3 / per_frame) + 1))
     got: dict[str, list[dict[str, Any]]] = {"empty": [], "queued": []}
@@ -255,9 +246,7 @@ def bench_store_pass(rate_bps: float = 8e6, window_s: float = 12.0, size_px: int
         table.rows.append({"store": label, "vs_empty": ratio(med, base), "vs_rate": ratio(med, rate_bps),
                            "goodput_mbps": med / 1e6, "min_mbps": min(g) / 1e6, "max_mbps": max(g) / 1e6,
                            "products": statistics.median(r["products"] for r in got[leg])})
-    load_end = _load()
-    cpus = os.cpu_count() or 1
-    busy = max(load_start[0], load_end[0]) > 0.5 * cpus
+    table.load = watch.done()
     table.notes.append(f"{rounds} rounds, the legs alternating; one window of {window_s:g} s at "
                        f"{rate_bps / 1e6:g} Mbit/s, one-way light time {latency_ms:g} ms; {len(products)} products "
                        f"of a {size_px}x{size_px} frame and its thumbnail pushed before the window opens (goodput "
@@ -266,7 +255,4 @@ def bench_store_pass(rate_bps: float = 8e6, window_s: float = 12.0, size_px: int
                        "real payload files, written in " + ", ".join(f"{t:.1f} s" for t in setup)
                        + f"; the window opens {lead_s:g} s after the processes start, once the downlink "
                        "has opened the store and its start-up scrub has read it")
-    table.notes.append("machine load (1/5/15 min) at start " + " ".join(f"{x:.2f}" for x in load_start)
-                       + ", at end " + " ".join(f"{x:.2f}" for x in load_end) + f", {cpus} CPUs"
-                       + (": BUSY MACHINE, figures are not an idle run's" if busy else ""))
     return table
