@@ -82,7 +82,7 @@ def test_every_mission_step_against_real_processes(tmp_path: Path) -> None:
             s["expect"]["since"] = f"s{i - 1}"
         s.setdefault("id", f"s{i}")
         steps.append(s)
-    scenario = {"scenario": "mission_steps", "config": str(SCENARIOS / "uplink_link.yaml"),
+    scenario = {"scenario": "mission_steps", "config": str(SCENARIOS / "bench_uplink.yaml"),
                 "contact_epoch": {"at_s": 0, "startup_s": 8}, "timeout_s": 140, "steps": steps,
                 "overrides": {"downlink": PLAN, "relay": PLAN, "ground": PLAN}}
     path = tmp_path / "steps.yaml"
