@@ -10,14 +10,27 @@ naming what is wrong (an unknown relay, SET_LINK with nothing to set); every cha
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from framework.bus.commands import Handler
 from framework.errors import CommandRejected
-from link.contacts import Burst
+from link.contacts import Burst, PlanOverrides
 
-if TYPE_CHECKING:
-    from hil.relay.process import RelayEmulator
+
+class RelayEmulator(Protocol):
+    """What the handlers use of the relay process (hil.relay.process.RelayEmulator): its override layer,
+    link models, clock, event reporter and status. A protocol, so commands.py never imports process.py."""
+
+    overrides: PlanOverrides
+    events: Any
+    ctx: Any
+    up: Any
+    down: Any
+    net: Any
+
+    def link_status(self) -> dict[str, Any]: ...
+
+    def link_changed(self) -> None: ...
 
 __all__ = ["handlers"]
 
