@@ -27,10 +27,9 @@ class RelayEmulator(Protocol):
     up: Any
     down: Any
     net: Any
+    link_changed: bool
 
     def link_status(self) -> dict[str, Any]: ...
-
-    def link_changed(self) -> None: ...
 
 __all__ = ["handlers"]
 
