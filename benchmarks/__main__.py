@@ -20,10 +20,11 @@ from benchmarks.bus import bench_bus
 from benchmarks.camera import bench_camera
 from benchmarks.chain import ChainUnavailable, bench_chain
 from benchmarks.codecs import bench_codecs
-from benchmarks.downlink import bench_downlink, bench_reencode
+from benchmarks.downlink import bench_downlink
 from benchmarks.figures import LoadWatch, Table, render
 from benchmarks.imaging import bench_imaging
 from benchmarks.near_lossless import bench_near_lossless
+from benchmarks.reencode import bench_reencode
 from benchmarks.store import bench_store, bench_store_pass
 
 __all__ = ["main", "SIZES"]
@@ -40,8 +41,8 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                 "quick": {"scale": 0.25, "n_frames": 6, "repeats": 1}},
     "downlink": {"full": {"rate_bps": 8e6, "window_s": 12.0, "size_px": 1024, "latency_ms": 1290.0},
                  "quick": {"rate_bps": 2e6, "window_s": 4.0, "size_px": 256, "latency_ms": 200.0}},
-    "reencode": {"full": {"size_px": 2048, "n_frames": 3},
-                 "quick": {"size_px": 256, "n_frames": 2}},
+    "reencode": {"full": {"size_px": 1024, "n_frames": 8, "rate_bps": 4e6, "outage_s": 40.0, "rounds": 3},
+                 "quick": {"size_px": 512, "n_frames": 4, "rate_bps": 2e6, "outage_s": 20.0, "rounds": 2}},
     "camera": {"full": {"size_px": 2048, "duration_s": 10.0},
                "quick": {"size_px": 512, "duration_s": 3.0}},
     "accounting": {"full": {"size_px": 2048, "n_frames": 60, "n_books": 500},

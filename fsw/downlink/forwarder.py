@@ -576,29 +576,15 @@ class Forwarder:
         return f"MAKE_ROI requested (command {cid}); region_request_done or _failed follows"
 
     def reencode_step(self) -> None:
-        r = self.reencoder
-        if r is None:
+        """The re-encoder's turn (:meth:`Reencoder.step`: the worker only gets items that will wait long
+        enough by the contact plan); a failed re-encoding is reported and its payload checked."""
+        if self.reencoder is None:
             return
-        result = r.poll()
-        if result is not None:
+        for result in self.reencoder.step(self.store, self.plan, self.clock(), self.log):
+            self.events.emit("reencode_failed", {"id": result.id, "reason": result.error})
             item = self.store.get(result.id)
-            if result.error:
-                r.c["reencode_failed"] += 1
-                self.events.emit("reencode_failed", {"id": result.id, "reason": result.error})
-                if item is not None and item.gen == result.gen:
-                    self.fit_to_send(item)  # did it fail because its payload is corrupt? then that is dealt with
-                    item = self.store.get(result.id)
-            elif result.data is None:
-                r.c["reencode_not_smaller"] += 1
-            elif item is not None and item.gen == result.gen and self.store.replace_payload(
-                    result.id, result.data, r.tag):
-                r.c["reencoded"] += 1
-                r.c["reencode_bytes_saved"] += item.size - len(result.data)
-            if item is not None:
-                self.store.mark_reencoded(result.id)
-        if r.busy is None:
-            for cand in self.store.reencode_candidates(REENCODE_KINDS, r.tag, 1):
-                r.offer(cand.id, cand.gen, cand.path)
+            if item is not None and item.gen == result.gen:
+                self.fit_to_send(item)  # did it fail because its payload is corrupt? then that is dealt with
 
     def report_evictions(self) -> None:
         for v in self.store.evicted:

@@ -1,44 +1,100 @@
-"""Background re-encoding of waiting lossless products in a separate, low-priority process.
+"""Background re-encoding of waiting lossless products, in a separate process that runs only on idle CPU.
 
-The send loop never waits for it: :meth:`Reencoder.offer` hands one stored
-product's path to the worker process (spawned, ``os.nice``'d) and
-:meth:`Reencoder.poll` collects the result when it is ready. The worker runs
-:func:`fsw.imaging.reencode.reencode` (bit-exact or nothing); the service then
-swaps the payload with :meth:`~fsw.downlink.store.ProductStore.replace_payload`,
-which refuses if the product went in flight meanwhile.
+The send loop never waits for it. Each turn, :meth:`Reencoder.step` collects a finished job and, when the
+worker is free, looks for the next item worth its CPU (:mod:`fsw.downlink.reencode_policy`): the newest
+untried lossless products, each placed in the store's sending order and given the time until the contact
+plan's passes have carried everything ahead of it and itself. An item whose wait is too short for any
+setting that gains is *about to leave* and is not touched (held off a while, then looked at again). The
+others go to the worker with a budget of worker seconds; the worker reads the product's header, picks
+from the measured codec table the smallest setting whose predicted cost fits (decode, encode, decode again
+to prove it bit-exact, scaled by the slowdown it measured on the jobs before), and runs
+:func:`fsw.imaging.reencode.reencode` (bit-exact or nothing). The store swaps the payload with
+:meth:`~fsw.downlink.store.ProductStore.replace_payload`, which refuses if the item went in flight
+meanwhile (counted: ``reencode_lost_race``).
+
+The worker gives its CPU up to the capture path: it is a spawned process under Linux's ``SCHED_IDLE``
+(it runs only when no other process wants the core) and ``os.nice``, one codec thread.
 """
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from fsw.downlink.reencode_policy import TABLE_TARGET, budget_s, time_to_carry, waits
 from fsw.imaging.codecs import codec_tag
 
-__all__ = ["Reencoder", "Result", "REENCODE_KINDS"]
+__all__ = ["Reencoder", "Result", "REENCODE_KINDS", "sending_order"]
 
 REENCODE_KINDS = ("full", "roi", "preview")
+CANDIDATES = 8
+"""Newest untried items looked at per decision."""
+MIN_BUDGET_S = 0.02
+"""A wait that gives less than this is not sent to the worker at all: about to leave."""
+HOLD_S = 5.0
+"""An item found about to leave is looked at again after this long (a pass may have closed meanwhile)."""
+IDLE_S = 1.0
+"""With nothing worth the worker, the next look is this much later."""
+START_SLOWDOWN = 2.0
+"""Wall seconds per table CPU second assumed before the worker has measured its own."""
 
 
 @dataclass(frozen=True)
 class Result:
     id: str
     gen: int
-    data: bytes | None  # None: not smaller, or not a lossless product
+    data: bytes | None  # None: not smaller, skipped, or not a lossless product
     old_bytes: int
     error: str = ""
+    skipped: str = ""  # the policy's reason for not re-encoding ("about_to_leave", "no_gain")
+    tag: str = ""  # the codec tag of ``data``
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    predicted_s: float = 0.0  # at the slowdown the job was given
 
 
-def _worker(conn: Any, codec: str, params: dict[str, Any], nice: int) -> None:
+def _yield_cpu(nice: int) -> None:
+    """Run only on idle CPU: SCHED_IDLE where Linux has it, and nice either way."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        pass
     try:
         os.nice(nice)
     except OSError:
         pass
-    from framework.errors import PdhError
+
+
+def _job(raw: bytes, pid: str, gen: int, budget: float, slowdown: float,
+         fixed: tuple[str, dict[str, Any]] | None) -> Result:
+    from fsw.downlink.reencode_policy import choose, profile_for
+    from fsw.imaging.codecs import CODECS
+    from fsw.imaging.product import read_product_header
     from fsw.imaging.reencode import reencode
+
+    head = read_product_header(raw)
+    if head.kind not in REENCODE_KINDS or not CODECS[head.codec].lossless:
+        return Result(pid, gen, None, len(raw), skipped="no_gain")
+    profile = profile_for(head.camera, head.bit_depth, str(head.meta.get("pattern", "mono")))
+    mpix = math.prod(head.shape) / 1e6
+    choice = choose(profile, codec_tag(head.codec, head.codec_params), mpix, budget, slowdown, fixed)
+    if choice.setting is None:
+        return Result(pid, gen, None, len(raw), skipped=choice.reason, predicted_s=choice.predicted_s)
+    s = choice.setting
+    got = reencode(raw, s.codec, s.params)
+    return Result(pid, gen, got.data if got else None, len(raw), tag=s.tag, predicted_s=choice.predicted_s)
+
+
+def _worker(conn: Any, fixed: tuple[str, dict[str, Any]] | None, nice: int) -> None:
+    _yield_cpu(nice)
+    from dataclasses import replace
+
+    from framework.errors import PdhError
 
     while True:
         try:
@@ -47,33 +103,58 @@ def _worker(conn: Any, codec: str, params: dict[str, Any], nice: int) -> None:
             return
         if job is None:
             return
-        pid, gen, path = job
+        pid, gen, path, budget, slowdown = job
+        t0, c0 = time.monotonic(), time.process_time()
         try:
-            raw = Path(path).read_bytes()
-            got = reencode(raw, codec, params)
-            conn.send(Result(pid, gen, got.data if got else None, len(raw)))
-        except (PdhError, OSError, ValueError) as exc:
-            conn.send(Result(pid, gen, None, 0, f"{type(exc).__name__}: {exc}"))
+            result = _job(Path(path).read_bytes(), pid, gen, budget, slowdown, fixed)
+        except (PdhError, OSError, ValueError, KeyError) as exc:
+            result = Result(pid, gen, None, 0, f"{type(exc).__name__}: {exc}")
+        conn.send(replace(result, wall_s=time.monotonic() - t0, cpu_s=time.process_time() - c0))
+
+
+def sending_order(store: Any) -> Iterator[Any]:
+    """The store's items in the order they leave (those in flight first), one :meth:`next` at a time."""
+    seen: set[str] = set()
+    while True:
+        item = store.next(exclude=seen)
+        if item is None:
+            return
+        seen.add(item.id)
+        yield item
 
 
 class Reencoder:
+    """The worker process and the decisions about it. ``codec`` ``"table"``: the setting is chosen per
+    product from the measured table; a codec name: that codec with ``params``, still only for items that
+    wait long enough."""
+
     def __init__(self, codec: str, params: dict[str, Any], nice: int) -> None:
         self.codec = codec
         self.params = dict(params)
-        self.tag = codec_tag(codec, params)  # what the store records once a product is re-encoded
+        self.fixed = None if codec == TABLE_TARGET else (codec, self.params)
+        # what the store's candidates query leaves out: items already in the target (none, for the table)
+        self.tag = TABLE_TARGET if self.fixed is None else codec_tag(codec, params)
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_worker, args=(child, codec, self.params, nice), daemon=True,
+        self._proc = ctx.Process(target=_worker, args=(child, self.fixed, nice), daemon=True,
                                  name="downlink-reencode")
         self._proc.start()
         child.close()
         self.busy: tuple[str, int] | None = None
-        self.c = {"reencoded": 0, "reencode_bytes_saved": 0, "reencode_failed": 0, "reencode_not_smaller": 0}
+        self.slowdown = START_SLOWDOWN
+        self._given_slowdown = START_SLOWDOWN
+        self.hold: dict[str, float] = {}  # id -> not looked at again before (monotonic-free: wall, as the plan)
+        self.next_look = 0.0
+        self.c: dict[str, Any] = {"reencoded": 0, "reencode_bytes_saved": 0, "reencode_failed": 0,
+                                  "reencode_not_smaller": 0, "reencode_skipped_leaving": 0, "reencode_lost_race": 0,
+                                  "reencode_cpu_s": 0.0}
 
-    def offer(self, product_id: str, gen: int, path: Path) -> bool:
+    # -- the worker ----------------------------------------------------------------------------
+    def offer(self, product_id: str, gen: int, path: Path, budget: float = math.inf) -> bool:
         if self.busy is not None or not self._proc.is_alive():
             return False
-        self._conn.send((product_id, gen, str(path)))
+        self._conn.send((product_id, gen, str(path), budget, self.slowdown))
+        self._given_slowdown = self.slowdown
         self.busy = (product_id, gen)
         return True
 
@@ -86,6 +167,11 @@ class Reencoder:
             self.busy = None
             return None
         self.busy = None
+        self.c["reencode_cpu_s"] = round(self.c["reencode_cpu_s"] + result.cpu_s, 3)
+        if result.data is not None and result.predicted_s > 0 and result.wall_s > 0:
+            # what the job took against the table's CPU figure: the machine's load as this worker sees it
+            measured = result.wall_s / (result.predicted_s / self._given_slowdown)
+            self.slowdown = min(20.0, max(0.5, 0.7 * self.slowdown + 0.3 * measured))
         return result
 
     def close(self) -> None:
@@ -95,3 +181,65 @@ class Reencoder:
             if self._proc.is_alive():
                 self._proc.terminate()
             self._proc.join(2)
+
+    # -- one turn ------------------------------------------------------------------------------
+    def step(self, store: Any, plan: Any, now: float, log: Any = None) -> list[Result]:
+        """Take a finished job into the store, then give the worker the next item worth it. Returns the
+        failed jobs (the caller reports them and checks the payload)."""
+        failed: list[Result] = []
+        result = self.poll()
+        if result is not None:
+            if self.settle(store, result, now, log):
+                failed.append(result)
+        if self.busy is None and now >= self.next_look:
+            self.next_look = now + (0.0 if self.pick(store, plan, now, log) else IDLE_S)
+        return failed
+
+    def settle(self, store: Any, result: Result, now: float, log: Any) -> bool:
+        """One finished job; True if it failed."""
+        item = store.get(result.id)
+        if result.error:
+            self.c["reencode_failed"] += 1
+        elif result.skipped == "about_to_leave":
+            self.c["reencode_skipped_leaving"] += 1
+            self.hold[result.id] = now + HOLD_S
+            _log(log, "reencode_skipped", id=result.id, reason=result.skipped, predicted_s=result.predicted_s)
+            return False  # looked at again later: not marked
+        elif result.data is None:
+            self.c["reencode_not_smaller"] += 1
+            _log(log, "reencode_skipped", id=result.id, reason=result.skipped or "not_smaller")
+        elif item is not None and item.gen == result.gen and store.replace_payload(result.id, result.data,
+                                                                                   result.tag):
+            self.c["reencoded"] += 1
+            self.c["reencode_bytes_saved"] += item.size - len(result.data)
+            _log(log, "reencoded", id=result.id, tag=result.tag, bytes=len(result.data), old_bytes=item.size,
+                 wall_s=round(result.wall_s, 3), predicted_s=round(result.predicted_s, 3))
+        else:
+            self.c["reencode_lost_race"] += 1
+            _log(log, "reencode_skipped", id=result.id, reason="lost_race")
+        if item is not None:
+            store.mark_reencoded(result.id)
+        return bool(result.error)
+
+    def pick(self, store: Any, plan: Any, now: float, log: Any) -> bool:
+        """Offer the newest candidate whose wait buys a re-encoding; False if there is none now."""
+        self.hold = {k: t for k, t in self.hold.items() if t > now}
+        cands = [c for c in store.reencode_candidates(REENCODE_KINDS, self.tag, CANDIDATES + len(self.hold))
+                 if c.id not in self.hold][:CANDIDATES]
+        if not cands:
+            return False
+        backlog = store.reencode_backlog(REENCODE_KINDS, self.tag)
+        wait = waits(sending_order(store), {c.id for c in cands}, lambda b: time_to_carry(plan, now, b))
+        for c in cands:
+            budget = budget_s(wait[c.id], backlog)
+            if budget >= MIN_BUDGET_S:
+                return self.offer(c.id, c.gen, c.path, budget)
+            self.c["reencode_skipped_leaving"] += 1
+            self.hold[c.id] = now + HOLD_S
+            _log(log, "reencode_skipped", id=c.id, reason="about_to_leave", wait_s=round(wait[c.id], 3))
+        return False
+
+
+def _log(log: Any, event: str, **fields: Any) -> None:
+    if log is not None:
+        log.info(event, **fields)

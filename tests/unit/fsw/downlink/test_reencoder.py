@@ -1,0 +1,116 @@
+"""The re-encoder's turns against a real store and its real worker process: what it takes, what it leaves."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+
+from framework.crc import pixels_crc32c
+from fsw.downlink.reencode_policy import settings_for
+from fsw.downlink.reencoder import Reencoder, sending_order
+from fsw.downlink.store import ProductStore
+from fsw.imaging.codecs import codec_tag, encode_pixels
+from fsw.imaging.product import Product, decode_product, encode_product, product_id
+from link.contacts import plan_from_mapping
+
+
+def _frame(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:128, 0:128]
+    base = 1500 + 600 * np.sin(x / 9.0) * np.cos(y / 13.0)
+    return np.clip(base + rng.normal(0, 8, base.shape), 0, 4095).astype(np.uint16)
+
+
+def _product(counter: int) -> tuple[str, bytes, np.ndarray]:
+    px = _frame(counter)
+    params = {"bit_depth": 12, "effort": 1}
+    p = Product(id=product_id("navcam", counter, "full"), kind="full", camera="navcam", counter=counter,
+                t_capture=float(counter), codec="jpegxl", shape=px.shape, dtype="uint16", bit_depth=12,
+                payload=encode_pixels("jpegxl", px, params), crc32c=pixels_crc32c(px), codec_params=params,
+                meta={"pattern": "mono"}, grades={"score": 0.5})
+    return p.id, encode_product(p), px
+
+
+def _plan(windows: list[list[float]], rate_bps: float) -> Any:
+    return plan_from_mapping({"time_scale": 1.0, "epoch_s": 0.0,
+                              "relays": [{"name": "r", "period_s": 100_000.0, "lander_windows_s": windows,
+                                          "rate_bps": rate_bps, "latency_ms": 10}]}, "<test>")
+
+
+@pytest.fixture
+def worker() -> Iterator[Reencoder]:
+    r = Reencoder("table", {}, nice=0)
+    yield r
+    r.close()
+
+
+def _store(tmp_path: Path, n: int) -> tuple[ProductStore, dict[str, np.ndarray]]:
+    store = ProductStore(tmp_path / "store")
+    frames = {}
+    for counter in range(1, n + 1):
+        pid, data, px = _product(counter)
+        store.add(pid, "full", data, score=0.5, codec="jpegxl:effort=1")
+        frames[pid] = px
+    return store, frames
+
+
+def _turns(r: Reencoder, store: ProductStore, plan: Any, now: float, until: Any, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not until() and time.monotonic() < deadline:
+        assert r.step(store, plan, now) == []
+        time.sleep(0.01)
+
+
+def test_products_waiting_through_an_outage_get_the_tables_smallest_setting_bit_exact(
+        tmp_path: Path, worker: Reencoder) -> None:
+    store, frames = _store(tmp_path, 2)
+    plan = _plan([[10_000.0, 10_100.0]], 8e6)  # the next pass opens in almost three hours
+    best = min(settings_for("navcam"), key=lambda s: s.bits_per_px)
+    _turns(worker, store, plan, 0.0, lambda: worker.c["reencoded"] + worker.c["reencode_not_smaller"] == 2)
+    assert worker.c["reencoded"] == 2 and worker.c["reencode_skipped_leaving"] == 0
+    for item in store.items():
+        assert item.codec == best.tag
+        product, pixels = decode_product(item.path.read_bytes())
+        assert np.array_equal(pixels, frames[item.id]) and product.meta["reencoded_from"] == "jpegxl"
+    assert store.reencode_candidates(("full",), worker.tag) == []
+
+
+def test_products_about_to_leave_in_an_open_pass_are_not_touched(tmp_path: Path, worker: Reencoder) -> None:
+    store, _ = _store(tmp_path, 3)
+    plan = _plan([[0.0, 10_000.0]], 1e9)  # open now and fast: everything leaves in milliseconds
+    before = {i.id: (i.gen, i.size) for i in store.items()}
+    for _ in range(3):
+        assert worker.step(store, plan, 0.0) == []
+    assert worker.busy is None and worker.c["reencode_skipped_leaving"] == 3
+    assert {i.id: (i.gen, i.size) for i in store.items()} == before
+    # held off, not marked: once held long enough and the plan says they wait, they are taken
+    late = _plan([[0.0, 1.0]], 1e9)
+    _turns(worker, store, late, 10.0, lambda: worker.c["reencoded"] == 3)
+    assert all(i.gen == 1 for i in store.items())
+
+
+def test_a_product_that_went_in_flight_meanwhile_keeps_its_bytes_and_counts_as_a_lost_race(
+        tmp_path: Path, worker: Reencoder) -> None:
+    store, _ = _store(tmp_path, 1)
+    plan = _plan([[10_000.0, 10_100.0]], 8e6)
+    worker.step(store, plan, 0.0)
+    assert worker.busy is not None
+    pid = worker.busy[0]
+    store.set_state(pid, "sending")
+    before = store.get(pid)
+    _turns(worker, store, plan, 0.0, lambda: worker.busy is None)
+    assert worker.c["reencode_lost_race"] == 1 and worker.c["reencoded"] == 0
+    after = store.get(pid)
+    assert (after.gen, after.size, after.codec) == (before.gen, before.size, before.codec)
+
+
+def test_sending_order_walks_the_store_as_it_will_send(tmp_path: Path) -> None:
+    store = ProductStore(tmp_path / "s")
+    store.add("f1", "full", b"a")
+    store.add("t1", "thumbnail", b"b")
+    store.add("f2", "full", b"c")
+    assert [i.id for i in sending_order(store)] == store.ids() == ["t1", "f1", "f2"]
