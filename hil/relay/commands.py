@@ -45,7 +45,6 @@ def _relay(relay: "RelayEmulator", name: str) -> int:
 
 def handlers(relay: "RelayEmulator") -> dict[str, Handler]:
     """WINDOW, RELAY_OUT, RELAY_IN, SET_LINK, STEP_CLOCK, CLEAR_OVERRIDES, LINK_STATUS."""
-    ov = relay.overrides
 
     def changed(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
         status = relay.link_status()
@@ -57,19 +56,19 @@ def handlers(relay: "RelayEmulator") -> dict[str, Handler]:
         if name is not None:
             _relay(relay, name)
         if args["state"] == "plan":
-            ov.forced = None
+            relay.overrides.forced = None
         else:
-            ov.force(args["state"], relay.ctx.clock(), args.get("duration_s"), name)
+            relay.overrides.force(args["state"], relay.ctx.clock(), args.get("duration_s"), name)
         return changed("WINDOW", args)
 
     def relay_out(args: dict[str, Any]) -> dict[str, Any]:
         _relay(relay, args["relay"])
-        ov.take_out(args["relay"], relay.ctx.clock(), args.get("duration_s"))
+        relay.overrides.take_out(args["relay"], relay.ctx.clock(), args.get("duration_s"))
         return changed("RELAY_OUT", args)
 
     def relay_in(args: dict[str, Any]) -> dict[str, Any]:
         _relay(relay, args["relay"])
-        ov.put_back(args["relay"])
+        relay.overrides.put_back(args["relay"])
         return changed("RELAY_IN", args)
 
     def set_link(args: dict[str, Any]) -> dict[str, Any]:
@@ -89,11 +88,11 @@ def handlers(relay: "RelayEmulator") -> dict[str, Handler]:
         return changed("SET_LINK", args)
 
     def step_clock(args: dict[str, Any]) -> dict[str, Any]:
-        ov.step_clock(args["seconds"])
+        relay.overrides.step_clock(args["seconds"])
         return changed("STEP_CLOCK", args)
 
     def clear(args: dict[str, Any]) -> dict[str, Any]:
-        ov.clear()
+        relay.overrides.clear()
         relay.net.clear_link([relay.down, relay.up])
         relay.link_changed = False
         return changed("CLEAR_OVERRIDES", args)
