@@ -23,6 +23,7 @@ from benchmarks.codecs import bench_codecs
 from benchmarks.downlink import bench_downlink
 from benchmarks.figures import LoadWatch, Table, render
 from benchmarks.imaging import bench_imaging
+from benchmarks.lander import bench_lander
 from benchmarks.near_lossless import bench_near_lossless
 from benchmarks.reencode import bench_reencode
 from benchmarks.store import bench_store, bench_store_pass
@@ -35,8 +36,8 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                "quick": {"size_px": 512, "n_frames": 2, "repeats": 2}},
     "bus": {"full": {"n_messages": 500, "rounds": 2},
             "quick": {"n_messages": 60, "rounds": 1}},
-    "chain": {"full": {"size_px": 2048, "duration_s": 30.0},
-              "quick": {"size_px": 512, "duration_s": 8.0}},
+    "chain": {"full": {"size_px": 2048, "duration_s": 30.0, "rounds": 3},
+              "quick": {"size_px": 512, "duration_s": 12.0, "rounds": 3}},
     "imaging": {"full": {"scale": 1.0, "n_frames": 40, "repeats": 3},
                 "quick": {"scale": 0.25, "n_frames": 6, "repeats": 1}},
     "downlink": {"full": {"rate_bps": 8e6, "window_s": 12.0, "size_px": 1024, "latency_ms": 1290.0},
@@ -51,16 +52,19 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                       "quick": {"size_px": 512, "n_frames": 1, "rounds": 2}},
     "store": {"full": {"sizes": (1_000, 10_000, 100_000, 1_000_000), "rounds": 5, "calls": 20},
               "quick": {"sizes": (1_000, 10_000), "rounds": 3, "calls": 10}},
+    "lander": {"full": {"duration_s": 60.0, "drain_s": 20.0},
+               "quick": {"duration_s": 12.0, "drain_s": 8.0, "quick_sizes": True}},
     "store_pass": {"full": {"rate_bps": 8e6, "window_s": 12.0, "size_px": 1024, "latency_ms": 1290.0,
                             "queued": 100_000, "rounds": 2},
                    "quick": {"rate_bps": 2e6, "window_s": 4.0, "size_px": 256, "latency_ms": 200.0,
                              "queued": 10_000, "rounds": 1}},
 }
-BENCHES: dict[str, Callable[..., Table]] = {"codecs": bench_codecs, "bus": bench_bus, "imaging": bench_imaging,
+BENCHES: dict[str, Callable[..., Table | list[Table]]] = {"codecs": bench_codecs, "bus": bench_bus, "imaging": bench_imaging,
                                             "chain": bench_chain, "downlink": bench_downlink,
                                             "reencode": bench_reencode, "camera": bench_camera,
                                             "accounting": accounting_table, "near_lossless": bench_near_lossless,
-                                            "store": bench_store, "store_pass": bench_store_pass}
+                                            "store": bench_store, "store_pass": bench_store_pass,
+                                            "lander": bench_lander}
 
 
 def _machine() -> dict[str, Any]:
@@ -74,18 +78,23 @@ def _section(name: str, size: str) -> tuple[dict[str, Any], bool]:
     t0 = time.perf_counter()
     watch = LoadWatch()
     try:
-        table = BENCHES[name](**SIZES[name][size])
+        result = BENCHES[name](**SIZES[name][size])
     except ChainUnavailable as exc:
         print(f"{name}: not available ({exc})")
         return {"available": False, "reason": str(exc)}, False
     except Exception as exc:  # one broken benchmark must not hide the others' figures
         print(f"{name}: failed ({type(exc).__name__}: {exc})")
         return {"available": False, "error": f"{type(exc).__name__}: {exc}"}, True
-    if table.load is None:  # the benchmark did not watch the load itself: its whole run is the span
-        table.load = watch.done()
-    print(render(table))
+    tables = result if isinstance(result, list) else [result]  # a benchmark may print several tables
+    load = watch.done()
+    for table in tables:
+        if table.load is None:  # the benchmark did not watch the load itself: its whole run is the span
+            table.load = load
+        print(render(table) + "\n")
     print(f"({name}: {time.perf_counter() - t0:.1f} s)", flush=True)
-    return {"available": True, **table.to_json()}, False
+    if len(tables) == 1:
+        return {"available": True, **tables[0].to_json()}, False
+    return {"available": True, **tables[0].to_json(), "more_tables": [t.to_json() for t in tables[1:]]}, False
 
 
 def main(argv: list[str] | None = None) -> int:
