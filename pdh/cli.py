@@ -8,6 +8,10 @@
     pdh keys [--dir DIR]                                               operator and service CURVE keypairs
     pdh deploy ...                                                     arm, fire and watch a deployment
     pdh scenario FILE [--out DIR]                                      run a scripted scenario, report, exit 0 if all held
+    pdh status [--out DIR]                                             one screen: processes, link, passes, store, events
+    pdh tlm [--process P] [--channel GLOB] [--json]                    live telemetry, lander and ground
+    pdh events [--severity S] [--source P] [--since T] [--follow]      events from the archive, or live
+    pdh request full|product|region ... [--wait]                       ask the lander for a frame or region
 """
 
 from __future__ import annotations
@@ -236,6 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     from pdh.cli_archive import add_archive_parsers
 
     add_archive_parsers(sub)
+    from pdh.cli_request import add_request_parser
+    from pdh.cli_status import add_status_parser
+    from pdh.cli_tlm import add_tlm_parsers
+
+    add_status_parser(sub)
+    add_tlm_parsers(sub, default_config=str(_default_config()))
+    add_request_parser(sub, default_config=str(_default_config()))
     args = ap.parse_args(argv)
     try:
         return int(args.func(args))
