@@ -137,6 +137,8 @@ def describe_step(step: Step) -> str:
             return f"expect every {a.condition.describe()} for {a.during_s:g} s"
         if a.unique is not None:
             return f"expect {a.condition.describe()}{n} with no {a.unique} repeated"
+        if a.before is not None:
+            return f"expect {a.condition.describe()}{n} before any {a.before.describe()}"
         return f"expect {'no ' if a.absent else ''}{a.condition.describe()}{n} within {a.within_s:g} s"
     assert isinstance(a, WaitAction)
     return f"wait {a.duration_s:g} s"
@@ -528,6 +530,28 @@ class Engine:
         self._finish(res, now, True, f"{len(matches)} matching, each {a.unique} once")
         return True
 
+    def _progress_before(self, a: ExpectAction, res: StepResult, t_from: float, now: float) -> bool:
+        """The first ``count`` matching messages since ``t_from`` came before any message matching ``before``
+        (judged at once: put it after what it orders)."""
+        assert self.t0 is not None and a.before is not None
+        matches = find_matches(a.condition, self.rec, t_from, self.t0 + now)
+        later = find_matches(a.before, self.rec, t_from, self.t0 + now)
+        if len(matches) < a.count:
+            self._finish(res, now, False, f"{len(matches)} of {a.count} matching: "
+                                          + explain(a.condition, self.rec, t_from, self.t0 + now, t0=self.t0))
+            return True
+        last = matches[a.count - 1]
+        early = [r for r in later if r.t <= last.t]
+        if early:
+            res.seen = [_record_summary(early[0], self.t0), _record_summary(last, self.t0)]
+            self._finish(res, now, False, f"out of order: {a.before.describe()} at t={early[0].t - self.t0:.2f} s, "
+                                          f"before match {a.count} of {a.count} at t={last.t - self.t0:.2f} s")
+            return True
+        res.seen = [_record_summary(last, self.t0)]
+        self._finish(res, now, True, f"{a.count} matching by t={last.t - self.t0:.2f} s, "
+                                     f"{len(later)} later ones after them")
+        return True
+
     def _progress_expect(self, step: Step, a: ExpectAction, res: StepResult, started: float, now: float) -> bool:
         assert self.t0 is not None
         # "start": everything heard since the runner began listening (startup events such as link_up too)
@@ -538,6 +562,8 @@ class Engine:
             return self._progress_during(a, res, t_from, started, now)
         if a.unique is not None:
             return self._progress_unique(a, res, t_from, now)
+        if a.before is not None:
+            return self._progress_before(a, res, t_from, now)
         matches = find_matches(a.condition, self.rec, t_from, self.t0 + now)
         elapsed = now - started
         if a.absent:

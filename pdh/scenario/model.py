@@ -110,6 +110,7 @@ class ExpectAction:
     absent: bool = False
     during_s: float | None = None  # every message on the topic for this long satisfies the condition
     unique: str | None = None  # no two matching messages share this field's value
+    before: Condition | None = None  # the first `count` matches came before the first message matching this
 
 
 @dataclass(frozen=True)

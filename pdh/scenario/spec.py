@@ -36,6 +36,8 @@ Schema (``configs/scenarios/*.yaml``; every error is a ConfigError naming the fi
       - expect: {product: {camera: navcam, counter: 3}, within_s: 60}   # at the ground, bit-exact
       - expect: {telemetry: downlink, channel: store_fill, value: {lt: 0.9}, during_s: 30}
       - expect: {event: product_received, from: ground, unique: id}
+      - expect: {event: product_received, from: ground, fields: {product_kind: thumbnail}, count: 8, since: burst,
+                 before: {product_kind: full}}   # the first 8 matches came before any full one (priority order)
     contact_epoch: {at_s: 12, startup_s: 10}   # top level: orbit time zero of the inline plans at t=12 s
 
 Steps run one after another. ``command`` with ``wait: accepted`` finishes once
@@ -343,7 +345,7 @@ def _parse_expect(c: _Ctx, key: str, v: Any, ids: set[str]) -> ExpectAction | Fr
     if isinstance(v, dict) and "product" in v:
         return _parse_product(c, key, v)
     m = c.mapping(key, v, ("event", "from", "telemetry", "channel", "value", "topic", "kind", "fields", "within_s",
-                           "since", "count", "absent", "during_s", "unique"))
+                           "since", "count", "absent", "during_s", "unique", "before"))
     selectors = [s for s in ("event", "telemetry", "topic") if s in m]
     if len(selectors) != 1:
         raise c.fail(key, "exactly one of event (with from), telemetry (with channel), topic", sorted(m))
@@ -374,17 +376,34 @@ def _parse_expect(c: _Ctx, key: str, v: Any, ids: set[str]) -> ExpectAction | Fr
     absent = c.boolean(f"{key}.absent", m.get("absent", False))
     during = None if "during_s" not in m else c.number(f"{key}.during_s", m["during_s"], 0.01, 86_400.0)
     unique = None if "unique" not in m else c.string(f"{key}.unique", m["unique"])
-    modes = [k for k, on in (("absent", absent), ("during_s", during is not None), ("unique", unique is not None)) if on]
+    before = _parse_before(c, key, m, cond)
+    modes = [k for k, on in (("absent", absent), ("during_s", during is not None), ("unique", unique is not None),
+                             ("before", before is not None)) if on]
     if len(modes) > 1:
         raise c.fail(key, "at most one of absent, during_s, unique", modes)
-    if (during is not None or unique is not None) and "within_s" in m:
+    if (during is not None or unique is not None or before is not None) and "within_s" in m:
         raise c.fail(f"{key}.within_s", f"no within_s with {modes[0]} (it watches for during_s / within the "
                                         f"run so far)", m["within_s"])
     if during is not None and "telemetry" not in m:
         raise c.fail(f"{key}.during_s", "during_s only with telemetry (every sample of the channel holds)", during)
     within = c.number(f"{key}.within_s", m.get("within_s", 10.0), 0.0, 86_400.0)
     return ExpectAction(condition=cond, within_s=during if during is not None else within, since=since, count=count,
-                        absent=absent, during_s=during, unique=unique)
+                        absent=absent, during_s=during, unique=unique, before=before)
+
+
+def _parse_before(c: _Ctx, key: str, m: dict[str, Any], cond: Condition) -> Condition | None:
+    """``before: {fields}`` (with ``event`` or ``topic``): the messages of the same event or topic whose fields
+    match these predicates must all come after the first ``count`` matches (priority order: thumbnails before
+    full frames)."""
+    if "before" not in m:
+        return None
+    if "telemetry" in m:
+        raise c.fail(f"{key}.before", "before only with event or topic (an order of messages)", m["before"])
+    preds = c.predicates(f"{key}.before", m["before"])
+    if not preds:
+        raise c.fail(f"{key}.before", "at least one field predicate (what must come later)", m["before"])
+    base = cond.fields[:1] if cond.kind == "evt" else ()
+    return Condition(cond.topic, (*base, *preds), kind=cond.kind)
 
 
 def _parse_wait(c: _Ctx, key: str, v: Any, ids: set[str]) -> WaitAction:
