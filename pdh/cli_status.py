@@ -173,15 +173,23 @@ def _ago(s: Any) -> str:
 
 
 def _source(v: Mapping[str, Any]) -> str:
-    return "no value seen" if v["via"] is None else f"({v['via']}, {_ago(v['age_s'])})"
+    return f"({v['via']}, {_ago(v['age_s'])})"
 
 
-def _process_lines(rows: list[dict[str, Any]]) -> list[str]:
+def _v(x: Any) -> str:
+    """A value on screen: '-' for one not known."""
+    return "-" if x is None else str(x)
+
+
+_UNSEEN = "no health seen (not on its bus, nor from TM at the ground, nor in the archive)"
+
+
+def _process_lines(rows: list[dict[str, Any]], supervised: bool) -> list[str]:
     lines = [f"  {'process':<18}{'kind':<16}{'host':<10}{'state':<11}{'pid':>8}{'starts':>7}  health"]
     for r in rows:
         h = r["health"]
         health = f"tlm {_ago(h['age_s'])} ({h['via']})" if h else ("NONE SEEN" if r["expects_health"] else "-")
-        state = r["state"] or "(not here)"
+        state = r["state"] or ("(elsewhere)" if supervised else "unknown")
         line = (f"  {r['name']:<18}{r['kind']:<16}{str(r['host'] or '-'):<10}{state:<11}"
                 f"{str(r['pid'] or '-'):>8}{str(r['starts'] or '-'):>7}  {health}")
         if r["gave_up"]:
@@ -206,17 +214,21 @@ def _link_lines(link: Mapping[str, Any], now: float) -> list[str]:
     else:
         lines = ["  contact   none now", f"  next      {_window(link['next'], now)}"]
     d = link["downlink_health"]
-    if link["downlink"]:
+    if link["downlink"] and d["via"] is None:
+        lines.append(f"  {link['downlink']:<9} {_UNSEEN}")
+    elif link["downlink"]:
         v = d["values"]
         ids = [i for i in str(v.get("in_flight") or "").split(",") if i]
         lines.append(f"  {link['downlink']:<9} contact {v.get('contact') or 'none'}, {len(ids)} in flight "
                      f"({_bytes(v.get('bytes_in_flight'))}), sending {_rate(v.get('send_rate_bps'))}  {_source(d)}")
     g = link["ground_health"]
-    if link["ground"]:
+    if link["ground"] and g["via"] is None:
+        lines.append(f"  {link['ground']:<9} no health seen on its bus")
+    elif link["ground"]:
         v = g["values"]
         lines.append(f"  {link['ground']:<9} contact {v.get('contact') or 'none'}, receiving "
-                     f"{_rate(v.get('receive_rate_bps'))}, {v.get('active_transactions', '-')} transactions open, "
-                     f"uplink {v.get('uplink_waiting', '-')} waiting / {v.get('uplink_in_flight', '-')} in flight  "
+                     f"{_rate(v.get('receive_rate_bps'))}, {_v(v.get('active_transactions'))} transactions open, "
+                     f"uplink {_v(v.get('uplink_waiting'))} waiting / {_v(v.get('uplink_in_flight'))} in flight  "
                      f"{_source(g)}")
     return lines
 
@@ -236,13 +248,15 @@ def _store_lines(store: Mapping[str, Any]) -> list[str]:
     d = store["lander"]
     v = d["values"]
     fill = v.get("store_fill")
-    queues = " ".join(f"{k[len('queue_'):]} {v.get(k)}" for k in DOWNLINK_CHANNELS
+    queues = " ".join(f"{k[len('queue_'):]} {_v(v.get(k))}" for k in DOWNLINK_CHANNELS
                       if k.startswith("queue_") and k != "queue_depth")
     fill_text = "-" if not isinstance(fill, (int, float)) else f"{fill * 100:.1f}%"
-    lines = [f"  lander    fill {fill_text} ({_bytes(v.get('store_bytes'))} of {_bytes(store['quota_bytes'])}), "
-             f"{v.get('queue_depth', '-')} queued: {queues}; oldest {v.get('oldest_unconfirmed_s', '-')} s, "
-             f"evicted {v.get('products_evicted', '-')}{'' if v.get('store_ok') != 0 else ', WRITES REFUSED'}  "
-             f"{_source(d)}"]
+    oldest = v.get("oldest_unconfirmed_s")
+    lines = [f"  lander    {_UNSEEN}" if d["via"] is None else
+             f"  lander    fill {fill_text} ({_bytes(v.get('store_bytes'))} of {_bytes(store['quota_bytes'])}), "
+             f"{_v(v.get('queue_depth'))} queued: {queues}; oldest "
+             f"{'-' if not isinstance(oldest, (int, float)) else f'{oldest:.0f}'} s, evicted "
+             f"{_v(v.get('products_evicted'))}{'' if v.get('store_ok') != 0 else ', WRITES REFUSED'}  {_source(d)}"]
     got = store["ground_products"]
     if got is None:
         lines.append("  ground    archive not readable")
@@ -259,7 +273,7 @@ def render(view: Mapping[str, Any]) -> str:
     head = (f"lunar-pdh status {when(now)} UTC  config {view['config']}  out {view['out']}\n"
             f"supervisor pid {sup['pid'] or '-'} ({'running' if sup['alive'] else 'NOT RUNNING'})"
             f"{'' if view['ok'] else '  -- NOT EVERY PROCESS IS RUNNING'}")
-    parts = [head, "PROCESSES", *_process_lines(view["processes"]), "LINK", *_link_lines(view["link"], now),
+    parts = [head, "PROCESSES", *_process_lines(view["processes"], bool(sup["pid"])), "LINK", *_link_lines(view["link"], now),
              "PASSES", *_pass_lines(view["passes"], now), "STORE", *_store_lines(view["store"]),
              f"EVENTS (last {len(view['events'])})"]
     parts += [f"  {event_line(Event(e['t'], e['source'], e['name'], e['severity'], e['via'], e['fields']))}"
