@@ -236,7 +236,8 @@ def _link_lines(link: Mapping[str, Any], now: float) -> list[str]:
 def _pass_lines(passes: Mapping[str, Any], now: float) -> list[str]:
     lines = []
     for p in passes["recorded"]:
-        end = f"closed {when(p['t_closed'])}" if p.get("t_closed") else f"open, planned to close {when(p['t_close_planned'])}"
+        end = (f"closed {when(p['t_closed'])}" if p.get("t_closed")
+               else f"open, planned to close {when(p['t_close_planned'])}")
         lines.append(f"  {p['relay']} pass {p['pass_number']}: opened {when(p['t_open'])}, {end}")
     if not passes["recorded"]:
         lines.append("  none recorded in the archive")
@@ -273,8 +274,8 @@ def render(view: Mapping[str, Any]) -> str:
     head = (f"lunar-pdh status {when(now)} UTC  config {view['config']}  out {view['out']}\n"
             f"supervisor pid {sup['pid'] or '-'} ({'running' if sup['alive'] else 'NOT RUNNING'})"
             f"{'' if view['ok'] else '  -- NOT EVERY PROCESS IS RUNNING'}")
-    parts = [head, "PROCESSES", *_process_lines(view["processes"], bool(sup["pid"])), "LINK", *_link_lines(view["link"], now),
-             "PASSES", *_pass_lines(view["passes"], now), "STORE", *_store_lines(view["store"]),
+    parts = [head, "PROCESSES", *_process_lines(view["processes"], bool(sup["pid"])),
+             "LINK", *_link_lines(view["link"], now), "PASSES", *_pass_lines(view["passes"], now), "STORE", *_store_lines(view["store"]),
              f"EVENTS (last {len(view['events'])})"]
     parts += [f"  {event_line(Event(e['t'], e['source'], e['name'], e['severity'], e['via'], e['fields']))}"
               for e in view["events"]] or ["  none"]

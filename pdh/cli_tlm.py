@@ -147,7 +147,8 @@ def cmd_tlm(args: argparse.Namespace) -> int:
     config = run_config(args)
     unknown = [p for p in args.process if p not in config.processes]
     if unknown:
-        raise SystemExit(f"{config.file}: no process {', '.join(unknown)}; its processes: {', '.join(config.processes)}")
+        raise SystemExit(f"{config.file}: no process {', '.join(unknown)}; "
+                         f"its processes: {', '.join(config.processes)}")
     deadline = _deadline(args.duration)
     _live_or_exit(config, args.out)
     specs = channel_specs(config)

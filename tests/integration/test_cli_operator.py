@@ -126,7 +126,7 @@ def test_status_shows_every_process_running_and_the_link(run: Run) -> None:
     for name in view["processes"]:
         assert any(line.split()[:1] == [name["name"]] and "running" in line for line in lines), text.stdout
     for section in ("PROCESSES", "LINK", "PASSES", "STORE", "EVENTS"):
-        assert section in lines, text.stdout
+        assert any(line.split(" ")[0] == section for line in lines), text.stdout
     assert any(line.strip().startswith(("contact", "next")) for line in lines)
 
 
