@@ -27,7 +27,8 @@ from typing import Any, Callable, Protocol
 
 from pdh.scenario.adapters import adapter_for
 from pdh.scenario.expect import MISSING, Recording, Record, explain, find_matches, field_value
-from pdh.scenario.model import (UPLINK_FINAL, CommandAction, ControlAction, DiskAction, ExpectAction, FramesAction,
+from pdh.scenario.model import (UPLINK_FINAL, CommandAction, ControlAction, DatagramAction, DiskAction, ExpectAction,
+                                FramesAction,
                                 InjectAction, LinkAction, ProductAction, RestartAction, Scenario, SignalAction, Step,
                                 UplinkAction, WaitAction)
 
@@ -114,6 +115,9 @@ def describe_step(step: Step) -> str:
         if a.limit_bytes is not None:
             return f"disk {a.process}: full (file-size limit {a.limit_bytes} bytes)"
         return f"disk {a.process}: ballast file of {a.ballast_bytes} bytes in its store"
+    if isinstance(a, DatagramAction):
+        what = f" {a.target} {a.cmd} {_short(a.args) if a.args else ''}".rstrip() if a.cmd else ""
+        return f"datagram to {a.process}'s ground side: {a.forge}{what}" + (f" x{a.count}" if a.count > 1 else "")
     if isinstance(a, UplinkAction):
         return (f"uplink via {a.ground}: {a.target} {a.cmd} {_short(a.args) if a.args else ''}".rstrip()
                 + f" -> {a.expect}")
@@ -260,7 +264,7 @@ class Engine:
     def _send(self, step: Step, res: StepResult, now: float) -> _Pending | _Uplink | Step:
         a = step.action
         if isinstance(a, (ExpectAction, FramesAction, ProductAction, WaitAction, SignalAction, RestartAction,
-                          DiskAction)):
+                          DiskAction, DatagramAction)):
             return step
         if isinstance(a, UplinkAction):
             args: dict[str, Any] = {"target": a.target, "cmd": a.cmd, "args_json": json.dumps(a.args)}
@@ -333,6 +337,9 @@ class Engine:
                 detail += f"; CONT due at t={now + a.hold_s:.2f} s"
         elif isinstance(a, RestartAction):
             ok, detail = self.io.act(a.process, "restart", {})
+        elif isinstance(a, DatagramAction):
+            ok, detail = self.io.act(a.process, "datagram", {"forge": a.forge, "target": a.target, "cmd": a.cmd,
+                                                            "args": a.args, "spi": a.spi, "count": a.count})
         else:
             assert isinstance(a, DiskAction)
             params: dict[str, Any] = ({"lift": True} if a.lift else {"limit_bytes": a.limit_bytes}
@@ -413,7 +420,8 @@ class Engine:
         cur = self._current
         if isinstance(cur, _Uplink):
             return self._follow_uplink(cur, now, background=False)
-        if isinstance(cur, Step) and isinstance(cur.action, (SignalAction, RestartAction, DiskAction)):
+        if isinstance(cur, Step) and isinstance(cur.action, (SignalAction, RestartAction, DiskAction,
+                                                             DatagramAction)):
             return self._do(cur, self.results[cur.index], now)
         if isinstance(cur, _Pending):
             if cur.wait == "accepted" and cur.expect != "rejected":

@@ -5,14 +5,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pdh.scenario.expect import Condition, Predicate
 
 __all__ = ["Scenario", "Step", "CommandAction", "InjectAction", "ControlAction", "LinkAction", "SignalAction",
-           "RestartAction", "DiskAction", "UplinkAction", "ExpectAction", "FramesAction", "ProductAction",
+           "RestartAction", "DiskAction", "DatagramAction", "UplinkAction", "ExpectAction", "FramesAction", "ProductAction",
            "WaitAction", "Action", "UPLINK_FINAL"]
 
 UPLINK_FINAL = ("completed", "failed", "rejected", "not_delivered", "cancelled")
@@ -87,6 +87,20 @@ class DiskAction:
 
 
 @dataclass(frozen=True)
+class DatagramAction:
+    """``datagram``: a forged or replayed uplink datagram (``pdh.scenario.forge``) sent ``count`` times by the
+    runner to the relay's ground side, as a transmitter in its beam that is not the ground would."""
+
+    process: str
+    forge: str
+    target: str = ""
+    cmd: str = ""
+    args: dict[str, Any] = field(default_factory=dict)
+    spi: int = 1
+    count: int = 1
+
+
+@dataclass(frozen=True)
 class UplinkAction:
     """``uplink`` (and ``request``): UPLINK through a ground station's command port; judged on the command's
     verification stages (``command_stage`` events of the ground) until a final one."""
@@ -139,7 +153,7 @@ class WaitAction:
 
 
 Action = (CommandAction | InjectAction | ControlAction | LinkAction | SignalAction | RestartAction | DiskAction
-          | UplinkAction | ExpectAction | FramesAction | ProductAction | WaitAction)
+          | DatagramAction | UplinkAction | ExpectAction | FramesAction | ProductAction | WaitAction)
 
 
 @dataclass(frozen=True)
@@ -155,6 +169,7 @@ class Step:
     def kind(self) -> str:
         return {CommandAction: "command", InjectAction: "inject", ControlAction: "control", LinkAction: "link",
                 SignalAction: "signal", RestartAction: "restart", DiskAction: "disk", UplinkAction: "uplink",
+                DatagramAction: "datagram",
                 ExpectAction: "expect", FramesAction: "expect", ProductAction: "expect",
                 WaitAction: "wait"}[type(self.action)]
 

@@ -158,7 +158,8 @@ class Faults:
 
     def act(self, process: str, what: str, params: dict[str, Any]) -> tuple[bool, str]:
         try:
-            done = {"signal": self._signal, "restart": self._restart, "disk": self._disk}[what](process, params)
+            done = {"signal": self._signal, "restart": self._restart, "disk": self._disk,
+                    "datagram": self._datagram}[what](process, params)
         except (OSError, KeyError, ValueError) as exc:  # not running, a limit refused, no space for ballast
             self.log.warning("fault_failed", process=process, what=what, params=params, error=str(exc))
             return False, f"{what} {process}: {exc}"
@@ -218,6 +219,34 @@ class Faults:
             os.posix_fallocate(f.fileno(), 0, size)  # blocks really taken, not a sparse file
         self.ballast.append(path)
         return f"ballast of {size} bytes in {store} ({free - size} bytes left free)"
+
+    def _datagram(self, process: str, params: dict[str, Any]) -> str:
+        """A forged or replayed uplink datagram (pdh.scenario.forge) to the relay's ground side, from the runner's
+        own socket (the relay hears any transmitter in its beam)."""
+        import socket
+
+        from framework.config import find_config
+        from link.dictionary import Dictionary
+        from link.radio import udp_address
+        from link.sdls import load_associations
+        from pdh.scenario.forge import forge, last_uplink
+
+        config = self.sup.config
+        dest = udp_address(config.reach(process, "ground_in"))
+        pcap = self.out / str(config.processes[process].get("pcap", "link/relay.pcap"))
+        ingests = config.processes_of_kind("fsw.ingest")
+        sa_file = str(config.processes[ingests[0]].get("sa_file", "configs/sa.yaml")) if ingests else "configs/sa.yaml"
+        algorithm = next((sa.algorithm for sa in load_associations(find_config(sa_file)) if sa.spi == params["spi"]),
+                         "aes-gcm")
+        lander_port = udp_address(config.reach(process, "lander"))[1]
+        dictionary = Dictionary.from_config(config)
+        data = forge(params["forge"], captured=last_uplink(pcap, lander_port, dictionary), dictionary=dictionary,
+                     target=params["target"], cmd=params["cmd"], args=params["args"], spi=params["spi"],
+                     algorithm=algorithm)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _ in range(params["count"]):
+                s.sendto(data, dest)
+        return f"{params['forge']} datagram of {len(data)} bytes sent {params['count']}x to {process} {dest[0]}:{dest[1]}"
 
     def undo(self) -> None:
         """Continue held processes (a stopped one takes no SIGTERM) and remove ballast files."""

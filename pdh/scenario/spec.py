@@ -63,14 +63,16 @@ import yaml
 
 from framework.errors import ConfigError
 from pdh.scenario.expect import Condition, Predicate, parse_predicate
-from pdh.scenario.model import (UPLINK_FINAL, Action, CommandAction, ControlAction, DiskAction, ExpectAction,
+from pdh.scenario.model import (UPLINK_FINAL, Action, CommandAction, ControlAction, DatagramAction, DiskAction,
+                                ExpectAction,
                                 FramesAction, InjectAction, LinkAction, ProductAction, RestartAction, Scenario,
                                 SignalAction, Step, UplinkAction, WaitAction)
 
 __all__ = ["Scenario", "Step", "CommandAction", "InjectAction", "ControlAction", "ExpectAction", "FramesAction",
            "WaitAction", "Action", "load_scenario", "parse_scenario", "merge_overrides", "ACTIONS", "STATUSES"]
 
-ACTIONS = ("command", "inject", "control", "link", "signal", "restart", "disk", "uplink", "request", "expect", "wait")
+ACTIONS = ("command", "inject", "control", "link", "signal", "restart", "disk", "datagram", "uplink", "request", "expect",
+           "wait")
 SIGNALS = ("KILL", "STOP", "CONT", "TERM")
 _MAX_BALLAST = 4 << 30  # a ballast file is never larger (and never more than half the free space, at run time)
 STATUSES = ("completed", "rejected", "failed")
@@ -519,6 +521,34 @@ def _parse_disk(c: _Ctx, key: str, v: Any, ids: set[str]) -> DiskAction:
     return DiskAction(proc, ballast_bytes=_bytes(c, f"{key}.ballast_bytes", m["ballast_bytes"], 0, _MAX_BALLAST))
 
 
+def _parse_datagram(c: _Ctx, key: str, v: Any, ids: set[str]) -> DatagramAction:
+    """``datagram: {process: relay, forge: replay|tampered|bad_mac|unknown_spi|garbage, target, cmd, args, spi,
+    count}`` (pdh.scenario.forge); ``target`` and ``cmd`` are needed to forge a command (bad_mac, unknown_spi)."""
+    from pdh.scenario.forge import FORGES
+
+    m = c.mapping(key, v, ("process", "forge", "target", "cmd", "args", "spi", "count"))
+    for req in ("process", "forge"):
+        if req not in m:
+            raise c.fail(f"{key}.{req}", "a string (required, missing)")
+    form = m["forge"]
+    if form not in FORGES:
+        raise c.fail(f"{key}.forge", f"one of {list(FORGES)}", form)
+    if form in ("bad_mac", "unknown_spi"):
+        for req in ("target", "cmd"):
+            if req not in m:
+                raise c.fail(f"{key}.{req}", f"a string (required to forge {form}, missing)")
+    count = m.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 100:
+        raise c.fail(f"{key}.count", "an integer in [1, 100]", count)
+    spi = m.get("spi", 1)
+    if isinstance(spi, bool) or not isinstance(spi, int) or not 1 <= spi <= 0xFFFF:
+        raise c.fail(f"{key}.spi", "an SPI in [1, 65535]", spi)
+    return DatagramAction(c.string(f"{key}.process", m["process"]), form,
+                          c.string(f"{key}.target", m["target"]) if "target" in m else "",
+                          c.string(f"{key}.cmd", m["cmd"]) if "cmd" in m else "",
+                          dict(c.mapping(f"{key}.args", m.get("args", {}))), spi, count)
+
+
 def _parse_uplink(c: _Ctx, key: str, v: Any, ids: set[str]) -> UplinkAction:
     m = c.mapping(key, v, ("ground", "target", "cmd", "args", "expect", "wait", "timeout_s", "spi"))
     for req in ("target", "cmd"):
@@ -582,7 +612,8 @@ def _parse_request(c: _Ctx, key: str, v: Any, ids: set[str]) -> UplinkAction:
 
 
 _PARSERS = {"command": _parse_command, "inject": _parse_inject, "control": _parse_control, "link": _parse_link,
-            "signal": _parse_signal, "restart": _parse_restart, "disk": _parse_disk, "uplink": _parse_uplink,
+            "signal": _parse_signal, "restart": _parse_restart, "disk": _parse_disk, "datagram": _parse_datagram,
+            "uplink": _parse_uplink,
             "request": _parse_request, "expect": _parse_expect, "wait": _parse_wait}
 
 
@@ -595,7 +626,7 @@ def check_against_config(sc: Scenario) -> None:
     started = set(sc.start) if sc.start is not None else set(procs)
     for step in sc.steps:
         a = step.action
-        if isinstance(a, (SignalAction, RestartAction, DiskAction, UplinkAction)):
+        if isinstance(a, (SignalAction, RestartAction, DiskAction, UplinkAction, DatagramAction)):
             _check_process_step(c, step, procs, started)
             continue
         if isinstance(a, ProductAction):
@@ -646,6 +677,13 @@ def _check_process_step(c: _Ctx, step: Step, procs: dict[str, Any], started: set
             raise c.fail(f"{base}.{field}", f"a process of the config {sorted(procs)}", name)
         if field != "target" and name not in started:
             raise c.fail(f"{base}.{field}", f"a process in 'start' {sorted(started)}", name)
+    if isinstance(a, DatagramAction):
+        roles = procs[a.process].get("endpoints") if isinstance(procs[a.process].get("endpoints"), dict) else {}
+        if procs[a.process].get("kind") != "hil.relay" or "ground_in" not in roles:
+            raise c.fail(f"{base}.process", "a relay emulator (hil.relay; the datagram goes to its ground_in)",
+                         a.process)
+        if a.target and not isinstance(procs.get(a.target), dict):
+            raise c.fail(f"{base}.target", f"a process of the config {sorted(procs)}", a.target)
     if isinstance(a, DiskAction) and a.ballast_bytes is not None and not procs[a.process].get("store_dir"):
         raise c.fail(f"{base}.process", "a process with a store_dir (the ballast file goes there)", a.process)
     if isinstance(a, UplinkAction):
