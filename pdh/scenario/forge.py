@@ -6,8 +6,8 @@ Forms (``FORGES``):
 - ``replay``: the last TC datagram the relay carried from the ground, byte for byte (a valid MAC, a
   sequence number already used);
 - ``tampered``: the same with one byte of its command changed (the args of a real command altered on the way);
-- ``bad_mac``: a well-formed command for ``target``/``cmd``/``args`` under a real SPI, MAC'd with a key that
-  is not the SA's;
+- ``bad_mac``: a well-formed command for ``target``/``cmd``/``args`` under a real SPI and the sequence number
+  the ground would use next, MAC'd with a key that is not the SA's;
 - ``unknown_spi``: the same under an SPI no SA has;
 - ``garbage``: bytes that are no packet at all (the lander's radio refuses them: ``datagrams_rejected``).
 """
@@ -81,5 +81,7 @@ def forge(form: str, *, captured: bytes | None = None, dictionary: Dictionary | 
         raise ValueError(f"cannot forge {target} {cmd}: {exc}") from None
     use_spi = UNKNOWN_SPI if form == "unknown_spi" else spi
     sa = SecurityAssociation(spi=use_spi, key_id="forged", algorithm=algorithm)
-    packet = encode_command(apid, 0, use_spi, 1, spec, checked)
+    # the sequence number the ground would use next: only the MAC (or the SPI) can refuse it, not anti-replay
+    seq = 1 if captured is None else read_tc_header(captured).seq + 1
+    packet = encode_command(apid, 0, use_spi, seq, spec, checked)
     return protect(packet, sa, os.urandom(32))
