@@ -89,7 +89,7 @@ def test_run_with_a_host_starts_only_that_hosts_processes(tmp_path: Path) -> Non
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
     try:
-        assert wait_for(lambda: _started(out, "ground") and _started(out, "ground_broker"), 30.0)
+        assert wait_for(lambda: all(_started(out, n) for n in ("ground", "ground_broker", "console")), 30.0)
     finally:
         os.killpg(p.pid, signal.SIGTERM)
         try:
@@ -98,7 +98,8 @@ def test_run_with_a_host_starts_only_that_hosts_processes(tmp_path: Path) -> Non
             os.killpg(p.pid, signal.SIGKILL)
             p.wait(timeout=5)
     assert p.returncode == 0
-    assert sorted(x.stem for x in (out / "logs").glob("*.jsonl") if x.stem != "supervisor") == ["ground", "ground_broker"]
+    assert sorted(x.stem for x in (out / "logs").glob("*.jsonl") if x.stem != "supervisor") == [
+        "console", "ground", "ground_broker"]
 
 
 def test_run_with_an_unknown_host_fails_at_once_naming_the_hosts(tmp_path: Path) -> None:

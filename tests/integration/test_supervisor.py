@@ -49,7 +49,7 @@ def test_a_host_given_keeps_only_that_hosts_processes_brokers_first(tmp_path: Pa
 
     demo = load_config(Path(__file__).resolve().parents[2] / "configs" / "demo.yaml")
     ground = Supervisor(demo, Path(demo.file), tmp_path / "out", host="ground")
-    assert list(ground.children) == ["ground_broker", "ground"]
+    assert list(ground.children) == ["ground_broker", "ground", "console"]
     assert list(Supervisor(demo, Path(demo.file), tmp_path / "out").children)[:2] == ["broker", "ground_broker"]
     with pytest.raises(ConfigError, match="'moon'"):
         Supervisor(demo, Path(demo.file), tmp_path / "out", host="moon")
