@@ -45,7 +45,8 @@ def test_steps_go_at_the_times_a_model_of_rel_and_abs_timing_gives(tmp_path: Pat
     steps.insert(1, {"abs": T0 + abs_at, "target": "navcam_driver", "cmd": "NOOP"})
     board.core.load("s", json.dumps(steps), T0)
     board.core.start("s", T0)
-    sent = _run(board, T0, T0 + 60, dt=0.125)
+    horizon = abs_at + sum(gaps) / 8 + len(steps)  # every step due within it (each waits at most a tick more)
+    sent = _run(board, T0, T0 + horizon, dt=0.125)
     ticks = [round(t * 8) for t, _ in sent]
     want: list[int] = []
     prev = round(T0 * 8)
