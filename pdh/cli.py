@@ -27,7 +27,7 @@ import yaml
 
 from framework.config import EVERY_HOST, config_dir, find_config, load_config
 from framework.errors import ConfigError
-from pdh.cli_command import follow_command, not_running
+from pdh.cli_command import follow_command, not_running, parse_value
 from pdh.supervisor import Interrupted, catch_stop_signals
 
 __all__ = ["main"]
@@ -112,22 +112,6 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_value(v: str) -> Any:
-    """A command argument from the command line: int, float, true/false, a [list] or {map} in YAML flow
-    style (``region=[0,0,64,64]``), else the string itself."""
-    if v[:1] in "[{":
-        try:
-            return yaml.safe_load(v)
-        except yaml.YAMLError:
-            return v
-    for conv in (int, float):
-        try:
-            return conv(v)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(v.lower(), v)
-
-
 def _cmd_cmd(args: argparse.Namespace) -> int:
     """One command over the run's command port, with the operator's CURVE key (``--keys``, default the
     run's key directory; ``--operator``, default ``operator``); every failure says what is wrong."""
@@ -155,7 +139,7 @@ def _cmd_cmd(args: argparse.Namespace) -> int:
             print(f"argument '{kv}': expected key=value", file=sys.stderr)
             return 2
         k, v = kv.split("=", 1)
-        cmd_args[k] = _parse_value(v)
+        cmd_args[k] = parse_value(v)
     keys_dir = Path(args.keys) if args.keys else config.keys_dir(args.out)
     curve = config.security["curve"]
     if curve and not (keys_dir / f"{args.operator}.key_secret").is_file():

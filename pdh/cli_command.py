@@ -16,11 +16,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
+
 from framework.bus.commands import CommandClient, CommandReply
 from framework.config import Config
 from pdh.supervisor import read_state
 
-__all__ = ["follow_command", "not_running", "PROGRESS_EVERY_S"]
+__all__ = ["parse_value", "follow_command", "not_running", "PROGRESS_EVERY_S"]
 
 PROGRESS_EVERY_S = 5.0
 """How often a line says the command is still being worked on."""
@@ -102,3 +104,19 @@ def follow_command(client: CommandClient, cmd: str, args: dict[str, Any], timeou
             deadline = now + wait_s
             next_note = now + every_s
     return replies
+
+
+def parse_value(v: str) -> Any:
+    """A command argument from the command line: int, float, true/false, a [list] or {map} in YAML flow
+    style (``region=[0,0,64,64]``), else the string itself."""
+    if v[:1] in "[{":
+        try:
+            return yaml.safe_load(v)
+        except yaml.YAMLError:
+            return v
+    for conv in (int, float):
+        try:
+            return conv(v)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(v.lower(), v)

@@ -111,14 +111,14 @@ def _ground_name(config: Config, wanted: str | None) -> str:
 
 
 def _arguments(pairs: list[str]) -> dict[str, Any]:
-    from pdh.cli import _parse_value  # the one way the CLI reads key=value arguments
+    from pdh.cli_command import parse_value  # the one way the CLI reads key=value arguments
 
     out: dict[str, Any] = {}
     for kv in pairs:
         if "=" not in kv:
             raise SystemExit(f"argument '{kv}': expected key=value")
         k, v = kv.split("=", 1)
-        out[k] = _parse_value(v)
+        out[k] = parse_value(v)
     return out
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pdh.cli import _parse_value
+from pdh.cli_command import parse_value as _parse_value
 
 
 def test_numbers_booleans_and_words_keep_their_kinds() -> None:
