@@ -44,6 +44,7 @@ def _failures(out: Path) -> list[str]:
     return lines
 
 
+@pytest.mark.timeout(TIMEOUT_S + 60)  # the suite's 300 s per test is less than the campaign takes
 def test_the_whole_scenario_campaign_passes(capsys: pytest.CaptureFixture[str]) -> None:
     if OUT.exists():
         shutil.rmtree(OUT)  # the runner wants a new or empty directory; the last run's reports go
