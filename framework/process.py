@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import zmq
 
+from framework.clock import StepClock, offset_path
 from framework.config import Config, load_config
 from framework.kinds import KINDS
 from framework.logs import configure_logging
@@ -193,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     log = configure_logging(args.name, None if args.console else out / "logs", console=args.console)
-    ctx = ProcessContext(name=args.name, config=config, out_dir=out, log=log)
+    # wall time through a clock a bench can step (framework.clock); the monotonic clock never steps
+    ctx = ProcessContext(name=args.name, config=config, out_dir=out, log=log,
+                         clock=StepClock(offset_path(out, args.name)))
 
     def on_signal(signum: int, _frame: Any) -> None:
         ctx.stop.set()

@@ -29,7 +29,8 @@ from pdh.scenario.adapters import adapter_for
 from pdh.scenario.expect import MISSING, Recording, Record, explain, find_matches, field_value
 from pdh.scenario.model import (UPLINK_FINAL, CommandAction, ControlAction, DatagramAction, DiskAction, ExpectAction,
                                 FramesAction,
-                                InjectAction, LinkAction, ProductAction, RestartAction, Scenario, SignalAction, Step,
+                                InjectAction, LinkAction, ProductAction, RestartAction, ClockAction, Scenario, SignalAction,
+                                Step,
                                 UplinkAction, WaitAction)
 
 __all__ = ["Reply", "ScenarioIO", "StepResult", "Engine", "describe_step"]
@@ -109,6 +110,8 @@ def describe_step(step: Step) -> str:
         return f"signal {a.process} SIG{a.signal}{hold}"
     if isinstance(a, RestartAction):
         return f"restart {a.process}"
+    if isinstance(a, ClockAction):
+        return f"clock {a.process}: wall clock steps {a.step_s:+g} s"
     if isinstance(a, DiskAction):
         if a.lift:
             return f"disk {a.process}: file-size limit lifted"
@@ -264,7 +267,7 @@ class Engine:
     def _send(self, step: Step, res: StepResult, now: float) -> _Pending | _Uplink | Step:
         a = step.action
         if isinstance(a, (ExpectAction, FramesAction, ProductAction, WaitAction, SignalAction, RestartAction,
-                          DiskAction, DatagramAction)):
+                          ClockAction, DiskAction, DatagramAction)):
             return step
         if isinstance(a, UplinkAction):
             args: dict[str, Any] = {"target": a.target, "cmd": a.cmd, "args_json": json.dumps(a.args)}
@@ -337,6 +340,8 @@ class Engine:
                 detail += f"; CONT due at t={now + a.hold_s:.2f} s"
         elif isinstance(a, RestartAction):
             ok, detail = self.io.act(a.process, "restart", {})
+        elif isinstance(a, ClockAction):
+            ok, detail = self.io.act(a.process, "clock", {"step_s": a.step_s})
         elif isinstance(a, DatagramAction):
             ok, detail = self.io.act(a.process, "datagram", {"forge": a.forge, "target": a.target, "cmd": a.cmd,
                                                             "args": a.args, "spi": a.spi, "count": a.count})
@@ -420,7 +425,7 @@ class Engine:
         cur = self._current
         if isinstance(cur, _Uplink):
             return self._follow_uplink(cur, now, background=False)
-        if isinstance(cur, Step) and isinstance(cur.action, (SignalAction, RestartAction, DiskAction,
+        if isinstance(cur, Step) and isinstance(cur.action, (SignalAction, RestartAction, ClockAction, DiskAction,
                                                              DatagramAction)):
             return self._do(cur, self.results[cur.index], now)
         if isinstance(cur, _Pending):

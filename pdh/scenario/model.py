@@ -12,7 +12,7 @@ from typing import Any
 from pdh.scenario.expect import Condition, Predicate
 
 __all__ = ["Scenario", "Step", "CommandAction", "InjectAction", "ControlAction", "LinkAction", "SignalAction",
-           "RestartAction", "DiskAction", "DatagramAction", "UplinkAction", "ExpectAction", "FramesAction", "ProductAction",
+           "RestartAction", "ClockAction", "DiskAction", "DatagramAction", "UplinkAction", "ExpectAction", "FramesAction", "ProductAction",
            "WaitAction", "Action", "UPLINK_FINAL"]
 
 UPLINK_FINAL = ("completed", "failed", "rejected", "not_delivered", "cancelled")
@@ -73,6 +73,15 @@ class SignalAction:
 @dataclass(frozen=True)
 class RestartAction:
     process: str
+
+
+@dataclass(frozen=True)
+class ClockAction:
+    """``clock``: step a process's wall clock by ``step_s`` seconds (cumulative; framework.clock.StepClock reads
+    the run's ``OUT/clock/<process>.offset_s``); ``process`` "all" steps every started process."""
+
+    process: str
+    step_s: float
 
 
 @dataclass(frozen=True)
@@ -152,7 +161,8 @@ class WaitAction:
     duration_s: float
 
 
-Action = (CommandAction | InjectAction | ControlAction | LinkAction | SignalAction | RestartAction | DiskAction
+Action = (CommandAction | InjectAction | ControlAction | LinkAction | SignalAction | RestartAction | ClockAction
+          | DiskAction
           | DatagramAction | UplinkAction | ExpectAction | FramesAction | ProductAction | WaitAction)
 
 
@@ -168,7 +178,8 @@ class Step:
     @property
     def kind(self) -> str:
         return {CommandAction: "command", InjectAction: "inject", ControlAction: "control", LinkAction: "link",
-                SignalAction: "signal", RestartAction: "restart", DiskAction: "disk", UplinkAction: "uplink",
+                SignalAction: "signal", RestartAction: "restart", ClockAction: "clock", DiskAction: "disk",
+                UplinkAction: "uplink",
                 DatagramAction: "datagram",
                 ExpectAction: "expect", FramesAction: "expect", ProductAction: "expect",
                 WaitAction: "wait"}[type(self.action)]

@@ -33,6 +33,7 @@ from typing import Any, Callable
 import yaml
 import zmq
 
+from framework.clock import MAX_OFFSET_S, offset_path
 from framework.config import Config, free_loopback_ports, validate_config
 from framework.logs import configure_logging
 from pdh.supervisor import Supervisor
@@ -158,7 +159,7 @@ class Faults:
 
     def act(self, process: str, what: str, params: dict[str, Any]) -> tuple[bool, str]:
         try:
-            done = {"signal": self._signal, "restart": self._restart, "disk": self._disk,
+            done = {"signal": self._signal, "restart": self._restart, "clock": self._clock, "disk": self._disk,
                     "datagram": self._datagram}[what](process, params)
         except (OSError, KeyError, ValueError) as exc:  # not running, a limit refused, no space for ballast
             self.log.warning("fault_failed", process=process, what=what, params=params, error=str(exc))
@@ -183,6 +184,29 @@ class Faults:
         self.held.discard(process)
         p = self.sup.children[process].popen
         return f"{process} restarted (pid {p.pid if p else '?'}, start {self.sup.children[process].starts})"
+
+    def _clock(self, process: str, params: dict[str, Any]) -> str:
+        """Step the wall clock of one process (or "all" the supervisor's children) by ``step_s``: the offset in
+        the run's OUT/clock/<process>.offset_s grows by it (written whole: temp file, then rename)."""
+        names = list(self.sup.children) if process == "all" else [process]
+        if process != "all" and process not in self.sup.children:
+            raise KeyError(f"{process} is not a process of this run")
+        shown = []
+        for name in names:
+            path = offset_path(self.out, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                old = float(path.read_text().strip())
+            except (OSError, ValueError):
+                old = 0.0
+            new = old + float(params["step_s"])
+            if abs(new) > MAX_OFFSET_S:
+                raise ValueError(f"{name}: a clock offset of {new:g} s is beyond {MAX_OFFSET_S:g} s")
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(f"{new!r}\n")
+            os.replace(tmp, path)
+            shown.append(f"{name} {new:+g} s")
+        return "wall clock offset now: " + ", ".join(shown)
 
     def _pid(self, process: str) -> int:
         p = self.sup.children[process].popen

@@ -61,17 +61,18 @@ from typing import Any
 
 import yaml
 
+from framework.clock import MAX_OFFSET_S
 from framework.errors import ConfigError
 from pdh.scenario.expect import Condition, Predicate, parse_predicate
 from pdh.scenario.model import (UPLINK_FINAL, Action, CommandAction, ControlAction, DatagramAction, DiskAction,
                                 ExpectAction,
-                                FramesAction, InjectAction, LinkAction, ProductAction, RestartAction, Scenario,
+                                FramesAction, InjectAction, LinkAction, ProductAction, RestartAction, ClockAction, Scenario,
                                 SignalAction, Step, UplinkAction, WaitAction)
 
 __all__ = ["Scenario", "Step", "CommandAction", "InjectAction", "ControlAction", "ExpectAction", "FramesAction",
            "WaitAction", "Action", "load_scenario", "parse_scenario", "merge_overrides", "ACTIONS", "STATUSES"]
 
-ACTIONS = ("command", "inject", "control", "link", "signal", "restart", "disk", "datagram", "uplink", "request", "expect",
+ACTIONS = ("command", "inject", "control", "link", "signal", "restart", "clock", "disk", "datagram", "uplink", "request", "expect",
            "wait")
 SIGNALS = ("KILL", "STOP", "CONT", "TERM")
 _MAX_BALLAST = 4 << 30  # a ballast file is never larger (and never more than half the free space, at run time)
@@ -498,6 +499,16 @@ def _parse_restart(c: _Ctx, key: str, v: Any, ids: set[str]) -> RestartAction:
     return RestartAction(c.string(f"{key}.process", m["process"]))
 
 
+def _parse_clock(c: _Ctx, key: str, v: Any, ids: set[str]) -> ClockAction:
+    """``clock: {process: NAME | all, step_s: S}``: the process's wall clock jumps by S seconds (either way)."""
+    m = c.mapping(key, v, ("process", "step_s"))
+    for k in ("process", "step_s"):
+        if k not in m:
+            raise c.fail(f"{key}.{k}", "required, missing")
+    step = c.number(f"{key}.step_s", m["step_s"], -MAX_OFFSET_S, MAX_OFFSET_S)
+    return ClockAction(c.string(f"{key}.process", m["process"]), float(step))
+
+
 def _bytes(c: _Ctx, key: str, v: Any, lo: int, hi: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
         raise c.fail(key, f"an integer number of bytes in [{lo}, {hi}]", v)
@@ -612,7 +623,7 @@ def _parse_request(c: _Ctx, key: str, v: Any, ids: set[str]) -> UplinkAction:
 
 
 _PARSERS = {"command": _parse_command, "inject": _parse_inject, "control": _parse_control, "link": _parse_link,
-            "signal": _parse_signal, "restart": _parse_restart, "disk": _parse_disk, "datagram": _parse_datagram,
+            "signal": _parse_signal, "restart": _parse_restart, "clock": _parse_clock, "disk": _parse_disk, "datagram": _parse_datagram,
             "uplink": _parse_uplink,
             "request": _parse_request, "expect": _parse_expect, "wait": _parse_wait}
 
@@ -626,7 +637,9 @@ def check_against_config(sc: Scenario) -> None:
     started = set(sc.start) if sc.start is not None else set(procs)
     for step in sc.steps:
         a = step.action
-        if isinstance(a, (SignalAction, RestartAction, DiskAction, UplinkAction, DatagramAction)):
+        if isinstance(a, ClockAction) and a.process == "all":
+            continue
+        if isinstance(a, (SignalAction, RestartAction, ClockAction, DiskAction, UplinkAction, DatagramAction)):
             _check_process_step(c, step, procs, started)
             continue
         if isinstance(a, ProductAction):
