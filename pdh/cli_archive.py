@@ -71,7 +71,9 @@ def _url(args: argparse.Namespace) -> str:
     name = args.ground or (grounds[0] if len(grounds) == 1 else None)
     if name not in grounds:
         raise SystemExit(f"{config.file}: name one ground station with --ground (have: {grounds})")
-    return str((config.processes[name].get("archive") or {}).get("url", DEFAULT_URL))
+    from ground.station import archive_url
+
+    return archive_url(config, name)  # the one lookup the station and the console use
 
 
 def _open(args: argparse.Namespace) -> Any:
