@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from framework.config import Config, find_config, load_config
 from framework.errors import PdhError
-from pdh.cli_uplink import _common, _Ground, _wait
+from pdh.cli_uplink import GroundClient, add_ground_args, follow_stages
 
 __all__ = ["add_request_parser", "cmd_request", "request_of", "parse_region"]
 
@@ -151,13 +151,13 @@ def cmd_request(args: argparse.Namespace) -> int:
             return 0
     before = _roi_ids(archive, camera) if cmd == "SEND_REGION" and pid is None else set()
     deadline = time.monotonic() + args.wait_s
-    ground = _Ground(args)
+    ground = GroundClient(args)
     try:
         cid = ground.call("UPLINK", {"target": target, "cmd": cmd, "args_json": json.dumps(cmd_args)})["id"]
         print(f"queued as {cid} at {ground.name}: {target} {cmd} {json.dumps(cmd_args)}", flush=True)
         if not args.wait:
             return 0
-        if _wait(ground, cid, args.wait_s) != 0:
+        if follow_stages(ground, cid, args.wait_s) != 0:
             return 1
     finally:
         ground.close()
@@ -177,5 +177,5 @@ def add_request_parser(sub: Any, default_config: str) -> None:
                    help="print each stage, then wait until the product is at the ground (exit 0 once it is)")
     r.add_argument("--wait-s", type=float, default=600.0, help="with --wait: give up after this many seconds")
     r.add_argument("--force", action="store_true", help="ask for a full frame even if the ground holds it")
-    _common(r, default_config)
+    add_ground_args(r, default_config)
     r.set_defaults(func=cmd_request)

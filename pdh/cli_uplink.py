@@ -24,14 +24,16 @@ from typing import Any
 
 from framework.config import Config, find_config, load_config
 
-__all__ = ["add_uplink_parser", "add_queue_parser", "cmd_uplink", "cmd_queue", "FINAL_STAGES"]
+__all__ = ["add_uplink_parser", "add_queue_parser", "cmd_uplink", "cmd_queue", "FINAL_STAGES", "GroundClient",
+           "add_ground_args", "follow_stages"]
 
 FINAL_STAGES = ("completed", "failed", "rejected", "not_delivered", "cancelled")
 """A command's stages after which nothing more comes (``--wait`` stops there)."""
 _POLL_S = 0.5
 
 
-def _common(p: argparse.ArgumentParser, default_config: str) -> None:
+def add_ground_args(p: argparse.ArgumentParser, default_config: str) -> None:
+    """The options every command through the ground's command port takes (run, config, ground, keys, operator)."""
     p.add_argument("--out", default="OUT", help="the run's output directory (ipc endpoints live there; default OUT)")
     p.add_argument("--config", default=default_config, help="the run's config (default the demo's)")
     p.add_argument("--ground", default=None, help="the ground station's process name (default: the config's one)")
@@ -48,7 +50,7 @@ def add_uplink_parser(sub: Any, default_config: str) -> argparse.ArgumentParser:
     u.add_argument("--spi", type=int, default=None, help="security association (default: the ground's uplink_spi)")
     u.add_argument("--wait", action="store_true", help="print each stage until the command's fate is known")
     u.add_argument("--wait-s", type=float, default=600.0, help="with --wait: give up after this many seconds")
-    _common(u, default_config)
+    add_ground_args(u, default_config)
     u.set_defaults(func=cmd_uplink)
     return u
 
@@ -59,12 +61,12 @@ def add_queue_parser(sub: Any, default_config: str) -> argparse.ArgumentParser:
     q.add_argument("id", nargs="?", type=int, help="move, cancel: the command's queue id")
     q.add_argument("position", nargs="?", type=int, help="move: its new position among the waiting (0: next)")
     q.add_argument("--all", action="store_true", help="list: also the last finished commands")
-    _common(q, default_config)
+    add_ground_args(q, default_config)
     q.set_defaults(func=cmd_queue)
     return q
 
 
-class _Ground:
+class GroundClient:
     """The operator's client of the ground's command port, with what went wrong said plainly."""
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -136,18 +138,18 @@ def cmd_uplink(args: argparse.Namespace) -> int:
     request: dict[str, Any] = {"target": args.target, "cmd": args.cmd, "args_json": json.dumps(cmd_args)}
     if args.spi is not None:
         request["spi"] = args.spi
-    ground = _Ground(args)
+    ground = GroundClient(args)
     try:
         cid = ground.call("UPLINK", request)["id"]
         print(f"queued as {cid} at {ground.name}: {args.target} {args.cmd} {json.dumps(cmd_args)}")
         if not args.wait:
             return 0
-        return _wait(ground, cid, args.wait_s)
+        return follow_stages(ground, cid, args.wait_s)
     finally:
         ground.close()
 
 
-def _wait(ground: _Ground, cid: int, wait_s: float) -> int:
+def follow_stages(ground: GroundClient, cid: int, wait_s: float) -> int:
     """Print each new stage of command ``cid`` until a final one (0 for completed) or ``wait_s`` passed."""
     shown, state = 0, "queued"
     deadline = time.monotonic() + wait_s
@@ -169,7 +171,7 @@ def cmd_queue(args: argparse.Namespace) -> int:
         raise SystemExit(f"queue {args.action}: give the command's id")
     if args.action == "move" and args.position is None:
         raise SystemExit("queue move: give the new position (0: next to go)")
-    ground = _Ground(args)
+    ground = GroundClient(args)
     try:
         if args.action == "list":
             _print_listing(ground.call("QUEUE_LIST", {"all": args.all})["commands"])
