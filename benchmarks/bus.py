@@ -32,7 +32,7 @@ import numpy as np
 import yaml
 import zmq
 
-from benchmarks.figures import Column, LoadWatch, Table, ratio
+from benchmarks.figures import Column, LoadWatch, Table, ratio, stop_processes
 from framework.config import free_loopback_ports
 from framework.bus.client import Publisher, Subscriber
 from framework.bus.message import Header, encode_header
@@ -204,12 +204,7 @@ class _Broker:
 
     def __exit__(self, *exc: Any) -> None:
         assert self.proc is not None
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_processes([self.proc])
 
 
 def _row(label: str, legs: list[dict[str, Any]], base: float | None) -> dict[str, Any]:

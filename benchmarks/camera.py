@@ -52,7 +52,7 @@ import numpy as np
 import yaml
 import zmq
 
-from benchmarks.figures import Column, LoadWatch, Table, ratio
+from benchmarks.figures import Column, LoadWatch, Table, ratio, stop_processes
 from framework.config import free_loopback_ports, validate_config
 from framework.bus.client import Subscriber
 from framework.bus.commands import CommandClient
@@ -215,14 +215,7 @@ def _processes(raw: dict[str, Any], tmp: str, names: tuple[str, ...]) -> Iterato
                                            stderr=subprocess.DEVNULL)
         yield procs
     finally:
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes(list(procs.values()))
 
 
 def _chain_config(size_px: int, transport: str, bus: str, tmp: str) -> dict[str, Any]:

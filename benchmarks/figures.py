@@ -17,11 +17,13 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
-__all__ = ["Column", "Table", "render", "best_of", "ratio", "LoadWatch", "MachineLoad", "spread", "BUSY_PER_CPU"]
+__all__ = ["Column", "Table", "render", "best_of", "ratio", "LoadWatch", "MachineLoad", "spread", "BUSY_PER_CPU",
+           "stop_processes"]
 
 T = TypeVar("T")
 
@@ -60,6 +62,36 @@ class LoadWatch:
 
     def done(self) -> MachineLoad:
         return MachineLoad(tuple(self.start), tuple(os.getloadavg()), self.cpus)  # type: ignore[arg-type]
+
+
+def stop_processes(procs: list[subprocess.Popen], timeout_s: float = 10.0) -> None:
+    """End a benchmark's child processes: terminate all, wait each up to ``timeout_s``, kill what is left.
+
+    All are signalled before any is waited for, so they shut down side by side rather than one after another;
+    a process that already ended (or ends meanwhile) is fine, so this can run in a ``finally`` without raising.
+    """
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                proc.terminate()
+            except ProcessLookupError:
+                pass  # ended between poll and terminate
+    left: list[subprocess.Popen] = []
+    for proc in procs:
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            left.append(proc)
+    for proc in left:
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+    for proc in left:
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            pass  # unkillable (e.g. in uninterruptible I/O): nothing more a benchmark can do
 
 
 def spread(values: list[float]) -> dict[str, float]:
