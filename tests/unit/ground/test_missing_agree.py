@@ -1,8 +1,8 @@
 """``pdh missing`` and the console agree on what is missing, and both are right.
 
-What is missing is made on purpose, over the station's real CFDP and TM paths (the setup of
-test_archive_missing.py): frame 2's full frame evicted on board (reported by a TM event), frame 3's
-lost (never sent), frame 4's interrupted mid-transfer after the ground NAKed its gap, and two
+What is missing is made on purpose, over the station's real CFDP and TM paths (made_missing.py, the
+setup test_archive_missing.py shares): frame 2's full frame evicted on board (reported by a TM event),
+frame 3's lost (never sent), frame 4's interrupted mid-transfer after the ground NAKed its gap, and two
 housekeeping packets lost in a ten-second silence. The archive is found from a config's ground
 station (``archive.url``: a SQLite path relative to the run's output directory, or a real PostgreSQL
 server) by both the console (:meth:`ArchiveView.of_config`, what its process does) and ``pdh missing
@@ -27,11 +27,8 @@ from ground.console.archive_view import ArchiveView
 from ground.console.desk import CommandDesk
 from ground.console.model import ConsoleModel, Feed
 from ground.interface import INTERFACE as GROUND
-from link.filestore import PRODUCT_SUFFIX
-from link.tmtc import encode_event, encode_housekeeping
 from pdh.cli import main
-from tests.unit.ground.test_archive_missing import DOWNLINK_APID, frame_file, interrupt, make_station
-from tests.unit.ground.test_station import send
+from tests.unit.ground.made_missing import Truth, make_what_is_missing
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -45,47 +42,17 @@ def config_with_archive(tmp_path: Path, url: str) -> Path:
     return path
 
 
-def make_what_is_missing(tmp_path: Path, url: str) -> dict[str, Any]:
-    """Thumbnails 1-4 and full frame 1 arrive; 2's full frame is evicted, 3's lost, 4's interrupted;
-    downlink housekeeping packets 3 and 4 are lost. The truth, as the archive must tell it."""
-    station, radio = make_station(tmp_path, url)
-    seq = iter(range(1, 100))
-    for n in (1, 2, 3, 4):
-        p, path = frame_file(tmp_path, n, "thumbnail")
-        assert send(station, radio, p.id, path, PRODUCT_SUFFIX, seq=next(seq))
-    full1, path1 = frame_file(tmp_path, 1, "full")
-    assert send(station, radio, full1.id, path1, PRODUCT_SUFFIX, seq=next(seq))
-    evicted = DOWNLINK.events["product_evicted"]
-    station.take_datagram(encode_event(DOWNLINK_APID, 0, 1100.0, evicted.id, "warning",
-                                       {"id": "navcam-00000002-full", "product_kind": "full", "class": "rest",
-                                        "score": 0.2, "bytes": 18000, "reason": "store over quota"}))
-    full4, path4 = frame_file(tmp_path, 4, "full")
-    lost = interrupt(station, radio, full4.id, path4, next(seq))
-    for count, t in ((1, 1101.0), (2, 1102.0), (5, 1112.0), (6, 1113.0)):
-        station.take_datagram(encode_housekeeping(DOWNLINK_APID, count, t, DOWNLINK, {"products_stored": count}))
-    station.close()
-    return {
-        "frames": [("navcam-00000002-full", "evicted"), ("navcam-00000003-full", "not_received"),
-                   ("navcam-00000004-full", "in_transfer")],
-        "open": (full4.id, path4.stat().st_size, [list(r) for r in lost]),
-        "gaps": [("downlink", "sequence", 1102.0, 1112.0, 2), ("downlink", "time", 1102.0, 1112.0, None)],
-        "evicted": [("navcam-00000002-full", False)],
-        "products": ["navcam-00000001-thumbnail", "navcam-00000001-full", "navcam-00000002-thumbnail",
-                     "navcam-00000003-thumbnail", "navcam-00000004-thumbnail"],
-    }
-
-
-def assert_right(missing: dict[str, Any], truth: dict[str, Any], who: str) -> None:
+def assert_right(missing: dict[str, Any], truth: Truth, who: str) -> None:
     """One answer (``pdh missing --json``'s or the console's) against the truth."""
-    assert [(r["full_id"], r["status"]) for r in missing["thumbnails_without_full"]] == truth["frames"], who
+    assert [(r["full_id"], r["status"]) for r in missing["thumbnails_without_full"]] == truth.frames, who
     (opened,) = missing["open_transfers"]
-    pid, size, lost = truth["open"]
-    assert (opened["id"], opened["file_size"], opened["missing"]) == (pid, size, lost), who
+    lost = [list(r) for r in truth.lost]  # JSON has no tuples
+    assert (opened["id"], opened["file_size"], opened["missing"]) == (truth.open_id, truth.open_size, lost), who
     assert opened["naks"] >= 1 and opened["eof_received"], who
-    assert opened["missing_text"] == ",".join(f"{a}-{b - 1}" for a, b in lost), who
+    assert opened["missing_text"] == ",".join(f"{a}-{b - 1}" for a, b in truth.lost), who
     assert [(g["source"], g["kind"], g["t_from"], g["t_to"], g["packets_missing"])
-            for g in missing["tm_gaps"]] == truth["gaps"], who
-    assert [(e["id"], e["received"]) for e in missing["evicted"]] == truth["evicted"], who
+            for g in missing["tm_gaps"]] == truth.gaps, who
+    assert [(e["id"], e["received"]) for e in missing["evicted"]] == truth.evicted, who
 
 
 def console_of(config: Any, out: Path) -> TestClient:
@@ -128,11 +95,12 @@ def test_pdh_missing_and_the_console_agree_on_what_is_missing_and_both_are_right
 
     # the console's other views of the same archive say the same
     shown = {c["id"]: c for c in http.get("/api/products").json()["products"]}
-    assert sorted(shown) == sorted(truth["products"])
+    assert sorted(shown) == sorted(truth.products)
     assert [c["id"] for c in http.get("/api/products?kind=full").json()["products"]] == ["navcam-00000001-full"]
     link = http.get("/api/link").json()
     (opened,) = [x for x in link["transactions"] if x["open"]]
-    assert (opened["id"], opened["missing"]) == (truth["open"][0], truth["open"][2]) and opened["naks"] >= 1
+    assert (opened["id"], opened["missing"]) == (truth.open_id, [list(r) for r in truth.lost])
+    assert opened["naks"] >= 1
     assert link["archive"]["ok"]
     evicted = [e for e in http.get("/api/events?source=downlink").json()["events"] if e["name"] == "product_evicted"]
     assert [e["fields"]["id"] for e in evicted] == ["navcam-00000002-full"]
