@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -25,6 +24,9 @@ import structlog
 import yaml
 
 from pdh.scenario.expect import Record
+from pdh.scenario.junit import write_junit
+from pdh.scenario.page import write_page
+from pdh.scenario.page_data import PageInputs, Series, Thumbnail
 
 __all__ = ["Series", "Thumbnail", "telemetry_series", "event_rows", "find_thumbnails", "log_tail",
            "concerned_processes", "gather_log_tails", "write_bench_reports", "MAX_POINTS", "MAX_THUMBNAILS",
@@ -43,34 +45,6 @@ _LINE_CHARS = 400
 _FLATTEN_DEPTH = 2
 
 log = structlog.get_logger("scenario.evidence")
-
-
-@dataclass(frozen=True)
-class Series:
-    """One telemetry channel of one process over the run: (seconds from the timeline start, value)."""
-
-    process: str
-    channel: str
-    points: tuple[tuple[float, float], ...]
-
-    @property
-    def constant(self) -> bool:
-        return len({v for _, v in self.points}) <= 1
-
-    @property
-    def label(self) -> str:
-        return f"{self.process} {self.channel}"
-
-
-@dataclass(frozen=True)
-class Thumbnail:
-    """A thumbnail the ground received, ready to embed."""
-
-    id: str
-    camera: str
-    counter: Any
-    data_uri: str
-    shape: tuple[int, ...]
 
 
 def _is_number(v: Any) -> bool:
@@ -304,9 +278,6 @@ def write_bench_reports(scenario: Any, out: Path, report: dict[str, Any], record
 
     Called by the runner once the processes are down. A report that cannot be written is logged and left out
     (the run's verdict and its JSON report never depend on it)."""
-    from pdh.scenario.junit import write_junit
-    from pdh.scenario.page import write_page
-
     out = Path(out)
     written: dict[str, str] = {}
     try:
@@ -323,10 +294,8 @@ def write_bench_reports(scenario: Any, out: Path, report: dict[str, Any], record
 
 
 def page_inputs(scenario: Any, out: Path, report: dict[str, Any], records: Sequence[Record],
-                t0: float) -> Any:
+                t0: float) -> PageInputs:
     """Everything the HTML page shows, gathered from the run's recording and output directory."""
-    from pdh.scenario.page import PageInputs
-
     events, n_events = event_rows(records, t0)
     thumbs, n_thumbs = find_thumbnails(out)
     return PageInputs(report=report, series=telemetry_series(records, t0), events=events, events_total=n_events,

@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any, Sequence
 
-from pdh.scenario.evidence import Series, Thumbnail
+from pdh.scenario.page_data import PageInputs, Series, Thumbnail
 
 __all__ = ["PageInputs", "render_page", "write_page", "svg_plot", "svg_timeline", "featured", "render_index"]
 
@@ -42,19 +41,6 @@ pre{background:#f6f6f6;padding:6px;overflow-x:auto;font-size:12px;max-height:30e
 figcaption{font-size:12px;color:#555} .failure{border-left:4px solid #c62828;padding-left:8px;margin:1em 0}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 """
-
-
-@dataclass
-class PageInputs:
-    report: dict[str, Any]
-    series: list[Series] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    events_total: int = 0
-    topics: dict[str, int] = field(default_factory=dict)
-    thumbnails: list[Thumbnail] = field(default_factory=list)
-    thumbnails_total: int = 0
-    tails: dict[str, Any] = field(default_factory=dict)
-    description: str = ""
 
 
 def _e(x: Any) -> str:
