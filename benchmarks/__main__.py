@@ -32,8 +32,8 @@ __all__ = ["main", "SIZES"]
 
 # Arguments of each benchmark at full size and with --quick.
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
-    "codecs": {"full": {"size_px": 2048, "n_frames": 3, "repeats": 3},
-               "quick": {"size_px": 512, "n_frames": 2, "repeats": 2}},
+    "codecs": {"full": {"size_px": 2048, "n_frames": 2, "rounds": 3},
+               "quick": {"size_px": 512, "n_frames": 2, "rounds": 3}},
     "bus": {"full": {"n_messages": 500, "rounds": 2},
             "quick": {"n_messages": 60, "rounds": 1}},
     "chain": {"full": {"size_px": 2048, "duration_s": 30.0, "rounds": 3},
@@ -46,8 +46,8 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                  "quick": {"size_px": 512, "n_frames": 4, "rate_bps": 2e6, "outage_s": 20.0, "rounds": 2}},
     "camera": {"full": {"size_px": 2048, "duration_s": 10.0},
                "quick": {"size_px": 512, "duration_s": 3.0}},
-    "accounting": {"full": {"size_px": 2048, "n_frames": 60, "n_books": 500},
-                   "quick": {"size_px": 512, "n_frames": 20, "n_books": 100}},
+    "accounting": {"full": {"size_px": 2048, "n_frames": 60, "n_books": 500, "rounds": 5},
+                   "quick": {"size_px": 512, "n_frames": 21, "n_books": 100, "rounds": 3}},
     "near_lossless": {"full": {"size_px": 2048, "n_frames": 2, "rounds": 3},
                       "quick": {"size_px": 512, "n_frames": 1, "rounds": 2}},
     "store": {"full": {"sizes": (1_000, 10_000, 100_000, 1_000_000), "rounds": 5, "calls": 20},

@@ -9,7 +9,9 @@ beside ``--dir``, default the current one), the worst case of one turn per frame
 - the bookkeeping alone, per frame (p50 and p99), and the fsync inside it;
 - the capture path per frame (validate the frame message, grade, thumbnail, lossless
   encode and verify, pack each product) on one thread, without and with the books,
-  in the same run, as a ratio: the baseline is the same path without accounting.
+  in the same run, as a ratio: the baseline is the same path without accounting;
+  several rounds, the median ratio and its spread, and the machine's load at start
+  and end (a busy machine is marked).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.figures import Column, LoadWatch, Table, spread
 from benchmarks.frames import frame_maker
 
 __all__ = ["bench_accounting", "accounting_table", "main"]
@@ -133,11 +136,31 @@ class _Capture:
             self.journal.close()
 
 
-def bench_accounting(size_px: int = 2048, n_frames: int = 60, n_books: int = 500,
+def _capture_round(plain: _Capture, booked: _Capture, messages: list[Any], first: int, n: int
+                   ) -> tuple[list[float], list[float]]:
+    """``n`` frames, each taken by both paths, which goes first alternating frame by frame: ms per frame."""
+    base: list[float] = []
+    books: list[float] = []
+    for i in range(first, first + n):
+        msg = messages[i % len(messages)]
+        if i % 2:
+            base.append(plain.frame(msg, i))
+            books.append(booked.frame(msg, i))
+        else:
+            books.append(booked.frame(msg, i))
+            base.append(plain.frame(msg, i))
+    return base, books
+
+
+def bench_accounting(size_px: int = 2048, n_frames: int = 60, n_books: int = 500, rounds: int = 3,
                      directory: Path | None = None) -> dict[str, Any]:
-    """Bookkeeping alone (``n_books`` frames); then ``n_frames`` frames each taken by the capture path
-    without and with the books, one after the other in alternating order (so load on the machine hits
-    both alike); medians per frame."""
+    """Bookkeeping alone (``n_books`` frames); then ``rounds`` rounds of ``n_frames // rounds`` frames (at least
+    one), each frame taken by the capture path without and with the books, one after the other in alternating
+    order (so load on the machine hits both alike). A round's figure is the ratio of its medians per frame; the
+    result gives the median ratio over the rounds and their spread, and the load at start and end."""
+    watch = LoadWatch()
+    rounds = max(1, min(rounds, n_frames))
+    per_round = max(1, n_frames // rounds)
     messages = _messages(size_px, 4)
     with tempfile.TemporaryDirectory(prefix="pdh-acct-", dir=directory) as tmp:
         total, fsync = _bookkeeping(messages, Path(tmp) / "books", n_books)
@@ -147,50 +170,63 @@ def bench_accounting(size_px: int = 2048, n_frames: int = 60, n_books: int = 500
             booked.frame(messages[i], i)
         base: list[float] = []
         books: list[float] = []
-        for i in range(2, 2 + n_frames):
-            msg = messages[i % len(messages)]
-            if i % 2:
-                base.append(plain.frame(msg, i))
-                books.append(booked.frame(msg, i))
-            else:
-                books.append(booked.frame(msg, i))
-                base.append(plain.frame(msg, i))
+        ratios: list[float] = []
+        for r in range(rounds):
+            b_r, w_r = _capture_round(plain, booked, messages, 2 + r * per_round, per_round)
+            base += b_r
+            books += w_r
+            ratios.append(statistics.median(w_r) / statistics.median(b_r))
         plain.close()
         booked.close()
-    q = statistics.quantiles
     b, w = statistics.median(base), statistics.median(books)
     cpu = [t - f for t, f in zip(total, fsync)]
     commits = booked.commits[2:]
+    r = spread(ratios)
     return {
-        "frame_px": f"{size_px}x{size_px} 12-bit mono", "frames_per_leg": n_frames,
-        "books_cpu_us_p50": round(statistics.median(cpu), 1), "books_cpu_us_p99": round(q(cpu, n=100)[98], 1),
-        "fsync_alone_us_p50": round(statistics.median(fsync), 1), "fsync_alone_us_p99": round(q(fsync, n=100)[98], 1),
+        "frame_px": f"{size_px}x{size_px} 12-bit mono", "frames_per_leg": per_round * rounds, "rounds": rounds,
+        "books_cpu_us_p50": round(statistics.median(cpu), 1), "books_cpu_us_p99": round(_p99(cpu), 1),
+        "fsync_alone_us_p50": round(statistics.median(fsync), 1), "fsync_alone_us_p99": round(_p99(fsync), 1),
         "commit_in_capture_us_p50": round(statistics.median(commits), 1),
         "commit_in_capture_us_max": round(max(commits), 1),
         "capture_ms_per_frame_p50": round(b, 3), "capture_with_books_ms_per_frame_p50": round(w, 3),
-        "ratio_with_to_without": round(w / b, 4),
+        "capture_ms_min": round(min(base), 3), "capture_ms_max": round(max(base), 3),
+        "capture_with_books_ms_min": round(min(books), 3), "capture_with_books_ms_max": round(max(books), 3),
+        "ratio_with_to_without": round(r["median"], 4), "ratio_min": round(r["min"], 4),
+        "ratio_max": round(r["max"], 4),
         "books_share_of_capture": round((statistics.median(cpu) + statistics.median(commits)) / 1000 / b, 4),
+        "load": watch.done(),
     }
 
 
-def accounting_table(size_px: int = 2048, n_frames: int = 60, n_books: int = 500) -> Any:
-    """The same figures as a :class:`benchmarks.figures.Table`, for ``python -m benchmarks``."""
-    from benchmarks.figures import Column, Table
+def _p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98] if len(values) > 1 else values[0]
 
-    r = bench_accounting(size_px=size_px, n_frames=n_frames, n_books=n_books)
+
+def accounting_table(size_px: int = 2048, n_frames: int = 60, n_books: int = 500, rounds: int = 3) -> Any:
+    """The same figures as a :class:`benchmarks.figures.Table`, for ``python -m benchmarks``."""
+    r = bench_accounting(size_px=size_px, n_frames=n_frames, n_books=n_books, rounds=rounds)
     return Table(
         name="accounting", title=f"Accounting for every frame, {r['frame_px']} capture path",
-        baseline="the same capture path without the books, alternating frame by frame in this run",
-        columns=[Column("ratio", "with / without", ".3f", is_ratio=True),
-                 Column("without_ms", "without ms/frame", ".2f"), Column("with_ms", "with ms/frame", ".2f"),
+        baseline=f"the same capture path without the books, alternating frame by frame in this run: median "
+                 f"{r['capture_ms_per_frame_p50']:.2f} ms/frame",
+        columns=[Column("leg", "leg"), Column("ratio", "vs without, median", ".3f", is_ratio=True),
+                 Column("ratio_min", "min", ".3f"), Column("ratio_max", "max", ".3f"),
+                 Column("ms", "ms/frame median", ".2f"), Column("ms_min", "min", ".2f"), Column("ms_max", "max", ".2f"),
                  Column("books_us", "books CPU us p50", ".0f"), Column("commit_us", "commit us p50", ".0f"),
                  Column("share", "books share", ".3f")],
-        rows=[{"ratio": r["ratio_with_to_without"], "without_ms": r["capture_ms_per_frame_p50"],
-               "with_ms": r["capture_with_books_ms_per_frame_p50"], "books_us": r["books_cpu_us_p50"],
-               "commit_us": r["commit_in_capture_us_p50"], "share": r["books_share_of_capture"]}],
-        notes=[f"{r['frames_per_leg']} frames a leg; fsync alone p50 {r['fsync_alone_us_p50']} us, "
-               f"commit max {r['commit_in_capture_us_max']} us; worst case of one journal commit per frame "
-               "(the core commits once per loop turn)"])
+        rows=[{"leg": "capture path with the books", "ratio": r["ratio_with_to_without"], "ratio_min": r["ratio_min"],
+               "ratio_max": r["ratio_max"], "ms": r["capture_with_books_ms_per_frame_p50"],
+               "ms_min": r["capture_with_books_ms_min"], "ms_max": r["capture_with_books_ms_max"],
+               "books_us": r["books_cpu_us_p50"], "commit_us": r["commit_in_capture_us_p50"],
+               "share": r["books_share_of_capture"]},
+              {"leg": "capture path without (baseline)", "ratio": 1.0, "ms": r["capture_ms_per_frame_p50"],
+               "ms_min": r["capture_ms_min"], "ms_max": r["capture_ms_max"]}],
+        notes=[f"{r['rounds']} rounds, {r['frames_per_leg']} frames a leg in all; a round's ratio is its median "
+               "ms/frame with the books over its median without; the ratio column gives the median of the rounds' "
+               "ratios and their min-max; ms/frame: median and min-max over every frame",
+               f"fsync alone p50 {r['fsync_alone_us_p50']} us, commit max {r['commit_in_capture_us_max']} us; worst "
+               "case of one journal commit per frame (the core commits once per loop turn)"],
+        load=r["load"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     r = bench_accounting(directory=a.dir, **args)
     print("frame accounting (baseline: the same capture path without it, same run)")
     for k, v in r.items():
-        print(f"  {k:34s} {v}")
+        print(f"  {k:34s} {v.note() if k == 'load' else v}")
     return 0
 
 

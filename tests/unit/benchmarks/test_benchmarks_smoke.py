@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from benchmarks.__main__ import SIZES, main
 from benchmarks.bus import LEGS as BUS_LEGS, bench_bus
 from benchmarks.chain import ChainUnavailable, bench_chain, chain_config
-from benchmarks.codecs import bench_codecs
+from benchmarks.codecs import CAPTURE_LABEL, bench_codecs
 from benchmarks.figures import Column, Table, render
 from benchmarks.frames import standin_frame
+from benchmarks.imaging import CAPTURE
 from framework.config import validate_config
 
 
@@ -33,15 +35,24 @@ def _assert_well_formed(table: Table) -> None:
     json.dumps(table.to_json())
 
 
-def test_codecs_at_toy_size_give_ratios_and_bit_exact_rows() -> None:
-    table = bench_codecs(size_px=64, n_frames=1, repeats=1, budget_s=0.01)
+def test_codecs_at_toy_size_give_ratios_to_the_capture_codec_and_bit_exact_rows() -> None:
+    table = bench_codecs(size_px=64, n_frames=1, rounds=2)
     _assert_well_formed(table)
-    assert table.rows[0]["codec"].startswith("memcpy") and table.rows[0]["enc_vs_memcpy"] == 1.0
-    labels = [r["codec"] for r in table.rows]
+    assert table.rows[0]["codec"].startswith(CAPTURE_LABEL) and table.rows[0]["size_vs_capture"] == 1.0
+    assert table.rows[0]["enc_vs_capture"] == 1.0 and table.rows[0]["dec_vs_capture"] == 1.0
+    assert table.load is not None
+    labels = [r["codec"].split(" (")[0] for r in table.rows]
     assert {"jpegls", "jpegxl e1", "jpegxl e3", "jpegxl e7", "png", "aec", "zstd"} <= set(labels)
     for row in table.rows:
         assert row["bit_exact"] is True, row
-        assert row["bits_per_px"] > 0 and row["enc_mpix_s"] > 0 and row["dec_mpix_s"] > 0
+        assert row["bits_per_px"] > 0 and 0 < row["enc_min"] <= row["enc_mpix_s"] <= row["enc_max"]
+        assert 0 < row["dec_min"] <= row["dec_mpix_s"] <= row["dec_max"]
+
+
+def test_the_codecs_baseline_is_the_codec_the_demo_captures_with() -> None:
+    demo = yaml.safe_load((Path(__file__).resolve().parents[3] / "configs" / "demo.yaml").read_text())
+    imaging = demo["processes"]["imaging"]
+    assert (imaging["lossless_codec"], imaging["lossless_params"]) == (CAPTURE["codec"], CAPTURE["params"])
 
 
 def test_standin_frame_is_12_bit_and_repeatable() -> None:
@@ -98,7 +109,7 @@ def test_render_aligns_columns_and_shows_missing_figures_as_dash() -> None:
 
 def test_main_quick_codecs_writes_json(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
     monkeypatch.setitem(SIZES["codecs"], "quick",
-                        {"size_px": 32, "n_frames": 1, "repeats": 1, "budget_s": 0.01})
+                        {"size_px": 32, "n_frames": 1, "rounds": 1})
     out = tmp_path / "figures.json"
     assert main(["--quick", "--only", "codecs", "--json", str(out)]) == 0
     record = json.loads(out.read_text())
