@@ -22,8 +22,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
-__all__ = ["Column", "Table", "render", "best_of", "ratio", "LoadWatch", "MachineLoad", "spread", "BUSY_PER_CPU",
-           "stop_processes"]
+__all__ = ["Column", "Table", "render", "ratio", "LoadWatch", "MachineLoad", "spread", "BUSY_PER_CPU",
+           "stop_processes", "timed_rounds"]
 
 T = TypeVar("T")
 
@@ -146,23 +146,16 @@ def ratio(value: float | None, baseline: float | None) -> float | None:
     return value / baseline
 
 
-def best_of(fn: Callable[[], T], repeats: int = 3, budget_s: float = 1.0) -> tuple[float, T]:
-    """Run ``fn`` up to ``repeats`` times (at least once, fewer once ``budget_s`` is spent).
-
-    Return the shortest wall time in seconds (``time.perf_counter``) and the last result.
-    """
-    best = math.inf
-    spent = 0.0
+def timed_rounds(fn: Callable[[], T], rounds: int) -> tuple[list[float], T]:
+    """Run ``fn`` ``rounds`` times (at least once): every wall time in seconds (``time.perf_counter``), for
+    :func:`spread`, and the last result."""
+    times: list[float] = []
     result: Any = None
-    for _ in range(max(1, repeats)):
+    for _ in range(max(1, rounds)):
         t0 = time.perf_counter()
         result = fn()
-        dt = time.perf_counter() - t0
-        best = min(best, dt)
-        spent += dt
-        if spent >= budget_s:
-            break
-    return best, result
+        times.append(time.perf_counter() - t0)
+    return times, result
 
 
 def _cell(col: Column, value: Any) -> str:

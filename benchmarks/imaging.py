@@ -1,7 +1,8 @@
 """The imaging core, per stage and whole, on the nav camera and the colour camera profiles.
 
 Per-stage milliseconds (validate, grade, thumbnail, lossless, lossy) run the
-project's own functions on one thread. Whole-core frames/s runs the real
+project's own functions on one thread. Every figure is the median and min-max of
+several rounds, with the machine's load at start and end. Whole-core frames/s runs the real
 :class:`~fsw.imaging.processor.FrameProcessor` in a child process pinned to 1
 and then 2 cores (``os.sched_setaffinity``) with as many lossless workers.
 Baselines in the same run: the best stock lossless codec (JPEG XL effort 7)
@@ -13,13 +14,14 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import statistics
 import time
 from typing import Any
 
 import cv2
 import numpy as np
 
-from benchmarks.figures import Column, Table, best_of, ratio
+from benchmarks.figures import Column, LoadWatch, Table, ratio, spread, timed_rounds
 from benchmarks.frames import frame_maker
 
 __all__ = ["bench_imaging", "PROFILES"]
@@ -73,7 +75,8 @@ def _message(px: np.ndarray, profile: dict[str, Any], counter: int) -> Any:
     return Message("frame.bench", Header("b", counter, 0.0, "frame", fields), [px.tobytes()])
 
 
-def _stages(frames: list[np.ndarray], profile: dict[str, Any], repeats: int) -> dict[str, float]:
+def _stages(frames: list[np.ndarray], profile: dict[str, Any], rounds: int) -> dict[str, list[float]]:
+    """Each stage's milliseconds, once per round (after one untimed call that warms it)."""
     from fsw.imaging.codecs import decode_pixels, encode_pixels
     from fsw.imaging.frame import frame_from_message
     from fsw.imaging.grades import frame_blocks, grade_frame, grade_frame_and_blocks
@@ -86,21 +89,23 @@ def _stages(frames: list[np.ndarray], profile: dict[str, Any], repeats: int) -> 
     prev = frame_blocks(prev, profile["pattern"])
     g, blocks = grade_frame_and_blocks(px, profile["bit_depth"], profile["pattern"], prev)
     lossless_bytes = len(make_lossless(f, CAPTURE["codec"], g, CAPTURE["params"]).payload)
-    ms = {}
-    ms["validate"] = best_of(lambda: frame_from_message(msg), repeats)[0] * 1000
-    ms["grade"] = best_of(lambda: grade_frame(px, profile["bit_depth"], profile["pattern"], prev),
-                          repeats)[0] * 1000
-    ms["thumbnail"] = best_of(lambda: make_thumbnail(f, 256, g, blocks), repeats)[0] * 1000
-    ms["lossless (encode+verify)"] = best_of(lambda: make_lossless(f, CAPTURE["codec"], g, CAPTURE["params"]),
-                                             repeats)[0] * 1000
     params = {"bit_depth": profile["bit_depth"], **CAPTURE["params"]}
-    ms["capture codec alone"] = best_of(lambda: encode_pixels(CAPTURE["codec"], px, params), repeats)[0] * 1000
     payload = encode_pixels(CAPTURE["codec"], px, params)
+    stages: dict[str, Any] = {
+        "validate": lambda: frame_from_message(msg),
+        "grade": lambda: grade_frame(px, profile["bit_depth"], profile["pattern"], prev),
+        "thumbnail": lambda: make_thumbnail(f, 256, g, blocks),
+        "lossless (encode+verify)": lambda: make_lossless(f, CAPTURE["codec"], g, CAPTURE["params"]),
+        "capture codec alone": lambda: encode_pixels(CAPTURE["codec"], px, params),
+    }
     for threads in (1, 2):  # the verify decode; the core gives it the cores no other encoding is using
-        ms[f"verify decode, {threads} thread{'s' if threads > 1 else ''}"] = best_of(
-            lambda: decode_pixels(CAPTURE["codec"], payload, px.shape, px.dtype.name, params | {"threads": threads}),
-            repeats)[0] * 1000
-    ms["lossy (budget = lossless/8)"] = best_of(lambda: make_lossy(f, lossless_bytes // 8, g), 1)[0] * 1000
+        stages[f"verify decode, {threads} thread{'s' if threads > 1 else ''}"] = (
+            lambda t=threads: decode_pixels(CAPTURE["codec"], payload, px.shape, px.dtype.name, params | {"threads": t}))
+    stages["lossy (budget = lossless/8)"] = lambda: make_lossy(f, lossless_bytes // 8, g)
+    ms: dict[str, list[float]] = {}
+    for name, fn in stages.items():
+        fn()  # warm-up
+        ms[name] = [t * 1000 for t in timed_rounds(fn, rounds)[0]]
     return ms
 
 
@@ -186,12 +191,32 @@ def _whole_core(profile: dict[str, Any], scale: float, n_frames: int, cores: int
             p.kill()
 
 
-def bench_imaging(scale: float = 1.0, n_frames: int = 20, repeats: int = 3) -> Table:
+def _row(profile: str, what: str, values: list[float], unit: str, base: float | None) -> dict[str, Any]:
+    sp = spread(values)
+    return {"profile": profile, "what": what, "vs_base": ratio(sp["median"], base), "value": sp["median"],
+            "min": sp["min"], "max": sp["max"], "unit": unit, "baseline": base}
+
+
+def _whole_core_rounds(profile: dict[str, Any], scale: float, n_frames: int, rounds: int
+                       ) -> dict[str, list[dict[str, Any]]]:
+    """Codec alone on 1 core, whole core on 1 and on 2 cores, in turn, ``rounds`` times (a slow moment of the
+    machine lands on all three alike)."""
+    runs: dict[str, list[dict[str, Any]]] = {"alone": [], "1": [], "2": []}
+    for _ in range(max(1, rounds)):
+        runs["alone"].append(_whole_core(profile, scale, n_frames, 1, mode="codec"))
+        runs["1"].append(_whole_core(profile, scale, n_frames, 1))
+        runs["2"].append(_whole_core(profile, scale, n_frames, 2))
+    return runs
+
+
+def bench_imaging(scale: float = 1.0, n_frames: int = 20, rounds: int = 3) -> Table:
     from fsw.imaging.codecs import encode_pixels
 
+    watch = LoadWatch()
     cols = [
         Column("profile", "profile"), Column("what", "figure"),
-        Column("vs_base", "vs baseline", ".3f", is_ratio=True), Column("value", "value", ".2f"),
+        Column("vs_base", "vs baseline", ".3f", is_ratio=True), Column("value", "median", ".2f"),
+        Column("min", "min", ".2f"), Column("max", "max", ".2f"),
         Column("unit", "unit"), Column("baseline", "baseline value", ".2f"),
     ]
     t = Table("imaging", "Imaging core: stages, whole core on 1 and 2 cores, lossless bits/pixel",
@@ -201,52 +226,53 @@ def bench_imaging(scale: float = 1.0, n_frames: int = 20, repeats: int = 3) -> T
         frames = _frames(profile, 3, scale)
         px = frames[-1]
         bits = profile["bit_depth"]
-        ms = _stages(frames, profile, repeats)
-        best_s, best_payload = best_of(lambda: encode_pixels(BEST["codec"], px, {"bit_depth": bits, **BEST["params"]}),
-                                       1)
+        ms = _stages(frames, profile, rounds)
+        best_times, best_payload = timed_rounds(
+            lambda: encode_pixels(BEST["codec"], px, {"bit_depth": bits, **BEST["params"]}), rounds)
         best_bpp = len(best_payload) * 8 / px.size
-        codec_ms = ms["lossless (encode+verify)"]
+        codec_ms = statistics.median(ms["lossless (encode+verify)"])
         for stage, v in ms.items():
-            t.rows.append({"profile": name, "what": f"stage: {stage}", "value": v, "unit": "ms",
-                           "vs_base": ratio(v, codec_ms), "baseline": codec_ms})
-        # Codec alone and whole core alternate, each the fastest of ``repeats`` runs, so a slow moment of
-        # the machine does not land on one side of the ratio only.
-        runs = [(_whole_core(profile, scale, n_frames, 1, mode="codec"), _whole_core(profile, scale, n_frames, 1))
-                for _ in range(repeats)]
-        alone = max((a for a, _ in runs), key=lambda r: r["fps"])
-        fastest = {1: max((c for _, c in runs), key=lambda r: r["fps"])}
-        alone_ms, alone_cpu_ms = 1000 / alone["fps"], alone["cpu_ms_per_frame"]
-        t.rows.append({"profile": name, "what": "capture codec alone (encode+decode), 1 core", "value": alone["fps"],
-                       "unit": "frames/s", "vs_base": 1.0, "baseline": alone_ms})
+            t.rows.append(_row(name, f"stage: {stage}", v, "ms", codec_ms))
+        runs = _whole_core_rounds(profile, scale, n_frames, rounds)
+        alone_fps = [r["fps"] for r in runs["alone"]]
+        alone = statistics.median(alone_fps)
+        alone_ms, alone_cpu_ms = 1000 / alone, statistics.median([r["cpu_ms_per_frame"] for r in runs["alone"]])
+        t.rows.append(_row(name, "capture codec alone (encode+decode), 1 core", alone_fps, "frames/s", alone))
         for cores in (1, 2):
-            r = fastest[cores] if cores in fastest else _whole_core(profile, scale, n_frames, cores)
-            frame_ms = 1000 / r["fps"]
-            t.rows.append({"profile": name, "what": f"whole core, {cores} core(s)", "value": r["fps"],
-                           "unit": "frames/s", "vs_base": ratio(r["fps"], alone["fps"]), "baseline": alone["fps"]})
+            core = runs[str(cores)]
+            fps = [r["fps"] for r in core]
+            t.rows.append(_row(name, f"whole core, {cores} core(s)", fps, "frames/s", alone))
             if cores == 1:
-                overhead = max(0.0, frame_ms - alone_ms) / frame_ms
-                t.rows.append({"profile": name, "what": "overhead (not the codec) of frame time, 1 core",
-                               "value": 100 * overhead, "unit": "%", "vs_base": overhead, "baseline": frame_ms})
-                cpu_ms = r["cpu_ms_per_frame"]
-                cpu_over = max(0.0, cpu_ms - alone_cpu_ms) / cpu_ms
-                t.rows.append({"profile": name, "what": "overhead (not the codec) of CPU time per frame",
-                               "value": 100 * cpu_over, "unit": "%", "vs_base": cpu_over, "baseline": cpu_ms})
-                t.rows.append({"profile": name, "what": "capture-path lossless bits/pixel", "value": r["bpp"],
-                               "unit": "bits/px", "vs_base": ratio(r["bpp"], best_bpp), "baseline": best_bpp})
-        t.rows.append({"profile": name, "what": "best stock codec encode time alone", "value": best_s * 1000,
-                       "unit": "ms", "vs_base": ratio(best_s * 1000, codec_ms), "baseline": codec_ms})
+                # overheads per round, against the median codec-alone figures
+                frame_over = [max(0.0, 1000 / f - alone_ms) / (1000 / f) for f in fps]
+                cpu_over = [max(0.0, r["cpu_ms_per_frame"] - alone_cpu_ms) / r["cpu_ms_per_frame"] for r in core]
+                row = _row(name, "overhead (not the codec) of frame time, 1 core", [100 * o for o in frame_over],
+                           "%", None)
+                row.update(vs_base=statistics.median(frame_over), baseline=1000 / statistics.median(fps))
+                t.rows.append(row)
+                row = _row(name, "overhead (not the codec) of CPU time per frame", [100 * o for o in cpu_over],
+                           "%", None)
+                row.update(vs_base=statistics.median(cpu_over),
+                           baseline=statistics.median([r["cpu_ms_per_frame"] for r in core]))
+                t.rows.append(row)
+                t.rows.append(_row(name, "capture-path lossless bits/pixel", [r["bpp"] for r in core], "bits/px",
+                                   best_bpp))
+        row = _row(name, "best stock codec encode time alone", [s * 1000 for s in best_times], "ms", codec_ms)
+        t.rows.append(row)
     t.notes += [
         f"frames: 3 per profile at scale {scale}; colour frames are an RGGB mosaic of the lunar scene at 8 bits",
+        f"every figure: median and min-max of {rounds} rounds; stages: one call a round after one untimed call, "
+        "one thread",
         "whole core: a child pinned with sched_setaffinity validates each frame message (frame_from_message: "
         "CRC-32C, bit depth) and hands it to a FrameProcessor (grades, change, auto-exposure, thumbnail, "
         f"lossless encode, verify decode, compare, product), workers = cores, {n_frames} frames (4 cycled) "
         "queued at once; frames/s = frames / wall time to the last product",
         "capture codec alone: a child pinned to 1 core encodes and decodes the same frames in the same order "
-        "with the capture codec and nothing else; 'whole core vs baseline' = whole-core frames/s over that",
-        f"on 1 core, codec alone and whole core run alternately {repeats} times each and the fastest of each "
-        "is kept",
-        "overhead = 1 - codec-alone time / whole-core time per frame, on 1 core: everything the core does "
-        "besides the codec itself (target: under 20%)",
+        "with the capture codec and nothing else; 'whole core vs baseline' = whole-core frames/s over that; "
+        "codec alone, whole core on 1 and on 2 cores run in turn each round",
+        "overhead = 1 - codec-alone time / whole-core time per frame, on 1 core, per round against the median "
+        "codec-alone figure: everything the core does besides the codec itself (target: under 20%)",
         "the nav camera needs 10 frames/s (42 Mpix/s); the context camera 10 frames/s",
     ]
+    t.load = watch.done()
     return t

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from benchmarks.figures import stop_processes
+from benchmarks.figures import stop_processes, timed_rounds
 
 
 def _child(code: str) -> subprocess.Popen:
@@ -48,3 +48,10 @@ def test_already_ended_and_already_reaped_children_do_not_raise() -> None:
 
 def test_an_empty_list_is_fine() -> None:
     stop_processes([])
+
+
+def test_timed_rounds_gives_one_time_per_round_and_the_last_result() -> None:
+    calls: list[int] = []
+    times, last = timed_rounds(lambda: calls.append(1) or len(calls), 3)
+    assert len(times) == 3 and all(t >= 0 for t in times) and last == 3
+    assert timed_rounds(lambda: None, 0)[0] and len(calls) == 3  # at least one round
