@@ -309,7 +309,7 @@ def _from_archive(config: Config, out: Path, downlink: str | None, now: float, e
         with Archive(archive_url(config, grounds[0]), out, readonly=True) as a:
             got: dict[str, Any] = {
                 "passes": a.contacts().dicts(),
-                "products": _count(p["kind"] for p in a.products().dicts()),
+                "products": a.count_products(),
                 "events": [archive_event(r) for r in reversed(a.events(newest_first=True, limit=events).dicts())],
             }
             values: dict[str, tuple[float, Any]] = {}
@@ -321,13 +321,6 @@ def _from_archive(config: Config, out: Path, downlink: str | None, now: float, e
             return got
     except PdhError as exc:
         return {"notes": [f"archive: cannot read it ({exc})"]}
-
-
-def _count(kinds: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for k in kinds:
-        out[k] = out.get(k, 0) + 1
-    return out
 
 
 def _windows(config: Config, now: float) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from typing import Any, Sequence
 from ground.archive.db import Db
 from ground.archive.records import Result
 
-__all__ = ["parameter", "events", "products", "product", "commands", "transfers", "contacts", "SEVERITIES"]
+__all__ = ["parameter", "events", "products", "count_products", "product", "commands", "transfers", "contacts",
+           "SEVERITIES"]
 
 SEVERITIES = ("info", "warning", "error")
 
@@ -110,6 +111,12 @@ def products(db: Db, *, camera: str | None = None, kind: str | None = None, t0: 
     return Result(_PRODUCT_COLUMNS, rows)
 
 
+def count_products(db: Db) -> dict[str, int]:
+    """How many products the ground holds, by kind (counted by the database: no product row is loaded)."""
+    rows = db.query("SELECT kind, COUNT(*) FROM products GROUP BY kind ORDER BY kind")
+    return {str(kind): int(n) for kind, n in rows}
+
+
 def product(db: Db, pid: str) -> dict[str, Any] | None:
     """One product's row with its grades, or None."""
     rows = db.query(f"SELECT {', '.join(_PRODUCT_COLUMNS)}, grades FROM products WHERE id = ?", (pid,))
@@ -139,14 +146,19 @@ def commands(db: Db, *, state: str | None = None, limit: int | None = None) -> R
                   [(*r[:3], json.loads(r[3]), *r[4:], stages[int(r[0])]) for r in rows])
 
 
-def transfers(db: Db, *, state: str | None = None, limit: int | None = None) -> Result:
-    """CFDP transactions as the ground saw them, oldest first."""
+def transfers(db: Db, *, state: str | None = None, closed: bool | None = None, limit: int | None = None,
+              newest_first: bool = False) -> Result:
+    """CFDP transactions as the ground saw them, oldest opened first (``newest_first``: newest first, so a
+    ``limit`` keeps the latest). ``closed``: only those no longer open (True) or only the open ones (False)."""
     w = _Where()
     if state is not None:
         w.add("state = ?", state)
+    if closed is not None:
+        w.add("state <> 'open'" if closed else "state = 'open'")
+    order = "DESC" if newest_first else "ASC"
     rows = db.query(f"SELECT source_entity, seq, name, file_size, state, condition, held, held_bytes, eof, naks, "
-                    f"nak_ranges, t_opened, t_updated, t_closed FROM transfers{w.sql()} ORDER BY t_opened"
-                    f"{_limit(limit)}", w.params)
+                    f"nak_ranges, t_opened, t_updated, t_closed FROM transfers{w.sql()} "
+                    f"ORDER BY t_opened {order}, source_entity {order}, seq {order}{_limit(limit)}", w.params)
     return Result(("source_entity", "seq", "name", "file_size", "state", "condition", "held", "held_bytes", "eof",
                    "naks", "nak_ranges", "t_opened", "t_updated", "t_closed"),
                   [(*r[:6], json.loads(r[6]), r[7], bool(r[8]), r[9], json.loads(r[10]), *r[11:]) for r in rows])

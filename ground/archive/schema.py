@@ -12,7 +12,7 @@ again (a replay from the ledger after a crash, a segment that repeats realtime p
   and the ground's own (``origin`` ground, ``n`` counts per source).
 - ``commands`` / ``command_stages``: the uplink queue's commands and every stage each went through.
 - ``transfers``: CFDP transactions as the ground saw them: state, file size, held ranges, NAKs sent and
-  the ranges the last NAK asked for.
+  the ranges the last NAK asked for (by state, and by opening time for the newest ones).
 - ``contacts``: each contact-plan pass as it opened and closed at the ground.
 - ``marks``: how far the archive has replayed each source of the station (the ledger's TM packets).
 """
@@ -54,6 +54,7 @@ STATEMENTS = (
         held_bytes BIGINT NOT NULL, eof INTEGER NOT NULL, naks INTEGER NOT NULL, nak_ranges TEXT NOT NULL,
         t_opened {_T} NOT NULL, t_updated {_T} NOT NULL, t_closed {_T}, PRIMARY KEY (source_entity, seq))""",
     "CREATE INDEX IF NOT EXISTS transfers_by_state ON transfers (state, t_opened)",
+    "CREATE INDEX IF NOT EXISTS transfers_by_time ON transfers (t_opened, source_entity, seq)",
     f"""CREATE TABLE IF NOT EXISTS contacts (relay TEXT NOT NULL, t_open {_T} NOT NULL, pass_number BIGINT NOT NULL,
         t_close_planned {_T} NOT NULL, t_closed {_T}, rate_bps {_T} NOT NULL, PRIMARY KEY (relay, t_open))""",
     "CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",

@@ -213,6 +213,9 @@ class Archive:
     def products(self, **kw: Any) -> Result:
         return _queries.products(self.db, **kw)
 
+    def count_products(self) -> dict[str, int]:
+        return _queries.count_products(self.db)
+
     def product(self, pid: str) -> dict[str, Any] | None:
         return _queries.product(self.db, pid)
 

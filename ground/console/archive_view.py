@@ -147,7 +147,7 @@ class ArchiveView:
         """The link panel's CFDP transactions: the open ones as :meth:`missing` has them (missing ranges,
         NAKs sent and the ranges the last asked for), then the last closed ones, newest first."""
         opened = self.missing()["open_transfers"]
-        closed = [t for t in self.call(lambda a: a.transfers().dicts()) if t["state"] != "open"][-_CLOSED_SHOWN:]
+        closed = self.call(lambda a: a.transfers(closed=True, newest_first=True, limit=_CLOSED_SHOWN).dicts())
         out = [{"source": t["source_entity"], "seq": t["seq"], "name": t["name"], "id": t["id"], "open": True,
                 "state": "open", "size": t["file_size"], "held": t["held_bytes"], "eof": t["eof_received"],
                 "missing": [list(r) for r in t["missing"]], "missing_bytes": t["missing_bytes"], "naks": t["naks"],
@@ -157,7 +157,7 @@ class ArchiveView:
                  "held": t["file_size"] if t["state"] in ("delivered", "finished") else t["held_bytes"],
                  "eof": t["eof"], "missing": [], "missing_bytes": 0, "naks": t["naks"],
                  "last_nak_ranges": t["nak_ranges"], "t": t["t_closed"] or t["t_updated"]}
-                for t in reversed(closed)]
+                for t in closed]
         return out
 
     # -- events, parameters, commands -------------------------------------------------------------

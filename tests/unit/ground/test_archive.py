@@ -100,6 +100,29 @@ def test_open_transfers_show_their_missing_ranges_and_naks(archive: Archive) -> 
     assert t["missing_text"] == "4000-5999,9000-9999"
 
 
+def test_the_newest_closed_transfers_come_first_and_only_as_many_as_asked(archive: Archive) -> None:
+    for seq in range(1, 8):  # opened at 1..7 s; 4 stays open, 6 fails, the rest are delivered
+        archive.transfer_opened((1, seq), f"{seq}-nav-{seq:08d}-full.prod", 100, float(seq))
+        if seq == 6:
+            archive.transfer_outcome(f"{seq}-nav-{seq:08d}-full.prod", False, "check limit", 10.0 + seq)
+        elif seq != 4:
+            archive.transfer_closed((1, seq), 10.0 + seq, "delivered")
+    assert archive.transfers().column("seq") == [1, 2, 3, 4, 5, 6, 7]  # all, oldest first, as before
+    assert archive.transfers(closed=True, newest_first=True, limit=3).column("seq") == [7, 6, 5]
+    assert archive.transfers(closed=True, newest_first=True).column("seq") == [7, 6, 5, 3, 2, 1]
+    assert archive.transfers(closed=False).column("seq") == [4]
+    assert archive.transfers(state="delivered", newest_first=True, limit=2).column("seq") == [7, 5]
+
+
+def test_products_are_counted_by_kind_without_loading_them(archive: Archive) -> None:
+    assert archive.count_products() == {}
+    archive.record_product(product("nav-00000001-thumbnail", "nav", 1, "thumbnail", 10.0, None))
+    archive.record_product(product("nav-00000001-full", "nav", 1, "full", 10.0, 0.9))
+    archive.record_product(product("nav-00000002-thumbnail", "nav", 2, "thumbnail", 20.0, None))
+    archive.record_product(product("nav-00000002-thumbnail", "nav", 2, "thumbnail", 20.0, None))  # again: one row
+    assert archive.count_products() == {"full": 1, "thumbnail": 2}
+
+
 def test_telemetry_gaps_by_sequence_count_and_by_time(archive: Archive) -> None:
     seqs_times = [(16382, 0.0), (16383, 1.0), (0, 2.0), (1, 3.0), (4, 13.0), (5, 14.0)]  # wraps; 2 and 3 lost
     archive.record_tm([(hk(s, t), 20.0) for s, t in seqs_times])

@@ -93,3 +93,17 @@ def test_the_screen_shows_each_part_the_link_and_the_events_once(config: Any) ->
     assert any("fill 12.5%" in line and "4 queued" in line for line in lines)
     assert any("4 products: 1 full, 3 thumbnail" in line for line in lines)
     assert sum("product_stored" in line for line in lines) == 1  # live and archived: the same event
+
+
+def test_the_ground_products_are_counted_by_kind_from_the_archive(config: Any, tmp_path: Path) -> None:
+    from ground.archive import Archive, ProductRecord
+    from ground.station import archive_url
+    from pdh.cli_status import _from_archive
+
+    (ground,) = config.processes_of_kind("ground.station")
+    with Archive(archive_url(config, ground), tmp_path) as archive:
+        for pid, kind in (("nav-1-thumbnail", "thumbnail"), ("nav-1-full", "full"), ("nav-2-thumbnail", "thumbnail")):
+            archive.record_product(ProductRecord(pid, kind, "nav", 1, 10.0, 110.0, None, "png", 7, 1000, 48, 32, 12,
+                                                 f"/x/{pid}.png", None, {}))
+    got = _from_archive(config, tmp_path, "downlink", NOW, 5)
+    assert got["products"] == {"full": 1, "thumbnail": 2}
