@@ -1,8 +1,9 @@
 """Payload integrity on board: the start-up scrub, the check before sending, corrupt payloads, ground refusals. No sockets.
 
 Every payload's CRC-32C went into the index when it was stored. :meth:`Integrity.scrub_step` reads
-the payloads back a bounded slice per turn after start-up (:mod:`fsw.downlink.scrub`);
-:meth:`Integrity.fit_to_send` reads one whole payload back just before its transaction starts. A
+the payloads back a bounded slice per turn after start-up (bounded in bytes read and in files opened,
+:mod:`fsw.downlink.scrub`); :meth:`Integrity.fit_to_send` reads one whole payload back just before its
+transaction starts. A
 payload whose CRC differs is *corrupt*, unless it is a product that still decodes to pixels matching
 its own pixel CRC (then the index's CRC was the damaged part and is written again). A corrupt payload
 is reported (``product_corrupt``, with both CRCs and who found it), taken off the store (the ground
@@ -35,12 +36,15 @@ from fsw.downlink.store import ProductStore, StoredProduct
 from fsw.imaging.product import PRODUCT_KINDS, decode_product
 from link.tlm_segments import decode_segment
 
-__all__ = ["Integrity", "REFUSAL_CONDITIONS", "refusal_backoff_s"]
+__all__ = ["Integrity", "REFUSAL_CONDITIONS", "SCRUB_BYTES_PER_STEP", "SCRUB_FILES_PER_STEP", "refusal_backoff_s"]
 
 REFUSAL_CONDITIONS = ("FILESTORE_REJECTION", "FILE_CHECKSUM_FAILURE")
 """CFDP condition codes of a Finished PDU by which the ground refuses a file it received whole."""
 SCRUB_BYTES_PER_STEP = 8 << 20
 """Payload bytes the scrub reads per turn of the loop (a few milliseconds of reading and CRC)."""
+SCRUB_FILES_PER_STEP = 256
+"""Payloads the scrub opens per turn of the loop (a few milliseconds of open, read, close): over many small
+payloads the byte bound alone would open thousands in one turn (10^5 payloads of ~700 bytes: ~11,000)."""
 REFUSAL_BACKOFF_S = (2.0, 10.0, 60.0, 300.0)
 """Wait before a refused product goes again, by how many times the ground has refused it."""
 
@@ -74,11 +78,13 @@ class Integrity:
         self.scrub = Scrub(self.store.items())
         self._scrub_corrupt = self._scrub_baselined = 0
 
-    def scrub_step(self, budget_bytes: int = SCRUB_BYTES_PER_STEP) -> None:
+    def scrub_step(self, budget_bytes: int = SCRUB_BYTES_PER_STEP, max_files: int = SCRUB_FILES_PER_STEP) -> None:
+        """One turn's slice of the scrub: it ends at ``budget_bytes`` read or ``max_files`` opened, whichever
+        comes first, so neither large payloads nor many small ones hold up the loop."""
         s = self.scrub
         if s is None or s.done:
             return
-        for checked in s.step(budget_bytes):
+        for checked in s.step(budget_bytes, max_files):
             if checked.found is None:
                 self.log.warning("payload_unreadable", id=checked.item.id, reason=checked.error)
                 continue

@@ -2,11 +2,11 @@
 
 A size check at start-up passes a payload whose bytes rotted in place; the scrub reads each one back
 and hands its CRC-32C to the caller, which compares it with the index's (the CRC of the bytes as
-they were stored). Reads are :data:`~fsw.downlink.payload.CHUNK_BYTES` at a time and at most
-``budget_bytes`` per :meth:`Scrub.step`, so a store of many gigabytes is checked over many turns of
-the downlink's loop while it goes on receiving and sending. Items go in sending order (what leaves
-first is checked first); the check before sending covers whatever the scrub has not reached yet.
-An item confirmed or re-encoded meanwhile is the caller's to skip (its generation changed).
+they were stored). Reads are :data:`~fsw.downlink.payload.CHUNK_BYTES` at a time, at most
+``budget_bytes`` read and ``max_files`` opened per :meth:`Scrub.step`, so a store of many gigabytes or
+of many small payloads is checked over many turns of the downlink's loop while it goes on receiving
+and sending. Items go in sending order (what leaves first is checked first); the check before sending
+covers whatever the scrub has not reached yet. An item confirmed or re-encoded meanwhile is the caller's to skip (its generation changed).
 """
 
 from __future__ import annotations
@@ -54,13 +54,17 @@ class Scrub:
     def done(self) -> bool:
         return self.pending == 0
 
-    def step(self, budget_bytes: int) -> list[Checked]:
-        """Read up to about ``budget_bytes``; return the payloads finished meanwhile. A payload gone
-        since (confirmed, re-encoded) is skipped."""
+    def step(self, budget_bytes: int, max_files: int | None = None) -> list[Checked]:
+        """Read up to about ``budget_bytes`` and open at most ``max_files`` payloads (None: no file bound),
+        whichever comes first; return the payloads finished meanwhile. The file bound is what keeps a step
+        short over many small payloads, where opening costs more than reading. A payload gone since
+        (confirmed, re-encoded) is skipped."""
         out: list[Checked] = []
-        while budget_bytes > 0 and (self._item is not None or self._queue):
+        opened = 0
+        while budget_bytes > 0 and (self._item is not None or (self._queue and opened != max_files)):
             if self._item is None:
                 item = self._queue.popleft()
+                opened += 1
                 try:
                     self._file = open(item.path, "rb", buffering=0)
                 except FileNotFoundError:
