@@ -47,8 +47,10 @@ def handlers(fwd: "Forwarder") -> dict[str, Handler]:
                 p = fwd.store.request(pid)
             except StoreError as exc:
                 raise CommandRejected(str(exc)) from None
-            fwd.events.emit("product_requested", {"id": pid, "queue_position": fwd.store.ids().index(pid)})
-            return {"id": p.id, "class": p.cls, "queue_position": fwd.store.ids().index(pid)}
+            # the store has no indexed rank yet: one O(n) pass over the sending order, shared by event and reply
+            position = fwd.store.ids().index(pid)
+            fwd.events.emit("product_requested", {"id": pid, "queue_position": position})
+            return {"id": p.id, "class": p.cls, "queue_position": position}
         return handler
 
     def drop(args: dict[str, Any]) -> dict[str, Any]:
