@@ -3,7 +3,9 @@
 The verdict counts what the source sent, not what the chain produced: each frame of
 ``OUT/hil/manifest.jsonl`` (:func:`account_frames`) must be at the ground (its full
 frame bit-exact to the manifest's CRC-32C and its thumbnail; the thumbnail alone where
-the policy kept only that) or named by an event that says why not (:class:`Naming`,
+the policy kept only that: :data:`POLICY_EVENTS`, the imaging core's ``frames_thumbnail_only``
+for any of its reasons, such as a store full by its quota, and the downlink's
+``product_evicted`` of a full product) or named by an event that says why not (:class:`Naming`,
 built from the events the ground received from the lander, :func:`ground_events`, and
 any the caller heard on the bus). Anything else fails, naming the frames.
 
@@ -28,11 +30,16 @@ from framework.crc import pixels_crc32c
 from fsw.imaging.product import product_id
 
 __all__ = ["read_manifest", "verify_ground", "verify_pcap", "GroundCheck", "PcapCheck", "Naming", "NAMING_EVENTS",
+           "POLICY_EVENTS", "by_policy",
            "FramesCheck", "account_frames", "ground_events", "frame_name", "judge_frames"]
 
 NAMING_EVENTS = frozenset({"frames_lost", "frames_thumbnail_only", "product_failed", "product_evicted",
                            "product_discarded", "frame_counter_gap"})
 """Events that name frames (or products of frames) that will not reach the ground, and why."""
+POLICY_EVENTS = ("frames_thumbnail_only", "product_evicted")
+"""Events by which the policy, not a loss, left a frame its thumbnail only: the capture path kept only the
+thumbnail (queue full, the grade rule, falling behind its ring, the store full by its quota), or the store
+evicted the full product by its quota's order (thumbnails are never evicted)."""
 FRAME_PRODUCTS = frozenset({"thumbnail", "full"})
 _PRODUCT_ID = re.compile(r"^(?P<camera>.+)-(?P<counter>\d+)-(?P<kind>thumbnail|full|lossy|roi|preview)$")
 _MAX_LISTED = 20
@@ -155,6 +162,11 @@ def verify_pcap(path: Path, max_bad: int = 5) -> PcapCheck:
 
 def frame_name(camera: str, counter: int) -> str:
     return f"{camera}/{counter}"
+
+
+def by_policy(why: Iterable[str]) -> bool:
+    """Whether the reasons :meth:`Naming.lookup` gave for a frame include one of :data:`POLICY_EVENTS`."""
+    return any(f": {name}" in w for w in why for name in POLICY_EVENTS)
 
 
 def _int(v: Any) -> bool:
@@ -288,7 +300,7 @@ def account_frames(manifest: dict[tuple[str, int], dict[str, Any]], ground_dirs:
             check.missing[name] = sorted(lacking)
         elif have == FRAME_PRODUCTS:
             check.at_ground.append(name)
-        elif have == {"thumbnail"} and any("frames_thumbnail_only" in w for w in why):
+        elif have == {"thumbnail"} and by_policy(why):
             check.thumbnail_only.append(name)
         else:
             check.named[name] = why

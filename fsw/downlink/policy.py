@@ -19,7 +19,15 @@ goes by grade plus ``age_weight_per_h`` times age in hours, highest first.
 Eviction (store over quota): ``rest`` first, lowest grade first, then oldest;
 then ``playback``, oldest first. Alerts, thumbnails, realtime telemetry and
 requested products are never evicted, nor anything in flight: a product that
-cannot fit then is refused, with an event.
+cannot fit then is refused (:class:`~fsw.downlink.store.StoreFull`), with an event.
+A ``rest`` newcomer worth no more than every ``rest`` item stored is refused
+rather than evict one of them (ties keep what is stored, which also sends first).
+
+Both are the policy's degradation of a frame, not a loss: the frame's thumbnail
+(class ``thumbnail``, never evicted) stays and goes down; the imaging core names
+a frame whose full product was refused ``frames_thumbnail_only`` (reason
+``store_full``), and the downlink's ``product_evicted`` names one whose full
+product was evicted (:mod:`pdh.verify` counts both as thumbnail only).
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ from fsw.downlink.policy import EVICTABLE, Policy, class_of
 from link.filestore import fsync_dir
 
 __all__ = ["StoredProduct", "Recovery", "Rebuilt", "ProductStore", "OpenTransaction", "StoreUnavailable",
-           "IndexCorrupt"]
+           "IndexCorrupt", "StoreFull", "STORE_FULL_PREFIX"]
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _TRANSACTIONS_KEPT = 4096
@@ -79,6 +79,17 @@ def _eviction_pass(ecls: str) -> tuple[str, tuple[str, ...], str, str]:
         return "cls = 'rest' AND state != 'refused' AND state = 'stored'", (), "score ASC, created ASC, seq ASC", ecls
     return ("cls = ? AND state != 'refused' AND cls != 'rest' AND state = 'stored'", (ecls,), "created ASC, seq ASC",
             ecls)
+
+
+STORE_FULL_PREFIX = "store full: "
+"""How a refusal by the quota reads (the text of :class:`StoreFull`, carried by the downlink's
+``product_rejected`` event): the imaging core tells the policy's refusal from a fault by it."""
+
+
+class StoreFull(StoreError):
+    """The quota leaves no room for the item and the eviction policy frees too little (everything that
+    may go is worth at least as much as the newcomer): a policy's answer, final for this item, not a fault.
+    The text starts with :data:`STORE_FULL_PREFIX`."""
 
 
 # What goes when room is needed, in this order: items kept as 'refused' (oldest first), then each evictable class.
@@ -132,6 +143,7 @@ class ProductStore:
         self.policy = policy or Policy()
         self.quota_bytes = quota_bytes
         self.evicted: list[StoredProduct] = []
+        self.refused_full = 0  # items refused by the quota (StoreFull) since the store was opened
         self.recovery = Recovery()
         self.rebuilt: Rebuilt | None = None
         self.fault = ""  # why the store is not ready, if it is not
@@ -356,7 +368,8 @@ class ProductStore:
             remake: dict[str, Any] | None = None) -> StoredProduct:
         """Make an item durable, then index it with its CRC-32C, evicting by policy if over quota.
 
-        Raises StoreError if it cannot be stored (bad id, duplicate, no room by policy), and its
+        Raises StoreError if it cannot be stored (bad id, duplicate; :class:`StoreFull`: no room by the
+        quota's policy), and its
         StoreUnavailable if the disk refuses (nothing is left behind; the same add may work later)."""
         self._check_id(product_id)
         if self.get(product_id) is not None:
@@ -415,8 +428,9 @@ class ProductStore:
                 need -= p.size
                 if need <= 0:
                     return victims
-        raise StoreError(f"store full: {size} bytes of {cls} do not fit in {self.quota_bytes} "
-                         f"and the eviction policy frees too little")
+        self.refused_full += 1
+        raise StoreFull(f"{STORE_FULL_PREFIX}{size} bytes of {cls} do not fit in {self.quota_bytes} "
+                        f"and the eviction policy frees too little")
 
     def confirm(self, product_id: str) -> bool:
         """The ground has the item: forget it (row first, then file). False if unknown.

@@ -55,12 +55,17 @@ INTERFACE = Interface.build(
         EventSpec(0x03, "product_failed", "error",
                   "a product could not be made: camera, counter, products (a report, sent until heard back)"),
         EventSpec(0x06, "frames_thumbnail_only", "warning",
-                  "frames that kept only a thumbnail: queue full, or the grade rule (a report)"),
+                  "frames that kept only a thumbnail by the policy (a report): reason queue_full, rule (the "
+                  "grade rule), falling_behind (the ring slot would be rewritten before the full product is "
+                  "done), store_full (the downlink's store refused the full product by its quota)"),
         EventSpec(0x07, "ae_command_refused", "warning", "the camera refused an exposure command"),
         EventSpec(0x08, "frames_lost", "warning",
                   "frames that will not reach the ground: camera, ranges [[first, last]], reason, products "
                   "(a report: journalled, sent again until heard back on the bus)"),
         EventSpec(0x09, "journal_failed", "error", "the frame journal could not be written (rate-limited)"),
+        EventSpec(0x0A, "capture_degraded", "warning",
+                  "the capture path keeps only thumbnails of some frames (rate-limited, with count): camera, "
+                  "reason (as frames_thumbnail_only), thumbnail_only_by (frames so far per reason)"),
     ),
     telemetry=(
         ChannelSpec(0x01, "frames_in", "count", int),
@@ -91,6 +96,8 @@ INTERFACE = Interface.build(
         ChannelSpec(0x1B, "journal_errors", "count", int, high=0),
         ChannelSpec(0x1C, "frames_duplicate", "count", int, doc="frame messages for a counter already taken"),
         ChannelSpec(0x1D, "frames_remade", "count", int, doc="frames taken again from the ring after a restart"),
+        ChannelSpec(0x1E, "thumbnail_only_by", "count", dict,
+                    doc="frames kept as thumbnail only, per reason (queue_full, rule, falling_behind, store_full)"),
     ),
 )
 
@@ -125,6 +132,9 @@ KIND = KindSpec(
                                              "jpegls, else quantised JPEG XL at lossless_params' effort)"),
         "workers": Field(int, 2, min=1, max=16, doc="threads encoding lossless products"),
         "queue_max": Field(int, 8, min=1, max=256, doc="frames waiting; beyond, frames keep only a thumbnail"),
+        "ring_margin": Field(float, 1.5, min=0.0, max=100.0,
+                             doc="a frame used in place whose ring slot is due to be rewritten sooner than this "
+                                 "times its camera's recent work time keeps only a thumbnail (0: never)"),
         "recent_frames": Field(int, 4, min=1, max=64, doc="raw frames kept per camera for requests"),
         "thumbnail_only_rule": Field(dict, {}, keys={
             "max_saturated_frac": Field(float, 1.0, min=0.0, max=1.0),

@@ -19,7 +19,14 @@ camera drivers' health (``last_counter``, which shows frames that never arrived)
 
 Frames whose pixels come through a camera driver's shared-memory ring are used
 in place (no copy; :mod:`fsw.imaging.frame`): a slot rewritten before or during
-a frame's work names that frame lost (``shm_overwritten``), whichever products it lacks.
+a frame's work names that frame lost (``shm_overwritten``), whichever products it lacks;
+a frame seen falling behind its ring before that keeps only its thumbnail, by policy
+(:class:`~fsw.imaging.processor.FrameProcessor`, reason ``falling_behind``).
+
+A full product the downlink's store refuses by its quota (``product_rejected`` whose
+reason starts ``store full: ``, :class:`fsw.downlink.store.StoreFull`) is the store's
+policy too: its frame keeps the thumbnail and is named ``frames_thumbnail_only``
+(reason ``store_full``), not lost.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ __all__ = ["run", "ImagingCore"]
 
 _REPORTS = ("frames_lost", "frames_thumbnail_only", "product_failed")
 _ALREADY_STORED = re.compile(r"^product (\S+) is already stored$")
+_STORE_FULL = "store full: "  # how the downlink's refusal by its quota reads (fsw.downlink.store.STORE_FULL_PREFIX)
 _KEPT_FIELDS = (*FRAME_FIELDS, "priority")  # what the journal keeps of a frame message, to take it again
 _SHM_KEYS = ("name", "slot", "generation", "length", "offset")
 _DETAIL_CHARS = 200
@@ -97,7 +105,7 @@ class ImagingCore:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self.proc = FrameProcessor(s, self.emit, self.events.emit, self.expose, ctx.out_dir / s["calibration_dir"],
-                                   ctx.monotonic, named=self.named, wake=self._woken)
+                                   ctx.monotonic, named=self.named, wake=self._woken, limited=self.events.limited)
         self.cameras, self.codec = self.proc.cameras, self.proc.codec
         self.downlinks = _downlinks(ctx)
         self.drivers = _drivers(ctx, self.cameras)
@@ -149,6 +157,7 @@ class ImagingCore:
     def reset_counters(self) -> None:
         for k in self.proc.counters:
             self.proc.counters[k] = 0
+        self.proc.thumbnail_only_by.clear()
         self.rejected = 0
 
     def sample(self) -> dict[str, Any]:
@@ -243,7 +252,16 @@ class ImagingCore:
             self.accounts.stored(pid)  # pushed before a restart of ours, confirmed after it
 
     def _refused(self, pid: str, reason: str) -> None:
+        """The downlink will not store ``pid``. A full frame its store has no room for by the quota's
+        policy leaves its frame thumbnail only (the thumbnail is a class the store never evicts); any other
+        refusal of a frame's product names the frame lost."""
         out = self.handoff.forget(pid)
+        if out is not None and out.kind == "full" and reason.startswith(_STORE_FULL):
+            self.proc.degraded("store_full", out.camera)
+            self.accounts.lacks("frames_thumbnail_only", out.camera, out.counter, {"full"},
+                                {"camera": out.camera, "counters": [out.counter], "reason": "store_full",
+                                 "product": pid, "detail": reason[:_DETAIL_CHARS]})
+            return
         if out is not None and out.kind in FRAME_PRODUCTS:
             self.accounts.lost(out.camera, [out.counter], "downlink_refused", {out.kind}, product=pid,
                                detail=reason[:_DETAIL_CHARS])

@@ -12,6 +12,15 @@ every product checks, once its work is done, that the slot still holds the frame
 handled as one found rewritten at the bus boundary: what was made of it is
 dropped and the frame is named (``frames_lost``, reason ``shm_overwritten``, the
 products it lacks); frames held for requests are let go once their slot is rewritten.
+
+So that this stays the exception, the processor sees a frame falling behind its ring
+before the slot is rewritten (:class:`~fsw.imaging.ringwatch.RingWatch`: how long
+until the camera's writer claims the slot again, from the handles of the frames
+that arrived): a frame that waits or is about to start while that is less than
+``ring_margin`` times what a frame of its camera lately took (front end and lossless,
+wall time) keeps only its thumbnail, made at once while the pixels are there. It is
+named ``frames_thumbnail_only`` (reason ``falling_behind``), counted per reason in
+``thumbnail_only_by``, and said to the operator by a rate-limited ``capture_degraded``.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from fsw.imaging.grades import grade_frame_and_blocks, thumbnail_only
 from fsw.imaging.near_lossless import capture_codec, make_near_lossless
 from fsw.imaging.pipeline import make_lossless, make_thumbnail
 from fsw.imaging.product import Product
+from fsw.imaging.ringwatch import RingWatch
 
 __all__ = ["FrameProcessor", "Held"]
 
@@ -45,14 +55,18 @@ Named = Callable[[str, Frame, frozenset[str], dict[str, Any]], None]
 lack, the event's fields). The imaging core makes it a durable report; the default emits the event."""
 FULL, THUMBNAIL = frozenset({"full"}), frozenset({"thumbnail", "full"})
 VERIFY_THREADS_MIN_PX = 1 << 21  # frames this large (2 Mpix) verify-decode on the idle cores too
+RING_MARGIN = 1.5  # default of the setting ring_margin
+_WORK_EMA = 0.3  # weight of the newest frame in a camera's work time
 
 
 class FrameProcessor:
     def __init__(self, settings: dict[str, Any], emit: Emit, event: Event, expose: Expose | None = None,
                  calibration_dir: Path | None = None, monotonic: Callable[[], float] = time.monotonic,
-                 named: Named | None = None, wake: Callable[[], None] | None = None) -> None:
+                 named: Named | None = None, wake: Callable[[], None] | None = None,
+                 limited: Event | None = None) -> None:
         """``wake``: called (from a worker thread) when an encoding finishes, so a loop that sleeps on its
-        sockets can call :meth:`step` at once instead of at its next timeout."""
+        sockets can call :meth:`step` at once instead of at its next timeout. ``limited``: a rate-limited
+        event sink (an EventReporter's ``limited``) for ``capture_degraded``; None: not said."""
         self.s = settings
         self.cameras: list[str] = list(settings["cameras"])
         self.codec: str = settings["lossless_codec"]
@@ -60,6 +74,7 @@ class FrameProcessor:
         self._named: Named = named or (lambda name, frame, kinds, fields: self._event(name, fields))
         self._monotonic = monotonic
         self._wake = wake
+        self._limited = limited
         self._cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         self.waiting: collections.deque[tuple[Frame, float, bool]] = collections.deque()
         self.inflight: collections.deque[tuple[Frame, Future[Product]]] = collections.deque()
@@ -73,6 +88,9 @@ class FrameProcessor:
         self.counters = dict(frames_accepted=0, frames_thumbnail_only=0, products_made=0, products_failed=0,
                              ae_commands=0)
         self.overwritten = 0  # frames used in place whose slot was rewritten during their work
+        self.rings = RingWatch()  # where each camera's ring writer is, from the handles that arrived
+        self.work_s: dict[str, dict[str, float]] = {}  # camera -> {front, lossless}: recent wall seconds (EMA)
+        self.thumbnail_only_by: dict[str, int] = {}  # reason -> frames kept as thumbnail only
         self.stage_ms: dict[str, float] = {}
         self._blocks: dict[str, Any] = {}  # per camera: block means of the last frame, for the change grade
         self.last_error = ""
@@ -87,13 +105,12 @@ class FrameProcessor:
         if frame.camera not in self.recent:
             raise FrameRejected("camera_unknown", f"camera {frame.camera!r} is not one of {self.cameras}")
         self.counters["frames_accepted"] += 1
+        if frame.lease is not None:
+            lease = frame.lease
+            self.rings.seen(lease.ring.name, lease.slot, lease.generation, lease.ring.slots, frame.t_capture,
+                            self._monotonic())
         if len(self.waiting) >= self._room(frame):
-            if not self._front_end(frame, full_frame=False, replay=replay):
-                return  # rewritten under its thumbnail: named lost already
-            self.counters["frames_thumbnail_only"] += 1
-            self._named("frames_thumbnail_only", frame, FULL,
-                        {"camera": frame.camera, "counters": [frame.counter], "reason": "queue_full",
-                         "queue_depth": len(self.waiting)})
+            self._thumbnail_only(frame, "queue_full", {"queue_depth": len(self.waiting)}, replay)
             return
         if frame.priority == "confirmation":
             self.waiting.appendleft((frame, self._monotonic(), replay))  # a deployment waits for this one
@@ -123,6 +140,7 @@ class FrameProcessor:
                 self._overwritten(frame, FULL)
             except Exception as exc:  # noqa: BLE001 - whatever a frame's encoding raises, it names the frame
                 self._fail(frame, exc, FULL)
+        self._degrade_behind()
         workers = self.s["workers"]
         while (self.waiting and len(self.inflight) < 2 * workers
                and sum(not f.done() for _, f in self.inflight) < workers):
@@ -130,7 +148,64 @@ class FrameProcessor:
             if not frame.intact():  # rewritten while it waited: no work is spent on it
                 self._overwritten(frame, THUMBNAIL)
                 continue
+            behind = self._behind(frame)
+            if behind is not None:
+                self._thumbnail_only(frame, "falling_behind", behind, replay)
+                continue
             self._front_end(frame, replay=replay)
+
+    def _degrade_behind(self) -> None:
+        """Waiting frames whose slot will be rewritten before their work could be done, even if it started
+        now, keep only their thumbnail, made now while the pixels are still theirs (waiting longer only
+        shortens the time left). Frames already rewritten are left for :meth:`step`, which names them."""
+        if not any(f.lease is not None for f, _, _ in self.waiting):
+            return
+        keep: collections.deque[tuple[Frame, float, bool]] = collections.deque()
+        while self.waiting:
+            entry = self.waiting.popleft()
+            frame, _, replay = entry
+            behind = self._behind(frame) if frame.intact() else None
+            if behind is None:
+                keep.append(entry)
+            else:
+                self._thumbnail_only(frame, "falling_behind", behind, replay)
+        self.waiting = keep
+
+    def _behind(self, frame: Frame) -> dict[str, Any] | None:
+        """What says a frame used in place cannot have its full product before its ring slot is rewritten
+        (the event's fields), or None: it can, its pixels are its own, or its camera's cost is not known
+        yet. The time it needs: its camera's recent front end and lossless work (wall seconds, so a busy
+        machine counts), times ``ring_margin``."""
+        lease, work = frame.lease, self.work_s.get(frame.camera)
+        margin = self.s.get("ring_margin", RING_MARGIN)
+        if lease is None or not work or "lossless" not in work or margin <= 0:
+            return None
+        need_s = margin * (work.get("front", 0.0) + work["lossless"])
+        left_s = self.rings.seconds_left(lease.ring.name, lease.slot, lease.generation, lease.ring.slots,
+                                         self._monotonic())
+        if left_s >= need_s:
+            return None
+        return {"seconds_left": round(max(left_s, 0.0), 3), "seconds_needed": round(need_s, 3),
+                "writes_left": self.rings.writes_left(lease.ring.name, lease.slot, lease.generation,
+                                                      lease.ring.slots)}
+
+    def _thumbnail_only(self, frame: Frame, reason: str, fields: dict[str, Any], replay: bool = False) -> None:
+        """The policy keeps only the frame's thumbnail (made now): named, counted by reason, and said once
+        in a while to the operator (``capture_degraded``, rate-limited, when the event sink can)."""
+        if not self._front_end(frame, full_frame=False, replay=replay):
+            return  # rewritten under its thumbnail: named lost already
+        self.degraded(reason, frame.camera)
+        self._named("frames_thumbnail_only", frame, FULL,
+                    {"camera": frame.camera, "counters": [frame.counter], "reason": reason, **fields})
+
+    def degraded(self, reason: str, camera: str) -> None:
+        """One frame of ``camera`` kept as thumbnail only by the policy, for ``reason``: counted, and said
+        (rate-limited) through the ``limited`` sink given at construction, if any."""
+        self.counters["frames_thumbnail_only"] += 1
+        self.thumbnail_only_by[reason] = self.thumbnail_only_by.get(reason, 0) + 1
+        if self._limited is not None:
+            self._limited("capture_degraded", {"camera": camera, "reason": reason,
+                                               "thumbnail_only_by": dict(self.thumbnail_only_by)})
 
     def busy(self) -> bool:
         return bool(self.waiting or self.inflight)
@@ -190,8 +265,9 @@ class FrameProcessor:
             self._fail(frame, exc, THUMBNAIL)
             return True
         self.stage_ms.update(grade=(t1 - t0) * 1000, thumbnail=(t2 - t1) * 1000)
+        self._work_time(frame.camera, "front", t2 - t0)
         if full_frame and thumbnail_only(grades, self.s["thumbnail_only_rule"]):
-            self.counters["frames_thumbnail_only"] += 1
+            self.degraded("rule", frame.camera)
             self._named("frames_thumbnail_only", frame, FULL,
                         {"camera": frame.camera, "counters": [frame.counter], "reason": "rule",
                          "score": grades["score"]})
@@ -212,8 +288,16 @@ class FrameProcessor:
         else:
             p = make_lossless(frame, self.codec, grades, self.s["lossless_params"], verify_threads)
         frame.check_intact()  # in place: the slot still held the frame when its product was done
-        self.stage_ms["lossless"] = (time.perf_counter() - t0) * 1000
+        took = time.perf_counter() - t0
+        self.stage_ms["lossless"] = took * 1000
+        self._work_time(frame.camera, "lossless", took)
         return p
+
+    def _work_time(self, camera: str, stage: str, seconds: float) -> None:
+        """A camera's recent wall time of a stage (EMA). Called from the workers too: one dict store."""
+        work = self.work_s.setdefault(camera, {})
+        old = work.get(stage)
+        work[stage] = seconds if old is None else old + _WORK_EMA * (seconds - old)
 
     def _verify_threads(self, frame: Frame) -> int:
         """Threads for the verify decode of the frame about to start: the cores no other frame's encoding is
@@ -253,5 +337,6 @@ class FrameProcessor:
     def sample(self) -> dict[str, Any]:
         oldest = self._monotonic() - self.waiting[0][1] if self.waiting else 0.0
         return dict(self.counters, queue_depth=len(self.waiting), encoding=len(self.inflight),
+                    thumbnail_only_by=dict(self.thumbnail_only_by),
                     oldest_waiting_s=round(oldest, 3), stage_ms={k: round(v, 1) for k, v in self.stage_ms.items()},
                     autoexposure={c: a.enabled for c, a in self.ae.items()})
