@@ -15,14 +15,22 @@ Every frame the emulators put on the line (their manifest) is judged by
 :func:`pdh.verify.judge_frames` and the products the downlink stored on board:
 
 - **at the ground**: full frame bit-exact and thumbnail at the ground station;
-- **on board**: its full product in the store, waiting for the link (the demo's
-  relays carry 20-24 Mbit/s, far less than three cameras make: not a loss);
-- **thumbnail only**: the capture path's policy kept only the thumbnail and said so
-  (``frames_thumbnail_only``: the imaging queue was full, or the grade rule);
+- **on board**: its full product in the store at the end, waiting for the link (the
+  demo's relays carry 20-24 Mbit/s, far less than three cameras make: not a loss);
+- **thumbnail only**: the policy kept only the thumbnail and said so, by reason: the
+  capture path's ``frames_thumbnail_only`` (``queue_full``: the imaging queue was full;
+  ``rule``: the grade rule; ``falling_behind``: the frame's ring slot was due to be
+  rewritten before its full product could be done; ``store_full``: the store refused
+  the full product by its quota), or the store's ``product_evicted`` of its full
+  product (``evicted``: a better one needed the room);
 - **lost**: anything else, named by an event (``frames_lost`` ...) or not at all.
 
-Per camera the headline is frames kept per second (at the ground or on board,
-full product) against the camera's configured rate, in the same run. Per process
+Per camera the headline is frames kept per second (at the ground or on board at the
+end, full product) against the camera's configured rate, in the same run, and the
+frames lost (goal 0); beside it, frames captured (the full product made and handed to
+the store, whatever the store did with it then) per second against the rate, which
+tells the capture path's bound from the store's quota. Several rounds: median and
+min-max. Per process
 (each child the supervisor started, and the processes those spawned, such as the
 re-encoder): CPU over the streaming time from ``/proc/<pid>/stat`` (a share of one
 core, and of the machine), and peak memory (``VmHWM`` of ``/proc/<pid>/status``).
@@ -39,6 +47,7 @@ emulators, the relay and the ground still share the cores and are listed apart
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -58,13 +67,17 @@ CAMERAS: dict[str, float] = {"navcam": 10.0, "context": 10.0, "monitor": 0.5}
 """Each camera of the lander and the rate it streams at (Hz); the monitor's is its serial line's limit."""
 QUICK_SIZES: dict[str, tuple[int, int]] = {"navcam": (512, 512), "context": (480, 270)}
 FRAME_CACHE = 8
+FULL_ROUNDS = 3
+SHM_SLOTS = int(yaml.safe_load(DEMO_CONFIG.read_text())["processes"]["navcam_driver"].get("shm_slots", 8))
+"""Each driver's ring, as configs/demo.yaml's navcam driver has it (the driver's default when it says nothing)."""
 READY_TIMEOUT_S = 90.0
 LANDER_KINDS = ("bus.broker", "drivers.camera", "fsw.imaging", "fsw.downlink")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # -- the config ------------------------------------------------------------------------------------------------
-def _camera_processes(camera: str, rate_hz: float, size: tuple[int, int] | None, seed: int) -> dict[str, Any]:
+def _camera_processes(camera: str, rate_hz: float, size: tuple[int, int] | None, seed: int,
+                      shm_slots: int = SHM_SLOTS) -> dict[str, Any]:
     profile: dict[str, Any] = {} if size is None else {"width": size[0], "height": size[1]}
     emulator: dict[str, Any] = {
         "kind": "hil.camera", "host": "lander", "camera": camera, "seed": seed, "profile_file": camera,
@@ -73,13 +86,13 @@ def _camera_processes(camera: str, rate_hz: float, size: tuple[int, int] | None,
     driver: dict[str, Any] = {
         "kind": "drivers.camera", "host": "lander", "camera": camera, "profile_file": camera,
         "profile": dict(profile, max_frame_rate_hz=rate_hz), "frame_rate_hz": rate_hz, "stream_on_start": False,
-        "frame_transport": "shm", "endpoints": {"link": f"{camera}_link", "bus_pub": "bus_pub",
+        "frame_transport": "shm", "shm_slots": shm_slots, "endpoints": {"link": f"{camera}_link", "bus_pub": "bus_pub",
                                                  "command": f"{camera}_cmd"}}
     return {f"{camera}_emulator": emulator, f"{camera}_driver": driver}
 
 
 def lander_config(cameras: dict[str, float] | None = None, sizes: dict[str, tuple[int, int]] | None = None,
-                  workers: int = 2) -> dict[str, Any]:
+                  workers: int = 2, shm_slots: int = SHM_SLOTS) -> dict[str, Any]:
     """demo.yaml's lander, relay and ground on free ports, with a camera, emulator and driver per entry of
     ``cameras`` (name -> rate Hz; the profile ``configs/cameras/<name>.yaml``) at its profile's size or
     ``sizes[name]`` (width, height); one imaging core for all. The demo's sequencer, command ingest and
@@ -95,7 +108,7 @@ def lander_config(cameras: dict[str, float] | None = None, sizes: dict[str, tupl
     endpoints = {k: v for k, v in demo["endpoints"].items()
                  if not k.startswith(("navcam", "ingest", "sequencer", "uplink", "console"))}
     for i, (camera, rate) in enumerate(cameras.items()):
-        processes.update(_camera_processes(camera, rate, sizes.get(camera), 2026 + i))
+        processes.update(_camera_processes(camera, rate, sizes.get(camera), 2026 + i, shm_slots))
         endpoints.update({f"{camera}_link": "tcp://127.0.0.1:0", f"{camera}_ctl": "tcp://127.0.0.1:0",
                           f"{camera}_cmd": f"ipc://{camera}_cmd"})
     processes["imaging"] = dict(demo["processes"]["imaging"], cameras=list(cameras), workers=workers)
@@ -209,27 +222,41 @@ class CpuWatch:
 
 
 # -- the verdict per frame ----------------------------------------------------------------------------------------
-def classify_frames(manifest: Iterable[tuple[str, int]], at_ground: set[str], thumbnail_only: set[str],
-                    stored: set[str], named: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
-    """Per camera: frames sent, at the ground, on board (full product stored, not yet down), thumbnail only
-    (the policy, said by an event), lost (neither, with the reasons events gave; 'unnamed' if none).
+def _empty() -> dict[str, Any]:
+    return {"sent": 0, "at_ground": 0, "on_board": 0, "thumbnail_only": 0, "lost": 0, "captured": 0,
+            "why_lost": {}, "thumbnail_by": {}}
 
-    ``at_ground``, ``thumbnail_only`` and ``named`` hold frame names ``camera/counter``
-    (:func:`pdh.verify.frame_name`); ``stored`` holds product ids."""
+
+def classify_frames(manifest: Iterable[tuple[str, int]], at_ground: set[str], thumbnail_only: set[str],
+                    stored: set[str], named: dict[str, list[str]], evicted: set[str] | None = None,
+                    thumbnail_reasons: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Per camera: frames sent, at the ground, on board (full product stored and still there, not yet
+    down), thumbnail only (the policy, said by an event; per reason in ``thumbnail_by``), lost (none of
+    these, with the reasons events gave; 'unnamed' if none), and captured (the full product made and
+    handed to the store: at the ground, on board, evicted, or refused by the store's quota).
+
+    ``at_ground``, ``thumbnail_only``, ``named`` and ``thumbnail_reasons`` (frame -> the policy's reason)
+    hold frame names ``camera/counter`` (:func:`pdh.verify.frame_name`); ``stored`` and ``evicted`` (full
+    products the store evicted by its quota's order) hold product ids."""
     from fsw.imaging.product import product_id
     from pdh.verify import frame_name
 
+    evicted = evicted or set()
+    reasons = thumbnail_reasons or {}
     out: dict[str, dict[str, Any]] = {}
     for camera, counter in manifest:
-        c = out.setdefault(camera, {"sent": 0, "at_ground": 0, "on_board": 0, "thumbnail_only": 0, "lost": 0,
-                                    "why_lost": {}})
+        c = out.setdefault(camera, _empty())
         c["sent"] += 1
         name = frame_name(camera, counter)
+        full = product_id(camera, counter, "full")
+        why = reasons.get(name, "policy") if name in thumbnail_only else "evicted" if full in evicted else ""
+        c["captured"] += name in at_ground or full in stored or why in ("store_full", "evicted")
         if name in at_ground:
             c["at_ground"] += 1
-        elif name in thumbnail_only:
+        elif why:
             c["thumbnail_only"] += 1
-        elif product_id(camera, counter, "full") in stored:
+            c["thumbnail_by"][why] = c["thumbnail_by"].get(why, 0) + 1
+        elif full in stored:
             c["on_board"] += 1
         else:
             c["lost"] += 1
@@ -256,6 +283,7 @@ class LanderRun:
     arrivals: dict[str, float] = field(default_factory=dict)  # product id -> seconds after the streams started
     stored_at: dict[str, float] = field(default_factory=dict)  # product id -> when the downlink stored it
     ground: dict[str, int] = field(default_factory=lambda: {"full": 0, "thumbnail": 0, "bytes_sent": 0})
+    shm_slots: int = SHM_SLOTS
 
 
 class _Times:
@@ -403,21 +431,23 @@ def _judge(out: Path, config: Any, state: Any, cpu: CpuWatch, peaks: dict[str, f
 
     manifest = read_manifest(out / "hil" / "manifest.jsonl")
     check = judge_frames(out, config, state.naming)
+    thumbnailed = _thumbnailed(state)
+    evicted = {str(f["id"]) for _src, f in state.naming
+               if f.get("name") == "product_evicted" and str(f.get("id", "")).endswith("-full")}
     thumb_reasons: dict[str, int] = {}
-    for _src, f in state.naming:
-        if f.get("name") == "frames_thumbnail_only":
-            key = str(f.get("reason", "?"))
-            thumb_reasons[key] = thumb_reasons.get(key, 0) + len(f.get("counters") or [1])
+    for reason in thumbnailed.values():
+        thumb_reasons[reason] = thumb_reasons.get(reason, 0) + 1
+    if evicted:
+        thumb_reasons["evicted"] = len(evicted)
     naming = Naming()
     src_camera = {n: str(config.processes[n].get("camera")) for n in config.processes_of_kind("drivers.camera")}
     for src, f in state.naming:
         naming.add(src, f, src_camera)
     named = {frame_name(cam, n): naming.lookup(cam, n)[1] for cam, n in manifest}
-    frames = classify_frames(manifest, set(check.at_ground), set(check.thumbnail_only) | _thumbnailed(state),
-                             state.stored, named)
+    frames = classify_frames(manifest, set(check.at_ground), set(check.thumbnail_only) | set(thumbnailed),
+                             state.stored, named, evicted, thumbnailed)
     for cam in rates:
-        frames.setdefault(cam, {"sent": 0, "at_ground": 0, "on_board": 0, "thumbnail_only": 0, "lost": 0,
-                                "why_lost": {}})
+        frames.setdefault(cam, _empty())
     kinds = {n: c.kind for n, c in sup.children.items()}
     died = [f"{c.name} exited {c.exits}" for c in sup.children.values() if c.exits]
     ground = {"full": sum(p.endswith("-full") for p in state.received_ok),
@@ -427,28 +457,51 @@ def _judge(out: Path, config: Any, state: Any, cpu: CpuWatch, peaks: dict[str, f
                      ground=ground)
 
 
-def _thumbnailed(state: Any) -> set[str]:
+def _thumbnailed(state: Any) -> dict[str, str]:
     """Frames a ``frames_thumbnail_only`` event named (heard on the bus), whether or not the thumbnail is
-    down yet: the policy's choice, not a loss."""
+    down yet, and the reason it gave: the policy's choice, not a loss. A report heard again (resent until
+    echoed) counts once."""
     from pdh.verify import frame_name
 
-    out: set[str] = set()
+    out: dict[str, str] = {}
     for _src, f in state.naming:
         if f.get("name") == "frames_thumbnail_only" and isinstance(f.get("camera"), str):
-            out |= {frame_name(f["camera"], n) for n in f.get("counters") or [] if isinstance(n, int)}
+            for n in f.get("counters") or []:
+                if isinstance(n, int):
+                    out.setdefault(frame_name(f["camera"], n), str(f.get("reason", "?")))
     return out
 
 
 # -- the tables ---------------------------------------------------------------------------------------------------
-def _camera_rows(run: LanderRun) -> list[dict[str, Any]]:
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def _camera_rows(runs: list[LanderRun]) -> list[dict[str, Any]]:
+    """Per camera, over the rounds: the medians, and the headline's min and max."""
     rows = []
-    for cam, rate in run.rates.items():
-        c = run.frames[cam]
-        kept = c["at_ground"] + c["on_board"]
-        rows.append({"camera": cam, "vs_rate": ratio(kept / run.stream_s, rate), "rate_hz": rate,
-                     "sent_fps": c["sent"] / run.stream_s, "kept_fps": kept / run.stream_s,
-                     "sent": c["sent"], "at_ground": c["at_ground"], "on_board": c["on_board"],
-                     "thumbnail_only": c["thumbnail_only"], "lost": c["lost"]})
+    for cam, rate in runs[0].rates.items():
+        per = [(r.frames.get(cam, _empty()), r.stream_s) for r in runs]
+        kept = [ratio((c["at_ground"] + c["on_board"]) / t, rate) or 0.0 for c, t in per]
+        captured = [ratio(c.get("captured", 0) / t, rate) or 0.0 for c, t in per]
+        by: dict[str, list[int]] = {}
+        for c, _ in per:
+            for why in c.get("thumbnail_by", {}):
+                by.setdefault(why, [])
+        for c, _ in per:
+            for why in by:
+                by[why].append(c.get("thumbnail_by", {}).get(why, 0))
+        lost = [c["lost"] for c, _ in per]
+        rows.append({"camera": cam, "vs_rate": _median(kept), "vs_rate_min": min(kept), "vs_rate_max": max(kept),
+                     "captured": _median(captured), "rate_hz": rate,
+                     "sent_fps": _median([c["sent"] / t for c, t in per]),
+                     "kept_fps": _median([(c["at_ground"] + c["on_board"]) / t for c, t in per]),
+                     "sent": _median([c["sent"] for c, _ in per]),
+                     "at_ground": _median([c["at_ground"] for c, _ in per]),
+                     "on_board": _median([c["on_board"] for c, _ in per]),
+                     "thumbnail_only": _median([c["thumbnail_only"] for c, _ in per]),
+                     "thumbnail_by": ", ".join(f"{k} {_median(v):g}" for k, v in sorted(by.items())) or "-",
+                     "lost": _median(lost), "lost_max": max(lost)})
     return rows
 
 
@@ -461,7 +514,7 @@ def _role(name: str, kinds: dict[str, str]) -> str:
 
 
 def _bound(run: LanderRun, cores: int) -> str:
-    """Which lander process bounds the capture path, and which queue filled."""
+    """Which lander process bounds the capture path, which queue filled, and what the policy did."""
     lander = [p for p in run.processes if run.kinds.get(p["process"].split("/")[0]) in LANDER_KINDS]
     total = sum(p["cores"] for p in run.processes)
     top = lander[0] if lander else None
@@ -474,53 +527,90 @@ def _bound(run: LanderRun, cores: int) -> str:
     text += (f"all processes together {total:.2f} of {cores} cores"
              + (" (the machine's cores are the bound)" if total >= 0.9 * cores else ""))
     text += f"; peak queues: {queues or 'none'}"
-    if any(k.endswith(".store_fill") and v >= 0.99 for k, v in run.peaks.items()):
-        text += "; the downlink's store filled its quota (products refused: frames_lost downlink_refused)"
-    if run.thumbnail_reasons:
-        text += "; thumbnail only by " + ", ".join(f"{k} x{v}" for k, v in run.thumbnail_reasons.items())
+    why = run.thumbnail_reasons
+    if any(k.endswith(".store_fill") and v >= 0.99 for k, v in run.peaks.items()) or why.get("store_full") \
+            or why.get("evicted"):
+        text += ("; the downlink's store filled its quota: the store's policy bounds the frames kept (full "
+                 "products refused, store_full, or evicted for better ones; their thumbnails kept)")
+    if why.get("falling_behind") or why.get("queue_full"):
+        text += "; the imaging core fell behind the cameras (falling_behind, queue_full: thumbnails kept)"
+    if why:
+        text += "; thumbnail only by " + ", ".join(f"{k} x{v}" for k, v in why.items())
     return text
 
 
-def _tables(run: LanderRun, sizes: dict[str, str], duration_s: float, load: Any) -> list[Table]:
+def _process_rows(runs: list[LanderRun], cores: int) -> list[dict[str, Any]]:
+    """Per process over the rounds: median cores and CPU seconds, the highest peak memory. A spawned
+    process is matched across rounds by its parent and what it runs (its pid differs)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for p in run.processes:
+            name = p["process"].rsplit(" ", 1)[0] if "/" in p["process"] else p["process"]
+            row = rows.setdefault(name, {"process": name, "cores_all": [], "cpu_all": [], "peak_mb": 0.0,
+                                         "role": _role(p["process"], run.kinds)})
+            row["cores_all"].append(p["cores"])
+            row["cpu_all"].append(p["cpu_s"])
+            row["peak_mb"] = max(row["peak_mb"], p["peak_mb"])
+    out = []
+    for row in rows.values():
+        c = _median(row.pop("cores_all"))
+        out.append(dict(row, cores=c, cpu_s=_median(row.pop("cpu_all")), share=(c / cores) or None))
+    return sorted(out, key=lambda r: -r["cores"])
+
+
+def _tables(runs: LanderRun | list[LanderRun], sizes: dict[str, str], duration_s: float, load: Any) -> list[Table]:
+    runs = [runs] if isinstance(runs, LanderRun) else list(runs)
     cores = os.cpu_count() or 1
+    # the round whose kept figure is the median (the notes tell its bound and losses)
+    mid = sorted(runs, key=lambda r: sum(c["at_ground"] + c["on_board"] for c in r.frames.values()))[len(runs) // 2]
+    rounds = f"{len(runs)} round{'s' if len(runs) > 1 else ''}"
     cams = Table(
         name="lander",
-        title=f"The whole lander at once: {', '.join(run.rates)} streaming for {run.stream_s:.0f} s on {cores} cores",
-        baseline="each camera's configured rate (" + ", ".join(f"{c} {r:g} Hz" for c, r in run.rates.items())
+        title=f"The whole lander at once: {', '.join(mid.rates)} streaming for {mid.stream_s:.0f} s on {cores} cores"
+              f" ({rounds}: medians, headline min-max)",
+        baseline="each camera's configured rate (" + ", ".join(f"{c} {r:g} Hz" for c, r in mid.rates.items())
                  + "); goal: x rate 1.00 with nothing lost",
         columns=[Column("camera", "camera"), Column("vs_rate", "x rate (kept)", ".3f", True),
+                 Column("vs_rate_min", "min", ".3f"), Column("vs_rate_max", "max", ".3f"),
+                 Column("lost", "lost", "g"), Column("lost_max", "lost max", "g"),
+                 Column("captured", "x rate (captured)", ".3f", True),
                  Column("rate_hz", "rate Hz", ".1f"), Column("sent_fps", "sent/s", ".2f"),
-                 Column("kept_fps", "kept/s", ".2f"), Column("sent", "sent", "d"),
-                 Column("at_ground", "at ground", "d"), Column("on_board", "on board", "d"),
-                 Column("thumbnail_only", "thumbnail only", "d"), Column("lost", "lost", "d")],
-        rows=_camera_rows(run), load=load)
+                 Column("kept_fps", "kept/s", ".2f"), Column("sent", "sent", "g"),
+                 Column("at_ground", "at ground", "g"), Column("on_board", "on board", "g"),
+                 Column("thumbnail_only", "thumbnail only", "g"), Column("thumbnail_by", "thumbnail only by")],
+        rows=_camera_rows(runs), load=load)
     cams.notes.append("frames: " + "; ".join(f"{c} {s}" for c, s in sizes.items())
-                      + f"; emulators cycle {FRAME_CACHE} rendered frames each (frame_cache)")
+                      + f"; emulators cycle {FRAME_CACHE} rendered frames each (frame_cache); driver rings of "
+                      f"{mid.shm_slots} slots (shm_slots)")
     cams.notes.append("sent: frames in the emulators' manifest; kept: full frame bit-exact at the ground (pdh.verify) "
-                      "or its full product stored on board waiting for the link; thumbnail only: the imaging "
-                      "core's policy (frames_thumbnail_only), counted apart from lost; lost: anything else")
-    cams.notes.append(_bound(run, cores))
-    cams.notes.append(f"at the ground by the end ({run.stream_s:.0f} s of streaming and the drain): "
-                      f"{run.ground['full']} full frames and {run.ground['thumbnail']} thumbnails of these cameras; "
-                      f"the downlink sent {run.ground['bytes_sent'] / 1e6:.1f} MB on configs/demo.yaml's contact "
+                      "or its full product still stored on board at the end, waiting for the link; captured: the "
+                      "full product made and handed to the store (kept, evicted, or refused by its quota); "
+                      "thumbnail only: the policy, by reason (imaging's frames_thumbnail_only: queue_full, rule, "
+                      "falling_behind, store_full; the store's product_evicted: evicted), counted apart from lost; "
+                      "lost: anything else (goal 0)")
+    cams.notes.append(_bound(mid, cores))
+    cams.notes.append(f"at the ground by the end ({mid.stream_s:.0f} s of streaming and the drain): "
+                      f"{mid.ground['full']} full frames and {mid.ground['thumbnail']} thumbnails of these cameras; "
+                      f"the downlink sent {mid.ground['bytes_sent'] / 1e6:.1f} MB on configs/demo.yaml's contact "
                       "plan (frames beyond the link's share wait on board)")
-    for cam, c in run.frames.items():
-        if c["why_lost"]:
-            cams.notes.append(f"{cam} lost: " + "; ".join(f"{w} x{n}" for w, n in list(c["why_lost"].items())[:4]))
-    cams.notes.extend(f"process died and was restarted: {d}" for d in run.died)
-    cams.notes.extend(run.notes[:5])
+    for i, run in enumerate(runs):
+        for cam, c in run.frames.items():
+            if c["why_lost"]:
+                cams.notes.append(f"round {i + 1} {cam} lost: "
+                                  + "; ".join(f"{w} x{n}" for w, n in list(c["why_lost"].items())[:4]))
+        cams.notes.extend(f"round {i + 1} process died and was restarted: {d}" for d in run.died)
+        cams.notes.extend(run.notes[:5])
     procs = Table(
         name="lander_processes",
-        title="The whole lander at once: CPU and peak memory per process while the cameras streamed",
-        baseline=f"the machine's {cores} cores over the {run.stream_s:.0f} s of streaming",
+        title=f"The whole lander at once: CPU and peak memory per process while the cameras streamed ({rounds})",
+        baseline=f"the machine's {cores} cores over the {mid.stream_s:.0f} s of streaming",
         columns=[Column("process", "process"), Column("share", f"x {cores} cores", ".3f", True),
                  Column("cores", "cores", ".2f"), Column("cpu_s", "CPU s", ".1f"),
                  Column("peak_mb", "peak MB", ".0f"), Column("role", "kind")],
-        rows=[{"process": p["process"], "share": (p["cores"] / cores) or None, "cores": p["cores"],
-               "cpu_s": p["cpu_s"], "peak_mb": p["peak_mb"], "role": _role(p["process"], run.kinds)}
-              for p in run.processes],
-        notes=["CPU: utime+stime from /proc/<pid>/stat over the streaming time; a process spawned meanwhile "
-               "(the re-encoder) from when it was first seen (sampled each second); peak MB: VmHWM",
+        rows=_process_rows(runs, cores),
+        notes=["CPU: utime+stime from /proc/<pid>/stat over the streaming time (median of the rounds); a process "
+               "spawned meanwhile (the re-encoder) from when it was first seen (sampled each second); peak MB: "
+               "VmHWM (the highest of the rounds)",
                "lander: " + ", ".join(LANDER_KINDS) + "; the rest (emulators, relay, ground) is the test harness "
                "sharing the cores"],
         load=load)
@@ -529,25 +619,36 @@ def _tables(run: LanderRun, sizes: dict[str, str], duration_s: float, load: Any)
 
 def bench_lander(duration_s: float = 60.0, drain_s: float = 20.0, quick_sizes: bool = False,
                  cameras: dict[str, float] | None = None, sizes: dict[str, tuple[int, int]] | None = None,
-                 out_dir: Path | None = None) -> list[Table]:
-    """Run the lander with every camera streaming for ``duration_s``; per camera and per process tables.
+                 out_dir: Path | None = None, rounds: int | None = None, shm_slots: int = SHM_SLOTS,
+                 imaging: dict[str, Any] | None = None) -> list[Table]:
+    """Run the lander ``rounds`` times with every camera streaming for ``duration_s``; per camera and per
+    process tables (medians over the rounds, the headline's min and max).
 
     ``quick_sizes``: the navcam and context camera at :data:`QUICK_SIZES` (the monitor is small already);
-    ``sizes`` (camera -> (width, height)) overrides both. The run's output goes to a temporary directory,
-    or to ``out_dir`` (kept) when given."""
+    ``sizes`` (camera -> (width, height)) overrides both. ``rounds``: by default :data:`FULL_ROUNDS` at the
+    cameras' own sizes, one at smaller ones (a quick check). ``shm_slots``: each driver's ring; ``imaging``:
+    settings of the imaging core over demo.yaml's (to measure a setting against another). Each round's
+    output goes to a temporary directory, or under ``out_dir`` (kept) when given."""
     watch = LoadWatch()
+    if rounds is None:
+        rounds = FULL_ROUNDS if sizes is None and not quick_sizes else 1
     sizes = sizes if sizes is not None else QUICK_SIZES if quick_sizes else {}
-    raw = lander_config(cameras, sizes)
     described = {}
-    for cam in raw["processes"]["imaging"]["cameras"]:
-        emu = raw["processes"][f"{cam}_emulator"]
-        prof = yaml.safe_load((REPO / "configs" / "cameras" / f"{cam}.yaml").read_text())
-        w, h = emu["profile"].get("width", prof["width"]), emu["profile"].get("height", prof["height"])
-        binning = prof.get("binning", 1)
-        described[cam] = (f"{w // binning}x{h // binning} {prof['bit_depth']}-bit {prof['pattern']}"
-                          f"{' (binned)' if binning > 1 else ''}, {prof['interface']}")
-    with tempfile.TemporaryDirectory(prefix="bench_lander_", dir="/tmp") as tmp:
-        out = Path(out_dir or tmp)
-        out.mkdir(parents=True, exist_ok=True)
-        run = run_lander(raw, duration_s, drain_s, out)
-    return _tables(run, described, duration_s, watch.done())
+    runs: list[LanderRun] = []
+    for i in range(max(1, rounds)):
+        raw = lander_config(cameras, sizes, shm_slots=shm_slots)  # free ports afresh each round
+        raw["processes"]["imaging"].update(imaging or {})
+        for cam in raw["processes"]["imaging"]["cameras"]:
+            emu = raw["processes"][f"{cam}_emulator"]
+            prof = yaml.safe_load((REPO / "configs" / "cameras" / f"{cam}.yaml").read_text())
+            w, h = emu["profile"].get("width", prof["width"]), emu["profile"].get("height", prof["height"])
+            binning = prof.get("binning", 1)
+            described[cam] = (f"{w // binning}x{h // binning} {prof['bit_depth']}-bit {prof['pattern']}"
+                              f"{' (binned)' if binning > 1 else ''}, {prof['interface']}")
+        with tempfile.TemporaryDirectory(prefix="bench_lander_", dir="/tmp") as tmp:
+            out = Path(out_dir) / f"round{i + 1}" if out_dir else Path(tmp)
+            out.mkdir(parents=True, exist_ok=True)
+            run = run_lander(raw, duration_s, drain_s, out)
+        run.shm_slots = shm_slots
+        runs.append(run)
+    return _tables(runs, described, duration_s, watch.done())
