@@ -29,6 +29,16 @@ not yet ACKed). Around the handlers this adapter:
   before it compares it with the file size, so an altered offset (its CRC
   recomputed) would grow a sparse file of gigabytes, and an EOF of a huge size
   would make it NAK gigabytes from the lander;
+- decodes a coded transaction (:mod:`link.fec`: its file name carries the coding)
+  as its symbols arrive: once the product decodes and the EOF's checksum is
+  known, the coded file is rebuilt from it and checked against that checksum;
+  if it matches, the missing symbols are written and the handler told it holds
+  every byte (:meth:`TransactionHandler.hold_all`), so it completes without a
+  NAK round trip; if not, the decoder is set aside and plain NAKs fetch what is
+  missing. A completed coded file is delivered as its product: the product is
+  written (fsync'd) under the name without the coding, the coded file removed.
+  ``file_bytes_new`` counts product bytes only (source symbols as they arrive
+  and what a decode filled), never parity;
 - journals each transaction (a :class:`TransferJournal`, the ground's ledger):
   its Metadata PDU at the start, at checkpoints the byte ranges written and
   fsync'd (every ``CHECKPOINT_BYTES`` at most every ``CHECKPOINT_MIN_S``, at
@@ -57,6 +67,7 @@ from cfdppy.user import TransactionFinishedParams
 
 from link.dest_handler import FinishingRecorder, TransactionHandler
 from link.engine import PduEngine, ack_pdu, packed_or_none
+from link.fec import Coding, FecError, SymbolDecoder, crc32_of, extract, split_name
 from link.filestore import IncomingFilestore, fsync_dir
 from link.mib import (
     CfdpTimers,
@@ -115,6 +126,18 @@ class _Active:
     eof_unsaved: bool = False
     unsaved_bytes: int = 0
     last_checkpoint: float = -1e18
+    coding: Coding | None = None  # a coded transaction (its name told), once Metadata arrived
+    coding_checked: bool = False  # its name was looked at
+    fec: SymbolDecoder | None = None
+    filled: bool = False  # its decode wrote the missing symbols
+
+
+def _plain(name: str) -> str:
+    """A received file's name without its coding (the name itself if it has none or a malformed one)."""
+    try:
+        return split_name(name)[0]
+    except FecError:
+        return name
 
 
 class DestEngine(PduEngine[bytes]):
@@ -129,7 +152,8 @@ class DestEngine(PduEngine[bytes]):
             "pdus_in": 0, "pdus_out": 0, "pdus_late": 0, "pdus_rejected": 0, "naks_suppressed": 0,
             "transactions_started": 0, "transactions_abandoned": 0, "checksum_failures": 0, "handler_errors": 0,
             "file_bytes_new": 0, "file_bytes_repeat": 0, "transfers_resumed": 0, "resumed_bytes": 0,
-            "checkpoints": 0, "journal_errors": 0, "pdus_refused": 0})
+            "checkpoints": 0, "journal_errors": 0, "pdus_refused": 0, "fec_transactions": 0, "fec_decoded": 0,
+            "fec_fill_bytes": 0, "fec_parity_bytes": 0, "fec_decode_mismatch": 0, "fec_errors": 0})
         self.reject = reject or (lambda name, fields: None)
         self.max_file_bytes = max_file_bytes
         self.journal: TransferJournal = journal or NoJournal()
@@ -187,12 +211,20 @@ class DestEngine(PduEngine[bytes]):
             if (entry.handler.step in _CLOSING or entry.completed
                     or entry.handler.step == TransactionStep.WAITING_FOR_MISSING_DATA):
                 self._ack_eof(pdu, TransactionStatus.ACTIVE)
+                if self._fill(entry):
+                    self._run(key, entry, None)
                 self._checkpoint(key, entry)
                 return
+            if pdu.condition_code == ConditionCode.NO_ERROR:
+                self._fill(entry)  # a decoded product completes the file before the handler sees its EOF
         metadata = packed_or_none(pdu) if directive == DirectiveType.METADATA_PDU and not entry.journaled else None
         self._run(key, entry, pdu)  # (cfdp-py turns the first PDU's header around for its replies)
         if metadata is not None:
             self._journal_open(key, entry, metadata)
+        if self._coded(entry) and isinstance(pdu, FileDataPdu) and key in self._active:
+            self._feed(entry, pdu.offset, pdu.file_data)
+            if self._fill(entry):
+                self._run(key, entry, None)
         self._checkpoint(key, entry)
 
     def tick(self) -> None:
@@ -215,7 +247,7 @@ class DestEngine(PduEngine[bytes]):
             key = (rec.source, rec.seq)
             if rec.source != self.remote_id:
                 continue
-            if not rec.open or rec.name in delivered:
+            if not rec.open or rec.name in delivered or _plain(rec.name) in delivered:
                 finished = rec.finished or self._finished_for(rec.metadata)
                 self._remember(key, finished)
                 if rec.open:
@@ -280,8 +312,11 @@ class DestEngine(PduEngine[bytes]):
         entry.started, entry.journaled, entry.name, entry.received = True, True, rec.name, held
         self.counters["transfers_resumed"] += 1
         self.counters["resumed_bytes"] += held.total
+        if self._coded(entry):
+            self._refeed(entry)
         if eof is not None:
             entry.eof_checksum, entry.eof_raw = bytes(eof.file_checksum), rec.eof
+            self._fill(entry)
             self._run(key, entry, eof)  # recovers what is missing, or completes
         return True
 
@@ -337,12 +372,114 @@ class DestEngine(PduEngine[bytes]):
         return True
 
     def _note_writes(self, entry: _Active) -> None:
+        """Each write's new bytes are held; goodput counts the new product bytes (of a coded file, the
+        source symbols' share only)."""
         for _path, offset, length in self.filestore.writes:
-            new = entry.received.add(offset, length)
+            if entry.coding is None:
+                new = entry.received.add(offset, length)
+                self.counters["file_bytes_new"] += new
+            else:
+                new = self._note_coded(entry, offset, length)
             entry.unsaved_bytes += new
-            self.counters["file_bytes_new"] += new
             self.counters["file_bytes_repeat"] += length - new
         self.filestore.writes.clear()
+
+    def _note_coded(self, entry: _Active, offset: int, length: int) -> int:
+        """A write to a coded file, symbol by symbol: returns the new file bytes; counts the new product
+        bytes (a source symbol's data without its payload id and padding) and the new parity bytes."""
+        coding = entry.coding
+        assert coding is not None
+        n, end, total = coding.packet_len, offset + length, 0
+        for i in range(offset // n, -(-end // n)):
+            lo, hi = max(offset, i * n), min(end, (i + 1) * n)
+            new = entry.received.add(lo, hi - lo)
+            total += new
+            if i < coding.source:
+                self.counters["file_bytes_new"] += new * coding.product_bytes(i) // n
+            else:
+                self.counters["fec_parity_bytes"] += new
+        return total
+
+    # -- coded transactions (link.fec) -----------------------------------------------------------
+    def _coded(self, entry: _Active) -> bool:
+        """Whether the transaction is coded and its decoder still useful; sets it up once its Metadata
+        has arrived (a coding that does not fit the file's size is counted and ignored: plain NAKs)."""
+        if not entry.coding_checked and entry.handler.file_name:
+            entry.coding_checked = True
+            try:
+                _, coding = split_name(Path(entry.handler.file_name).name)
+                if coding is not None and coding.coded_size != entry.handler.file_size:
+                    raise FecError(f"coding of {coding.coded_size} bytes for a {entry.handler.file_size}-byte file")
+            except FecError as exc:
+                self.counters["fec_errors"] += 1
+                self.reject("pdu_refused", {"reason": f"coding not used: {exc}", "transaction": -1,
+                                            "directive": "METADATA_PDU"})
+                coding = None
+            if coding is not None:
+                entry.coding, entry.fec = coding, SymbolDecoder(coding)
+                self.counters["fec_transactions"] += 1
+        return entry.fec is not None and not entry.fec.failed and not entry.filled
+
+    def _feed(self, entry: _Active, offset: int, data: bytes) -> None:
+        assert entry.fec is not None
+        try:
+            entry.fec.add(offset, bytes(data))
+        except FecError:
+            self.counters["fec_errors"] += 1
+
+    def _refeed(self, entry: _Active) -> None:
+        """A resumed coded transaction: the whole symbols its partial file holds, to a fresh decoder."""
+        assert entry.coding is not None
+        n = entry.coding.packet_len
+        for start, end in entry.received.ranges:
+            first, last = -(-start // n), end // n
+            if last <= first:
+                continue
+            try:
+                data = self.filestore.read_data(Path(entry.name), first * n, (last - first) * n)
+            except OSError:
+                self.counters["journal_errors"] += 1
+                return
+            self._feed(entry, first * n, data)
+
+    def _fill(self, entry: _Active) -> bool:
+        """If the product decoded and the EOF's checksum is known: rebuild the coded file, check it, write
+        the symbols not held and tell the handler it holds them all. True if it did; a rebuilt file
+        whose checksum differs sets the decoder aside (plain NAKs then)."""
+        fec = entry.fec
+        if (fec is None or fec.product is None or fec.failed or entry.filled or entry.eof_checksum is None
+                or entry.completed or entry.handler.step in _CLOSING):
+            return False
+        coded = fec.coded()
+        if crc32_of(coded) != entry.eof_checksum:
+            fec.failed = True
+            self.counters["fec_decode_mismatch"] += 1
+            return False
+        self.filestore.writes.clear()
+        name = Path(entry.handler.file_name)
+        try:
+            for start, end in entry.received.gaps(len(coded)):
+                self.filestore.write_data(name, coded[start:end], start)
+        except (OSError, PermissionError):
+            self.counters["journal_errors"] += 1
+            self._note_writes(entry)
+            return False
+        filled = sum(length for _p, _o, length in self.filestore.writes)
+        self._note_writes(entry)
+        entry.handler.hold_all()
+        entry.filled = True
+        self.counters["fec_decoded"] += 1
+        self.counters["fec_fill_bytes"] += filled
+        return True
+
+    def _deliver_coded(self, entry: _Active, name: str, path: Path, size: int) -> tuple[str, Path, int]:
+        """A complete, checked coded file as its product: written under the plain name, fsync'd.
+        Returns (name, path, size) of the product; OSError or FecError if it cannot be."""
+        assert entry.coding is not None
+        plain = _plain(name)
+        data = extract(path.read_bytes(), entry.coding)
+        real = self.filestore.deliver(path, plain, data)
+        return plain, real, len(data)
 
     def _run(self, key: tuple[int, int], entry: _Active, pdu: GenericPduPacket | None) -> None:
         handler = entry.handler
@@ -413,6 +550,14 @@ class DestEngine(PduEngine[bytes]):
                 fp.delivery_code = DeliveryCode.DATA_INCOMPLETE
                 fp.condition_code = ConditionCode.FILE_CHECKSUM_FAILURE
         delivered = delivered and fp.condition_code == ConditionCode.NO_ERROR
+        coded = path
+        if delivered and entry.coding is not None:
+            try:
+                name, path, size = self._deliver_coded(entry, name, path, size)
+            except (OSError, FecError):
+                delivered = False
+                fp.condition_code = ConditionCode.FILESTORE_REJECTION
+                fp.file_status = FileStatus.DISCARDED_FILESTORE_REJECTION
         if delivered:
             try:  # the ground confirms only what it has recorded as stored
                 self.on_delivered(Path(name).name, size)
@@ -420,6 +565,11 @@ class DestEngine(PduEngine[bytes]):
                 delivered = False
                 fp.condition_code = ConditionCode.FILESTORE_REJECTION
                 fp.file_status = FileStatus.DISCARDED_FILESTORE_REJECTION
+        if entry.coding is not None and path != coded:  # the product is out: the coded file goes
+            try:
+                self.filestore.discard(coded)
+            except (OSError, PermissionError):
+                pass
         self.received.append(ReceivedFile(key, path, Path(name).name, delivered, fp.condition_code.name, size))
 
     def _close(self, key: tuple[int, int], entry: _Active) -> None:

@@ -8,6 +8,9 @@
   4.6.4.7): cfdp-py restarts the timer on every retransmitted segment that
   arrives, so while a NAK's answer streams in no new NAK leaves, and a
   segment lost again waited a whole timer after the last one arrived.
+- :meth:`TransactionHandler.hold_all`: a coded transaction (:mod:`link.fec`) whose
+  product decoded has every byte of its file written; the handler is told it
+  holds them all, so it completes as if the last segment had arrived.
 - :class:`FinishingRecorder`: runs the engine's completion step inside the
   handler, before its Finished PDU is built.
 
@@ -75,6 +78,23 @@ class TransactionHandler(DestHandler):
         acked.last_start_offset = acked.last_end_offset = progress
         self._params.fp.progress = progress
         return True
+
+
+    def hold_all(self) -> None:
+        """Every byte of the file is written (a coded transaction's decode filled the rest): nothing is
+        lost any more (cfdp-py's lost-segment state, CFDP 4.6.4.3). At its EOF, or on the next call
+        after it, the handler completes."""
+        size = self._params.fp.file_size or 0
+        acked = self._params.acked_params
+        acked.lost_seg_tracker.lost_segments = []
+        acked.last_start_offset = acked.last_end_offset = size
+        self._params.fp.progress = max(self._params.fp.progress, size)
+
+    @property
+    def file_name(self) -> str:
+        """The destination file name of the transaction (its Metadata's), or empty."""
+        name = self._params.fp.file_name
+        return str(name) if name else ""
 
 
 class FinishingRecorder(IndicationRecorder):

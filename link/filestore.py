@@ -180,6 +180,30 @@ class IncomingFilestore(NativeFilestore):
         fsync_dir(real.parent)
         return real
 
+    def deliver(self, file: Path, name: str, data: bytes) -> Path:
+        """Write ``data`` durably as the plain file ``name`` (beside ``file``, a coded file it was rebuilt
+        from); return its real path. The coded file stays until :meth:`discard`."""
+        real = self.resolve(Path(name))
+        self.close(real)
+        tmp = real.with_name(real.name + ".part")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, real)
+        fsync_dir(real.parent)
+        return real
+
+    def discard(self, file: Path) -> None:
+        """Remove a file (closed first); one already gone is fine."""
+        real = self.resolve(file)
+        self.close(real)
+        real.unlink(missing_ok=True)
+
     def close(self, real: Path | None = None) -> None:
         """Close cached descriptors (one file, or all)."""
         paths = [real] if real is not None else list(self._fds)

@@ -44,6 +44,14 @@ What cfdp-py leaves to its user, this adapter does:
 - An inactivity watch on an injected clock abandons a transaction the ground
   has stopped answering; the product stays stored and is sent again.
 - Late, duplicate or foreign PDUs are counted and dropped, never raised.
+- A coded transaction (:mod:`link.fec`: its destination name ends in a coding suffix, its file is the
+  coded file F of K source and R repair symbols, each one file data segment) answers NAKs differently.
+  A NAK the ground sent before it had the EOF is not answered with file data (the repair symbols cover
+  those losses) but measured: the segments it lists against its scope feed the shared
+  :class:`~link.fec.LossEstimate` the next transactions' redundancy comes from. A NAK after the EOF says
+  how many symbols the ground holds; only the deficit (K + 1 minus those held, minus what is on its way)
+  is resent, chosen among the missing segments, with enough extra for the loss. A ground that holds
+  K + 2 or more and still NAKs has decoded wrongly (its CRC failed): it is answered in full.
 - Progress marks (:class:`Checkpoint`) for the service to record: how far the
   file data has gone, every ``CHECKPOINT_BYTES`` at most every
   ``CHECKPOINT_MIN_S`` (:mod:`link.resume`), and when the EOF went. After a restart
@@ -61,7 +69,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from spacepackets.cfdp import ConditionCode, GenericPduPacket, TransmissionMode
+from spacepackets.cfdp import ConditionCode, CrcFlag, GenericPduPacket, LargeFileFlag, PduConfig, TransmissionMode
+from spacepackets.cfdp.pdu.file_data import get_max_file_seg_len_for_max_packet_len_and_pdu_cfg
+from spacepackets.util import ByteFieldU32
 from spacepackets.cfdp.pdu import AckPdu, DirectiveType, FinishedPdu, NakPdu, TransactionStatus
 from spacepackets.cfdp.pdu.finished import DeliveryCode, FileStatus, FinishedParams
 
@@ -80,6 +90,7 @@ from cfdppy.handler.source import SourceHandler, TransactionStep
 from cfdppy.request import PutRequest
 
 from link.engine import PduEngine, ack_pdu
+from link.fec import DECODE_MARGIN, Coding, FecError, LossEstimate, resend_for, split_name
 from link.filestore import SourceFilestore, transfer_name
 from link.packets import APID_DIRECTIVE
 from link.mib import (
@@ -91,9 +102,10 @@ from link.mib import (
     entity_id,
     local_entity_config,
 )
-from link.resume import CHECKPOINT_BYTES, CHECKPOINT_MIN_S
+from link.resume import CHECKPOINT_BYTES, CHECKPOINT_MIN_S, Segments
 
-__all__ = ["Checkpoint", "Outcome", "SourceEngine", "Reject", "finished_is_delivery", "nak_fault"]
+__all__ = ["Checkpoint", "Outcome", "SourceEngine", "Reject", "finished_is_delivery", "nak_fault",
+           "file_segment_len"]
 
 Reject = Callable[[str, dict[str, Any]], Any]
 """How an engine reports a PDU it refuses: ``reject("pdu_refused", {reason, transaction, directive})``
@@ -114,6 +126,15 @@ _AWAITING = "awaiting"  # abandoned after its EOF with no Finished: the ground's
 _ABANDONED = "abandoned"  # ended before its EOF or on a fault: no receiver can have finished it
 
 
+def file_segment_len(local_id: int, remote_id: int, max_packet_len: int) -> int:
+    """The file data length of one File Data PDU between these entities (as cfdp-py's source handler
+    derives it for a file under 4 GiB: 2-byte entity ids, a 4-byte sequence number, a PDU CRC)."""
+    conf = PduConfig(source_entity_id=entity_id(local_id), dest_entity_id=entity_id(remote_id),
+                     transaction_seq_num=ByteFieldU32(0), trans_mode=TransmissionMode.ACKNOWLEDGED,
+                     file_flag=LargeFileFlag.NORMAL, crc_flag=CrcFlag.WITH_CRC)
+    return get_max_file_seg_len_for_max_packet_len_and_pdu_cfg(conf, max_packet_len)
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """Transaction ``seq`` has handed out its file data up to ``progress`` bytes (and its EOF, if said)."""
@@ -124,7 +145,16 @@ class Checkpoint:
 
 
 class _ResumableSourceHandler(SourceHandler):
-    """cfdp-py's SourceHandler, plus a way to continue a transaction's file data from an offset."""
+    """cfdp-py's SourceHandler, plus a way to continue a transaction's file data from an offset, and a
+    fixed segment length for a coded transaction (one symbol a segment)."""
+
+    fixed_segment_len: int | None = None
+
+    def _calculate_max_file_seg_len(self) -> None:
+        super()._calculate_max_file_seg_len()
+        if self.fixed_segment_len is not None:
+            assert 0 < self.fixed_segment_len <= self._params.fp.segment_len, "a symbol fits one segment"
+            self._params.fp.segment_len = self.fixed_segment_len
 
     @property
     def segment_len(self) -> int:
@@ -199,6 +229,11 @@ class _Current:
     eof_pdu: bytes | None = None
     eof_probed: bool = False
     sent_at: dict[int, tuple[float, int]] = field(default_factory=dict)  # offset -> (send time, length)
+    coding: Coding | None = None
+    eof_at: float = 0.0  # when the EOF first went
+    naks: int = 0  # NAKs of this (coded) transaction, measured
+    nak_missing: Segments = field(default_factory=Segments)  # union of the data ranges its NAKs listed
+    nak_scope: int = 0  # the furthest scope its NAKs covered
 
 
 class SourceEngine(PduEngine[tuple[int, bytes, int]]):
@@ -206,12 +241,18 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
 
     def __init__(self, local_id: int, remote_id: int, max_packet_len: int, timers: CfdpTimers,
                  seq_start: int = 0, clock: Callable[[], float] = time.monotonic,
-                 lookup: Callable[[int], tuple[str, int] | None] | None = None, reject: Reject | None = None) -> None:
+                 lookup: Callable[[int], tuple[str, int] | None] | None = None, reject: Reject | None = None,
+                 loss: LossEstimate | None = None) -> None:
         super().__init__(local_id, remote_id, max_packet_len, timers, clock, {
             "pdus_in": 0, "pdus_out": 0, "pdus_rejected": 0, "late_finished": 0, "handler_errors": 0,
             "inactivity_aborts": 0, "retransmit_requests": 0, "restarted_on_metadata_nak": 0, "runaway_aborts": 0,
             "file_bytes_sent": 0, "transactions_resumed": 0, "resume_skipped_bytes": 0, "eof_probes": 0,
-            "finished_refused": 0, "naks_refused": 0, "retransmits_in_flight": 0})
+            "finished_refused": 0, "naks_refused": 0, "retransmits_in_flight": 0, "coded_transactions": 0,
+            "coded_naks_measured": 0, "coded_resend_symbols": 0, "coded_naks_answered_in_full": 0})
+        self.loss = loss if loss is not None else LossEstimate(0.0)
+        """The link's loss estimate (shared by the transmitter's engines), fed from coded transactions' NAKs."""
+        self.round_trip_s = 0.0
+        """The contact's round trip (the transmitter sets it): a NAK sooner after the EOF was sent before it."""
         self.in_flight_s = 0.0
         """How long a file data PDU counts as on its way after it left (the round trip and a margin; the
         transmitter sets it from the contact). 0: only what still waits in the outbox."""
@@ -282,19 +323,28 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
     def start(self, product_id: str, path: Path, apid: int, seq: int | None = None, suffix: str = ".prod") -> int:
         """Begin a transaction for one stored product file; return its transaction sequence number.
 
-        ``seq`` sets the transaction sequence number (the service keeps it unique across restarts).
+        ``seq`` sets the transaction sequence number (the service keeps it unique across restarts). A
+        ``suffix`` that ends in a coding (:attr:`link.fec.Coding.suffix`) makes it a coded transaction:
+        ``path`` is then the coded file, sent one symbol a segment (FecError if its size does not fit).
         """
         assert not self.busy, "one transaction at a time"
         if seq is not None:
             self.seq.set_next(seq)
         seq = self.seq.peek()
-        request = PutRequest(destination_id=entity_id(self.remote_id), source_file=path,
-                             dest_file=Path(transfer_name(seq, product_id, suffix)),
+        name = transfer_name(seq, product_id, suffix)
+        _, coding = split_name(name)
+        size = path.stat().st_size
+        if coding is not None and size != coding.coded_size:
+            raise FecError(f"coded file of {size} bytes, its coding says {coding.coded_size}")
+        self.handler.fixed_segment_len = coding.packet_len if coding is not None else None
+        request = PutRequest(destination_id=entity_id(self.remote_id), source_file=path, dest_file=Path(name),
                              trans_mode=TransmissionMode.ACKNOWLEDGED, closure_requested=True)
         if not self.handler.put_request(request):
             raise RuntimeError("CFDP source handler refused a put request while idle")
         now = self.clock()
-        self._current = _Current(product_id, apid, path, seq, now, now, size=path.stat().st_size)
+        self._current = _Current(product_id, apid, path, seq, now, now, size=size, coding=coding)
+        if coding is not None:
+            self.counters["coded_transactions"] += 1
         self._history[seq] = (product_id, apid)
         self._history.move_to_end(seq)
         self._ended.pop(seq, None)
@@ -314,6 +364,8 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
         skip = cur.size if eof_sent else max(0, min(progress, cur.size))
         skip = self.handler.skip_to(skip)
         cur.marked_progress, cur.marked_eof = skip, eof_sent
+        if eof_sent:
+            cur.eof_at = self.clock()  # the ground's NAKs from now on answer an EOF
         self.counters["transactions_resumed"] += 1
         self.counters["resume_skipped_bytes"] += skip
 
@@ -368,6 +420,10 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
             self._run(self._implied_eof_ack(pdu))
         if getattr(pdu, "directive_type", None) == DirectiveType.NAK_PDU:
             self.counters["retransmit_requests"] += 1
+            if self._current.coding is not None:
+                pdu = self._coded_nak(pdu)
+                if pdu is None:
+                    return
             pdu = self._not_in_flight(pdu)
             if pdu is None:
                 return
@@ -441,6 +497,8 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
                 continue
             kind = holder.pdu_directive_type
             if kind == DirectiveType.EOF_PDU:
+                if not cur.eof_sent:
+                    cur.eof_at = self.clock()
                 cur.eof_sent, cur.eof_pdu = True, raw
             if kind == DirectiveType.EOF_PDU and cur.metadata:
                 while cur.metadata_repeats < len(_METADATA_REPEAT_AFTER):  # a small file: repeat before EOF
@@ -475,6 +533,8 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
         self.user.finished.clear()
         self._ended[cur.seq] = _FINISHED if finished else _ABANDONED
         if finished and finished_is_delivery(finished[-1].finished_params):
+            if cur.coding is not None and cur.naks == 0:  # no segment of it was missed: the loss is low
+                self.loss.observe(0, cur.coding.packets)
             self.outcomes.append(Outcome(cur.product_id, cur.seq, True, "delivered"))
             return
         faults = [f.condition for f in self.faults.take() if f.transaction[1] == cur.seq]
@@ -518,6 +578,51 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
         ack = ack_pdu(finished, DirectiveType.FINISHED_PDU, finished.condition_code, status)
         _, apid = self._history.get(finished.transaction_seq_num.value) or ("", APID_DIRECTIVE)
         self._out.appendleft((apid, bytes(ack.pack()), _NOT_FD))
+
+    def _coded_nak(self, nak: NakPdu) -> NakPdu | None:
+        """A NAK of a coded transaction: measured; before the EOF only its Metadata request is kept; after
+        it, only the deficit of symbols is asked (see the module's notes). None if nothing is left."""
+        cur = self._current
+        assert cur is not None and cur.coding is not None
+        coding, n = cur.coding, cur.coding.packet_len
+        meta = [(0, 0)] if (0, 0) in nak.segment_requests else []
+        missing = sorted({i for s, e in nak.segment_requests if (s, e) != (0, 0)
+                          for i in range(s // n, -(-e // n))})
+        self._measure(nak, missing)
+        after_eof = cur.eof_sent and self.clock() - cur.eof_at >= self.round_trip_s
+        if not after_eof:
+            self.counters["coded_naks_measured"] += 1
+            return NakPdu(nak.pdu_header.pdu_conf, nak.start_of_scope, nak.end_of_scope, meta) if meta else None
+        scope = [i for i in range(nak.start_of_scope // n, -(-nak.end_of_scope // n))]
+        held = len(scope) - len(missing)  # at least this many (outside the scope counts as missing)
+        if held >= coding.source + DECODE_MARGIN + 1:  # enough to decode, yet it asks: its decode was wrong
+            self.counters["coded_naks_answered_in_full"] += 1
+            return nak
+        # on its way: resent since the EOF (what went before it, the ground had seen or lost when it NAKed)
+        cutoff = max(self.clock() - self.in_flight_s, cur.eof_at)
+        on_way = [i for i in missing if cur.sent_at.get(i * n, (-1e18, 0))[0] > cutoff]
+        free = [i for i in missing if cur.sent_at.get(i * n, (-1e18, 0))[0] <= cutoff]
+        p = self.loss.value
+        deficit = coding.source + DECODE_MARGIN - held - int(len(on_way) * (1 - p))
+        pick = free[:resend_for(deficit, p, len(free))]
+        self.counters["retransmits_in_flight"] += len(missing) - len(pick)
+        self.counters["coded_resend_symbols"] += len(pick)
+        requests = meta + [(i * n, (i + 1) * n) for i in pick]
+        return NakPdu(nak.pdu_header.pdu_conf, nak.start_of_scope, nak.end_of_scope, requests) if requests else None
+
+    def _measure(self, nak: NakPdu, missing: list[int]) -> None:
+        """Feed the loss estimate what this NAK adds to its transaction's evidence: the symbols newly
+        listed missing against the symbols its scope newly covers."""
+        cur = self._current
+        assert cur is not None and cur.coding is not None
+        n = cur.coding.packet_len
+        cur.naks += 1
+        new_missing = sum(cur.nak_missing.add(i * n, n) for i in missing) // n
+        scope = min(nak.end_of_scope, cur.size)
+        new_seen = max(0, scope - cur.nak_scope) // n
+        cur.nak_scope = max(cur.nak_scope, scope)
+        if new_seen or new_missing:
+            self.loss.observe(new_missing, max(new_seen, new_missing))
 
     def _not_in_flight(self, nak: NakPdu) -> NakPdu | None:
         """``nak`` without the file data whose last copy is still on its way (queued, or sent within

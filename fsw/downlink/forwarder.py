@@ -29,6 +29,13 @@ guarded, so no store error ends the process; a damaged index is rebuilt. Payload
 integrity (the start-up scrub, the check before sending, what a corrupt payload or
 a ground refusal leads to) is :class:`~fsw.downlink.integrity.Integrity`'s.
 
+With ``fec.enabled``, a product goes as a coded transaction (:mod:`link.fec`): its coded file, K source
+and R repair RaptorQ symbols with R from the transmitter's running loss estimate, is written to the
+:class:`~fsw.downlink.spool.Spool` and sent instead; the coding rides in the recorded suffix, so a
+resumed transaction rebuilds the same file. During a contact no product starts whose (coded) file
+cannot leave before the window closes while another in policy order can (a thumbnail, say); if none
+can, the policy's choice starts anyway (its bytes count, the rest follows next pass).
+
 The process adapter (:mod:`fsw.downlink.process`) owns the sockets and the
 loop and hands everything here; the command handlers (:mod:`fsw.downlink.commands`)
 act on this object too.
@@ -50,6 +57,7 @@ from fsw.downlink.payload import remake_args
 from fsw.downlink.policy import Policy
 from fsw.downlink.recorder import Segment, TelemetryRecorder
 from fsw.downlink.reencoder import REENCODE_KINDS, Reencoder
+from fsw.downlink.spool import Spool
 from fsw.downlink.store import IndexCorrupt, ProductStore, StoredProduct, StoreUnavailable
 from fsw.downlink.tm import RealtimeQueue, TmPacketizer, UnknownSource, classify_uplink
 from fsw.downlink.transmitter import Transmitter
@@ -57,6 +65,7 @@ from fsw.imaging.codecs import codec_tag
 from fsw.imaging.product import PRODUCT_KINDS
 from link.contacts import ContactClock, load_plan
 from link.dictionary import Dictionary
+from link.fec import Coding, FecError, coding_for
 from link.filestore import PRODUCT_SUFFIX, SEGMENT_SUFFIX
 from link.mib import CfdpTimers
 from link.packets import apid_for_kind, received_pdu
@@ -72,6 +81,8 @@ ERROR_COUNTERS = ("products_rejected", "segments_rejected", "datagrams_rejected"
                   "store_faults", "products_corrupt", "products_refused", "tc_dropped", "tm_unknown_source",
                   "tm_unencodable")
 """What RESET_COUNTERS zeroes (the running totals of what was stored and confirmed stay)."""
+FIT_CANDIDATES = 16
+"""How many items in policy order the window-fit rule looks at for one that can leave before the close."""
 MAX_REGION_REQUESTS = 64
 """SEND_REGION requests forwarded to imaging and not yet answered, at most: beyond it the oldest is given up
 (a region_request_failed event says so), so a silent imaging core cannot grow the table."""
@@ -111,7 +122,16 @@ class Forwarder:
         self.tx = Transmitter(s["entity_id"], s["ground_entity_id"], s["max_packet_len"],
                               CfdpTimers.from_settings(s), self.plan, radio, clock, monotonic,
                               ContactClock(self.plan, clock), self._transaction, s["max_in_flight"],
-                              reject=self.events.limited, realtime=RealtimeQueue(s["max_packet_len"]))
+                              reject=self.events.limited, realtime=RealtimeQueue(s["max_packet_len"]),
+                              initial_loss=s["fec"]["initial_loss"])
+        self.fec = bool(s["fec"]["enabled"])
+        self.spool: Spool | None = None
+        if self.fec:
+            try:
+                self.spool = Spool(self.store.root.parent / f"{self.store.root.name}_spool")
+            except OSError as exc:  # no room for coded files: products go plain
+                self.fec = False
+                self.log.warning("coding_disabled", reason=f"spool: {type(exc).__name__}: {exc}")
         self.packetizer = TmPacketizer(dictionary if dictionary is not None else Dictionary([]))
         self.tc_sink = tc_sink
         tl = s["telemetry"]
@@ -127,7 +147,7 @@ class Forwarder:
         self.c = {"products_stored": 0, "products_confirmed": 0, "products_rejected": 0, "products_evicted": 0,
                   "segments_stored": 0, "segments_rejected": 0, "packets_received": 0, "datagrams_rejected": 0,
                   "transactions_failed": 0, "transactions_resumed": 0, "tc_forwarded": 0, "tc_dropped": 0,
-                  "tm_unknown_source": 0, "tm_unencodable": 0}
+                  "tm_unknown_source": 0, "tm_unencodable": 0, "fec_started_fitting": 0, "fec_spool_errors": 0}
         self._bytes_at_last_health = 0
         self._figures: dict[str, Any] = {}  # the store's last figures, for health while it cannot be read
         self.backlog = Backlog(events, monotonic)
@@ -155,7 +175,9 @@ class Forwarder:
                "contact": contact.relay if contact else "", "contact_rate_bps": contact.rate_bps if contact else 0,
                **{k: v for k, v in self.tx.counters().items()
                   if k in ("retransmit_requests", "file_bytes_sent", "resume_skipped_bytes", "finished_refused",
-                           "naks_refused")},
+                           "naks_refused", "coded_transactions", "coded_naks_measured", "coded_resend_symbols",
+                           "coded_naks_answered_in_full")},
+               "fec_loss_estimate": round(self.tx.loss.value, 4),
                "send_rate_bps": rate, "tm_realtime_dropped": self.tx.realtime.dropped, "store_ok": int(self.backlog.ok and self.store.ready),
                "store_faults": self.backlog.faults, **self.backlog.figures(), **self.integrity.c,
                **self.integrity.scrub_figures()}
@@ -448,6 +470,8 @@ class Forwarder:
     # -- outcomes ------------------------------------------------------------------------------
     def settle(self) -> None:
         for out in self.tx.outcomes():
+            if self.spool is not None:
+                self.spool.remove(out.transaction)
             try:
                 self.store.transaction_closed(out.transaction)
             except (StoreUnavailable, IndexCorrupt) as exc:  # a restart resumes it, the ground answers it
@@ -499,8 +523,13 @@ class Forwarder:
         for ot in self.store.open_transactions():
             item = self.store.get(ot.product_id)
             try:
-                resumed = item is not None and self.tx.resume(ot.product_id, item.path, ot.apid, ot.seq,
-                                                              ot.suffix, ot.progress, ot.eof_sent)
+                path = item.path if item is not None else None
+                if item is not None and Spool.coding_of(ot.suffix) is not None:
+                    if self.spool is None:  # coded before a restart without coding: it goes again fresh
+                        raise FecError("coding is not enabled")
+                    path = self.spool.rebuild(ot.seq, item.path, ot.suffix)
+                resumed = item is not None and path is not None and self.tx.resume(
+                    ot.product_id, path, ot.apid, ot.seq, ot.suffix, ot.progress, ot.eof_sent)
             except Exception as exc:  # the payload cannot be read: it goes again fresh, or is discarded then
                 self.log.warning("transaction_not_resumed", id=ot.product_id, transaction=ot.seq,
                                  reason=f"{type(exc).__name__}: {exc}")
@@ -532,8 +561,37 @@ class Forwarder:
             item = self.store.next(exclude=waiting)
             if item is None:
                 return
+            if self.fec:
+                item = self.fitting(item, waiting)
             if self.fit_to_send(item):
                 self.start(item)
+
+    def coding(self, item: StoredProduct) -> Coding | None:
+        """How the item would be coded now (None: it goes plain)."""
+        return coding_for(item.size, self.tx.segment_len, self.tx.loss.value) if self.fec else None
+
+    def fitting(self, item: StoredProduct, waiting: set[str]) -> StoredProduct:
+        """The policy's ``item`` if its file can leave before the contact closes; else the first of the
+        next items in policy order that can (FIT_CANDIDATES at most); else ``item`` anyway."""
+        contact = self.tx.contact
+        if contact is None:
+            return item
+        left_s = contact.closes_at - self.clock()
+        exclude = set(waiting)
+        candidate: StoredProduct | None = item
+        for _ in range(FIT_CANDIDATES):
+            if candidate is None:
+                break
+            coding = self.coding(candidate)
+            segments = coding.packets if coding else -(-candidate.size // self.tx.segment_len)
+            length = coding.packet_len if coding else self.tx.segment_len
+            if self.tx.send_s(segments, length) <= left_s:
+                if candidate is not item:
+                    self.c["fec_started_fitting"] += 1
+                return candidate
+            exclude.add(candidate.id)
+            candidate = self.store.next(exclude=exclude)
+        return item
 
     def fit_to_send(self, item: StoredProduct) -> bool:
         """Read the payload back first: a corrupt one is dealt with, a missing one discarded, an unreadable
@@ -550,11 +608,29 @@ class Forwarder:
     def start(self, item: StoredProduct) -> None:
         apid = apid_for_kind(item.kind)
         suffix = SEGMENT_SUFFIX if item.kind in SEGMENT_KINDS else PRODUCT_SUFFIX
-        seq = self.store.begin_transaction(item.id, apid, suffix)  # a refusal leaves for the guard: nothing lost
+        coding = self.coding(item)
+        seq = self.store.begin_transaction(item.id, apid, suffix + (coding.suffix if coding else ""))
+        # (a refusal leaves for the guard: nothing lost)
+        path = item.path
+        if coding is not None:
+            assert self.spool is not None
+            try:
+                path = self.spool.write(seq, item.path, coding)
+            except (OSError, FecError) as exc:  # the product changed or the disk refused: plain this time
+                self.c["fec_spool_errors"] += 1
+                self.log.warning("coding_failed", id=item.id, transaction=seq, reason=f"{type(exc).__name__}: {exc}")
+                self.store.transaction_closed(seq)
+                self.spool.remove(seq)
+                seq = self.store.begin_transaction(item.id, apid, suffix)
+                coding = None
+            if coding is not None:
+                suffix += coding.suffix
         try:
-            self.tx.start(item.id, item.path, apid, seq, suffix)
+            self.tx.start(item.id, path, apid, seq, suffix)
         except Exception as exc:  # the payload vanished or cannot be read: nothing can send it
             self.store.transaction_closed(seq)
+            if self.spool is not None:
+                self.spool.remove(seq)
             self.discard(item, exc)
             return
         self.log.info("transaction_started", id=item.id, transaction=seq, cls=item.cls, bytes=item.size,

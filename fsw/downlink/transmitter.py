@@ -11,6 +11,11 @@ clocks run on contact time, so inactivity counts only open-window seconds.
 PDUs that still arrive (light time) are taken in. The radio is the only I/O
 here and it is injected, as is every clock.
 
+The engines share one :class:`~link.fec.LossEstimate` (coded transactions' NAKs feed it; the next
+coded product's redundancy comes from it), and :meth:`Transmitter.send_s` says how long a file of
+so many segments takes to leave at the open contact's rate, so the forwarder starts no product that
+cannot leave before the window closes.
+
 Realtime TM packets (:class:`~fsw.downlink.tm.RealtimeQueue`) share the
 pacing and go ahead of every CFDP PDU, several to a datagram; when the
 contact closes, what still waits is forgotten (the recorded segments carry
@@ -26,7 +31,8 @@ from typing import Any, Callable
 from spacepackets.ccsds.spacepacket import PacketType
 
 from link.contacts import Contact, ContactPlan
-from link.source_engine import Checkpoint, Outcome, Reject, SourceEngine
+from link.fec import LossEstimate
+from link.source_engine import Checkpoint, Outcome, Reject, SourceEngine, file_segment_len
 from link.mib import CfdpTimers
 from link.pacing import TokenBucket
 from link.packets import SpacePacketWrapper
@@ -34,11 +40,14 @@ from link.radio import Radio
 from fsw.downlink.tm import RealtimeQueue
 from framework.counters import saturating_add
 
-__all__ = ["Transmitter", "IN_FLIGHT_MARGIN_S"]
+__all__ = ["Transmitter", "IN_FLIGHT_MARGIN_S", "SEGMENT_OVERHEAD_BYTES"]
 
 IN_FLIGHT_MARGIN_S = 0.1
 """Beyond the contact's round trip, how long a sent file data PDU still counts as on its way (the relay's
 serialisation and both ends' turn times): a NAK that arrives sooner cannot have seen it."""
+SEGMENT_OVERHEAD_BYTES = 24
+"""What a file data segment costs on the radio beyond its data: the PDU header, offset and CRC (18 bytes,
+:func:`~link.source_engine.file_segment_len`) and the Space Packet primary header (6)."""
 
 
 class Transmitter:
@@ -48,12 +57,15 @@ class Transmitter:
                  radio: Radio, wall: Callable[[], float], monotonic: Callable[[], float],
                  engine_clock: Callable[[], float], lookup: Callable[[int], tuple[str, int] | None],
                  max_in_flight: int = 2, reject: Reject | None = None,
-                 realtime: RealtimeQueue | None = None) -> None:
+                 realtime: RealtimeQueue | None = None, initial_loss: float = 0.0) -> None:
         self.plan = plan
         self.radio = radio
         self.wall = wall
+        self.loss = LossEstimate(initial_loss)
+        self.segment_len = file_segment_len(local_id, remote_id, max_packet_len)
+        """The file data of one segment (a coded file's symbol and payload id fit it)."""
         self.engines = [SourceEngine(local_id, remote_id, max_packet_len, timers, clock=engine_clock, lookup=lookup,
-                                     reject=reject) for _ in range(max_in_flight)]
+                                     reject=reject, loss=self.loss) for _ in range(max_in_flight)]
         first = plan.relays[0].rate_bps[0]
         self.burst_bytes = max(4 * (max_packet_len + 64), int(first / 8 * 0.005))
         self.bucket = TokenBucket(first, self.burst_bytes, clock=monotonic)
@@ -74,6 +86,13 @@ class Transmitter:
         """A free engine, and every busy one is past its file data."""
         return (self.contact is not None and any(not e.busy for e in self.engines)
                 and all(e.tail for e in self.engines if e.busy))
+
+    def send_s(self, segments: int, segment_len: int) -> float:
+        """Seconds ``segments`` file data segments of ``segment_len`` bytes take to leave at the open
+        contact's rate (inf outside a contact)."""
+        if self.contact is None or self.contact.rate_bps <= 0:
+            return float("inf")
+        return segments * (segment_len + SEGMENT_OVERHEAD_BYTES) * 8 / self.contact.rate_bps
 
     def outcomes(self) -> list[Outcome]:
         out: list[Outcome] = []
@@ -105,6 +124,7 @@ class Transmitter:
         if contact is not None and (self.contact is None or contact.latency_ms != self.contact.latency_ms):
             for e in self.engines:
                 e.in_flight_s = 2 * contact.latency_ms / 1000 + IN_FLIGHT_MARGIN_S
+                e.round_trip_s = 2 * contact.latency_ms / 1000
         if contact is not None and (self.contact is None or (contact.relay, contact.pass_number)
                                     != (self.contact.relay, self.contact.pass_number)):
             self.c["contacts"] += 1
