@@ -1,0 +1,158 @@
+"""The capture path degrades by policy, not by loss: a frame used in place whose ring slot is due to be rewritten
+before its full product could be done keeps only its thumbnail (reason ``falling_behind``), and a full product the
+downlink's store refuses by its quota leaves its frame thumbnail only (reason ``store_full``).
+
+The ring is real (:class:`~framework.bus.frames_shm.FrameRing`); the clock is the test's and the camera's recent
+work time is set, so what is judged is the rule, not this machine's speed."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pytest
+
+from framework.bus.frames_shm import FrameRing
+from framework.bus.message import Header, Message
+from fsw.imaging.ringwatch import RingWatch, write_number
+from tests.unit.fsw.imaging.test_core_accounting import Rig, _inline, rig  # noqa: F401 - the fixture is used
+from tests.unit.fsw.imaging.test_in_place_shm import NBYTES, Sink, _message, _px, _run
+
+SLOTS = 8
+RATE_HZ = 10.0
+
+
+@pytest.fixture
+def ring() -> Iterator[FrameRing]:
+    r = FrameRing(f"behind-{uuid.uuid4().hex[:12]}", SLOTS, NBYTES)
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _stream(ring: FrameRing, counters: range) -> list[tuple[Message, np.ndarray]]:
+    """Frames as a camera at RATE_HZ puts them in the ring: capture times 1/RATE_HZ apart."""
+    out = []
+    for n in counters:
+        px = _px(n)
+        out.append((_message(n, px, ring.put(px.tobytes()).fields(), t_capture=1000.0 + n / RATE_HZ), px))
+    return out
+
+
+def _processor(sink: Sink, clock: Clock, said: list[tuple[str, dict[str, Any]]], **settings: Any) -> Any:
+    from fsw.imaging.processor import FrameProcessor
+    from tests.unit.fsw.imaging.test_in_place_shm import _settings
+
+    return FrameProcessor(_settings(**settings), sink.products.append, lambda n, f: None, monotonic=clock,
+                          named=lambda name, frame, kinds, fields: sink.named.append(
+                              (name, frame.counter, kinds, fields)),
+                          limited=lambda name, fields: said.append((name, fields)))
+
+
+def _accept_all(proc: Any, frames: list[tuple[Message, np.ndarray]]) -> None:
+    from fsw.imaging.frame import frame_from_message
+
+    for msg, _ in frames:
+        proc.accept(frame_from_message(msg, in_place=True))
+
+
+# -- the ring watch -------------------------------------------------------------------------------------
+def test_the_ring_watch_numbers_writes_across_slots_and_laps_and_times_the_writer() -> None:
+    gen0 = 1 << 40
+    assert write_number(0, gen0 + 2, 4) - write_number(3, gen0, 4) == 1  # slot 3 then slot 0 of the next lap
+    watch = RingWatch()
+    assert watch.seconds_left("r", 0, gen0 + 2, 4, now=0.0) == math.inf  # nothing seen: no claim on the frame
+    for i, (slot, gen) in enumerate([(0, gen0 + 2), (1, gen0 + 2), (2, gen0 + 2)]):
+        watch.seen("r", slot, gen, 4, t_capture=50.0 + i / 10, now=10.0)  # the bus brought all three at once
+    assert watch.lag("r", 0, gen0 + 2, 4) == 2 and watch.writes_left("r", 0, gen0 + 2, 4) == 1
+    assert watch.seconds_left("r", 0, gen0 + 2, 4, now=10.0) == pytest.approx(0.1)  # rate from the capture times
+    assert watch.seconds_left("r", 2, gen0 + 2, 4, now=10.05) == pytest.approx(0.25)
+    assert watch.seconds_left("r", 2, gen0 + 2, 4, now=99.0) == pytest.approx(0.2)  # a stopped writer: one write
+    watch.seen("r", 0, 2, 4, t_capture=1.0, now=11.0)  # a restarted writer: generations from a new base
+    assert watch.lag("r", 0, 2, 4) == 0 and watch.seconds_left("r", 0, 2, 4, now=11.0) == math.inf
+
+
+# -- the processor --------------------------------------------------------------------------------------
+def test_frames_whose_slot_is_due_before_their_work_could_be_done_keep_only_their_thumbnail(
+        ring: FrameRing) -> None:
+    sink, clock, said = Sink(), Clock(), []
+    proc = _processor(sink, clock, said, workers=1, queue_max=16)
+    proc.work_s["cam"] = {"lossless": 0.38}  # what a frame of this camera lately took (wall)
+    frames = _stream(ring, range(7))  # 7 frames in an 8-slot ring: the oldest has 1 write to go (0.1 s)
+    _accept_all(proc, frames)
+    proc.step()
+    _run(proc)
+    # needed 1.5 x 0.38 s (and the thumbnails' few ms): only frames with 6 writes to go (0.6 s) or more get
+    # their full product
+    assert sorted(p.counter for p in sink.products if p.kind == "full") == [5, 6]
+    assert sorted(p.counter for p in sink.products if p.kind == "thumbnail") == list(range(7))
+    degraded = [(n, c, sorted(k), f["reason"]) for n, c, k, f in sink.named]
+    assert degraded == [("frames_thumbnail_only", c, ["full"], "falling_behind") for c in range(5)]
+    assert all(f["seconds_left"] < f["seconds_needed"] for _, _, _, f in sink.named)
+    assert proc.overwritten == 0  # degraded before the writer came round: nothing lost
+    assert proc.thumbnail_only_by == {"falling_behind": 5} and proc.counters["frames_thumbnail_only"] == 5
+    assert proc.sample()["thumbnail_only_by"] == {"falling_behind": 5}
+    assert said and all(name == "capture_degraded" and f["reason"] == "falling_behind" for name, f in said)
+    for p in sink.products:  # what was made is the frames' own pixels, made while their slots held them
+        if p.kind == "full":
+            assert p.crc32c == frames[p.counter][0].header.fields["crc32c"]
+
+
+def test_a_frame_with_time_to_spare_or_a_camera_not_yet_timed_keeps_its_full_product(ring: FrameRing) -> None:
+    sink, clock, said = Sink(), Clock(), []
+    proc = _processor(sink, clock, said, workers=1, queue_max=16)
+    _accept_all(proc, _stream(ring, range(3)))  # the camera's cost is not known yet: nothing is given up
+    _run(proc)
+    assert [p.counter for p in sink.products if p.kind == "full"] == [0, 1, 2] and sink.named == []
+    sink2, said2 = Sink(), []
+    proc2 = _processor(sink2, clock, said2, workers=1, queue_max=16)
+    proc2.work_s["cam"] = {"front": 0.001, "lossless": 0.01}
+    _accept_all(proc2, _stream(ring, range(10, 13)))
+    _run(proc2)
+    assert [p.counter for p in sink2.products if p.kind == "full"] == [10, 11, 12]
+    assert sink2.named == [] and said2 == [] and proc2.thumbnail_only_by == {}
+
+
+def test_ring_margin_zero_turns_the_rule_off(ring: FrameRing) -> None:
+    sink, clock, said = Sink(), Clock(), []
+    proc = _processor(sink, clock, said, workers=1, queue_max=16, ring_margin=0.0)
+    proc.work_s["cam"] = {"front": 0.05, "lossless": 0.30}
+    _accept_all(proc, _stream(ring, range(4)))
+    _run(proc)
+    assert [p.counter for p in sink.products if p.kind == "full"] == [0, 1, 2, 3]
+
+
+# -- the core: a store full by its quota ----------------------------------------------------------------
+def test_a_full_product_refused_by_the_store_quota_leaves_its_frame_thumbnail_only_by_policy(
+        rig: Callable[..., Rig]) -> None:
+    r = rig(handoff_timeout_s=0.5)
+    core = r.core()
+    core.handoff.acked, core.downlinks = True, {"downlink"}
+    core.take(_inline(0))
+    r.run(core)
+    assert len(r.products()) == 2
+    core.take(Message("evt.downlink", Header("downlink", 0, 0.0, "evt", {"name": "product_stored",
+                                                                        "id": "cam-00000000-thumbnail"})))
+    core.take(Message("evt.downlink", Header("downlink", 1, 0.0, "evt", {
+        "name": "product_rejected", "id": "cam-00000000-full",
+        "reason": "store full: 4000 bytes of rest do not fit in 2000000000 and the eviction policy frees too little"})))
+    r.run(core, turns=3)
+    assert r.products(timeout_s=0.5) == []  # not pushed again
+    assert r.named("frames_lost") == []
+    only = r.named("frames_thumbnail_only")
+    assert [(e["counters"], e["reason"], e["product"]) for e in only] == [([0], "store_full", "cam-00000000-full")]
+    said = r.named("capture_degraded")
+    assert said and said[0]["reason"] == "store_full" and said[0]["thumbnail_only_by"] == {"store_full": 1}
+    assert core.sample()["thumbnail_only_by"] == {"store_full": 1}
+    assert core.accounts.open == {}  # the thumbnail stored and the full named: the frame is accounted for
