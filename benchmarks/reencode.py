@@ -19,7 +19,6 @@ machine's load at start and end; the worker's CPU seconds from the downlink's he
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,7 @@ import zmq
 
 from benchmarks.codec_table import profile_frames
 from benchmarks.downlink import goodput_config
-from benchmarks.figures import Column, Table, ratio
+from benchmarks.figures import Column, LoadWatch, Table, ratio, stop_processes
 from framework.crc import pixels_crc32c
 from fsw.imaging.codecs import codec_tag, encode_pixels
 from fsw.imaging.product import Product, encode_product, product_id
@@ -150,13 +149,7 @@ def _run(frames: list[dict[str, Any]], rate_bps: float, outage_s: float) -> dict
                 elif head.get("name") == "product_received" and head.get("ok"):
                     got[head["id"]] = (time.time() - epoch, int(head["bytes"]))
         finally:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_processes(procs)
             sub.close()
             push.close()
             zctx.term()
@@ -166,7 +159,9 @@ def _run(frames: list[dict[str, Any]], rate_bps: float, outage_s: float) -> dict
 
 
 def _downlink_log(path: Path) -> dict[str, dict[str, Any]]:
-    """Per id, the re-encoder's last word: ``reencoded`` (with the tag) or ``reencode_skipped`` (with why)."""
+    """Per id, the re-encoder's last word: ``reencoded`` (with the tag) or ``reencode_skipped`` (with why).
+    A frame whose last word is a skip as ``about_to_leave`` (held, looked at again later) keeps it only
+    when nothing came after."""
     out: dict[str, dict[str, Any]] = {}
     if not path.exists():
         return out
@@ -178,6 +173,13 @@ def _downlink_log(path: Path) -> dict[str, dict[str, Any]]:
         if rec.get("event") in ("reencoded", "reencode_skipped") and "id" in rec:
             out[rec["id"]] = rec
     return out
+
+
+def _worker_figures(log: dict[str, dict[str, Any]]) -> tuple[list[float], list[int]]:
+    """Wall seconds per CPU second of each job re-encoded (how much CPU the worker got), settings tried."""
+    done = [r for r in log.values() if r["event"] == "reencoded"]
+    slow = [float(r["wall_s"]) / float(r["cpu_s"]) for r in done if r.get("cpu_s")]
+    return slow, [int(r.get("tried", 1)) for r in done]
 
 
 def _score(run: dict[str, Any], best: dict[str, int]) -> dict[str, Any]:
@@ -192,13 +194,18 @@ def _score(run: dict[str, Any], best: dict[str, int]) -> dict[str, Any]:
         p["best"] = sum(best[i] for i in ids)
         why: Counter[str] = Counter()
         tags: Counter[str] = Counter()
+        done: list[str] = []
         for i in ids:
             rec = run["log"].get(i)
             if rec is not None and rec["event"] == "reencoded":
                 tags[rec["tag"]] += 1
+                done.append(i)
             else:
                 why[rec["reason"] if rec else "not reached"] += 1
         p["why"], p["tags"] = why, tags
+        # the re-encoded frames alone against the best alone: the per-frame choice, without the frames it missed
+        p["done_crossed"] = sum(run["got"][i][1] for i in done)
+        p["done_best"] = sum(best[i] for i in done)
     return passes
 
 
@@ -209,7 +216,7 @@ def _why(c: Counter[str]) -> str:
 def bench_reencode(size_px: int = 1024, n_frames: int = 8, rate_bps: float = 4e6, outage_s: float = 40.0,
                    rounds: int = 3) -> Table:
     """``n_frames`` full frames of each profile; ``rounds`` runs, median and (min-max) of each pass's ratio."""
-    load_start = os.getloadavg()
+    watch = LoadWatch()
     frames = _frames(size_px, n_frames)
     best, best_of = _best_alone(frames)
     capture = {f["id"]: len(f["capture"]) for f in frames}
@@ -229,23 +236,8 @@ def bench_reencode(size_px: int = 1024, n_frames: int = 8, rate_bps: float = 4e6
     )
     for stage, label in (("pass 1", "pass 1 (opens at once: short waits)"),
                          ("pass 2", f"pass 2 (after a {outage_s:g} s outage)")):
-        ratios = [ratio(s[stage]["crossed"], s[stage]["best"]) for s in scored if s[stage]["ids"]]
-        ratios = [r for r in ratios if r is not None]
-        caps = [ratio(s[stage]["crossed"], sum(capture[i] for i in s[stage]["ids"])) for s in scored
-                if s[stage]["ids"]]
-        why: Counter[str] = sum((s[stage]["why"] for s in scored), Counter())
-        tags: Counter[str] = sum((s[stage]["tags"] for s in scored), Counter())
-        n = [len(s[stage]["ids"]) for s in scored]
-        med = statistics.median(ratios) if ratios else None
-        table.rows.append({
-            "stage": label, "vs_best": med, "spread": f"{min(ratios):.3f}-{max(ratios):.3f}" if ratios else "-",
-            "ok": (med <= GOAL) if (med is not None and stage == "pass 2") else None,
-            "vs_capture": statistics.median([c for c in caps if c is not None]) if caps else None,
-            "frames": int(statistics.median(n)),
-            "bytes_per_frame": statistics.median([s[stage]["crossed"] / len(s[stage]["ids"]) for s in scored
-                                                  if s[stage]["ids"]]) if any(n) else None,
-            "unreencoded": int(statistics.median([sum(s[stage]["why"].values()) for s in scored])),
-            "why": _why(why), "tags": _why(tags)})
+        table.rows.append(_stage_row(stage, label, scored, capture))
+    table.rows.append(_done_row(scored))
     all_best = sum(best.values())
     table.rows.append({"stage": "capture path alone (jpegxl e1)", "vs_best": ratio(sum(capture.values()), all_best),
                        "frames": len(frames), "bytes_per_frame": sum(capture.values()) / len(frames)})
@@ -253,21 +245,56 @@ def bench_reencode(size_px: int = 1024, n_frames: int = 8, rate_bps: float = 4e6
                        "bytes_per_frame": all_best / len(frames)})
     missing = [len(frames) - len(r["got"]) for r in runs]
     cpu = [r["cpu_s"] / max(1, r["reencoded"]) for r in runs]
-    load_end = os.getloadavg()
-    cpus = os.cpu_count() or 1
-    busy = max(load_start[0], load_end[0]) > 0.5 * cpus
+    slow = [x for r in runs for x in _worker_figures(r["log"])[0]]
+    tried = Counter(t for r in runs for t in _worker_figures(r["log"])[1])
+    table.load = watch.done()
     w = runs[0]["windows"]
     table.notes.append(f"{n_frames} full frames of each profile ({size_px}x{size_px} centre crops of the emulator's "
                        f"navcam and context frames), captured as JPEG XL effort 1; windows {w[0][0]:g}-{w[0][1]:.1f} s "
                        f"and {w[1][0]:.1f}-{w[1][1]:.1f} s at {rate_bps / 1e6:g} Mbit/s, no loss; the first half "
                        f"stored before pass 1, the second half as the outage starts; {rounds} rounds")
     table.notes.append("why: the downlink log's last word on each frame that crossed un-re-encoded "
-                       "(about_to_leave: its wait was too short for any setting that gains; not reached: it left "
-                       "before the worker came to it, the worker taking the newest first, which wait longest; on a "
-                       "busy machine the SCHED_IDLE worker gets only the CPU nothing else wants)")
-    table.notes.append(f"worker CPU per frame re-encoded: median {statistics.median(cpu):.2f} s; frames not at the "
-                       f"ground by the end of pass 2: {missing}")
-    table.notes.append("machine load (1/5/15 min) at start " + " ".join(f"{x:.2f}" for x in load_start)
-                       + ", at end " + " ".join(f"{x:.2f}" for x in load_end) + f", {cpus} CPUs"
-                       + (": BUSY MACHINE, figures are not an idle run's" if busy else ""))
+                       "(about_to_leave: its wait was too short for any setting that gains; lost_race: it went in "
+                       "flight while the worker had it; not reached: it left before the worker came to it, the "
+                       "worker taking the frames in the order they leave; the worker runs only on idle CPU, so on "
+                       "a busy machine it gets only the CPU nothing else wants)")
+    table.notes.append("per round, pass 2: " + "; ".join(
+        f"{_fmt(ratio(s['pass 2']['crossed'], s['pass 2']['best']))}x, {len(s['pass 2']['ids'])} frames, "
+        f"un-re-encoded {sum(s['pass 2']['why'].values())} ({_why(s['pass 2']['why'])})" for s in scored))
+    table.notes.append(f"worker CPU per frame re-encoded: median {statistics.median(cpu):.2f} s; wall per CPU second "
+                       f"of a job (1.0: the worker had a core to itself): median "
+                       f"{_fmt(statistics.median(slow) if slow else None, '.2f')} "
+                       f"({_fmt(min(slow) if slow else None, '.2f')}-{_fmt(max(slow) if slow else None, '.2f')}); "
+                       f"settings tried per frame: {_why(tried)}; frames not at the ground by the end of pass 2: "
+                       f"{missing}")
     return table
+
+
+def _fmt(x: float | None, spec: str = ".3f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _stage_row(stage: str, label: str, scored: list[dict[str, Any]], capture: dict[str, int]) -> dict[str, Any]:
+    """One pass over the rounds: median and (min-max) of its ratio, and why frames crossed un-re-encoded."""
+    ratios = [r for r in (ratio(s[stage]["crossed"], s[stage]["best"]) for s in scored if s[stage]["ids"])
+              if r is not None]
+    caps = [ratio(s[stage]["crossed"], sum(capture[i] for i in s[stage]["ids"])) for s in scored if s[stage]["ids"]]
+    why: Counter[str] = sum((s[stage]["why"] for s in scored), Counter())
+    tags: Counter[str] = sum((s[stage]["tags"] for s in scored), Counter())
+    n = [len(s[stage]["ids"]) for s in scored]
+    med = statistics.median(ratios) if ratios else None
+    return {"stage": label, "vs_best": med, "spread": f"{min(ratios):.3f}-{max(ratios):.3f}" if ratios else "-",
+            "ok": (med <= GOAL) if (med is not None and stage == "pass 2") else None,
+            "vs_capture": statistics.median([c for c in caps if c is not None]) if caps else None,
+            "frames": int(statistics.median(n)),
+            "bytes_per_frame": statistics.median([s[stage]["crossed"] / len(s[stage]["ids"]) for s in scored
+                                                  if s[stage]["ids"]]) if any(n) else None,
+            "unreencoded": int(statistics.median([sum(s[stage]["why"].values()) for s in scored])),
+            "why": _why(why), "tags": _why(tags)}
+
+
+def _done_row(scored: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pass 2's re-encoded frames alone against the best alone: the worker's per-frame choice by itself."""
+    ratios = [r for r in (ratio(s["pass 2"]["done_crossed"], s["pass 2"]["done_best"]) for s in scored) if r is not None]
+    return {"stage": "pass 2, its re-encoded frames only", "vs_best": statistics.median(ratios) if ratios else None,
+            "spread": f"{min(ratios):.3f}-{max(ratios):.3f}" if ratios else "-"}

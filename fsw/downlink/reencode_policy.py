@@ -17,7 +17,16 @@ later instead of the capture path's. So every decision starts from how long an i
   measured ``slowdown``) fits the budget. Only the Pareto front counts (a setting both larger and slower
   than another is never the answer: JPEG XL effort 8 and 9 on the navcam's frames), only settings the
   ground decodes, and only when it saves at least :data:`MIN_GAIN` over the product's own setting. An item
-  whose wait is too short for any setting that gains is *about to leave* and is not touched.
+  whose wait is too short for any setting that gains is *about to leave* and is not touched. When the
+  budget also covers the table's second-smallest setting, both are tried and the frame keeps the smaller
+  (the two best are close on average and either can win on one frame): frame by frame, never more bytes
+  than the table's best alone.
+* :func:`budget_in_order` is the budget when the worker takes the items in the order they leave (the one
+  leaving soonest first, so the outage's first departures are done first and later ones still have the
+  pass itself): the first item may take what leaves every later one its own predicted cost before its
+  deadline, or, when that cannot hold for all, its equal share of the time to each later deadline.
+  :func:`estimate` predicts an item's cost from what the store knows (camera, codec, size), without
+  reading it.
 """
 
 from __future__ import annotations
@@ -29,8 +38,9 @@ from typing import Any, Iterable, Protocol
 from fsw.imaging.codec_table import TABLE
 from fsw.imaging.codecs import CODECS, codec_tag
 
-__all__ = ["Setting", "Choice", "Leaving", "profile_for", "settings_for", "choose", "time_to_carry", "waits",
-           "budget_s", "TABLE_TARGET", "SAFETY", "MIN_GAIN", "LONG_WAIT_S", "MAX_WALK"]
+__all__ = ["Setting", "Choice", "Estimate", "Leaving", "profile_for", "settings_for", "top_two", "choose",
+           "estimate", "time_to_carry", "waits", "budget_s", "budget_in_order", "TABLE_TARGET", "SAFETY", "MIN_GAIN",
+           "LONG_WAIT_S", "MAX_WALK"]
 
 TABLE_TARGET = "table"
 """The ``reencode.codec`` setting that means: choose per product from the measured table."""
@@ -64,6 +74,20 @@ class Choice:
     setting: Setting | None
     reason: str  # "" when a setting was chosen; "about_to_leave" or "no_gain" otherwise
     predicted_s: float = 0.0
+    also: Setting | None = None  # tried too, the frame keeping the smaller (the table's second-smallest)
+
+    @property
+    def settings(self) -> list[Setting]:
+        """What the worker encodes, the chosen setting first."""
+        return [s for s in (self.setting, self.also) if s is not None]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An item's predicted worker seconds: at the cheapest setting that gains, and at the smallest."""
+
+    cheapest_s: float
+    best_s: float
 
 
 class Leaving(Protocol):
@@ -104,6 +128,20 @@ def _own(profile: str, tag: str, table: dict[str, Any]) -> Setting | None:
     return next((_setting(r) for r in table[profile]["rows"] if r["tag"] == tag), None)
 
 
+def _gaining(profile: str, own: Setting | None, own_tag: str, table: dict[str, Any]) -> list[Setting]:
+    """Every setting the ground decodes that saves at least MIN_GAIN over the product's own, smallest first."""
+    ceiling = own.bits_per_px * (1.0 - MIN_GAIN) if own else math.inf
+    rows = [_setting(r) for r in table[profile]["rows"] if r["codec"] in CODECS and CODECS[r["codec"]].lossless]
+    return sorted((s for s in rows if s.bits_per_px <= ceiling and s.tag != own_tag),
+                  key=lambda s: (s.bits_per_px, s.enc_s_per_mpix))
+
+
+def top_two(profile: str, own_tag: str, table: dict[str, Any] = TABLE) -> list[Setting]:
+    """The table's two smallest settings that gain over ``own_tag``, smallest first (any of the table's
+    settings, not only the Pareto front: on one frame the second may be the smaller)."""
+    return _gaining(profile, _own(profile, own_tag, table), own_tag, table)[:2]
+
+
 def choose(profile: str, own_tag: str, mpix: float, budget: float, slowdown: float,
            fixed: tuple[str, dict[str, Any]] | None = None, table: dict[str, Any] = TABLE) -> Choice:
     """The setting to re-encode a product of ``mpix`` Mpix stored as ``own_tag`` with, given ``budget``
@@ -138,7 +176,38 @@ def choose(profile: str, own_tag: str, mpix: float, budget: float, slowdown: flo
     if not fitting:
         return Choice(None, "about_to_leave", cost(gaining[0]))
     best = min(fitting, key=lambda s: (s.bits_per_px, cost(s)))
+    two = top_two(profile, own_tag, table)
+    if len(two) == 2 and best.tag == two[0].tag:
+        both = mpix * (undo + two[0].enc_s_per_mpix + two[1].enc_s_per_mpix
+                       + max(two[0].dec_s_per_mpix, two[1].dec_s_per_mpix)) * max(slowdown, 0.0)
+        if both <= budget:
+            return Choice(best, "", both, also=two[1])
     return Choice(best, "", cost(best))
+
+
+def estimate(camera: str, own_tag: str, size_bytes: int, slowdown: float,
+             table: dict[str, Any] = TABLE) -> Estimate:
+    """Predicted worker seconds for a stored item from what the store knows: its camera (the profile; a
+    camera the table lacks costs what the dearer profile does), its codec tag and its size (the pixels it
+    holds at the table's bits per pixel for that tag; a tag the table lacks, at its fewest). ``inf`` when
+    nothing gains."""
+    profiles = [camera] if camera in table else list(table)
+    cheapest, best = 0.0, 0.0
+    for profile in profiles:
+        own = _own(profile, own_tag, table)
+        gaining = _gaining(profile, own, own_tag, table)
+        if not gaining:
+            return Estimate(math.inf, math.inf)
+        bpp = own.bits_per_px if own else min(s.bits_per_px for s in gaining)
+        mpix = max(0, size_bytes) * 8.0 / max(bpp, 1e-6) / 1e6
+        undo = own.dec_s_per_mpix if own else max(s.dec_s_per_mpix for s in gaining)
+
+        def cost(s: Setting) -> float:
+            return mpix * (undo + s.enc_s_per_mpix + s.dec_s_per_mpix) * max(slowdown, 0.0)
+
+        cheapest = max(cheapest, min(cost(s) for s in gaining))
+        best = max(best, cost(gaining[0]))
+    return Estimate(cheapest, best)
 
 
 class _Plan(Protocol):
@@ -198,3 +267,26 @@ def budget_s(wait_s: float, backlog: int) -> float:
     if math.isinf(wait_s):
         return math.inf
     return max(0.0, min(wait_s / SAFETY, wait_s / max(1, backlog)))
+
+
+def budget_in_order(waits_s: list[float], costs_s: list[float]) -> float:
+    """Worker seconds the first of ``waits_s`` may take, the worker doing the items in the order they leave
+    (``waits_s`` soonest first; ``costs_s`` each one's predicted cost at its smallest setting). At most
+    1/SAFETY of its own wait; within that, what still leaves each later item its cost done by 1/SAFETY of
+    its wait (an item that could not have it even alone reserves nothing). When that is less than the
+    first's own cost (not every item can have its smallest setting), at least the first's equal share of
+    the time to each later deadline (as :func:`budget_s` shares a backlog)."""
+    first = waits_s[0] / SAFETY
+    reserve = share = first
+    spent = 0.0
+    for k, (w, c) in enumerate(zip(waits_s[1:], costs_s[1:]), start=2):
+        if math.isinf(w):
+            break  # it and every later one wait past the horizon: room for all
+        share = min(share, w / SAFETY / k)
+        if c > w / SAFETY:
+            continue
+        spent += c
+        reserve = min(reserve, w / SAFETY - spent)
+    if reserve >= costs_s[0]:
+        return reserve
+    return max(0.0, reserve, share)

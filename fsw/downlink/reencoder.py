@@ -1,16 +1,20 @@
 """Background re-encoding of waiting lossless products, in a separate process that runs only on idle CPU.
 
 The send loop never waits for it. Each turn, :meth:`Reencoder.step` collects a finished job and, when the
-worker is free, looks for the next item worth its CPU (:mod:`fsw.downlink.reencode_policy`): the newest
-untried lossless products, each placed in the store's sending order and given the time until the contact
-plan's passes have carried everything ahead of it and itself. An item whose wait is too short for any
-setting that gains is *about to leave* and is not touched (held off a while, then looked at again). The
-others go to the worker with a budget of worker seconds; the worker reads the product's header, picks
-from the measured codec table the smallest setting whose predicted cost fits (decode, encode, decode again
-to prove it bit-exact, scaled by the slowdown it measured on the jobs before), and runs
-:func:`fsw.imaging.reencode.reencode` (bit-exact or nothing). The store swaps the payload with
-:meth:`~fsw.downlink.store.ProductStore.replace_payload`, which refuses if the item went in flight
-meanwhile (counted: ``reencode_lost_race``).
+worker is free, looks for the next item worth its CPU (:mod:`fsw.downlink.reencode_policy`). It walks the
+store in sending order (the first :data:`~fsw.downlink.reencode_policy.MAX_WALK` items) and gives each
+untried lossless product the time until the contact plan's passes have carried everything ahead of it and
+itself; the worker takes them in that order, the one leaving soonest first, with the budget
+:func:`~fsw.downlink.reencode_policy.budget_in_order` leaves it (what still lets every later one have its
+own re-encoding in time). Items beyond the walk wait longer than all of it; when none in the walk is
+worth the worker, the newest of those is taken. An item whose wait is too short for any setting that
+gains is *about to leave* and is not touched (held off a while, then looked at again). The worker reads
+the product's header, picks from the measured codec table the smallest setting whose predicted cost fits
+(decode, encode, decode again to prove it bit-exact, scaled by the slowdown it measured on the jobs
+before), with the table's second-smallest too when the budget covers both, and runs
+:func:`fsw.imaging.reencode.reencode_smallest` (the smaller of them, bit-exact, or nothing). The store
+swaps the payload with :meth:`~fsw.downlink.store.ProductStore.replace_payload`, which refuses if the item
+went in flight meanwhile (counted: ``reencode_lost_race``).
 
 The worker gives its CPU up to the capture path: it is a spawned process under Linux's ``SCHED_IDLE``
 (it runs only when no other process wants the core) and ``os.nice``, one codec thread.
@@ -26,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from fsw.downlink.reencode_policy import TABLE_TARGET, budget_s, time_to_carry, waits
+from fsw.downlink.reencode_policy import (MAX_WALK, TABLE_TARGET, Estimate, budget_in_order, budget_s, estimate,
+                                          time_to_carry)
 from fsw.imaging.codecs import codec_tag
 
 __all__ = ["Reencoder", "Result", "REENCODE_KINDS", "sending_order"]
@@ -56,6 +61,7 @@ class Result:
     wall_s: float = 0.0
     cpu_s: float = 0.0
     predicted_s: float = 0.0  # at the slowdown the job was given
+    tried: int = 0  # settings encoded (two: the frame kept the smaller of the table's best two)
 
 
 def _yield_cpu(nice: int) -> None:
@@ -75,7 +81,7 @@ def _job(raw: bytes, pid: str, gen: int, budget: float, slowdown: float,
     from fsw.downlink.reencode_policy import choose, profile_for
     from fsw.imaging.codecs import CODECS
     from fsw.imaging.product import read_product_header
-    from fsw.imaging.reencode import reencode
+    from fsw.imaging.reencode import reencode_smallest
 
     head = read_product_header(raw)
     if head.kind not in REENCODE_KINDS or not CODECS[head.codec].lossless:
@@ -85,9 +91,10 @@ def _job(raw: bytes, pid: str, gen: int, budget: float, slowdown: float,
     choice = choose(profile, codec_tag(head.codec, head.codec_params), mpix, budget, slowdown, fixed)
     if choice.setting is None:
         return Result(pid, gen, None, len(raw), skipped=choice.reason, predicted_s=choice.predicted_s)
-    s = choice.setting
-    got = reencode(raw, s.codec, s.params)
-    return Result(pid, gen, got.data if got else None, len(raw), tag=s.tag, predicted_s=choice.predicted_s)
+    got = reencode_smallest(raw, [(s.codec, s.params) for s in choice.settings])
+    tag = codec_tag(got.codec, got.params) if got else choice.setting.tag
+    return Result(pid, gen, got.data if got else None, len(raw), tag=tag, predicted_s=choice.predicted_s,
+                  tried=len(choice.settings))
 
 
 def _worker(conn: Any, fixed: tuple[str, dict[str, Any]] | None, nice: int) -> None:
@@ -213,7 +220,8 @@ class Reencoder:
             self.c["reencoded"] += 1
             self.c["reencode_bytes_saved"] += item.size - len(result.data)
             _log(log, "reencoded", id=result.id, tag=result.tag, bytes=len(result.data), old_bytes=item.size,
-                 wall_s=round(result.wall_s, 3), predicted_s=round(result.predicted_s, 3))
+                 tried=result.tried, wall_s=round(result.wall_s, 3), cpu_s=round(result.cpu_s, 3),
+                 predicted_s=round(result.predicted_s, 3))
         else:
             self.c["reencode_lost_race"] += 1
             _log(log, "reencode_skipped", id=result.id, reason="lost_race")
@@ -222,22 +230,58 @@ class Reencoder:
         return bool(result.error)
 
     def pick(self, store: Any, plan: Any, now: float, log: Any) -> bool:
-        """Offer the newest candidate whose wait buys a re-encoding; False if there is none now."""
+        """Offer the candidate leaving soonest whose wait buys a re-encoding (the newest beyond the walk when
+        none in it does); False if there is none now."""
         self.hold = {k: t for k, t in self.hold.items() if t > now}
-        cands = [c for c in store.reencode_candidates(REENCODE_KINDS, self.tag, CANDIDATES + len(self.hold))
-                 if c.id not in self.hold][:CANDIDATES]
-        if not cands:
+        order = self.in_order(store, plan, now)
+        if not order:
             return False
         backlog = store.reencode_backlog(REENCODE_KINDS, self.tag)
-        wait = waits(sending_order(store), {c.id for c in cands}, lambda b: time_to_carry(plan, now, b))
-        for c in cands:
-            budget = budget_s(wait[c.id], backlog)
-            if budget >= MIN_BUDGET_S:
+        walked = [(c, w) for c, w, beyond in order if not beyond]
+        est = {c.id: self.estimate(c) for c, _, _ in order}
+        for i, (c, wait, beyond) in enumerate(order):
+            if beyond:  # it leaves after the whole walk: its share of the backlog's wait, as before
+                budget = budget_s(wait, backlog)
+            else:
+                ahead = walked[i:]
+                budget = budget_in_order([w for _, w in ahead], [est[r.id].best_s for r, _ in ahead])
+            if budget >= max(MIN_BUDGET_S, est[c.id].cheapest_s):
                 return self.offer(c.id, c.gen, c.path, budget)
             self.c["reencode_skipped_leaving"] += 1
             self.hold[c.id] = now + HOLD_S
-            _log(log, "reencode_skipped", id=c.id, reason="about_to_leave", wait_s=round(wait[c.id], 3))
+            _log(log, "reencode_skipped", id=c.id, reason="about_to_leave",
+                 wait_s=round(wait, 3), budget_s=round(budget, 3))
         return False
+
+    def in_order(self, store: Any, plan: Any, now: float) -> list[tuple[Any, float, bool]]:
+        """Untried candidates not held, each with its wait, in the order they leave (the first MAX_WALK
+        items of the store's sending order); then, when the walk did not reach the store's end, the newest
+        candidates beyond it (``True``: beyond the walk; their wait is the walk's, a lower bound)."""
+        walked: list[Any] = []
+        for item in sending_order(store):
+            walked.append(item)
+            if len(walked) >= MAX_WALK:
+                break
+        open_ids = [i.id for i in walked if i.kind in REENCODE_KINDS and i.state == "stored"
+                    and i.codec != self.tag and i.id not in self.hold]
+        untried = store.reencode_untried(open_ids) if open_ids else set()
+        out: list[tuple[Any, float, bool]] = []
+        ahead = 0
+        for item in walked:
+            ahead += int(item.size)
+            if item.id in untried:
+                out.append((item, time_to_carry(plan, now, ahead), False))
+        if len(walked) >= MAX_WALK:
+            seen = {i.id for i in walked}
+            floor = time_to_carry(plan, now, ahead)
+            beyond = [c for c in store.reencode_candidates(REENCODE_KINDS, self.tag, CANDIDATES + len(self.hold))
+                      if c.id not in self.hold and c.id not in seen][:CANDIDATES]
+            out.extend((c, floor, True) for c in beyond)
+        return out
+
+    def estimate(self, item: Any) -> Estimate:
+        """The item's predicted worker seconds at the worker's measured slowdown (from the store's figures)."""
+        return estimate(item.id.rsplit("-", 2)[0], item.codec, int(item.size), self.slowdown)
 
 
 def _log(log: Any, event: str, **fields: Any) -> None:

@@ -347,6 +347,14 @@ class ProductStore:
                                    "AND reencoded = 0 AND codec != ?", (*kinds, codec)).fetchone()[0])
 
     @faults("read the index")
+    def reencode_untried(self, ids: list[str]) -> set[str]:
+        """Which of ``ids`` re-encoding has not tried yet: the re-encoder's walk in sending order asks about
+        the items it met (at most a few dozen; each by its primary key)."""
+        marks = ",".join("?" * len(ids))
+        return {r[0] for r in self.db.execute(f"SELECT id FROM items WHERE id IN ({marks}) AND reencoded = 0",
+                                              ids)} if ids else set()
+
+    @faults("read the index")
     def remake_of(self, product_id: str) -> dict[str, Any] | None:
         """The MAKE_ROI arguments that make the item again (:func:`fsw.downlink.payload.remake_args`)."""
         row = self.db.execute("SELECT remake FROM items WHERE id = ?", (product_id,)).fetchone()

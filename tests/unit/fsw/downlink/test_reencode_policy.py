@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from fsw.downlink.reencode_policy import (MIN_GAIN, SAFETY, budget_s, choose, profile_for, settings_for,
-                                          time_to_carry, waits)
+from fsw.downlink.reencode_policy import (MIN_GAIN, SAFETY, budget_in_order, budget_s, choose, estimate,
+                                          profile_for, settings_for, time_to_carry, top_two, waits)
 from fsw.imaging.codec_table import TABLE
 from link.contacts import plan_from_mapping
 
@@ -114,3 +114,46 @@ def test_the_budget_is_a_fraction_of_the_wait_shared_by_the_backlog() -> None:
     assert budget_s(10.0, 10) == pytest.approx(1.0)
     assert budget_s(math.inf, 100) == math.inf
     assert budget_s(0.0, 1) == 0.0
+
+
+def test_with_room_for_both_the_tables_two_smallest_are_tried_else_the_smallest_that_fits() -> None:
+    # effort 7 is off the Pareto front (larger and slower than effort 5 on average) but second smallest:
+    # on one frame it may be the smaller, so with room for both the worker tries both
+    assert [s.tag for s in top_two("cam", "jpegxl:effort=1", TOY)] == ["jpegxl:effort=5", "jpegxl:effort=7"]
+    both = choose("cam", "jpegxl:effort=1", 1.0, math.inf, 1.0, table=TOY)
+    assert [s.tag for s in both.settings] == ["jpegxl:effort=5", "jpegxl:effort=7"]
+    # decode the stored bytes once, encode both, decode the kept one to prove it
+    assert both.predicted_s == pytest.approx(0.006 + 0.2 + 0.5 + 0.07)
+    one = choose("cam", "jpegxl:effort=1", 1.0, 0.5, 1.0, table=TOY)
+    assert [s.tag for s in one.settings] == ["jpegxl:effort=5"]
+    # the smallest does not fit: a faster one alone, never a pair below the best
+    short = choose("cam", "jpegxl:effort=1", 1.0, 0.1, 1.0, table=TOY)
+    assert [s.tag for s in short.settings] == ["jpegxl:effort=3"]
+    assert top_two("cam", "jpegxl:effort=5", TOY) == []  # nothing gains over the smallest
+
+
+def test_an_items_cost_is_estimated_from_its_camera_codec_and_size() -> None:
+    # 1 Mpix at effort 1 (9 bits/px) is 1.125 MB: undo 0.006, cheapest effort 3 (0.065), smallest effort 5 (0.245)
+    e = estimate("cam", "jpegxl:effort=1", 1_125_000, 1.0, TOY)
+    assert e.cheapest_s == pytest.approx(0.006 + 0.035 + 0.03)
+    assert e.best_s == pytest.approx(0.006 + 0.2 + 0.045)
+    assert estimate("cam", "jpegxl:effort=1", 1_125_000, 3.0, TOY).best_s == pytest.approx(3 * e.best_s)
+    assert estimate("cam", "jpegxl:effort=5", 1_125_000, 1.0, TOY).cheapest_s == math.inf  # nothing gains
+    # a camera the table lacks: the dearer profile
+    assert estimate("other", "jpegxl:effort=1", 1_125_000, 1.0, TOY).best_s >= e.best_s
+
+
+def test_in_sending_order_the_first_leaves_every_later_item_its_own_time() -> None:
+    # alone, or with later items that have room: 1/SAFETY of its own wait
+    assert budget_in_order([10.0], [1.0]) == pytest.approx(10.0 / SAFETY)
+    assert budget_in_order([10.0, 100.0], [1.0, 1.0]) == pytest.approx(10.0 / SAFETY)
+    # the second must be done by 20 / SAFETY = 10 s and needs 8: the first (needing 1) may take 2
+    assert budget_in_order([10.0, 20.0], [1.0, 8.0]) == pytest.approx(2.0)
+    # an item that could not have its cost even alone reserves nothing
+    assert budget_in_order([10.0, 20.0], [1.0, 50.0]) == pytest.approx(5.0)
+    # not all can have their smallest setting (3 + 8 > 10): an equal share of the time to each deadline
+    assert budget_in_order([10.0, 20.0], [3.0, 8.0]) == pytest.approx(20.0 / SAFETY / 2)
+    assert budget_in_order([10.0, 12.0, 14.0], [6.0, 6.0, 6.0]) == pytest.approx(14.0 / SAFETY / 3)
+    assert budget_in_order([math.inf, math.inf], [5.0, 5.0]) == math.inf
+    assert budget_in_order([10.0, math.inf], [1.0, 1e9]) == pytest.approx(10.0 / SAFETY)
+    assert budget_in_order([0.0, 1.0], [0.1, 0.1]) == pytest.approx(0.0)

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from framework.crc import pixels_crc32c
-from fsw.downlink.reencode_policy import settings_for
+from fsw.downlink.reencode_policy import settings_for, top_two
 from fsw.downlink.reencoder import Reencoder, sending_order
 from fsw.downlink.store import ProductStore
 from fsw.imaging.codecs import codec_tag, encode_pixels
 from fsw.imaging.product import Product, decode_product, encode_product, product_id
+from fsw.imaging.reencode import reencode
 from link.contacts import plan_from_mapping
 
 
@@ -65,17 +66,23 @@ def _turns(r: Reencoder, store: ProductStore, plan: Any, now: float, until: Any,
         time.sleep(0.01)
 
 
-def test_products_waiting_through_an_outage_get_the_tables_smallest_setting_bit_exact(
+def test_products_waiting_through_an_outage_get_the_smaller_of_the_tables_two_best_settings_bit_exact(
         tmp_path: Path, worker: Reencoder) -> None:
     store, frames = _store(tmp_path, 2)
+    originals = {i.id: i.path.read_bytes() for i in store.items()}
     plan = _plan([[10_000.0, 10_100.0]], 8e6)  # the next pass opens in almost three hours
-    best = min(settings_for("navcam"), key=lambda s: s.bits_per_px)
+    two = top_two("navcam", "jpegxl:effort=1")
+    assert two[0].tag == min(settings_for("navcam"), key=lambda s: s.bits_per_px).tag
     _turns(worker, store, plan, 0.0, lambda: worker.c["reencoded"] + worker.c["reencode_not_smaller"] == 2)
     assert worker.c["reencoded"] == 2 and worker.c["reencode_skipped_leaving"] == 0
     for item in store.items():
-        assert item.codec == best.tag
+        assert item.codec in {s.tag for s in two}
         product, pixels = decode_product(item.path.read_bytes())
         assert np.array_equal(pixels, frames[item.id]) and product.meta["reencoded_from"] == "jpegxl"
+        # frame by frame, never more bytes than either of the two alone (the table's best among them)
+        for s in two:
+            alone = reencode(originals[item.id], s.codec, s.params)
+            assert alone is not None and item.size <= alone.new_bytes
     assert store.reencode_candidates(("full",), worker.tag) == []
 
 
@@ -114,3 +121,37 @@ def test_sending_order_walks_the_store_as_it_will_send(tmp_path: Path) -> None:
     store.add("t1", "thumbnail", b"b")
     store.add("f2", "full", b"c")
     assert [i.id for i in sending_order(store)] == store.ids() == ["t1", "f1", "f2"]
+
+
+def test_the_worker_takes_first_the_item_that_leaves_first(tmp_path: Path, worker: Reencoder) -> None:
+    store, _ = _store(tmp_path, 3)
+    order = [i.id for i in sending_order(store)]
+    plan = _plan([[100.0, 200.0]], 8e6)  # all wait about 100 s; each takes milliseconds to re-encode
+    assert worker.step(store, plan, 0.0) == []
+    assert worker.busy is not None and worker.busy[0] == order[0]
+    _turns(worker, store, plan, 0.0, lambda: worker.c["reencoded"] == 3)
+
+
+def test_an_item_about_to_leave_is_passed_over_for_the_one_after_it(tmp_path: Path, worker: Reencoder) -> None:
+    store, _ = _store(tmp_path, 2)
+    first, second = list(sending_order(store))
+    carries = first.size * 8 / 8e6
+    plan = _plan([[0.0, carries * 1.5], [1000.0, 1100.0]], 8e6)  # the open window takes the first only
+    assert worker.step(store, plan, 0.0) == []
+    assert worker.busy is not None and worker.busy[0] == second.id
+    assert worker.c["reencode_skipped_leaving"] == 1 and first.id in worker.hold
+    _turns(worker, store, plan, 0.0, lambda: worker.busy is None)
+    assert store.get(first.id).gen == 0 and store.get(second.id).gen == 1
+
+
+def test_beyond_the_walk_the_newest_are_taken_when_the_walk_has_none(
+        tmp_path: Path, worker: Reencoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fsw.downlink.reencoder as reencoder
+
+    monkeypatch.setattr(reencoder, "MAX_WALK", 2)
+    store, _ = _store(tmp_path, 4)
+    order = [i.id for i in sending_order(store)]
+    for pid in order[:2]:
+        store.mark_reencoded(pid)  # the walk's two items were tried already
+    assert worker.step(store, _plan([[10_000.0, 10_100.0]], 8e6), 0.0) == []
+    assert worker.busy is not None and worker.busy[0] == order[-1]
