@@ -249,7 +249,7 @@ def classify_frames(manifest: Iterable[tuple[str, int]], at_ground: set[str], th
         c["sent"] += 1
         name = frame_name(camera, counter)
         full = product_id(camera, counter, "full")
-        why = reasons.get(name, "policy") if name in thumbnail_only else "evicted" if full in evicted else ""
+        why = reasons.get(name, "") or ("evicted" if full in evicted else "policy" if name in thumbnail_only else "")
         c["captured"] += name in at_ground or full in stored or why in ("store_full", "evicted")
         if name in at_ground:
             c["at_ground"] += 1

@@ -131,7 +131,9 @@ KIND = KindSpec(
                                              "every pixel within k DN (JPEG-LS NEAR when lossless_codec is "
                                              "jpegls, else quantised JPEG XL at lossless_params' effort)"),
         "workers": Field(int, 2, min=1, max=16, doc="threads encoding lossless products"),
-        "queue_max": Field(int, 8, min=1, max=256, doc="frames waiting; beyond, frames keep only a thumbnail"),
+        "queue_max": Field(int, 8, min=1, max=256, doc="frames waiting (per camera for frames used in place, "
+                                                        "and no more than its ring holds); beyond, frames keep "
+                                                        "only a thumbnail"),
         "ring_margin": Field(float, 1.5, min=0.0, max=100.0,
                              doc="a frame used in place whose ring slot is due to be rewritten sooner than this "
                                  "times its camera's recent work time keeps only a thumbnail (0: never)"),

@@ -59,6 +59,10 @@ RING_MARGIN = 1.5  # default of the setting ring_margin
 _WORK_EMA = 0.3  # weight of the newest frame in a camera's work time
 
 
+def _same_ring(a: Frame, b: Frame) -> bool:
+    return a.lease is not None and b.lease is not None and a.lease.ring.name == b.lease.ring.name
+
+
 class FrameProcessor:
     def __init__(self, settings: dict[str, Any], emit: Emit, event: Event, expose: Expose | None = None,
                  calibration_dir: Path | None = None, monotonic: Callable[[], float] = time.monotonic,
@@ -109,7 +113,7 @@ class FrameProcessor:
             lease = frame.lease
             self.rings.seen(lease.ring.name, lease.slot, lease.generation, lease.ring.slots, frame.t_capture,
                             self._monotonic())
-        if len(self.waiting) >= self._room(frame):
+        if self._waiting_for(frame) >= self._room(frame):
             self._thumbnail_only(frame, "queue_full", {"queue_depth": len(self.waiting)}, replay)
             return
         if frame.priority == "confirmation":
@@ -123,8 +127,17 @@ class FrameProcessor:
         its turn while the camera keeps sending; a frame that is found rewritten anyway is named lost."""
         if frame.lease is None:
             return self.s["queue_max"]
-        running = sum(not f.done() for _, f in self.inflight)
+        running = sum(not f.done() for fr, f in self.inflight if _same_ring(fr, frame))
         return max(1, min(self.s["queue_max"], frame.lease.ring.slots - 1 - running))
+
+    def _waiting_for(self, frame: Frame) -> int:
+        """The frames ahead of ``frame`` that count against its room: all of them for a frame with pixels of
+        its own; for one used in place, those of its own ring (its camera). So a slow camera's frame never
+        keeps only its thumbnail because a fast camera filled the queue: each ring is bounded by its own
+        slots, and every camera by ``queue_max``."""
+        if frame.lease is None:
+            return len(self.waiting)
+        return sum(_same_ring(f, frame) for f, _, _ in self.waiting)
 
     def step(self) -> None:
         """Emit finished products in frame order; then start what the workers have room for.

@@ -124,6 +124,23 @@ def test_a_frame_with_time_to_spare_or_a_camera_not_yet_timed_keeps_its_full_pro
     assert sink2.named == [] and said2 == [] and proc2.thumbnail_only_by == {}
 
 
+def test_a_slow_cameras_frame_still_waits_when_a_fast_camera_filled_its_share_of_the_queue(
+        ring: FrameRing) -> None:
+    slow = FrameRing(f"behind-slow-{uuid.uuid4().hex[:8]}", 4, NBYTES)
+    try:
+        sink, clock, said = Sink(), Clock(), []
+        proc = _processor(sink, clock, said, workers=1, queue_max=3)
+        _accept_all(proc, _stream(ring, range(5)))  # the fast camera: 3 may wait, the rest keep a thumbnail
+        px = _px(50)
+        from fsw.imaging.frame import frame_from_message
+        proc.accept(frame_from_message(_message(50, px, slow.put(px.tobytes()).fields()), in_place=True))
+        _run(proc)
+        assert [(c, f["reason"]) for _, c, _, f in sink.named] == [(3, "queue_full"), (4, "queue_full")]
+        assert sorted(p.counter for p in sink.products if p.kind == "full") == [0, 1, 2, 50]
+    finally:
+        slow.close()
+
+
 def test_ring_margin_zero_turns_the_rule_off(ring: FrameRing) -> None:
     sink, clock, said = Sink(), Clock(), []
     proc = _processor(sink, clock, said, workers=1, queue_max=16, ring_margin=0.0)
