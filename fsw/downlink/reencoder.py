@@ -26,6 +26,7 @@ import math
 import multiprocessing as mp
 import os
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -47,6 +48,10 @@ IDLE_S = 1.0
 """With nothing worth the worker, the next look is this much later."""
 START_SLOWDOWN = 2.0
 """Wall seconds per table CPU second assumed before the worker has measured its own."""
+RECENT_JOBS = 5
+"""The slowdown a job is planned with is the worst of the last this many jobs' (or the running mean, if
+higher): the worker takes the item leaving soonest first, so a job that runs slower than planned on a
+machine whose load comes in bursts goes in flight unfinished (a lost race, its CPU wasted)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,8 @@ def _worker(conn: Any, fixed: tuple[str, dict[str, Any]] | None, nice: int) -> N
     from dataclasses import replace
 
     from framework.errors import PdhError
+    import fsw.downlink.reencode_policy  # noqa: F401  imported before the first job, not inside its time:
+    import fsw.imaging.reencode  # noqa: F401  the first job's item is the one leaving soonest
 
     while True:
         try:
@@ -148,7 +155,8 @@ class Reencoder:
         self._proc.start()
         child.close()
         self.busy: tuple[str, int] | None = None
-        self.slowdown = START_SLOWDOWN
+        self.slowdown = START_SLOWDOWN  # running mean of the measured
+        self._recent: deque[float] = deque(maxlen=RECENT_JOBS)
         self._given_slowdown = START_SLOWDOWN
         self.hold: dict[str, float] = {}  # id -> not looked at again before (monotonic-free: wall, as the plan)
         self.next_look = 0.0
@@ -160,8 +168,8 @@ class Reencoder:
     def offer(self, product_id: str, gen: int, path: Path, budget: float = math.inf) -> bool:
         if self.busy is not None or not self._proc.is_alive():
             return False
-        self._conn.send((product_id, gen, str(path), budget, self.slowdown))
-        self._given_slowdown = self.slowdown
+        self._conn.send((product_id, gen, str(path), budget, self.planned_slowdown))
+        self._given_slowdown = self.planned_slowdown
         self.busy = (product_id, gen)
         return True
 
@@ -177,9 +185,16 @@ class Reencoder:
         self.c["reencode_cpu_s"] = round(self.c["reencode_cpu_s"] + result.cpu_s, 3)
         if result.data is not None and result.predicted_s > 0 and result.wall_s > 0:
             # what the job took against the table's CPU figure: the machine's load as this worker sees it
-            measured = result.wall_s / (result.predicted_s / self._given_slowdown)
-            self.slowdown = min(20.0, max(0.5, 0.7 * self.slowdown + 0.3 * measured))
+            measured = min(20.0, max(0.5, result.wall_s / (result.predicted_s / self._given_slowdown)))
+            self.slowdown = 0.7 * self.slowdown + 0.3 * measured
+            self._recent.append(measured)
         return result
+
+    @property
+    def planned_slowdown(self) -> float:
+        """Wall seconds per table CPU second a job is planned with: the worst recently measured, or the
+        running mean if higher (START_SLOWDOWN before any)."""
+        return max([self.slowdown, *self._recent])
 
     def close(self) -> None:
         try:
@@ -224,7 +239,8 @@ class Reencoder:
                  predicted_s=round(result.predicted_s, 3))
         else:
             self.c["reencode_lost_race"] += 1
-            _log(log, "reencode_skipped", id=result.id, reason="lost_race")
+            _log(log, "reencode_skipped", id=result.id, reason="lost_race", tag=result.tag,
+                 wall_s=round(result.wall_s, 3), predicted_s=round(result.predicted_s, 3))
         if item is not None:
             store.mark_reencoded(result.id)
         return bool(result.error)
@@ -281,7 +297,7 @@ class Reencoder:
 
     def estimate(self, item: Any) -> Estimate:
         """The item's predicted worker seconds at the worker's measured slowdown (from the store's figures)."""
-        return estimate(item.id.rsplit("-", 2)[0], item.codec, int(item.size), self.slowdown)
+        return estimate(item.id.rsplit("-", 2)[0], item.codec, int(item.size), self.planned_slowdown)
 
 
 def _log(log: Any, event: str, **fields: Any) -> None:
