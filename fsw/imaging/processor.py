@@ -17,8 +17,8 @@ So that this stays the exception, the processor sees a frame falling behind its 
 before the slot is rewritten (:class:`~fsw.imaging.ringwatch.RingWatch`: how long
 until the camera's writer claims the slot again, from the handles of the frames
 that arrived): a frame that waits or is about to start while that is less than
-``ring_margin`` times what a frame of its camera lately took (front end and lossless,
-wall time) keeps only its thumbnail, made at once while the pixels are there. It is
+``ring_margin`` times what a frame of its camera lately took at most (front end and
+lossless, wall time, the longest of the last few) keeps only its thumbnail, made at once while the pixels are there. It is
 named ``frames_thumbnail_only`` (reason ``falling_behind``), counted per reason in
 ``thumbnail_only_by``, and said to the operator by a rate-limited ``capture_degraded``.
 """
@@ -56,7 +56,7 @@ lack, the event's fields). The imaging core makes it a durable report; the defau
 FULL, THUMBNAIL = frozenset({"full"}), frozenset({"thumbnail", "full"})
 VERIFY_THREADS_MIN_PX = 1 << 21  # frames this large (2 Mpix) verify-decode on the idle cores too
 RING_MARGIN = 1.5  # default of the setting ring_margin
-_WORK_EMA = 0.3  # weight of the newest frame in a camera's work time
+_WORK_WINDOW = 8  # a camera's work time: the longest of its last this many frames
 
 
 def _same_ring(a: Frame, b: Frame) -> bool:
@@ -93,7 +93,8 @@ class FrameProcessor:
                              ae_commands=0)
         self.overwritten = 0  # frames used in place whose slot was rewritten during their work
         self.rings = RingWatch()  # where each camera's ring writer is, from the handles that arrived
-        self.work_s: dict[str, dict[str, float]] = {}  # camera -> {front, lossless}: recent wall seconds (EMA)
+        self.work_s: dict[str, dict[str, float]] = {}  # camera -> {front, lossless}: recent wall seconds (max)
+        self._work_seen: dict[tuple[str, str], collections.deque[float]] = {}
         self.thumbnail_only_by: dict[str, int] = {}  # reason -> frames kept as thumbnail only
         self.stage_ms: dict[str, float] = {}
         self._blocks: dict[str, Any] = {}  # per camera: block means of the last frame, for the change grade
@@ -307,10 +308,12 @@ class FrameProcessor:
         return p
 
     def _work_time(self, camera: str, stage: str, seconds: float) -> None:
-        """A camera's recent wall time of a stage (EMA). Called from the workers too: one dict store."""
-        work = self.work_s.setdefault(camera, {})
-        old = work.get(stage)
-        work[stage] = seconds if old is None else old + _WORK_EMA * (seconds - old)
+        """A camera's recent wall time of a stage: the longest of its last frames, not an average, since a
+        frame must finish before its slot comes round even when the machine is busiest (measured: with an
+        average, a machine whose load jumped still lost frames mid-work). Called from the workers too."""
+        seen = self._work_seen.setdefault((camera, stage), collections.deque(maxlen=_WORK_WINDOW))
+        seen.append(seconds)
+        self.work_s.setdefault(camera, {})[stage] = max(seen)
 
     def _verify_threads(self, frame: Frame) -> int:
         """Threads for the verify decode of the frame about to start: the cores no other frame's encoding is
