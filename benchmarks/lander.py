@@ -589,6 +589,11 @@ def _tables(runs: LanderRun | list[LanderRun], sizes: dict[str, str], duration_s
                       "falling_behind, store_full; the store's product_evicted: evicted), counted apart from lost; "
                       "lost: anything else (goal 0)")
     cams.notes.append(_bound(mid, cores))
+    used = sum(p["cores"] for p in mid.processes)
+    if load is not None and getattr(load, "busy", False) and used < 0.9 * cores:
+        cams.notes.append(f"the run's processes used {used:.2f} of {cores} cores while the machine's load average "
+                          f"was {max(load.start[0], load.end[0]):.1f}: other work took the rest, so the imaging "
+                          "core's share, not its code, set how far it kept up")
     cams.notes.append(f"at the ground by the end ({mid.stream_s:.0f} s of streaming and the drain): "
                       f"{mid.ground['full']} full frames and {mid.ground['thumbnail']} thumbnails of these cameras; "
                       f"the downlink sent {mid.ground['bytes_sent'] / 1e6:.1f} MB on configs/demo.yaml's contact "
