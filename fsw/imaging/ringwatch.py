@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["RingWatch", "write_number"]
 
-_RATE_WINDOW = 16  # handles per ring the writer's rate is measured over
+_RATE_WINDOW = 4  # handles per ring the writer's rate is measured over (the last ones: a burst counts at once)
 
 
 def write_number(slot: int, generation: int, slots: int) -> int:
@@ -42,9 +42,10 @@ class _Ring:
     seen: collections.deque[tuple[float, int]] = field(default_factory=lambda: collections.deque(maxlen=_RATE_WINDOW))
 
     def rate_hz(self) -> float:
-        """Writes per second over the handles seen lately (capture time, write); 0 until two with time
-        between them."""
-        if len(self.seen) < 2:
+        """Writes per second over the last handles seen (capture time, write); 0 until :data:`_RATE_WINDOW`
+        of them: a camera taking single frames on command is not a stream that will come round its ring
+        (the time between two commands is no rate), and its frames are never given up for it."""
+        if len(self.seen) < _RATE_WINDOW:
             return 0.0
         (t0, w0), (t1, w1) = self.seen[0], self.seen[-1]
         return (w1 - w0) / (t1 - t0) if t1 > t0 and w1 > w0 else 0.0
@@ -83,7 +84,7 @@ class RingWatch:
         writer's rate, less the time since the newest handle (the writer has gone on since), but at most
         one write's time: a writer that published nothing for longer has slowed or stopped (the stream
         ended), and a frame is not given up for a rewrite that is not coming. inf while the rate is not
-        known yet (fewer than two handles)."""
+        known yet (fewer than :data:`_RATE_WINDOW` handles)."""
         ring = self.rings.get(name)
         rate = ring.rate_hz() if ring is not None else 0.0
         if ring is None or rate <= 0.0:

@@ -117,7 +117,7 @@ def test_a_fast_camera_on_a_two_slot_ring_never_yields_a_product_of_the_wrong_pi
     """The imaging core works on frames in place while the driver rewrites a ring of only 2 slots as fast as
     the camera sends: every full product that comes out is its frame's (bit-exact to the emulator's manifest),
     and every frame of the burst has its full product or is named (frames_lost with reason shm_overwritten, or
-    frames_thumbnail_only); none is silently missing."""
+    frames_thumbnail_only: queue_full, falling_behind); none is silently missing."""
     ring = f"it2-{free_port()}-{time.monotonic_ns() % 10**9}"
     raw = shm_config(ring)
     emu, drv, img = (raw["processes"][n] for n in ("cam_emulator", "cam_driver", "imaging"))
@@ -178,7 +178,8 @@ def test_a_fast_camera_on_a_two_slot_ring_never_yields_a_product_of_the_wrong_pi
             assert pixels_crc32c(px) == manifest[counter]["crc32c"], counter
         missing = [c for c in sent if c not in fulls and c not in named]
         assert missing == [], f"frames neither made nor named: {missing}"
-        assert reasons <= {"shm_overwritten", "queue_full", "not_received", "rule"}, reasons
+        # falling_behind: the core saw a frame's slot due before its work could be done (thumbnail by policy)
+        assert reasons <= {"shm_overwritten", "queue_full", "not_received", "rule", "falling_behind"}, reasons
     finally:
         for name in ("cam_driver", "cam_emulator", "imaging", "broker"):
             if name in processes.procs:

@@ -72,15 +72,17 @@ def test_the_ring_watch_numbers_writes_across_slots_and_laps_and_times_the_write
     gen0 = 1 << 40
     assert write_number(0, gen0 + 2, 4) - write_number(3, gen0, 4) == 1  # slot 3 then slot 0 of the next lap
     watch = RingWatch()
-    assert watch.seconds_left("r", 0, gen0 + 2, 4, now=0.0) == math.inf  # nothing seen: no claim on the frame
-    for i, (slot, gen) in enumerate([(0, gen0 + 2), (1, gen0 + 2), (2, gen0 + 2)]):
-        watch.seen("r", slot, gen, 4, t_capture=50.0 + i / 10, now=10.0)  # the bus brought all three at once
-    assert watch.lag("r", 0, gen0 + 2, 4) == 2 and watch.writes_left("r", 0, gen0 + 2, 4) == 1
-    assert watch.seconds_left("r", 0, gen0 + 2, 4, now=10.0) == pytest.approx(0.1)  # rate from the capture times
-    assert watch.seconds_left("r", 2, gen0 + 2, 4, now=10.05) == pytest.approx(0.25)
-    assert watch.seconds_left("r", 2, gen0 + 2, 4, now=99.0) == pytest.approx(0.2)  # a stopped writer: one write
-    watch.seen("r", 0, 2, 4, t_capture=1.0, now=11.0)  # a restarted writer: generations from a new base
-    assert watch.lag("r", 0, 2, 4) == 0 and watch.seconds_left("r", 0, 2, 4, now=11.0) == math.inf
+    assert watch.seconds_left("r", 0, gen0 + 2, 8, now=0.0) == math.inf  # nothing seen: no claim on the frame
+    for slot in range(4):  # the bus brought four at once; their capture times are 0.1 s apart
+        watch.seen("r", slot, gen0 + 2, 8, t_capture=50.0 + slot / 10, now=10.0)
+        if slot == 2:  # three frames are no stream yet (single captures on command look like this too)
+            assert watch.seconds_left("r", 0, gen0 + 2, 8, now=10.0) == math.inf
+    assert watch.lag("r", 0, gen0 + 2, 8) == 3 and watch.writes_left("r", 0, gen0 + 2, 8) == 4
+    assert watch.seconds_left("r", 0, gen0 + 2, 8, now=10.0) == pytest.approx(0.4)  # rate from the capture times
+    assert watch.seconds_left("r", 3, gen0 + 2, 8, now=10.05) == pytest.approx(0.65)
+    assert watch.seconds_left("r", 3, gen0 + 2, 8, now=99.0) == pytest.approx(0.6)  # a stopped writer: one write
+    watch.seen("r", 0, 2, 8, t_capture=1.0, now=11.0)  # a restarted writer: generations from a new base
+    assert watch.lag("r", 0, 2, 8) == 0 and watch.seconds_left("r", 0, 2, 8, now=11.0) == math.inf
 
 
 # -- the processor --------------------------------------------------------------------------------------
