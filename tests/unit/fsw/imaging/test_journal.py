@@ -66,3 +66,48 @@ def test_a_journal_that_cannot_be_written_raises_a_typed_error_and_keeps_the_rec
     assert j.pending == 1
     with pytest.raises(JournalError):
         j.rewrite([])
+
+
+def test_commits_started_soon_keep_every_record_in_order_across_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "imaging.journal"
+    j = Journal(path)
+    j.load()
+    for n in range(200):  # each turn starts a commit, or leaves its record for the next while one runs
+        j.append({"op": "frame", "n": n})
+        j.commit_soon()
+    j.commit()  # waits for the one under way, then commits the rest
+    assert j.pending == 0 and j.records == 200 and 1 <= j.commits <= 200
+    j.close()
+    assert [r["n"] for r in Journal(path).load()] == list(range(200))
+
+
+def test_a_commit_started_soon_that_fails_is_raised_next_and_its_records_go_first_again(tmp_path: Path) -> None:
+    path = tmp_path / "imaging.journal"
+    j = Journal(path)
+    j.load()
+    j.append({"op": "frame", "n": 1})
+    j.commit()
+    j._fd = 10 ** 6  # a descriptor that is not open: the next write fails as a lost disk would
+    j.append({"op": "frame", "n": 2})
+    j.commit_soon()
+    j.append({"op": "frame", "n": 3})
+    with pytest.raises(JournalError):
+        j.commit()
+    assert j.pending == 2  # the failed commit's record first, then the newer one
+    j.commit()
+    j.close()
+    assert [r["n"] for r in Journal(path).load()] == [1, 2, 3]
+
+
+def test_a_rewrite_and_a_close_wait_for_the_commit_under_way(tmp_path: Path) -> None:
+    path = tmp_path / "imaging.journal"
+    j = Journal(path)
+    j.load()
+    for n in range(5):
+        j.append({"op": "frame", "n": n})
+    j.commit_soon()
+    j.rewrite([{"op": "last", "n": 4}])
+    j.append({"op": "frame", "n": 5})
+    j.commit_soon()
+    j.close()
+    assert Journal(path).load() == [{"op": "last", "n": 4}, {"op": "frame", "n": 5}]
