@@ -8,8 +8,8 @@ later instead of the capture path's. So every decision starts from how long an i
 * :func:`waits` walks the store's sending order (the items ahead of each candidate, those in flight
   first) and gives each candidate the time until its own last byte is carried: a lower bound, since
   the link never carries more than its rate.
-* :func:`budget_s` turns a wait into the worker seconds one item may take: half its wait (the rest is
-  margin: a pass that opens early, a slow turn), and no more than its share of the backlog's wait (the
+* :func:`budget_s` turns a wait into the worker seconds one item may take: 1/SAFETY of its wait (the rest
+  is margin: a pass that opens early, a slow turn), and no more than its share of the backlog's wait (the
   worker does one item at a time; the others wait too).
 * :func:`choose` picks, from the measured table (:mod:`fsw.imaging.codec_table`) for the product's
   camera profile, the setting with the fewest bits per pixel whose predicted cost (decode what is stored,
@@ -44,8 +44,11 @@ __all__ = ["Setting", "Choice", "Estimate", "Leaving", "profile_for", "settings_
 
 TABLE_TARGET = "table"
 """The ``reencode.codec`` setting that means: choose per product from the measured table."""
-SAFETY = 2.0
-"""A re-encoding must be predicted to take at most 1/SAFETY of the item's wait."""
+SAFETY = 1.5
+"""A re-encoding must be predicted to take at most 1/SAFETY of the item's wait. The prediction already uses
+the worst slowdown of the worker's recent jobs (:mod:`fsw.downlink.reencoder`), so this margin covers the
+plan's own error (a pass opening early, a slow turn), not the machine's load: at 2 (with the worst recent
+slowdown on top) the context camera's frames after a 40 s outage got JPEG XL effort 9 where effort 10 fit."""
 MIN_GAIN = 0.005
 """A setting must save at least this fraction of the bytes of the product's own setting."""
 LONG_WAIT_S = 3600.0

@@ -183,12 +183,16 @@ class Reencoder:
             return None
         self.busy = None
         self.c["reencode_cpu_s"] = round(self.c["reencode_cpu_s"] + result.cpu_s, 3)
+        self.measure(result, self._given_slowdown)
+        return result
+
+    def measure(self, result: Result, given: float) -> None:
+        """What a job took against the table's CPU figure (its prediction at the ``given`` slowdown): the
+        machine's load as this worker sees it."""
         if result.data is not None and result.predicted_s > 0 and result.wall_s > 0:
-            # what the job took against the table's CPU figure: the machine's load as this worker sees it
-            measured = min(20.0, max(0.5, result.wall_s / (result.predicted_s / self._given_slowdown)))
+            measured = min(20.0, max(0.5, result.wall_s / (result.predicted_s / given)))
             self.slowdown = 0.7 * self.slowdown + 0.3 * measured
             self._recent.append(measured)
-        return result
 
     @property
     def planned_slowdown(self) -> float:

@@ -147,12 +147,12 @@ def test_in_sending_order_the_first_leaves_every_later_item_its_own_time() -> No
     # alone, or with later items that have room: 1/SAFETY of its own wait
     assert budget_in_order([10.0], [1.0]) == pytest.approx(10.0 / SAFETY)
     assert budget_in_order([10.0, 100.0], [1.0, 1.0]) == pytest.approx(10.0 / SAFETY)
-    # the second must be done by 20 / SAFETY = 10 s and needs 8: the first (needing 1) may take 2
-    assert budget_in_order([10.0, 20.0], [1.0, 8.0]) == pytest.approx(2.0)
+    # the second must be done by 20 / SAFETY and needs 8: the first (needing 1) may take the rest
+    assert budget_in_order([10.0, 20.0], [1.0, 8.0]) == pytest.approx(20.0 / SAFETY - 8.0)
     # an item that could not have its cost even alone reserves nothing
-    assert budget_in_order([10.0, 20.0], [1.0, 50.0]) == pytest.approx(5.0)
-    # not all can have their smallest setting (3 + 8 > 10): an equal share of the time to each deadline
-    assert budget_in_order([10.0, 20.0], [3.0, 8.0]) == pytest.approx(20.0 / SAFETY / 2)
+    assert budget_in_order([10.0, 20.0], [1.0, 50.0]) == pytest.approx(10.0 / SAFETY)
+    # not both can have their smallest setting (6.5 + 8 > 16 / SAFETY): an equal share of the time to each deadline
+    assert budget_in_order([10.0, 16.0], [6.5, 8.0]) == pytest.approx(16.0 / SAFETY / 2)
     assert budget_in_order([10.0, 12.0, 14.0], [6.0, 6.0, 6.0]) == pytest.approx(14.0 / SAFETY / 3)
     assert budget_in_order([math.inf, math.inf], [5.0, 5.0]) == math.inf
     assert budget_in_order([10.0, math.inf], [1.0, 1e9]) == pytest.approx(10.0 / SAFETY)

@@ -11,7 +11,7 @@ import pytest
 
 from framework.crc import pixels_crc32c
 from fsw.downlink.reencode_policy import settings_for, top_two
-from fsw.downlink.reencoder import Reencoder, sending_order
+from fsw.downlink.reencoder import RECENT_JOBS, START_SLOWDOWN, Reencoder, Result, sending_order
 from fsw.downlink.store import ProductStore
 from fsw.imaging.codecs import codec_tag, encode_pixels
 from fsw.imaging.product import Product, decode_product, encode_product, product_id
@@ -155,3 +155,18 @@ def test_beyond_the_walk_the_newest_are_taken_when_the_walk_has_none(
         store.mark_reencoded(pid)  # the walk's two items were tried already
     assert worker.step(store, _plan([[10_000.0, 10_100.0]], 8e6), 0.0) == []
     assert worker.busy is not None and worker.busy[0] == order[-1]
+
+
+def test_a_job_is_planned_with_the_worst_recent_slowdown_until_faster_jobs_replace_it(worker: Reencoder) -> None:
+    def job(slowdown: float) -> Result:  # predicted 1 s at slowdown 1, took ``slowdown`` s
+        return Result("x", 0, b"new", 10, wall_s=slowdown, predicted_s=1.0)
+
+    assert worker.planned_slowdown == START_SLOWDOWN  # nothing measured yet
+    for s in (1.0, 6.0, 1.0):
+        worker.measure(job(s), 1.0)
+    assert worker.planned_slowdown == 6.0 and worker.slowdown < 6.0
+    for _ in range(RECENT_JOBS):
+        worker.measure(job(1.0), 1.0)
+    assert worker.planned_slowdown < 6.0
+    worker.measure(Result("y", 0, None, 10, wall_s=50.0, predicted_s=1.0), 1.0)  # no result: nothing learnt
+    assert worker.planned_slowdown < 6.0
