@@ -1,4 +1,4 @@
-"""The far-side downlink: goodput through one relay pass, and bytes saved by background re-encoding.
+"""The far-side downlink: goodput and products completed through one relay pass.
 
 Goodput (:func:`bench_downlink`): real processes (broker, downlink, relay
 emulator, ground) on loopback; a contact plan with one relay whose single
@@ -15,11 +15,10 @@ loss, rate x (1 - loss); issue 16's goals are goodput >= 0.97 and completed
 and end. Also: seconds from the window's opening to the first thumbnail at
 the ground, at one-way light time ``latency_ms``.
 
-Re-encoding (:func:`bench_reencode`): lossless frames stored as the capture
-path makes them (JPEG XL effort 1, :data:`benchmarks.imaging.CAPTURE`), then the downlink's background worker process
-(:class:`~fsw.downlink.reencoder.Reencoder`) re-encodes them until it has
-caught up; bytes queued per frame against JPEG XL effort 7 measured alone in
-the same run (target: equal), and against the capture path's bytes.
+The downlink sends coded transactions (``fec.enabled``, :mod:`link.fec`): each
+product as RaptorQ source and repair symbols. Goodput counts product bytes
+only (the source symbols that arrived and what a decode filled), never the
+parity that bought the completions.
 """
 
 from __future__ import annotations
@@ -38,19 +37,20 @@ import numpy as np
 import yaml
 import zmq
 
-from benchmarks.figures import Column, Table, ratio
+from benchmarks.figures import Column, Table, ratio, stop_processes
 from benchmarks.frames import frame_maker
 from framework.config import free_loopback_ports
 
-__all__ = ["bench_downlink", "bench_reencode", "goodput_config"]
+__all__ = ["bench_downlink", "goodput_config"]
 
 REPO = Path(__file__).resolve().parent.parent
 LEAD_S = 4.0  # processes start, products are stored, then the window opens
 
 
 def goodput_config(rate_bps: float, loss: float, window_s: float, latency_ms: float, epoch_s: float,
-                   max_packet_len: int = 4096) -> dict[str, Any]:
-    """Broker, downlink, relay and ground on free ports; one relay, one window from ``epoch_s``."""
+                   max_packet_len: int = 4096, fec: bool = False, initial_loss: float = 0.02) -> dict[str, Any]:
+    """Broker, downlink, relay and ground on free ports; one relay, one window from ``epoch_s``; with
+    ``fec``, coded transactions whose loss estimate starts at ``initial_loss``."""
     tcp = free_loopback_ports({n: "tcp://127.0.0.1:0" for n in ("bus_pub", "bus_sub", "products", "cmd")})
     udp = free_loopback_ports({n: "udp://127.0.0.1:0" for n in ("lander", "relay_l", "relay_g", "ground")})
     plan = {"time_scale": 1.0, "epoch_s": epoch_s,
@@ -68,7 +68,8 @@ def goodput_config(rate_bps: float, loss: float, window_s: float, latency_ms: fl
                          "endpoints": {"bus_pub": "bus_pub", "products": "products", "radio": "lander",
                                        "relay": "relay_l", "command": "cmd"},
                          "max_packet_len": max_packet_len, "max_in_flight": 16,
-                         "reencode": {"enabled": False}, **timers, **plan},
+                         "reencode": {"enabled": False}, "fec": {"enabled": fec, "initial_loss": initial_loss},
+                         **timers, **plan},
             "relay": {"kind": "hil.relay",
                       "endpoints": {"lander_in": "relay_l", "ground_in": "relay_g", "lander": "lander",
                                     "ground": "ground"},
@@ -103,7 +104,8 @@ def _products(size_px: int, n: int, codec: str = "jpegls",
 
 def _run_pass(products: list[tuple[str, str, bytes]], rate_bps: float, loss: float, window_s: float,
               latency_ms: float, lead_s: float = LEAD_S,
-              prepare: Callable[[Path], None] | None = None, max_packet_len: int = 4096) -> dict[str, Any]:
+              prepare: Callable[[Path], None] | None = None, max_packet_len: int = 4096,
+              fec: bool = True, initial_loss: float = 0.02) -> dict[str, Any]:
     """One pass: start the processes, store the products, open the window, count what arrives.
     ``prepare(out)`` runs first, given the run's output directory (the downlink's store is ``out/store``)."""
     with tempfile.TemporaryDirectory(prefix="pdh-goodput-") as tmp:
@@ -111,7 +113,8 @@ def _run_pass(products: list[tuple[str, str, bytes]], rate_bps: float, loss: flo
         if prepare is not None:
             prepare(out)
         epoch = time.time() + lead_s
-        raw = goodput_config(rate_bps, loss, window_s, latency_ms, epoch, max_packet_len)
+        raw = goodput_config(rate_bps, loss, window_s, latency_ms, epoch, max_packet_len, fec=fec,
+                             initial_loss=initial_loss)
         cfg = Path(tmp) / "goodput.yaml"
         cfg.write_text(yaml.safe_dump(raw, sort_keys=False))
         procs = [subprocess.Popen([sys.executable, "-m", "pdh.process", str(cfg), n, "--out", str(out)],
@@ -121,6 +124,7 @@ def _run_pass(products: list[tuple[str, str, bytes]], rate_bps: float, loss: flo
         sub = zctx.socket(zmq.SUB)
         sub.setsockopt(zmq.SUBSCRIBE, b"evt.")
         sub.setsockopt(zmq.SUBSCRIBE, b"tlm.ground")
+        sub.setsockopt(zmq.SUBSCRIBE, b"tlm.downlink")
         sub.setsockopt(zmq.RCVHWM, 100_000)
         sub.connect(raw["endpoints"]["bus_sub"])
         push = zctx.socket(zmq.PUSH)
@@ -132,6 +136,7 @@ def _run_pass(products: list[tuple[str, str, bytes]], rate_bps: float, loss: flo
                 push.send_multipart([msgpack.packb({"id": pid, "kind": kind, "score": 0.5}), data])
             got: list[tuple[float, str, str]] = []
             stored, new_bytes, ground_reports = 0, 0, 0
+            health: dict[str, dict[str, Any]] = {"ground": {}, "downlink": {}}
             close = epoch + window_s
             settled = close + latency_ms / 1000 + 0.2
             while time.time() < settled + 1.5:  # the ground's 1 Hz health after the last arrival
@@ -142,18 +147,15 @@ def _run_pass(products: list[tuple[str, str, bytes]], rate_bps: float, loss: flo
                 if frames[0] == b"tlm.ground":
                     new_bytes = int(head.get("cfdp_file_bytes_new", 0))
                     ground_reports += 1
+                    health["ground"] = head
+                elif frames[0] == b"tlm.downlink":
+                    health["downlink"] = head
                 elif head.get("name") == "product_stored":
                     stored += 1
                 elif head.get("name") == "product_received" and head.get("ok"):
                     got.append((time.time(), head["id"], head.get("product_kind", "")))
         finally:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_processes(procs)
             sub.close()
             push.close()
             zctx.term()
@@ -162,7 +164,19 @@ def _run_pass(products: list[tuple[str, str, bytes]], rate_bps: float, loss: flo
     delivered = sum(sizes[pid] for _, pid, _ in in_window)
     return {"stored": stored, "offered_bytes": sum(sizes.values()), "delivered_bytes": delivered,
             "new_file_bytes": new_bytes, "ground_reports": ground_reports,
-            "products": len(in_window), "first_thumbnail_s": (min(thumbs) - epoch) if thumbs else None}
+            "products": len(in_window), "first_thumbnail_s": (min(thumbs) - epoch) if thumbs else None,
+            "health": health}
+
+
+def _parity_share(run: dict[str, Any]) -> float:
+    g = run["health"]["ground"]
+    parity = g.get("cfdp_fec_parity_bytes", 0)
+    return parity / max(1, g.get("bytes_received", 0))
+
+
+def _decoded(runs: list[dict[str, Any]]) -> str:
+    grounds = [r["health"]["ground"] for r in runs]
+    return f"{sum(g.get('cfdp_fec_decoded', 0) for g in grounds)}/{sum(g.get('cfdp_fec_transactions', 0) for g in grounds)}"
 
 
 GOODPUT_GOAL = 0.97
@@ -194,7 +208,8 @@ def bench_downlink(rate_bps: float = 8e6, window_s: float = 12.0, size_px: int =
                  Column("complete", "complete x r(1-l)", ".3f", True), Column("complete_spread", "(min-max)"),
                  Column("complete_ok", "goal"), Column("vs_rate", "goodput x rate", ".3f", True),
                  Column("goodput_mbps", "Mbit/s", ".2f"),
-                 Column("products", "complete products"), Column("first_thumbnail_s", "1st thumb s", ".2f"),
+                 Column("products", "complete products"), Column("parity", "parity share", ".3f"),
+                 Column("decoded", "decoded at EOF"), Column("first_thumbnail_s", "1st thumb s", ".2f"),
                  Column("offered_mb", "offered MB", ".1f")],
     )
     runs: dict[float, list[dict[str, Any]]] = {loss: [] for loss in losses}
@@ -219,6 +234,8 @@ def bench_downlink(rate_bps: float = 8e6, window_s: float = 12.0, size_px: int =
             "vs_rate": statistics.median(goodput) * (1 - loss),
             "goodput_mbps": statistics.median(goodput) * line / 1e6,
             "products": int(statistics.median(r["products"] for r in runs[loss])),
+            "parity": statistics.median(_parity_share(r) for r in runs[loss]),
+            "decoded": _decoded(runs[loss]),
             "first_thumbnail_s": statistics.median(thumbs) if thumbs else None,
             "offered_mb": runs[loss][0]["offered_bytes"] / 1e6})
     load_end = os.getloadavg()
@@ -231,74 +248,16 @@ def bench_downlink(rate_bps: float = 8e6, window_s: float = 12.0, size_px: int =
                        f"{len(products)} products of a {size_px}x{size_px} 12-bit frame and its thumbnail "
                        f"stored before the window opens; {rounds} rounds, median and (min-max); "
                        f"CFDP file data PDUs of at most {max_packet_len} bytes")
+    table.notes.append("coded transfers (fec.enabled, link/fec.py): each product as K RaptorQ source symbols and "
+                       "R repair symbols, R from the lander's running loss estimate; 'parity share': repair-symbol "
+                       "bytes of all the bytes the ground received; 'decoded at EOF': coded transactions the ground "
+                       "completed by decoding, of those it started (all rounds)")
     table.notes.append("goodput: product bytes that reached the ground for the first time during the window "
-                       "(the receiver's new file data; retransmitted copies and protocol overhead do not count)")
+                       "(the receiver's new file data: source symbols and what a decode filled; parity, "
+                       "retransmitted copies and protocol overhead do not count)")
     table.notes.append("complete: bytes of the products the ground finished (and announced) by the window's close "
                        "plus the light time; the rest of a product completes in the next pass, from where it stopped")
     table.notes.append("machine load (1/5/15 min) at start " + " ".join(f"{x:.2f}" for x in load_start)
                        + ", at end " + " ".join(f"{x:.2f}" for x in load_end) + f", {cpus} CPUs"
                        + (": BUSY MACHINE, figures are not an idle run's" if busy else ""))
-    return table
-
-
-def bench_reencode(size_px: int = 2048, n_frames: int = 3) -> Table:
-    """Bytes queued per lossless frame after background re-encoding caught up, vs JPEG XL e7 alone."""
-    from benchmarks.imaging import CAPTURE
-    from fsw.downlink.reencoder import Reencoder
-    from fsw.downlink.store import ProductStore
-    from fsw.imaging.codecs import codec_tag, encode_pixels
-
-    make, source = frame_maker(size_px, size_px, 12)
-    products = [(pid, data) for pid, kind, data in _products(size_px, n_frames, CAPTURE["codec"], CAPTURE["params"])
-                if kind == "full"]
-    t0 = time.perf_counter()
-    best = [len(encode_pixels("jpegxl", make(i + 1), {"bit_depth": 12, "effort": 7})) for i in range(n_frames)]
-    alone_s = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory(prefix="pdh-reencode-") as tmp:
-        store = ProductStore(Path(tmp) / "store")
-        for pid, data in products:
-            store.add(pid, "full", data, codec=codec_tag(CAPTURE["codec"], CAPTURE["params"]))
-        capture = store.total_bytes()
-        worker = Reencoder("jpegxl", {"effort": 7}, nice=10)
-        t0 = time.perf_counter()
-        try:
-            while True:
-                result = worker.poll()
-                if result is not None:
-                    if result.data is not None:
-                        store.replace_payload(result.id, result.data, worker.tag)
-                    store.mark_reencoded(result.id)
-                if worker.busy is None:
-                    cands = store.reencode_candidates(("full",), worker.tag, 1)
-                    if not cands:
-                        break
-                    worker.offer(cands[0].id, cands[0].gen, cands[0].path)
-                time.sleep(0.01)
-        finally:
-            worker.close()
-        caught_up_s = time.perf_counter() - t0
-        queued = store.total_bytes()
-        store.close()
-    payload_best = sum(best)
-    capture_params = {"bit_depth": 12, **CAPTURE["params"]}
-    envelope = sum(len(d) for _, d in products) - sum(len(encode_pixels(CAPTURE["codec"], make(i + 1), capture_params))
-                                                       for i in range(n_frames))
-    table = Table(
-        name="reencode",
-        title=f"Bytes queued per lossless {size_px}x{size_px} 12-bit frame, capture path vs after re-encoding",
-        baseline="JPEG XL effort 7 encoding the same frames alone, in this run (plus the same product envelope)",
-        columns=[Column("stage", "stage"), Column("vs_best", "x JXL e7 alone", ".3f", True),
-                 Column("bytes_per_frame", "bytes/frame", ",.0f"), Column("bits_per_px", "bits/px", ".3f"),
-                 Column("seconds", "s (all frames)", ".1f")],
-    )
-    best_total = payload_best + envelope
-    px = size_px * size_px * n_frames
-    capture_name = f"capture path ({codec_tag(CAPTURE['codec'], CAPTURE['params'])})"
-    for stage, total, secs in ((capture_name, capture, None),
-                               ("after background re-encoding", queued, caught_up_s),
-                               ("JPEG XL e7 alone", best_total, alone_s)):
-        table.rows.append({"stage": stage, "vs_best": ratio(total, best_total), "bytes_per_frame": total / n_frames,
-                           "bits_per_px": total * 8 / px, "seconds": secs})
-    table.notes.append(f"{n_frames} frames from {source}; the worker is a separate process at nice 10, "
-                       "verifying each re-encoding bit-exact before the store swaps it in")
     return table

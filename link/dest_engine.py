@@ -108,6 +108,8 @@ class ReceivedFile:
     delivered: bool
     condition: str
     size: int
+    transfer_name: str = ""
+    """The name the transaction carried (its Metadata's), where it differs from ``name``: a coded transfer's."""
 
 
 @dataclass
@@ -550,7 +552,7 @@ class DestEngine(PduEngine[bytes]):
                 fp.delivery_code = DeliveryCode.DATA_INCOMPLETE
                 fp.condition_code = ConditionCode.FILE_CHECKSUM_FAILURE
         delivered = delivered and fp.condition_code == ConditionCode.NO_ERROR
-        coded = path
+        coded, transfer_name = path, Path(name).name
         if delivered and entry.coding is not None:
             try:
                 name, path, size = self._deliver_coded(entry, name, path, size)
@@ -570,7 +572,9 @@ class DestEngine(PduEngine[bytes]):
                 self.filestore.discard(coded)
             except (OSError, PermissionError):
                 pass
-        self.received.append(ReceivedFile(key, path, Path(name).name, delivered, fp.condition_code.name, size))
+        plain = Path(name).name
+        self.received.append(ReceivedFile(key, path, plain, delivered, fp.condition_code.name, size,
+                                          transfer_name if transfer_name != plain else ""))
 
     def _close(self, key: tuple[int, int], entry: _Active) -> None:
         self._active.pop(key, None)

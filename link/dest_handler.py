@@ -19,6 +19,7 @@ Used by :class:`link.dest_engine.DestEngine`; no I/O of its own.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 from spacepackets.cfdp import ConditionCode, GenericPduPacket
@@ -94,7 +95,7 @@ class TransactionHandler(DestHandler):
     def file_name(self) -> str:
         """The destination file name of the transaction (its Metadata's), or empty."""
         name = self._params.fp.file_name
-        return str(name) if name else ""
+        return "" if name is None or name == Path() else str(name)  # Path() until its Metadata came
 
 
 class FinishingRecorder(IndicationRecorder):

@@ -37,7 +37,7 @@ from framework.errors import ProtocolError
 
 __all__ = ["Coding", "FecError", "LossEstimate", "SymbolDecoder", "coding_for", "encode", "extract",
            "repair_for", "resend_for", "split_name", "symbol_size", "crc32_of",
-           "PAYLOAD_ID_LEN", "SYMBOL_ALIGN", "MAX_SOURCE_SYMBOLS", "DECODE_TARGET", "RESEND_TARGET"]
+           "PAYLOAD_ID_LEN", "SYMBOL_ALIGN", "MAX_SOURCE_SYMBOLS", "DECODE_TARGET", "LATE_TARGET", "RESEND_TARGET"]
 
 PAYLOAD_ID_LEN = 4
 """RFC 6330 FEC payload id: source block number (1 byte), encoding symbol id (3 bytes)."""
@@ -50,7 +50,10 @@ MAX_REPAIR_FACTOR = 3
 MAX_LOSS = 0.6
 DECODE_TARGET = 0.8
 """The redundancy rule: the smallest R for which K + 1 of K + R symbols arrive with this probability."""
-RESEND_TARGET = 0.9
+LATE_TARGET = 0.95
+"""The same for a product whose shortfall could not be made up before the window closes (its EOF leaves
+less than a round trip before the close): a NAK round trip would come too late."""
+RESEND_TARGET = 0.97
 """After the EOF: resend enough symbols that the deficit arrives with this probability (each miss costs a
 round trip)."""
 DECODE_MARGIN = 1
@@ -119,14 +122,14 @@ def symbol_size(segment_len: int) -> int:
     return min(t, _MAX_SYMBOL)
 
 
-def coding_for(length: int, segment_len: int, loss: float) -> Coding | None:
-    """The coding of a ``length``-byte product over ``segment_len``-byte segments at estimated ``loss``;
-    None if it is not coded (empty, or too many symbols)."""
+def coding_for(length: int, segment_len: int, loss: float, target: float = DECODE_TARGET) -> Coding | None:
+    """The coding of a ``length``-byte product over ``segment_len``-byte segments at estimated ``loss``
+    (:func:`repair_for` at ``target``); None if it is not coded (empty, or too many symbols)."""
     t = symbol_size(segment_len)
     k = -(-length // t)
     if length <= 0 or k > MAX_SOURCE_SYMBOLS:
         return None
-    return Coding(length, t, repair_for(k, loss))
+    return Coding(length, t, repair_for(k, loss, target))
 
 
 def encode(data: bytes, coding: Coding) -> bytes:

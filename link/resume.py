@@ -65,6 +65,11 @@ class Segments:
         self._ends[lo:hi] = [end]
         return length - overlap
 
+    def holds(self, offset: int) -> bool:
+        """Whether byte ``offset`` is in one of the ranges."""
+        i = bisect_right(self._starts, offset) - 1
+        return i >= 0 and offset < self._ends[i]
+
     @property
     def ranges(self) -> list[tuple[int, int]]:
         return list(zip(self._starts, self._ends))

@@ -35,8 +35,10 @@ What cfdp-py leaves to its user, this adapter does:
   immediate NAK and its NAK at EOF overlap; without this each lost segment
   went two or three times. A copy that was lost is asked for again by a later
   NAK, which is then answered.
-- Every EOF PDU goes twice: a lost EOF otherwise costs the ground its NAKs of
-  the file's end for a whole ACK timer (the receiver ACKs each copy, 4.7.2).
+- Every EOF PDU goes twice (a coded transaction's three times: it completes at its
+  EOF): a lost EOF otherwise costs the ground its NAKs of the file's end, or a
+  coded transaction its completion, for a whole ACK timer (the receiver ACKs each
+  copy, 4.7.2).
 - The Metadata PDU is repeated three times, spread through the first file data
   (or before the EOF of a small file): cfdp-py keeps no data that arrives before
   Metadata, and its receiver does not recover a small file whose Metadata and
@@ -231,9 +233,9 @@ class _Current:
     sent_at: dict[int, tuple[float, int]] = field(default_factory=dict)  # offset -> (send time, length)
     coding: Coding | None = None
     eof_at: float = 0.0  # when the EOF first went
-    naks: int = 0  # NAKs of this (coded) transaction, measured
     nak_missing: Segments = field(default_factory=Segments)  # union of the data ranges its NAKs listed
-    nak_scope: int = 0  # the furthest scope its NAKs covered
+    first_sent: dict[int, float] = field(default_factory=dict)  # offset -> when its first copy left
+    judged: int = 0  # symbols (from the first) the loss estimate has been told about
 
 
 class SourceEngine(PduEngine[tuple[int, bytes, int]]):
@@ -316,7 +318,9 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
         apid, raw, offset = item
         cur = self._current
         if offset != _NOT_FD and cur is not None and offset in cur.sent_at:
-            cur.sent_at[offset] = (self.clock(), cur.sent_at[offset][1])
+            now = self.clock()
+            cur.sent_at[offset] = (now, cur.sent_at[offset][1])
+            cur.first_sent.setdefault(offset, now)
         return apid, raw
 
     # -- commands ------------------------------------------------------------------------------
@@ -394,6 +398,8 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
                 break
         self._check_inactivity()
         self._check_runaway()
+        if self._current is not None:
+            self._judge(self._current, self.clock() - self.in_flight_s)
 
     def _take(self, pdu: GenericPduPacket) -> None:
         """A PDU from the ground (counted by :meth:`PduEngine.insert`)."""
@@ -427,9 +433,10 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
             pdu = self._not_in_flight(pdu)
             if pdu is None:
                 return
-            if (0, 0) in pdu.segment_requests and self.tail_reached:
-                # The ground asks for Metadata after our EOF: it lost the transaction (a restart, or every
-                # Metadata copy lost). cfdp-py's source does not retransmit a whole file reliably then, so
+            if ((0, 0) in pdu.segment_requests and self.tail_reached
+                    and self.clock() - self._current.eof_at >= self.in_flight_s):
+                # The ground asks for Metadata after our EOF reached it: it lost the transaction (a restart,
+                # or every Metadata copy lost); one it asked before the EOF reached it is answered. cfdp-py's source does not retransmit a whole file reliably then, so
                 # this transaction ends and the product goes again in a fresh one.
                 self.counters["restarted_on_metadata_nak"] += 1
                 self.abort("the ground lost the transaction (Metadata NAK after EOF)")
@@ -509,7 +516,7 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
                 cur.sent_at[offset] = (_QUEUED, len(holder.pdu.file_data))
                 self._out.append((cur.apid, raw, offset))
             else:
-                copies = _EOF_COPIES if kind == DirectiveType.EOF_PDU else 1
+                copies = 1 if kind != DirectiveType.EOF_PDU else _EOF_COPIES + (cur.coding is not None)
                 self._out.extend((cur.apid, raw, _NOT_FD) for _ in range(copies))
             if kind == DirectiveType.METADATA_PDU:
                 cur.metadata = cur.metadata or raw
@@ -533,8 +540,7 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
         self.user.finished.clear()
         self._ended[cur.seq] = _FINISHED if finished else _ABANDONED
         if finished and finished_is_delivery(finished[-1].finished_params):
-            if cur.coding is not None and cur.naks == 0:  # no segment of it was missed: the loss is low
-                self.loss.observe(0, cur.coding.packets)
+            self._judge(cur, float("inf"))  # the ground has it all: what no NAK listed arrived
             self.outcomes.append(Outcome(cur.product_id, cur.seq, True, "delivered"))
             return
         faults = [f.condition for f in self.faults.take() if f.transaction[1] == cur.seq]
@@ -589,7 +595,11 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
         missing = sorted({i for s, e in nak.segment_requests if (s, e) != (0, 0)
                           for i in range(s // n, -(-e // n))})
         self._measure(nak, missing)
-        after_eof = cur.eof_sent and self.clock() - cur.eof_at >= self.round_trip_s
+        # after the EOF: a NAK of the whole file's end (the receiver's NAK at EOF, CFDP 4.6.4.3.2, or its
+        # last batch) a round trip after the EOF left; an immediate NAK (4.6.4.3.1) ends at the segment
+        # that showed its gap
+        after_eof = (cur.eof_sent and self.clock() - cur.eof_at >= self.round_trip_s
+                     and nak.end_of_scope >= cur.size)
         if not after_eof:
             self.counters["coded_naks_measured"] += 1
             return NakPdu(nak.pdu_header.pdu_conf, nak.start_of_scope, nak.end_of_scope, meta) if meta else None
@@ -611,18 +621,29 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
         return NakPdu(nak.pdu_header.pdu_conf, nak.start_of_scope, nak.end_of_scope, requests) if requests else None
 
     def _measure(self, nak: NakPdu, missing: list[int]) -> None:
-        """Feed the loss estimate what this NAK adds to its transaction's evidence: the symbols newly
-        listed missing against the symbols its scope newly covers."""
+        """Note the symbols a NAK of a coded transaction lists as missing (for :meth:`_judge`)."""
         cur = self._current
         assert cur is not None and cur.coding is not None
         n = cur.coding.packet_len
-        cur.naks += 1
-        new_missing = sum(cur.nak_missing.add(i * n, n) for i in missing) // n
-        scope = min(nak.end_of_scope, cur.size)
-        new_seen = max(0, scope - cur.nak_scope) // n
-        cur.nak_scope = max(cur.nak_scope, scope)
-        if new_seen or new_missing:
-            self.loss.observe(new_missing, max(new_seen, new_missing))
+        for i in missing:
+            cur.nak_missing.add(i * n, n)
+
+    def _judge(self, cur: _Current, before: float) -> None:
+        """Tell the loss estimate about the symbols of a coded transaction whose first copy left before
+        ``before`` (a round trip and a margin ago: the ground has NAKed each of them by now if it lost
+        it, CFDP 4.6.4.3.1), in order: lost if a NAK listed it, else arrived."""
+        if cur.coding is None:
+            return
+        n, missing, seen = cur.coding.packet_len, 0, 0
+        while cur.judged < cur.coding.packets:
+            sent = cur.first_sent.get(cur.judged * n)
+            if sent is None or sent >= before:
+                break
+            seen += 1
+            missing += cur.nak_missing.holds(cur.judged * n)
+            cur.judged += 1
+        if seen:
+            self.loss.observe(missing, seen)
 
     def _not_in_flight(self, nak: NakPdu) -> NakPdu | None:
         """``nak`` without the file data whose last copy is still on its way (queued, or sent within

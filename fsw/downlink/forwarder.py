@@ -65,7 +65,7 @@ from fsw.imaging.codecs import codec_tag
 from fsw.imaging.product import PRODUCT_KINDS
 from link.contacts import ContactClock, load_plan
 from link.dictionary import Dictionary
-from link.fec import Coding, FecError, coding_for
+from link.fec import LATE_TARGET, Coding, FecError, coding_for
 from link.filestore import PRODUCT_SUFFIX, SEGMENT_SUFFIX
 from link.mib import CfdpTimers
 from link.packets import apid_for_kind, received_pdu
@@ -567,8 +567,19 @@ class Forwarder:
                 self.start(item)
 
     def coding(self, item: StoredProduct) -> Coding | None:
-        """How the item would be coded now (None: it goes plain)."""
-        return coding_for(item.size, self.tx.segment_len, self.tx.loss.value) if self.fec else None
+        """How the item would be coded now (None: it goes plain): for the loss estimate, at the higher
+        LATE_TARGET if its EOF would leave less than a round trip before the contact closes (a shortfall
+        could not be made up inside the window)."""
+        if not self.fec:
+            return None
+        coding = coding_for(item.size, self.tx.segment_len, self.tx.loss.value)
+        contact = self.tx.contact
+        if coding is None or contact is None:
+            return coding
+        eof_at = self.clock() + self.tx.send_s(coding.packets, coding.packet_len)
+        if eof_at + 2 * contact.latency_ms / 1000 > contact.closes_at:
+            return coding_for(item.size, self.tx.segment_len, self.tx.loss.value, LATE_TARGET)
+        return coding
 
     def fitting(self, item: StoredProduct, waiting: set[str]) -> StoredProduct:
         """The policy's ``item`` if its file can leave before the contact closes; else the first of the
@@ -634,7 +645,8 @@ class Forwarder:
             self.discard(item, exc)
             return
         self.log.info("transaction_started", id=item.id, transaction=seq, cls=item.cls, bytes=item.size,
-                      in_flight=len(self.tx.in_flight()))
+                      in_flight=len(self.tx.in_flight()), source=coding.source if coding else None,
+                      repair=coding.repair if coding else None, loss_estimate=round(self.tx.loss.value, 4))
         self.store.set_state(item.id, "sending")
 
     def discard(self, item: StoredProduct, exc: Exception) -> None:

@@ -221,8 +221,9 @@ KIND = KindSpec(
         "fec": Field(dict, {}, keys={
             "enabled": Field(bool, False, doc="send each item as a coded transaction: RaptorQ source and repair "
                                               "symbols (link/fec.py), NAKs only for a shortfall"),
-            "initial_loss": Field(float, 0.05, min=0.0, max=0.6,
-                                  doc="the loss estimate before the ground's NAKs have measured it"),
+            "initial_loss": Field(float, 0.02, min=0.0, max=0.6,
+                                  doc="the loss estimate before the ground's NAKs have measured it (low: an "
+                                      "early product coded short costs a round trip, one coded long costs goodput)"),
         }),
         "links": Field(dict, {}, endpoint_refs="tcp|ipc",
                        doc="optional: bus_sub (telemetry recording), imaging_command (SEND_REGION forwarding)"),

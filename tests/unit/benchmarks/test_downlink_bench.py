@@ -7,8 +7,7 @@ import math
 import pytest
 
 from benchmarks.__main__ import BENCHES, SIZES
-from benchmarks.downlink import bench_downlink, bench_reencode, goodput_config
-from benchmarks.figures import render
+from benchmarks.downlink import bench_downlink, goodput_config
 from framework.config import validate_config
 
 
@@ -20,15 +19,8 @@ def test_the_downlink_benchmarks_are_registered_with_both_sizes() -> None:
 def test_the_goodput_config_is_valid() -> None:
     cfg = validate_config(goodput_config(2e6, 0.05, 4.0, 200.0, 1e9))
     assert cfg.processes["relay"]["loss"] == 0.05
-
-
-def test_reencode_at_toy_size_reaches_the_best_codec() -> None:
-    table = bench_reencode(size_px=64, n_frames=1)
-    rows = {r["stage"]: r for r in table.rows}
-    assert table.columns[1].is_ratio and len(rows) == 3
-    assert rows["JPEG XL e7 alone"]["vs_best"] == 1.0
-    assert rows["after background re-encoding"]["vs_best"] <= rows["capture path (jpegxl:effort=1)"]["vs_best"]
-    assert table.baseline in render(table)
+    coded = validate_config(goodput_config(2e6, 0.05, 4.0, 200.0, 1e9, fec=True))
+    assert coded.processes["downlink"]["fec"] == {"enabled": True, "initial_loss": 0.02}
 
 
 @pytest.mark.integration
