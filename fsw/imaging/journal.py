@@ -3,12 +3,7 @@
 What the core must remember across a crash (:mod:`fsw.imaging.accounts`: the frames
 it accepted and has not yet seen stored, which products the downlink has stored, the
 reports that name frames) is written here as records and committed with one
-``fsync`` per loop turn, however many records the turn made (a group commit). The
-loop does not wait for the disk (:meth:`Journal.commit_soon`): one commit at a time
-runs on a thread of the journal's own, and the records buffered meanwhile go
-with the next one; a fsync costs milliseconds (more when the disk is shared), and
-waiting for it on the loop took the loop's turn from the next frame, at small
-frames the largest cost of the capture path after the codec (benchmarks.camera).
+``fsync`` per loop turn, however many records the turn made (a group commit).
 
 A record on disk is ``u32 length, u32 CRC-32C of the body, body`` (little-endian),
 the body a msgpack map. :meth:`Journal.load` reads records up to the first one that
@@ -26,7 +21,6 @@ from __future__ import annotations
 import os
 import struct
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +69,9 @@ class Journal:
         self.commits = 0
         self.last_commit_us = 0.0  # how long the last commit took (write + fsync)
         self.torn_bytes = 0  # bytes cut off the end at load: a torn or damaged tail
-        self._committer: ThreadPoolExecutor | None = None  # started by the first commit_soon
-        self._running: tuple[Future[None], list[bytes]] | None = None  # the commit under way and its records
 
     def load(self) -> list[dict[str, Any]]:
         """Every sound record in order; a torn or damaged tail is cut off (``torn_bytes``)."""
-        self._settle(quiet=True)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             data = self.path.read_bytes() if self.path.exists() else b""
@@ -119,58 +110,24 @@ class Journal:
         return len(self._buf)
 
     def commit(self) -> None:
-        """Write and fsync every buffered record (nothing to do when none is), after the commit under way, if
-        any. JournalError on failure: the records stay buffered and go with the next commit."""
-        self._settle()
+        """Write and fsync every buffered record (nothing to do when none is). JournalError on failure:
+        the records stay buffered and go with the next commit."""
         if not self._buf:
             return
+        t0 = time.perf_counter()
+        data = b"".join(self._buf)
         try:
-            self._write(self._buf)
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+            os.fsync(self._fd)
         except OSError as exc:
             self._reopen_after_error()
             raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
+        self.records += len(self._buf)
         self._buf.clear()
-
-    def commit_soon(self) -> None:
-        """Start a commit of the buffered records on the journal's thread and return at once; while one is under
-        way, records stay buffered for the next (the loop calls this every turn). JournalError: the last
-        commit failed; its records are buffered again, ahead of the newer ones, and go with the next."""
-        if self._running is not None and not self._running[0].done():
-            return
-        self._settle()
-        if not self._buf:
-            return
-        if self._committer is None:
-            self._committer = ThreadPoolExecutor(1, thread_name_prefix="journal")
-        batch, self._buf = self._buf, []
-        self._running = (self._committer.submit(self._write, batch), batch)
-
-    def _settle(self, quiet: bool = False) -> None:
-        """Wait for the commit under way; if it failed, buffer its records again (first) and raise
-        JournalError, or with ``quiet`` only cut the file back to its last sound record."""
-        if self._running is None:
-            return
-        future, batch = self._running
-        self._running = None
-        exc = future.exception()
-        if exc is None:
-            return
-        self._buf[:0] = batch
-        self._reopen_after_error()
-        if not quiet:
-            raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
-
-    def _write(self, batch: list[bytes]) -> None:
-        """Append ``batch`` and fsync (OSError as raised); on the loop's thread or the journal's, one at a time."""
-        t0 = time.perf_counter()
-        data = b"".join(batch)
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view):]
-        os.fsync(self._fd)
-        self.records += len(batch)
         self.commits += 1
         self.last_commit_us = (time.perf_counter() - t0) * 1e6
 
@@ -185,7 +142,6 @@ class Journal:
     def rewrite(self, records: list[dict[str, Any]]) -> None:
         """Replace the file with ``records`` (a snapshot), atomically; buffered records are dropped (the
         snapshot includes what they said). JournalError on failure: the old file stays."""
-        self._settle(quiet=True)  # a failed commit's records are in the snapshot too
         tmp = self.path.with_name(self.path.name + ".tmp")
         data = b"".join(_pack(r) for r in records)
         try:
@@ -206,11 +162,6 @@ class Journal:
         self.records = len(records)
 
     def close(self) -> None:
-        """Wait for the commit under way (an error of it is dropped: its records stay buffered), then close."""
-        self._settle(quiet=True)
-        if self._committer is not None:
-            self._committer.shutdown(wait=True)
-            self._committer = None
         if self._fd is not None:
             try:
                 os.close(self._fd)

@@ -5,7 +5,7 @@ dropped with a rate-limited ``frame_rejected``), go to the processor's bounded q
 and the products it makes go to the downlink over PUSH through a
 :class:`~fsw.imaging.handoff.Handoff`, which keeps each until the downlink says it
 stored it. :class:`~fsw.imaging.accounts.FrameAccounts` keeps the books of every
-frame in a journal (one fsync per loop turn, on the journal's thread), so that after a crash of this process
+frame in a journal (one fsync per loop turn), so that after a crash of this process
 or of the broker each frame the camera sent is either stored or named by an event
 (``frames_lost``); the reports that name frames are published until this process
 hears them back on the bus. Exposure commands go to each camera driver's command
@@ -341,15 +341,9 @@ class ImagingCore:
         return ""
 
     # -- the journal -------------------------------------------------------------------------------
-    def commit(self, wait: bool = True) -> None:
-        """Make the records durable: at once (start, stop), or, each loop turn (``wait`` False), by a commit
-        started on the journal's thread that the loop does not wait for (the disk's milliseconds are not
-        taken from the frames; :meth:`~fsw.imaging.journal.Journal.commit_soon`)."""
+    def commit(self) -> None:
         try:
-            if wait:
-                self.accounts.commit()
-            else:
-                self.journal.commit_soon()
+            self.accounts.commit()
             if self.accounts.compact_due():
                 self.accounts.compact()
         except JournalError as exc:
@@ -403,7 +397,7 @@ class ImagingCore:
         self.handoff.flush()
         for name, fields in self.accounts.due(now):
             self.events.emit(name, fields)
-        self.commit(wait=False)
+        self.commit()
         self.cmd.poll()
         self.command_work.finish()
         self.drain_camera_replies()
