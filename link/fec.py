@@ -124,11 +124,16 @@ def symbol_size(segment_len: int) -> int:
 
 def coding_for(length: int, segment_len: int, loss: float, target: float = DECODE_TARGET) -> Coding | None:
     """The coding of a ``length``-byte product over ``segment_len``-byte segments at estimated ``loss``
-    (:func:`repair_for` at ``target``); None if it is not coded (empty, or too many symbols)."""
+    (:func:`repair_for` at ``target``); None if it is not coded (empty, or too many symbols). K is the fewest
+    symbols the segment allows, T the smallest aligned size that holds the product in K (a 16.8 kB thumbnail:
+    5 symbols of 3360 bytes, not of 4072 with a fifth of padding); each symbol still fills one segment,
+    the transaction's segments being T + 4 bytes."""
     t = symbol_size(segment_len)
     k = -(-length // t)
     if length <= 0 or k > MAX_SOURCE_SYMBOLS:
         return None
+    per = -(-length // k)
+    t = max(SYMBOL_ALIGN, -(-per // SYMBOL_ALIGN) * SYMBOL_ALIGN)  # as little padding as K symbols allow
     return Coding(length, t, repair_for(k, loss, target))
 
 

@@ -39,8 +39,8 @@ What cfdp-py leaves to its user, this adapter does:
   EOF): a lost EOF otherwise costs the ground its NAKs of the file's end, or a
   coded transaction its completion, for a whole ACK timer (the receiver ACKs each
   copy, 4.7.2).
-- The Metadata PDU is repeated three times, spread through the first file data
-  (or before the EOF of a small file): cfdp-py keeps no data that arrives before
+- The Metadata PDU is repeated three times (a coded transaction's five times), spread through
+  the first file data (or before the EOF of a small file): cfdp-py keeps no data that arrives before
   Metadata, and its receiver does not recover a small file whose Metadata and
   data were all lost before the EOF, so each copy makes that rarer.
 - An inactivity watch on an injected clock abandons a transaction the ground
@@ -49,11 +49,12 @@ What cfdp-py leaves to its user, this adapter does:
 - A coded transaction (:mod:`link.fec`: its destination name ends in a coding suffix, its file is the
   coded file F of K source and R repair symbols, each one file data segment) answers NAKs differently.
   A NAK the ground sent before it had the EOF is not answered with file data (the repair symbols cover
-  those losses) but measured: the segments it lists against its scope feed the shared
+  those losses) but measured: a round trip and a margin after a symbol's first copy left, it counts as
+  lost if a NAK listed it and as arrived otherwise, which feeds the shared
   :class:`~link.fec.LossEstimate` the next transactions' redundancy comes from. A NAK after the EOF says
   how many symbols the ground holds; only the deficit (K + 1 minus those held, minus what is on its way)
   is resent, chosen among the missing segments, with enough extra for the loss. A ground that holds
-  K + 2 or more and still NAKs has decoded wrongly (its CRC failed): it is answered in full.
+  K + 1 or more and still NAKs has decoded wrongly (its CRC failed) or not at all: it is answered in full.
 - Progress marks (:class:`Checkpoint`) for the service to record: how far the
   file data has gone, every ``CHECKPOINT_BYTES`` at most every
   ``CHECKPOINT_MIN_S`` (:mod:`link.resume`), and when the EOF went. After a restart
@@ -72,10 +73,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from spacepackets.cfdp import ConditionCode, CrcFlag, GenericPduPacket, LargeFileFlag, PduConfig, TransmissionMode
-from spacepackets.cfdp.pdu.file_data import get_max_file_seg_len_for_max_packet_len_and_pdu_cfg
-from spacepackets.util import ByteFieldU32
 from spacepackets.cfdp.pdu import AckPdu, DirectiveType, FinishedPdu, NakPdu, TransactionStatus
+from spacepackets.cfdp.pdu.file_data import get_max_file_seg_len_for_max_packet_len_and_pdu_cfg
 from spacepackets.cfdp.pdu.finished import DeliveryCode, FileStatus, FinishedParams
+from spacepackets.util import ByteFieldU32
 
 from cfdppy import CfdpState
 from cfdppy.exceptions import (
@@ -116,6 +117,7 @@ Reject = Callable[[str, dict[str, Any]], Any]
 _REJECTED = (InvalidPduDirection, InvalidPduForSourceHandler, InvalidSourceId, InvalidDestinationId,
              InvalidTransactionSeqNum, NoRemoteEntityConfigFound, PduIgnoredForSource)
 _METADATA_REPEAT_AFTER = (1, 4, 16)  # file data PDUs sent before each repeat of the Metadata PDU
+_CODED_METADATA_REPEAT_AFTER = (1, 4, 16, 64, 256)  # a coded transaction's: data before Metadata is lost
 _EOF_COPIES = 2
 _QUEUED = float("inf")  # a file data PDU's send time while it waits in the outbox
 _NOT_FD = -1  # the offset tag of an outbox item that is not file data
@@ -236,6 +238,7 @@ class _Current:
     nak_missing: Segments = field(default_factory=Segments)  # union of the data ranges its NAKs listed
     first_sent: dict[int, float] = field(default_factory=dict)  # offset -> when its first copy left
     judged: int = 0  # symbols (from the first) the loss estimate has been told about
+    blind_until: float = -1e18  # the ground asked for Metadata then: what went before, it could not NAK
 
 
 class SourceEngine(PduEngine[tuple[int, bytes, int]]):
@@ -436,8 +439,9 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
             if ((0, 0) in pdu.segment_requests and self.tail_reached
                     and self.clock() - self._current.eof_at >= self.in_flight_s):
                 # The ground asks for Metadata after our EOF reached it: it lost the transaction (a restart,
-                # or every Metadata copy lost); one it asked before the EOF reached it is answered. cfdp-py's source does not retransmit a whole file reliably then, so
-                # this transaction ends and the product goes again in a fresh one.
+                # or every Metadata copy lost; one it asked before the EOF reached it is answered). cfdp-py's
+                # source does not retransmit a whole file reliably then, so this transaction ends and the
+                # product goes again in a fresh one.
                 self.counters["restarted_on_metadata_nak"] += 1
                 self.abort("the ground lost the transaction (Metadata NAK after EOF)")
                 return
@@ -507,8 +511,9 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
                 if not cur.eof_sent:
                     cur.eof_at = self.clock()
                 cur.eof_sent, cur.eof_pdu = True, raw
+            repeats = _METADATA_REPEAT_AFTER if cur.coding is None else _CODED_METADATA_REPEAT_AFTER
             if kind == DirectiveType.EOF_PDU and cur.metadata:
-                while cur.metadata_repeats < len(_METADATA_REPEAT_AFTER):  # a small file: repeat before EOF
+                while cur.metadata_repeats < len(repeats):  # a small file: repeat before EOF
                     cur.metadata_repeats += 1
                     self._out.append((cur.apid, cur.metadata, _NOT_FD))
             if kind is None:
@@ -524,8 +529,8 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
                 cur.fd_sent += 1
                 cur.fd_bytes += len(raw)
                 self.counters["file_bytes_sent"] += len(holder.pdu.file_data)
-                if (cur.metadata and cur.metadata_repeats < len(_METADATA_REPEAT_AFTER)
-                        and cur.fd_sent >= _METADATA_REPEAT_AFTER[cur.metadata_repeats]):
+                if (cur.metadata and cur.metadata_repeats < len(repeats)
+                        and cur.fd_sent >= repeats[cur.metadata_repeats]):
                     cur.metadata_repeats += 1
                     self._out.append((cur.apid, cur.metadata, _NOT_FD))
 
@@ -592,6 +597,8 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
         assert cur is not None and cur.coding is not None
         coding, n = cur.coding, cur.coding.packet_len
         meta = [(0, 0)] if (0, 0) in nak.segment_requests else []
+        if meta:
+            cur.blind_until = self.clock()
         missing = sorted({i for s, e in nak.segment_requests if (s, e) != (0, 0)
                           for i in range(s // n, -(-e // n))})
         self._measure(nak, missing)
@@ -603,9 +610,9 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
         if not after_eof:
             self.counters["coded_naks_measured"] += 1
             return NakPdu(nak.pdu_header.pdu_conf, nak.start_of_scope, nak.end_of_scope, meta) if meta else None
-        scope = [i for i in range(nak.start_of_scope // n, -(-nak.end_of_scope // n))]
-        held = len(scope) - len(missing)  # at least this many (outside the scope counts as missing)
-        if held >= coding.source + DECODE_MARGIN + 1:  # enough to decode, yet it asks: its decode was wrong
+        scope = -(-nak.end_of_scope // n) - nak.start_of_scope // n
+        held = scope - len(missing)  # at least this many (outside the scope counts as missing)
+        if held >= coding.source + DECODE_MARGIN:  # enough to decode, yet it asks: its decode was wrong
             self.counters["coded_naks_answered_in_full"] += 1
             return nak
         # on its way: resent since the EOF (what went before it, the ground had seen or lost when it NAKed)
@@ -639,8 +646,9 @@ class SourceEngine(PduEngine[tuple[int, bytes, int]]):
             sent = cur.first_sent.get(cur.judged * n)
             if sent is None or sent >= before:
                 break
-            seen += 1
-            missing += cur.nak_missing.holds(cur.judged * n)
+            if sent >= cur.blind_until:  # (before it, the ground lacked the Metadata: its NAKs say nothing)
+                seen += 1
+                missing += cur.nak_missing.holds(cur.judged * n)
             cur.judged += 1
         if seen:
             self.loss.observe(missing, seen)

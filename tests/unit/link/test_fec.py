@@ -131,6 +131,20 @@ def test_resends_cover_the_deficit_with_margin_and_never_exceed_what_is_missing(
     assert resend_for(40, 0.2, 30) == 40  # asks for what the deficit needs; the caller has fewer
 
 
+@settings(max_examples=25, deadline=None)
+@given(data=st.binary(min_size=1, max_size=20_000), segment=st.integers(40, 4078))
+def test_coding_for_pads_little_and_round_trips(data: bytes, segment: int) -> None:
+    coding = coding_for(len(data), segment, 0.1)
+    assert coding is not None and coding.packet_len <= segment
+    assert coding.source * coding.symbol - len(data) < coding.source * 8  # under one alignment a symbol
+    coded = encode(data, coding)
+    dec = SymbolDecoder(coding)
+    n = coding.packet_len
+    for i in range(coding.repair - 1, coding.packets):  # the first R - 1 symbols lost: K + 1 arrive
+        dec.add(i * n, coded[i * n:(i + 1) * n])
+    assert dec.product == data
+
+
 def test_coding_for_fits_the_segment_and_leaves_empty_files_plain() -> None:
     assert symbol_size(4078) == 4072
     c = coding_for(1_300_000, 4078, 0.05)
