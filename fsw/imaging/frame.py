@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Collection
 
 import numpy as np
@@ -119,6 +119,15 @@ class Frame:
         """PixelsOverwritten unless :meth:`intact`: call when the work on the pixels is done."""
         if self.lease is not None and not self.lease.valid():
             raise PixelsOverwritten(self.camera, self.counter, self.lease)
+
+    def detached(self) -> "Frame":
+        """This frame with pixels of its own: a copy of its ring slot, checked intact after the copy
+        (PixelsOverwritten if the writer got there first). A frame that owns its pixels is returned as it is."""
+        if self.lease is None:
+            return self
+        own = np.array(self.pixels, copy=True)
+        self.check_intact()
+        return replace(self, pixels=own, lease=None)
 
     def meta(self) -> dict[str, Any]:
         m = {"exposure_us": self.exposure_us, "gain": self.gain, "temp_c": self.temp_c, "pattern": self.pattern}

@@ -98,6 +98,8 @@ INTERFACE = Interface.build(
         ChannelSpec(0x1D, "frames_remade", "count", int, doc="frames taken again from the ring after a restart"),
         ChannelSpec(0x1E, "thumbnail_only_by", "count", dict,
                     doc="frames kept as thumbnail only, per reason (queue_full, rule, falling_behind, store_full)"),
+        ChannelSpec(0x1F, "frames_copied_out", "count", int,
+                    doc="frames used in place copied out of a ring slot due too soon (their full product kept)"),
     ),
 )
 
@@ -136,7 +138,12 @@ KIND = KindSpec(
                                                         "only a thumbnail"),
         "ring_margin": Field(float, 1.5, min=0.0, max=100.0,
                              doc="a frame used in place whose ring slot is due to be rewritten sooner than this "
-                                 "times its camera's recent work time keeps only a thumbnail (0: never)"),
+                                 "times its camera's recent work time is copied out of the ring (ring_copies) "
+                                 "or else keeps only a thumbnail (0: never)"),
+        "ring_copies": Field(int, 4, min=0, max=64,
+                             doc="frames copied out of their ring slot at once at most (in the queue and at "
+                                 "work), each costing one frame of memory; beyond, a frame due too soon keeps "
+                                 "only a thumbnail (0: never copy)"),
         "recent_frames": Field(int, 4, min=1, max=64, doc="raw frames kept per camera for requests"),
         "thumbnail_only_rule": Field(dict, {}, keys={
             "max_saturated_frac": Field(float, 1.0, min=0.0, max=1.0),

@@ -18,9 +18,13 @@ before the slot is rewritten (:class:`~fsw.imaging.ringwatch.RingWatch`: how lon
 until the camera's writer claims the slot again, from the handles of the frames
 that arrived): a frame that waits or is about to start while that is less than
 ``ring_margin`` times what a frame of its camera lately took at most (front end and
-lossless, wall time, the longest of the last few) keeps only its thumbnail, made at once while the pixels are there. It is
-named ``frames_thumbnail_only`` (reason ``falling_behind``), counted per reason in
-``thumbnail_only_by``, and said to the operator by a rate-limited ``capture_degraded``.
+lossless, wall time, the longest of the last few) is copied out of the ring (one memcpy,
+checked intact after it; ``frames_copied_out``) while at most ``ring_copies`` such copies
+are held, and keeps its full product. Beyond that bound it keeps only its thumbnail, made at
+once while the pixels are there: named ``frames_thumbnail_only`` (reason ``falling_behind``),
+counted per reason in ``thumbnail_only_by``, and said to the operator by a rate-limited
+``capture_degraded``. A writer overdue by two frame times (a burst that ended, a camera that its
+reader triggers) is no threat (:mod:`fsw.imaging.ringwatch`).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ lack, the event's fields). The imaging core makes it a durable report; the defau
 FULL, THUMBNAIL = frozenset({"full"}), frozenset({"thumbnail", "full"})
 VERIFY_THREADS_MIN_PX = 1 << 21  # frames this large (2 Mpix) verify-decode on the idle cores too
 RING_MARGIN = 1.5  # default of the setting ring_margin
+RING_COPIES = 4  # default of the setting ring_copies
 _WORK_WINDOW = 8  # a camera's work time: the longest of its last this many frames
 
 
@@ -90,7 +95,8 @@ class FrameProcessor:
         self.ae = {c: AutoExposure(AutoExposureConfig(**ae), enabled=enabled) for c in self.cameras}
         self.calibration = CalibrationManager(calibration_dir) if calibration_dir else None
         self.counters = dict(frames_accepted=0, frames_thumbnail_only=0, products_made=0, products_failed=0,
-                             ae_commands=0)
+                             ae_commands=0, frames_copied_out=0)
+        self._copies: set[tuple[str, int]] = set()  # (camera, counter) of frames copied out of their ring, in work
         self.overwritten = 0  # frames used in place whose slot was rewritten during their work
         self.rings = RingWatch()  # where each camera's ring writer is, from the handles that arrived
         self.work_s: dict[str, dict[str, float]] = {}  # camera -> {front, lossless}: recent wall seconds (max)
@@ -154,6 +160,9 @@ class FrameProcessor:
                 self._overwritten(frame, FULL)
             except Exception as exc:  # noqa: BLE001 - whatever a frame's encoding raises, it names the frame
                 self._fail(frame, exc, FULL)
+        if self._copies:  # copies that left the queue and the workers (made, thumbnailed, failed) are gone
+            self._copies &= ({(f.camera, f.counter) for f, _, _ in self.waiting}
+                             | {(f.camera, f.counter) for f, _ in self.inflight})
         self._degrade_behind()
         workers = self.s["workers"]
         while (self.waiting and len(self.inflight) < 2 * workers
@@ -164,8 +173,10 @@ class FrameProcessor:
                 continue
             behind = self._behind(frame)
             if behind is not None:
-                self._thumbnail_only(frame, "falling_behind", behind, replay)
-                continue
+                rescued = self._rescue(frame, behind, replay)
+                if rescued is None:
+                    continue
+                frame = rescued
             self._front_end(frame, replay=replay)
 
     def _degrade_behind(self) -> None:
@@ -181,9 +192,28 @@ class FrameProcessor:
             behind = self._behind(frame) if frame.intact() else None
             if behind is None:
                 keep.append(entry)
-            else:
-                self._thumbnail_only(frame, "falling_behind", behind, replay)
+                continue
+            rescued = self._rescue(frame, behind, replay)
+            if rescued is not None:
+                keep.append((rescued, entry[1], replay))
         self.waiting = keep
+
+    def _rescue(self, frame: Frame, behind: dict[str, Any], replay: bool) -> Frame | None:
+        """A frame whose slot is due too soon: copied out of the ring while ``ring_copies`` allows (a copy
+        costs a memcpy, its full product is kept; checked intact after the copy), else kept as thumbnail
+        only. The frame to go on with, or None when it was dealt with here (thumbnail only, or found
+        rewritten and named lost)."""
+        if len(self._copies) < self.s.get("ring_copies", RING_COPIES):
+            try:
+                own = frame.detached()
+            except PixelsOverwritten:
+                self._overwritten(frame, THUMBNAIL)
+                return None
+            self._copies.add((own.camera, own.counter))
+            self.counters["frames_copied_out"] += 1
+            return own
+        self._thumbnail_only(frame, "falling_behind", behind, replay)
+        return None
 
     def _behind(self, frame: Frame) -> dict[str, Any] | None:
         """What says a frame used in place cannot have its full product before its ring slot is rewritten

@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 __all__ = ["RingWatch", "write_number"]
 
 _RATE_WINDOW = 4  # handles per ring the writer's rate is measured over (the last ones: a burst counts at once)
+_STOPPED_WRITES = 2.0
+"""A writer that published nothing for this many of its write times has stopped or slowed (a burst on command
+ended, or a camera triggered by its reader waits for it): its rate says nothing about the next rewrite."""
 
 
 def write_number(slot: int, generation: int, slots: int) -> int:
@@ -82,12 +85,15 @@ class RingWatch:
     def seconds_left(self, name: str, slot: int, generation: int, slots: int, now: float) -> float:
         """About how long until the writer claims this handle's slot again: the writes left at the
         writer's rate, less the time since the newest handle (the writer has gone on since), but at most
-        one write's time: a writer that published nothing for longer has slowed or stopped (the stream
-        ended), and a frame is not given up for a rewrite that is not coming. inf while the rate is not
-        known yet (fewer than :data:`_RATE_WINDOW` handles)."""
+        one write's time. inf while the rate is not known yet (fewer than :data:`_RATE_WINDOW` handles) and
+        once the writer is overdue by :data:`_STOPPED_WRITES` write times: a writer that published nothing
+        for that long has slowed or stopped (a burst ended, the stream stopped), and a frame is not given up
+        for a rewrite that is not coming."""
         ring = self.rings.get(name)
         rate = ring.rate_hz() if ring is not None else 0.0
         if ring is None or rate <= 0.0:
             return math.inf
-        since = min(max(now - ring.arrived, 0.0), 1.0 / rate)
-        return self.writes_left(name, slot, generation, slots) / rate - since
+        since = max(now - ring.arrived, 0.0)
+        if since > _STOPPED_WRITES / rate:  # overdue: a burst that ended, or a writer held back by its reader
+            return math.inf
+        return self.writes_left(name, slot, generation, slots) / rate - min(since, 1.0 / rate)

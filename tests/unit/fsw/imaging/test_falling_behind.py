@@ -80,7 +80,10 @@ def test_the_ring_watch_numbers_writes_across_slots_and_laps_and_times_the_write
     assert watch.lag("r", 0, gen0 + 2, 8) == 3 and watch.writes_left("r", 0, gen0 + 2, 8) == 4
     assert watch.seconds_left("r", 0, gen0 + 2, 8, now=10.0) == pytest.approx(0.4)  # rate from the capture times
     assert watch.seconds_left("r", 3, gen0 + 2, 8, now=10.05) == pytest.approx(0.65)
-    assert watch.seconds_left("r", 3, gen0 + 2, 8, now=99.0) == pytest.approx(0.6)  # a stopped writer: one write
+    assert watch.seconds_left("r", 3, gen0 + 2, 8, now=10.15) == pytest.approx(0.6)  # one write late: it goes on
+    # overdue by two write times: a burst that ended or a writer its reader holds back; no rewrite is coming
+    assert watch.seconds_left("r", 3, gen0 + 2, 8, now=10.25) == math.inf
+    assert watch.seconds_left("r", 3, gen0 + 2, 8, now=99.0) == math.inf
     watch.seen("r", 0, 2, 8, t_capture=1.0, now=11.0)  # a restarted writer: generations from a new base
     assert watch.lag("r", 0, 2, 8) == 0 and watch.seconds_left("r", 0, 2, 8, now=11.0) == math.inf
 
@@ -89,7 +92,7 @@ def test_the_ring_watch_numbers_writes_across_slots_and_laps_and_times_the_write
 def test_frames_whose_slot_is_due_before_their_work_could_be_done_keep_only_their_thumbnail(
         ring: FrameRing) -> None:
     sink, clock, said = Sink(), Clock(), []
-    proc = _processor(sink, clock, said, workers=1, queue_max=16)
+    proc = _processor(sink, clock, said, workers=1, queue_max=16, ring_copies=0)  # no copies allowed
     proc.work_s["cam"] = {"lossless": 0.38}  # what a frame of this camera lately took (wall)
     frames = _stream(ring, range(7))  # 7 frames in an 8-slot ring: the oldest has 1 write to go (0.1 s)
     _accept_all(proc, frames)
@@ -109,6 +112,29 @@ def test_frames_whose_slot_is_due_before_their_work_could_be_done_keep_only_thei
     for p in sink.products:  # what was made is the frames' own pixels, made while their slots held them
         if p.kind == "full":
             assert p.crc32c == frames[p.counter][0].header.fields["crc32c"]
+
+
+def test_frames_due_too_soon_are_copied_out_while_copies_are_allowed_and_keep_their_full_product(
+        ring: FrameRing) -> None:
+    sink, clock, said = Sink(), Clock(), []
+    proc = _processor(sink, clock, said, workers=1, queue_max=16, ring_copies=3)
+    proc.work_s["cam"] = {"lossless": 0.38}
+    frames = _stream(ring, range(7))  # as above: frames 0-4 are due before their work could be done
+    _accept_all(proc, frames)
+    proc.step()
+    for n in range(7, 7 + 2 * SLOTS):  # the writer comes round the ring twice: every slot is rewritten
+        ring.put(_px(n).tobytes())
+    _run(proc)
+    # the three most at risk (the oldest) were copied and keep their full product; the next two, beyond the
+    # copies allowed, keep only a thumbnail; 5 and 6 had time but were rewritten under their work: lost
+    fulls = {p.counter: p for p in sink.products if p.kind == "full"}
+    assert sorted(fulls) == [0, 1, 2]
+    for c, p in fulls.items():  # the copies are the frames' own pixels, whatever the ring holds now
+        assert p.crc32c == frames[c][0].header.fields["crc32c"]
+    assert proc.counters["frames_copied_out"] == 3
+    named = {(c, f["reason"]) for n, c, _, f in sink.named if n == "frames_thumbnail_only"}
+    assert named == {(3, "falling_behind"), (4, "falling_behind")}
+    assert proc.sample()["frames_copied_out"] == 3
 
 
 def test_a_frame_with_time_to_spare_or_a_camera_not_yet_timed_keeps_its_full_product(ring: FrameRing) -> None:
