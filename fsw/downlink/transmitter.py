@@ -45,6 +45,8 @@ __all__ = ["Transmitter", "IN_FLIGHT_MARGIN_S", "SEGMENT_OVERHEAD_BYTES"]
 IN_FLIGHT_MARGIN_S = 0.1
 """Beyond the contact's round trip, how long a sent file data PDU still counts as on its way (the relay's
 serialisation and both ends' turn times): a NAK that arrives sooner cannot have seen it."""
+BURST_S = 0.05
+"""The pacing's bucket holds this much of the contact's rate (at least four packets)."""
 SEGMENT_OVERHEAD_BYTES = 24
 """What a file data segment costs on the radio beyond its data: the PDU header, offset and CRC (18 bytes,
 :func:`~link.source_engine.file_segment_len`) and the Space Packet primary header (6)."""
@@ -67,7 +69,9 @@ class Transmitter:
         self.engines = [SourceEngine(local_id, remote_id, max_packet_len, timers, clock=engine_clock, lookup=lookup,
                                      reject=reject, loss=self.loss) for _ in range(max_in_flight)]
         first = plan.relays[0].rate_bps[0]
-        self.burst_bytes = max(4 * (max_packet_len + 64), int(first / 8 * 0.005))
+        # the radio's transmit buffer: what a turn that held the loop up (coding a product, a disk write) could
+        # not send goes out at once after it, instead of being lost to the pass
+        self.burst_bytes = max(4 * (max_packet_len + 64), int(first / 8 * BURST_S))
         self.bucket = TokenBucket(first, self.burst_bytes, clock=monotonic)
         self.wrapper = SpacePacketWrapper(PacketType.TM)
         self.realtime = realtime if realtime is not None else RealtimeQueue(max_packet_len)
