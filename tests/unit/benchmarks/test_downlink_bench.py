@@ -25,7 +25,8 @@ def test_the_goodput_config_is_valid() -> None:
 
 @pytest.mark.integration
 def test_goodput_at_toy_size_gives_a_row_per_loss() -> None:
-    table = bench_downlink(rate_bps=1e6, window_s=2.0, size_px=128, losses=(0.0,), latency_ms=50.0)
-    row = table.rows[0]
+    table = bench_downlink(rate_bps=1e6, window_s=2.0, size_px=128, losses=(0.0,), latency_ms=50.0, rounds=1)
+    row, plain = table.rows
     assert row["loss"] == "0%" and math.isfinite(row["vs_rate"]) and row["vs_rate"] > 0
     assert row["first_thumbnail_s"] is not None
+    assert (row["leg"], plain["leg"]) == ("coded", "plain CFDP") and plain["vs_rate"] > 0
