@@ -292,7 +292,7 @@ class Station:
         while self.engine.received:
             rf: ReceivedFile = self.engine.received.popleft()
             if rf.name:
-                self.feed.transfer_outcome(rf.name, rf.delivered, rf.condition)
+                self.feed.transfer_outcome(rf.transfer_name or rf.name, rf.delivered, rf.condition)
             if not rf.delivered:
                 self.checked.pop(rf.name, None)
                 self.c["transfers_failed"] += 1
