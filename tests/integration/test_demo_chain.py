@@ -73,6 +73,11 @@ def test_chain_with_ten_percent_loss_delivers_every_frame_bit_exact(tmp_path: Pa
     side = json.loads(sidecars[0].read_text())
     assert {"id", "camera", "counter", "t_capture", "codec", "crc32c", "grades"} <= set(side)
     assert undeclared_in_logs(out) == []  # every event and telemetry channel is in its component's table
+    # the archive's transfer rows: every transfer (coded ones carry the coding in their name) ended delivered
+    import sqlite3
+    with sqlite3.connect(out / "archive.sqlite") as db:
+        states = dict(db.execute("SELECT state, COUNT(*) FROM transfers GROUP BY state").fetchall())
+    assert states.get("delivered", 0) >= summary["products_made"] and set(states) <= {"delivered", "open"}, states
 
 
 def test_demo_with_a_wrong_config_fails_at_once_naming_the_key(tmp_path: Path) -> None:
