@@ -319,14 +319,25 @@ def _wait_ready(sup: Any, buses: Any, state: Any, names: list[str], timeout_s: f
                        (f"; given up: {sup.given_up()}" if sup.given_up() else ""))
 
 
+LINK_WAIT_S = 15.0
+"""How long a command to a driver is tried again while the driver says its camera link is not up yet (a
+driver reports health before its emulator has connected; a stream started then is refused)."""
+
+
 def _command_drivers(zctx: Any, config: Any, out: Path, drivers: dict[str, str], command: str,
                      args: dict[str, dict[str, Any]], notes: list[str]) -> None:
     from framework.bus.auth import operator_client
 
     for camera, drv in drivers.items():
         client = operator_client(zctx, config, out, drv)
+        end = time.monotonic() + LINK_WAIT_S
         try:
-            replies = client.call(command, args.get(camera, {}), timeout_s=5.0)
+            while True:
+                replies = client.call(command, args.get(camera, {}), timeout_s=5.0)
+                down = bool(replies) and replies[-1].status != "completed" and "link is down" in replies[-1].reason
+                if not down or time.monotonic() >= end:
+                    break
+                time.sleep(0.2)
         finally:
             client.close()
         final = replies[-1].status if replies else "no reply"
