@@ -62,7 +62,9 @@ def test_chain_with_ten_percent_loss_delivers_every_frame_bit_exact(tmp_path: Pa
     assert summary["uplink_queued_outside_window"] and summary["uplink_state"] == "completed", summary
     assert pcap.ccsds_tc >= 1 and pcap.ccsds_tm >= 1
     stages = [s.split("@")[0] for s in summary["uplink_stages"]]
-    assert stages[0] == "queued" and stages[-1] == "completed" and "received" in stages
+    # each stage comes back as a realtime TM packet over the 10 % lossy link: one may be lost (its recorded
+    # copy crosses later, after the demo); the first is the ground's own and the last must be completed
+    assert stages[0] == "queued" and stages[-1] == "completed" and {"received", "accepted"} & set(stages)
     # an independent decoder (space-packet-parser, from the XTCE dictionary) reads the captured TM packets
     # to the values the ground archived
     tm = pcap_tm.compare(out)
